@@ -1,0 +1,103 @@
+"""Real recordings from ../shared/data as labelled word clips.
+
+- FSDD: spoken digits (8 kHz, trimmed tight), label = the digit's word, speaker in the name.
+- wake words: alexa / computer / jarvis, long lead-in and trailing silence: trimmed by energy.
+
+``pack`` writes a compact, compressed subset (for carrying to the GPU machine as validation data);
+the evaluation reads the folders directly.
+
+    python -m kws.corpus.real --data ../shared/data --out .carry/real.npz
+"""
+from __future__ import annotations
+
+import argparse
+import random
+from pathlib import Path
+from typing import List, NamedTuple
+
+import numpy as np
+
+from kws.audio import AudioError, load_audio
+from kws.corpus.tts import trim_silence
+
+DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+WAKEWORDS = ("alexa", "computer", "jarvis")
+DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
+
+class Clip(NamedTuple):
+    path: Path
+    label: str
+    speaker: str
+    source: str
+
+
+def fsdd_clips(data: Path) -> List[Clip]:
+    out = []
+    for p in sorted((data / "fsdd" / "recordings").glob("*.wav")):
+        digit, speaker, _take = p.stem.split("_")
+        out.append(Clip(p, DIGITS[int(digit)], speaker, "fsdd"))
+    return out
+
+
+def wakeword_clips(data: Path) -> List[Clip]:
+    out = []
+    for w in WAKEWORDS:
+        for p in sorted((data / "wakewords" / w).iterdir()):
+            if p.suffix.lower() in (".wav", ".flac"):
+                out.append(Clip(p, w, "", "wakewords"))
+    return out
+
+
+def load_clip(clip: Clip, trim: bool = True) -> np.ndarray:
+    x = load_audio(clip.path)
+    if trim and clip.source == "wakewords":
+        x = trim_silence(x, top_db=30.0, margin_s=0.08)
+    return x
+
+
+def split_of(clip: Clip) -> str:
+    """Deterministic half split: 'a' (tuning) or 'b' (held-out testing), by file name hash."""
+    import zlib
+
+    return "a" if zlib.crc32(clip.path.name.encode() + clip.label.encode()) % 2 == 0 else "b"
+
+
+def pack(data: Path, out: Path, fsdd_per_digit: int = 40, per_wakeword: int = 80, seed: int = 0) -> dict:
+    rng = random.Random(seed)
+    chosen: List[Clip] = []
+    fsdd = fsdd_clips(data)
+    for d in DIGITS:
+        chosen += rng.sample([c for c in fsdd if c.label == d], fsdd_per_digit)
+    wake = wakeword_clips(data)
+    for w in WAKEWORDS:
+        chosen += rng.sample([c for c in wake if c.label == w], per_wakeword)
+    audio, kept = [], []
+    for c in chosen:
+        try:
+            x = load_clip(c)
+        except AudioError as exc:   # a few FLAC files of the wake-word set are damaged
+            print(f"skipped: {exc}")
+            continue
+        audio.append(np.round(np.clip(x, -1, 1) * 32767).astype(np.int16))
+        kept.append(c)
+    chosen = kept
+    lengths = np.array([a.size for a in audio], dtype=np.int64)
+    np.savez_compressed(out, audio=np.concatenate(audio), length=lengths,
+                        label=np.array([c.label for c in chosen]),
+                        source=np.array([c.source for c in chosen]))
+    return {"clips": len(chosen), "seconds": float(lengths.sum() / 16000)}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m kws.corpus.real", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args(argv)
+    print(pack(args.data, args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

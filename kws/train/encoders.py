@@ -1,0 +1,94 @@
+"""Audio and text encoders: BiLSTM -> masked mean pooling -> linear -> L2-normalised 512-d.
+
+Both take padded batches with lengths; padding never changes an embedding (packed sequences),
+so a batch gives the same vectors as its items one by one. The ONNX exporter in
+``export/onnx_export.py`` rebuilds exactly this computation with the ONNX LSTM operator.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from kws.phonemes import TOKENS
+
+
+@dataclass
+class EncoderConfig:
+    n_mels: int = 128
+    hidden: int = 256
+    layers: int = 3
+    embed_dim: int = 512
+    phone_dim: int = 128
+    n_tokens: int = len(TOKENS)
+    dropout: float = 0.1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def masked_mean(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Mean over the first ``lengths[b]`` steps of (B, T, D)."""
+    mask = (torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]).to(x.dtype)
+    return (x * mask[..., None]).sum(1) / lengths.clamp(min=1).to(x.dtype)[:, None]
+
+
+class _BiLSTMEncoder(nn.Module):
+    def __init__(self, in_dim: int, cfg: EncoderConfig):
+        super().__init__()
+        self.lstm = nn.LSTM(in_dim, cfg.hidden, num_layers=cfg.layers, batch_first=True,
+                            bidirectional=True, dropout=cfg.dropout if cfg.layers > 1 else 0.0)
+        self.proj = nn.Linear(2 * cfg.hidden, cfg.embed_dim)
+
+    def encode(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        packed = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True,
+                                      enforce_sorted=False)
+        out, _ = self.lstm(packed)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+        pooled = masked_mean(out, lengths)
+        return F.normalize(self.proj(pooled).float(), dim=-1)
+
+
+class AudioEncoder(_BiLSTMEncoder):
+    """(B, T, n_mels) log-mel + (B,) frame counts -> (B, 512) unit vectors."""
+
+    def __init__(self, cfg: EncoderConfig = EncoderConfig()):
+        super().__init__(cfg.n_mels, cfg)
+        self.register_buffer("feat_mean", torch.zeros(cfg.n_mels))
+        self.register_buffer("feat_std", torch.ones(cfg.n_mels))
+
+    def forward(self, mel: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.encode((mel - self.feat_mean) / self.feat_std, lengths)
+
+
+class TextEncoder(_BiLSTMEncoder):
+    """(B, L) phoneme token ids (0 = padding) + (B,) lengths -> (B, 512) unit vectors."""
+
+    def __init__(self, cfg: EncoderConfig = EncoderConfig()):
+        super().__init__(cfg.phone_dim, cfg)
+        self.embed = nn.Embedding(cfg.n_tokens, cfg.phone_dim, padding_idx=0)
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.encode(self.embed(ids), lengths)
+
+
+class JointModel(nn.Module):
+    """Both encoders plus the learnable loss parameters (temperature, DWD scale/bias)."""
+
+    def __init__(self, cfg: EncoderConfig = EncoderConfig()):
+        super().__init__()
+        self.cfg = cfg
+        self.audio = AudioEncoder(cfg)
+        self.text = TextEncoder(cfg)
+        # CLAP-style temperature: logits = exp(logit_scale) * cos, initialised at 1/0.07
+        self.logit_scale = nn.Parameter(torch.tensor(2.6593))
+        # DWD / GE2E-style similarity scale and bias
+        self.dwd_scale = nn.Parameter(torch.tensor(10.0))
+        self.dwd_bias = nn.Parameter(torch.tensor(-5.0))
+
+    def forward(self, mel, mel_lengths, ids, id_lengths):
+        """Both embeddings in one call (the form DistributedDataParallel wraps)."""
+        return self.audio(mel, mel_lengths), self.text(ids, id_lengths)

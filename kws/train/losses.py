@@ -1,0 +1,57 @@
+"""Training losses.
+
+total = alpha_clap * clap_loss + alpha_dwd * dwd_loss   (defaults 0.1 and 1.0, as the paper)
+
+Batches hold K words x M clips; ``labels[i]`` is the word (0..K-1) of audio embedding ``i`` and
+row ``k`` of the text embeddings is word ``k``.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def clap_loss(audio: torch.Tensor, text: torch.Tensor, labels: torch.Tensor,
+              logit_scale: torch.Tensor) -> torch.Tensor:
+    """Symmetric audio-text InfoNCE with a learnable temperature (CLAP-style).
+
+    audio->text: each clip against the K texts, target its word.
+    text->audio: each text against the N clips; its M clips are all positives, so the target is
+    uniform over them (the mean of their log-probabilities).
+    """
+    scale = logit_scale.clamp(max=4.6052).exp()          # temperature >= 0.01
+    logits = scale * audio @ text.t()                      # (N, K)
+    a2t = F.cross_entropy(logits, labels)
+    logp = F.log_softmax(logits.t(), dim=1)                # (K, N)
+    pos = (labels[None, :] == torch.arange(text.shape[0], device=labels.device)[:, None]).to(logp.dtype)
+    t2a = -((logp * pos).sum(1) / pos.sum(1).clamp(min=1)).mean()
+    return 0.5 * (a2t + t2a)
+
+
+def dwd_loss(audio: torch.Tensor, labels: torch.Tensor, n_words: int,
+             scale: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """Audio-audio discrimination against word centroids (GE2E softmax form).
+
+    Each clip is compared with every word's centroid; for its own word the centroid leaves the clip
+    out. Cross-entropy over words with a learnable scale and bias. Needs M >= 2 clips per word.
+    """
+    dim = audio.shape[1]
+    sums = torch.zeros(n_words, dim, device=audio.device, dtype=audio.dtype).index_add(0, labels, audio)
+    counts = torch.bincount(labels, minlength=n_words).to(audio.dtype)
+    cent = F.normalize(sums / counts.clamp(min=1)[:, None], dim=1)
+    own = F.normalize((sums[labels] - audio) / (counts[labels] - 1).clamp(min=1)[:, None], dim=1)
+    sim = audio @ cent.t()
+    own_sim = (audio * own).sum(1)
+    sim = sim.scatter(1, labels[:, None], own_sim[:, None])
+    logits = scale.clamp(min=1e-3) * sim + bias
+    return F.cross_entropy(logits, labels)
+
+
+def joint_loss(audio, text, labels, model, alpha_clap: float = 0.1, alpha_dwd: float = 1.0):
+    """Returns (total, parts) with the two weighted terms and the temperature for logging."""
+    zero = audio.new_zeros(())
+    lc = clap_loss(audio, text, labels, model.logit_scale) if alpha_clap else zero
+    ld = dwd_loss(audio, labels, text.shape[0], model.dwd_scale, model.dwd_bias) if alpha_dwd else zero
+    total = alpha_clap * lc + alpha_dwd * ld
+    return total, {"clap": float(lc.detach()), "dwd": float(ld.detach()),
+                   "temperature": float(1.0 / model.logit_scale.detach().clamp(max=4.6052).exp())}
