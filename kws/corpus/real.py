@@ -67,11 +67,12 @@ def pack(data: Path, out: Path, fsdd_per_digit: int = 40, per_wakeword: int = 80
     rng = random.Random(seed)
     chosen: List[Clip] = []
     fsdd = fsdd_clips(data)
+    # only split 'a' (validation while training); split 'b' stays unseen for the reported numbers
     for d in DIGITS:
-        chosen += rng.sample([c for c in fsdd if c.label == d], fsdd_per_digit)
+        chosen += rng.sample([c for c in fsdd if c.label == d and split_of(c) == "a"], fsdd_per_digit)
     wake = wakeword_clips(data)
     for w in WAKEWORDS:
-        chosen += rng.sample([c for c in wake if c.label == w], per_wakeword)
+        chosen += rng.sample([c for c in wake if c.label == w and split_of(c) == "a"], per_wakeword)
     audio, kept = [], []
     for c in chosen:
         try:

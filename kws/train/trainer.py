@@ -53,7 +53,8 @@ class TrainConfig:
     alpha_clap: float = 0.1
     alpha_dwd: float = 1.0
     eval_every: int = 500
-    max_minutes: float = 1e9
+    max_minutes: float = 1e9            # stop (with a checkpoint) after this much wall time
+    schedule_minutes: float = 0.0       # steps <= 0: size the cycle to this (default max_minutes)
     seed: int = 0
     augment: bool = True
     amp: bool = True
@@ -294,7 +295,21 @@ def train(cfg: TrainConfig, resume: bool = False) -> Dict[str, float]:
         if device.type == "cuda":
             torch.cuda.synchronize()
         per_step = (time.time() - tc) / 30
-        total_steps = max(100, int(cfg.max_minutes * 60 * 0.88 / per_step))
+        # where the time goes: batch preparation and augmentation alone
+        td = time.time()
+        for _ in range(10):
+            with torch.no_grad():
+                idx = rng.choice(np.nonzero(corpus.split == 0)[0], size=K * M)
+                w_, l_ = corpus.waveforms(idx, max_len, rng)
+                if cfg.augment:
+                    w_, l_ = augment_waveforms(w_, l_, cfg.aug, g, noise_bank)
+                spec_augment(logmel(w_), model.audio.feat_mean, cfg.aug, g)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if is_main:
+            print(json.dumps({"data_s_per_step": (time.time() - td) / 10}), flush=True)
+        minutes = cfg.schedule_minutes or cfg.max_minutes
+        total_steps = max(100, int(minutes * 60 * 0.88 / per_step))
         if distributed:
             ts = torch.tensor(float(total_steps), device=device)
             dist.all_reduce(ts, op=dist.ReduceOp.MIN)
