@@ -1,0 +1,17 @@
+"""kws: open-vocabulary on-device keyword spotting with joint audio-text word embeddings.
+
+Public API::
+
+    from kws import Detector, KeywordSet, Bundle
+    det = Detector.from_texts(["hey computer"])
+    events = det.process(chunk)          # float32 16 kHz mono
+
+Importing kws never imports torch (the run-time path is numpy + onnxruntime).
+"""
+from kws.bundle import Bundle, BundleError
+from kws.detector import Detection, Detector, DetectorConfig
+from kws.keywords import Keyword, KeywordSet, StoreError
+
+__version__ = "0.1.0"
+__all__ = ["Bundle", "BundleError", "Detection", "Detector", "DetectorConfig", "Keyword",
+           "KeywordSet", "StoreError", "__version__"]

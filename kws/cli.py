@@ -1,0 +1,190 @@
+"""Command line: python -m kws {listen,detect,search,enroll,evaluate,train,export}."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+
+DEMO_KEYWORDS = ("computer", "jarvis", "alexa")
+
+
+def sample_recording() -> Path:
+    return Path(str(resources.files("kws") / "assets" / "sample.wav"))
+
+
+def _keywords(args, bundle):
+    """Keywords from --keyword texts, else the store, else the demo set."""
+    from kws.detector import Detector, DetectorConfig
+    from kws.keywords import KeywordSet, default_store_dir
+
+    cfg = DetectorConfig(variant=args.variant, vad=not args.no_vad, hop_s=args.hop)
+    if args.keyword:
+        return Detector.from_texts(args.keyword, threshold=args.threshold, bundle=bundle, config=cfg)
+    store = Path(args.store) if args.store else default_store_dir()
+    if (store / "keywords.json").exists():
+        ks = KeywordSet.load(store, bundle.model_id)
+        if len(ks):
+            return Detector(ks, bundle, cfg)
+    print(f"(no keywords enrolled in {store}; using the demo keywords {', '.join(DEMO_KEYWORDS)}: "
+          f"add your own with python -m kws.enroll add \"...\" or --keyword)", file=sys.stderr)
+    return Detector.from_texts(DEMO_KEYWORDS, threshold=args.threshold, bundle=bundle, config=cfg)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--keyword", "-k", action="append", help="keyword text (repeatable); default: the store")
+    p.add_argument("--threshold", type=float, help="one threshold for all --keyword texts")
+    p.add_argument("--store", help="keyword store folder (see python -m kws.enroll)")
+    p.add_argument("--bundle", help="model bundle folder (default: shipped)")
+    p.add_argument("--variant", choices=("int8", "fp32"), default="int8")
+    p.add_argument("--hop", type=float, default=0.15, help="seconds between window batches")
+    p.add_argument("--no-vad", action="store_true", help="run the encoder on silence too")
+
+
+def cmd_detect(args) -> int:
+    from kws.audio import load_audio
+    from kws.bundle import Bundle
+    from kws.detector import detect_audio
+
+    bundle = Bundle.load(args.bundle, variant=args.variant)
+    det = _keywords(args, bundle)
+    files = args.files or [str(sample_recording())]
+    for f in files:
+        audio = load_audio(f)
+        for e in detect_audio(det, audio):
+            print(json.dumps({"file": f, **e.to_dict()}), flush=True)
+    return 0
+
+
+def cmd_listen(args) -> int:
+    from kws.bundle import Bundle
+    from kws.mic import NoMicrophone, input_device, stream
+
+    bundle = Bundle.load(args.bundle, variant=args.variant)
+    det = _keywords(args, bundle)
+    try:
+        info = input_device(args.device)
+    except NoMicrophone as exc:
+        if args.device is not None:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"{exc}\nNo microphone here: running on the bundled sample recording instead "
+              f"({sample_recording().name}), in real time.", file=sys.stderr)
+        return _listen_file(det, sample_recording(), args)
+    print(f"listening on {info['name']!r} ({int(info['default_samplerate'])} Hz) for: "
+          f"{', '.join(det.keywords.names)} - Ctrl-C to stop", file=sys.stderr)
+    return _listen_loop(det, stream(args.device, overflow_warn=lambda m: print(m, file=sys.stderr)), args)
+
+
+def _listen_file(det, path: Path, args) -> int:
+    from kws.audio import load_audio
+
+    audio = load_audio(path)
+    block = 800
+
+    def blocks():
+        for s in range(0, audio.size, block):
+            if args.realtime:
+                time.sleep(block / 16000)
+            yield audio[s:s + block]
+    rc = _listen_loop(det, blocks(), args)
+    for e in det.flush():
+        _print_event(e)
+    return rc
+
+
+def _print_event(e) -> None:
+    print(f"\r{' ' * 70}\r[{e.start:7.2f} s] DETECTED {e.keyword!r} score {e.score:.3f} "
+          f"(threshold {e.threshold:.3f})", flush=True)
+
+
+def _listen_loop(det, blocks, args) -> int:
+    last_view = 0.0
+    t = 0
+    try:
+        for b in blocks:
+            t += b.size
+            for e in det.process(b):
+                _print_event(e)
+            if args.view and sys.stderr.isatty() and time.time() - last_view > 0.2:
+                last_view = time.time()
+                st = det._tracks
+                best = sorted(((tr.prev, n) for tr, n in zip(st, det.keywords.names)), reverse=True)[:3]
+                view = "  ".join(f"{n}:{max(s, 0):.2f}" for s, n in best)
+                print(f"\r{t / 16000:7.1f} s  {view:60}", end="", file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
+        print("\nstopped", file=sys.stderr)
+    return 0
+
+
+def cmd_enroll(args, rest: List[str]) -> int:
+    from kws.enroll import main as enroll_main
+
+    return enroll_main(rest, prog="python -m kws enroll")
+
+
+def _repo_module(name: str):
+    """export/ and benchmarks/ live beside the package in the repository checkout."""
+    root = Path(__file__).resolve().parents[1]
+    if not (root / name.split(".")[0]).is_dir():
+        raise SystemExit(f"'{name}' needs the kws repository checkout (it is not part of the installed package)")
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    import importlib
+
+    return importlib.import_module(name)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ap = argparse.ArgumentParser(prog="python -m kws", description=(
+        "Open-vocabulary keyword spotting: type a word, the device listens for it."))
+    sub = ap.add_subparsers(dest="cmd", metavar="COMMAND")
+    p = sub.add_parser("listen", help="live microphone detection (the bundled sample when no microphone)")
+    _common(p)
+    p.add_argument("--device", help="input device name or index (python -m sounddevice lists them)")
+    p.add_argument("--realtime", action=argparse.BooleanOptionalAction, default=True,
+                   help="with no microphone, play the sample at real-time speed")
+    p.add_argument("--view", action=argparse.BooleanOptionalAction, default=True, help="live top scores")
+    d = sub.add_parser("detect", help="offline detection in files, JSON lines")
+    _common(d)
+    d.add_argument("files", nargs="*", help="audio files (default: the bundled sample)")
+    sub.add_parser("enroll", help="manage keywords (python -m kws enroll --help)", add_help=False)
+    sub.add_parser("search", help="index recordings and search them for spoken terms", add_help=False)
+    sub.add_parser("evaluate", help="evaluation report for a model bundle", add_help=False)
+    sub.add_parser("train", help="train the encoders (needs the 'train' extra)", add_help=False)
+    sub.add_parser("export", help="checkpoint -> model bundle (needs the 'train' extra)", add_help=False)
+    if argv and argv[0] in ("enroll", "search", "evaluate", "train", "export"):
+        cmd, rest = argv[0], argv[1:]
+        if cmd == "enroll":
+            from kws.enroll import main as m
+            return m(rest, prog="python -m kws enroll")
+        if cmd == "search":
+            from kws.search import main as m
+            return m(rest)
+        if cmd == "evaluate":
+            from kws.evaluate import main as m
+            return m(rest)
+        if cmd == "train":
+            from kws.train.__main__ import main as m
+            return m(rest)
+        return _repo_module("export.build_bundle").main(rest)
+    args = ap.parse_args(argv)
+    if args.cmd is None:
+        ap.print_help()
+        return 0
+    from kws.audio import AudioError
+    from kws.bundle import BundleError
+    from kws.keywords import StoreError
+    from kws.phonemes import TextError
+
+    try:
+        return {"listen": cmd_listen, "detect": cmd_detect}[args.cmd](args)
+    except (AudioError, BundleError, StoreError, TextError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

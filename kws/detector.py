@@ -1,0 +1,278 @@
+"""Streaming keyword detector: PCM chunks in, one :class:`Detection` per spoken keyword out.
+
+    from kws import Detector, KeywordSet
+    det = Detector(KeywordSet.load(store_dir))      # or Detector.from_texts(["hey computer"])
+    for chunk in stream:                             # float32 16 kHz mono, any chunk size
+        for event in det.process(chunk):
+            print(event.keyword, event.score, event.start, event.end)
+    det.flush()                                      # at the end of a file
+
+Every ``hop_s`` the windows of ``window_s`` lengths ending at that moment are cut from a ring
+buffer of log-mel frames and embedded in one batched onnxruntime call; each keyword's score is the
+best cosine over the windows. A keyword fires at a local peak of its score above its threshold,
+then stays quiet for ``refractory_s``. With ``vad`` on, hops whose longest window holds no speech
+(webrtcvad) skip the encoder. The result does not depend on how the audio is chunked.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from kws.bundle import Bundle
+from kws.features import MelConfig, StreamingLogMel, num_frames
+from kws.keywords import Keyword, KeywordSet
+from kws.ringbuffer import RingBuffer
+
+
+_SLICE = 16000      # samples handled at a time, so long chunks never overrun the ring buffers
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    hop_s: float = 0.15
+    window_s: Tuple[float, ...] = (0.3, 0.45, 0.6, 0.75, 0.9)
+    refractory_s: float = 1.0
+    vad: bool = True
+    vad_mode: int = 2
+    vad_min_speech: float = 0.1      # fraction of 10 ms slots in the window that must be speech
+    variant: str = "int8"            # model variant: int8 or fp32
+    max_batch: int = 64              # windows per onnxruntime call when many hops are due at once
+
+    def __post_init__(self):
+        if self.hop_s <= 0 or not self.window_s or min(self.window_s) < 0.05:
+            raise ValueError("hop_s must be > 0 and window lengths >= 0.05 s")
+
+
+@dataclass(frozen=True)
+class Detection:
+    keyword: str
+    score: float
+    threshold: float
+    start: float      # seconds from the start of the stream
+    end: float
+
+    def to_dict(self) -> dict:
+        return {"keyword": self.keyword, "score": round(self.score, 4),
+                "threshold": round(self.threshold, 4), "start": round(self.start, 3),
+                "end": round(self.end, 3)}
+
+
+@dataclass
+class _Track:
+    prev: float = -2.0
+    prev_window: Tuple[int, int] = (0, 0)
+    rising: bool = False
+    quiet_until: int = -1            # frame index before which the keyword may not fire
+
+
+class Detector:
+    def __init__(self, keywords: KeywordSet, bundle: Optional[Bundle] = None,
+                 config: DetectorConfig = DetectorConfig()):
+        if len(keywords) == 0:
+            raise ValueError("no keywords to detect: enroll some first (python -m kws.enroll add ...)")
+        self.config = config
+        self.bundle = bundle or Bundle.load(variant=config.variant)
+        if keywords.model_id != self.bundle.model_id:
+            raise ValueError(f"keywords were made for model {keywords.model_id!r}, not "
+                             f"{self.bundle.model_id!r}: re-enroll them")
+        self.keywords = keywords
+        self._mat, self._owner, self._thr = keywords.matrix()
+        self._names = keywords.names
+        mel = MelConfig()
+        self._hop_frames = max(1, int(round(config.hop_s * mel.sample_rate / mel.hop_length)))
+        self._win_frames = sorted({max(1, num_frames(int(round(w * mel.sample_rate)))) for w in config.window_s})
+        self._max_win = self._win_frames[-1]
+        self._refractory = int(round(config.refractory_s * mel.sample_rate / mel.hop_length))
+        self.reset()
+        # statistics for benchmarks
+        self.hops = 0
+        self.hops_skipped = 0
+
+    @classmethod
+    def from_texts(cls, texts: Sequence[str], threshold: Optional[float] = None,
+                   bundle: Optional[Bundle] = None, config: DetectorConfig = DetectorConfig()) -> "Detector":
+        """Detector for plain text keywords, thresholds from the bundle's calibration."""
+        from kws.thresholds import background_threshold
+
+        bundle = bundle or Bundle.load(variant=config.variant)
+        ks = KeywordSet(bundle.model_id)
+        for t in texts:
+            v = bundle.embed_text(t)
+            thr = threshold if threshold is not None else background_threshold(bundle, v[None])
+            ks.add(Keyword(name=t, vectors=v[None], threshold=thr, text=t, source="text"))
+        return cls(ks, bundle, config)
+
+    def reset(self) -> None:
+        cfg = self.config
+        self._mel = StreamingLogMel()
+        # holds the longest window plus one slice of frames (process() works in 1 s slices)
+        self._ring = RingBuffer(self._max_win + _SLICE // MelConfig().hop_length + 4 * self._hop_frames,
+                                MelConfig().n_mels)
+        self._vad = None
+        if cfg.vad:
+            from kws.vad import StreamingVad
+
+            self._vad = StreamingVad(cfg.vad_mode, capacity_slots=self._ring.capacity)
+        self._tracks = [_Track() for _ in self._names]
+        self._next_hop = self._hop_frames
+
+    # ------------------------------------------------------------------ streaming
+    def process(self, chunk: np.ndarray) -> List[Detection]:
+        """Feed float32 16 kHz mono samples; returns the detections completed by this chunk."""
+        chunk = np.asarray(chunk, dtype=np.float32).reshape(-1)
+        if chunk.size > _SLICE:
+            events: List[Detection] = []
+            for s in range(0, chunk.size, _SLICE):
+                events += self.process(chunk[s:s + _SLICE])
+            return events
+        if chunk.size and not np.all(np.isfinite(chunk)):
+            raise ValueError("audio chunk contains NaN or infinite samples")
+        if self._vad is not None:
+            self._vad.push(chunk)
+        frames = self._mel.push(chunk)
+        events: List[Detection] = []
+        due: List[int] = []
+        end_total = self._ring.total + frames.shape[0]
+        # push frame by frame-blocks so that every due hop still finds its windows in the ring
+        pos = 0
+        while self._next_hop <= end_total:
+            take = self._next_hop - self._ring.total
+            if take > 0:
+                self._ring.push(frames[pos:pos + take])
+                pos += take
+            due.append(self._next_hop)
+            self._next_hop += self._hop_frames
+        if due:
+            events += self._run_hops(due)
+        if pos < frames.shape[0]:
+            self._ring.push(frames[pos:])
+        return events
+
+    def flush(self) -> List[Detection]:
+        """End of stream: report a keyword whose score was still rising at the last hop."""
+        events = []
+        for k, tr in enumerate(self._tracks):
+            if tr.rising and tr.prev >= self._thr[k]:
+                events.append(self._event(k, tr.prev, tr.prev_window))
+            self._tracks[k] = _Track()
+        return events
+
+    # ------------------------------------------------------------------ internals
+    def _speech(self, end: int) -> bool:
+        if self._vad is None:
+            return True
+        return self._vad.speech_fraction(end - self._max_win, end - 1) >= self.config.vad_min_speech
+
+    def _run_hops(self, ends: List[int]) -> List[Detection]:
+        # NB: windows must be read before the ring moves on; callers pass hops whose frames are held
+        batch, meta = [], []
+        for e in ends:
+            self.hops += 1
+            if not self._speech(e):
+                self.hops_skipped += 1
+                meta.append((e, None))
+                continue
+            idx = []
+            for L in self._win_frames:
+                if e - L < 0 or e - L < self._ring.total - self._ring.capacity:
+                    continue
+                batch.append(self._ring.get(e - L, e))
+                idx.append((len(batch) - 1, L))
+            meta.append((e, idx))
+        scores_all = None
+        if batch:
+            T = max(b.shape[0] for b in batch)
+            x = np.zeros((len(batch), T, batch[0].shape[1]), dtype=np.float32)
+            lens = np.zeros(len(batch), dtype=np.int64)
+            for i, b in enumerate(batch):
+                x[i, :b.shape[0]] = b
+                lens[i] = b.shape[0]
+            emb = self.bundle.embed_mel(x, lens)
+            sims = emb @ self._mat.T
+            scores_all = np.full((len(batch), len(self._names)), -1.0, dtype=np.float32)
+            for k in range(len(self._names)):
+                scores_all[:, k] = sims[:, self._owner == k].max(axis=1)
+        events = []
+        for e, idx in meta:
+            if not idx:
+                hop_scores = np.full(len(self._names), -1.0, dtype=np.float32)
+                best_win = [(e, e)] * len(self._names)
+            else:
+                rows = np.array([i for i, _ in idx])
+                s = scores_all[rows]                       # (W, K)
+                arg = s.argmax(axis=0)
+                hop_scores = s.max(axis=0)
+                best_win = [(e - idx[a][1], e) for a in arg]
+            events += self._update(hop_scores, best_win)
+        return events
+
+    def _update(self, scores: np.ndarray, windows) -> List[Detection]:
+        events = []
+        for k, tr in enumerate(self._tracks):
+            s = float(scores[k])
+            if tr.rising and s < tr.prev and tr.prev >= self._thr[k] and windows[k][1] >= tr.quiet_until:
+                events.append(self._event(k, tr.prev, tr.prev_window))
+                tr.quiet_until = tr.prev_window[1] + self._refractory
+            tr.rising = s > tr.prev or (tr.rising and s == tr.prev)
+            tr.prev = s
+            tr.prev_window = windows[k]
+        return events
+
+    def _event(self, k: int, score: float, window: Tuple[int, int]) -> Detection:
+        hop = MelConfig().hop_length / MelConfig().sample_rate
+        win = MelConfig().win_length / MelConfig().sample_rate
+        start, end = window
+        return Detection(self._names[k], score, float(self._thr[k]), start * hop, (end - 1) * hop + win)
+
+
+def detect_audio(detector: Detector, audio: np.ndarray) -> List[Detection]:
+    """Offline detection over a whole recording (same events as streaming it)."""
+    detector.reset()
+    return detector.process(audio) + detector.flush()
+
+
+def max_scores(detector: Detector, audio: np.ndarray, pad_s: float = 0.3) -> np.ndarray:
+    """Best score of each keyword anywhere in a clip (used for clip-level evaluation and tuning).
+
+    The clip is padded with ``pad_s`` of silence each side so that windows can centre on it.
+    VAD gating is not applied.
+    """
+    pad = np.zeros(int(pad_s * 16000), dtype=np.float32)
+    x = np.concatenate([pad, np.asarray(audio, dtype=np.float32), pad])
+    return window_scores(detector.bundle, detector.keywords, x, detector.config).max(axis=0)
+
+
+def window_scores(bundle: Bundle, keywords: KeywordSet, audio: np.ndarray,
+                  config: DetectorConfig = DetectorConfig()) -> np.ndarray:
+    """(hops, K) best-window score of every keyword at every hop over a recording."""
+    from kws.features import LogMel
+
+    mel = LogMel()(audio)
+    cfg = MelConfig()
+    hop = max(1, int(round(config.hop_s * cfg.sample_rate / cfg.hop_length)))
+    wins = sorted({max(1, num_frames(int(round(w * cfg.sample_rate)))) for w in config.window_s})
+    ends = list(range(hop, mel.shape[0] + 1, hop)) or [mel.shape[0]]
+    segs, owner = [], []
+    for h, e in enumerate(ends):
+        for L in wins:
+            if e - L >= 0:
+                segs.append(mel[e - L:e])
+                owner.append(h)
+        if not any(o == h for o in owner[-len(wins):]):
+            segs.append(mel[:e])
+            owner.append(h)
+    out = np.full((len(ends), len(keywords)), -1.0, dtype=np.float32)
+    owner = np.array(owner)
+    for s in range(0, len(segs), config.max_batch):
+        part = segs[s:s + config.max_batch]
+        T = max(p.shape[0] for p in part)
+        x = np.zeros((len(part), T, cfg.n_mels), dtype=np.float32)
+        for i, p in enumerate(part):
+            x[i, :p.shape[0]] = p
+        sc = keywords.scores(bundle.embed_mel(x, np.array([max(1, p.shape[0]) for p in part])))
+        for i, row in enumerate(sc):
+            h = owner[s + i]
+            out[h] = np.maximum(out[h], row)
+    return out

@@ -1,0 +1,306 @@
+"""python -m kws.enroll: add keywords by text or by recorded examples, list, remove, rename, test,
+export and import them. Thresholds are tuned per keyword to its equal error rate.
+
+    python -m kws.enroll add "hey computer"
+    python -m kws.enroll add snowboy --examples a.wav b.wav c.wav
+    python -m kws.enroll add jarvis --record 3
+    python -m kws.enroll list
+    python -m kws.enroll test recording.wav
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+from kws.audio import SAMPLE_RATE, AudioError, load_audio
+from kws.bundle import Bundle, BundleError
+from kws.keywords import Keyword, KeywordSet, StoreError, default_store_dir
+from kws.phonemes import TextError, parse_phonemes, pronounce
+
+MIN_EXAMPLE_S = 0.2
+MAX_EXAMPLE_S = 10.0
+MAX_SPEECH_S = 3.0
+TTS_POSITIVES = 9
+NEIGHBOURS = 12
+
+
+class EnrollError(ValueError):
+    pass
+
+
+def check_example(audio: np.ndarray, name: str) -> np.ndarray:
+    """Reject silent, clipped, too short or too long examples; return the speech part."""
+    from kws.corpus.tts import trim_silence
+
+    dur = audio.size / SAMPLE_RATE
+    if dur < MIN_EXAMPLE_S:
+        raise EnrollError(f"{name}: {dur:.2f} s is too short for an example (at least {MIN_EXAMPLE_S} s)")
+    if dur > MAX_EXAMPLE_S:
+        raise EnrollError(f"{name}: {dur:.1f} s is too long (at most {MAX_EXAMPLE_S} s: one keyword per file)")
+    peak = float(np.max(np.abs(audio)))
+    if peak < 1e-3 or float(np.sqrt(np.mean(audio ** 2))) < 3e-4:
+        raise EnrollError(f"{name}: silent (peak level {20 * np.log10(max(peak, 1e-9)):.0f} dBFS)")
+    clipped = float(np.mean(np.abs(audio) >= 0.999))
+    if clipped > 0.01:
+        raise EnrollError(f"{name}: clipped ({clipped:.1%} of samples at full scale); record it quieter")
+    speech = trim_silence(audio, top_db=30.0, margin_s=0.08)
+    if speech.size / SAMPLE_RATE > MAX_SPEECH_S:
+        raise EnrollError(f"{name}: {speech.size / SAMPLE_RATE:.1f} s of sound; an example should hold "
+                          f"only the keyword (at most {MAX_SPEECH_S} s)")
+    return speech
+
+
+def build_keyword(bundle: Bundle, name: str, text: Optional[str], phonemes: Optional[str],
+                  examples: Sequence[np.ndarray], tune: bool = True, seed: int = 0,
+                  progress=print) -> Keyword:
+    from kws import thresholds as th
+    from kws.detector import Detector, max_scores
+
+    if text is None and not examples:
+        raise EnrollError("give the keyword's text, examples, or both")
+    vectors: List[np.ndarray] = []
+    pron = None
+    if phonemes:
+        pron = parse_phonemes(phonemes)
+    elif text is not None:
+        pron = pronounce(text)
+    if pron is not None:
+        vectors.append(bundle.embed_pronunciations([pron])[0])
+        if pron.guessed:
+            progress(f"  not in the dictionary, pronounced by the fallback G2P: {', '.join(pron.guessed)} "
+                     f"-> {pron}")
+    if examples:
+        ex = bundle.embed_clips(list(examples))
+        m = ex.mean(axis=0)
+        vectors.append(m / np.linalg.norm(m))
+    vec = np.stack(vectors)
+    source = "+".join(s for s, on in (("text", pron is not None), ("examples", bool(examples))) if on)
+    kw = Keyword(name=name, vectors=vec, threshold=0.0, text=text,
+                 phonemes=str(pron) if pron is not None else None, source=source)
+    if not tune:
+        kw.threshold = th.background_threshold(bundle, vec)
+        kw.tuned_on = {"method": "background-quantile", "quantile": th.BACKGROUND_QUANTILE}
+        return kw
+    ks = KeywordSet(bundle.model_id, [kw])
+    det = Detector(ks, bundle)
+    rng = np.random.default_rng(seed)
+    pos, tuned = [], {"method": "eer"}
+    # positives: the examples (clean and at 10 dB SNR), TTS renderings (clean and noisy)
+    for e in examples:
+        pos += [float(max_scores(det, e)[0]), float(max_scores(det, th.add_noise(e, 10.0, rng))[0])]
+    tuned["examples"] = len(examples)
+    neg = list(th.background_scores(bundle, vec))
+    tuned["background_windows"] = len(neg)
+    spoken = text if text is not None else None
+    if spoken is not None:
+        progress("  rendering the keyword and close-sounding words with the offline TTS voices ...")
+        neighbours = th.phonetic_neighbours(pron.phonemes, NEIGHBOURS, seed) if pron is not None else []
+        clips = th.tts_clips([spoken] + neighbours, per_text=TTS_POSITIVES, seed=seed)
+        own = clips.pop(spoken)
+        for c in own:
+            pos += [float(max_scores(det, c)[0]), float(max_scores(det, th.add_noise(c, 10.0, rng))[0])]
+        neg_tts = [float(max_scores(det, c)[0]) for cl in clips.values() for c in cl[:3]]
+        neg += neg_tts
+        tuned["tts_positives"] = len(own)
+        tuned["tts_negatives"] = len(neg_tts)
+        tuned["neighbours"] = neighbours
+    if not pos:
+        kw.threshold = th.background_threshold(bundle, vec)
+        kw.tuned_on = {"method": "background-quantile", "quantile": th.BACKGROUND_QUANTILE,
+                       "why": "no examples and no TTS engine installed"}
+        progress("  no TTS engine and no examples: threshold from the background-speech calibration "
+                 "(see README, 'Thresholds')")
+        return kw
+    kw.eer, kw.threshold = th.tune(pos, neg)
+    tuned["positives"] = len(pos)
+    tuned["negatives"] = len(neg)
+    kw.tuned_on = tuned
+    return kw
+
+
+def record_examples(n: int, seconds: float = 2.0, device=None) -> List[np.ndarray]:
+    from kws.mic import record
+
+    out = []
+    for i in range(n):
+        input(f"[{i + 1}/{n}] press Enter, then say the keyword once ...")
+        out.append(record(seconds, device=device))
+    return out
+
+
+def _open(args):
+    bundle = Bundle.load(args.bundle, variant=args.variant)
+    store = Path(args.store) if args.store else default_store_dir()
+    if (store / "keywords.json").exists():
+        ks = KeywordSet.load(store, bundle.model_id)
+    else:
+        ks = KeywordSet(bundle.model_id)
+    return bundle, store, ks
+
+
+def cmd_add(args) -> int:
+    bundle, store, ks = _open(args)
+    name = args.name or args.text or (Path(args.examples[0]).stem if args.examples else None)
+    if not name:
+        raise EnrollError("give the keyword's text or --name")
+    if name in ks:
+        raise StoreError(f"a keyword named {name!r} exists already (remove or rename it first)")
+    examples = []
+    for f in args.examples or []:
+        examples.append(check_example(load_audio(f), f))
+    if args.record:
+        for i, a in enumerate(record_examples(args.record, device=args.device)):
+            examples.append(check_example(a, f"recording {i + 1}"))
+    t0 = time.time()
+    kw = build_keyword(bundle, name, args.text, args.phonemes, examples, tune=not args.no_tune)
+    ks.add(kw)
+    ks.save(store)
+    eer_s = f"EER {kw.eer:.1%}" if kw.eer is not None else "untuned"
+    print(f"added {kw.name!r} [{kw.phonemes or 'from examples'}] source={kw.source} "
+          f"threshold={kw.threshold:.3f} ({eer_s}, {time.time() - t0:.1f} s) -> {store}")
+    return 0
+
+
+def cmd_list(args) -> int:
+    _, store, ks = _open(args)
+    if args.json:
+        print(json.dumps([k.meta() for k in ks], indent=2))
+        return 0
+    if not len(ks):
+        print(f"no keywords in {store}")
+        return 0
+    print(f"{'name':24} {'source':15} {'threshold':>9} {'EER':>7}  phonemes")
+    for k in ks:
+        e = f"{k.eer:.1%}" if k.eer is not None else "-"
+        print(f"{k.name:24} {k.source:15} {k.threshold:9.3f} {e:>7}  {k.phonemes or ''}")
+    return 0
+
+
+def cmd_remove(args) -> int:
+    _, store, ks = _open(args)
+    for n in args.names:
+        ks.remove(n)
+    ks.save(store)
+    print(f"removed {', '.join(args.names)}")
+    return 0
+
+
+def cmd_rename(args) -> int:
+    _, store, ks = _open(args)
+    ks.rename(args.old, args.new)
+    ks.save(store)
+    print(f"renamed {args.old!r} to {args.new!r}")
+    return 0
+
+
+def cmd_test(args) -> int:
+    from kws.detector import Detector, DetectorConfig, detect_audio, max_scores
+
+    bundle, _, ks = _open(args)
+    det = Detector(ks, bundle, DetectorConfig(variant=args.variant))
+    for f in args.files:
+        audio = load_audio(f)
+        best = max_scores(det, audio)
+        events = detect_audio(det, audio)
+        print(f"{f}:")
+        for k, s in zip(ks, best):
+            mark = "DETECTED" if s >= k.threshold else ""
+            print(f"  {k.name:24} best {s:.3f}  threshold {k.threshold:.3f}  {mark}")
+        for e in events:
+            print(f"  event {e.keyword!r} at {e.start:.2f}-{e.end:.2f} s, score {e.score:.3f}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    _, _, ks = _open(args)
+    doc = {"model_id": ks.model_id,
+           "keywords": [dict(k.meta(), vectors=k.vectors.tolist()) for k in ks]}
+    Path(args.file).write_text(json.dumps(doc))
+    print(f"exported {len(ks)} keywords to {args.file}")
+    return 0
+
+
+def cmd_import(args) -> int:
+    bundle, store, ks = _open(args)
+    doc = json.loads(Path(args.file).read_text())
+    same_model = doc.get("model_id") == bundle.model_id
+    added = 0
+    for meta in doc["keywords"]:
+        vec = np.array(meta.pop("vectors"), dtype=np.float32)
+        if meta["name"] in ks:
+            print(f"skipped {meta['name']!r}: exists already")
+            continue
+        if same_model:
+            ks.add(Keyword(vectors=vec, **meta))
+        elif meta.get("text"):
+            kw = build_keyword(bundle, meta["name"], meta["text"], None, [], tune=not args.no_tune)
+            ks.add(kw)
+            print(f"re-embedded {meta['name']!r} from its text for this model")
+        else:
+            print(f"skipped {meta['name']!r}: enrolled from examples for another model; re-enroll it")
+            continue
+        added += 1
+    ks.save(store)
+    print(f"imported {added} keywords into {store}")
+    return 0
+
+
+def build_parser(prog: str = "python -m kws.enroll") -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--store", help="keyword store folder (default: the user data folder, or $KWS_STORE)")
+    ap.add_argument("--bundle", help="model bundle folder (default: the one shipped in the package)")
+    ap.add_argument("--variant", choices=("int8", "fp32"), default="int8")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    a = sub.add_parser("add", help="add a keyword by text and/or examples")
+    a.add_argument("text", nargs="?", help="the keyword as text (any word or phrase)")
+    a.add_argument("--name", help="name to store it under (default: the text)")
+    a.add_argument("--phonemes", help="explicit ARPAbet pronunciation, e.g. 'S N OW B OY'")
+    a.add_argument("--examples", nargs="+", metavar="FILE", help="recordings of the keyword, one per file")
+    a.add_argument("--record", type=int, default=0, metavar="N", help="record N examples from the microphone")
+    a.add_argument("--device", help="input device for --record")
+    a.add_argument("--no-tune", action="store_true", help="skip EER tuning; use the background calibration")
+    a.set_defaults(func=cmd_add)
+    s = sub.add_parser("list", help="list keywords")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_list)
+    r = sub.add_parser("remove", help="remove keywords")
+    r.add_argument("names", nargs="+")
+    r.set_defaults(func=cmd_remove)
+    n = sub.add_parser("rename", help="rename a keyword")
+    n.add_argument("old")
+    n.add_argument("new")
+    n.set_defaults(func=cmd_rename)
+    t = sub.add_parser("test", help="score recordings against the keywords")
+    t.add_argument("files", nargs="+")
+    t.set_defaults(func=cmd_test)
+    e = sub.add_parser("export", help="write the keywords to a JSON file")
+    e.add_argument("file")
+    e.set_defaults(func=cmd_export)
+    i = sub.add_parser("import", help="add the keywords of an exported JSON file")
+    i.add_argument("file")
+    i.add_argument("--no-tune", action="store_true")
+    i.set_defaults(func=cmd_import)
+    return ap
+
+
+def main(argv=None, prog: str = "python -m kws.enroll") -> int:
+    args = build_parser(prog).parse_args(argv)
+    try:
+        return args.func(args)
+    except (EnrollError, StoreError, TextError, AudioError, BundleError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; the store is unchanged", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
