@@ -38,7 +38,7 @@ class DetectorConfig:
     vad_mode: int = 2
     vad_min_speech: float = 0.1      # fraction of 10 ms slots in the window that must be speech
     variant: str = "int8"            # model variant: int8 or fp32
-    max_batch: int = 64              # windows per onnxruntime call when many hops are due at once
+    max_batch: int = 64              # windows per onnxruntime call in offline scoring (window_scores)
 
     def __post_init__(self):
         if self.hop_s <= 0 or not self.window_s or min(self.window_s) < 0.05:
@@ -166,47 +166,32 @@ class Detector:
         return self._vad.speech_fraction(end - self._max_win, end - 1) >= self.config.vad_min_speech
 
     def _run_hops(self, ends: List[int]) -> List[Detection]:
-        # NB: windows must be read before the ring moves on; callers pass hops whose frames are held
-        batch, meta = [], []
-        for e in ends:
-            self.hops += 1
-            if not self._speech(e):
-                self.hops_skipped += 1
-                meta.append((e, None))
-                continue
-            idx = []
-            for L in self._win_frames:
-                if e - L < 0 or e - L < self._ring.total - self._ring.capacity:
-                    continue
-                batch.append(self._ring.get(e - L, e))
-                idx.append((len(batch) - 1, L))
-            meta.append((e, idx))
-        scores_all = None
-        if batch:
-            T = max(b.shape[0] for b in batch)
-            x = np.zeros((len(batch), T, batch[0].shape[1]), dtype=np.float32)
-            lens = np.zeros(len(batch), dtype=np.int64)
-            for i, b in enumerate(batch):
-                x[i, :b.shape[0]] = b
-                lens[i] = b.shape[0]
-            emb = self.bundle.embed_mel(x, lens)
-            sims = emb @ self._mat.T
-            scores_all = np.full((len(batch), len(self._names)), -1.0, dtype=np.float32)
-            for k in range(len(self._names)):
-                scores_all[:, k] = sims[:, self._owner == k].max(axis=1)
         events = []
-        for e, idx in meta:
-            if not idx:
-                hop_scores = np.full(len(self._names), -1.0, dtype=np.float32)
-                best_win = [(e, e)] * len(self._names)
-            else:
-                rows = np.array([i for i, _ in idx])
-                s = scores_all[rows]                       # (W, K)
-                arg = s.argmax(axis=0)
-                hop_scores = s.max(axis=0)
-                best_win = [(e - idx[a][1], e) for a in arg]
-            events += self._update(hop_scores, best_win)
+        for e in ends:
+            events += self._update(*self._hop_scores(e))
         return events
+
+    def _hop_scores(self, e: int):
+        """Best window score of each keyword for the hop ending at frame ``e``.
+
+        One encoder call per hop, never across hops: int8 models quantise activations per call,
+        so batching several hops together would make scores depend on how audio was chunked.
+        """
+        self.hops += 1
+        k = len(self._names)
+        if not self._speech(e):
+            self.hops_skipped += 1
+            return np.full(k, -1.0, dtype=np.float32), [(e, e)] * k
+        lens = [L for L in self._win_frames if e - L >= 0] or [e]
+        x = np.zeros((len(lens), lens[-1], self._ring.dim), dtype=np.float32)
+        for i, L in enumerate(lens):
+            x[i, :L] = self._ring.get(e - L, e)
+        sims = self.bundle.embed_mel(x, np.array(lens)) @ self._mat.T
+        s = np.full((len(lens), k), -1.0, dtype=np.float32)
+        for j in range(k):
+            s[:, j] = sims[:, self._owner == j].max(axis=1)
+        arg = s.argmax(axis=0)
+        return s.max(axis=0), [(e - lens[a], e) for a in arg]
 
     def _update(self, scores: np.ndarray, windows) -> List[Detection]:
         events = []

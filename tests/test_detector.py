@@ -1,0 +1,60 @@
+import numpy as np
+import pytest
+
+from kws import Detector, DetectorConfig
+from kws.audio import load_audio
+from kws.cli import DEMO_KEYWORDS, sample_recording
+from kws.detector import detect_audio
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return load_audio(sample_recording())
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return Detector.from_texts(DEMO_KEYWORDS)
+
+
+def _key(events):
+    return [(e.keyword, round(e.score, 4), round(e.start, 3), round(e.end, 3)) for e in events]
+
+
+def test_detects_the_three_spoken_keywords_in_order(demo, sample):
+    ev = detect_audio(demo, sample)
+    assert [e.keyword for e in ev] == ["computer", "jarvis", "alexa"]
+    assert all(e.score >= e.threshold for e in ev)
+    assert 4 < ev[0].start < 7 and 10 < ev[1].start < 13 and 17 < ev[2].start < 20
+
+
+@pytest.mark.parametrize("vad", [True, False])
+def test_streaming_equals_offline(sample, vad):
+    det = Detector.from_texts(DEMO_KEYWORDS, config=DetectorConfig(vad=vad))
+    offline = _key(detect_audio(det, sample))
+    det.reset()
+    r = np.random.default_rng(7)
+    events, pos = [], 0
+    while pos < sample.size:
+        n = int(r.integers(1, 5000))
+        events += det.process(sample[pos:pos + n])
+        pos += n
+    events += det.flush()
+    assert _key(events) == offline and offline
+
+
+def test_vad_skips_silence():
+    det = Detector.from_texts(["computer"], config=DetectorConfig(vad=True))
+    det.process(np.zeros(16000 * 3, np.float32))
+    assert det.hops > 0 and det.hops_skipped == det.hops
+
+
+def test_bad_input(demo):
+    with pytest.raises(ValueError, match="NaN"):
+        demo.process(np.array([0.0, np.nan], dtype=np.float32))
+    from kws.keywords import KeywordSet
+
+    with pytest.raises(ValueError, match="no keywords"):
+        Detector(KeywordSet(demo.bundle.model_id))
+    with pytest.raises(ValueError):
+        DetectorConfig(hop_s=0)
