@@ -1,0 +1,261 @@
+"""python -m kws evaluate: the numbers every other document quotes, for a model bundle.
+
+On the real recordings of ../shared/data, held-out half 'b' (kws.corpus.real.split_of; half 'a' is
+used for validation while training and for picking enrollment examples):
+
+- wake words (alexa, computer, jarvis): clip-level EER per keyword, text-enrolled and
+  example-enrolled (3 examples from half 'a'); clean, with real noise at 20/10/5/0 dB SNR, and
+  with synthetic-room reverberation;
+- FSDD digits: 10-way zero-shot (text) accuracy and per-digit text EER; same-different AP (word
+  discrimination) over all pairs of clips;
+- streaming detector on background speech (speechocean762, read sentences, none of the keywords):
+  false alarms per hour at the calibrated thresholds, and miss rate at 1 false alarm per hour.
+
+Writes JSON, a markdown table and DET curves (PNG, if matplotlib is installed) to --out.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+
+from kws.audio import AudioError, load_audio
+from kws.bundle import Bundle
+from kws.corpus.real import DEFAULT_DATA, DIGITS, WAKEWORDS, fsdd_clips, load_clip, split_of, wakeword_clips
+from kws.detector import Detector, DetectorConfig, detect_audio, max_scores
+from kws.keywords import Keyword, KeywordSet
+from kws.metrics import eer, miss_at_false_alarm_rate, roc_points, same_different_ap
+from kws.thresholds import background_threshold
+
+
+def _progress(it, desc, total=None, quiet=False):
+    try:
+        from tqdm import tqdm
+
+        return tqdm(it, desc=desc, total=total, disable=quiet, file=sys.stderr, leave=False)
+    except ImportError:
+        return it
+
+
+def _load(clips, quiet):
+    out = []
+    for c in _progress(clips, "loading", quiet=quiet):
+        try:
+            out.append((c, load_clip(c)))
+        except AudioError:
+            pass
+    return out
+
+
+def _noise_bank(data: Path) -> np.ndarray:
+    files = sorted((data / "noise").glob("*.flac"))
+    return np.concatenate([load_audio(f) for f in files if "white" not in f.name and "pink" not in f.name])
+
+
+def mix(x: np.ndarray, noise: np.ndarray, snr_db: float, rng) -> np.ndarray:
+    s = rng.integers(0, noise.size - x.size - 1)
+    n = noise[s:s + x.size]
+    k = np.sqrt(np.mean(x ** 2) / max(np.mean(n ** 2), 1e-10) / 10 ** (snr_db / 10))
+    return (x + k * n).astype(np.float32)
+
+
+def reverb(x: np.ndarray, rng, rt60: float = 0.5) -> np.ndarray:
+    n = int(rt60 * 16000)
+    h = rng.normal(size=n) * np.exp(-6.9 * np.arange(n) / n)
+    h[0] = 1.0 + abs(h[0])
+    y = np.convolve(x, h / np.linalg.norm(h))[: x.size]
+    return (y * np.abs(x).max() / max(np.abs(y).max(), 1e-6)).astype(np.float32)
+
+
+def clip_eers(det: Detector, clips: List[np.ndarray], labels: List[str], quiet=False, desc="scoring") -> Dict:
+    names = det.keywords.names
+    scores = np.stack([max_scores(det, x) for x in _progress(clips, desc, quiet=quiet)])
+    out = {}
+    for k, name in enumerate(names):
+        lab = np.array([l == name for l in labels])
+        out[name] = {"eer": eer(scores[:, k], lab)[0], "pos": scores[lab, k].tolist(), "neg": scores[~lab, k].tolist()}
+    return {"per_keyword": {n: v["eer"] for n, v in out.items()},
+            "mean_eer": float(np.mean([v["eer"] for v in out.values()])), "_scores": out,
+            "accuracy": float(np.mean(np.array(names)[scores.argmax(1)] == np.array(labels)))}
+
+
+def text_detector(bundle: Bundle, words, cfg: DetectorConfig) -> Detector:
+    return Detector.from_texts(list(words), bundle=bundle, config=cfg)
+
+
+def example_detector(bundle: Bundle, examples: Dict[str, List[np.ndarray]], cfg) -> Detector:
+    ks = KeywordSet(bundle.model_id)
+    for w, ex in examples.items():
+        e = bundle.embed_clips(ex)
+        v = e.mean(0)
+        v /= np.linalg.norm(v)
+        ks.add(Keyword(name=w, vectors=v[None], threshold=background_threshold(bundle, v[None]), source="examples"))
+    return Detector(ks, bundle, cfg)
+
+
+def run(bundle: Bundle, data: Path, per_keyword: int, fsdd_n: int, background_s: float,
+        seed: int = 0, quiet: bool = False) -> Dict:
+    rng = np.random.default_rng(seed)
+    pick = random.Random(seed)
+    cfg = DetectorConfig(variant=bundle.variant)
+    res: Dict = {"bundle": bundle.model_id, "variant": bundle.variant, "detector": {
+        "hop_s": cfg.hop_s, "window_s": list(cfg.window_s)}}
+    t0 = time.time()
+    # ---------------- wake words
+    wake = wakeword_clips(data)
+    test = []
+    for w in WAKEWORDS:
+        cands = [c for c in wake if c.label == w and split_of(c) == "b"]
+        test += pick.sample(cands, min(per_keyword, len(cands)))
+    test = _load(test, quiet)
+    xs, ys = [x for _, x in test], [c.label for c, _ in test]
+    enroll_ex = {}
+    for w in WAKEWORDS:
+        cands = [c for c in wake if c.label == w and split_of(c) == "a"]
+        enroll_ex[w] = [x for _, x in _load(pick.sample(cands, 3), True)]
+    tdet = text_detector(bundle, WAKEWORDS, cfg)
+    edet = example_detector(bundle, enroll_ex, cfg)
+    ww = {"clips": len(xs), "text": clip_eers(tdet, xs, ys, quiet, "wake words, text"),
+          "examples": clip_eers(edet, xs, ys, quiet, "wake words, examples")}
+    noise = _noise_bank(data)
+    ww["noise_text"] = {}
+    for snr in (20, 10, 5, 0):
+        noisy = [mix(x, noise, snr, rng) for x in xs]
+        r = clip_eers(tdet, noisy, ys, quiet, f"wake words, {snr} dB")
+        ww["noise_text"][f"{snr}dB"] = r["mean_eer"]
+    ww["reverb_text"] = clip_eers(tdet, [reverb(x, rng) for x in xs], ys, quiet, "reverb")["mean_eer"]
+    res["wakewords"] = ww
+    # ---------------- FSDD
+    fs = [c for c in fsdd_clips(data) if split_of(c) == "b"]
+    fs = _load(pick.sample(fs, min(fsdd_n, len(fs))), quiet)
+    fx, fy = [x for _, x in fs], [c.label for c, _ in fs]
+    fdet = text_detector(bundle, DIGITS, cfg)
+    fr = clip_eers(fdet, fx, fy, quiet, "FSDD, text")
+    emb = bundle.embed_clips(fx)
+    res["fsdd"] = {"clips": len(fx), "text_accuracy_10way": fr["accuracy"], "text_mean_eer": fr["mean_eer"],
+                   "text_eer": fr["per_keyword"], "same_different_ap": same_different_ap(emb, fy),
+                   "speakers": sorted({c.speaker for c, _ in fs})}
+    # ---------------- background speech: false alarms
+    files = sorted((data / "speechocean762-train" / "audio").rglob("*.ogg"))
+    pick.shuffle(files)
+    bg, total = [], 0.0
+    for f in files:
+        x = load_audio(f)
+        bg.append(x)
+        total += x.size / 16000
+        if total >= background_s:
+            break
+    events, peaks = 0, {w: [] for w in WAKEWORDS}
+    zero = KeywordSet(bundle.model_id, [Keyword(name=k.name, vectors=k.vectors, threshold=-1.0)
+                                        for k in tdet.keywords])
+    zdet = Detector(zero, bundle, cfg)      # every peak is an event: the score distribution
+    t_bg = time.time()
+    for x in _progress(bg, "background speech", quiet=quiet):
+        events += len(detect_audio(tdet, x))
+        for e in detect_audio(zdet, x):
+            peaks[e.keyword].append(e.score)
+    rtf = (time.time() - t_bg) / (2 * total)
+    hours = total / 3600
+    miss = {}
+    for k, w in enumerate(WAKEWORDS):
+        pos = ww["text"]["_scores"][w]["pos"]
+        miss[w] = miss_at_false_alarm_rate(pos, peaks[w], hours, 1.0)[0]
+    res["background"] = {"hours": hours, "false_alarms_per_hour_calibrated": events / hours,
+                         "miss_at_1fa_per_hour": miss, "mean_miss_at_1fa_per_hour": float(np.mean(list(miss.values()))),
+                         "detector_rtf_one_thread": rtf}
+    res["training_validation"] = bundle.manifest.get("training", {}).get("validation", {})
+    res["seconds"] = round(time.time() - t0, 1)
+    return res
+
+
+def markdown(r: Dict) -> str:
+    ww, fs, bg = r["wakewords"], r["fsdd"], r["background"]
+    tv = r.get("training_validation", {})
+    lines = [f"Model `{r['bundle']}` ({r['variant']}), held-out half of ../shared/data:", "",
+             "| measure | value |", "|---|---|"]
+    for w in WAKEWORDS:
+        lines.append(f"| wake word '{w}' EER, text-enrolled / 3 examples | {ww['text']['per_keyword'][w]:.1%} / {ww['examples']['per_keyword'][w]:.1%} |")
+    lines.append(f"| wake words mean EER, text / examples ({ww['clips']} clips) | {ww['text']['mean_eer']:.1%} / {ww['examples']['mean_eer']:.1%} |")
+    lines.append("| wake words mean EER (text) with noise 20 / 10 / 5 / 0 dB | "
+                 + " / ".join(f"{ww['noise_text'][k]:.1%}" for k in ('20dB', '10dB', '5dB', '0dB')) + " |")
+    lines.append(f"| wake words mean EER (text), reverberation RT60 0.5 s | {ww['reverb_text']:.1%} |")
+    lines.append(f"| FSDD digits, 10-way zero-shot accuracy from text ({fs['clips']} clips) | {fs['text_accuracy_10way']:.1%} |")
+    lines.append(f"| FSDD digits, mean per-digit EER from text | {fs['text_mean_eer']:.1%} |")
+    lines.append(f"| FSDD same-different AP (word discrimination, real speech) | {fs['same_different_ap']:.1%} |")
+    lines.append(f"| false alarms / hour on read speech at calibrated thresholds ({bg['hours']:.2f} h) | {bg['false_alarms_per_hour_calibrated']:.1f} |")
+    lines.append(f"| miss rate at 1 false alarm / hour (mean of 3 wake words) | {bg['mean_miss_at_1fa_per_hour']:.1%} |")
+    if tv:
+        lines.append(f"| synthetic held-out AP, IV / OOV words (training validation) | {tv.get('ap_iv', float('nan')):.1%} / {tv.get('ap_oov', float('nan')):.1%} |")
+        lines.append(f"| synthetic text->audio AP, IV / OOV (training validation) | {tv.get('xap_iv', float('nan')):.1%} / {tv.get('xap_oov', float('nan')):.1%} |")
+    return "\n".join(lines) + "\n"
+
+
+def det_plot(r: Dict, path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from scipy.stats import norm
+    except ImportError:
+        return False
+    fig, ax = plt.subplots(figsize=(6, 5))
+    for mode, style in (("text", "-"), ("examples", "--")):
+        for w in WAKEWORDS:
+            s = r["wakewords"][mode]["_scores"][w]
+            scores = np.r_[s["pos"], s["neg"]]
+            labels = np.r_[np.ones(len(s["pos"])), np.zeros(len(s["neg"]))]
+            fpr, miss, _ = roc_points(scores, labels)
+            clip = lambda v: np.clip(v, 1e-3, 1 - 1e-3)
+            ax.plot(norm.ppf(clip(fpr)), norm.ppf(clip(miss)), style, label=f"{w} ({mode})")
+    ticks = [0.001, 0.01, 0.05, 0.2, 0.5]
+    ax.set_xticks(norm.ppf(ticks), [f"{t:.1%}" for t in ticks])
+    ax.set_yticks(norm.ppf(ticks), [f"{t:.1%}" for t in ticks])
+    ax.set_xlabel("false alarm rate (other wake words' clips)")
+    ax.set_ylabel("miss rate")
+    ax.set_title("DET, real wake-word clips (held-out half)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return True
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m kws evaluate", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bundle", help="bundle folder (default: shipped)")
+    ap.add_argument("--variant", choices=("int8", "fp32"), default="int8")
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--out", type=Path, default=Path("eval-report"))
+    ap.add_argument("--per-keyword", type=int, default=100, help="wake-word clips per keyword")
+    ap.add_argument("--fsdd", type=int, default=300, help="FSDD clips")
+    ap.add_argument("--background-s", type=float, default=900.0, help="seconds of background speech")
+    ap.add_argument("--quiet", action="store_true")
+    args = ap.parse_args(argv)
+    if not (args.data / "wakewords").is_dir():
+        print(f"error: no recordings at {args.data} (give --data ../shared/data)", file=sys.stderr)
+        return 2
+    bundle = Bundle.load(args.bundle, variant=args.variant)
+    r = run(bundle, args.data, args.per_keyword, args.fsdd, args.background_s, quiet=args.quiet)
+    args.out.mkdir(parents=True, exist_ok=True)
+    md = markdown(r)
+    (args.out / "report.md").write_text(md)
+    plotted = det_plot(r, args.out / "det_wakewords.png")
+    slim = json.loads(json.dumps(r))
+    for mode in ("text", "examples"):
+        slim["wakewords"][mode].pop("_scores")
+    (args.out / "report.json").write_text(json.dumps(slim, indent=2))
+    print(md)
+    print(f"wrote {args.out}/report.json, report.md" + (", det_wakewords.png" if plotted else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

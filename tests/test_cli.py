@@ -1,0 +1,62 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from kws.cli import main
+
+
+def _run(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "kws", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_help_lists_subcommands():
+    r = _run("--help")
+    assert r.returncode == 0
+    for c in ("listen", "detect", "search", "enroll", "evaluate", "train", "export"):
+        assert c in r.stdout
+
+
+def test_detect_on_bundled_sample_prints_json_lines(tmp_path, monkeypatch):
+    r = subprocess.run([sys.executable, "-m", "kws", "detect", "--keyword", "jarvis", "-k", "alexa"],
+                       capture_output=True, text=True, timeout=300, env={"KWS_STORE": str(tmp_path), "PATH": ""})
+    assert r.returncode == 0, r.stderr
+    events = [json.loads(l) for l in r.stdout.splitlines()]
+    assert [e["keyword"] for e in events] == ["jarvis", "alexa"]
+
+
+def test_listen_without_microphone_falls_back_to_sample(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("KWS_STORE", str(tmp_path))
+    import kws.mic
+
+    def no_mic(device=None):
+        raise kws.mic.NoMicrophone("no input device")
+
+    monkeypatch.setattr(kws.mic, "input_device", no_mic)
+    assert main(["listen", "--no-realtime", "--no-view"]) == 0
+    cap = capsys.readouterr()
+    assert "bundled sample" in cap.err
+    assert cap.out.count("DETECTED") == 3
+
+
+def test_unimplemented_command_says_so(capsys):
+    assert main(["search", "index", "x"]) == 2
+    assert "not implemented yet" in capsys.readouterr().err
+
+
+def test_bad_inputs_exit_2_with_message(tmp_path, capsys):
+    assert main(["detect", "-k", "computer", str(tmp_path / "missing.wav")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert main(["detect", "-k", "???"]) == 2
+    assert "no letters" in capsys.readouterr().err
+
+
+def test_runtime_never_imports_torch():
+    code = ("import sys, numpy as np; import kws; from kws import Detector; "
+            "d = Detector.from_texts(['computer']); d.process(np.zeros(16000, np.float32)); "
+            "from kws import enroll, cli, evaluate; "
+            "assert 'torch' not in sys.modules, 'torch imported'; print('ok')")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "ok" in r.stdout, r.stderr
