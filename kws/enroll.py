@@ -21,6 +21,7 @@ import numpy as np
 from kws.audio import SAMPLE_RATE, AudioError, load_audio
 from kws.bundle import Bundle, BundleError
 from kws.keywords import Keyword, KeywordSet, StoreError, default_store_dir
+from kws.mic import NoMicrophone
 from kws.phonemes import TextError, parse_phonemes, pronounce
 
 MIN_EXAMPLE_S = 0.2
@@ -204,8 +205,16 @@ def cmd_test(args) -> int:
 
     bundle, _, ks = _open(args)
     det = Detector(ks, bundle, DetectorConfig(variant=args.variant))
-    for f in args.files:
-        audio = load_audio(f)
+    if not args.files and not args.mic:
+        raise EnrollError("give recordings to score, or --mic SECONDS")
+    inputs = [(f, None) for f in args.files]
+    if args.mic:
+        from kws.mic import record
+
+        print(f"recording {args.mic:.0f} s: say a keyword ...")
+        inputs.append(("microphone", record(args.mic, device=args.device)))
+    for f, audio in inputs:
+        audio = load_audio(f) if audio is None else audio
         best = max_scores(det, audio)
         events = detect_audio(det, audio)
         print(f"{f}:")
@@ -277,8 +286,10 @@ def build_parser(prog: str = "python -m kws.enroll") -> argparse.ArgumentParser:
     n.add_argument("old")
     n.add_argument("new")
     n.set_defaults(func=cmd_rename)
-    t = sub.add_parser("test", help="score recordings against the keywords")
-    t.add_argument("files", nargs="+")
+    t = sub.add_parser("test", help="score recordings (or the microphone) against the keywords")
+    t.add_argument("files", nargs="*")
+    t.add_argument("--mic", type=float, metavar="SECONDS", help="record this long from the microphone")
+    t.add_argument("--device", help="input device for --mic")
     t.set_defaults(func=cmd_test)
     e = sub.add_parser("export", help="write the keywords to a JSON file")
     e.add_argument("file")
@@ -294,7 +305,7 @@ def main(argv=None, prog: str = "python -m kws.enroll") -> int:
     args = build_parser(prog).parse_args(argv)
     try:
         return args.func(args)
-    except (EnrollError, StoreError, TextError, AudioError, BundleError) as exc:
+    except (ValueError, StoreError, BundleError, NoMicrophone) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
