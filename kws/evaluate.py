@@ -215,6 +215,8 @@ def det_plot(r: Dict, path: Path) -> bool:
             clip = lambda v: np.clip(v, 1e-3, 1 - 1e-3)
             ax.plot(norm.ppf(clip(fpr)), norm.ppf(clip(miss)), style, label=f"{w} ({mode})")
     ticks = [0.001, 0.01, 0.05, 0.2, 0.5]
+    ax.set_xlim(norm.ppf(0.0008), norm.ppf(0.6))
+    ax.set_ylim(norm.ppf(0.0008), norm.ppf(0.6))
     ax.set_xticks(norm.ppf(ticks), [f"{t:.1%}" for t in ticks])
     ax.set_yticks(norm.ppf(ticks), [f"{t:.1%}" for t in ticks])
     ax.set_xlabel("false alarm rate (other wake words' clips)")

@@ -26,7 +26,7 @@ def main(argv=None) -> int:
     ap.add_argument("config", help="JSON file of TrainConfig fields")
     ap.add_argument("overrides", nargs="*", help="key=value (JSON values) overriding the file")
     ap.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
-    args = ap.parse_args(argv)
+    args = ap.parse_intermixed_args(argv)   # --resume may come before or after key=value
     with open(args.config) as fh:
         d = json.load(fh)
     d.update(parse_overrides(args.overrides))

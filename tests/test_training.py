@@ -1,0 +1,51 @@
+"""The trainer runs end to end on a tiny synthetic corpus (CPU), writes checkpoints and logs."""
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from kws.phonemes import pronounce  # noqa: E402
+from kws.train.checkpoint import join, split  # noqa: E402
+from kws.train.trainer import TrainConfig, train  # noqa: E402
+
+
+def _corpus(d, rng):
+    words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"]
+    clips, text, split_ = [], [], []
+    for ti, w in enumerate(words):
+        f0 = 150 + 40 * ti
+        for k in range(5):
+            n = int(16000 * rng.uniform(0.3, 0.6))
+            t = np.arange(n) / 16000
+            x = 0.3 * np.sin(2 * np.pi * f0 * (1 + 0.05 * k) * t) + 0.01 * rng.normal(size=n)
+            clips.append(np.round(x * 32767).astype(np.int16))
+            text.append(ti)
+            split_.append(0 if k < 3 else (1 if ti < 3 else 2))
+    lengths = np.array([c.size for c in clips])
+    np.save(d / "audio.npy", np.concatenate(clips))
+    np.savez(d / "clips.npz", offset=np.r_[0, np.cumsum(lengths)[:-1]], length=lengths,
+             text=np.array(text, np.int32), split=np.array(split_, np.int8))
+    (d / "texts.json").write_text(json.dumps([{"text": w, "phonemes": " ".join(pronounce(w).phonemes),
+                                               "kind": "word", "oov": False} for w in words]))
+
+
+def test_train_checkpoint_and_split(tmp_path, rng):
+    _corpus(tmp_path, rng)
+    cfg = TrainConfig.from_dict({"corpus": str(tmp_path), "out": str(tmp_path / "run"), "steps": 4,
+                                 "words_per_batch": 4, "clips_per_word": 2, "eval_every": 2,
+                                 "encoder": {"hidden": 16, "layers": 1, "embed_dim": 8}})
+    metrics = train(cfg)
+    assert {"ap_iv", "ap_oov", "xap_iv", "xap_oov"} <= set(metrics)
+    log = [json.loads(l) for l in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert any("eval" in r for r in log) and any("dwd" in r for r in log)
+    ck = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    assert ck["step"] == 4
+    parts = split(str(tmp_path / "run" / "best.pt"), str(tmp_path / "parts"))
+    assert parts
+    join(str(tmp_path / "parts"), str(tmp_path / "model.pt"))
+    slim = torch.load(tmp_path / "model.pt", weights_only=False)
+    assert set(slim["model"]) == set(ck["model"])
+    with pytest.raises(SystemExit, match="unknown config keys"):
+        TrainConfig.from_dict({"stepz": 3})
