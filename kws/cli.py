@@ -74,7 +74,7 @@ def cmd_listen(args) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         print(f"{exc}\nNo microphone here: running on the bundled sample recording instead "
-              f"({sample_recording().name}), in real time.", file=sys.stderr)
+              f"({sample_recording().name}){', in real time' if args.realtime else ''}.", file=sys.stderr)
         return _listen_file(det, sample_recording(), args)
     print(f"listening on {info['name']!r} ({int(info['default_samplerate'])} Hz) for: "
           f"{', '.join(det.keywords.names)} - Ctrl-C to stop", file=sys.stderr)
@@ -99,7 +99,8 @@ def _listen_file(det, path: Path, args) -> int:
 
 
 def _print_event(e) -> None:
-    print(f"\r{' ' * 70}\r[{e.start:7.2f} s] DETECTED {e.keyword!r} score {e.score:.3f} "
+    clear = f"\r{' ' * 70}\r" if sys.stderr.isatty() else ""
+    print(f"{clear}[{e.start:7.2f} s] DETECTED {e.keyword!r} score {e.score:.3f} "
           f"(threshold {e.threshold:.3f})", flush=True)
 
 
