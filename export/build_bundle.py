@@ -11,15 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from export.onnx_export import audio_encoder_onnx, state_dict_numpy, text_encoder_onnx
 from kws.bundle import FORMAT, FORMAT_VERSION, Bundle, sha256_file
-from kws.features import LogMel, MelConfig
+from kws.features import MelConfig
 from kws.phonemes import TOKENS, pad_ids, pronounce
 
 BACKGROUND_WINDOWS = 3000
@@ -91,15 +89,10 @@ def build(ckpt: str, out: Path, data: Path, model_version: str) -> dict:
     enc = ck["config"]["encoder"]
     sd = state_dict_numpy(model.state_dict())
     out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp())
-    try:
-        for role, fn in (("audio", audio_encoder_onnx), ("text", text_encoder_onnx)):
-            m = fn(sd, enc["layers"], enc["hidden"])
-            onnx.save(m, str(out / f"{role}.onnx"))
-            quantize_dynamic(str(out / f"{role}.onnx"), str(out / f"{role}.int8.onnx"),
-                             weight_type=QuantType.QInt8, op_types_to_quantize=["LSTM", "MatMul", "Gemm"])
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    for role, fn in (("audio", audio_encoder_onnx), ("text", text_encoder_onnx)):
+        onnx.save(fn(sd, enc["layers"], enc["hidden"]), str(out / f"{role}.onnx"))
+        quantize_dynamic(str(out / f"{role}.onnx"), str(out / f"{role}.int8.onnx"),
+                         weight_type=QuantType.QInt8, op_types_to_quantize=["LSTM", "MatMul", "Gemm"])
     files = ["audio.onnx", "text.onnx", "audio.int8.onnx", "text.int8.onnx"]
     manifest = {
         "format": FORMAT, "format_version": FORMAT_VERSION,

@@ -9,8 +9,6 @@ from importlib import resources
 from pathlib import Path
 from typing import List, Optional
 
-import numpy as np
-
 DEMO_KEYWORDS = ("computer", "jarvis", "alexa")
 
 
@@ -121,12 +119,6 @@ def _listen_loop(det, blocks, args) -> int:
     except KeyboardInterrupt:
         print("\nstopped", file=sys.stderr)
     return 0
-
-
-def cmd_enroll(args, rest: List[str]) -> int:
-    from kws.enroll import main as enroll_main
-
-    return enroll_main(rest, prog="python -m kws enroll")
 
 
 def _repo_module(name: str):

@@ -8,21 +8,21 @@
     det.flush()                                      # at the end of a file
 
 Every ``hop_s`` the windows of ``window_s`` lengths ending at that moment are cut from a ring
-buffer of log-mel frames and embedded in one batched onnxruntime call; each keyword's score is the
+buffer of log-mel frames and embedded in one onnxruntime call per hop; each keyword's score is the
 best cosine over the windows. A keyword fires at a local peak of its score above its threshold,
 then stays quiet for ``refractory_s``. With ``vad`` on, hops whose longest window holds no speech
 (webrtcvad) skip the encoder. The result does not depend on how the audio is chunked.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Iterable, List, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from kws.bundle import Bundle
 from kws.features import MelConfig, StreamingLogMel, num_frames
-from kws.keywords import Keyword, KeywordSet
+from kws.keywords import Keyword, KeywordSet, max_per_keyword
 from kws.ringbuffer import RingBuffer
 
 
@@ -186,10 +186,7 @@ class Detector:
         x = np.zeros((len(lens), lens[-1], self._ring.dim), dtype=np.float32)
         for i, L in enumerate(lens):
             x[i, :L] = self._ring.get(e - L, e)
-        sims = self.bundle.embed_mel(x, np.array(lens)) @ self._mat.T
-        s = np.full((len(lens), k), -1.0, dtype=np.float32)
-        for j in range(k):
-            s[:, j] = sims[:, self._owner == j].max(axis=1)
+        s = max_per_keyword(self.bundle.embed_mel(x, np.array(lens)) @ self._mat.T, self._owner, k)
         arg = s.argmax(axis=0)
         return s.max(axis=0), [(e - lens[a], e) for a in arg]
 

@@ -18,11 +18,11 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from kws.audio import SAMPLE_RATE, AudioError, load_audio
+from kws.audio import SAMPLE_RATE, load_audio
 from kws.bundle import Bundle, BundleError
 from kws.keywords import Keyword, KeywordSet, StoreError, default_store_dir
 from kws.mic import NoMicrophone
-from kws.phonemes import TextError, parse_phonemes, pronounce
+from kws.phonemes import parse_phonemes, pronounce
 
 MIN_EXAMPLE_S = 0.2
 MAX_EXAMPLE_S = 10.0

@@ -163,7 +163,7 @@ def run(bundle: Bundle, data: Path, per_keyword: int, fsdd_n: int, background_s:
     rtf = (time.time() - t_bg) / (2 * total)
     hours = total / 3600
     miss = {}
-    for k, w in enumerate(WAKEWORDS):
+    for w in WAKEWORDS:
         pos = ww["text"]["_scores"][w]["pos"]
         miss[w] = miss_at_false_alarm_rate(pos, peaks[w], hours, 1.0)[0]
     res["background"] = {"hours": hours, "false_alarms_per_hour_calibrated": events / hours,

@@ -131,11 +131,7 @@ class KeywordSet:
     def scores(self, emb: np.ndarray) -> np.ndarray:
         """(N, D) embeddings -> (N, K) score of each keyword (max over its vectors)."""
         mat, owner, _ = self.matrix()
-        sims = np.asarray(emb, dtype=np.float32) @ mat.T
-        out = np.full((sims.shape[0], len(self)), -1.0, dtype=np.float32)
-        for i in range(len(self)):
-            out[:, i] = sims[:, owner == i].max(axis=1)
-        return out
+        return max_per_keyword(np.asarray(emb, dtype=np.float32) @ mat.T, owner, len(self))
 
     # ---- store
     def save(self, directory: Union[str, os.PathLike]) -> Path:
@@ -184,6 +180,14 @@ class KeywordSet:
         for i, meta in enumerate(doc["keywords"]):
             kws.append(Keyword(vectors=arrs[f"k{i}"], **meta))
         return cls(doc["model_id"], kws)
+
+
+def max_per_keyword(sims: np.ndarray, owner: np.ndarray, n_keywords: int) -> np.ndarray:
+    """(N, V) similarities to all stacked vectors -> (N, K): each keyword's best vector."""
+    out = np.full((sims.shape[0], n_keywords), -1.0, dtype=np.float32)
+    for i in range(n_keywords):
+        out[:, i] = sims[:, owner == i].max(axis=1)
+    return out
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -14,7 +14,6 @@ be continued across several short sessions on a lent machine with ``--resume``.
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -24,10 +23,10 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 
 from kws.features import MelConfig
 from kws.metrics import cosine_matrix, cross_modal_ap, eer, same_different_ap
+from kws import phonemes
 from kws.phonemes import TOKEN_ID, pronounce
 from kws.train.augment import AugmentConfig, augment_waveforms, spec_augment
 from kws.train.encoders import EncoderConfig, JointModel
@@ -114,11 +113,9 @@ class Corpus:
 
 
 def pad_ids(seqs: List[np.ndarray], device) -> tuple:
-    lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)
-    out = torch.zeros(len(seqs), int(lengths.max()), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        out[i, : len(s)] = torch.from_numpy(s)
-    return out.to(device), lengths.to(device)
+    """kws.phonemes.pad_ids, as tensors on ``device``."""
+    ids, lengths = phonemes.pad_ids(seqs)
+    return torch.from_numpy(ids).to(device), torch.from_numpy(lengths).to(device)
 
 
 @torch.no_grad()
@@ -213,9 +210,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> Dict[str, float]:
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed:
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-        rank, world = dist.get_rank(), dist.get_world_size()
+        rank = dist.get_rank()
     else:
-        rank, world = 0, 1
+        rank = 0
     if torch.cuda.is_available():
         local = int(os.environ.get("LOCAL_RANK", "0"))
         device = torch.device("cuda", local)
