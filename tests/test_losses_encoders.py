@@ -52,6 +52,31 @@ def test_dwd_loss_hand_computed():
     assert float(got) == pytest.approx(want, rel=1e-9)
 
 
+def test_dwd_text_anchored_hand_computed():
+    audio = _unit([[1, 0], [0.8, 0.6], [0, 1], [0.6, 0.8], [0.3, 0.9]])
+    text = _unit([[0.9, -0.1], [-0.2, 1.0]])
+    labels = [0, 0, 1, 1, 1]
+    s, b, w = 7.0, -2.0, 1.5
+    want = 0.0
+    for i, l in enumerate(labels):
+        sims = []
+        for k in range(2):
+            members = [j for j, lj in enumerate(labels) if lj == k and (j != i or k != l)]
+            c = (audio[members].sum(0) + w * text[k]) / (len(members) + w)
+            c /= np.linalg.norm(c)
+            sims.append(s * audio[i] @ c + b)
+        want += -(sims[l] - np.log(np.exp(sims).sum()))
+    want /= len(labels)
+    got = dwd_loss(torch.tensor(audio), torch.tensor(labels), 2, torch.tensor(s, dtype=torch.float64),
+                   torch.tensor(b, dtype=torch.float64), torch.tensor(text), w)
+    assert float(got) == pytest.approx(want, rel=1e-9)
+    plain = dwd_loss(torch.tensor(audio), torch.tensor(labels), 2, torch.tensor(s, dtype=torch.float64),
+                     torch.tensor(b, dtype=torch.float64))
+    assert float(plain) != pytest.approx(want, rel=1e-3)
+    with pytest.raises(ValueError):
+        dwd_loss(torch.tensor(audio), torch.tensor(labels), 2, torch.tensor(s), torch.tensor(b), None, 1.0)
+
+
 def test_joint_loss_weights():
     m = JointModel(EncoderConfig(hidden=8, layers=1, embed_dim=4))
     a = F.normalize(torch.randn(6, 4), dim=1)

@@ -49,3 +49,47 @@ def test_train_checkpoint_and_split(tmp_path, rng):
     assert set(slim["model"]) == set(ck["model"])
     with pytest.raises(SystemExit, match="unknown config keys"):
         TrainConfig.from_dict({"stepz": 3})
+
+
+def _tiny_config(tmp_path, **kw):
+    d = {"corpus": str(tmp_path), "out": str(tmp_path / "run"), "steps": 4, "words_per_batch": 4,
+         "clips_per_word": 2, "eval_every": 2, "encoder": {"hidden": 16, "layers": 1, "embed_dim": 8}}
+    d.update(kw)
+    p = tmp_path / "cfg.json"
+    p.write_text(json.dumps(d))
+    return p
+
+
+def test_two_process_ddp_on_gloo(tmp_path, rng):
+    """torchrun with 2 CPU processes (gloo): trains, rank 0 writes, replicas stay identical."""
+    import subprocess
+    import sys
+    _corpus(tmp_path, rng)
+    cfg = _tiny_config(tmp_path)
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                        "--nproc_per_node", "2", "-m", "kws.train", str(cfg)],
+                       capture_output=True, text=True, timeout=300,
+                       env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    sync = [json.loads(l) for l in r.stdout.splitlines() if "replicas_in_sync" in l]
+    assert sync == [{"ranks": 2, "replicas_in_sync": True}]
+    ck = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    assert ck["step"] == 4
+
+
+def test_ablation_runner_and_table(tmp_path, rng, monkeypatch):
+    from kws.train import ablation
+    _corpus(tmp_path, rng)
+    cfg = _tiny_config(tmp_path, steps=2)
+    monkeypatch.setattr(ablation, "RUNS", {k: ablation.RUNS[k] for k in ("clap+dwd", "dwd-only", "clap+dwd-text1")})
+    out = tmp_path / "abl"
+    assert ablation.main(["run", str(cfg), "--out", str(out), "--parallel", "2", "--budget-s", "600"]) == 0
+    for name in ablation.RUNS:
+        assert ablation.final_eval(out / name, 2) is not None, (out / name / "stdout.log").read_text()[-2000:]
+    text = ablation.table(out, 2)
+    lines = text.splitlines()
+    assert len(lines) == 2 + 3 and lines[2].startswith("| clap+dwd | 0.1 | 1.0 | 0.0 | 2 |")
+    ap_iv = ablation.final_eval(out / "dwd-only", 2)["eval"]["ap_iv"]
+    assert f"| {100 * ap_iv:.1f} |" in lines[3]
+    with pytest.raises(SystemExit, match="fixed step count"):
+        ablation.main(["run", str(_tiny_config(tmp_path, steps=0)), "--out", str(out)])

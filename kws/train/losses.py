@@ -7,6 +7,8 @@ row ``k`` of the text embeddings is word ``k``.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 
@@ -29,17 +31,28 @@ def clap_loss(audio: torch.Tensor, text: torch.Tensor, labels: torch.Tensor,
 
 
 def dwd_loss(audio: torch.Tensor, labels: torch.Tensor, n_words: int,
-             scale: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+             scale: torch.Tensor, bias: torch.Tensor, text: Optional[torch.Tensor] = None,
+             text_weight: float = 0.0) -> torch.Tensor:
     """Audio-audio discrimination against word centroids (GE2E softmax form).
 
     Each clip is compared with every word's centroid; for its own word the centroid leaves the clip
     out. Cross-entropy over words with a learnable scale and bias. Needs M >= 2 clips per word.
+
+    ``text_weight`` > 0 anchors the centroids on the text: word k's centroid becomes the mean of its
+    clips and ``text_weight`` copies of its text embedding (row k of ``text``). This is our try at
+    the paper's open question 1 (DWD slightly hurting text KWS): the audio clusters DWD shapes are
+    pulled towards where the text encoder puts the word, instead of anywhere in the space.
     """
     dim = audio.shape[1]
     sums = torch.zeros(n_words, dim, device=audio.device, dtype=audio.dtype).index_add(0, labels, audio)
     counts = torch.bincount(labels, minlength=n_words).to(audio.dtype)
+    if text_weight > 0:
+        if text is None:
+            raise ValueError("text_weight > 0 needs the text embeddings")
+        sums = sums + text_weight * text
+        counts = counts + text_weight
     cent = F.normalize(sums / counts.clamp(min=1)[:, None], dim=1)
-    own = F.normalize((sums[labels] - audio) / (counts[labels] - 1).clamp(min=1)[:, None], dim=1)
+    own = F.normalize((sums[labels] - audio) / (counts[labels] - 1).clamp(min=1e-6)[:, None], dim=1)
     sim = audio @ cent.t()
     own_sim = (audio * own).sum(1)
     sim = sim.scatter(1, labels[:, None], own_sim[:, None])
@@ -47,11 +60,13 @@ def dwd_loss(audio: torch.Tensor, labels: torch.Tensor, n_words: int,
     return F.cross_entropy(logits, labels)
 
 
-def joint_loss(audio, text, labels, model, alpha_clap: float = 0.1, alpha_dwd: float = 1.0):
+def joint_loss(audio, text, labels, model, alpha_clap: float = 0.1, alpha_dwd: float = 1.0,
+               dwd_text_weight: float = 0.0):
     """Returns (total, parts) with the two weighted terms and the temperature for logging."""
     zero = audio.new_zeros(())
     lc = clap_loss(audio, text, labels, model.logit_scale) if alpha_clap else zero
-    ld = dwd_loss(audio, labels, text.shape[0], model.dwd_scale, model.dwd_bias) if alpha_dwd else zero
+    ld = (dwd_loss(audio, labels, text.shape[0], model.dwd_scale, model.dwd_bias, text, dwd_text_weight)
+          if alpha_dwd else zero)
     total = alpha_clap * lc + alpha_dwd * ld
     return total, {"clap": float(lc.detach()), "dwd": float(ld.detach()),
                    "temperature": float(1.0 / model.logit_scale.detach().clamp(max=4.6052).exp())}

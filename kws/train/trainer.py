@@ -51,6 +51,7 @@ class TrainConfig:
     pct_start: float = 0.1
     alpha_clap: float = 0.1
     alpha_dwd: float = 1.0
+    dwd_text_weight: float = 0.0        # > 0: DWD centroids anchored on the text (see losses.dwd_loss)
     eval_every: int = 500
     max_minutes: float = 1e9            # stop (with a checkpoint) after this much wall time
     schedule_minutes: float = 0.0       # steps <= 0: size the cycle to this (default max_minutes)
@@ -206,6 +207,22 @@ def feature_stats(corpus: Corpus, logmel: TorchLogMel, rng, n: int = 2000):
     return mean, std
 
 
+class _LossStep(torch.nn.Module):
+    """Encoders + joint loss in one forward: (mel, frames, ids, id_lens, labels) -> (loss, parts)."""
+
+    def __init__(self, model: JointModel, cfg: TrainConfig, use_amp: bool):
+        super().__init__()
+        self.model = model
+        self.cfg = cfg
+        self.use_amp = use_amp
+
+    def forward(self, mel, frames, ids, id_lens, labels):
+        with torch.autocast(mel.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
+            a, t = self.model(mel, frames, ids, id_lens)
+        return joint_loss(a.float(), t.float(), labels, self.model, self.cfg.alpha_clap,
+                          self.cfg.alpha_dwd, self.cfg.dwd_text_weight)
+
+
 def train(cfg: TrainConfig, resume: bool = False) -> Dict[str, float]:
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed:
@@ -247,8 +264,12 @@ def train(cfg: TrainConfig, resume: bool = False) -> Dict[str, float]:
     if resume and ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
         model.load_state_dict(ck["model"])
-    ddp = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True) if distributed else model
     use_amp = cfg.amp and device.type == "cuda"
+    step_module = _LossStep(model, cfg, use_amp)
+    # The loss runs inside the wrapped forward: its learnable temperature, scale and bias are
+    # model parameters, and DistributedDataParallel must see every use of them in one forward.
+    ddp = (torch.nn.parallel.DistributedDataParallel(step_module, find_unused_parameters=True)
+           if distributed else step_module)
     M, K = cfg.clips_per_word, cfg.words_per_batch
     max_len = int(cfg.max_clip_s * 16000)
 
@@ -267,9 +288,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Dict[str, float]:
             if cfg.augment:
                 mel = spec_augment(mel, model.audio.feat_mean, cfg.aug, g)
         ids, id_lens = pad_ids([corpus.phone_ids[int(w)] for w in words], device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            a, t = ddp(mel, frames, ids, id_lens)
-        loss, parts = joint_loss(a.float(), t.float(), labels, model, cfg.alpha_clap, cfg.alpha_dwd)
+        loss, parts = ddp(mel, frames, ids, id_lens, labels)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -346,7 +365,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Dict[str, float]:
         sched.step()
         step += 1
         if is_main and (step % 50 == 0 or step == 1):
-            rec = {"step": step, "loss": float(loss), **parts, "lr": sched.get_last_lr()[0],
+            rec = {"step": step, "loss": float(loss.detach()), **parts, "lr": sched.get_last_lr()[0],
                    "min": round((time.time() - t0) / 60, 2)}
             print(json.dumps(rec), flush=True)
             log.write(json.dumps(rec) + "\n")
@@ -373,5 +392,13 @@ def train(cfg: TrainConfig, resume: bool = False) -> Dict[str, float]:
                           flush=True)
                 break
     if distributed:
+        # DistributedDataParallel keeps replicas identical; check it rather than trust it.
+        flat = torch.cat([p.detach().float().reshape(-1) for p in model.parameters()])
+        sums = torch.stack([flat.sum(), flat.abs().sum(), (flat * torch.arange(flat.numel(), device=flat.device) % 7).sum()])
+        gathered = [torch.zeros_like(sums) for _ in range(dist.get_world_size())]
+        dist.all_gather(gathered, sums)
+        if is_main:
+            in_sync = all(torch.allclose(g_, gathered[0], rtol=1e-6, atol=1e-6) for g_ in gathered)
+            print(json.dumps({"ranks": len(gathered), "replicas_in_sync": bool(in_sync)}), flush=True)
         dist.destroy_process_group()
     return last_metrics
