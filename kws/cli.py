@@ -148,7 +148,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     _common(d)
     d.add_argument("files", nargs="*", help="audio files (default: the bundled sample)")
     sub.add_parser("enroll", help="manage keywords (python -m kws enroll --help)", add_help=False)
-    sub.add_parser("search", help="spoken-term search over recordings (not implemented yet)", add_help=False)
+    sub.add_parser("search", help="spoken-term search over indexed recordings", add_help=False)
     sub.add_parser("evaluate", help="evaluation report for a model bundle", add_help=False)
     sub.add_parser("train", help="train the encoders (needs the 'train' extra)", add_help=False)
     sub.add_parser("export", help="checkpoint -> model bundle (needs the 'train' extra)", add_help=False)
@@ -158,9 +158,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             from kws.enroll import main as m
             return m(rest, prog="python -m kws enroll")
         if cmd == "search":
-            print("python -m kws search is not implemented yet (spoken-term search over indexed "
-                  "recordings is planned; see the README's status section).", file=sys.stderr)
-            return 2
+            from kws.search import main as m
+            return m(rest)
         if cmd == "evaluate":
             from kws.evaluate import main as m
             return m(rest)

@@ -9,7 +9,12 @@ used for validation while training and for picking enrollment examples):
 - FSDD digits: 10-way zero-shot (text) accuracy and per-digit text EER; same-different AP (word
   discrimination) over all pairs of clips;
 - streaming detector on background speech (speechocean762, read sentences, none of the keywords):
-  false alarms per hour at the calibrated thresholds, and miss rate at 1 false alarm per hour.
+  false alarms per hour at the calibrated thresholds, and miss rate at 1 false alarm per hour;
+- spoken-term detection on real read sentences with aligned word times (kws.std, held-out half of
+  the speakers): EER per text query and precision at 10, IV and OOV, with the paper's windows
+  (0.2-0.6 s) and the detector's (0.3-0.9 s);
+- synthetic word discrimination: same-different AP and text->audio AP on fresh TTS renders of
+  training-list (IV) and held-out (OOV) words.
 
 Writes JSON, a markdown table and DET curves (PNG, if matplotlib is installed) to --out.
 """
@@ -30,17 +35,13 @@ from kws.bundle import Bundle
 from kws.corpus.real import DEFAULT_DATA, DIGITS, WAKEWORDS, fsdd_clips, load_clip, split_of, wakeword_clips
 from kws.detector import Detector, DetectorConfig, detect_audio, max_scores
 from kws.keywords import Keyword, KeywordSet
+from kws.progress import progress
 from kws.metrics import eer, miss_at_false_alarm_rate, roc_points, same_different_ap
 from kws.thresholds import background_threshold
 
 
 def _progress(it, desc, total=None, quiet=False):
-    try:
-        from tqdm import tqdm
-
-        return tqdm(it, desc=desc, total=total, disable=quiet, file=sys.stderr, leave=False)
-    except ImportError:
-        return it
+    return progress(it, desc, total, quiet)
 
 
 def _load(clips, quiet):
@@ -100,7 +101,8 @@ def example_detector(bundle: Bundle, examples: Dict[str, List[np.ndarray]], cfg)
 
 
 def run(bundle: Bundle, data: Path, per_keyword: int, fsdd_n: int, background_s: float,
-        seed: int = 0, quiet: bool = False) -> Dict:
+        seed: int = 0, quiet: bool = False, synthetic_words: int = 150, std_utts: int = 300,
+        std_queries: int = 40) -> Dict:
     rng = np.random.default_rng(seed)
     pick = random.Random(seed)
     cfg = DetectorConfig(variant=bundle.variant)
@@ -170,8 +172,69 @@ def run(bundle: Bundle, data: Path, per_keyword: int, fsdd_n: int, background_s:
                          "miss_at_1fa_per_hour": miss, "mean_miss_at_1fa_per_hour": float(np.mean(list(miss.values()))),
                          "detector_rtf_one_thread": rtf}
     res["training_validation"] = bundle.manifest.get("training", {}).get("validation", {})
+    if synthetic_words:
+        res["synthetic"] = synthetic(bundle, synthetic_words, quiet=quiet)
+    if std_utts:
+        res["std"] = std(bundle, data, std_utts, std_queries, quiet)
     res["seconds"] = round(time.time() - t0, 1)
     return res
+
+
+def _render(batch):
+    from kws.corpus import tts
+
+    return tts.synthesize(batch)
+
+
+def synthetic(bundle: Bundle, n_words: int = 150, renders: int = 4, seed: int = 7,
+              iv_words: int = 16000, quiet: bool = False) -> Dict:
+    """Word discrimination on TTS renders made now (voices and settings drawn afresh, seed 7):
+    IV = words of the training list, OOV = the held-out list. Same-different AP over all pairs of
+    clips, and text->audio AP."""
+    from multiprocessing import Pool
+
+    from kws.corpus import tts
+    from kws.corpus.vocab import read_list
+    from kws.metrics import cross_modal_ap
+
+    engines = tts.available_engines()
+    if not engines:
+        return {"skipped": "no TTS engine (apt-get install espeak-ng flite)"}
+    rnd = random.Random(seed)
+    out: Dict = {"engines": engines, "renders_per_word": renders}
+    for group, pool in (("iv", read_list("iv")[:iv_words]), ("oov", read_list("oov"))):
+        words = rnd.sample(pool, min(n_words, len(pool)))
+        jobs = [(w, tts.random_render(w, engines[(i + k) % len(engines)], rnd))
+                for i, w in enumerate(words) for k in range(renders)]
+        batches = [[r for _, r in jobs[i:i + 40]] for i in range(0, len(jobs), 40)]
+        with Pool() as pool_:
+            audio = [a for res in _progress(pool_.imap(_render, batches), f"synthetic {group}",
+                                            len(batches), quiet) for a in res]
+        keep = [(w, a.astype(np.float32) / 32768.0) for (w, _), a in zip(jobs, audio) if a is not None]
+        labels = np.array([w for w, _ in keep])
+        emb = bundle.embed_clips([a for _, a in keep])
+        uniq = np.unique(labels)
+        temb = np.stack([bundle.embed_text(w) for w in uniq])
+        out[group] = {"words": int(uniq.size), "clips": len(keep),
+                      "same_different_ap": same_different_ap(emb, labels),
+                      "text_to_audio_ap": cross_modal_ap(emb, labels, temb, uniq)}
+    return out
+
+
+def std(bundle: Bundle, data: Path, n_utts: int, max_queries: int, quiet: bool = False) -> Dict:
+    """STD on speechocean762 (kws.std): the paper's windows and the detector's longer ones."""
+    from kws.corpus.align import load_alignments
+    from kws.search import IndexConfig
+    from kws.std import run_std
+
+    recs = load_alignments()
+    out = {}
+    for name, ws in (("paper_windows", (0.2, 0.3, 0.4, 0.5, 0.6)),
+                     ("detector_windows", (0.3, 0.45, 0.6, 0.75, 0.9))):
+        r = run_std(bundle, data, recs, n_utts, max_queries, "b",
+                    IndexConfig(window_s=ws, variant=bundle.variant), quiet=quiet)
+        out[name] = r
+    return out
 
 
 def markdown(r: Dict) -> str:
@@ -190,6 +253,14 @@ def markdown(r: Dict) -> str:
     lines.append(f"| FSDD same-different AP (word discrimination, real speech) | {fs['same_different_ap']:.1%} |")
     lines.append(f"| false alarms / hour on read speech at calibrated thresholds ({bg['hours']:.2f} h) | {bg['false_alarms_per_hour_calibrated']:.1f} |")
     lines.append(f"| miss rate at 1 false alarm / hour (mean of 3 wake words) | {bg['mean_miss_at_1fa_per_hour']:.1%} |")
+    syn = r.get("synthetic", {})
+    if "iv" in syn:
+        lines.append(f"| synthetic word discrimination AP, IV / OOV ({syn['iv']['words']} + {syn['oov']['words']} words x {syn['renders_per_word']} fresh renders) | {syn['iv']['same_different_ap']:.1%} / {syn['oov']['same_different_ap']:.1%} |")
+        lines.append(f"| synthetic text->audio AP, IV / OOV | {syn['iv']['text_to_audio_ap']:.1%} / {syn['oov']['text_to_audio_ap']:.1%} |")
+    for name, st in r.get("std", {}).items():
+        g = st["groups"]
+        lines.append(f"| STD on real read speech ({st['utterances']} utterances, {st['audio_hours']:.2f} h), windows {min(st['window_s'])}-{max(st['window_s'])} s: EER IV / OOV ({g['iv']['queries']} / {g['oov']['queries']} text queries) | {g['iv']['mean_eer']:.1%} / {g['oov']['mean_eer']:.1%} |")
+        lines.append(f"| STD precision at 10, IV / OOV (windows {min(st['window_s'])}-{max(st['window_s'])} s) | {g['iv']['mean_p_at_10']:.1%} / {g['oov']['mean_p_at_10']:.1%} |")
     if tv:
         lines.append(f"| synthetic held-out AP, IV / OOV words (training validation) | {tv.get('ap_iv', float('nan')):.1%} / {tv.get('ap_oov', float('nan')):.1%} |")
         lines.append(f"| synthetic text->audio AP, IV / OOV (training validation) | {tv.get('xap_iv', float('nan')):.1%} / {tv.get('xap_oov', float('nan')):.1%} |")
@@ -239,13 +310,17 @@ def main(argv=None) -> int:
     ap.add_argument("--per-keyword", type=int, default=100, help="wake-word clips per keyword")
     ap.add_argument("--fsdd", type=int, default=300, help="FSDD clips")
     ap.add_argument("--background-s", type=float, default=900.0, help="seconds of background speech")
+    ap.add_argument("--synthetic-words", type=int, default=150, help="IV and OOV words rendered by TTS (0: skip)")
+    ap.add_argument("--std-utterances", type=int, default=300, help="speechocean762 utterances for STD (0: skip)")
+    ap.add_argument("--std-queries", type=int, default=40, help="at most this many IV and OOV STD queries")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
     if not (args.data / "wakewords").is_dir():
         print(f"error: no recordings at {args.data} (give --data ../shared/data)", file=sys.stderr)
         return 2
     bundle = Bundle.load(args.bundle, variant=args.variant)
-    r = run(bundle, args.data, args.per_keyword, args.fsdd, args.background_s, quiet=args.quiet)
+    r = run(bundle, args.data, args.per_keyword, args.fsdd, args.background_s, quiet=args.quiet,
+            synthetic_words=args.synthetic_words, std_utts=args.std_utterances, std_queries=args.std_queries)
     args.out.mkdir(parents=True, exist_ok=True)
     md = markdown(r)
     (args.out / "report.md").write_text(md)

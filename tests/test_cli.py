@@ -41,9 +41,24 @@ def test_listen_without_microphone_falls_back_to_sample(capsys, tmp_path, monkey
     assert cap.out.count("DETECTED") == 3
 
 
-def test_unimplemented_command_says_so(capsys):
-    assert main(["search", "index", "x"]) == 2
-    assert "not implemented yet" in capsys.readouterr().err
+def test_search_cli_index_and_query(tmp_path, capsys):
+    from kws.cli import sample_recording
+
+    ix = tmp_path / "ix"
+    assert main(["search", "index", str(sample_recording()), "--index", str(ix)]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["indexed"] == 1 and stats["windows"] > 0
+    assert main(["search", "query", str(ix), "jarvis", "--json", "--top", "3",
+                 "--plot", str(tmp_path / "p.png")]) == 0
+    hits = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
+    assert len(hits) == 3 and hits[0]["score"] >= hits[1]["score"] >= hits[2]["score"]
+    assert (tmp_path / "p.png").stat().st_size > 1000
+    assert main(["search", "query", str(tmp_path / "nothing"), "x"]) == 2
+    assert "not a kws index" in capsys.readouterr().err
+    assert main(["search", "query", str(ix)]) == 2
+    assert "give a term" in capsys.readouterr().err
+    assert main(["search", "index", str(tmp_path / "missing.wav"), "--index", str(ix)]) == 2
+    assert "no such file" in capsys.readouterr().err
 
 
 def test_bad_inputs_exit_2_with_message(tmp_path, capsys):

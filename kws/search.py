@@ -1,0 +1,431 @@
+"""Spoken-term search over recordings (STD): an index of window embeddings, queried by text or example.
+
+    python -m kws search index PATH... [--index DIR]      # files or folders, re-run to update
+    python -m kws search query DIR "term" [--example clip.wav] [--top 10] [--json] [--plot out.png]
+
+Indexing embeds sliding windows (default 0.2-0.6 s every 0.15 s, the paper's STD protocol) of every
+file once with the audio encoder and stores them per file ("shard") as int8 rows (unit vectors
+times 127; cosine error below 0.01) with their start and end times, as plain ``.npy`` files that
+queries read memory-mapped. ``index.json`` names the model, the window settings and, per file,
+its size and modification time: re-indexing skips unchanged files, re-embeds changed ones and
+drops files that are gone. The index is saved after every file, so an interrupted run keeps
+everything finished so far.
+
+A query is one vector (the text encoder's embedding of the term, or the audio encoder's of an
+example recording); its cosine with every window is a scan of int8 rows, chunk by chunk, so
+memory stays flat however large the index. Windows overlapping a better window of the same file
+are merged into its hit.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from kws.audio import AudioError, load_audio
+from kws.bundle import Bundle
+from kws.features import LogMel, MelConfig, num_frames
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif")
+INDEX_VERSION = 1
+_Q = 127.0
+
+
+class IndexError_(RuntimeError):
+    """An index that cannot be used (other model, other settings, damaged)."""
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    window_s: Tuple[float, ...] = (0.2, 0.3, 0.4, 0.5, 0.6)
+    hop_s: float = 0.15
+    variant: str = "int8"          # encoder used for the windows (queries use the same bundle)
+    batch: int = 128               # windows per encoder call
+    min_speech: float = 0.5        # webrtcvad: skip windows with less speech than this (0: keep all)
+
+    def __post_init__(self):
+        if not self.window_s or min(self.window_s) <= 0.025:
+            raise ValueError("window_s must hold lengths above 25 ms")
+        if self.hop_s <= 0:
+            raise ValueError("hop_s must be positive")
+        if self.variant not in ("int8", "fp32"):
+            raise ValueError("variant must be int8 or fp32")
+        if not 0 <= self.min_speech <= 1:
+            raise ValueError("min_speech must be within 0..1")
+
+
+@dataclass
+class Hit:
+    file: str
+    start: float
+    end: float
+    score: float
+    windows: int = 1               # windows merged into this hit
+
+    def to_dict(self) -> dict:
+        return {"file": self.file, "start": round(self.start, 3), "end": round(self.end, 3),
+                "score": round(self.score, 4), "windows": self.windows}
+
+
+def audio_files(paths: Iterable[Union[str, os.PathLike]]) -> List[Path]:
+    """Audio files named, or found under the folders named (sorted, absolute)."""
+    out: List[Path] = []
+    for p in paths:
+        p = Path(p).expanduser()
+        if p.is_dir():
+            out += sorted(q.resolve() for q in p.rglob("*") if q.suffix.lower() in AUDIO_SUFFIXES
+                          and q.is_file())
+        elif p.exists():
+            out.append(p.resolve())
+        else:
+            raise AudioError(f"{p}: no such file or folder")
+    seen, uniq = set(), []
+    for p in out:
+        if p not in seen:
+            seen.add(p)
+            uniq.append(p)
+    return uniq
+
+
+def speech_slots(audio: np.ndarray) -> np.ndarray:
+    """webrtcvad's decision (mode 2) for every 10 ms slot of a recording, as 0/1."""
+    from kws.vad import StreamingVad
+
+    v = StreamingVad(capacity_slots=audio.size // 160 + 4)
+    v.push(audio)
+    return v.flags.get(0, v.flags.total)[:, 0].astype(np.float32)
+
+
+def window_embeddings(bundle: Bundle, audio: np.ndarray, cfg: IndexConfig = IndexConfig()):
+    """(N, D) embeddings of the sliding windows of one recording, with (N, 2) start/end seconds.
+
+    Windows end every ``hop_s``; at each end, one window of each length that fits, unless less
+    than ``min_speech`` of it is speech for webrtcvad. A recording shorter than the shortest window
+    gives one window, the whole recording.
+    """
+    mc = MelConfig()
+    mel = LogMel(mc)(audio)
+    T = mel.shape[0]
+    D = bundle.embedding_dim
+    if T == 0:
+        return np.zeros((0, D), np.float32), np.zeros((0, 2), np.float32)
+    hop = max(1, int(round(cfg.hop_s * mc.sample_rate / mc.hop_length)))
+    wins = sorted({max(1, num_frames(int(round(w * mc.sample_rate)), mc)) for w in cfg.window_s})
+    fr_hop, fr_win = mc.hop_length / mc.sample_rate, mc.win_length / mc.sample_rate
+    if cfg.min_speech > 0:
+        flags = speech_slots(audio)
+        csum = np.r_[0.0, np.cumsum(np.pad(flags, (0, max(0, T - flags.size)))[:T])]
+    embs, times = [], []
+    for L in wins:
+        ends = np.arange(L, T + 1, hop)
+        if cfg.min_speech > 0:
+            ends = ends[(csum[ends] - csum[ends - L]) / L >= cfg.min_speech]
+        for s in range(0, ends.size, cfg.batch):
+            e = ends[s:s + cfg.batch]
+            x = np.stack([mel[j - L:j] for j in e])
+            embs.append(bundle.embed_mel(x, np.full(len(e), L)))
+            times.append(np.stack([(e - L) * fr_hop, (e - 1) * fr_hop + fr_win], axis=1))
+    if T < wins[0]:   # shorter than every window: the whole recording is one window
+        embs.append(bundle.embed_mel(mel[None], np.array([T])))
+        times.append(np.array([[0.0, (T - 1) * fr_hop + fr_win]]))
+    if not embs:      # no window held enough speech
+        return np.zeros((0, D), np.float32), np.zeros((0, 2), np.float32)
+    emb = np.concatenate(embs).astype(np.float32)
+    tt = np.concatenate(times).astype(np.float32)
+    order = np.lexsort((tt[:, 1], tt[:, 0]))
+    return emb[order], tt[order]
+
+
+def quantize(emb: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(emb * _Q), -127, 127).astype(np.int8)
+
+
+def merge_hits(file: str, scores: np.ndarray, times: np.ndarray, top: int,
+               threshold: Optional[float] = None) -> List[Hit]:
+    """Best windows of one file, each absorbing the lower-scoring windows that overlap it."""
+    if scores.size == 0:
+        return []
+    cand = np.argsort(-scores, kind="stable")
+    if threshold is not None:
+        cand = cand[scores[cand] >= threshold]
+    hits: List[Hit] = []
+    taken = np.zeros(scores.size, bool)
+    for i in cand:
+        if taken[i]:
+            continue
+        s, e = times[i]
+        over = (times[:, 0] < e) & (times[:, 1] > s) & ~taken
+        taken |= over
+        hits.append(Hit(file, float(s), float(e), float(scores[i]), int(over.sum())))
+        if len(hits) >= top:
+            break
+    return hits
+
+
+class SearchIndex:
+    """A folder of per-file window embeddings (see the module docstring)."""
+
+    def __init__(self, root: Union[str, os.PathLike], bundle: Optional[Bundle] = None,
+                 config: Optional[IndexConfig] = None):
+        self.root = Path(root)
+        meta_path = self.root / "index.json"
+        if meta_path.exists():
+            try:
+                meta = json.loads(meta_path.read_text())
+            except json.JSONDecodeError as exc:
+                raise IndexError_(f"{meta_path}: damaged ({exc})") from exc
+            if meta.get("version") != INDEX_VERSION:
+                raise IndexError_(f"{meta_path}: index version {meta.get('version')}, need {INDEX_VERSION}")
+            stored = IndexConfig(**{k: tuple(v) if isinstance(v, list) else v
+                                    for k, v in meta["config"].items()})
+            if config is not None and config != stored:
+                raise IndexError_(f"{self.root} was built with {stored}; use another folder for {config}")
+            self.config = stored
+            self.files: Dict[str, dict] = meta["files"]
+            self.model_id = meta["model_id"]
+        else:
+            if self.root.exists() and any(self.root.iterdir()):
+                raise IndexError_(f"{self.root} exists and is not a kws index (no index.json)")
+            self.config = config or IndexConfig()
+            self.files = {}
+            self.model_id = None
+        self.bundle = bundle or Bundle.load(variant=self.config.variant)
+        if self.model_id is not None and self.model_id != self.bundle.model_id:
+            raise IndexError_(f"{self.root} was built by model {self.model_id}, not "
+                              f"{self.bundle.model_id}: re-index into a new folder")
+        self.model_id = self.bundle.model_id
+
+    # ------------------------------------------------------------------ building
+    def _save(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        meta = {"version": INDEX_VERSION, "model_id": self.model_id, "config": asdict(self.config),
+                "files": self.files}
+        tmp = self.root / "index.json.tmp"
+        tmp.write_text(json.dumps(meta, indent=1))
+        os.replace(tmp, self.root / "index.json")
+
+    @staticmethod
+    def _shard_name(path: str) -> str:
+        return hashlib.sha1(path.encode()).hexdigest()[:16]
+
+    def add(self, paths: Sequence[Union[str, os.PathLike]], quiet: bool = False,
+            prune: bool = True) -> dict:
+        """Index the files (folders are searched); skip unchanged ones. Returns counts and timing.
+
+        ``prune`` drops files that no longer exist from the index.
+        """
+        from kws.progress import progress
+
+        files = audio_files(paths)
+        (self.root / "shards").mkdir(parents=True, exist_ok=True)
+        stats = {"indexed": 0, "unchanged": 0, "failed": [], "removed": 0, "audio_s": 0.0,
+                 "embed_s": 0.0, "windows": 0}
+        for p in progress(files, "indexing", quiet=quiet, unit="file"):
+            key = str(p)
+            st = p.stat()
+            old = self.files.get(key)
+            if old and old["size"] == st.st_size and old["mtime_ns"] == st.st_mtime_ns:
+                stats["unchanged"] += 1
+                continue
+            try:
+                audio = load_audio(p)
+            except AudioError as exc:
+                stats["failed"].append(str(exc))
+                continue
+            t0 = time.perf_counter()
+            emb, times = window_embeddings(self.bundle, audio, self.config)
+            stats["embed_s"] += time.perf_counter() - t0
+            name = self._shard_name(key)
+            for suffix, arr in ((".emb.npy", quantize(emb)), (".times.npy", times)):
+                tmp = self.root / "shards" / (name + suffix + ".tmp")
+                with open(tmp, "wb") as fh:
+                    np.save(fh, arr)
+                os.replace(tmp, self.root / "shards" / (name + suffix))
+            self.files[key] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "shard": name,
+                               "seconds": round(audio.size / 16000, 3), "windows": int(emb.shape[0])}
+            stats["indexed"] += 1
+            stats["audio_s"] += audio.size / 16000
+            stats["windows"] += int(emb.shape[0])
+            self._save()
+        if prune:
+            for key in [k for k in self.files if not Path(k).exists()]:
+                self._drop(key)
+                stats["removed"] += 1
+        self._save()
+        return stats
+
+    def _drop(self, key: str) -> None:
+        name = self.files.pop(key)["shard"]
+        for suffix in (".emb.npy", ".times.npy"):
+            try:
+                (self.root / "shards" / (name + suffix)).unlink()
+            except FileNotFoundError:
+                pass
+
+    # ------------------------------------------------------------------ querying
+    def __len__(self) -> int:
+        return len(self.files)
+
+    @property
+    def seconds(self) -> float:
+        return float(sum(f["seconds"] for f in self.files.values()))
+
+    def size_bytes(self) -> int:
+        return sum(p.stat().st_size for p in (self.root / "shards").glob("*.npy"))
+
+    def embed_query(self, text: Optional[str] = None, example: Optional[Union[str, os.PathLike]] = None
+                    ) -> np.ndarray:
+        if (text is None) == (example is None):
+            raise ValueError("give a text or an example recording (one of them)")
+        if text is not None:
+            return self.bundle.embed_text(text)
+        from kws.corpus.tts import trim_silence
+
+        return self.bundle.embed_audio(trim_silence(load_audio(example, min_seconds=0.1)))
+
+    def file_scores(self, file: str, query: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """Cosine of every window of one indexed file with the query: (scores, (N, 2) times)."""
+        info = self.files.get(str(Path(file).resolve())) or self.files.get(file)
+        if info is None:
+            raise KeyError(f"{file} is not in the index {self.root}")
+        emb = np.load(self.root / "shards" / (info["shard"] + ".emb.npy"), mmap_mode="r")
+        times = np.load(self.root / "shards" / (info["shard"] + ".times.npy"))
+        q = np.asarray(query, np.float32) / _Q
+        scores = np.concatenate([np.asarray(emb[s:s + 65536], np.float32) @ q
+                                 for s in range(0, emb.shape[0], 65536)] or [np.zeros(0, np.float32)])
+        return scores, times
+
+    def query(self, query: np.ndarray, top: int = 10, threshold: Optional[float] = None,
+              per_file: Optional[int] = None) -> List[Hit]:
+        """Best ``top`` hits over the whole index (at most ``per_file`` from one file)."""
+        hits: List[Hit] = []
+        for key in self.files:
+            scores, times = self.file_scores(key, query)
+            hits += merge_hits(key, scores, times, per_file or top, threshold)
+        hits.sort(key=lambda h: -h.score)
+        return hits[:top]
+
+
+def plot_scores(index: SearchIndex, file: str, query: np.ndarray, label: str, out: str,
+                hits: Sequence[Hit] = ()) -> None:
+    """Score over time (best window ending near each moment) for one file, hits marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scores, times = index.file_scores(file, query)
+    ends = np.round(times[:, 1], 2)
+    u = np.unique(ends)
+    best = np.array([scores[ends == t].max() for t in u])
+    fig, ax = plt.subplots(figsize=(10, 3))
+    ax.plot(u, best, lw=1)
+    for h in hits:
+        if h.file == str(Path(file).resolve()) or h.file == file:
+            ax.axvspan(h.start, h.end, color="tab:orange", alpha=0.3)
+    ax.set_xlabel("time (s, window end)")
+    ax.set_ylabel("cosine")
+    ax.set_title(f"{label!r} in {Path(file).name}")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: Optional[List[str]] = None, prog: str = "python -m kws search") -> int:
+    import argparse
+    import sys
+
+    from kws.bundle import BundleError
+    from kws.phonemes import TextError
+
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    ix = sub.add_parser("index", help="index recordings (files or folders); re-run to update")
+    ix.add_argument("paths", nargs="+")
+    ix.add_argument("--index", default="kws-index", help="index folder (default ./kws-index)")
+    ix.add_argument("--bundle", help="model bundle folder (default: shipped)")
+    ix.add_argument("--variant", choices=("int8", "fp32"), default="int8")
+    ix.add_argument("--windows", default="0.2,0.3,0.4,0.5,0.6", help="window lengths, seconds")
+    ix.add_argument("--hop", type=float, default=0.15)
+    ix.add_argument("--keep-missing", action="store_true", help="keep files that no longer exist")
+    q = sub.add_parser("query", help="find a term (text or --example) in an index")
+    q.add_argument("index")
+    q.add_argument("term", nargs="?", help="word or phrase (omit with --example)")
+    q.add_argument("--example", help="recording of the term instead of its text")
+    q.add_argument("--top", type=int, default=10)
+    q.add_argument("--per-file", type=int, default=None, help="at most this many hits per file")
+    q.add_argument("--threshold", type=float, default=None, help="only hits scoring at least this")
+    q.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    q.add_argument("--plot", help="PNG of the score over time in the best hit's file (or --plot-file)")
+    q.add_argument("--plot-file", help="file to plot instead of the best hit's")
+    q.add_argument("--bundle", help="model bundle folder (default: shipped)")
+    args = ap.parse_args(argv)
+    try:
+        if args.cmd == "index":
+            windows = tuple(float(w) for w in args.windows.split(",") if w.strip())
+            cfg = IndexConfig(window_s=windows, hop_s=args.hop, variant=args.variant)
+            existing = (Path(args.index) / "index.json").exists()
+            bundle = Bundle.load(args.bundle, variant=args.variant)
+            idx = SearchIndex(args.index, bundle, None if existing else cfg)
+            if existing and idx.config != cfg:
+                print(f"(using the index's own settings: windows {idx.config.window_s}, hop "
+                      f"{idx.config.hop_s}, {idx.config.variant})", file=sys.stderr)
+            t0 = time.perf_counter()
+            st = idx.add(args.paths, prune=not args.keep_missing)
+            wall = time.perf_counter() - t0
+            for f in st["failed"]:
+                print(f"skipped: {f}", file=sys.stderr)
+            print(json.dumps({"index": str(idx.root), "files": len(idx), "indexed": st["indexed"],
+                              "unchanged": st["unchanged"], "removed": st["removed"],
+                              "failed": len(st["failed"]), "audio_hours_indexed": round(st["audio_s"] / 3600, 4),
+                              "wall_s": round(wall, 2), "windows": st["windows"],
+                              "index_hours": round(idx.seconds / 3600, 4),
+                              "index_mb": round(idx.size_bytes() / 1e6, 2)}))
+            return 1 if st["failed"] and not st["indexed"] and not st["unchanged"] else 0
+        if not (Path(args.index) / "index.json").exists():
+            print(f"error: {args.index} is not a kws index (build one with: {prog} index PATH... "
+                  f"--index {args.index})", file=sys.stderr)
+            return 2
+        meta = json.loads((Path(args.index) / "index.json").read_text())
+        bundle = Bundle.load(args.bundle, variant=meta.get("config", {}).get("variant", "int8"))
+        idx = SearchIndex(args.index, bundle)
+        if args.term is None and args.example is None:
+            print("error: give a term or --example clip.wav", file=sys.stderr)
+            return 2
+        if args.term is not None and args.example is not None:
+            print("error: give a term or --example, not both", file=sys.stderr)
+            return 2
+        t0 = time.perf_counter()
+        vec = idx.embed_query(args.term, args.example)
+        hits = idx.query(vec, top=args.top, threshold=args.threshold, per_file=args.per_file)
+        took = time.perf_counter() - t0
+        label = args.term if args.term is not None else Path(args.example).name
+        if args.json:
+            for h in hits:
+                print(json.dumps({"query": label, **h.to_dict()}))
+        else:
+            print(f"{len(hits)} hits for {label!r} in {len(idx)} files "
+                  f"({idx.seconds / 3600:.2f} h) in {took * 1000:.0f} ms")
+            if hits:
+                w = max(len(h.file) for h in hits)
+                print(f"{'score':>6}  {'start':>8}  {'end':>8}  file")
+                for h in hits:
+                    print(f"{h.score:6.3f}  {h.start:8.2f}  {h.end:8.2f}  {h.file:<{w}}")
+        if args.plot:
+            target = args.plot_file or (hits[0].file if hits else None)
+            if target is None:
+                print("nothing to plot: no hits", file=sys.stderr)
+            else:
+                plot_scores(idx, target, vec, label, args.plot, hits)
+                print(f"plot: {args.plot}", file=sys.stderr)
+        return 0
+    except (AudioError, BundleError, TextError, IndexError_, ValueError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
