@@ -39,10 +39,17 @@ class DetectorConfig:
     vad_min_speech: float = 0.1      # fraction of 10 ms slots in the window that must be speech
     variant: str = "int8"            # model variant: int8 or fp32
     max_batch: int = 64              # windows per onnxruntime call in offline scoring (window_scores)
+    # Two-stage scoring: each hop first embeds one probe window; only when some keyword's probe
+    # score comes within probe_margin of its threshold are the other windows embedded too.
+    # None: always embed every window. (benchmarks/rtf.py measures speed and accuracy.)
+    probe_window_s: Optional[float] = None
+    probe_margin: float = 0.1
 
     def __post_init__(self):
         if self.hop_s <= 0 or not self.window_s or min(self.window_s) < 0.05:
             raise ValueError("hop_s must be > 0 and window lengths >= 0.05 s")
+        if self.probe_window_s is not None and self.probe_window_s not in self.window_s:
+            raise ValueError("probe_window_s must be one of window_s")
 
 
 @dataclass(frozen=True)
@@ -84,11 +91,14 @@ class Detector:
         self._hop_frames = max(1, int(round(config.hop_s * mel.sample_rate / mel.hop_length)))
         self._win_frames = sorted({max(1, num_frames(int(round(w * mel.sample_rate)))) for w in config.window_s})
         self._max_win = self._win_frames[-1]
+        self._probe = (None if config.probe_window_s is None else
+                       max(1, num_frames(int(round(config.probe_window_s * mel.sample_rate)))))
         self._refractory = int(round(config.refractory_s * mel.sample_rate / mel.hop_length))
         self.reset()
         # statistics for benchmarks
         self.hops = 0
         self.hops_skipped = 0
+        self.hops_full = 0           # hops that embedded every window (two-stage scoring)
 
     @classmethod
     def from_texts(cls, texts: Sequence[str], threshold: Optional[float] = None,
@@ -183,10 +193,22 @@ class Detector:
             self.hops_skipped += 1
             return np.full(k, -1.0, dtype=np.float32), [(e, e)] * k
         lens = [L for L in self._win_frames if e - L >= 0] or [e]
+        probe = None
+        if self._probe is not None and self._probe in lens and len(lens) > 1:
+            x = self._ring.get(e - self._probe, e)[None]
+            probe = max_per_keyword(self.bundle.embed_mel(x, np.array([self._probe])) @ self._mat.T,
+                                    self._owner, k)[0]
+            if np.all(probe < self._thr - self.config.probe_margin):
+                return probe, [(e - self._probe, e)] * k
+            lens = [L for L in lens if L != self._probe]
+        self.hops_full += 1
         x = np.zeros((len(lens), lens[-1], self._ring.dim), dtype=np.float32)
         for i, L in enumerate(lens):
             x[i, :L] = self._ring.get(e - L, e)
         s = max_per_keyword(self.bundle.embed_mel(x, np.array(lens)) @ self._mat.T, self._owner, k)
+        if probe is not None:
+            s = np.vstack([s, probe[None]])
+            lens = lens + [self._probe]
         arg = s.argmax(axis=0)
         return s.max(axis=0), [(e - lens[a], e) for a in arg]
 

@@ -10,7 +10,7 @@ source .tts/tts-env.sh .tts
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 if [ ! -f /tmp/corpus/stats.json ]; then
   printf '(voice_kal_diphone)\n(set! utt (SynthText "hello"))\n(utt.save.wave utt "/tmp/probe.wav" (quote riff))\n' > /tmp/probe.scm
-  festival --libdir "$FESTIVAL_LIBDIR" -b /tmp/probe.scm 2>&1 | head -c 600 || true
+  festival --libdir "$FESTIVAL_LIBDIR" --datadir "$FESTIVAL_LIBDIR" -b /tmp/probe.scm 2>&1 | head -c 600 || true
   ls -la /tmp/probe.wav 2>&1 || true
   python3 -m kws.corpus.build --size "${CORPUS_SIZE:-full}" --out /tmp/corpus --workers 16 2>&1 | tr '\r' '\n' | grep -v '^synthesising' || true
 fi

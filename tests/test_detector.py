@@ -28,9 +28,9 @@ def test_detects_the_three_spoken_keywords_in_order(demo, sample):
     assert 4 < ev[0].start < 7 and 10 < ev[1].start < 13 and 17 < ev[2].start < 20
 
 
-@pytest.mark.parametrize("vad", [True, False])
-def test_streaming_equals_offline(sample, vad):
-    det = Detector.from_texts(DEMO_KEYWORDS, config=DetectorConfig(vad=vad))
+@pytest.mark.parametrize("vad,probe", [(True, None), (False, None), (True, 0.6)])
+def test_streaming_equals_offline(sample, vad, probe):
+    det = Detector.from_texts(DEMO_KEYWORDS, config=DetectorConfig(vad=vad, probe_window_s=probe))
     offline = _key(detect_audio(det, sample))
     det.reset()
     r = np.random.default_rng(7)
@@ -58,3 +58,18 @@ def test_bad_input(demo):
         Detector(KeywordSet(demo.bundle.model_id))
     with pytest.raises(ValueError):
         DetectorConfig(hop_s=0)
+
+
+def test_two_stage_scoring(demo, sample):
+    """A probe that never gates gives the single-stage events; a tight one embeds fewer windows."""
+    full = Detector(demo.keywords, demo.bundle, DetectorConfig())
+    never = Detector(demo.keywords, demo.bundle, DetectorConfig(probe_window_s=0.6, probe_margin=10.0))
+    ev_full, ev_never = detect_audio(full, sample), detect_audio(never, sample)
+    assert [e.keyword for e in ev_never] == [e.keyword for e in ev_full]
+    assert [round(e.score, 2) for e in ev_never] == [round(e.score, 2) for e in ev_full]
+    tight = Detector(demo.keywords, demo.bundle, DetectorConfig(probe_window_s=0.6, probe_margin=0.1))
+    ev_tight = detect_audio(tight, sample)
+    assert tight.hops_full < never.hops_full
+    assert [e.keyword for e in ev_tight] == ["computer", "jarvis", "alexa"]
+    with pytest.raises(ValueError, match="probe_window_s"):
+        DetectorConfig(probe_window_s=0.5)

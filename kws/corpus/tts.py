@@ -130,9 +130,12 @@ def synthesize(renders: Sequence[Render], workdir: Optional[str] = None) -> List
                     fh.write(f"(voice_{r.voice})\n(Parameter.set 'Duration_Stretch {r.params['stretch']})\n"
                              f"(set! utt (SynthText \"{text}\"))\n"
                              f"(utt.save.wave utt \"{os.path.join(tmp, f'{i}.wav')}\" 'riff)\n")
-            cmd = ["festival"] + (["--libdir", libdir] if libdir else []) + ["-b", script]
+            # init.scm and the voices live in festival's *data* dir (Debian: /usr/share/festival);
+            # --libdir alone leaves festival looking for init.scm there (seen on the GPU machine)
+            cmd = ["festival"] + (["--libdir", libdir, "--datadir", libdir] if libdir else []) + ["-b", script]
+            env = {**os.environ, "FESTDATADIR": libdir} if libdir else None
             subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           timeout=60 + 5 * len(fest))
+                           timeout=60 + 5 * len(fest), env=env)
             for i in fest:
                 path = os.path.join(tmp, f"{i}.wav")
                 if os.path.exists(path):

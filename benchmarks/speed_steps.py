@@ -1,0 +1,128 @@
+"""Detector speed, step by step, with what each step costs in accuracy.
+
+    python benchmarks/speed_steps.py --data ../shared/data
+
+Each row changes one thing over the row before (10 text keywords: computer, jarvis, alexa + 7
+held-out words; thresholds calibrated as shipped). Measured on one core (one onnxruntime thread,
+CPU time of this process):
+- RTF speech: real read speech (speechocean762) streamed in 50 ms chunks;
+- RTF 30 % speech: the same speech with pauses of room noise (../shared/data/noise at -35 dBFS)
+  so that speech fills 30 % of the stream, as a listening device hears it;
+- recall: held-out wake-word clips (half 'b'), each streamed with 0.5 s of silence either side,
+  counted when the detector fires the right keyword;
+- FA/h: events on the read speech (none of the keywords is said) per hour.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("KWS_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from kws import Detector, DetectorConfig  # noqa: E402
+from kws.audio import AudioError, load_audio  # noqa: E402
+from kws.bundle import Bundle  # noqa: E402
+from kws.corpus.real import DEFAULT_DATA, WAKEWORDS, load_clip, split_of, wakeword_clips  # noqa: E402
+from kws.detector import detect_audio  # noqa: E402
+
+
+def read_speech(data: Path, seconds: float) -> np.ndarray:
+    files = sorted((data / "speechocean762-train" / "audio").rglob("*.ogg"))
+    random.Random(3).shuffle(files)
+    parts, total = [], 0
+    for f in files:
+        x = load_audio(f)
+        parts.append(x)
+        total += x.size
+        if total >= seconds * 16000:
+            break
+    return np.concatenate(parts)[: int(seconds * 16000)]
+
+
+def with_pauses(speech: np.ndarray, data: Path, duty: float = 0.3) -> np.ndarray:
+    noise = load_audio(sorted((data / "noise").glob("*.flac"))[0])
+    noise = noise / (np.sqrt(np.mean(noise ** 2)) + 1e-9) * 10 ** (-35 / 20)
+    out, pos, seg = [], 0, 16000 * 3
+    while pos < speech.size:
+        s = speech[pos:pos + seg]
+        pos += seg
+        gap = int(s.size * (1 - duty) / duty)
+        start = random.Random(pos).randrange(0, max(1, noise.size - gap))
+        out += [s, np.resize(noise[start:], gap)]
+    return np.concatenate(out).astype(np.float32)
+
+
+def stream(det: Detector, audio: np.ndarray):
+    det.reset()
+    det.hops = det.hops_skipped = det.hops_full = 0
+    t0 = time.process_time()
+    n = 0
+    for s in range(0, audio.size, 800):
+        n += len(det.process(audio[s:s + 800]))
+    n += len(det.flush())
+    return (time.process_time() - t0) / (audio.size / 16000), n
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--speech-s", type=float, default=300.0)
+    ap.add_argument("--clips", type=int, default=40, help="wake-word clips per keyword")
+    args = ap.parse_args()
+    from kws.corpus.vocab import read_list
+
+    words = list(WAKEWORDS) + read_list("oov")[:7]
+    speech = read_speech(args.data, args.speech_s)
+    sparse = with_pauses(speech[: 16000 * 60], args.data)
+    pick = random.Random(0)
+    clips = []
+    for w in WAKEWORDS:
+        for c in pick.sample([c for c in wakeword_clips(args.data) if c.label == w and split_of(c) == "b"],
+                             args.clips + 5):
+            try:
+                clips.append((w, load_clip(c)))
+            except AudioError:
+                continue
+            if sum(1 for l, _ in clips if l == w) == args.clips:
+                break
+    pad = np.zeros(8000, np.float32)
+    steps = [
+        ("fp32, every window, no VAD", "fp32", DetectorConfig(vad=False, variant="fp32")),
+        ("int8", "int8", DetectorConfig(vad=False)),
+        ("+ VAD gate", "int8", DetectorConfig()),
+        ("+ two-stage, probe 0.6 s, margin 0.15", "int8", DetectorConfig(probe_window_s=0.6, probe_margin=0.15)),
+        ("+ two-stage, probe 0.6 s, margin 0.10", "int8", DetectorConfig(probe_window_s=0.6, probe_margin=0.10)),
+        ("+ two-stage, probe 0.6 s, margin 0.05", "int8", DetectorConfig(probe_window_s=0.6, probe_margin=0.05)),
+        ("3 windows (0.3/0.6/0.9 s), VAD, no two-stage", "int8", DetectorConfig(window_s=(0.3, 0.6, 0.9))),
+    ]
+    bundles = {v: Bundle.load(variant=v) for v in ("int8", "fp32")}
+    base = {v: Detector.from_texts(words, bundle=bundles[v]).keywords for v in bundles}
+    print(f"{len(words)} keywords; {speech.size / 16000:.0f} s read speech; {sparse.size / 16000:.0f} s at 30 % "
+          f"speech; {len(clips)} wake-word clips; one core\n")
+    print("| step | RTF speech | RTF 30 % speech | full-window hops | wake-word recall | FA/h read speech |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, variant, cfg in steps:
+        det = Detector(base[variant], bundles[variant], cfg)
+        rtf, fa = stream(det, speech)
+        full = det.hops_full / max(1, det.hops)
+        rtf_sparse, _ = stream(det, sparse)
+        hit = 0
+        for w, x in clips:
+            ev = detect_audio(det, np.concatenate([pad, x, pad]))
+            hit += any(e.keyword == w for e in ev)
+        print(f"| {name} | {rtf:.3f} | {rtf_sparse:.3f} | {full:.0%} | {hit / len(clips):.1%} | "
+              f"{fa / (speech.size / 16000 / 3600):.0f} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
