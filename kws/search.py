@@ -5,8 +5,8 @@
 
 Indexing embeds sliding windows (default 0.2-0.6 s every 0.15 s, the paper's STD protocol) of every
 file once with the audio encoder and stores them per file ("shard") as int8 rows (unit vectors
-times 127; cosine error below 0.01) with their start and end times, as plain ``.npy`` files that
-queries read memory-mapped. ``index.json`` names the model, the window settings and, per file,
+times 127; cosine error below 0.01) with their start and end times, as plain ``.npy`` files, plus
+one packed copy of all rows that a query scans memory-mapped, in chunks. ``index.json`` names the model, the window settings and, per file,
 its size and modification time: re-indexing skips unchanged files, re-embeds changed ones and
 drops files that are gone. The index is saved after every file, so an interrupted run keeps
 everything finished so far.
@@ -258,7 +258,57 @@ class SearchIndex:
                 self._drop(key)
                 stats["removed"] += 1
         self._save()
+        if not self._packed():
+            self.pack()
         return stats
+
+    # ------------------------------------------------------------------ packed rows
+    def _stamp(self) -> str:
+        return hashlib.sha1(json.dumps(self.files, sort_keys=True).encode()).hexdigest()
+
+    def _packed(self):
+        """(emb memmap, times, owner, file keys) of the packed copy, if it matches the index."""
+        meta = self.root / "packed.json"
+        if not meta.exists():
+            return None
+        try:
+            m = json.loads(meta.read_text())
+        except json.JSONDecodeError:
+            return None
+        if m.get("stamp") != self._stamp():
+            return None
+        return (np.load(self.root / "packed.emb.npy", mmap_mode="r"),
+                np.load(self.root / "packed.times.npy", mmap_mode="r"),
+                np.load(self.root / "packed.owner.npy", mmap_mode="r"), m["files"])
+
+    def pack(self) -> None:
+        """All shards in one row-major file, so that a query is one sequential scan (the shards
+        stay: re-indexing a file rewrites its shard, then the packed copy)."""
+        keys = list(self.files)
+        n = sum(int(self.files[k]["windows"]) for k in keys)
+        D = self.bundle.embedding_dim
+        tmp = {x: self.root / f"packed.{x}.npy.tmp" for x in ("emb", "times", "owner")}
+        emb = np.lib.format.open_memmap(tmp["emb"], mode="w+", dtype=np.int8, shape=(n, D))
+        times = np.zeros((n, 2), np.float32)
+        owner = np.zeros(n, np.int32)
+        pos = 0
+        for i, k in enumerate(keys):
+            name = self.files[k]["shard"]
+            e = np.load(self.root / "shards" / (name + ".emb.npy"), mmap_mode="r")
+            emb[pos:pos + e.shape[0]] = e
+            times[pos:pos + e.shape[0]] = np.load(self.root / "shards" / (name + ".times.npy"))
+            owner[pos:pos + e.shape[0]] = i
+            pos += e.shape[0]
+        emb.flush()
+        del emb
+        for x, arr in (("times", times), ("owner", owner)):
+            with open(tmp[x], "wb") as fh:
+                np.save(fh, arr)
+        for x, path in tmp.items():
+            os.replace(path, self.root / f"packed.{x}.npy")
+        meta_tmp = self.root / "packed.json.tmp"
+        meta_tmp.write_text(json.dumps({"stamp": self._stamp(), "files": keys}))
+        os.replace(meta_tmp, self.root / "packed.json")
 
     def _drop(self, key: str) -> None:
         name = self.files.pop(key)["shard"]
@@ -277,7 +327,9 @@ class SearchIndex:
         return float(sum(f["seconds"] for f in self.files.values()))
 
     def size_bytes(self) -> int:
-        return sum(p.stat().st_size for p in (self.root / "shards").glob("*.npy"))
+        """Bytes on disk: the shards and the packed copy (about twice the rows)."""
+        return (sum(p.stat().st_size for p in (self.root / "shards").glob("*.npy"))
+                + sum(p.stat().st_size for p in self.root.glob("packed.*.npy")))
 
     def embed_query(self, text: Optional[str] = None, example: Optional[Union[str, os.PathLike]] = None
                     ) -> np.ndarray:
@@ -291,7 +343,7 @@ class SearchIndex:
 
     def file_scores(self, file: str, query: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """Cosine of every window of one indexed file with the query: (scores, (N, 2) times)."""
-        info = self.files.get(str(Path(file).resolve())) or self.files.get(file)
+        info = self.files.get(file) or self.files.get(str(Path(file).resolve()))
         if info is None:
             raise KeyError(f"{file} is not in the index {self.root}")
         emb = np.load(self.root / "shards" / (info["shard"] + ".emb.npy"), mmap_mode="r")
@@ -302,12 +354,39 @@ class SearchIndex:
         return scores, times
 
     def query(self, query: np.ndarray, top: int = 10, threshold: Optional[float] = None,
-              per_file: Optional[int] = None) -> List[Hit]:
-        """Best ``top`` hits over the whole index (at most ``per_file`` from one file)."""
+              per_file: Optional[int] = None, chunk: int = 1 << 18) -> List[Hit]:
+        """Best ``top`` hits over the whole index (at most ``per_file`` from one file).
+
+        With the packed copy: one scan in chunks of rows, keeping each chunk's best windows as
+        candidates, then merging overlapping candidates per file. Without it (an interrupted
+        indexing run): shard by shard."""
         hits: List[Hit] = []
-        for key in self.files:
-            scores, times = self.file_scores(key, query)
-            hits += merge_hits(key, scores, times, per_file or top, threshold)
+        packed = self._packed()
+        if packed is None:
+            for key in self.files:
+                scores, times = self.file_scores(key, query)
+                hits += merge_hits(key, scores, times, per_file or top, threshold)
+        else:
+            emb, times, owner, keys = packed
+            q = np.asarray(query, np.float32) / _Q
+            keep = max(256, 40 * top)
+            cand_idx, cand_s = [], []
+            for s in range(0, emb.shape[0], chunk):
+                sc = np.asarray(emb[s:s + chunk], np.float32) @ q
+                if threshold is not None:
+                    sel = np.nonzero(sc >= threshold)[0]
+                    if sel.size > keep:
+                        sel = sel[np.argpartition(-sc[sel], keep)[:keep]]
+                else:
+                    sel = np.argpartition(-sc, keep)[:keep] if sc.size > keep else np.arange(sc.size)
+                cand_idx.append(sel + s)
+                cand_s.append(sc[sel])
+            idx = np.concatenate(cand_idx) if cand_idx else np.zeros(0, np.int64)
+            sc = np.concatenate(cand_s) if cand_s else np.zeros(0, np.float32)
+            own = np.asarray(owner[idx])
+            for f in np.unique(own):
+                m = own == f
+                hits += merge_hits(keys[f], sc[m], np.asarray(times[idx[m]]), per_file or top, threshold)
         hits.sort(key=lambda h: -h.score)
         return hits[:top]
 

@@ -90,6 +90,14 @@ def test_index_update_skip_prune_and_query(tmp_path, bundle):
     assert abs(ix2.seconds - 5.0) < 0.01
     q = ix2.embed_query("computer")
     hits = ix2.query(q, top=5)
+    # the packed scan (small chunks) finds the same hits as the shard-by-shard path
+    assert (tmp_path / "ix" / "packed.json").exists()
+    chunked = ix2.query(q, top=5, chunk=100)
+    (tmp_path / "ix" / "packed.json").unlink()
+    per_shard = ix2.query(q, top=5)
+    assert [(h.start, round(h.score, 5)) for h in chunked] == [(h.start, round(h.score, 5)) for h in per_shard]
+    assert [(h.start, round(h.score, 5)) for h in hits] == [(h.start, round(h.score, 5)) for h in per_shard]
+    ix2.pack()
     scores, times = ix2.file_scores(str(a), q)
     assert hits[0].score == pytest.approx(float(scores.max()))
     assert all(isinstance(h, Hit) for h in hits)
