@@ -502,8 +502,12 @@ def main(argv: Optional[List[str]] = None, prog: str = "python -m kws search") -
             if target is None:
                 print("nothing to plot: no hits", file=sys.stderr)
             else:
-                plot_scores(idx, target, vec, label, args.plot, hits)
-                print(f"plot: {args.plot}", file=sys.stderr)
+                try:
+                    plot_scores(idx, target, vec, label, args.plot, hits)
+                    print(f"plot: {args.plot}", file=sys.stderr)
+                except ImportError:
+                    print("--plot needs matplotlib: pip install matplotlib", file=sys.stderr)
+                    return 2
         return 0
     except (AudioError, BundleError, TextError, IndexError_, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
