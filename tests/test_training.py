@@ -93,3 +93,26 @@ def test_ablation_runner_and_table(tmp_path, rng, monkeypatch):
     assert f"| {100 * ap_iv:.1f} |" in lines[3]
     with pytest.raises(SystemExit, match="fixed step count"):
         ablation.main(["run", str(_tiny_config(tmp_path, steps=0)), "--out", str(out)])
+
+
+def test_room_bank_and_reverb_with_it(tmp_path, rng):
+    pytest.importorskip("pyroomacoustics")
+    from kws.corpus.rooms import simulate
+    from kws.train.augment import AugmentConfig, augment_waveforms, reverb
+
+    rirs, rt60 = simulate(4, seed=1, quiet=True)
+    assert rirs.shape == (4, 12800) and np.all((rt60 >= 0.15) & (rt60 <= 0.9))
+    assert np.allclose(np.linalg.norm(rirs, axis=1), 1, atol=1e-3)
+    assert np.all(np.argmax(np.abs(rirs), axis=1) == 0)      # starts at the direct path
+    g = torch.Generator().manual_seed(0)
+    x = torch.zeros(2, 16000)
+    x[:, 100] = 1.0                                            # an impulse: output = the response
+    bank = torch.from_numpy(rirs)
+    y = reverb(x, AugmentConfig(), g, bank)
+    for row in y:
+        k = int(np.argmax([abs(float(torch.dot(row[100:100 + 2000], b[:2000]))) for b in bank]))
+        corr = float(torch.dot(row[100:100 + 12800], bank[k][:15900])) / float(row[100:].norm() * bank[k][:15900].norm())
+        assert corr > 0.99
+    wav, lens = augment_waveforms(torch.randn(3, 8000) * 0.1, torch.tensor([8000, 6000, 4000]),
+                                  AugmentConfig(p_reverb=1.0), g, None, bank)
+    assert wav.shape[0] == 3 and torch.isfinite(wav).all()

@@ -1,6 +1,7 @@
 """On-the-fly, batched waveform and feature augmentation (runs on the training device).
 
-speed 0.9-1.1, random lead/trail context, synthetic-room reverberation, real noise / coloured
+speed 0.9-1.1, random lead/trail context, reverberation (pyroomacoustics rooms from
+kws.corpus.rooms when given, else synthetic exponential decays), real noise / coloured
 noise / babble at 0-20 dB SNR, telephone band-limiting, gain and clipping, SpecAugment.
 """
 from __future__ import annotations
@@ -56,15 +57,21 @@ def resample_and_pad(wav: torch.Tensor, lengths: torch.Tensor, cfg: AugmentConfi
     return out * valid, new_len
 
 
-def reverb(wav: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> torch.Tensor:
-    """Convolve with exponentially decaying noise impulse responses (synthetic rooms)."""
+def reverb(wav: torch.Tensor, cfg: AugmentConfig, g: torch.Generator,
+           rooms: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Convolve with room impulse responses: rows of ``rooms`` (simulated by pyroomacoustics,
+    kws.corpus.rooms) when given, else exponentially decaying noise (synthetic rooms)."""
     n, dev = wav.shape[0], wav.device
-    rt = _uniform(n, cfg.rt60[0], cfg.rt60[1], g, dev)
-    hl = int(cfg.rt60[1] * SR)
-    t = torch.arange(hl, device=dev)[None, :] / SR
-    h = torch.randn(n, hl, generator=g, device=dev) * torch.exp(-6.9 * t / rt[:, None])
-    h[:, 0] = 1.0 + h[:, 0].abs()
-    h = h / h.norm(dim=1, keepdim=True)
+    if rooms is not None:
+        h = rooms[torch.randint(0, rooms.shape[0], (n,), generator=g, device=dev)].float()
+        hl = h.shape[1]
+    else:
+        rt = _uniform(n, cfg.rt60[0], cfg.rt60[1], g, dev)
+        hl = int(cfg.rt60[1] * SR)
+        t = torch.arange(hl, device=dev)[None, :] / SR
+        h = torch.randn(n, hl, generator=g, device=dev) * torch.exp(-6.9 * t / rt[:, None])
+        h[:, 0] = 1.0 + h[:, 0].abs()
+    h = h / h.norm(dim=1, keepdim=True).clamp(min=1e-9)
     nfft = 1 << (wav.shape[1] + hl - 1).bit_length()
     y = torch.fft.irfft(torch.fft.rfft(wav, nfft) * torch.fft.rfft(h, nfft), nfft)[:, : wav.shape[1]]
     scale = wav.abs().amax(1, keepdim=True) / y.abs().amax(1, keepdim=True).clamp(min=1e-6)
@@ -109,14 +116,15 @@ def bandlimit(wav: torch.Tensor, g: torch.Generator) -> torch.Tensor:
 
 
 def augment_waveforms(wav: torch.Tensor, lengths: torch.Tensor, cfg: AugmentConfig,
-                      g: torch.Generator, noise_bank: Optional[torch.Tensor] = None):
+                      g: torch.Generator, noise_bank: Optional[torch.Tensor] = None,
+                      rooms: Optional[torch.Tensor] = None):
     n, dev = wav.shape[0], wav.device
     wav, lengths = resample_and_pad(wav, lengths, cfg, g)
 
     def pick(p):
         return (torch.rand(n, generator=g, device=dev) < p)[:, None]
 
-    wav = torch.where(pick(cfg.p_reverb), reverb(wav, cfg, g), wav)
+    wav = torch.where(pick(cfg.p_reverb), reverb(wav, cfg, g, rooms), wav)
     wav = torch.where(pick(cfg.p_noise), add_noise(wav, lengths, cfg, g, noise_bank), wav)
     wav = torch.where(pick(cfg.p_bandlimit), bandlimit(wav, g), wav)
     peak = wav.abs().amax(1, keepdim=True).clamp(min=1e-4)

@@ -42,6 +42,7 @@ class TrainConfig:
     out: str = "runs/default"
     real: Optional[str] = None          # npz from kws.corpus.real (validation only)
     noise: Optional[str] = None         # npz of noise recordings for augmentation
+    rooms: Optional[str] = None         # npz of room impulse responses (kws.corpus.rooms)
     steps: int = 6000                   # <= 0: fit the one-cycle schedule to max_minutes
     words_per_batch: int = 128
     clips_per_word: int = 4
@@ -252,6 +253,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> Dict[str, float]:
     if cfg.noise:
         nz = np.load(cfg.noise)
         noise_bank = torch.from_numpy(np.concatenate([nz[k] for k in nz.files]).astype(np.float32) / 32768.0).to(device)
+    rooms = None
+    if cfg.rooms:
+        rooms = torch.from_numpy(np.load(cfg.rooms)["rir"].astype(np.float32)).to(device)
     logmel = TorchLogMel(MelConfig()).to(device)
     model = JointModel(cfg.encoder).to(device)
     mean, std = feature_stats(corpus, logmel, np.random.default_rng(cfg.seed))
@@ -282,7 +286,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Dict[str, float]:
         with torch.no_grad():
             wav, lens = corpus.waveforms(clip_idx, max_len, rng)
             if cfg.augment:
-                wav, lens = augment_waveforms(wav, lens, cfg.aug, g, noise_bank)
+                wav, lens = augment_waveforms(wav, lens, cfg.aug, g, noise_bank, rooms)
             mel = logmel(wav)
             frames = TorchLogMel.frames_for(lens).clamp(min=1)
             if cfg.augment:
@@ -318,7 +322,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Dict[str, float]:
                 idx = rng.choice(np.nonzero(corpus.split == 0)[0], size=K * M)
                 w_, l_ = corpus.waveforms(idx, max_len, rng)
                 if cfg.augment:
-                    w_, l_ = augment_waveforms(w_, l_, cfg.aug, g, noise_bank)
+                    w_, l_ = augment_waveforms(w_, l_, cfg.aug, g, noise_bank, rooms)
                 spec_augment(logmel(w_), model.audio.feat_mean, cfg.aug, g)
         if device.type == "cuda":
             torch.cuda.synchronize()
