@@ -112,8 +112,7 @@ def _listen_loop(det, blocks, args) -> int:
                 _print_event(e)
             if args.view and sys.stderr.isatty() and time.time() - last_view > 0.2:
                 last_view = time.time()
-                st = det._tracks
-                best = sorted(((tr.prev, n) for tr, n in zip(st, det.keywords.names)), reverse=True)[:3]
+                best = sorted(((v, n) for n, v in det.last_scores.items()), reverse=True)[:3]
                 view = "  ".join(f"{n}:{max(s, 0):.2f}" for s, n in best)
                 print(f"\r{t / 16000:7.1f} s  {view:60}", end="", file=sys.stderr, flush=True)
     except KeyboardInterrupt:

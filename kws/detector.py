@@ -16,7 +16,7 @@ then stays quiet for ``refractory_s``. With ``vad`` on, hops whose longest windo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -113,6 +113,11 @@ class Detector:
             thr = threshold if threshold is not None else background_threshold(bundle, v[None])
             ks.add(Keyword(name=t, vectors=v[None], threshold=thr, text=t, source="text"))
         return cls(ks, bundle, config)
+
+    @property
+    def last_scores(self) -> Dict[str, float]:
+        """Each keyword's score at the latest hop (-1 where the VAD skipped it), for live views."""
+        return {n: float(tr.prev) for n, tr in zip(self._names, self._tracks)}
 
     def reset(self) -> None:
         cfg = self.config

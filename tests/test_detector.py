@@ -47,6 +47,7 @@ def test_vad_skips_silence():
     det = Detector.from_texts(["computer"], config=DetectorConfig(vad=True))
     det.process(np.zeros(16000 * 3, np.float32))
     assert det.hops > 0 and det.hops_skipped == det.hops
+    assert det.last_scores == {"computer": -1.0}
 
 
 def test_bad_input(demo):
