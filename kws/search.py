@@ -37,7 +37,7 @@ INDEX_VERSION = 1
 _Q = 127.0
 
 
-class IndexError_(RuntimeError):
+class SearchIndexError(RuntimeError):
     """An index that cannot be used (other model, other settings, damaged)."""
 
 
@@ -179,25 +179,25 @@ class SearchIndex:
             try:
                 meta = json.loads(meta_path.read_text())
             except json.JSONDecodeError as exc:
-                raise IndexError_(f"{meta_path}: damaged ({exc})") from exc
+                raise SearchIndexError(f"{meta_path}: damaged ({exc})") from exc
             if meta.get("version") != INDEX_VERSION:
-                raise IndexError_(f"{meta_path}: index version {meta.get('version')}, need {INDEX_VERSION}")
+                raise SearchIndexError(f"{meta_path}: index version {meta.get('version')}, need {INDEX_VERSION}")
             stored = IndexConfig(**{k: tuple(v) if isinstance(v, list) else v
                                     for k, v in meta["config"].items()})
             if config is not None and config != stored:
-                raise IndexError_(f"{self.root} was built with {stored}; use another folder for {config}")
+                raise SearchIndexError(f"{self.root} was built with {stored}; use another folder for {config}")
             self.config = stored
             self.files: Dict[str, dict] = meta["files"]
             self.model_id = meta["model_id"]
         else:
             if self.root.exists() and any(self.root.iterdir()):
-                raise IndexError_(f"{self.root} exists and is not a kws index (no index.json)")
+                raise SearchIndexError(f"{self.root} exists and is not a kws index (no index.json)")
             self.config = config or IndexConfig()
             self.files = {}
             self.model_id = None
         self.bundle = bundle or Bundle.load(variant=self.config.variant)
         if self.model_id is not None and self.model_id != self.bundle.model_id:
-            raise IndexError_(f"{self.root} was built by model {self.model_id}, not "
+            raise SearchIndexError(f"{self.root} was built by model {self.model_id}, not "
                               f"{self.bundle.model_id}: re-index into a new folder")
         self.model_id = self.bundle.model_id
 
@@ -509,6 +509,6 @@ def main(argv: Optional[List[str]] = None, prog: str = "python -m kws search") -
                     print("--plot needs matplotlib: pip install matplotlib", file=sys.stderr)
                     return 2
         return 0
-    except (AudioError, BundleError, TextError, IndexError_, ValueError, KeyError) as exc:
+    except (AudioError, BundleError, TextError, SearchIndexError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

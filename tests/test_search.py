@@ -8,7 +8,7 @@ import pytest
 
 from kws.audio import write_wav
 from kws.bundle import Bundle
-from kws.search import (Hit, IndexConfig, IndexError_, SearchIndex, merge_hits, quantize,
+from kws.search import (Hit, IndexConfig, SearchIndexError, SearchIndex, merge_hits, quantize,
                         window_embeddings)
 
 
@@ -116,7 +116,7 @@ def test_index_update_skip_prune_and_query(tmp_path, bundle):
 def test_index_bad_input(tmp_path, bundle):
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "x.txt").write_text("x")
-    with pytest.raises(IndexError_, match="not a kws index"):
+    with pytest.raises(SearchIndexError, match="not a kws index"):
         SearchIndex(tmp_path / "junk", bundle)
     ix = SearchIndex(tmp_path / "ix", bundle, IndexConfig(window_s=(0.3,)))
     write_wav(tmp_path / "a.wav", _sample()[:16000])
@@ -124,12 +124,12 @@ def test_index_bad_input(tmp_path, bundle):
     bad.write_bytes(b"RIFF not really")
     st = ix.add([tmp_path / "a.wav", bad], quiet=True)
     assert st["indexed"] == 1 and len(st["failed"]) == 1
-    with pytest.raises(IndexError_, match="built with"):
+    with pytest.raises(SearchIndexError, match="built with"):
         SearchIndex(tmp_path / "ix", bundle, IndexConfig())
     meta = json.loads((tmp_path / "ix" / "index.json").read_text())
     meta["model_id"] = "other-model"
     (tmp_path / "ix" / "index.json").write_text(json.dumps(meta))
-    with pytest.raises(IndexError_, match="other-model"):
+    with pytest.raises(SearchIndexError, match="other-model"):
         SearchIndex(tmp_path / "ix", bundle)
     with pytest.raises(ValueError):
         IndexConfig(window_s=())
