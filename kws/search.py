@@ -102,16 +102,19 @@ def speech_slots(audio: np.ndarray) -> np.ndarray:
     return v.flags.get(0, v.flags.total)[:, 0].astype(np.float32)
 
 
-def window_embeddings(bundle: Bundle, audio: np.ndarray, cfg: IndexConfig = IndexConfig()):
+def window_embeddings(bundle: Bundle, audio: np.ndarray, cfg: IndexConfig = IndexConfig(),
+                      block_s: float = 60.0):
     """(N, D) embeddings of the sliding windows of one recording, with (N, 2) start/end seconds.
 
     Windows end every ``hop_s``; at each end, one window of each length that fits, unless less
     than ``min_speech`` of it is speech for webrtcvad. A recording shorter than the shortest window
-    gives one window, the whole recording.
+    gives one window, the whole recording. The log-mel is computed ``block_s`` at a time, so
+    memory does not grow with the recording's length.
     """
     mc = MelConfig()
-    mel = LogMel(mc)(audio)
-    T = mel.shape[0]
+    lm = LogMel(mc)
+    audio = np.asarray(audio, dtype=np.float32)
+    T = num_frames(audio.size, mc)
     D = bundle.embedding_dim
     if T == 0:
         return np.zeros((0, D), np.float32), np.zeros((0, 2), np.float32)
@@ -122,18 +125,28 @@ def window_embeddings(bundle: Bundle, audio: np.ndarray, cfg: IndexConfig = Inde
         flags = speech_slots(audio)
         csum = np.r_[0.0, np.cumsum(np.pad(flags, (0, max(0, T - flags.size)))[:T])]
     embs, times = [], []
-    for L in wins:
-        ends = np.arange(L, T + 1, hop)
-        if cfg.min_speech > 0:
-            ends = ends[(csum[ends] - csum[ends - L]) / L >= cfg.min_speech]
-        for s in range(0, ends.size, cfg.batch):
-            e = ends[s:s + cfg.batch]
-            x = np.stack([mel[j - L:j] for j in e])
-            embs.append(bundle.embed_mel(x, np.full(len(e), L)))
-            times.append(np.stack([(e - L) * fr_hop, (e - 1) * fr_hop + fr_win], axis=1))
     if T < wins[0]:   # shorter than every window: the whole recording is one window
-        embs.append(bundle.embed_mel(mel[None], np.array([T])))
+        embs.append(bundle.embed_mel(lm(audio)[None], np.array([T])))
         times.append(np.array([[0.0, (T - 1) * fr_hop + fr_win]]))
+    block = max(hop, int(block_s / fr_hop) // hop * hop)
+    for b0 in range(0, T + 1, block):             # window ends in [b0, b0 + block)
+        first = max(0, b0 - wins[-1])
+        last = min(T, b0 + block - 1)
+        mel = None
+        for L in wins:
+            ends = np.arange(L, T + 1, hop)
+            ends = ends[(ends >= b0) & (ends < b0 + block)]
+            if cfg.min_speech > 0:
+                ends = ends[(csum[ends] - csum[ends - L]) / L >= cfg.min_speech]
+            if ends.size == 0:
+                continue
+            if mel is None:
+                mel = lm.frames_from(audio, first * mc.hop_length, last - first)
+            for s in range(0, ends.size, cfg.batch):
+                e = ends[s:s + cfg.batch]
+                x = np.stack([mel[j - L - first:j - first] for j in e])
+                embs.append(bundle.embed_mel(x, np.full(len(e), L)))
+                times.append(np.stack([(e - L) * fr_hop, (e - 1) * fr_hop + fr_win], axis=1))
     if not embs:      # no window held enough speech
         return np.zeros((0, D), np.float32), np.zeros((0, 2), np.float32)
     emb = np.concatenate(embs).astype(np.float32)

@@ -39,6 +39,14 @@ def test_windows_match_direct_embedding(bundle):
     L = int(round((e - 0.025) / 0.01)) + 1 - f0
     direct = bundle.embed_mel(mel[None, f0:f0 + L], np.array([L]))[0]
     assert float(direct @ emb[i]) > 0.999
+    # block-wise log-mel (blocks of 0.6 s here) gives the same windows as one block
+    # (exact in fp32; int8 quantises activations per call, so other batches move it slightly)
+    small, st2 = window_embeddings(bundle, x, cfg, block_s=0.6)
+    assert np.array_equal(st2, times) and np.min(np.sum(small * emb, axis=1)) > 0.99
+    fp32 = Bundle.load(variant="fp32")
+    one, _ = window_embeddings(fp32, x[:16000], cfg)
+    blocks, _ = window_embeddings(fp32, x[:16000], cfg, block_s=0.3)
+    assert np.allclose(one, blocks, atol=1e-5)
     # VAD gating only removes windows
     gated, gt = window_embeddings(bundle, x, IndexConfig())
     assert 0 < gated.shape[0] <= emb.shape[0]
