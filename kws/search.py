@@ -495,16 +495,17 @@ def main(argv: Optional[List[str]] = None, prog: str = "python -m kws search") -
             print("error: give a term or --example, not both", file=sys.stderr)
             return 2
         t0 = time.perf_counter()
-        vec = idx.embed_query(args.term, args.example)
+        vec = idx.embed_query(args.term, args.example)      # first call also loads the encoder
+        t1 = time.perf_counter()
         hits = idx.query(vec, top=args.top, threshold=args.threshold, per_file=args.per_file)
-        took = time.perf_counter() - t0
+        took = time.perf_counter() - t1
         label = args.term if args.term is not None else Path(args.example).name
         if args.json:
             for h in hits:
                 print(json.dumps({"query": label, **h.to_dict()}))
         else:
-            print(f"{len(hits)} hits for {label!r} in {len(idx)} files "
-                  f"({idx.seconds / 3600:.2f} h) in {took * 1000:.0f} ms")
+            print(f"{len(hits)} hits for {label!r} in {len(idx)} files ({idx.seconds / 3600:.2f} h): "
+                  f"search {took * 1000:.0f} ms, query embedding {(t1 - t0) * 1000:.0f} ms")
             if hits:
                 w = max(len(h.file) for h in hits)
                 print(f"{'score':>6}  {'start':>8}  {'end':>8}  file")
