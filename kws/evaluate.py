@@ -26,7 +26,7 @@ import random
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -102,10 +102,11 @@ def example_detector(bundle: Bundle, examples: Dict[str, List[np.ndarray]], cfg)
 
 def run(bundle: Bundle, data: Path, per_keyword: int, fsdd_n: int, background_s: float,
         seed: int = 0, quiet: bool = False, synthetic_words: int = 150, std_utts: int = 300,
-        std_queries: int = 40) -> Dict:
+        std_queries: int = 40, window_s: Optional[Tuple[float, ...]] = None) -> Dict:
     rng = np.random.default_rng(seed)
     pick = random.Random(seed)
-    cfg = DetectorConfig(variant=bundle.variant)
+    cfg = DetectorConfig(variant=bundle.variant) if window_s is None else \
+        DetectorConfig(variant=bundle.variant, window_s=tuple(window_s))
     res: Dict = {"bundle": bundle.model_id, "variant": bundle.variant, "detector": {
         "hop_s": cfg.hop_s, "window_s": list(cfg.window_s)}}
     t0 = time.time()
@@ -313,6 +314,7 @@ def main(argv=None) -> int:
     ap.add_argument("--synthetic-words", type=int, default=150, help="IV and OOV words rendered by TTS (0: skip)")
     ap.add_argument("--std-utterances", type=int, default=300, help="speechocean762 utterances for STD (0: skip)")
     ap.add_argument("--std-queries", type=int, default=40, help="at most this many IV and OOV STD queries")
+    ap.add_argument("--windows", default=None, help="detector window lengths in seconds, e.g. 0.3,0.6,0.9")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
     if not (args.data / "wakewords").is_dir():
@@ -320,7 +322,8 @@ def main(argv=None) -> int:
         return 2
     bundle = Bundle.load(args.bundle, variant=args.variant)
     r = run(bundle, args.data, args.per_keyword, args.fsdd, args.background_s, quiet=args.quiet,
-            synthetic_words=args.synthetic_words, std_utts=args.std_utterances, std_queries=args.std_queries)
+            synthetic_words=args.synthetic_words, std_utts=args.std_utterances, std_queries=args.std_queries,
+            window_s=tuple(float(w) for w in args.windows.split(",")) if args.windows else None)
     args.out.mkdir(parents=True, exist_ok=True)
     md = markdown(r)
     (args.out / "report.md").write_text(md)
