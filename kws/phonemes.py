@@ -82,6 +82,7 @@ def cmu_lexicon() -> Dict[str, List[str]]:
     if isinstance(raw, bytes):
         raw = raw.decode("utf-8")
     nodigits = str.maketrans("", "", "0123456789")
+    phone = {p: p for p in PHONEMES}     # one shared string per phoneme: 126k lists share 39 strings
     lex: Dict[str, List[str]] = {}
     for line in raw.splitlines():
         parts = line.split()
@@ -90,7 +91,7 @@ def cmu_lexicon() -> Dict[str, List[str]]:
         if "#" in parts:                        # trailing comments
             parts = parts[:parts.index("#")]
         if parts[0] not in lex and len(parts) > 1:
-            lex[parts[0]] = " ".join(parts[1:]).translate(nodigits).split()
+            lex[parts[0]] = [phone.get(p, p) for p in " ".join(parts[1:]).translate(nodigits).split()]
     return lex
 
 
