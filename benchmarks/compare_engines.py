@@ -45,9 +45,10 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kws.audio import AudioError, load_audio  # noqa: E402
+from kws.audio import AudioError  # noqa: E402
 from kws.bundle import Bundle  # noqa: E402
-from kws.corpus.real import DIGITS, WAKEWORDS, fsdd_clips, load_clip, split_of, wakeword_clips  # noqa: E402
+from kws.corpus.real import (DIGITS, WAKEWORDS, fsdd_clips, load_clip, read_speech, split_of,  # noqa: E402
+                             wakeword_clips)
 from kws.detector import DetectorConfig, max_scores, window_scores  # noqa: E402
 from kws.evaluate import _noise_bank, example_detector, mix, text_detector  # noqa: E402
 from kws.metrics import eer, miss_at_false_alarm_rate, roc_points  # noqa: E402
@@ -260,19 +261,6 @@ def load_set(data: Path, n_per: int, seed: int):
     return sets
 
 
-def background(data: Path, seconds: float, seed: int) -> List[np.ndarray]:
-    files = sorted((data / "speechocean762-train" / "audio").rglob("*.ogg"))
-    random.Random(seed + 1).shuffle(files)
-    out, total = [], 0.0
-    for f in files:
-        x = load_audio(f)
-        out.append(x)
-        total += x.size / 16000
-        if total >= seconds:
-            break
-    return out
-
-
 def mean_eer(scores: np.ndarray, labels: List[str], words: List[str]) -> float:
     lab = np.array(labels)
     return float(np.mean([eer(scores[:, k], lab == w)[0] for k, w in enumerate(words)]))
@@ -294,7 +282,7 @@ def main(argv=None) -> int:
     chosen = args.engines.split(",")
     rng = np.random.default_rng(args.seed)
     sets = load_set(args.data, args.per_keyword, args.seed)
-    bg = background(args.data, args.background_s, args.seed)
+    bg = read_speech(args.data, args.background_s, random.Random(args.seed + 1))
     hours = sum(x.size for x in bg) / 16000 / 3600
     noise = _noise_bank(args.data)
     bundle = Bundle.load(variant="int8")
@@ -345,7 +333,7 @@ def main(argv=None) -> int:
         results["sets"][set_name] = {"clips": len(s["clips"]), "rows": rows}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=2))
-    lines = [f"| set | engine | EER clean | EER 10 dB | miss @ 1 FA/h | RTF 1 core | model MB | load RSS MB |",
+    lines = ["| set | engine | EER clean | EER 10 dB | miss @ 1 FA/h | RTF 1 core | model MB | load RSS MB |",
              "|---|---|---|---|---|---|---|---|"]
     for set_name, r in results["sets"].items():
         for name, v in r["rows"].items():

@@ -28,19 +28,11 @@ from kws import Detector, DetectorConfig  # noqa: E402
 from kws.audio import load_audio  # noqa: E402
 from kws.bundle import Bundle  # noqa: E402
 from kws.cli import sample_recording  # noqa: E402
-from kws.corpus.real import DEFAULT_DATA  # noqa: E402
+from kws.corpus.real import DEFAULT_DATA, read_speech  # noqa: E402
 
 
 def speech(data: Path, seconds: float) -> np.ndarray:
-    files = sorted((data / "speechocean762-train" / "audio").rglob("*.ogg"))[:400]
-    parts, total = [], 0
-    for f in files:
-        x = load_audio(f)
-        parts.append(x)
-        total += x.size
-        if total >= seconds * 16000:
-            break
-    return np.concatenate(parts)[: int(seconds * 16000)]
+    return np.concatenate(read_speech(data, seconds, max_files=400))[: int(seconds * 16000)]
 
 
 def words(n: int):

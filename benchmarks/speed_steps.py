@@ -31,21 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from kws import Detector, DetectorConfig  # noqa: E402
 from kws.audio import AudioError, load_audio  # noqa: E402
 from kws.bundle import Bundle  # noqa: E402
-from kws.corpus.real import DEFAULT_DATA, WAKEWORDS, load_clip, split_of, wakeword_clips  # noqa: E402
+from kws.corpus.real import DEFAULT_DATA, WAKEWORDS, load_clip, read_speech, split_of, wakeword_clips  # noqa: E402
 from kws.detector import detect_audio  # noqa: E402
-
-
-def read_speech(data: Path, seconds: float) -> np.ndarray:
-    files = sorted((data / "speechocean762-train" / "audio").rglob("*.ogg"))
-    random.Random(3).shuffle(files)
-    parts, total = [], 0
-    for f in files:
-        x = load_audio(f)
-        parts.append(x)
-        total += x.size
-        if total >= seconds * 16000:
-            break
-    return np.concatenate(parts)[: int(seconds * 16000)]
 
 
 def with_pauses(speech: np.ndarray, data: Path, duty: float = 0.3) -> np.ndarray:
@@ -81,7 +68,7 @@ def main() -> int:
     from kws.corpus.vocab import read_list
 
     words = list(WAKEWORDS) + read_list("oov")[:7]
-    speech = read_speech(args.data, args.speech_s)
+    speech = np.concatenate(read_speech(args.data, args.speech_s, random.Random(3)))[: int(args.speech_s * 16000)]
     sparse = with_pauses(speech[: 16000 * 60], args.data)
     pick = random.Random(0)
     clips = []

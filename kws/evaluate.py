@@ -32,7 +32,8 @@ import numpy as np
 
 from kws.audio import AudioError, load_audio
 from kws.bundle import Bundle
-from kws.corpus.real import DEFAULT_DATA, DIGITS, WAKEWORDS, fsdd_clips, load_clip, split_of, wakeword_clips
+from kws.corpus.real import (DEFAULT_DATA, DIGITS, WAKEWORDS, fsdd_clips, load_clip, read_speech,
+                             split_of, wakeword_clips)
 from kws.detector import Detector, DetectorConfig, detect_audio, max_scores
 from kws.keywords import Keyword, KeywordSet
 from kws.progress import progress
@@ -40,13 +41,9 @@ from kws.metrics import eer, miss_at_false_alarm_rate, roc_points, same_differen
 from kws.thresholds import background_threshold
 
 
-def _progress(it, desc, total=None, quiet=False):
-    return progress(it, desc, total, quiet)
-
-
 def _load(clips, quiet):
     out = []
-    for c in _progress(clips, "loading", quiet=quiet):
+    for c in progress(clips, "loading", quiet=quiet):
         try:
             out.append((c, load_clip(c)))
         except AudioError:
@@ -76,7 +73,7 @@ def reverb(x: np.ndarray, rng, rt60: float = 0.5) -> np.ndarray:
 
 def clip_eers(det: Detector, clips: List[np.ndarray], labels: List[str], quiet=False, desc="scoring") -> Dict:
     names = det.keywords.names
-    scores = np.stack([max_scores(det, x) for x in _progress(clips, desc, quiet=quiet)])
+    scores = np.stack([max_scores(det, x) for x in progress(clips, desc, quiet=quiet)])
     out = {}
     for k, name in enumerate(names):
         lab = np.array([l == name for l in labels])
@@ -150,21 +147,14 @@ def run(bundle: Bundle, data: Path, per_keyword: int, fsdd_n: int, background_s:
                    "text_eer": fr["per_keyword"], "same_different_ap": same_different_ap(emb, fy),
                    "speakers": sorted({c.speaker for c, _ in fs})}
     # ---------------- background speech: false alarms
-    files = sorted((data / "speechocean762-train" / "audio").rglob("*.ogg"))
-    pick.shuffle(files)
-    bg, total = [], 0.0
-    for f in files:
-        x = load_audio(f)
-        bg.append(x)
-        total += x.size / 16000
-        if total >= background_s:
-            break
+    bg = read_speech(data, background_s, pick)
+    total = sum(x.size for x in bg) / 16000
     events, peaks = 0, {w: [] for w in WAKEWORDS}
     zero = KeywordSet(bundle.model_id, [Keyword(name=k.name, vectors=k.vectors, threshold=-1.0)
                                         for k in tdet.keywords])
     zdet = Detector(zero, bundle, cfg)      # every peak is an event: the score distribution
     t_bg = time.time()
-    for x in _progress(bg, "background speech", quiet=quiet):
+    for x in progress(bg, "background speech", quiet=quiet):
         events += len(detect_audio(tdet, x))
         for e in detect_audio(zdet, x):
             peaks[e.keyword].append(e.score)
@@ -214,7 +204,7 @@ def synthetic(bundle: Bundle, n_words: int = 150, renders: int = 4, seed: int = 
                 for i, w in enumerate(words) for k in range(renders)]
         batches = [[r for _, r in jobs[i:i + 40]] for i in range(0, len(jobs), 40)]
         with Pool() as pool_:
-            audio = [a for res in _progress(pool_.imap(_render, batches), f"synthetic {group}",
+            audio = [a for res in progress(pool_.imap(_render, batches), f"synthetic {group}",
                                             len(batches), quiet) for a in res]
         keep = [(w, a.astype(np.float32) / 32768.0) for (w, _), a in zip(jobs, audio) if a is not None]
         labels = np.array([w for w, _ in keep])

@@ -2,8 +2,6 @@
 test_metrics; here: every section runs, the report and plot are written, the halves differ)."""
 import json
 
-import pytest
-
 from kws.evaluate import main
 
 

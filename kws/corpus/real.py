@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import random
 from pathlib import Path
-from typing import List, NamedTuple
+from typing import List, NamedTuple, Optional
 
 import numpy as np
 
@@ -54,6 +54,24 @@ def load_clip(clip: Clip, trim: bool = True) -> np.ndarray:
     if trim and clip.source == "wakewords":
         x = trim_silence(x, top_db=30.0, margin_s=0.08)
     return x
+
+
+def read_speech(data: Path, seconds: float, rng: Optional[random.Random] = None,
+                max_files: Optional[int] = None) -> List[np.ndarray]:
+    """speechocean762 train sentences (real read speech, none of the test keywords), in file
+    name order or shuffled by ``rng``, until ``seconds`` of audio are loaded (the last file
+    whole)."""
+    files = sorted((Path(data) / "speechocean762-train" / "audio").rglob("*.ogg"))[:max_files]
+    if rng is not None:
+        rng.shuffle(files)
+    out, total = [], 0
+    for f in files:
+        x = load_audio(f)
+        out.append(x)
+        total += x.size
+        if total >= seconds * 16000:
+            break
+    return out
 
 
 def split_of(clip: Clip) -> str:
