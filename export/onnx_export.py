@@ -103,13 +103,39 @@ def _model(gr: _Graph, inputs, out_name: str, out: str, doc: str) -> onnx.ModelP
     return model
 
 
-def audio_encoder_onnx(sd: Dict[str, np.ndarray], layers: int, hidden: int) -> onnx.ModelProto:
+def _stack_frames(gr: _Graph, x: str, lengths: str, stack: int, dim: int):
+    """[B, T, D] -> [B, ceil(T/stack), stack*D] with frames past each row's length zeroed;
+    lengths -> ceil(lengths/stack). Mirrors kws.train.encoders.stack_frames."""
+    i64 = lambda base, v: gr.const(base, np.array(v, dtype=np.int64))  # noqa: E731
+    shape = gr.op1("Shape", [x])
+    t_len = gr.op1("Gather", [shape, i64("one_i", 1)], axis=0)
+    steps = gr.op1("Range", [i64("s0", 0), t_len, i64("s1", 1)])
+    steps = gr.op1("Unsqueeze", [steps, i64("sax0", [0])])                       # [1, T]
+    lens_col = gr.op1("Unsqueeze", [lengths, i64("sax1", [1])])                  # [B, 1]
+    mask = gr.op1("Cast", [gr.op1("Less", [steps, lens_col])], to=TensorProto.FLOAT)
+    x = gr.op1("Mul", [x, gr.op1("Unsqueeze", [mask, i64("sax2", [2])])])
+    k = i64("stack", stack)
+    pad = gr.op1("Mod", [gr.op1("Sub", [k, gr.op1("Mod", [t_len, k])]), k])
+    # pads: begins (B, T, D) then ends (B, T, D): only the end of T grows
+    pads = gr.op1("Concat", [i64("p0", [0, 0, 0, 0]), gr.op1("Unsqueeze", [pad, i64("pax", [0])]),
+                             i64("p1", [0])], axis=0)
+    x = gr.op1("Pad", [x, pads])
+    x = gr.op1("Reshape", [x, i64("stack_shape", [0, -1, stack * dim])])
+    lengths = gr.op1("Div", [gr.op1("Add", [lengths, i64("stack_m1", stack - 1)]), k])
+    return x, lengths
+
+
+def audio_encoder_onnx(sd: Dict[str, np.ndarray], layers: int, hidden: int, stack: int = 1) -> onnx.ModelProto:
     gr = _Graph()
-    inputs = [helper.make_tensor_value_info("mel", TensorProto.FLOAT, ["batch", "frames", sd["audio.feat_mean"].shape[0]]),
+    n_mels = sd["audio.feat_mean"].shape[0]
+    inputs = [helper.make_tensor_value_info("mel", TensorProto.FLOAT, ["batch", "frames", n_mels]),
               helper.make_tensor_value_info("lengths", TensorProto.INT64, ["batch"])]
     x = gr.op1("Div", [gr.op1("Sub", ["mel", gr.const("feat_mean", sd["audio.feat_mean"].astype(np.float32))]),
                        gr.const("feat_std", sd["audio.feat_std"].astype(np.float32))])
-    out = _encoder_body(gr, x, "lengths", sd, "audio", layers, hidden)
+    lengths = "lengths"
+    if stack > 1:
+        x, lengths = _stack_frames(gr, x, lengths, stack, n_mels)
+    out = _encoder_body(gr, x, lengths, sd, "audio", layers, hidden)
     return _model(gr, inputs, "embedding", out, "kws audio encoder: log-mel -> 512-d unit vector")
 
 

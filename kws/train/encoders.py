@@ -7,6 +7,7 @@ so a batch gives the same vectors as its items one by one. The ONNX exporter in
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +26,16 @@ class EncoderConfig:
     phone_dim: int = 128
     n_tokens: int = len(TOKENS)
     dropout: float = 0.1
+    # audio encoder only (None: same as hidden / layers). A smaller audio encoder is what a
+    # distilled student uses (kws.train.distill); the text encoder keeps hidden / layers.
+    audio_hidden: Optional[int] = None
+    audio_layers: Optional[int] = None
+    # frames stacked into one LSTM step (2: 20 ms steps of 256 values). Fewer, wider steps make
+    # the audio encoder cheaper to run; frames past a row's length are zeroed before stacking.
+    stack: int = 1
+
+    def audio_sizes(self) -> Tuple[int, int]:
+        return (self.audio_hidden or self.hidden, self.audio_layers or self.layers)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -36,12 +47,30 @@ def masked_mean(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     return (x * mask[..., None]).sum(1) / lengths.clamp(min=1).to(x.dtype)[:, None]
 
 
+def stack_frames(x: torch.Tensor, lengths: torch.Tensor, stack: int):
+    """(B, T, D) -> (B, ceil(T/stack), stack*D), lengths -> ceil(lengths/stack).
+
+    Frames at or past a row's length are zeroed first, so a row's result never depends on how
+    the batch was padded."""
+    if stack == 1:
+        return x, lengths
+    B, T, D = x.shape
+    mask = (torch.arange(T, device=x.device)[None, :] < lengths[:, None]).to(x.dtype)
+    x = x * mask[..., None]
+    pad = (-T) % stack
+    if pad:
+        x = F.pad(x, (0, 0, 0, pad))
+    return x.reshape(B, (T + pad) // stack, stack * D), (lengths + stack - 1) // stack
+
+
 class _BiLSTMEncoder(nn.Module):
-    def __init__(self, in_dim: int, cfg: EncoderConfig):
+    def __init__(self, in_dim: int, cfg: EncoderConfig, hidden: Optional[int] = None,
+                 layers: Optional[int] = None):
         super().__init__()
-        self.lstm = nn.LSTM(in_dim, cfg.hidden, num_layers=cfg.layers, batch_first=True,
-                            bidirectional=True, dropout=cfg.dropout if cfg.layers > 1 else 0.0)
-        self.proj = nn.Linear(2 * cfg.hidden, cfg.embed_dim)
+        hidden, layers = hidden or cfg.hidden, layers or cfg.layers
+        self.lstm = nn.LSTM(in_dim, hidden, num_layers=layers, batch_first=True,
+                            bidirectional=True, dropout=cfg.dropout if layers > 1 else 0.0)
+        self.proj = nn.Linear(2 * hidden, cfg.embed_dim)
 
     def encode(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         packed = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True,
@@ -56,12 +85,14 @@ class AudioEncoder(_BiLSTMEncoder):
     """(B, T, n_mels) log-mel + (B,) frame counts -> (B, 512) unit vectors."""
 
     def __init__(self, cfg: EncoderConfig = EncoderConfig()):
-        super().__init__(cfg.n_mels, cfg)
+        super().__init__(cfg.n_mels * cfg.stack, cfg, *cfg.audio_sizes())
+        self.stack = cfg.stack
         self.register_buffer("feat_mean", torch.zeros(cfg.n_mels))
         self.register_buffer("feat_std", torch.ones(cfg.n_mels))
 
     def forward(self, mel: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return self.encode((mel - self.feat_mean) / self.feat_std, lengths)
+        x, lengths = stack_frames((mel - self.feat_mean) / self.feat_std, lengths, self.stack)
+        return self.encode(x, lengths)
 
 
 class TextEncoder(_BiLSTMEncoder):
