@@ -44,6 +44,7 @@ class CorpusSize:
 
 SIZES = {
     "small": CorpusSize(300, 3, 30, 2, 40, 40, 3),
+    "medium": CorpusSize(5000, 3, 600, 2, 300, 300, 2),     # enough for distillation (kws.train.distill)
     "full": CorpusSize(16000, 5, 1500, 3, 600, 1000, 4),
 }
 ENGINE_WEIGHTS = {"espeak-ng": 0.6, "flite": 0.25, "festival": 0.15}

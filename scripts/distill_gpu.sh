@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Distil students of the shipped model's audio encoder on the lent GPU machine, side by side on
+# its one GPU, within one 10-minute command (kws.train.distill).
+# Carried beside the repo: .tts (without the festival packages: the teacher never heard festival),
+# .whl (scripts/gpu_env.sh, plus soundfile, cffi, pycparser wheels to read Ogg), and in .carry:
+#   teacher.pt   python -m kws.train.distill pack runs/v1/model.pt .carry/teacher.pt
+#   speech_a/    speechocean762 recordings of tuning-half speakers (kws.std.speaker_half == 'a')
+#   noise.npz, rooms.npz as for training.
+# Usage: STUDENTS="192:2:2 128:3:2 192:2:2:nospeech" scripts/distill_gpu.sh configs/distill.json [key=value ...]
+# Each student is hidden:layers:stack[:nospeech]. Writes OUT/<name>.pt and OUT/logs.tgz.
+# INIT_DIR=.carry/students continues students brought back by an earlier call (carry that folder).
+set -euo pipefail
+start=$(date +%s)
+budget=${BUDGET_S:-540}
+export CORPUS_SIZE=${CORPUS_SIZE:-medium}
+source scripts/gpu_env.sh
+cat /tmp/corpus/stats.json
+config=$1; shift
+left=$(( budget - ($(date +%s) - start) ))
+minutes=$(python3 -c "print(max(0.5, ($left - 60) / 60))")
+echo "distilling for $minutes minutes"
+mkdir -p /tmp/distill "$OUT/logs"
+pids=()
+for spec in ${STUDENTS:-192:2:2}; do
+  IFS=: read -r h l k extra <<< "$spec"
+  name="s${h}x${l}k${k}${extra:+-$extra}"
+  more=()
+  [ "${extra:-}" = nospeech ] && more+=(speech=null)
+  # INIT_DIR: continue each student from INIT_DIR/<name>.pt where there is one
+  [ -n "${INIT_DIR:-}" ] && [ -f "$INIT_DIR/$name.pt" ] && more+=(init="$INIT_DIR/$name.pt")
+  python3 -m kws.train.distill train "$config" audio_hidden="$h" audio_layers="$l" stack="$k" \
+    out="/tmp/distill/$name" max_minutes="$minutes" "${more[@]}" "$@" > "$OUT/logs/$name.log" 2>&1 &
+  pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p" || echo "a student failed (see its log)"; done
+for d in /tmp/distill/*/; do
+  n=$(basename "$d")
+  [ -f "$d/student.pt" ] && cp "$d/student.pt" "$OUT/$n.pt"
+  grep '"eval"' "$OUT/logs/$n.log" | tail -1 | cut -c1-400 || true
+done
+tar -czf "$OUT/logs.tgz" -C "$OUT" logs && rm -r "$OUT/logs"
+ls -la "$OUT"
