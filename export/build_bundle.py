@@ -85,12 +85,18 @@ def build(ckpt: str, out: Path, data: Path, model_version: str) -> dict:
     from onnxruntime.quantization import QuantType, quantize_dynamic
     import onnx
 
+    from kws.train.encoders import EncoderConfig
+
     model, ck = load_checkpoint(ckpt)
     enc = ck["config"]["encoder"]
     sd = state_dict_numpy(model.state_dict())
     out.mkdir(parents=True, exist_ok=True)
-    for role, fn in (("audio", audio_encoder_onnx), ("text", text_encoder_onnx)):
-        onnx.save(fn(sd, enc["layers"], enc["hidden"]), str(out / f"{role}.onnx"))
+    cfg = EncoderConfig(**enc)
+    a_hidden, a_layers = cfg.audio_sizes()
+    protos = {"audio": audio_encoder_onnx(sd, a_layers, a_hidden, stack=cfg.stack),
+              "text": text_encoder_onnx(sd, cfg.layers, cfg.hidden)}
+    for role, proto in protos.items():
+        onnx.save(proto, str(out / f"{role}.onnx"))
         quantize_dynamic(str(out / f"{role}.onnx"), str(out / f"{role}.int8.onnx"),
                          weight_type=QuantType.QInt8, op_types_to_quantize=["LSTM", "MatMul", "Gemm"])
     files = ["audio.onnx", "text.onnx", "audio.int8.onnx", "text.int8.onnx"]
@@ -107,6 +113,7 @@ def build(ckpt: str, out: Path, data: Path, model_version: str) -> dict:
         "training": {"steps": ck.get("step"), "corpus": ck.get("corpus_stats", {}),
                      "loss": {"alpha_clap": ck["config"]["alpha_clap"], "alpha_dwd": ck["config"]["alpha_dwd"]},
                      "validation": ck.get("metrics", {})},
+        **({"distilled": ck["distill"]} if "distill" in ck else {}),
         "files": {f: {"sha256": sha256_file(out / f), "bytes": (out / f).stat().st_size} for f in files},
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2))

@@ -18,22 +18,18 @@ from __future__ import annotations
 import random
 import tempfile
 import time
-import zlib
 from pathlib import Path
 from typing import Dict, List, Optional
 
 import numpy as np
 
 from kws.bundle import Bundle
+from kws.corpus.real import speaker_half
 from kws.metrics import eer
 from kws.phonemes import pronounce
 from kws.search import IndexConfig, SearchIndex
 
 VOCAB = Path(__file__).resolve().parent / "corpus" / "vocab"
-
-
-def speaker_half(speaker: str) -> str:
-    return "a" if zlib.crc32(speaker.encode()) % 2 == 0 else "b"
 
 
 def choose_utterances(records: List[dict], half: str, n: int, seed: int = 0) -> List[dict]:

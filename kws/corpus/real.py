@@ -56,12 +56,22 @@ def load_clip(clip: Clip, trim: bool = True) -> np.ndarray:
     return x
 
 
+def speaker_half(speaker: str) -> str:
+    """Deterministic half of the speechocean762 speakers ('0001'): 'a' tuning, 'b' held out."""
+    import zlib
+
+    return "a" if zlib.crc32(speaker.encode()) % 2 == 0 else "b"
+
+
 def read_speech(data: Path, seconds: float, rng: Optional[random.Random] = None,
-                max_files: Optional[int] = None) -> List[np.ndarray]:
+                max_files: Optional[int] = None, half: Optional[str] = None) -> List[np.ndarray]:
     """speechocean762 train sentences (real read speech, none of the test keywords), in file
     name order or shuffled by ``rng``, until ``seconds`` of audio are loaded (the last file
-    whole)."""
-    files = sorted((Path(data) / "speechocean762-train" / "audio").rglob("*.ogg"))[:max_files]
+    whole). ``half``: only speakers of that half (speaker_half); None: all speakers."""
+    files = sorted((Path(data) / "speechocean762-train" / "audio").rglob("*.ogg"))
+    if half is not None:
+        files = [f for f in files if speaker_half(f.parent.name.replace("SPEAKER", "")) == half]
+    files = files[:max_files]
     if rng is not None:
         rng.shuffle(files)
     out, total = [], 0
