@@ -1,11 +1,13 @@
 """Detector speed, step by step, with what each step costs in accuracy.
 
-    python benchmarks/speed_steps.py --data ../shared/data
+    git archive af1e88b kws/assets/model | tar -x -C /tmp     # the v1 teacher bundle
+    python benchmarks/speed_steps.py --data ../shared/data --teacher /tmp/kws/assets/model
 
-Each row changes one thing over the row before (10 text keywords: computer, jarvis, alexa + 7
-held-out words; thresholds calibrated as shipped). Measured on one core (one onnxruntime thread,
+Rows go from the teacher (v1, BiLSTM 3 x 256) to the shipped distilled student and its settings,
+one change a row (10 text keywords: computer, jarvis, alexa + 7 held-out words; each model's
+thresholds calibrated as shipped). Measured on one core (one onnxruntime thread,
 CPU time of this process):
-- RTF speech: real read speech (speechocean762) streamed in 50 ms chunks;
+- RTF speech: real read speech (speechocean762, held-out half of the speakers) streamed in 50 ms chunks;
 - RTF 30 % speech: the same speech with pauses of room noise (../shared/data/noise at -35 dBFS)
   so that speech fills 30 % of the stream, as a listening device hears it;
 - recall: held-out wake-word clips (half 'b'), each streamed with 0.5 s of silence either side,
@@ -64,11 +66,14 @@ def main() -> int:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--speech-s", type=float, default=300.0)
     ap.add_argument("--clips", type=int, default=40, help="wake-word clips per keyword")
+    ap.add_argument("--bundle", default=None, help="model bundle (default: the shipped one)")
+    ap.add_argument("--teacher", default=None,
+                    help="bundle of the model it was distilled from, for the steps before it")
     args = ap.parse_args()
     from kws.corpus.vocab import read_list
 
     words = list(WAKEWORDS) + read_list("oov")[:7]
-    speech = np.concatenate(read_speech(args.data, args.speech_s, random.Random(3)))[: int(args.speech_s * 16000)]
+    speech = np.concatenate(read_speech(args.data, args.speech_s, random.Random(3), half="b"))[: int(args.speech_s * 16000)]
     sparse = with_pauses(speech[: 16000 * 60], args.data)
     pick = random.Random(0)
     clips = []
@@ -82,23 +87,38 @@ def main() -> int:
             if sum(1 for l, _ in clips if l == w) == args.clips:
                 break
     pad = np.zeros(8000, np.float32)
-    steps = [
-        ("fp32, every window, no VAD", "fp32", DetectorConfig(vad=False, variant="fp32")),
-        ("int8", "int8", DetectorConfig(vad=False)),
-        ("+ VAD gate", "int8", DetectorConfig()),
-        ("+ two-stage, probe 0.6 s, margin 0.15", "int8", DetectorConfig(probe_window_s=0.6, probe_margin=0.15)),
-        ("+ two-stage, probe 0.6 s, margin 0.10", "int8", DetectorConfig(probe_window_s=0.6, probe_margin=0.10)),
-        ("+ two-stage, probe 0.6 s, margin 0.05", "int8", DetectorConfig(probe_window_s=0.6, probe_margin=0.05)),
-        ("3 windows (0.3/0.6/0.9 s), VAD, no two-stage", "int8", DetectorConfig(window_s=(0.3, 0.6, 0.9))),
+    five, three = (0.3, 0.45, 0.6, 0.75, 0.9), (0.3, 0.6, 0.9)
+    models = {"shipped": args.bundle}
+    if args.teacher:
+        models["teacher"] = args.teacher
+    steps = []
+    if args.teacher:
+        steps += [
+            ("teacher, fp32, 5 windows, no VAD", "teacher", "fp32", DetectorConfig(vad=False, variant="fp32", window_s=five)),
+            ("teacher, int8", "teacher", "int8", DetectorConfig(vad=False, window_s=five)),
+            ("teacher, int8, 3 windows (0.3/0.6/0.9 s)", "teacher", "int8", DetectorConfig(vad=False, window_s=three)),
+        ]
+    steps += [
+        ("shipped, int8, 3 windows, no VAD", "shipped", "int8", DetectorConfig(vad=False)),
+        ("shipped, + VAD gate (the default)", "shipped", "int8", DetectorConfig()),
+        ("shipped, + two-stage, probe 0.6 s, margin 0.10", "shipped", "int8",
+         DetectorConfig(probe_window_s=0.6, probe_margin=0.10)),
+        ("shipped, int8, 5 windows, VAD", "shipped", "int8", DetectorConfig(window_s=five)),
+        ("shipped, fp32, 3 windows, VAD", "shipped", "fp32", DetectorConfig(variant="fp32")),
     ]
-    bundles = {v: Bundle.load(variant=v) for v in ("int8", "fp32")}
-    base = {v: Detector.from_texts(words, bundle=bundles[v]).keywords for v in bundles}
+    bundles = {(m, v): Bundle.load(p, variant=v) for m, p in models.items() for v in ("int8", "fp32")}
+    base = {k: Detector.from_texts(words, bundle=b).keywords for k, b in bundles.items()}
+    for m in models:
+        b = bundles[(m, "int8")]
+        enc = b.manifest["encoder"]
+        print(f"{m}: {b.model_id}, audio encoder BiLSTM {enc.get('audio_layers') or enc['layers']} x "
+              f"{enc.get('audio_hidden') or enc['hidden']}, {enc.get('stack', 1)} frame(s) a step")
     print(f"{len(words)} keywords; {speech.size / 16000:.0f} s read speech; {sparse.size / 16000:.0f} s at 30 % "
           f"speech; {len(clips)} wake-word clips; one core\n")
     print("| step | RTF speech | RTF 30 % speech | full-window hops | wake-word recall | FA/h read speech |")
     print("|---|---:|---:|---:|---:|---:|")
-    for name, variant, cfg in steps:
-        det = Detector(base[variant], bundles[variant], cfg)
+    for name, model, variant, cfg in steps:
+        det = Detector(base[(model, variant)], bundles[(model, variant)], cfg)
         rtf, fa = stream(det, speech)
         full = det.hops_full / max(1, det.hops)
         rtf_sparse, _ = stream(det, sparse)
