@@ -71,3 +71,14 @@ def test_shipped_bundle_parity_recorded():
     b = Bundle.load()
     par = b.manifest["parity"]
     assert par["fp32"]["audio_min_cos"] >= 0.9999 and par["fp32"]["text_min_cos"] >= 0.9999
+    assert par["int8"]["audio_min_cos"] >= 0.95 and par["int8"]["text_min_cos"] >= 0.999
+
+
+def test_shipped_bundle_is_the_distilled_student():
+    """The shipped audio encoder is the student the README describes, recorded in the manifest."""
+    m = Bundle.load().manifest
+    enc = m["encoder"]
+    assert (enc["audio_hidden"], enc["audio_layers"], enc["stack"]) == (192, 2, 2)
+    assert (enc["hidden"], enc["layers"]) == (256, 3)          # text encoder: the teacher's
+    assert m["distilled"]["student"] == {"audio_hidden": 192, "audio_layers": 2, "stack": 2}
+    assert m["recipe"].endswith("+distill-1")
