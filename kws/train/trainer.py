@@ -236,6 +236,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> Dict[str, float]:
         device = torch.device("cuda", local)
         torch.cuda.set_device(device)
         torch.backends.cudnn.benchmark = True
+        # batches differ in length, so FFT sizes keep changing: cap cuFFT's plan cache (its
+        # work areas ran a distillation run out of GPU memory; see kws.train.distill)
+        torch.backends.cuda.cufft_plan_cache.max_size = 64
     else:
         device = torch.device("cpu")
     is_main = rank == 0
