@@ -5,7 +5,7 @@
 #   and the 64 MiB carry limit needs the room: mkdir .tts-festival; mv .tts/fest* .tts/libestools* .tts-festival/),
 # .whl (scripts/gpu_env.sh, plus soundfile, cffi, pycparser wheels to read Ogg), and in .carry:
 #   teacher.pt   python -m kws.train.distill pack runs/v1/model.pt .carry/teacher.pt
-#   speech_a/    speechocean762 recordings of tuning-half speakers (kws.std.speaker_half == 'a')
+#   speech_a/    python -m kws.train.distill speech ../shared/data .carry/speech_a  (12 MB, tuning-half speakers)
 #   noise.npz, rooms.npz as for training.
 # Usage: STUDENTS="192:2:2 128:3:2 192:2:2:nospeech" scripts/distill_gpu.sh configs/distill.json [key=value ...]
 # Each student is hidden:layers:stack[:nospeech]. Writes OUT/<name>.pt and OUT/logs.tgz.
