@@ -65,3 +65,16 @@ def test_distill_learns_teacher_and_merges(tmp_path, rng):
         merge(str(tmp_path / "run" / "student.pt"), str(tmp_path / "teacher.pt"), str(tmp_path / "x.pt"))
     with pytest.raises(SystemExit, match="unknown config keys"):
         DistillConfig.from_dict({"stepz": 1})
+
+
+def test_speech_subset_takes_one_half_of_the_speakers(tmp_path, shared_data):
+    from kws.corpus.real import speaker_half
+    from kws.train.distill import speech_subset
+
+    out = speech_subset(shared_data, tmp_path / "sp", half="a", megabytes=0.3)
+    files = sorted((tmp_path / "sp").rglob("*.ogg"))
+    assert files and out["files"] == len(files)
+    assert out["bytes"] == sum(f.stat().st_size for f in files) <= 0.3e6
+    assert {speaker_half(f.parent.name.replace("SPEAKER", "")) for f in files} == {"a"}
+    with pytest.raises(SystemExit, match="no speechocean762"):
+        speech_subset(tmp_path, tmp_path / "none")
