@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kws.bundle import Bundle  # noqa: E402
-from kws.corpus.real import DEFAULT_DATA  # noqa: E402
+from kws.corpus.real import DEFAULT_DATA, speech_files  # noqa: E402
 from kws.search import SearchIndex  # noqa: E402
 
 QUERIES = ["elephant", "computer", "beautiful", "yesterday", "chocolate", "restaurant", "basketball",
@@ -43,7 +43,7 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=20.0)
     ap.add_argument("--scale-hours", default="1,5")
     args = ap.parse_args()
-    files = sorted((args.data / "speechocean762-train" / "audio").rglob("*.ogg"))
+    files = speech_files(args.data)
     random.Random(5).shuffle(files)
     import soundfile as sf
 

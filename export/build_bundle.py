@@ -62,8 +62,9 @@ def background_bank(bundle: Bundle, data: Path, seed: int = 0) -> np.ndarray:
     """Embeddings of random windows of real read speech (speechocean762 train): the negatives
     against which per-keyword thresholds are tuned."""
     from kws.audio import load_audio
+    from kws.corpus.real import speech_files
 
-    files = sorted((data / "speechocean762-train" / "audio").rglob("*.ogg"))
+    files = speech_files(data)
     if not files:
         raise SystemExit(f"no speechocean762 audio under {data}")
     rng = random.Random(seed)

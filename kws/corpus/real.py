@@ -63,15 +63,21 @@ def speaker_half(speaker: str) -> str:
     return "a" if zlib.crc32(speaker.encode()) % 2 == 0 else "b"
 
 
+def speech_files(data: Path, half: Optional[str] = None) -> List[Path]:
+    """speechocean762 train recordings in file name order; ``half``: only that half's speakers
+    (speaker_half of the folder's number, SPEAKER0001 -> '0001'); None: all speakers."""
+    files = sorted((Path(data) / "speechocean762-train" / "audio").rglob("*.ogg"))
+    if half is not None:
+        files = [f for f in files if speaker_half(f.parent.name.replace("SPEAKER", "")) == half]
+    return files
+
+
 def read_speech(data: Path, seconds: float, rng: Optional[random.Random] = None,
                 max_files: Optional[int] = None, half: Optional[str] = None) -> List[np.ndarray]:
     """speechocean762 train sentences (real read speech, none of the test keywords), in file
     name order or shuffled by ``rng``, until ``seconds`` of audio are loaded (the last file
     whole). ``half``: only speakers of that half (speaker_half); None: all speakers."""
-    files = sorted((Path(data) / "speechocean762-train" / "audio").rglob("*.ogg"))
-    if half is not None:
-        files = [f for f in files if speaker_half(f.parent.name.replace("SPEAKER", "")) == half]
-    files = files[:max_files]
+    files = speech_files(data, half)[:max_files]
     if rng is not None:
         rng.shuffle(files)
     out, total = [], 0

@@ -32,6 +32,11 @@ class AugmentConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "AugmentConfig":
+        """From JSON, where ranges come as lists."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
 
 def _uniform(n, lo, hi, g, device):
     return lo + (hi - lo) * torch.rand(n, generator=g, device=device)

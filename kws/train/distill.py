@@ -71,12 +71,14 @@ class DistillConfig:
     augment: bool = True
     eval_every: int = 500
     seed: int = 0
-    aug: AugmentConfig = field(default_factory=lambda: AugmentConfig(pad_max_s=0.0))
+    # windows' augmentation (the stretch a window is cut from gets up to pad_max_s of silence
+    # either side, so some windows reach past speech, as at an utterance's ends)
+    aug: AugmentConfig = field(default_factory=AugmentConfig)
 
     @classmethod
     def from_dict(cls, d: dict) -> "DistillConfig":
         d = dict(d)
-        aug = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.pop("aug", {}).items()})
+        aug = AugmentConfig.from_dict(d.pop("aug", {}))
         if "window_s" in d:
             d["window_s"] = tuple(d["window_s"])
         unknown = set(d) - set(cls.__dataclass_fields__)
@@ -96,11 +98,14 @@ def load_teacher(path: str, device) -> Tuple[AudioEncoder, dict]:
     return audio.to(device).eval(), ck
 
 
+def _fp16(state: dict) -> dict:
+    return {k: (v.half() if v.is_floating_point() else v) for k, v in state.items()}
+
+
 def pack(teacher: str, out: str) -> dict:
     """A training checkpoint's audio encoder alone, in fp16: what the GPU machine needs."""
     ck = torch.load(teacher, map_location="cpu", weights_only=False)
-    slim = {"model": {k: (v.half() if v.is_floating_point() else v) for k, v in ck["model"].items()
-                      if k.startswith("audio.")},
+    slim = {"model": _fp16({k: v for k, v in ck["model"].items() if k.startswith("audio.")}),
             "config": {"encoder": ck["config"]["encoder"]}, "step": ck.get("step")}
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     torch.save(slim, out)
@@ -112,10 +117,9 @@ def speech_subset(data: Path, out: Path, half: str = "a", megabytes: float = 12.
     name order, until ``megabytes`` of Ogg: real speech small enough to travel to the GPU machine."""
     import shutil
 
-    from kws.corpus.real import speaker_half
+    from kws.corpus.real import speech_files
 
-    files = sorted((Path(data) / "speechocean762-train" / "audio").rglob("*.ogg"))
-    files = [f for f in files if speaker_half(f.parent.name.replace("SPEAKER", "")) == half]
+    files = speech_files(data, half)
     if not files:
         raise SystemExit(f"no speechocean762 recordings under {data}")
     shutil.rmtree(out, ignore_errors=True)
@@ -132,7 +136,7 @@ def speech_subset(data: Path, out: Path, half: str = "a", megabytes: float = 12.
 def shrink(student: str, out: str) -> dict:
     """A student checkpoint with fp16 weights (half the bytes to carry; ``init`` reads it back)."""
     ck = torch.load(student, map_location="cpu", weights_only=False)
-    ck["model"] = {k: (v.half() if v.is_floating_point() else v) for k, v in ck["model"].items()}
+    ck["model"] = _fp16(ck["model"])
     torch.save(ck, out)
     return {"out": out, "bytes": Path(out).stat().st_size}
 
@@ -213,12 +217,14 @@ class WindowSource:
         starts = torch.from_numpy(self.rng.integers(lo, hi - seg, size=n)).to(self.device)
         return bank[starts[:, None] + torch.arange(seg, device=self.device)[None, :]].float()
 
-    def windows(self, bank: torch.Tensor, lo: int, hi: int, n: int, scale: float = 1.0):
-        """n windows: a 1.4 s stretch is augmented whole, then a window is cut from it."""
+    def windows(self, bank: torch.Tensor, lo: int, hi: int, n: int, scale: float = 1.0,
+                augment: Optional[bool] = None):
+        """n windows: a 1.4 s stretch is augmented whole (``augment``, default cfg.augment),
+        then a window is cut from it."""
         seg = SEGMENT
         wav = self._cut(bank, lo, hi, n, seg) * scale
         lens = torch.full((n,), seg, device=self.device, dtype=torch.long)
-        if self.cfg.augment:
+        if self.cfg.augment if augment is None else augment:
             wav, lens = augment_waveforms(wav, lens, self.cfg.aug, self.g, self.noise, self.rooms)
         want = torch.from_numpy(self.window_lengths(n)).to(self.device)
         want = torch.minimum(want, lens)
@@ -256,21 +262,23 @@ class WindowSource:
 
     def validation(self, n: int = 1024):
         """A fixed set: held-out corpus clips whole, windows of them, and held-out real speech."""
-        rng_state, g_state = self.rng.bit_generator.state, self.g.get_state()
+        # drawn from fixed seeds; the training streams continue as if this never ran
+        train_rng, g_state = self.rng, self.g.get_state()
         self.rng = np.random.default_rng(12345)
         self.g.manual_seed(12345)
-        val = np.nonzero(self.corpus.split > 0)[0]
-        idx = self.rng.choice(val, size=min(n // 2, len(val)), replace=False)
-        parts = {"clips": [self.corpus.waveforms(idx, int(self.cfg.max_clip_s * 16000), self.rng)]}
-        lo = int(self.corpus.offset[val].min())
-        hi = int((self.corpus.offset + self.corpus.length)[val].max())
-        aug, self.cfg.augment = self.cfg.augment, False
-        parts["tts_windows"] = [self.windows(self.corpus.audio, lo, hi, n // 2, 1 / 32768.0)]
-        if self.speech is not None:
-            parts["speech_windows"] = [self.windows(self.speech, self.speech_train_hi, self.speech.numel(), n // 2)]
-        self.cfg.augment = aug
-        self.rng.bit_generator.state = rng_state
-        self.g.set_state(g_state)
+        try:
+            val = np.nonzero(self.corpus.split > 0)[0]
+            idx = self.rng.choice(val, size=min(n // 2, len(val)), replace=False)
+            parts = {"clips": [self.corpus.waveforms(idx, int(self.cfg.max_clip_s * 16000), self.rng)]}
+            lo = int(self.corpus.offset[val].min())
+            hi = int((self.corpus.offset + self.corpus.length)[val].max())
+            parts["tts_windows"] = [self.windows(self.corpus.audio, lo, hi, n // 2, 1 / 32768.0, augment=False)]
+            if self.speech is not None:
+                parts["speech_windows"] = [self.windows(self.speech, self.speech_train_hi, self.speech.numel(),
+                                                        n // 2, augment=False)]
+        finally:
+            self.rng = train_rng
+            self.g.set_state(g_state)
         return {k: self.features(v) for k, v in parts.items()}
 
 

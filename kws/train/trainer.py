@@ -66,8 +66,7 @@ class TrainConfig:
     def from_dict(cls, d: dict) -> "TrainConfig":
         d = dict(d)
         enc = EncoderConfig(**d.pop("encoder", {}))
-        aug_d = d.pop("aug", {})
-        aug = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in aug_d.items()})
+        aug = AugmentConfig.from_dict(d.pop("aug", {}))
         names = {f.name for f in fields(cls)}
         unknown = set(d) - names
         if unknown:
