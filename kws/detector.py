@@ -7,11 +7,13 @@
             print(event.keyword, event.score, event.start, event.end)
     det.flush()                                      # at the end of a file
 
-Every ``hop_s`` the windows of ``window_s`` lengths ending at that moment are cut from a ring
-buffer of log-mel frames and embedded in one onnxruntime call per hop; each keyword's score is the
-best cosine over the windows. A keyword fires at a local peak of its score above its threshold,
-then stays quiet for ``refractory_s``. With ``vad`` on, hops whose longest window holds no speech
-(webrtcvad) skip the encoder. The result does not depend on how the audio is chunked.
+The bundle's front end (kws.frontend) turns audio into frames (speech-embedding vectors every
+80 ms, or log-mel frames every 10 ms for older bundles) kept in a ring buffer. Every hop
+(``hop_s``, rounded to whole frames) the windows of the window plan (kws.windows) ending there
+are embedded in one onnxruntime call per length; each keyword's score is the best cosine over the
+window lengths it uses. A keyword fires at a local peak of its score above its threshold, then
+stays quiet for ``refractory_s``. With ``vad`` on, hops whose longest window holds too little
+speech (webrtcvad) skip the encoder. The result does not depend on how the audio is chunked.
 """
 from __future__ import annotations
 
@@ -21,35 +23,36 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from kws.bundle import Bundle
-from kws.features import MelConfig, StreamingLogMel, num_frames
+from kws.frontend import SAMPLE_RATE
 from kws.keywords import Keyword, KeywordSet, max_per_keyword
 from kws.ringbuffer import RingBuffer
+from kws.windows import WindowPlan, duration_from_phonemes, make_plan
 
 
 _SLICE = 16000      # samples handled at a time, so long chunks never overrun the ring buffers
+_VAD_SLOT = 160     # samples per webrtcvad decision (10 ms)
 
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    hop_s: float = 0.15
-    window_s: Tuple[float, ...] = (0.3, 0.6, 0.9)    # 5 lengths (every 0.15 s) cost 1.6x, FA/h higher
+    """Detector settings; the defaults are the shipped ones.
+
+    ``window_s``: None lets the window plan size each keyword's windows to its expected duration
+    (speech-embedding models) or use 0.3/0.6/0.9 s (log-mel models); given, the lengths (log-mel)
+    or word durations (speech-embedding) to use for every keyword."""
+
+    hop_s: float = 0.15              # rounded to whole frames: 0.16 s on 80 ms frames
+    window_s: Optional[Tuple[float, ...]] = None
     refractory_s: float = 1.0
     vad: bool = True
     vad_mode: int = 2
     vad_min_speech: float = 0.1      # fraction of 10 ms slots in the window that must be speech
     variant: str = "int8"            # model variant: int8 or fp32
     max_batch: int = 64              # windows per onnxruntime call in offline scoring (window_scores)
-    # Two-stage scoring: each hop first embeds one probe window; only when some keyword's probe
-    # score comes within probe_margin of its threshold are the other windows embedded too.
-    # None: always embed every window. (benchmarks/rtf.py measures speed and accuracy.)
-    probe_window_s: Optional[float] = None
-    probe_margin: float = 0.1
 
     def __post_init__(self):
-        if self.hop_s <= 0 or not self.window_s or min(self.window_s) < 0.05:
+        if self.hop_s <= 0 or (self.window_s is not None and (not self.window_s or min(self.window_s) < 0.05)):
             raise ValueError("hop_s must be > 0 and window lengths >= 0.05 s")
-        if self.probe_window_s is not None and self.probe_window_s not in self.window_s:
-            raise ValueError("probe_window_s must be one of window_s")
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,7 @@ class Detection:
     keyword: str
     score: float
     threshold: float
-    start: float      # seconds from the start of the stream
+    start: float      # seconds from the start of the stream: where the keyword was heard
     end: float
 
     def to_dict(self) -> dict:
@@ -74,6 +77,17 @@ class _Track:
     quiet_until: int = -1            # frame index before which the keyword may not fire
 
 
+def keyword_durations(keywords: KeywordSet) -> List[Optional[float]]:
+    """Each keyword's expected spoken duration: as enrolled, else from its phoneme count."""
+    out: List[Optional[float]] = []
+    for k in keywords:
+        d = getattr(k, "duration", None)
+        if d is None and k.phonemes:
+            d = duration_from_phonemes(len([p for p in k.phonemes.split() if p != "|"]))
+        out.append(d)
+    return out
+
+
 class Detector:
     def __init__(self, keywords: KeywordSet, bundle: Optional[Bundle] = None,
                  config: DetectorConfig = DetectorConfig()):
@@ -85,33 +99,33 @@ class Detector:
             raise ValueError(f"keywords were made for model {keywords.model_id!r}, not "
                              f"{self.bundle.model_id!r}: re-enroll them")
         self.keywords = keywords
+        self.frontend = self.bundle.frontend
         self._mat, self._owner, self._thr = keywords.matrix()
         self._names = keywords.names
-        mel = MelConfig()
-        self._hop_frames = max(1, int(round(config.hop_s * mel.sample_rate / mel.hop_length)))
-        self._win_frames = sorted({max(1, num_frames(int(round(w * mel.sample_rate)))) for w in config.window_s})
-        self._max_win = self._win_frames[-1]
-        self._probe = (None if config.probe_window_s is None else
-                       max(1, num_frames(int(round(config.probe_window_s * mel.sample_rate)))))
-        self._refractory = int(round(config.refractory_s * mel.sample_rate / mel.hop_length))
+        self.plan: WindowPlan = make_plan(self.frontend, config.hop_s, config.window_s,
+                                          keyword_durations(keywords))
+        self._refractory = int(round(config.refractory_s * SAMPLE_RATE / self.frontend.hop))
         self.reset()
         # statistics for benchmarks
         self.hops = 0
         self.hops_skipped = 0
-        self.hops_full = 0           # hops that embedded every window (two-stage scoring)
 
     @classmethod
     def from_texts(cls, texts: Sequence[str], threshold: Optional[float] = None,
                    bundle: Optional[Bundle] = None, config: DetectorConfig = DetectorConfig()) -> "Detector":
         """Detector for plain text keywords, thresholds from the bundle's calibration."""
+        from kws.phonemes import pronounce
         from kws.thresholds import background_threshold
 
         bundle = bundle or Bundle.load(variant=config.variant)
         ks = KeywordSet(bundle.model_id)
         for t in texts:
-            v = bundle.embed_text(t)
-            thr = threshold if threshold is not None else background_threshold(bundle, v[None])
-            ks.add(Keyword(name=t, vectors=v[None], threshold=thr, text=t, source="text"))
+            pron = pronounce(t)
+            v = bundle.embed_pronunciations([pron])[0]
+            dur = duration_from_phonemes(len([p for p in pron.phonemes if p != "|"]))
+            thr = threshold if threshold is not None else background_threshold(bundle, v[None], dur)
+            ks.add(Keyword(name=t, vectors=v[None], threshold=thr, text=t, source="text",
+                           phonemes=" ".join(pron.phonemes), duration=dur))
         return cls(ks, bundle, config)
 
     @property
@@ -120,18 +134,19 @@ class Detector:
         return {n: float(tr.prev) for n, tr in zip(self._names, self._tracks)}
 
     def reset(self) -> None:
-        cfg = self.config
-        self._mel = StreamingLogMel()
-        # holds the longest window plus one slice of frames (process() works in 1 s slices)
-        self._ring = RingBuffer(self._max_win + _SLICE // MelConfig().hop_length + 4 * self._hop_frames,
-                                MelConfig().n_mels)
+        """Forget the stream: the next chunk starts at time 0."""
+        cfg, fe = self.config, self.frontend
+        self._stream = fe.stream()
+        slice_frames = _SLICE // fe.hop + 2
+        self._ring = RingBuffer(self.plan.longest + slice_frames + 4 * self.plan.hop, fe.dim)
         self._vad = None
         if cfg.vad:
             from kws.vad import StreamingVad
 
-            self._vad = StreamingVad(cfg.vad_mode, capacity_slots=self._ring.capacity)
+            slots = fe.samples(0, self._ring.capacity)[1] // _VAD_SLOT + 8
+            self._vad = StreamingVad(cfg.vad_mode, capacity_slots=slots)
         self._tracks = [_Track() for _ in self._names]
-        self._next_hop = self._hop_frames
+        self._next_hop = self.plan.hop
 
     # ------------------------------------------------------------------ streaming
     def process(self, chunk: np.ndarray) -> List[Detection]:
@@ -146,21 +161,18 @@ class Detector:
             raise ValueError("audio chunk contains NaN or infinite samples")
         if self._vad is not None:
             self._vad.push(chunk)
-        frames = self._mel.push(chunk)
+        frames = self._stream.push(chunk)
         events: List[Detection] = []
-        due: List[int] = []
         end_total = self._ring.total + frames.shape[0]
-        # push frame by frame-blocks so that every due hop still finds its windows in the ring
+        # push frame blocks so that every due hop still finds its windows in the ring
         pos = 0
         while self._next_hop <= end_total:
             take = self._next_hop - self._ring.total
             if take > 0:
                 self._ring.push(frames[pos:pos + take])
                 pos += take
-            due.append(self._next_hop)
-            self._next_hop += self._hop_frames
-        if due:
-            events += self._run_hops(due)
+            events += self._update(*self._hop_scores(self._next_hop))
+            self._next_hop += self.plan.hop
         if pos < frames.shape[0]:
             self._ring.push(frames[pos:])
         return events
@@ -174,48 +186,51 @@ class Detector:
             self._tracks[k] = _Track()
         return events
 
+    def detect(self, audio: np.ndarray) -> List[Detection]:
+        """Every detection in a whole recording (the same events as streaming it).
+
+        Args:
+            audio: float32 16 kHz mono samples.
+        Returns:
+            The detections, in time order. The detector is reset before and after.
+        """
+        self.reset()
+        events = self.process(audio) + self.flush()
+        self.reset()
+        return events
+
+    def best_scores(self, clip: np.ndarray) -> np.ndarray:
+        """Each keyword's best score anywhere in a clip (no VAD, no threshold).
+
+        Args:
+            clip: float32 16 kHz mono samples, e.g. one spoken word with a little silence.
+        Returns:
+            (K,) float32, in the order of ``self.keywords``.
+        """
+        return max_scores(self, clip)
+
     # ------------------------------------------------------------------ internals
     def _speech(self, end: int) -> bool:
         if self._vad is None:
             return True
-        return self._vad.speech_fraction(end - self._max_win, end - 1) >= self.config.vad_min_speech
-
-    def _run_hops(self, ends: List[int]) -> List[Detection]:
-        events = []
-        for e in ends:
-            events += self._update(*self._hop_scores(e))
-        return events
+        a, b = self.frontend.samples(max(0, end - self.plan.longest), end)
+        return self._vad.speech_fraction(a // _VAD_SLOT, b // _VAD_SLOT) >= self.config.vad_min_speech
 
     def _hop_scores(self, e: int):
         """Best window score of each keyword for the hop ending at frame ``e``.
 
-        One encoder call per hop, never across hops: int8 models quantise activations per call,
-        so batching several hops together would make scores depend on how audio was chunked.
+        One encoder call per window length and hop, never across hops: int8 models quantise
+        activations per call, so batching hops together would make scores depend on chunking.
         """
         self.hops += 1
         k = len(self._names)
         if not self._speech(e):
             self.hops_skipped += 1
             return np.full(k, -1.0, dtype=np.float32), [(e, e)] * k
-        lens = [L for L in self._win_frames if e - L >= 0] or [e]
-        probe = None
-        if self._probe is not None and self._probe in lens and len(lens) > 1:
-            x = self._ring.get(e - self._probe, e)[None]
-            probe = max_per_keyword(self.bundle.embed_mel(x, np.array([self._probe])) @ self._mat.T,
-                                    self._owner, k)[0]
-            if np.all(probe < self._thr - self.config.probe_margin):
-                return probe, [(e - self._probe, e)] * k
-            lens = [L for L in lens if L != self._probe]
-        self.hops_full += 1
-        x = np.zeros((len(lens), lens[-1], self._ring.dim), dtype=np.float32)
-        for i, L in enumerate(lens):
-            x[i, :L] = self._ring.get(e - L, e)
-        s = max_per_keyword(self.bundle.embed_mel(x, np.array(lens)) @ self._mat.T, self._owner, k)
-        if probe is not None:
-            s = np.vstack([s, probe[None]])
-            lens = lens + [self._probe]
-        arg = s.argmax(axis=0)
-        return s.max(axis=0), [(e - lens[a], e) for a in arg]
+        scores, lens = _window_scores_at(self.bundle, self._ring.get, e, self.plan, self._mat,
+                                         self._owner, k)
+        arg = scores.argmax(axis=0)
+        return scores.max(axis=0), [(e - lens[a], e) for a in arg]
 
     def _update(self, scores: np.ndarray, windows) -> List[Detection]:
         events = []
@@ -230,58 +245,85 @@ class Detector:
         return events
 
     def _event(self, k: int, score: float, window: Tuple[int, int]) -> Detection:
-        hop = MelConfig().hop_length / MelConfig().sample_rate
-        win = MelConfig().win_length / MelConfig().sample_rate
-        start, end = window
-        return Detection(self._names[k], score, float(self._thr[k]), start * hop, (end - 1) * hop + win)
+        start, end = self.frontend.word_times(*window)
+        return Detection(self._names[k], score, float(self._thr[k]), start, end)
+
+
+def _hop_lengths(plan: WindowPlan, e: int) -> Tuple[List[int], np.ndarray]:
+    """Window lengths embedded at the hop ending at frame ``e`` and the (K, n) mask of which
+    keyword scores which. A keyword none of whose lengths fit yet scores every length that fits;
+    before any fits, the frames so far form one window for every keyword."""
+    fit = [j for j, L in enumerate(plan.lengths) if e - L >= 0]
+    if not fit:
+        return [e], np.ones((plan.use.shape[0], 1), bool)
+    use = plan.use[:, fit].copy()
+    use[~use.any(axis=1)] = True
+    return [plan.lengths[j] for j in fit], use
+
+
+def _masked(scores: np.ndarray, use: np.ndarray) -> np.ndarray:
+    """(n, K) window scores -> the same with -1 where a keyword does not use that window."""
+    out = scores.copy()
+    out[~use.T] = -1.0
+    return out
+
+
+def _window_scores_at(bundle: Bundle, get, e: int, plan: WindowPlan, mat, owner, k: int):
+    """(n, K) scores of the windows ending at frame ``e`` and their lengths (see _hop_lengths)."""
+    lens, use = _hop_lengths(plan, e)
+    first = get(e - lens[-1], e)
+    x = np.zeros((len(lens), lens[-1], first.shape[1]), dtype=np.float32)
+    for i, L in enumerate(lens):
+        x[i, :L] = first[lens[-1] - L:]
+    s = max_per_keyword(bundle.embed_frames(x, np.array(lens)) @ mat.T, owner, k)
+    return _masked(s, use), lens
 
 
 def detect_audio(detector: Detector, audio: np.ndarray) -> List[Detection]:
     """Offline detection over a whole recording (same events as streaming it)."""
-    detector.reset()
-    return detector.process(audio) + detector.flush()
+    return detector.detect(audio)
 
 
-def max_scores(detector: Detector, audio: np.ndarray, pad_s: float = 0.3) -> np.ndarray:
+def max_scores(detector: Detector, audio: np.ndarray, pad_s: Optional[Tuple[float, float]] = None) -> np.ndarray:
     """Best score of each keyword anywhere in a clip (used for clip-level evaluation and tuning).
 
-    The clip is padded with ``pad_s`` of silence each side so that windows can centre on it.
-    VAD gating is not applied.
+    The clip is padded with silence (``pad_s``, before and after; default: enough for every
+    window to centre on it) and scored at every hop, without VAD gating.
     """
-    pad = np.zeros(int(pad_s * 16000), dtype=np.float32)
-    x = np.concatenate([pad, np.asarray(audio, dtype=np.float32), pad])
-    return window_scores(detector.bundle, detector.keywords, x, detector.config).max(axis=0)
+    fe = detector.frontend
+    if pad_s is None:
+        pad_s = (0.3, 0.3) if fe.kind == "logmel" else (0.8, 0.4)
+    x = np.concatenate([np.zeros(int(pad_s[0] * SAMPLE_RATE), np.float32), np.asarray(audio, dtype=np.float32),
+                        np.zeros(int(pad_s[1] * SAMPLE_RATE), np.float32)])
+    return window_scores(detector.bundle, detector.keywords, x, detector.config, detector.plan).max(axis=0)
 
 
 def window_scores(bundle: Bundle, keywords: KeywordSet, audio: np.ndarray,
-                  config: DetectorConfig = DetectorConfig()) -> np.ndarray:
-    """(hops, K) best-window score of every keyword at every hop over a recording."""
-    from kws.features import LogMel
-
-    mel = LogMel()(audio)
-    cfg = MelConfig()
-    hop = max(1, int(round(config.hop_s * cfg.sample_rate / cfg.hop_length)))
-    wins = sorted({max(1, num_frames(int(round(w * cfg.sample_rate)))) for w in config.window_s})
-    ends = list(range(hop, mel.shape[0] + 1, hop)) or [mel.shape[0]]
-    segs, owner = [], []
-    for h, e in enumerate(ends):
-        for L in wins:
-            if e - L >= 0:
-                segs.append(mel[e - L:e])
-                owner.append(h)
-        if not any(o == h for o in owner[-len(wins):]):
-            segs.append(mel[:e])
-            owner.append(h)
-    out = np.full((len(ends), len(keywords)), -1.0, dtype=np.float32)
-    owner = np.array(owner)
-    for s in range(0, len(segs), config.max_batch):
-        part = segs[s:s + config.max_batch]
-        T = max(p.shape[0] for p in part)
-        x = np.zeros((len(part), T, cfg.n_mels), dtype=np.float32)
-        for i, p in enumerate(part):
-            x[i, :p.shape[0]] = p
-        sc = keywords.scores(bundle.embed_mel(x, np.array([max(1, p.shape[0]) for p in part])))
-        for i, row in enumerate(sc):
-            h = owner[s + i]
-            out[h] = np.maximum(out[h], row)
+                  config: DetectorConfig = DetectorConfig(), plan: Optional[WindowPlan] = None) -> np.ndarray:
+    """(hops, K) best-window score of every keyword at every hop over a recording (no VAD):
+    the scores streaming gives, computed in batches of windows of one length."""
+    fe = bundle.frontend
+    plan = plan or make_plan(fe, config.hop_s, config.window_s, keyword_durations(keywords))
+    frames = fe.frames(audio)
+    if frames.shape[0] == 0:
+        frames = np.zeros((1, fe.dim), np.float32)
+    mat, owner, _ = keywords.matrix()
+    k = len(keywords)
+    ends = list(range(plan.hop, frames.shape[0] + 1, plan.hop)) or [frames.shape[0]]
+    hop_plan = [_hop_lengths(plan, e) for e in ends]
+    by_len: Dict[int, List[int]] = {}
+    for h, (lens, _) in enumerate(hop_plan):
+        for L in lens:
+            by_len.setdefault(L, []).append(h)
+    raw: Dict[Tuple[int, int], np.ndarray] = {}
+    for L, hops in by_len.items():
+        for s in range(0, len(hops), config.max_batch):
+            part = hops[s:s + config.max_batch]
+            x = np.stack([frames[ends[h] - L:ends[h]] for h in part])
+            sc = max_per_keyword(bundle.embed_frames(x, np.full(len(part), L)) @ mat.T, owner, k)
+            for h, row in zip(part, sc):
+                raw[(h, L)] = row
+    out = np.full((len(ends), k), -1.0, dtype=np.float32)
+    for h, (lens, use) in enumerate(hop_plan):
+        out[h] = _masked(np.stack([raw[(h, L)] for L in lens]), use).max(axis=0)
     return out

@@ -44,6 +44,7 @@ class Keyword:
     eer: Optional[float] = None
     tuned_on: Dict[str, object] = field(default_factory=dict)
     created: float = field(default_factory=time.time)
+    duration: Optional[float] = None        # expected spoken duration (s): sizes its windows
 
     def meta(self) -> dict:
         d = asdict(self)

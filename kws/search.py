@@ -30,7 +30,7 @@ import numpy as np
 
 from kws.audio import AudioError, load_audio
 from kws.bundle import Bundle
-from kws.features import LogMel, MelConfig, num_frames
+from kws.windows import make_plan
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif")
 INDEX_VERSION = 1
@@ -106,47 +106,52 @@ def window_embeddings(bundle: Bundle, audio: np.ndarray, cfg: IndexConfig = Inde
                       block_s: float = 60.0):
     """(N, D) embeddings of the sliding windows of one recording, with (N, 2) start/end seconds.
 
-    Windows end every ``hop_s``; at each end, one window of each length that fits, unless less
-    than ``min_speech`` of it is speech for webrtcvad. A recording shorter than the shortest window
-    gives one window, the whole recording. The log-mel is computed ``block_s`` at a time, so
-    memory does not grow with the recording's length.
+    Windows end every ``hop_s``; at each end, one window of each length of the window plan
+    (kws.windows: ``window_s`` as window lengths on log-mel models, as word durations on
+    speech-embedding models) that fits, unless less than ``min_speech`` of it is speech for
+    webrtcvad. A recording shorter than the shortest window gives one window, the whole
+    recording. Frames are computed ``block_s`` at a time, so memory does not grow with the
+    recording's length.
     """
-    mc = MelConfig()
-    lm = LogMel(mc)
+    fe = bundle.frontend
     audio = np.asarray(audio, dtype=np.float32)
-    T = num_frames(audio.size, mc)
+    T = fe.count(audio.size)
     D = bundle.embedding_dim
     if T == 0:
         return np.zeros((0, D), np.float32), np.zeros((0, 2), np.float32)
-    hop = max(1, int(round(cfg.hop_s * mc.sample_rate / mc.hop_length)))
-    wins = sorted({max(1, num_frames(int(round(w * mc.sample_rate)), mc)) for w in cfg.window_s})
-    fr_hop, fr_win = mc.hop_length / mc.sample_rate, mc.win_length / mc.sample_rate
+    plan = make_plan(fe, cfg.hop_s, cfg.window_s, [None], per_duration=1)
+    hop, wins = plan.hop, list(plan.lengths)
     if cfg.min_speech > 0:
         flags = speech_slots(audio)
-        csum = np.r_[0.0, np.cumsum(np.pad(flags, (0, max(0, T - flags.size)))[:T])]
+        csum = np.r_[0.0, np.cumsum(flags)]
+
+        def speech(first, stop):
+            a, b = (min(v // 160, flags.size) for v in fe.samples(first, stop))
+            return (csum[b] - csum[a]) / max(1, b - a)
     embs, times = [], []
     if T < wins[0]:   # shorter than every window: the whole recording is one window
-        embs.append(bundle.embed_mel(lm(audio)[None], np.array([T])))
-        times.append(np.array([[0.0, (T - 1) * fr_hop + fr_win]]))
-    block = max(hop, int(block_s / fr_hop) // hop * hop)
+        embs.append(bundle.embed_frames(fe.frames(audio)[None], np.array([T])))
+        times.append(np.array([fe.word_times(0, T)]))
+    block = max(hop, int(block_s * 16000 / fe.hop) // hop * hop)
     for b0 in range(0, T + 1, block):             # window ends in [b0, b0 + block)
         first = max(0, b0 - wins[-1])
         last = min(T, b0 + block - 1)
-        mel = None
+        frames = None
         for L in wins:
             ends = np.arange(L, T + 1, hop)
             ends = ends[(ends >= b0) & (ends < b0 + block)]
             if cfg.min_speech > 0:
-                ends = ends[(csum[ends] - csum[ends - L]) / L >= cfg.min_speech]
+                ends = np.array([e for e in ends if speech(e - L, e) >= cfg.min_speech], dtype=np.int64)
             if ends.size == 0:
                 continue
-            if mel is None:
-                mel = lm.frames_from(audio, first * mc.hop_length, last - first)
+            if frames is None:
+                a, b = fe.samples(first, last)
+                frames = fe.frames(audio[a:b])
             for s in range(0, ends.size, cfg.batch):
                 e = ends[s:s + cfg.batch]
-                x = np.stack([mel[j - L - first:j - first] for j in e])
-                embs.append(bundle.embed_mel(x, np.full(len(e), L)))
-                times.append(np.stack([(e - L) * fr_hop, (e - 1) * fr_hop + fr_win], axis=1))
+                x = np.stack([frames[j - L - first:j - first] for j in e])
+                embs.append(bundle.embed_frames(x, np.full(len(e), L)))
+                times.append(np.array([fe.word_times(j - L, j) for j in e]))
     if not embs:      # no window held enough speech
         return np.zeros((0, D), np.float32), np.zeros((0, 2), np.float32)
     emb = np.concatenate(embs).astype(np.float32)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from functools import lru_cache
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -33,7 +33,7 @@ def background_scores(bundle: Bundle, vectors: np.ndarray) -> np.ndarray:
     return (bank @ np.asarray(vectors, dtype=np.float32).T).max(axis=1)
 
 
-def background_threshold(bundle: Bundle, vectors: np.ndarray) -> float:
+def background_threshold(bundle: Bundle, vectors: np.ndarray, duration: Optional[float] = None) -> float:
     return float(max(FLOOR, np.quantile(background_scores(bundle, vectors), BACKGROUND_QUANTILE)))
 
 
