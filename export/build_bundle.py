@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 from pathlib import Path
+from typing import List, Optional
 
 import numpy as np
 
@@ -20,6 +22,7 @@ from kws.bundle import FORMAT, FORMAT_VERSION, Bundle, sha256_file
 from kws.features import MelConfig
 from kws.phonemes import TOKENS, pad_ids, pronounce
 
+BACKBONE_FILES = ("backbone.onnx", "backbone_mel.npz", "NOTICE.backbone")
 BACKGROUND_WINDOWS = 3000
 BACKGROUND_LENGTHS_S = (0.3, 0.45, 0.6, 0.75, 0.9)
 
@@ -30,6 +33,8 @@ def load_checkpoint(path: str):
     from kws.train.encoders import EncoderConfig, JointModel
 
     ck = torch.load(path, map_location="cpu", weights_only=False)
+    if "model" not in ck:
+        raise SystemExit(f"{path}: not a kws checkpoint (no model weights)")
     enc = EncoderConfig(**ck["config"]["encoder"])
     model = JointModel(enc)
     model.load_state_dict(ck["model"])
@@ -42,8 +47,13 @@ def parity(model, bundle_fp32: Bundle, bundle_int8: Bundle, seed: int = 0) -> di
     import torch
 
     rng = np.random.default_rng(seed)
-    lens = np.array([20, 35, 50, 60, 90, 7], dtype=np.int64)
-    mel = rng.normal(-4.0, 3.0, size=(len(lens), int(lens.max()), 128)).astype(np.float32)
+    if model.cfg.frontend == "logmel":
+        lens = np.array([20, 35, 50, 60, 90, 7], dtype=np.int64)
+        mel = rng.normal(-4.0, 3.0, size=(len(lens), int(lens.max()), 128)).astype(np.float32)
+    else:           # frames around the real features' statistics
+        lens = np.array([3, 8, 12, 17, 24, 1], dtype=np.int64)
+        mu, sd = model.audio.feat_mean.numpy(), model.audio.feat_std.numpy()
+        mel = (mu + sd * rng.normal(size=(len(lens), int(lens.max()), mu.size))).astype(np.float32)
     words = ["computer", "hey snowboy", "seven", "kubernetes", "a", "alexa"]
     ids, ilens = pad_ids([pronounce(w).ids() for w in words])
     with torch.no_grad():
@@ -82,7 +92,7 @@ def background_bank(bundle: Bundle, data: Path, seed: int = 0) -> np.ndarray:
     return bundle.embed_clips(windows).astype(np.float16)
 
 
-def build(ckpt: str, out: Path, data: Path, model_version: str) -> dict:
+def build(ckpt: str, out: Path, data: Path, model_version: str, backbone: Optional[Path] = None) -> dict:
     from onnxruntime.quantization import QuantType, quantize_dynamic
     import onnx
 
@@ -94,17 +104,35 @@ def build(ckpt: str, out: Path, data: Path, model_version: str) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     cfg = EncoderConfig(**enc)
     a_hidden, a_layers = cfg.audio_sizes()
-    protos = {"audio": audio_encoder_onnx(sd, a_layers, a_hidden, stack=cfg.stack),
+    on_backbone = cfg.frontend != "logmel"
+    protos = {"audio": audio_encoder_onnx(sd, a_layers, a_hidden, stack=cfg.stack,
+                                          input_name="frames" if on_backbone else "mel"),
               "text": text_encoder_onnx(sd, cfg.layers, cfg.hidden)}
+    frontend_files: List[str] = []
+    if on_backbone:
+        src = Path(backbone or ck["config"].get("backbone", ""))
+        for name in BACKBONE_FILES:
+            if not (src / name).exists():
+                raise SystemExit(f"{src / name}: missing; make it with python -m export.backbone "
+                                 f"openwakeword-0.5.1-py3-none-any.whl --out DIR and pass --backbone DIR")
+            if (src / name).resolve() != (out / name).resolve():
+                shutil.copyfile(src / name, out / name)
+        frontend_files = list(BACKBONE_FILES)
     for role, proto in protos.items():
         onnx.save(proto, str(out / f"{role}.onnx"))
         quantize_dynamic(str(out / f"{role}.onnx"), str(out / f"{role}.int8.onnx"),
                          weight_type=QuantType.QInt8, op_types_to_quantize=["LSTM", "MatMul", "Gemm"])
-    files = ["audio.onnx", "text.onnx", "audio.int8.onnx", "text.int8.onnx"]
+    files = ["audio.onnx", "text.onnx", "audio.int8.onnx", "text.int8.onnx"] + frontend_files
+    frontend = ({"kind": "speech_embedding", "network": BACKBONE_FILES[0], "constants": BACKBONE_FILES[1],
+                 "notice": BACKBONE_FILES[2], "frame_hop_s": 0.08, "frame_span_s": 0.782, "dim": 96,
+                 "source": "Google speech_embedding (https://tfhub.dev/google/speech_embedding/1), "
+                           "as converted to ONNX in openwakeword 0.5.1 (export/backbone.py)",
+                 "license": "Apache-2.0"} if on_backbone else {"kind": "logmel"})
     manifest = {
-        "format": FORMAT, "format_version": FORMAT_VERSION,
+        "format": FORMAT, "format_version": FORMAT_VERSION if on_backbone else 1,
         "model_version": model_version,
         "recipe": ck.get("recipe"),
+        "frontend": frontend,
         "features": MelConfig().to_dict(),
         "phonemes": list(TOKENS),
         "embedding_dim": int(enc["embed_dim"]),
@@ -144,8 +172,10 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=Path("kws/assets/model"))
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="../shared/data (background speech)")
     ap.add_argument("--model-version", default="v1")
+    ap.add_argument("--backbone", type=Path, help="folder of backbone.onnx + backbone_mel.npz "
+                    "(python -m export.backbone; default: the one the checkpoint was trained with)")
     args = ap.parse_args(argv)
-    print(json.dumps(build(args.checkpoint, args.out, args.data, args.model_version), indent=2))
+    print(json.dumps(build(args.checkpoint, args.out, args.data, args.model_version, args.backbone), indent=2))
     return 0
 
 

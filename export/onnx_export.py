@@ -125,18 +125,22 @@ def _stack_frames(gr: _Graph, x: str, lengths: str, stack: int, dim: int):
     return x, lengths
 
 
-def audio_encoder_onnx(sd: Dict[str, np.ndarray], layers: int, hidden: int, stack: int = 1) -> onnx.ModelProto:
+def audio_encoder_onnx(sd: Dict[str, np.ndarray], layers: int, hidden: int, stack: int = 1,
+                       input_name: str = "mel") -> onnx.ModelProto:
+    """``input_name``: "mel" for log-mel encoders, "frames" for encoders on backbone vectors."""
     gr = _Graph()
     n_mels = sd["audio.feat_mean"].shape[0]
-    inputs = [helper.make_tensor_value_info("mel", TensorProto.FLOAT, ["batch", "frames", n_mels]),
+    inputs = [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, ["batch", "frames", n_mels]),
               helper.make_tensor_value_info("lengths", TensorProto.INT64, ["batch"])]
-    x = gr.op1("Div", [gr.op1("Sub", ["mel", gr.const("feat_mean", sd["audio.feat_mean"].astype(np.float32))]),
+    x = gr.op1("Div", [gr.op1("Sub", [input_name, gr.const("feat_mean", sd["audio.feat_mean"].astype(np.float32))]),
                        gr.const("feat_std", sd["audio.feat_std"].astype(np.float32))])
     lengths = "lengths"
     if stack > 1:
         x, lengths = _stack_frames(gr, x, lengths, stack, n_mels)
     out = _encoder_body(gr, x, lengths, sd, "audio", layers, hidden)
-    return _model(gr, inputs, "embedding", out, "kws audio encoder: log-mel -> 512-d unit vector")
+    doc = ("kws audio encoder: log-mel -> 512-d unit vector" if input_name == "mel" else
+           "kws audio encoder head: speech-embedding vectors -> 512-d unit vector")
+    return _model(gr, inputs, "embedding", out, doc)
 
 
 def text_encoder_onnx(sd: Dict[str, np.ndarray], layers: int, hidden: int) -> onnx.ModelProto:

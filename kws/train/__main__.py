@@ -5,7 +5,6 @@ import argparse
 import json
 import sys
 
-from kws.train.trainer import TrainConfig, train
 
 
 def parse_overrides(pairs):
@@ -30,6 +29,10 @@ def main(argv=None) -> int:
     with open(args.config) as fh:
         d = json.load(fh)
     d.update(parse_overrides(args.overrides))
+    if d.get("frontend", "logmel") == "logmel":
+        from kws.train.trainer import TrainConfig, train
+    else:
+        from kws.train.backbone_trainer import BackboneTrainConfig as TrainConfig, train
     cfg = TrainConfig.from_dict(d)
     metrics = train(cfg, resume=args.resume)
     print(json.dumps({"final": metrics}))

@@ -33,6 +33,9 @@ class EncoderConfig:
     # frames stacked into one LSTM step (2: 20 ms steps of 256 values). Fewer, wider steps make
     # the audio encoder cheaper to run; frames past a row's length are zeroed before stacking.
     stack: int = 1
+    # what the audio encoder reads: "logmel" (128-bin log-mel, 10 ms frames) or
+    # "speech_embedding" (the frozen backbone's 96-d vectors, 80 ms apart: kws.backbone)
+    frontend: str = "logmel"
 
     def audio_sizes(self) -> Tuple[int, int]:
         return (self.audio_hidden or self.hidden, self.audio_layers or self.layers)
@@ -119,7 +122,39 @@ class JointModel(nn.Module):
         # DWD / GE2E-style similarity scale and bias
         self.dwd_scale = nn.Parameter(torch.tensor(10.0))
         self.dwd_bias = nn.Parameter(torch.tensor(-5.0))
+        if cfg.frontend != "logmel":
+            # the null class of negative windows (kws.train.losses); not part of either encoder
+            self.null = nn.Parameter(F.normalize(torch.randn(cfg.embed_dim), dim=0))
 
     def forward(self, mel, mel_lengths, ids, id_lengths):
         """Both embeddings in one call (the form DistributedDataParallel wraps)."""
         return self.audio(mel, mel_lengths), self.text(ids, id_lengths)
+
+
+def text_encoder_from_onnx(text: "TextEncoder", path: str) -> None:
+    """Load a shipped bundle's text encoder graph (export/onnx_export.py) back into ``text``:
+    the inverse of the exporter's weight layout (gate order i, o, f, c back to torch's i, f, g, o)."""
+    import re
+
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    m = onnx.load(path)
+    init = {re.sub(r"_\d+$", "", i.name): numpy_helper.to_array(i) for i in m.graph.initializer}
+    H = text.lstm.hidden_size
+
+    def torch_order(w):
+        i, o, f, c = (w[k * H:(k + 1) * H] for k in range(4))
+        return np.concatenate([i, f, c, o], axis=0)
+
+    sd = {"embed.weight": init["phone_embed"], "proj.weight": init["text_proj_w"],
+          "proj.bias": init["text_proj_b"]}
+    for layer in range(text.lstm.num_layers):
+        W, R, B = init[f"text_W{layer}"], init[f"text_R{layer}"], init[f"text_B{layer}"]
+        for d, sfx in enumerate(("", "_reverse")):
+            sd[f"lstm.weight_ih_l{layer}{sfx}"] = torch_order(W[d])
+            sd[f"lstm.weight_hh_l{layer}{sfx}"] = torch_order(R[d])
+            sd[f"lstm.bias_ih_l{layer}{sfx}"] = torch_order(B[d][:4 * H])
+            sd[f"lstm.bias_hh_l{layer}{sfx}"] = torch_order(B[d][4 * H:])
+    text.load_state_dict({k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in sd.items()})
