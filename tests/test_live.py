@@ -195,6 +195,12 @@ def test_stereo_only_device_is_mixed_to_mono(fake_sd):
         assert abs(_peak_hz(_take(mic, 0.5)[2000:]) - 440) < 5
 
 
+def test_record_for_enrollment_uses_the_same_path(fake_sd):
+    fake_sd([SPEAKER, MIC], default=1, refuse={48000}, source=tone(300), speed=8.0)
+    x = kws.mic.record(0.5, device="usb")          # 48 kHz refused: recorded at 16 kHz directly
+    assert x.dtype == np.float32 and x.size == 8000 and abs(_peak_hz(x) - 300) < 5
+
+
 def test_device_selection_and_listing(fake_sd, capsys):
     fake_sd([SPEAKER, MIC, WEBCAM], default=1)
     assert kws.mic.input_device("webcam")["name"] == "Webcam Mic"
