@@ -377,6 +377,7 @@ class _Connection:
             await self._chunk(event)
             return
         await self._flush()                  # every other event sees all audio before it processed
+        log.debug("%s: %s %s", self.name, t, event.data)
         if Describe.is_type(t):
             await self.send(self.server.info().event())
         elif wake.Detect.is_type(t):

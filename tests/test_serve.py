@@ -467,3 +467,26 @@ def test_cli_errors_without_wyoming_and_on_bad_uri(server):
     r = subprocess.run([sys.executable, "-m", "kws", "serve", "--uri", f"tcp://127.0.0.1:{server.port}",
                         "--store", "/nonexistent/store"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "cannot listen" in r.stderr, r.stderr
+
+
+def test_keyword_source_texts_and_a_store_broken_while_serving(tmp_path, caplog):
+    from kws.bundle import Bundle
+    from kws.detector import Detector
+    from kws.serve import KeywordSource, ServeConfig
+
+    bundle = Bundle.load()
+    fixed = KeywordSource(bundle, ServeConfig(texts=("hey kitchen",), store=tmp_path / "unused"))
+    assert fixed.current()[1].names == ["hey kitchen"] and fixed.current()[0] == fixed.current()[0]
+
+    store = tmp_path / "store"
+    Detector.from_texts(["jarvis"]).keywords.save(store)
+    src = KeywordSource(bundle, ServeConfig(store=store, reload_s=0))
+    v1, ks = src.current()
+    assert ks.names == ["jarvis"] and not src.demo
+    (store / "keywords.json").write_text("{ not json")
+    with caplog.at_level("WARNING", logger="kws.serve"):
+        v2, ks = src.current()
+    assert (v2, ks.names) == (v1, ["jarvis"]) and "cannot be read; still serving jarvis" in caplog.text
+    (store / "keywords.json").unlink()
+    v3, ks = src.current()
+    assert v3 > v1 and ks.names == list(DEMO_KEYWORDS) and src.demo
