@@ -1,4 +1,4 @@
-"""Command line: python -m kws {listen,detect,search,enroll,evaluate,train,export}."""
+"""Command line: python -m kws {listen,detect,serve,search,enroll,evaluate,train,export}."""
 from __future__ import annotations
 
 import argparse
@@ -211,6 +211,15 @@ def _listen_loop(det, blocks, args, sink: _EventSink) -> bool:
             signal.signal(signal.SIGTERM, previous)
 
 
+def cmd_serve(args) -> int:
+    try:
+        from kws.serve import run_from_args
+        return run_from_args(args)
+    except ImportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
 def _repo_module(name: str):
     """export/ and benchmarks/ live beside the package in the repository checkout."""
     root = Path(__file__).resolve().parents[1]
@@ -243,6 +252,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     d = sub.add_parser("detect", help="offline detection in files, JSON lines")
     _common(d)
     d.add_argument("files", nargs="*", help="audio files (default: the bundled sample)")
+    s = sub.add_parser("serve", help="Wyoming wake-word server for Home Assistant (needs the 'serve' extra)")
+    _common(s)
+    s.add_argument("--uri", default="tcp://127.0.0.1:10400", help="tcp://HOST:PORT or unix://PATH (default: this machine only)")
+    s.add_argument("--max-clients", type=int, help="connections served at once (default 128)")
+    s.add_argument("--idle-timeout", type=float, help="drop a client silent this many seconds (default 60)")
+    s.add_argument("--workers", type=int, help="detector threads (default: one per CPU core)")
+    s.add_argument("--debug", action="store_true", help="log every connection's events")
     sub.add_parser("enroll", help="manage keywords (python -m kws enroll --help)", add_help=False)
     sub.add_parser("search", help="spoken-term search over indexed recordings", add_help=False)
     sub.add_parser("evaluate", help="evaluation report for a model bundle", add_help=False)
@@ -273,7 +289,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from kws.phonemes import TextError
 
     try:
-        return {"listen": cmd_listen, "detect": cmd_detect}[args.cmd](args)
+        return {"listen": cmd_listen, "detect": cmd_detect, "serve": cmd_serve}[args.cmd](args)
     except (AudioError, BundleError, StoreError, TextError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
