@@ -440,43 +440,58 @@ class SearchIndex:
         the best candidates from the FAISS index (``nprobe`` lists), merged the same way.
         ``exact``, or an out-of-date packed copy or structure (an interrupted indexing run):
         every shard is scanned."""
-        hits: List[Hit] = []
         keep = max(256, 40 * top)
         packed = None if exact or self.ann is not None else self._packed()
         if self.ann is not None and not exact and self.ann.current(self._stamp()):
             sc, slots = self.ann.search(query, keep, nprobe)
-            if threshold is not None:
-                sc, slots = sc[sc >= threshold], slots[sc >= threshold]
             keys, own, times = self.ann.locate(slots)
-            for f in np.unique(own):
-                m = own == f
-                hits += merge_hits(keys[f], sc[m], times[m], per_file or top, threshold)
-        elif packed is None:
+            return merge_candidates(keys, own, sc, times, top, per_file, threshold)
+        if packed is None:
+            hits: List[Hit] = []
             for key in self.files:
                 scores, times = self.file_scores(key, query)
                 hits += merge_hits(key, scores, times, per_file or top, threshold)
+            hits.sort(key=lambda h: -h.score)
+            return hits[:top]
+        emb, times, owner, keys = packed
+        idx, sc = scan_candidates(emb, query, keep, threshold, chunk)
+        return merge_candidates(keys, np.asarray(owner[idx]), sc, np.asarray(times[idx]), top,
+                                per_file, threshold)
+
+
+def scan_candidates(rows: np.ndarray, query: np.ndarray, keep: int,
+                    threshold: Optional[float] = None, chunk: int = 1 << 18
+                    ) -> Tuple[np.ndarray, np.ndarray]:
+    """Exact scan of int8 ``rows`` (memory-mapped or not) in chunks: (row numbers, cosines) of
+    each chunk's ``keep`` best rows (those at or above ``threshold``)."""
+    q = np.asarray(query, np.float32) / _Q
+    cand_idx, cand_s = [], []
+    for s in range(0, rows.shape[0], chunk):
+        sc = np.asarray(rows[s:s + chunk], np.float32) @ q
+        if threshold is not None:
+            sel = np.nonzero(sc >= threshold)[0]
+            if sel.size > keep:
+                sel = sel[np.argpartition(-sc[sel], keep)[:keep]]
         else:
-            emb, times, owner, keys = packed
-            q = np.asarray(query, np.float32) / _Q
-            cand_idx, cand_s = [], []
-            for s in range(0, emb.shape[0], chunk):
-                sc = np.asarray(emb[s:s + chunk], np.float32) @ q
-                if threshold is not None:
-                    sel = np.nonzero(sc >= threshold)[0]
-                    if sel.size > keep:
-                        sel = sel[np.argpartition(-sc[sel], keep)[:keep]]
-                else:
-                    sel = np.argpartition(-sc, keep)[:keep] if sc.size > keep else np.arange(sc.size)
-                cand_idx.append(sel + s)
-                cand_s.append(sc[sel])
-            idx = np.concatenate(cand_idx) if cand_idx else np.zeros(0, np.int64)
-            sc = np.concatenate(cand_s) if cand_s else np.zeros(0, np.float32)
-            own = np.asarray(owner[idx])
-            for f in np.unique(own):
-                m = own == f
-                hits += merge_hits(keys[f], sc[m], np.asarray(times[idx[m]]), per_file or top, threshold)
-        hits.sort(key=lambda h: -h.score)
-        return hits[:top]
+            sel = np.argpartition(-sc, keep)[:keep] if sc.size > keep else np.arange(sc.size)
+        cand_idx.append(sel + s)
+        cand_s.append(sc[sel])
+    if not cand_idx:
+        return np.zeros(0, np.int64), np.zeros(0, np.float32)
+    return np.concatenate(cand_idx), np.concatenate(cand_s)
+
+
+def merge_candidates(keys: Sequence[str], owner: np.ndarray, scores: np.ndarray, times: np.ndarray,
+                     top: int, per_file: Optional[int] = None, threshold: Optional[float] = None
+                     ) -> List[Hit]:
+    """The ``top`` hits from candidate windows: ``owner`` indexes ``keys`` (their files), merged
+    per file by :func:`merge_hits` (at most ``per_file`` a file)."""
+    hits: List[Hit] = []
+    for f in np.unique(owner):
+        m = owner == f
+        hits += merge_hits(keys[f], scores[m], times[m], per_file or top, threshold)
+    hits.sort(key=lambda h: -h.score)
+    return hits[:top]
 
 
 def clip_hits(hits: Sequence[Hit], out_dir: Union[str, os.PathLike], context: float = 0.5
@@ -578,7 +593,7 @@ def main(argv: Optional[List[str]] = None, prog: str = "python -m kws search") -
     q.add_argument("--exact", action="store_true", help="scan every window (the reference), "
                                                         "also in an approximate index")
     q.add_argument("--nprobe", type=int, default=None, help="approximate index: lists scanned "
-                                                             "(default 64; more: better recall, slower)")
+                                                             "(default 128; more: better recall, slower)")
     q.add_argument("--clip", metavar="DIR", help="cut each hit with --context into WAV files in DIR")
     q.add_argument("--play", action="store_true", help="play each hit with --context")
     q.add_argument("--context", type=float, default=0.5, help="seconds around a clipped hit (0.5)")

@@ -5,12 +5,13 @@ per-file shards (full int8 rows: the exact reference, and the source for re-inde
 of the packed copy of all rows, an approximate structure in ``ann/``:
 
 - a projection ``P`` (D x d): the leading eigenvectors of the rows' *uncentred* second moment,
-  d the fewest keeping ``energy`` of it. Uncentred, so inner products are kept (a centred PCA
-  adds a per-row term and breaks the ranking). The window vectors of a speech encoder lie close to
-  a low-dimensional subspace (shipped model: 96 of 512 dimensions keep 99.9 %);
+  d the fewest keeping ``energy`` of it, at most ``max_dim`` (128). Uncentred, so inner products
+  are kept (a centred PCA adds a per-row term and breaks the ranking). Window vectors of a speech
+  encoder lie close to a low-dimensional subspace: with the shipped model, 128 of 512 dimensions
+  give the same recall as 320 (benchmarks/search_scale.py, docs/search.md);
 - a FAISS ``IndexIVFScalarQuantizer`` (8 bits a dimension, inner product) over the projected rows,
-  with ``nlist`` spherical k-means cells (about 4 sqrt(N)); a query scans the ``nprobe`` nearest
-  cells, so its cost grows with sqrt(N), not N;
+  with ``cells`` spherical k-means lists (about 2 sqrt(N)); a query scans the ``nprobe`` nearest
+  lists, so its cost grows about as sqrt(N), not N;
 - ``times.bin`` (start, end per row, float32) and ``ann.json`` (per file: its id range and the
   size/mtime it was added at). Row ids are slots in ``times.bin``; a removed or re-indexed file's
   slots are removed from the FAISS index and left dead until a rebuild.
@@ -55,35 +56,41 @@ def import_faiss():
 
 @dataclass(frozen=True)
 class AnnConfig:
-    """Settings of the approximate structure (build: ``energy``, ``cells``; query: ``nprobe``)."""
-    energy: float = 0.999          # share of the rows' second moment the projection keeps
-    cells: int = 0                 # inverted lists; 0: about 4 sqrt(rows), a power of two
-    nprobe: int = 64               # lists scanned per query (recall against cost)
-    train_rows: int = 200_000      # at most this many rows (sampled across files) train it
+    """Settings of the approximate structure (build: ``energy``, ``max_dim``, ``cells``, training;
+    query: ``nprobe``)."""
+    energy: float = 0.999          # share of the rows' second moment the projection keeps ...
+    max_dim: int = 128             # ... in at most this many dimensions (= bytes a window)
+    cells: int = 0                 # inverted lists; 0: about 2 sqrt(rows), a power of two
+    nprobe: int = 128              # lists scanned per query (recall against cost)
+    train_rows: int = 0            # rows (sampled across files) that train it; 0: 40 a list
+    kmeans_iter: int = 10          # k-means iterations of the list centroids
     seed: int = 0
 
     def __post_init__(self):
         if not 0.5 < self.energy <= 1.0:
             raise ValueError("energy must be within (0.5, 1]")
-        if self.cells < 0 or self.nprobe < 1 or self.train_rows < 1000:
-            raise ValueError("cells >= 0, nprobe >= 1 and train_rows >= 1000 are required")
+        if self.max_dim < 8:
+            raise ValueError("max_dim must be at least 8")
+        if self.cells < 0 or self.nprobe < 1 or self.train_rows < 0 or self.kmeans_iter < 1:
+            raise ValueError("cells >= 0, nprobe >= 1, train_rows >= 0 and kmeans_iter >= 1 are required")
 
 
 def auto_cells(n_rows: int) -> int:
-    """About 4 sqrt(N) lists (a power of two), at least 39 training rows each (FAISS's minimum)."""
-    want = 4.0 * np.sqrt(max(n_rows, 1))
+    """About 2 sqrt(N) lists (a power of two), at least 39 training rows each (FAISS's minimum)."""
+    want = 2.0 * np.sqrt(max(n_rows, 1))
     cells = 2 ** int(round(np.log2(want)))
     return int(max(1, min(cells, 65536, n_rows // 39 or 1)))
 
 
-def projection(sample: np.ndarray, energy: float) -> np.ndarray:
-    """(D, d) float32: leading eigenvectors of sample^T sample keeping ``energy`` of its trace."""
+def projection(sample: np.ndarray, energy: float, max_dim: int = 1 << 30) -> np.ndarray:
+    """(D, d) float32: leading eigenvectors of sample^T sample keeping ``energy`` of its trace
+    (d a multiple of 8, at most ``max_dim``)."""
     m = sample.astype(np.float64).T @ sample.astype(np.float64) / max(1, sample.shape[0])
     w, v = np.linalg.eigh(m)
     w, v = w[::-1], v[:, ::-1]
     cum = np.cumsum(np.clip(w, 0, None)) / max(float(np.clip(w, 0, None).sum()), 1e-12)
     d = int(np.searchsorted(cum, energy - 1e-9) + 1)
-    d = min(v.shape[0], max(8, -(-d // 8) * 8))           # a multiple of 8, at least 8
+    d = min(v.shape[0], max_dim, max(8, -(-d // 8) * 8))   # a multiple of 8, at least 8
     return np.ascontiguousarray(v[:, :d], dtype=np.float32)
 
 
@@ -108,8 +115,9 @@ class AnnIndex:
     # ------------------------------------------------------------------ state
     def current(self, stamp: str) -> bool:
         """True when the structure holds exactly the index's files (``stamp`` of index.json)."""
-        return (self.meta is not None and self.meta.get("stamp") == stamp
-                and (self.root / "ivf.faiss").exists())
+        f = self.root / "ivf.faiss"
+        return (self.meta is not None and self.meta.get("stamp") == stamp and f.exists()
+                and f.stat().st_size == self.meta.get("ivf_bytes"))
 
     def size_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.root.glob("*") if p.is_file()) if self.root.exists() else 0
@@ -180,6 +188,7 @@ class AnnIndex:
                 report["added_files"] += 1
         m["stamp"] = stamp
         faiss.write_index(index, str(self.root / "ivf.tmp.faiss"))
+        m["ivf_bytes"] = (self.root / "ivf.tmp.faiss").stat().st_size
         if retrain:
             os.replace(self.root / "projection.tmp.npy", self.root / "projection.npy")
             os.replace(self.root / "times.tmp.bin", tpath)
@@ -197,7 +206,8 @@ class AnnIndex:
 
     def _sample(self, live: Dict[str, dict], shard_rows, n_live: int) -> np.ndarray:
         rng = np.random.default_rng(self.config.seed)
-        share = min(1.0, self.config.train_rows / max(1, n_live))
+        want = self.config.train_rows or 40 * (self.config.cells or auto_cells(n_live))
+        share = min(1.0, max(want, 20_000) / max(1, n_live))
         parts = []
         for k in live:
             rows, _ = shard_rows(k)
@@ -210,7 +220,7 @@ class AnnIndex:
     def _train_projection(self, live, shard_rows) -> np.ndarray:
         n_live = sum(int(f["windows"]) for f in live.values())
         self._train_sample = self._sample(live, shard_rows, n_live)
-        return projection(self._train_sample, self.config.energy)
+        return projection(self._train_sample, self.config.energy, self.config.max_dim)
 
     def _new_index(self, P: np.ndarray, live, shard_rows, n_live: int, faiss):
         x = self._train_sample @ P
@@ -221,6 +231,7 @@ class AnnIndex:
                                               faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
         index.cp.spherical = True
         index.cp.seed = self.config.seed
+        index.cp.niter = self.config.kmeans_iter
         t0 = time.perf_counter()
         index.train(np.ascontiguousarray(x))
         self.train_s = time.perf_counter() - t0
