@@ -7,8 +7,8 @@ of the packed copy of all rows, an approximate structure in ``ann/``:
 - a projection ``P`` (D x d): the leading eigenvectors of the rows' *uncentred* second moment,
   d the fewest keeping ``energy`` of it, at most ``max_dim`` (128). Uncentred, so inner products
   are kept (a centred PCA adds a per-row term and breaks the ranking). Window vectors of a speech
-  encoder lie close to a low-dimensional subspace: with the shipped model, 128 of 512 dimensions
-  give the same recall as 320 (benchmarks/search_scale.py, docs/search.md);
+  encoder lie close to a low-dimensional subspace, so 128 bytes a window keep the ranking
+  (recall measured by benchmarks/search_scale.py, docs/search.md);
 - a FAISS ``IndexIVFScalarQuantizer`` (8 bits a dimension, inner product) over the projected rows,
   with ``cells`` spherical k-means lists (about 2 sqrt(N)); a query scans the ``nprobe`` nearest
   lists, so its cost grows about as sqrt(N), not N;

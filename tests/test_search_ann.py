@@ -10,6 +10,7 @@ from kws.audio import load_audio, write_wav
 from kws.bundle import Bundle
 from kws.search import IndexConfig, SearchIndex, clip_hits, main as search_main
 from kws.search_ann import AnnConfig, MissingExtra, auto_cells, projection
+from tests.test_search import wav_copies
 
 faiss = pytest.importorskip("faiss", reason='FAISS not installed (pip install "kws[search]")')
 
@@ -21,14 +22,8 @@ def bundle():
 
 @pytest.fixture
 def recordings(shared_data, tmp_path):
-    src = sorted((shared_data / "speechocean762-train" / "audio" / "SPEAKER0001").glob("*.ogg"))[:10]
-    if len(src) < 10:
-        pytest.skip("speechocean762 recordings not found")
-    d = tmp_path / "rec"
-    d.mkdir()
-    for f in src:
-        write_wav(d / (f.stem + ".wav"), load_audio(f))
-    return d
+    return wav_copies((shared_data / "speechocean762-train" / "audio" / "SPEAKER0001").glob("*.ogg"), 10,
+                      tmp_path / "rec")
 
 
 def _same_places(a, b):

@@ -7,21 +7,15 @@ import signal
 import numpy as np
 import pytest
 
-from kws.audio import load_audio, write_wav
 from kws.bundle import Bundle
 from kws.search import SearchIndex
+from tests.test_search import wav_copies
 
 dd = pytest.importorskip("dask.distributed", reason='Dask not installed (pip install "kws[search]")')
 
 
 def test_killed_worker_loses_nothing_and_index_equals_single_process(shared_data, tmp_path, monkeypatch):
-    src = sorted((shared_data / "librispeech-bits" / "train-clean-100").glob("*.opus"))[:16]
-    if len(src) < 16:
-        pytest.skip("librispeech-bits recordings not found")
-    rec = tmp_path / "rec"
-    rec.mkdir()
-    for f in src:
-        write_wav(rec / (f.stem + ".wav"), load_audio(f))
+    rec = wav_copies((shared_data / "librispeech-bits" / "train-clean-100").glob("*.opus"), 16, tmp_path / "rec")
     bundle = Bundle.load(variant="int8")
     single = SearchIndex(tmp_path / "single", bundle)
     single.add([rec], quiet=True)
