@@ -1,6 +1,7 @@
 """Spoken-term search: index build speed, index size, query latency at 1 h and more.
 
     python benchmarks/search_speed.py --data ../shared/data [--minutes 20] [--scale-hours 1,5]
+    python benchmarks/search_speed.py --data ../shared/data --minutes 60 --workers 1,2 --scale-hours ""
 
 1. Indexes ``--minutes`` of real read speech (speechocean762 files) with one onnxruntime thread:
    audio hours per CPU minute, windows and MB per audio hour.
@@ -8,6 +9,9 @@
    (same rows, new file names; disk reads and the scan are what a query costs) and packed, then
    20 text queries are timed (embedding + scan + merge, warm page cache). 1,000 h is projected
    linearly from the largest measured size, since the scan is linear in the number of rows.
+3. ``--workers 1,2``: the same files indexed again into a fresh folder with each number of
+   embedding processes (1: in this process; more: a local Dask cluster, its start included),
+   wall time and speed-up over one. Approximate-index numbers: benchmarks/search_scale.py.
 """
 from __future__ import annotations
 
@@ -42,6 +46,7 @@ def main() -> int:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--minutes", type=float, default=20.0)
     ap.add_argument("--scale-hours", default="1,5")
+    ap.add_argument("--workers", default="", help="e.g. 1,2: index build wall time per worker count")
     args = ap.parse_args()
     files = speech_files(args.data)
     random.Random(5).shuffle(files)
@@ -68,8 +73,16 @@ def main() -> int:
         print(f"index size: {size / hours / 1e6:.1f} MB per audio hour, {st['windows'] / hours:.0f} windows per hour\n")
         shards = idx.root / "shards"
         base = dict(idx.files)
+        walls = {}
+        for w in [int(x) for x in args.workers.split(",") if x.strip()]:
+            fresh = SearchIndex(Path(tmp) / f"ix-w{w}", bundle)
+            t0 = time.perf_counter()
+            fresh.add(chosen, quiet=True, workers=w)
+            walls[w] = time.perf_counter() - t0
+            print(f"build with {w} worker(s): {walls[w]:.1f} s wall, {hours / (walls[w] / 60):.2f} audio hours "
+                  f"per wall minute, speed-up {walls[min(walls)] / walls[w]:.2f}x over {min(walls)}", flush=True)
         rows = []
-        for target in [float(h) for h in args.scale_hours.split(",")]:
+        for target in [float(h) for h in args.scale_hours.split(",") if h.strip()]:
             copies = int(np.ceil(target / hours))
             files_meta = {}
             for c in range(copies):
@@ -93,12 +106,14 @@ def main() -> int:
             rows.append((h, float(np.median(times)), idx.size_bytes() / 1e6))
             print(f"{h:.2f} h indexed ({rows[-1][2]:.0f} MB): median query {rows[-1][1] * 1000:.0f} ms "
                   f"over {len(QUERIES)} text queries", flush=True)
-        h, t, _ = rows[-1]
-        print(f"\nprojected to 1,000 h (linear scan): {t / h * 1000:.0f} s per query, "
-              f"{size / hours * 1000 / 1e9:.0f} GB of index")
-        print(json.dumps({"audio_hours_per_cpu_minute": hours / (cpu / 60), "mb_per_hour": size / hours / 1e6,
-                          "query_s": {f"{h:.2f}h": t for h, t, _ in rows},
-                          "projected_1000h_query_s": t / h * 1000}))
+        out = {"audio_hours_per_cpu_minute": hours / (cpu / 60), "mb_per_hour": size / hours / 1e6,
+               "build_wall_s_by_workers": walls}
+        if rows:
+            h, t, _ = rows[-1]
+            print(f"\nprojected to 1,000 h (linear scan): {t / h * 1000:.0f} s per query, "
+                  f"{size / hours * 1000 / 1e9:.0f} GB of index")
+            out.update(query_s={f"{h:.2f}h": t for h, t, _ in rows}, projected_1000h_query_s=t / h * 1000)
+        print(json.dumps(out))
     return 0
 
 

@@ -15,6 +15,12 @@ A query is one vector (the text encoder's embedding of the term, or the audio en
 example recording); its cosine with every window is a scan of int8 rows, chunk by chunk, so
 memory stays flat however large the index. Windows overlapping a better window of the same file
 are merged into its hit.
+
+Large indexes: ``--approximate`` (``IndexConfig(kind="ivf")``) replaces the packed copy by a FAISS
+inverted-list index over projected int8 rows (kws.search_ann); the shards stay, so the exact scan
+is still there (``--exact``) as the reference. Indexing runs on a Dask cluster (kws.search_dist):
+a local one on this machine's cores by default, or a running one (``--address``). ``--clip DIR``
+cuts every hit with 0.5 s of context into WAV files (``--play`` plays them). See docs/search.md.
 """
 from __future__ import annotations
 
@@ -48,6 +54,7 @@ class IndexConfig:
     variant: str = "int8"          # encoder used for the windows (queries use the same bundle)
     batch: int = 128               # windows per encoder call
     min_speech: float = 0.5        # webrtcvad: skip windows with less speech than this (0: keep all)
+    kind: str = "exact"            # "exact": packed rows scanned; "ivf": approximate (FAISS) index
 
     def __post_init__(self):
         if not self.window_s or min(self.window_s) <= 0.025:
@@ -58,6 +65,8 @@ class IndexConfig:
             raise ValueError("variant must be int8 or fp32")
         if not 0 <= self.min_speech <= 1:
             raise ValueError("min_speech must be within 0..1")
+        if self.kind not in ("exact", "ivf"):
+            raise ValueError("kind must be exact or ivf")
 
 
 @dataclass
@@ -164,6 +173,18 @@ def quantize(emb: np.ndarray) -> np.ndarray:
     return np.clip(np.round(emb * _Q), -127, 127).astype(np.int8)
 
 
+def embed_file(bundle: Bundle, path: Union[str, os.PathLike], cfg: IndexConfig):
+    """One file's int8 window rows, (N, 2) times, seconds of audio and seconds spent embedding;
+    or, for a file that cannot be read, the error message (a string)."""
+    try:
+        audio = load_audio(path)
+    except AudioError as exc:
+        return str(exc)
+    t0 = time.perf_counter()
+    emb, times = window_embeddings(bundle, audio, cfg)
+    return quantize(emb), times, audio.size / 16000, time.perf_counter() - t0
+
+
 def merge_hits(file: str, scores: np.ndarray, times: np.ndarray, top: int,
                threshold: Optional[float] = None) -> List[Hit]:
     """Best windows of one file, each absorbing the lower-scoring windows that overlap it."""
@@ -190,7 +211,9 @@ class SearchIndex:
     """A folder of per-file window embeddings (see the module docstring)."""
 
     def __init__(self, root: Union[str, os.PathLike], bundle: Optional[Bundle] = None,
-                 config: Optional[IndexConfig] = None):
+                 config: Optional[IndexConfig] = None, ann: Optional["AnnConfig"] = None):
+        from kws.search_ann import AnnConfig, AnnIndex
+
         self.root = Path(root)
         meta_path = self.root / "index.json"
         if meta_path.exists():
@@ -218,10 +241,16 @@ class SearchIndex:
             raise SearchIndexError(f"{self.root} was built by model {self.model_id}, not "
                               f"{self.bundle.model_id}: re-index into a new folder")
         self.model_id = self.bundle.model_id
+        self.ann = AnnIndex(self.root, ann or AnnConfig()) if self.config.kind == "ivf" else None
+        if self.ann is not None:
+            from kws.search_ann import import_faiss
+
+            import_faiss()      # a clear message now rather than after hours of embedding
 
     # ------------------------------------------------------------------ building
     def _save(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
+        self.files = dict(sorted(self.files.items()))     # the same order whoever finished first
         meta = {"version": INDEX_VERSION, "model_id": self.model_id, "config": asdict(self.config),
                 "files": self.files}
         tmp = self.root / "index.json.tmp"
@@ -233,52 +262,86 @@ class SearchIndex:
         return hashlib.sha1(path.encode()).hexdigest()[:16]
 
     def add(self, paths: Sequence[Union[str, os.PathLike]], quiet: bool = False,
-            prune: bool = True) -> dict:
+            prune: bool = True, workers: int = 1, address: Optional[str] = None) -> dict:
         """Index the files (folders are searched); skip unchanged ones. Returns counts and timing.
 
-        ``prune`` drops files that no longer exist from the index.
+        ``prune`` drops files that no longer exist from the index. ``workers`` > 1 embeds files
+        on a local Dask cluster of that many processes, ``address`` on a running cluster
+        (kws.search_dist); either way this process alone writes the index, one file at a time.
         """
-        from kws.progress import progress
-
         files = audio_files(paths)
         (self.root / "shards").mkdir(parents=True, exist_ok=True)
         stats = {"indexed": 0, "unchanged": 0, "failed": [], "removed": 0, "audio_s": 0.0,
                  "embed_s": 0.0, "windows": 0}
-        for p in progress(files, "indexing", quiet=quiet, unit="file"):
-            key = str(p)
+        todo = []
+        for p in files:
             st = p.stat()
-            old = self.files.get(key)
+            old = self.files.get(str(p))
             if old and old["size"] == st.st_size and old["mtime_ns"] == st.st_mtime_ns:
                 stats["unchanged"] += 1
+            else:
+                todo.append((p, st.st_size, st.st_mtime_ns))
+        if todo and (workers > 1 or address):
+            from kws.search_dist import embed_distributed
+
+            results = embed_distributed(todo, self.bundle, self.config, workers=workers,
+                                        address=address, quiet=quiet)
+        else:
+            results = self._embed_here(todo, quiet)
+        for (p, size, mtime_ns), out in results:
+            if isinstance(out, str):
+                stats["failed"].append(out)
                 continue
-            try:
-                audio = load_audio(p)
-            except AudioError as exc:
-                stats["failed"].append(str(exc))
-                continue
-            t0 = time.perf_counter()
-            emb, times = window_embeddings(self.bundle, audio, self.config)
-            stats["embed_s"] += time.perf_counter() - t0
-            name = self._shard_name(key)
-            for suffix, arr in ((".emb.npy", quantize(emb)), (".times.npy", times)):
-                tmp = self.root / "shards" / (name + suffix + ".tmp")
-                with open(tmp, "wb") as fh:
-                    np.save(fh, arr)
-                os.replace(tmp, self.root / "shards" / (name + suffix))
-            self.files[key] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "shard": name,
-                               "seconds": round(audio.size / 16000, 3), "windows": int(emb.shape[0])}
+            emb, times, seconds, took = out
+            self._store(str(p), size, mtime_ns, emb, times, seconds)
+            stats["embed_s"] += took
             stats["indexed"] += 1
-            stats["audio_s"] += audio.size / 16000
+            stats["audio_s"] += seconds
             stats["windows"] += int(emb.shape[0])
-            self._save()
         if prune:
             for key in [k for k in self.files if not Path(k).exists()]:
                 self._drop(key)
                 stats["removed"] += 1
         self._save()
+        stats.update(self.refresh(quiet=quiet))
+        return stats
+
+    def _embed_here(self, todo, quiet: bool):
+        """(file, (int8 rows, times, seconds, embedding seconds) or an error message), in order."""
+        from kws.progress import progress
+
+        for item in progress(todo, "indexing", quiet=quiet, unit="file"):
+            yield item, embed_file(self.bundle, item[0], self.config)
+
+    def _store(self, key: str, size: int, mtime_ns: int, emb: np.ndarray, times: np.ndarray,
+               seconds: float) -> None:
+        """Write one file's shard (atomically) and record it in index.json."""
+        name = self._shard_name(key)
+        for suffix, arr in ((".emb.npy", emb), (".times.npy", times)):
+            tmp = self.root / "shards" / (name + suffix + ".tmp")
+            with open(tmp, "wb") as fh:
+                np.save(fh, arr)
+            os.replace(tmp, self.root / "shards" / (name + suffix))
+        self.files[key] = {"size": size, "mtime_ns": mtime_ns, "shard": name,
+                           "seconds": round(seconds, 3), "windows": int(emb.shape[0])}
+        self._save()
+
+    def refresh(self, quiet: bool = True) -> dict:
+        """Rebuild what queries read from the shards if it is out of date: the packed copy
+        (exact kind) or the approximate structure (ivf kind)."""
+        if self.ann is not None:
+            if self.ann.current(self._stamp()):
+                return {}
+            return {"ann": self.ann.sync(self.files, self.shard_rows, self._stamp(), quiet=quiet)}
         if not self._packed():
             self.pack()
-        return stats
+        return {}
+
+    def shard_rows(self, key: str) -> Tuple[np.ndarray, np.ndarray]:
+        """(int8 rows memory-mapped, (N, 2) times) of one indexed file."""
+        name = self.files[key]["shard"]
+        return (np.load(self.root / "shards" / (name + ".emb.npy"), mmap_mode="r"),
+                np.load(self.root / "shards" / (name + ".times.npy")))
 
     # ------------------------------------------------------------------ packed rows
     def _stamp(self) -> str:
@@ -311,10 +374,9 @@ class SearchIndex:
         owner = np.zeros(n, np.int32)
         pos = 0
         for i, k in enumerate(keys):
-            name = self.files[k]["shard"]
-            e = np.load(self.root / "shards" / (name + ".emb.npy"), mmap_mode="r")
+            e, t = self.shard_rows(k)
             emb[pos:pos + e.shape[0]] = e
-            times[pos:pos + e.shape[0]] = np.load(self.root / "shards" / (name + ".times.npy"))
+            times[pos:pos + e.shape[0]] = t
             owner[pos:pos + e.shape[0]] = i
             pos += e.shape[0]
         emb.flush()
@@ -344,10 +406,13 @@ class SearchIndex:
     def seconds(self) -> float:
         return float(sum(f["seconds"] for f in self.files.values()))
 
-    def size_bytes(self) -> int:
-        """Bytes on disk: the shards and the packed copy (about twice the rows)."""
-        return (sum(p.stat().st_size for p in (self.root / "shards").glob("*.npy"))
-                + sum(p.stat().st_size for p in self.root.glob("packed.*.npy")))
+    def size_bytes(self, part: str = "all") -> int:
+        """Bytes on disk: ``"shards"`` (the per-file rows), ``"search"`` (what queries read: the
+        packed copy, or the approximate structure) or ``"all"``."""
+        shards = sum(p.stat().st_size for p in (self.root / "shards").glob("*.npy"))
+        search = (self.ann.size_bytes() if self.ann is not None
+                  else sum(p.stat().st_size for p in self.root.glob("packed.*.npy")))
+        return {"shards": shards, "search": search, "all": shards + search}[part]
 
     def embed_query(self, text: Optional[str] = None, example: Optional[Union[str, os.PathLike]] = None
                     ) -> np.ndarray:
@@ -361,52 +426,111 @@ class SearchIndex:
 
     def file_scores(self, file: str, query: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """Cosine of every window of one indexed file with the query: (scores, (N, 2) times)."""
-        info = self.files.get(file) or self.files.get(str(Path(file).resolve()))
-        if info is None:
+        key = file if file in self.files else str(Path(file).resolve())
+        if key not in self.files:
             raise KeyError(f"{file} is not in the index {self.root}")
-        emb = np.load(self.root / "shards" / (info["shard"] + ".emb.npy"), mmap_mode="r")
-        times = np.load(self.root / "shards" / (info["shard"] + ".times.npy"))
+        emb, times = self.shard_rows(key)
         q = np.asarray(query, np.float32) / _Q
         scores = np.concatenate([np.asarray(emb[s:s + 65536], np.float32) @ q
                                  for s in range(0, emb.shape[0], 65536)] or [np.zeros(0, np.float32)])
         return scores, times
 
     def query(self, query: np.ndarray, top: int = 10, threshold: Optional[float] = None,
-              per_file: Optional[int] = None, chunk: int = 1 << 18) -> List[Hit]:
+              per_file: Optional[int] = None, chunk: int = 1 << 18, exact: bool = False,
+              nprobe: Optional[int] = None) -> List[Hit]:
         """Best ``top`` hits over the whole index (at most ``per_file`` from one file).
 
-        With the packed copy: one scan in chunks of rows, keeping each chunk's best windows as
-        candidates, then merging overlapping candidates per file. Without it (an interrupted
-        indexing run): shard by shard."""
-        hits: List[Hit] = []
-        packed = self._packed()
+        Exact kind, with the packed copy: one scan in chunks of rows, keeping each chunk's best
+        windows as candidates, then merging overlapping candidates per file. Approximate kind:
+        the best candidates from the FAISS index (``nprobe`` lists), merged the same way.
+        ``exact``, or an out-of-date packed copy or structure (an interrupted indexing run):
+        every shard is scanned."""
+        keep = max(256, 40 * top)
+        packed = None if exact or self.ann is not None else self._packed()
+        if self.ann is not None and not exact and self.ann.current(self._stamp()):
+            sc, slots = self.ann.search(query, keep, nprobe)
+            keys, own, times = self.ann.locate(slots)
+            return merge_candidates(keys, own, sc, times, top, per_file, threshold)
         if packed is None:
+            hits: List[Hit] = []
             for key in self.files:
                 scores, times = self.file_scores(key, query)
                 hits += merge_hits(key, scores, times, per_file or top, threshold)
+            hits.sort(key=lambda h: -h.score)
+            return hits[:top]
+        emb, times, owner, keys = packed
+        idx, sc = scan_candidates(emb, query, keep, threshold, chunk)
+        return merge_candidates(keys, np.asarray(owner[idx]), sc, np.asarray(times[idx]), top,
+                                per_file, threshold)
+
+
+def scan_candidates(rows: np.ndarray, query: np.ndarray, keep: int,
+                    threshold: Optional[float] = None, chunk: int = 1 << 18
+                    ) -> Tuple[np.ndarray, np.ndarray]:
+    """Exact scan of int8 ``rows`` (memory-mapped or not) in chunks: (row numbers, cosines) of
+    each chunk's ``keep`` best rows (those at or above ``threshold``)."""
+    q = np.asarray(query, np.float32) / _Q
+    cand_idx, cand_s = [], []
+    for s in range(0, rows.shape[0], chunk):
+        sc = np.asarray(rows[s:s + chunk], np.float32) @ q
+        if threshold is not None:
+            sel = np.nonzero(sc >= threshold)[0]
+            if sel.size > keep:
+                sel = sel[np.argpartition(-sc[sel], keep)[:keep]]
         else:
-            emb, times, owner, keys = packed
-            q = np.asarray(query, np.float32) / _Q
-            keep = max(256, 40 * top)
-            cand_idx, cand_s = [], []
-            for s in range(0, emb.shape[0], chunk):
-                sc = np.asarray(emb[s:s + chunk], np.float32) @ q
-                if threshold is not None:
-                    sel = np.nonzero(sc >= threshold)[0]
-                    if sel.size > keep:
-                        sel = sel[np.argpartition(-sc[sel], keep)[:keep]]
-                else:
-                    sel = np.argpartition(-sc, keep)[:keep] if sc.size > keep else np.arange(sc.size)
-                cand_idx.append(sel + s)
-                cand_s.append(sc[sel])
-            idx = np.concatenate(cand_idx) if cand_idx else np.zeros(0, np.int64)
-            sc = np.concatenate(cand_s) if cand_s else np.zeros(0, np.float32)
-            own = np.asarray(owner[idx])
-            for f in np.unique(own):
-                m = own == f
-                hits += merge_hits(keys[f], sc[m], np.asarray(times[idx[m]]), per_file or top, threshold)
-        hits.sort(key=lambda h: -h.score)
-        return hits[:top]
+            sel = np.argpartition(-sc, keep)[:keep] if sc.size > keep else np.arange(sc.size)
+        cand_idx.append(sel + s)
+        cand_s.append(sc[sel])
+    if not cand_idx:
+        return np.zeros(0, np.int64), np.zeros(0, np.float32)
+    return np.concatenate(cand_idx), np.concatenate(cand_s)
+
+
+def merge_candidates(keys: Sequence[str], owner: np.ndarray, scores: np.ndarray, times: np.ndarray,
+                     top: int, per_file: Optional[int] = None, threshold: Optional[float] = None
+                     ) -> List[Hit]:
+    """The ``top`` hits from candidate windows: ``owner`` indexes ``keys`` (their files), merged
+    per file by :func:`merge_hits` (at most ``per_file`` a file)."""
+    hits: List[Hit] = []
+    for f in np.unique(owner):
+        m = owner == f
+        hits += merge_hits(keys[f], scores[m], times[m], per_file or top, threshold)
+    hits.sort(key=lambda h: -h.score)
+    return hits[:top]
+
+
+def clip_hits(hits: Sequence[Hit], out_dir: Union[str, os.PathLike], context: float = 0.5
+              ) -> List[Path]:
+    """Cut every hit's audio with ``context`` seconds either side (within the file) into
+    ``out_dir/NN_<file>_<start>-<end>.wav`` (NN: rank). Returns the paths, in rank order."""
+    from kws.audio import write_wav
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for rank, h in enumerate(hits, 1):
+        audio = load_audio(h.file)
+        s = max(0, int((h.start - context) * 16000))
+        e = min(audio.size, int(np.ceil((h.end + context) * 16000)))
+        p = out / f"{rank:02d}_{Path(h.file).stem}_{h.start:.2f}-{h.end:.2f}.wav"
+        write_wav(p, audio[s:e])
+        paths.append(p)
+    return paths
+
+
+def play_clips(paths: Sequence[Path]) -> None:
+    """Play clips one after the other on the default output device (sounddevice)."""
+    try:
+        import sounddevice as sd
+    except (ImportError, OSError) as exc:      # OSError: PortAudio library not found
+        raise AudioError(f"cannot play: {exc}") from exc
+    for p in paths:
+        audio = load_audio(p)
+        try:
+            sd.play(audio, 16000)
+            sd.wait()
+        except Exception as exc:              # PortAudioError: no output device
+            raise AudioError(f"cannot play {p.name}: {exc} (the clips are in {p.parent})") from exc
 
 
 def plot_scores(index: SearchIndex, file: str, query: np.ndarray, label: str, out: str,
@@ -440,6 +564,7 @@ def main(argv: Optional[List[str]] = None, prog: str = "python -m kws search") -
 
     from kws.bundle import BundleError
     from kws.phonemes import TextError
+    from kws.search_ann import MissingExtra
 
     ap = argparse.ArgumentParser(prog=prog, description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -452,6 +577,13 @@ def main(argv: Optional[List[str]] = None, prog: str = "python -m kws search") -
     ix.add_argument("--windows", default="0.2,0.3,0.4,0.5,0.6", help="window lengths, seconds")
     ix.add_argument("--hop", type=float, default=0.15)
     ix.add_argument("--keep-missing", action="store_true", help="keep files that no longer exist")
+    ix.add_argument("--approximate", action="store_true",
+                    help="new index: FAISS approximate index (large archives; needs kws[search])")
+    ix.add_argument("--workers", type=int, default=0,
+                    help="embedding processes on a local Dask cluster (default: all cores when Dask "
+                         "is installed; 1: in this process)")
+    ix.add_argument("--address", help="a running Dask scheduler, e.g. tcp://10.0.0.5:8786")
+    ix.add_argument("--quiet", action="store_true", help="no progress bar")
     q = sub.add_parser("query", help="find a term (text or --example) in an index")
     q.add_argument("index")
     q.add_argument("term", nargs="?", help="word or phrase (omit with --example)")
@@ -463,19 +595,35 @@ def main(argv: Optional[List[str]] = None, prog: str = "python -m kws search") -
     q.add_argument("--plot", help="PNG of the score over time in the best hit's file (or --plot-file)")
     q.add_argument("--plot-file", help="file to plot instead of the best hit's")
     q.add_argument("--bundle", help="model bundle folder (default: shipped)")
+    q.add_argument("--exact", action="store_true", help="scan every window (the reference), "
+                                                        "also in an approximate index")
+    q.add_argument("--nprobe", type=int, default=None, help="approximate index: lists scanned "
+                                                             "(default 128; more: better recall, slower)")
+    q.add_argument("--clip", metavar="DIR", help="cut each hit with --context into WAV files in DIR")
+    q.add_argument("--play", action="store_true", help="play each hit with --context")
+    q.add_argument("--context", type=float, default=0.5, help="seconds around a clipped hit (0.5)")
     args = ap.parse_args(argv)
     try:
         if args.cmd == "index":
             windows = tuple(float(w) for w in args.windows.split(",") if w.strip())
-            cfg = IndexConfig(window_s=windows, hop_s=args.hop, variant=args.variant)
+            cfg = IndexConfig(window_s=windows, hop_s=args.hop, variant=args.variant,
+                              kind="ivf" if args.approximate else "exact")
             existing = (Path(args.index) / "index.json").exists()
             bundle = Bundle.load(args.bundle, variant=args.variant)
             idx = SearchIndex(args.index, bundle, None if existing else cfg)
             if existing and idx.config != cfg:
                 print(f"(using the index's own settings: windows {idx.config.window_s}, hop "
-                      f"{idx.config.hop_s}, {idx.config.variant})", file=sys.stderr)
+                      f"{idx.config.hop_s}, {idx.config.variant}, {idx.config.kind})", file=sys.stderr)
+            if args.workers < 0:
+                raise ValueError("--workers must be 0 (all cores) or more")
+            workers = args.workers
+            if workers == 0 and not args.address:
+                from kws.search_dist import default_workers
+
+                workers = default_workers()
             t0 = time.perf_counter()
-            st = idx.add(args.paths, prune=not args.keep_missing)
+            st = idx.add(args.paths, prune=not args.keep_missing, workers=workers,
+                         address=args.address, quiet=args.quiet)
             wall = time.perf_counter() - t0
             for f in st["failed"]:
                 print(f"skipped: {f}", file=sys.stderr)
@@ -484,7 +632,8 @@ def main(argv: Optional[List[str]] = None, prog: str = "python -m kws search") -
                               "failed": len(st["failed"]), "audio_hours_indexed": round(st["audio_s"] / 3600, 4),
                               "wall_s": round(wall, 2), "windows": st["windows"],
                               "index_hours": round(idx.seconds / 3600, 4),
-                              "index_mb": round(idx.size_bytes() / 1e6, 2)}))
+                              "index_mb": round(idx.size_bytes() / 1e6, 2), "kind": idx.config.kind,
+                              "workers": "cluster " + args.address if args.address else workers}))
             return 1 if st["failed"] and not st["indexed"] and not st["unchanged"] else 0
         if not (Path(args.index) / "index.json").exists():
             print(f"error: {args.index} is not a kws index (build one with: {prog} index PATH... "
@@ -502,20 +651,34 @@ def main(argv: Optional[List[str]] = None, prog: str = "python -m kws search") -
         t0 = time.perf_counter()
         vec = idx.embed_query(args.term, args.example)      # first call also loads the encoder
         t1 = time.perf_counter()
-        hits = idx.query(vec, top=args.top, threshold=args.threshold, per_file=args.per_file)
+        hits = idx.query(vec, top=args.top, threshold=args.threshold, per_file=args.per_file,
+                         exact=args.exact, nprobe=args.nprobe)
         took = time.perf_counter() - t1
         label = args.term if args.term is not None else Path(args.example).name
         if args.json:
             for h in hits:
                 print(json.dumps({"query": label, **h.to_dict()}))
         else:
+            how = "approximate" if idx.ann is not None and not args.exact else "exact"
             print(f"{len(hits)} hits for {label!r} in {len(idx)} files ({idx.seconds / 3600:.2f} h): "
-                  f"search {took * 1000:.0f} ms, query embedding {(t1 - t0) * 1000:.0f} ms")
+                  f"{how} search {took * 1000:.0f} ms, query embedding {(t1 - t0) * 1000:.0f} ms")
             if hits:
                 w = max(len(h.file) for h in hits)
                 print(f"{'score':>6}  {'start':>8}  {'end':>8}  file")
                 for h in hits:
                     print(f"{h.score:6.3f}  {h.start:8.2f}  {h.end:8.2f}  {h.file:<{w}}")
+        if args.clip or args.play:
+            import tempfile
+
+            with tempfile.TemporaryDirectory(prefix="kws-hits-") as tmp:
+                paths = clip_hits(hits, args.clip or tmp, args.context)
+                if args.clip:
+                    print(f"{len(paths)} clips ({args.context:g} s context): {args.clip}", file=sys.stderr)
+                if args.play:
+                    for h, p in zip(hits, paths):
+                        print(f"playing {h.score:.3f} {Path(h.file).name} {h.start:.2f}-{h.end:.2f}",
+                              file=sys.stderr)
+                        play_clips([p])
         if args.plot:
             target = args.plot_file or (hits[0].file if hits else None)
             if target is None:
@@ -528,6 +691,7 @@ def main(argv: Optional[List[str]] = None, prog: str = "python -m kws search") -
                     print("--plot needs matplotlib: pip install matplotlib", file=sys.stderr)
                     return 2
         return 0
-    except (AudioError, BundleError, TextError, SearchIndexError, ValueError, KeyError) as exc:
+    except (AudioError, BundleError, TextError, SearchIndexError, ValueError, KeyError,
+            MissingExtra) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

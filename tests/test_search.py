@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from kws.audio import write_wav
+from kws.audio import load_audio, write_wav
 from kws.bundle import Bundle
 from kws.search import (Hit, IndexConfig, SearchIndexError, SearchIndex, merge_hits, quantize,
                         window_embeddings)
@@ -17,8 +17,18 @@ def bundle():
     return Bundle.load(variant="int8")
 
 
+def wav_copies(src, n, dest):
+    """The first ``n`` recordings of ``src`` (sorted) as 16 kHz WAV files in ``dest`` (skips if fewer)."""
+    src = sorted(src)[:n]
+    if len(src) < n:
+        pytest.skip(f"fewer than {n} recordings found in ../shared/data")
+    dest.mkdir()
+    for f in src:
+        write_wav(dest / (f.stem + ".wav"), load_audio(f))
+    return dest
+
+
 def _sample():
-    from kws.audio import load_audio
     from kws.cli import sample_recording
 
     return load_audio(sample_recording())
