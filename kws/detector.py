@@ -37,6 +37,8 @@ class DetectorConfig:
     vad: bool = True
     vad_mode: int = 2
     vad_min_speech: float = 0.1      # fraction of 10 ms slots in the window that must be speech
+    # a speech slot must also stand this far above the noise floor (kws.vad); None: webrtcvad only
+    vad_noise_margin_db: Optional[float] = 4.0
     variant: str = "int8"            # model variant: int8 or fp32
     max_batch: int = 64              # windows per onnxruntime call in offline scoring (window_scores)
     # Two-stage scoring: each hop first embeds one probe window; only when some keyword's probe
@@ -129,7 +131,8 @@ class Detector:
         if cfg.vad:
             from kws.vad import StreamingVad
 
-            self._vad = StreamingVad(cfg.vad_mode, capacity_slots=self._ring.capacity)
+            self._vad = StreamingVad(cfg.vad_mode, capacity_slots=self._ring.capacity,
+                                     noise_margin_db=cfg.vad_noise_margin_db)
         self._tracks = [_Track() for _ in self._names]
         self._next_hop = self._hop_frames
 
