@@ -100,12 +100,10 @@ def main() -> int:
         cells = []
         for det in dets.values():
             ev = detect_audio(det, x)
-
-            def hits(e):
-                return [s for s in spans if e.keyword == s[0] and e.start < s[2] + 0.2 and e.end > s[1] - 0.2]
-            hit = sum(any(e.keyword == k and e.start < b + 0.2 and e.end > a - 0.2 for e in ev) for k, a, b in spans)
-            false = sum(not hits(e) for e in ev)
-            cells.append(f"{hit} / {false}")
+            # an event is on a clip when it has the clip's keyword and overlaps it (+-0.2 s)
+            on = [[e.keyword == k and e.start < b + 0.2 and e.end > a - 0.2 for k, a, b in spans] for e in ev]
+            hit = sum(any(row[i] for row in on) for i in range(len(spans)))
+            cells.append(f"{hit} / {sum(not any(row) for row in on)}")
         print(f"| {kind} | {'' if db is None else db} | " + " | ".join(cells) + " |", flush=True)
     print(f"\n({time.time() - t0:.0f} s)")
     return 0

@@ -274,8 +274,9 @@ def cmd_import(args) -> int:
 
 def cmd_restore(args) -> int:
     ks, aside = restore_backup(resolve_store(args.store))
-    print(f"restored {len(ks)} keywords ({', '.join(ks.names) or 'none'}); the replaced files are "
-          f"kept in {aside}")
+    n = len(ks)
+    print(f"restored {n} keyword{'s' * (n != 1)} ({', '.join(ks.names) or 'none'}); the replaced files "
+          f"are kept in {aside}")
     return 0
 
 

@@ -317,7 +317,8 @@ def _corrupt(d: Path, f: Path, why: str) -> CorruptStoreError:
         names = ", ".join(m["name"] for m in b[0]["keywords"][:8])
         more = "" if len(b[0]["keywords"]) <= 8 else ", ..."
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime((d / BACKUP_FILE).stat().st_mtime))
-        way.insert(0, f"restore the last good version (saved {when}, {len(b[0]['keywords'])} keywords: "
+        n = len(b[0]["keywords"])
+        way.insert(0, f"restore the last good version (saved {when}, {n} keyword{'s' * (n != 1)}: "
                       f"{names or 'none'}{more}) with `{_FIX_CMD.format(d=_q(d), cmd='restore')}`")
     return CorruptStoreError(f"{f}: corrupt keyword store ({why}). To recover, " + ", or ".join(way) +
                              f"; both keep a copy of the current files in {d / 'old-<time>'}")

@@ -199,7 +199,7 @@ def test_corrupt_store_names_file_and_way_out(tmp_path, capsys, damage, why):
     msg = str(e.value)
     assert str(d / STORE_FILE) in msg and why in msg
     assert ("restore the last good version (saved" in msg) == restorable
-    assert "1 keywords: a)" in msg or not restorable
+    assert "1 keyword: a)" in msg or not restorable
     assert "kws.enroll --store" in msg and " reset" in msg
     before = _files(d)
     # every command refuses with that message and a status, no traceback, nothing written
@@ -217,7 +217,7 @@ def test_restore_brings_back_the_last_good_version(tmp_path, capsys):
     _good_store(d)
     (d / STORE_FILE).write_text("[]")
     assert enroll(["--store", str(d), "restore"]) == 0
-    assert "restored 1 keywords (a)" in capsys.readouterr().out
+    assert "restored 1 keyword (a)" in capsys.readouterr().out
     assert KeywordSet.load(d).names == ["a"]
     kept = list(d.glob("old-*"))
     assert len(kept) == 1 and (kept[0] / STORE_FILE).read_text() == "[]"   # nothing thrown away
