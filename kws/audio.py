@@ -1,16 +1,24 @@
 """Audio input: read any soundfile format, mix to mono, resample to 16 kHz float32.
 
-Every failure raises :class:`AudioError` naming the file and what is wrong with it.
+Every failure raises :class:`AudioError` naming the file and what is wrong with it. A file that
+ends before its header says it should (a truncated WAV, AIFF or FLAC) is read up to the cut with
+an :class:`AudioWarning` naming the file and how much of it was there.
 """
 from __future__ import annotations
 
 import os
+import struct
+import sys
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Union
+from typing import Iterator, Optional, Union
 
 import numpy as np
 
 SAMPLE_RATE = 16000
+MIN_RATE, MAX_RATE = 4000, 768000      # sample rates accepted from files and devices
+_BLOCK = 1 << 18                       # frames read at a time: memory follows the data, not the header
 
 PathLike = Union[str, os.PathLike]
 
@@ -19,10 +27,34 @@ class AudioError(ValueError):
     """Audio that cannot be used: missing, unreadable, empty, too short or malformed."""
 
 
+class AudioWarning(UserWarning):
+    """Audio that is used, but not all of it was there (a truncated file)."""
+
+
+@contextmanager
+def plain_warnings() -> Iterator[None]:
+    """Within the block, an :class:`AudioWarning` prints as one line, ``warning: ...``, on stderr
+    (every time, not once per place); other warnings as usual. The command line tools use this."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", AudioWarning)
+        shown = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, AudioWarning):
+                print(f"warning: {message}", file=sys.stderr, flush=True)
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        yield
+
+
 def to_mono(data: np.ndarray) -> np.ndarray:
     """Average the channels of a (frames, channels) array; pass 1-D arrays through."""
     data = np.asarray(data)
     if data.ndim == 2:
+        if data.shape[1] == 0:
+            raise AudioError(f"audio of shape {data.shape} has no channels")
         data = data.mean(axis=1)
     elif data.ndim != 1:
         raise AudioError(f"expected 1-D or (frames, channels) audio, got shape {data.shape}")
@@ -51,6 +83,8 @@ def prepare(audio: np.ndarray, sample_rate: int, *, min_seconds: float = 0.0,
         audio = (audio.astype(np.float64) - (float(info.min) + half)) / half
     elif audio.dtype.kind != "f":
         raise AudioError(f"{name}: unsupported sample type {audio.dtype}")
+    if not MIN_RATE <= int(sample_rate) <= MAX_RATE:
+        raise AudioError(f"{name}: sample rate {sample_rate} Hz is outside {MIN_RATE}-{MAX_RATE} Hz")
     audio = to_mono(audio).astype(np.float32, copy=False)
     if audio.size == 0:
         raise AudioError(f"{name}: contains no samples")
@@ -73,10 +107,58 @@ def load_audio(path: PathLike, *, min_seconds: float = 0.0) -> np.ndarray:
     if path.is_dir():
         raise AudioError(f"{path}: is a directory, not an audio file")
     try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        with sf.SoundFile(str(path)) as f:
+            sr, declared = f.samplerate, f.frames
+            if not MIN_RATE <= sr <= MAX_RATE:
+                raise AudioError(f"{path}: sample rate {sr} Hz is outside {MIN_RATE}-{MAX_RATE} Hz")
+            blocks = []
+            while True:
+                b = f.read(_BLOCK, dtype="float32", always_2d=True)
+                if b.shape[0]:
+                    blocks.append(b)
+                if b.shape[0] < _BLOCK:
+                    break
+    except AudioError:
+        raise
     except Exception as exc:  # soundfile raises several types (LibsndfileError, RuntimeError...)
         raise AudioError(f"{path}: cannot be read as audio ({exc})") from exc
+    if not blocks and declared > 0:
+        raise AudioError(f"{path}: no samples could be read, though its header announces "
+                         f"{declared / sr:.2f} s (truncated or damaged)")
+    data = np.concatenate(blocks) if blocks else np.zeros((0, 1), np.float32)
+    announced = max(declared, _header_frames(path) or 0)
+    if 0 < data.shape[0] < announced:
+        warnings.warn(f"{path}: truncated: read {data.shape[0] / sr:.2f} s of the {announced / sr:.2f} s "
+                      f"its header announces ({data.shape[0] / announced:.0%})", AudioWarning, stacklevel=2)
     return prepare(data, sr, min_seconds=min_seconds, name=str(path))
+
+
+def _header_frames(path: Path) -> Optional[int]:
+    """Frames a WAV or AIFF header announces (libsndfile quietly shortens a truncated file's
+    count to what is there); None for other formats, streamed WAVs and unusual layouts."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 16)
+        if head[:4] in (b"RIFF", b"RIFX") and head[8:12] == b"WAVE":
+            end = "<" if head[:4] == b"RIFF" else ">"
+            pos, align = 12, 0
+            while pos + 8 <= len(head):
+                cid, n = head[pos:pos + 4], struct.unpack(end + "I", head[pos + 4:pos + 8])[0]
+                if cid == b"fmt " and n >= 16:
+                    align = struct.unpack(end + "H", head[pos + 20:pos + 22])[0]
+                elif cid == b"data":
+                    return n // align if align and n not in (0, 0xFFFFFFFF) else None
+                pos += 8 + n + (n & 1)
+        elif head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+            pos = 12
+            while pos + 8 <= len(head):
+                cid, n = head[pos:pos + 4], struct.unpack(">I", head[pos + 4:pos + 8])[0]
+                if cid == b"COMM" and n >= 6:
+                    return struct.unpack(">I", head[pos + 10:pos + 14])[0]
+                pos += 8 + n + (n & 1)
+    except (OSError, struct.error):
+        return None
+    return None
 
 
 def write_wav(path: PathLike, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:

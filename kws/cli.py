@@ -1,30 +1,49 @@
-"""Command line: python -m kws {listen,detect,serve,search,enroll,evaluate,train,export}."""
+"""Command line: python -m kws {listen,detect,serve,search,enroll,evaluate,train,export}.
+
+``--store DIR`` goes right after ``python -m kws`` or anywhere after listen, detect or enroll.
+"""
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 import time
-from importlib import resources
 from pathlib import Path
 from typing import List, Optional
 
 DEMO_KEYWORDS = ("computer", "jarvis", "alexa")
+TRAIN_INSTALL = "pip install 'kws[train]' torch==2.13.0  (from a checkout: pip install torch==2.13.0 -e '.[train]')"
+STORE_COMMANDS = ("listen", "detect", "enroll")
+MAX_BAD_BLOCKS = 50        # listen gives up after this many failing audio blocks in a row
 
 
 def sample_recording() -> Path:
-    return Path(str(resources.files("kws") / "assets" / "sample.wav"))
+    return Path(__file__).resolve().parent / "assets" / "sample.wav"
+
+
+def check_package() -> None:
+    """Refuse, with the reason, to run where a folder named ``kws`` in the current directory hides
+    the installed package (e.g. the parent folder of a checkout named ``kws`` with an editable
+    install: Python imports that folder as an empty namespace package, whose assets are missing)."""
+    pkg = sys.modules.get("kws")
+    if pkg is not None and getattr(pkg, "__file__", None) is None:
+        where = ", ".join(str(p) for p in getattr(pkg, "__path__", []))
+        print(f"error: the folder {where} is imported as the kws package in place of the installed "
+              f"one (it has no __init__.py: a checkout's root, seen from its parent folder). Run kws "
+              f"from another folder, e.g. cd {where}", file=sys.stderr)
+        raise SystemExit(2)
 
 
 def _keywords(args, bundle):
     """Keywords from --keyword texts, else the store, else the demo set."""
     from kws.detector import Detector, DetectorConfig
-    from kws.keywords import KeywordSet, default_store_dir
+    from kws.keywords import KeywordSet, resolve_store
 
     cfg = DetectorConfig(variant=args.variant, vad=not args.no_vad, hop_s=args.hop)
     if args.keyword:
         return Detector.from_texts(args.keyword, threshold=args.threshold, bundle=bundle, config=cfg)
-    store = Path(args.store) if args.store else default_store_dir()
+    store = resolve_store(args.store)
     if (store / "keywords.json").exists():
         ks = KeywordSet.load(store, bundle.model_id)
         if len(ks):
@@ -37,7 +56,7 @@ def _keywords(args, bundle):
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keyword", "-k", action="append", help="keyword text (repeatable); default: the store")
     p.add_argument("--threshold", type=float, help="one threshold for all --keyword texts")
-    p.add_argument("--store", help="keyword store folder (see python -m kws.enroll)")
+    p.add_argument("--store", help="keyword store folder (default: $KWS_STORE, else the user data folder)")
     p.add_argument("--bundle", help="model bundle folder (default: shipped)")
     p.add_argument("--variant", choices=("int8", "fp32"), default="int8")
     p.add_argument("--hop", type=float, default=0.15, help="seconds between window batches")
@@ -178,7 +197,12 @@ class _EventSink:
 
 
 def _listen_loop(det, blocks, args, sink: _EventSink) -> bool:
-    """Feed blocks to the detector, events to the sink; False when stopped by Ctrl-C (or SIGTERM)."""
+    """Feed blocks to the detector, events to the sink; False when stopped by Ctrl-C (or SIGTERM).
+
+    A block the detector cannot take (NaN samples from a glitching driver, any error in
+    processing) is reported and skipped; the stream goes on. Only ``MAX_BAD_BLOCKS`` failures in a
+    row end it (a ValueError, reported as an error).
+    """
     import signal
     import threading
 
@@ -189,10 +213,20 @@ def _listen_loop(det, blocks, args, sink: _EventSink) -> bool:
     view = args.view and not args.json and sys.stderr.isatty()
     last_view = 0.0
     t = 0
+    bad = 0
     try:
         for b in blocks:
             t += b.size
-            for e in det.process(b):
+            try:
+                events = det.process(b)
+            except Exception as exc:
+                bad += 1
+                print(f"\nwarning: audio block at {t / 16000:.1f} s skipped: {exc}", file=sys.stderr)
+                if bad >= MAX_BAD_BLOCKS:
+                    raise ValueError(f"{bad} audio blocks in a row failed; stopping") from exc
+                continue
+            bad = 0
+            for e in events:
                 sink.emit(e, t / 16000)
             if sink.exec:
                 sink.poll()
@@ -232,10 +266,46 @@ def _repo_module(name: str):
     return importlib.import_module(name)
 
 
+def _leading_store(argv: List[str]) -> List[str]:
+    """``--store DIR`` (or ``--store=DIR``) given before the command: moved after it."""
+    if argv and argv[0] == "--store" and len(argv) > 1:
+        store, rest = argv[1], argv[2:]
+    elif argv and argv[0].startswith("--store="):
+        store, rest = argv[0].split("=", 1)[1], argv[1:]
+    else:
+        return argv
+    if not rest or rest[0] not in STORE_COMMANDS:
+        print(f"error: --store goes with {', '.join(STORE_COMMANDS)} "
+              f"(python -m kws --store DIR detect ... or python -m kws detect --store DIR ...)", file=sys.stderr)
+        raise SystemExit(2)
+    return [rest[0], "--store", store] + rest[1:]
+
+
+def _train_tools(cmd: str, rest: List[str]) -> int:
+    """train and export need torch and the other 'train' extras: say so instead of a traceback."""
+    if importlib.util.find_spec("torch") is None:
+        print(f"error: '{cmd}' needs torch and the train extra, not installed here:\n  {TRAIN_INSTALL}",
+              file=sys.stderr)
+        return 2
+    try:
+        if cmd == "train":
+            from kws.train.__main__ import main as m
+        else:
+            m = _repo_module("export.build_bundle").main
+    except ModuleNotFoundError as exc:
+        print(f"error: '{cmd}' needs {exc.name!r} (part of the train extra):\n  {TRAIN_INSTALL}",
+              file=sys.stderr)
+        return 2
+    return m(rest)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    check_package()
+    argv = _leading_store(argv)
     ap = argparse.ArgumentParser(prog="python -m kws", description=(
-        "Open-vocabulary keyword spotting: type a word, the device listens for it."))
+        "Open-vocabulary keyword spotting: type a word, the device listens for it. "
+        "--store DIR may come right after 'python -m kws' or after listen, detect or enroll."))
     sub = ap.add_subparsers(dest="cmd", metavar="COMMAND")
     p = sub.add_parser("listen", help="live microphone detection (the bundled sample when no microphone)")
     _common(p)
@@ -275,21 +345,20 @@ def main(argv: Optional[List[str]] = None) -> int:
         if cmd == "evaluate":
             from kws.evaluate import main as m
             return m(rest)
-        if cmd == "train":
-            from kws.train.__main__ import main as m
-            return m(rest)
-        return _repo_module("export.build_bundle").main(rest)
+        return _train_tools(cmd, rest)
     args = ap.parse_args(argv)
     if args.cmd is None:
         ap.print_help()
         return 0
-    from kws.audio import AudioError
+    from kws.audio import AudioError, plain_warnings
     from kws.bundle import BundleError
     from kws.keywords import StoreError
+    from kws.mic import NoMicrophone
     from kws.phonemes import TextError
 
     try:
-        return {"listen": cmd_listen, "detect": cmd_detect, "serve": cmd_serve}[args.cmd](args)
-    except (AudioError, BundleError, StoreError, TextError, ValueError) as exc:
+        with plain_warnings():
+            return {"listen": cmd_listen, "detect": cmd_detect, "serve": cmd_serve}[args.cmd](args)
+    except (AudioError, BundleError, StoreError, TextError, ValueError, NoMicrophone) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -47,6 +47,8 @@ class DetectorConfig:
     vad: bool = True
     vad_mode: int = 2
     vad_min_speech: float = 0.1      # fraction of 10 ms slots in the window that must be speech
+    # a speech slot must also stand this far above the noise floor (kws.vad); None: webrtcvad only
+    vad_noise_margin_db: Optional[float] = 4.0
     variant: str = "int8"            # model variant: int8 or fp32
     max_batch: int = 64              # windows per onnxruntime call in offline scoring (window_scores)
 
@@ -144,7 +146,8 @@ class Detector:
             from kws.vad import StreamingVad
 
             slots = fe.samples(0, self._ring.capacity)[1] // _VAD_SLOT + 8
-            self._vad = StreamingVad(cfg.vad_mode, capacity_slots=slots)
+            self._vad = StreamingVad(cfg.vad_mode, capacity_slots=slots,
+                                     noise_margin_db=cfg.vad_noise_margin_db)
         self._tracks = [_Track() for _ in self._names]
         self._next_hop = self.plan.hop
 

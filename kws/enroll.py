@@ -6,6 +6,11 @@ export and import them. Thresholds are tuned per keyword to its equal error rate
     python -m kws.enroll add jarvis --record 3
     python -m kws.enroll list
     python -m kws.enroll test recording.wav
+    python -m kws.enroll restore        # a damaged store: back to its last good version
+    python -m kws.enroll reset          # or start empty (the old files are kept in old-<time>/)
+
+--store, --bundle and --variant go before or after the command (the store: --store, else
+$KWS_STORE, else the user data folder; see docs/keywords.md).
 """
 from __future__ import annotations
 
@@ -20,7 +25,8 @@ import numpy as np
 
 from kws.audio import SAMPLE_RATE, load_audio
 from kws.bundle import Bundle, BundleError
-from kws.keywords import Keyword, KeywordSet, StoreError, default_store_dir
+from kws.keywords import (Keyword, KeywordSet, StoreError, edit_store, export_doc, parse_export,
+                          reset_store, resolve_store, restore_backup)
 from kws.mic import NoMicrophone
 from kws.phonemes import parse_phonemes, pronounce
 
@@ -98,7 +104,8 @@ def build_keyword(bundle: Bundle, name: str, text: Optional[str], phonemes: Opti
     tuned["examples"] = len(examples)
     neg = list(th.background_scores(bundle, vec))
     tuned["background_windows"] = len(neg)
-    spoken = text if text is not None else None
+    # the TTS voices read the normalised words ("café" -> "cafe", "7" -> "seven"), as embedded
+    spoken = " ".join(pron.words) if pron is not None and pron.words else text
     if spoken is not None:
         progress("  rendering the keyword and close-sounding words with the offline TTS voices ...")
         neighbours = th.phonetic_neighbours(pron.phonemes, NEIGHBOURS, seed) if pron is not None else []
@@ -137,7 +144,7 @@ def record_examples(n: int, seconds: float = 2.0, device=None) -> List[np.ndarra
 
 def _open(args):
     bundle = Bundle.load(args.bundle, variant=args.variant)
-    store = Path(args.store) if args.store else default_store_dir()
+    store = resolve_store(args.store)
     if (store / "keywords.json").exists():
         ks = KeywordSet.load(store, bundle.model_id)
     else:
@@ -150,7 +157,7 @@ def cmd_add(args) -> int:
     name = args.name or args.text or (Path(args.examples[0]).stem if args.examples else None)
     if not name:
         raise EnrollError("give the keyword's text or --name")
-    if name in ks:
+    if name.strip() in ks:
         raise StoreError(f"a keyword named {name!r} exists already (remove or rename it first)")
     examples = []
     for f in args.examples or []:
@@ -160,8 +167,10 @@ def cmd_add(args) -> int:
             examples.append(check_example(a, f"recording {i + 1}"))
     t0 = time.time()
     kw = build_keyword(bundle, name, args.text, args.phonemes, examples, tune=not args.no_tune)
-    ks.add(kw)
-    ks.save(store)
+    # tuning takes seconds and runs unlocked; the store is re-read under its lock, so keywords
+    # that other processes added meanwhile are kept
+    with edit_store(store, bundle.model_id) as ks:
+        ks.add(kw)
     eer_s = f"EER {kw.eer:.1%}" if kw.eer is not None else "untuned"
     print(f"added {kw.name!r} [{kw.phonemes or 'from examples'}] source={kw.source} "
           f"threshold={kw.threshold:.3f} ({eer_s}, {time.time() - t0:.1f} s) -> {store}")
@@ -184,18 +193,18 @@ def cmd_list(args) -> int:
 
 
 def cmd_remove(args) -> int:
-    _, store, ks = _open(args)
-    for n in args.names:
-        ks.remove(n)
-    ks.save(store)
+    bundle, store, _ = _open(args)
+    with edit_store(store, bundle.model_id) as ks:
+        for n in args.names:
+            ks.remove(n)
     print(f"removed {', '.join(args.names)}")
     return 0
 
 
 def cmd_rename(args) -> int:
-    _, store, ks = _open(args)
-    ks.rename(args.old, args.new)
-    ks.save(store)
+    bundle, store, _ = _open(args)
+    with edit_store(store, bundle.model_id) as ks:
+        ks.rename(args.old, args.new)
     print(f"renamed {args.old!r} to {args.new!r}")
     return 0
 
@@ -228,44 +237,75 @@ def cmd_test(args) -> int:
 
 def cmd_export(args) -> int:
     _, _, ks = _open(args)
-    doc = {"model_id": ks.model_id,
-           "keywords": [dict(k.meta(), vectors=k.vectors.tolist()) for k in ks]}
-    Path(args.file).write_text(json.dumps(doc))
+    Path(args.file).write_text(json.dumps(export_doc(ks)))
     print(f"exported {len(ks)} keywords to {args.file}")
     return 0
 
 
 def cmd_import(args) -> int:
     bundle, store, ks = _open(args)
-    doc = json.loads(Path(args.file).read_text())
-    same_model = doc.get("model_id") == bundle.model_id
-    added = 0
-    for meta in doc["keywords"]:
-        vec = np.array(meta.pop("vectors"), dtype=np.float32)
-        if meta["name"] in ks:
+    f = Path(args.file)
+    if not f.is_file():
+        raise EnrollError(f"{f}: no such file")
+    model_id, entries = parse_export(f.read_bytes(), str(f))
+    same_model = model_id == bundle.model_id
+    new: List[Keyword] = []
+    for meta, vec in entries:
+        if meta["name"] in ks or any(k.name == meta["name"] for k in new):
             print(f"skipped {meta['name']!r}: exists already")
-            continue
-        if same_model:
-            ks.add(Keyword(vectors=vec, **meta))
+        elif same_model:
+            new.append(Keyword(vectors=vec, **meta))
         elif meta.get("text"):
-            kw = build_keyword(bundle, meta["name"], meta["text"], None, [], tune=not args.no_tune)
-            ks.add(kw)
+            new.append(build_keyword(bundle, meta["name"], meta["text"], None, [], tune=not args.no_tune))
             print(f"re-embedded {meta['name']!r} from its text for this model")
         else:
             print(f"skipped {meta['name']!r}: enrolled from examples for another model; re-enroll it")
-            continue
-        added += 1
-    ks.save(store)
-    print(f"imported {added} keywords into {store}")
+    added = []
+    with edit_store(store, bundle.model_id) as ks:
+        for kw in new:
+            if kw.name in ks:
+                print(f"skipped {kw.name!r}: added meanwhile by another process")
+            else:
+                ks.add(kw)
+                added.append(kw.name)
+    print(f"imported {len(added)} keywords into {store}")
     return 0
+
+
+def cmd_restore(args) -> int:
+    ks, aside = restore_backup(resolve_store(args.store))
+    n = len(ks)
+    print(f"restored {n} keyword{'s' * (n != 1)} ({', '.join(ks.names) or 'none'}); the replaced files "
+          f"are kept in {aside}")
+    return 0
+
+
+def cmd_reset(args) -> int:
+    store = resolve_store(args.store)
+    aside = reset_store(store)
+    if aside is None:
+        print(f"{store} holds no keyword store; nothing to reset")
+    else:
+        print(f"the keyword store {store} is empty now; its files are kept in {aside} "
+              f"(python -m kws.enroll restore brings back the last good version)")
+    return 0
+
+
+def store_arguments(p: argparse.ArgumentParser, top: bool) -> None:
+    """--store, --bundle, --variant: on the top-level parser (with defaults) and again on each
+    command (``top=False``: no default, so that a value given before the command stays)."""
+    kw = {} if top else {"default": argparse.SUPPRESS}
+    p.add_argument("--store", **({"default": None} if top else kw),
+                   help="keyword store folder (default: $KWS_STORE, else the user data folder)")
+    p.add_argument("--bundle", **({"default": None} if top else kw),
+                   help="model bundle folder (default: the one shipped in the package)")
+    p.add_argument("--variant", choices=("int8", "fp32"), **({"default": "int8"} if top else kw))
 
 
 def build_parser(prog: str = "python -m kws.enroll") -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog=prog, description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--store", help="keyword store folder (default: the user data folder, or $KWS_STORE)")
-    ap.add_argument("--bundle", help="model bundle folder (default: the one shipped in the package)")
-    ap.add_argument("--variant", choices=("int8", "fp32"), default="int8")
+    store_arguments(ap, top=True)
     sub = ap.add_subparsers(dest="cmd", required=True)
     a = sub.add_parser("add", help="add a keyword by text and/or examples")
     a.add_argument("text", nargs="?", help="the keyword as text (any word or phrase)")
@@ -298,14 +338,25 @@ def build_parser(prog: str = "python -m kws.enroll") -> argparse.ArgumentParser:
     i.add_argument("file")
     i.add_argument("--no-tune", action="store_true")
     i.set_defaults(func=cmd_import)
+    o = sub.add_parser("restore", help="make the last good version of the store the store again")
+    o.set_defaults(func=cmd_restore)
+    z = sub.add_parser("reset", help="start an empty store (its files are kept in old-<time>/)")
+    z.set_defaults(func=cmd_reset)
+    for p in sub.choices.values():
+        store_arguments(p, top=False)
     return ap
 
 
 def main(argv=None, prog: str = "python -m kws.enroll") -> int:
+    from kws.audio import plain_warnings
+    from kws.cli import check_package
+
     args = build_parser(prog).parse_args(argv)
     try:
-        return args.func(args)
-    except (ValueError, StoreError, BundleError, NoMicrophone) as exc:
+        check_package()
+        with plain_warnings():
+            return args.func(args)
+    except (ValueError, StoreError, BundleError, NoMicrophone, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -397,7 +397,9 @@ def main(argv=None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bundle", help="bundle folder (default: shipped)")
     ap.add_argument("--variant", choices=("int8", "fp32"), default="int8")
-    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--data", type=Path, default=None,
+                    help="folder of real recordings (wakewords/, fsdd/, ...); default ../shared/data "
+                         "beside a checkout, required for an installed kws")
     ap.add_argument("--out", type=Path, default=Path("eval-report"))
     ap.add_argument("--per-keyword", type=int, default=100, help="wake-word clips per keyword")
     ap.add_argument("--fsdd", type=int, default=300, help="FSDD clips")
@@ -413,6 +415,13 @@ def main(argv=None) -> int:
                     "--out eval-music.ogg; never a file used in training)")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
+    if args.data is None:
+        if not (Path(__file__).resolve().parents[1] / "setup.cfg").is_file():
+            print("error: give --data DIR, the folder of real recordings (wakewords/, fsdd/, ...): "
+                  "kws is installed as a package, not run from a checkout with ../shared/data beside it",
+                  file=sys.stderr)
+            return 2
+        args.data = DEFAULT_DATA
     if not (args.data / "wakewords").is_dir():
         print(f"error: no recordings at {args.data} (give --data ../shared/data)", file=sys.stderr)
         return 2

@@ -179,6 +179,7 @@ class Microphone:
         self.samplerate: Optional[int] = None  # the rate the device records at
         self.channels = 1
         self.overflows = 0      # input overflows + blocks dropped because the reader was too slow
+        self.callback_errors: List[str] = []   # the last errors met in the audio callback
         self.losses = 0         # times the device went away
         self.samples = 0        # 16 kHz samples delivered
         self.short_s = 0.0      # seconds of audio the device failed to deliver in time (see _check)
@@ -240,14 +241,19 @@ class Microphone:
         raise DeviceRefused(f"input device {info['name']!r} could not be opened: " + "; ".join(tried))
 
     def _callback(self, indata, frames, time_info, status) -> None:
-        self._frames += frames
-        if status.input_overflow:
-            self.overflows += 1
-        block = indata[:, 0].copy() if indata.shape[1] == 1 else indata.mean(axis=1, dtype=np.float32)
+        # never raises: an exception here makes PortAudio stop the stream for good, so a block
+        # that cannot be taken is counted as dropped (and its error kept for the report)
         try:
+            self._frames += frames
+            if status.input_overflow:
+                self.overflows += 1
+            block = indata[:, 0].copy() if indata.shape[1] == 1 else indata.mean(axis=1, dtype=np.float32)
             self._q.put_nowait(block)
         except queue.Full:
             self.overflows += 1
+        except Exception as exc:
+            self.overflows += 1
+            self.callback_errors = (self.callback_errors + [f"{type(exc).__name__}: {exc}"])[-10:]
 
     @staticmethod
     def _close(stream) -> None:

@@ -6,6 +6,7 @@ boundary token ``|`` between words. Token ids: 0 = padding, 1 = ``|``, 2.. = pho
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Dict, List, Sequence, Tuple
@@ -34,6 +35,23 @@ class TextError(ValueError):
     """Text that cannot be turned into a keyword."""
 
 
+# Latin letters that do not decompose into a base letter and accents
+_LATIN_EXTRA = str.maketrans({"ß": "ss", "ẞ": "SS", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE",
+                              "ø": "o", "Ø": "O", "đ": "d", "Đ": "D", "ł": "l", "Ł": "L", "þ": "th",
+                              "Þ": "TH", "ð": "dh", "Ð": "DH", "ı": "i", "ŋ": "ng", "ħ": "h"})
+_APOSTROPHES = str.maketrans({c: "'" for c in "\u2019\u2018\u02bc\u02b9\u0060\u00b4\u2032\uff07"})
+_DASHES = str.maketrans({c: "-" for c in "\u2010\u2011\u2012\u2013\u2014\u2212\ufe63\uff0d"})
+
+
+def transliterate(text: str) -> str:
+    """Latin letters with accents to plain ones ("café" -> "cafe", "Zürich" -> "Zurich",
+    "straße" -> "strasse"); typographic apostrophes and dashes to ASCII; compatibility forms
+    (full-width letters, ligatures) to plain letters. Other scripts are left as they are."""
+    text = unicodedata.normalize("NFKD", text.translate(_APOSTROPHES).translate(_DASHES))
+    text = "".join(c for c in text if unicodedata.category(c) != "Mn")
+    return unicodedata.normalize("NFC", text).translate(_LATIN_EXTRA)
+
+
 def number_to_words(n: int) -> List[str]:
     """English words for 0 <= n < 10**9 ("7" -> seven, "42" -> forty two)."""
     if n < 20:
@@ -50,13 +68,22 @@ def number_to_words(n: int) -> List[str]:
 
 
 def normalize(text: str) -> List[str]:
-    """Lower-case words of letters and apostrophes; digits spelled out; punctuation dropped."""
+    """Lower-case words of letters and apostrophes; digits spelled out; punctuation dropped.
+
+    Accented Latin letters are transliterated (:func:`transliterate`); words in other scripts
+    are refused with a :class:`TextError` (the model pronounces English only), never dropped.
+    """
     if not isinstance(text, str):
         raise TextError(f"keyword text must be a string, got {type(text).__name__}")
     if len(text) > MAX_CHARS:
         raise TextError(f"keyword text is {len(text)} characters long; at most {MAX_CHARS}")
+    plain = transliterate(text)
+    foreign = [w for w in plain.split() if any(not c.isascii() and unicodedata.category(c)[0] in "LM"
+                                               for c in w)]
+    if foreign:
+        raise TextError("only English words can be pronounced: " + ", ".join(repr(w) for w in foreign))
     words: List[str] = []
-    for tok in re.findall(r"[A-Za-z']+|\d+", text.replace("-", " ")):
+    for tok in re.findall(r"[A-Za-z']+|\d+", plain.replace("-", " ")):
         if tok.isdigit():
             words.extend(number_to_words(int(tok)) if len(tok) <= 9
                          else [_ONES[int(d)] for d in tok])

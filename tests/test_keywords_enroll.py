@@ -26,7 +26,11 @@ def test_store_round_trip(tmp_path):
     assert len(list(tmp_path.glob("vectors-*.npz"))) == 1
     back.remove("a")
     back.save(tmp_path)
-    assert len(list(tmp_path.glob("vectors-*.npz"))) == 1      # old vectors cleaned up
+    assert len(list(tmp_path.glob("vectors-*.npz"))) == 2      # the store's and its backup's
+    back.add(_kw("c", seed=3))
+    back.save(tmp_path)
+    assert len(list(tmp_path.glob("vectors-*.npz"))) == 2      # older vectors cleaned up
+    assert KeywordSet.load(tmp_path).names == ["b", "c"]
 
 
 def test_refuses_other_model_and_corruption(tmp_path):

@@ -1,0 +1,359 @@
+"""The keyword store under concurrent writers, damaged files and both ways of naming it."""
+import json
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kws.bundle import Bundle
+from kws.enroll import main as enroll
+from kws.keywords import (BACKUP_FILE, STORE_FILE, CorruptStoreError, Keyword, KeywordSet, StoreError,
+                          edit_store, reset_store, resolve_store, restore_backup)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _kw(name, d=16, seed=0):
+    v = np.random.default_rng(seed).normal(size=(1, d)).astype(np.float32)
+    return Keyword(name=name, vectors=v, threshold=0.3, text=name)
+
+
+def _files(d):
+    return {p.name: p.read_bytes() for p in sorted(Path(d).glob("*")) if p.is_file()}
+
+
+# ------------------------------------------------------------------ concurrent writers
+def test_processes_enrolling_at_once_keep_every_keyword(tmp_path):
+    """The case that lost keywords: several `python -m kws.enroll add` on one store at once."""
+    store = tmp_path / "s"
+    words = ["alpha", "bravo", "charlie", "delta"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    procs = [subprocess.Popen([sys.executable, "-m", "kws.enroll", "--store", str(store), "add", w,
+                               "--no-tune"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=env) for w in words]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err
+        assert "added" in out
+    assert sorted(KeywordSet.load(store).names) == sorted(words)
+
+
+def _writer(store, worker, n, errors):
+    try:
+        for i in range(n):
+            with edit_store(store, "m") as ks:
+                ks.add(_kw(f"w{worker}-{i}", seed=worker * 100 + i))
+                time.sleep(0.002)            # widen the read-modify-write window
+    except BaseException as exc:  # reported to the parent, which fails the test
+        errors.put(repr(exc))
+
+
+def _reader(store, stop, errors):
+    try:
+        while not stop.is_set():
+            if (Path(store) / STORE_FILE).exists():
+                KeywordSet.load(store, "m")
+    except BaseException as exc:
+        errors.put(repr(exc))
+
+
+def test_library_writers_and_readers_never_lose_or_break(tmp_path):
+    store = str(tmp_path / "s")
+    ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    errors, stop = ctx.Queue(), ctx.Event()
+    readers = [ctx.Process(target=_reader, args=(store, stop, errors)) for _ in range(2)]
+    writers = [ctx.Process(target=_writer, args=(store, w, 10, errors)) for w in range(4)]
+    for p in readers + writers:
+        p.start()
+    for p in writers:
+        p.join(120)
+    stop.set()
+    for p in readers:
+        p.join(30)
+    found = []
+    while not errors.empty():
+        found.append(errors.get())
+    assert not found
+    names = KeywordSet.load(store, "m").names
+    assert sorted(names) == sorted(f"w{w}-{i}" for w in range(4) for i in range(10))
+
+
+def test_edit_store_writes_nothing_when_the_block_fails(tmp_path):
+    KeywordSet("m", [_kw("a")]).save(tmp_path)
+    before = _files(tmp_path)
+    with pytest.raises(RuntimeError):
+        with edit_store(tmp_path, "m") as ks:
+            ks.add(_kw("b"))
+            raise RuntimeError("boom")
+    assert {k: v for k, v in _files(tmp_path).items() if not k.startswith(".")} == \
+        {k: v for k, v in before.items() if not k.startswith(".")}
+
+
+def test_lock_timeout_is_a_clear_error(tmp_path):
+    from filelock import FileLock
+
+    from kws.keywords import LOCK_FILE, store_lock
+
+    tmp_path.mkdir(exist_ok=True)
+    ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    held, release = ctx.Event(), ctx.Event()
+
+    def hold():
+        with FileLock(str(tmp_path / LOCK_FILE)):
+            held.set()
+            release.wait(30)
+
+    p = ctx.Process(target=hold)
+    p.start()
+    try:
+        assert held.wait(30)
+        with pytest.raises(StoreError, match="another kws process"):
+            with store_lock(tmp_path, timeout=0.2):
+                pass
+    finally:
+        release.set()
+        p.join(30)
+
+
+# ------------------------------------------------------------------ where the store is
+def test_kws_store_and_store_flag_mean_the_same_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("kws.corpus.tts.available_engines", lambda: [])
+    d = tmp_path / "x"
+    monkeypatch.setenv("KWS_STORE", str(d))
+    assert resolve_store() == d == resolve_store(str(d))
+    assert enroll(["add", "alpha", "--no-tune"]) == 0              # through $KWS_STORE
+    assert (d / STORE_FILE).exists()
+    monkeypatch.delenv("KWS_STORE")
+    assert enroll(["--store", str(d), "add", "bravo", "--no-tune"]) == 0
+    assert enroll(["add", "charlie", "--no-tune", "--store", str(d)]) == 0   # after the command too
+    assert KeywordSet.load(d).names == ["alpha", "bravo", "charlie"]
+    capsys.readouterr()
+    assert enroll(["list", "--store", str(d), "--json"]) == 0
+    assert [k["name"] for k in json.loads(capsys.readouterr().out)] == ["alpha", "bravo", "charlie"]
+
+
+def test_store_flag_before_or_after_detect(tmp_path, capsys):
+    from kws.cli import main
+
+    d = tmp_path / "s"
+    bundle = Bundle.load()
+    ks = KeywordSet(bundle.model_id)
+    ks.add(Keyword(name="jarvis", vectors=bundle.embed_text("jarvis")[None], threshold=0.3, text="jarvis"))
+    ks.save(d)
+    outs = []
+    for argv in (["--store", str(d), "detect"], ["detect", "--store", str(d)], [f"--store={d}", "detect"]):
+        assert main(argv) == 0
+        outs.append([json.loads(l)["keyword"] for l in capsys.readouterr().out.splitlines()])
+    assert outs[0] == outs[1] == outs[2] and "jarvis" in outs[0]
+    with pytest.raises(SystemExit):
+        main(["--store", str(d), "search", "query", "x", "y"])
+    assert "--store goes with" in capsys.readouterr().err
+
+
+def test_old_kws_store_layout_is_named_not_ignored(tmp_path, monkeypatch, capsys):
+    KeywordSet(Bundle.load().model_id, [_kw("a", d=512)]).save(tmp_path / "keywords")
+    monkeypatch.setenv("KWS_STORE", str(tmp_path))
+    with pytest.raises(StoreError, match="name the store folder itself"):
+        resolve_store()
+    assert enroll(["list"]) == 2
+    assert f"KWS_STORE={tmp_path / 'keywords'}" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ damaged stores
+def _good_store(d):
+    ks = KeywordSet(Bundle.load().model_id, [_kw("a", d=512)])
+    ks.save(d)
+    ks.add(_kw("b", d=512, seed=1))
+    ks.save(d)                  # now with a backup holding 'a' only
+    return ks
+
+
+@pytest.mark.parametrize("damage, why", [
+    (lambda f: f.write_text("[]"), "a JSON list where an object is expected"),
+    (lambda f: f.write_bytes(b"\xff\xfe\x00garbage"), "not UTF-8"),
+    (lambda f: f.write_text("{"), "not valid JSON"),
+    (lambda f: f.write_text(json.dumps(dict(json.loads(f.read_text()), keywords=[
+        {k: v for k, v in m.items() if k != "threshold"} for m in json.loads(f.read_text())["keywords"]]))),
+     "no threshold"),
+    (lambda f: f.write_text(json.dumps(dict(json.loads(f.read_text()), keywords=[
+        dict(m, threshold="high") for m in json.loads(f.read_text())["keywords"]]))), "'threshold' is 'high'"),
+    (lambda f: f.write_text(json.dumps(dict(json.loads(f.read_text()), vectors="../../etc/passwd"))),
+     "'vectors' is"),
+    (lambda f: f.write_text(json.dumps(dict(json.loads(f.read_text()), version=7))), "newer kws"),
+    (lambda f: [p.unlink() for p in f.parent.glob("vectors-*.npz")], "cannot be read"),
+])
+def test_corrupt_store_names_file_and_way_out(tmp_path, capsys, damage, why):
+    restorable = why != "cannot be read"          # that damage took the backup's vectors too
+    d = tmp_path / "s"
+    _good_store(d)
+    damage(d / STORE_FILE)
+    with pytest.raises(CorruptStoreError) as e:
+        KeywordSet.load(d)
+    msg = str(e.value)
+    assert str(d / STORE_FILE) in msg and why in msg
+    assert ("restore the last good version (saved" in msg) == restorable
+    assert "1 keyword: a)" in msg or not restorable
+    assert "kws.enroll --store" in msg and " reset" in msg
+    before = _files(d)
+    # every command refuses with that message and a status, no traceback, nothing written
+    assert enroll(["--store", str(d), "list"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err and "reset" in err
+    from kws.cli import main
+    assert main(["detect", "--store", str(d)]) == 2
+    assert "corrupt keyword store" in capsys.readouterr().err
+    assert _files(d) == before
+
+
+def test_restore_brings_back_the_last_good_version(tmp_path, capsys):
+    d = tmp_path / "s"
+    _good_store(d)
+    (d / STORE_FILE).write_text("[]")
+    assert enroll(["--store", str(d), "restore"]) == 0
+    assert "restored 1 keyword (a)" in capsys.readouterr().out
+    assert KeywordSet.load(d).names == ["a"]
+    kept = list(d.glob("old-*"))
+    assert len(kept) == 1 and (kept[0] / STORE_FILE).read_text() == "[]"   # nothing thrown away
+    # a removal can be undone the same way
+    assert enroll(["--store", str(d), "add", "zulu", "--no-tune"]) == 0
+    assert enroll(["--store", str(d), "remove", "zulu"]) == 0
+    restore_backup(d)
+    assert KeywordSet.load(d).names == ["a", "zulu"]
+
+
+def test_reset_keeps_the_files_and_starts_empty(tmp_path, capsys):
+    d = tmp_path / "s"
+    _good_store(d)
+    (d / STORE_FILE).write_bytes(b"\xff" * 10)
+    assert enroll(["--store", str(d), "reset"]) == 0
+    assert "is empty now" in capsys.readouterr().out
+    assert not (d / STORE_FILE).exists()
+    (old,) = d.glob("old-*")
+    assert (old / STORE_FILE).read_bytes() == b"\xff" * 10 and (old / BACKUP_FILE).exists()
+    assert enroll(["--store", str(d), "add", "alpha", "--no-tune"]) == 0
+    assert KeywordSet.load(d).names == ["alpha"]
+    assert reset_store(tmp_path / "nothing") is None
+
+
+def test_restore_without_backup_or_with_a_bad_one(tmp_path):
+    d = tmp_path / "s"
+    KeywordSet("m", [_kw("a")]).save(d)
+    with pytest.raises(StoreError, match="no backup"):
+        restore_backup(d)
+    KeywordSet("m", [_kw("b")]).save(d)
+    (d / BACKUP_FILE).write_text("{}")
+    with pytest.raises(CorruptStoreError, match=BACKUP_FILE):
+        restore_backup(d)
+    assert KeywordSet.load(d).names == ["b"]
+
+
+@pytest.mark.parametrize("content, msg", [
+    (b"\xff\xfe", "not UTF-8"),
+    (b"[1, 2]", "no list of 'keywords'"),
+    (json.dumps({"keywords": [{"name": "x", "threshold": 0.3}]}).encode(), "no vectors"),
+    (json.dumps({"keywords": [{"name": "x", "threshold": 0.3, "vectors": [[1, "a"]]}]}).encode(), "'vectors'"),
+])
+def test_import_of_a_bad_file_is_refused(tmp_path, capsys, content, msg):
+    d = tmp_path / "s"
+    _good_store(d)
+    before = _files(d)
+    f = tmp_path / "in.json"
+    f.write_bytes(content)
+    assert enroll(["--store", str(d), "import", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert "not a kws keyword export" in err and msg in err and str(f) in err
+    assert _files(d) == before
+
+
+def test_export_import_round_trip(tmp_path, capsys):
+    d, d2 = tmp_path / "s", tmp_path / "s2"
+    _good_store(d)
+    assert enroll(["--store", str(d), "export", str(tmp_path / "e.json")]) == 0
+    assert enroll(["--store", str(d2), "import", str(tmp_path / "e.json")]) == 0
+    assert KeywordSet.load(d2).names == ["a", "b"]
+    np.testing.assert_allclose(KeywordSet.load(d2)["b"].vectors, KeywordSet.load(d)["b"].vectors, atol=1e-6)
+
+
+# ------------------------------------------------------------------ fuzz: the loader
+_json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+                     lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4),
+                     max_leaves=12)
+_fields = st.sampled_from(["name", "threshold", "text", "phonemes", "source", "eer", "tuned_on",
+                           "created", "vectors", "version", "model_id", "keywords", "vectors_sha256"])
+
+
+def _fuzz_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("fuzz")
+    KeywordSet("m", [_kw("a"), _kw("b", seed=1)]).save(d)
+    return d
+
+
+def _load_clear_or_valid(d):
+    before = _files(d)
+    try:
+        ks = KeywordSet.load(d)
+    except StoreError as exc:
+        assert str(d) in str(exc)
+    else:
+        for k in ks:
+            assert k.vectors.ndim == 2 and np.all(np.isfinite(k.vectors)) and np.isfinite(k.threshold)
+    assert _files(d) == before
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=300))
+def test_fuzz_random_bytes_as_store(tmp_path_factory, data):
+    d = _fuzz_dir(tmp_path_factory)
+    (d / STORE_FILE).write_bytes(data)
+    _load_clear_or_valid(d)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(where=st.integers(0, 3), key=_fields, value=_json, cut=st.integers(0, 4000))
+def test_fuzz_mutated_store(tmp_path_factory, where, key, value, cut):
+    """A good store with one field replaced by any JSON value, or a file cut short."""
+    d = _fuzz_dir(tmp_path_factory)
+    f = d / STORE_FILE
+    doc = json.loads(f.read_text())
+    if where == 0:
+        doc[key] = value
+        f.write_text(json.dumps(doc))
+    elif where == 1:
+        doc["keywords"][0][key] = value
+        f.write_text(json.dumps(doc))
+    elif where == 2:
+        f.write_bytes(f.read_bytes()[:cut])
+    else:
+        vf = d / doc["vectors"]
+        vf.write_bytes(vf.read_bytes()[:cut])
+    _load_clear_or_valid(d)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(shape=st.lists(st.integers(0, 3), min_size=0, max_size=3),
+       dtype=st.sampled_from(["float32", "float64", "int8", "complex64", "bool"]), nan=st.booleans())
+def test_fuzz_wrong_array_shapes_with_a_good_checksum(tmp_path_factory, shape, dtype, nan):
+    """Arrays of any shape and type behind a matching checksum: refused or valid, never a crash."""
+    import hashlib
+    import io
+
+    d = _fuzz_dir(tmp_path_factory)
+    a = np.ones(shape, dtype=dtype)
+    if nan and a.dtype.kind == "f" and a.size:
+        a.flat[0] = np.nan
+    buf = io.BytesIO()
+    np.savez(buf, k0=a, k1=np.ones((1, 16), np.float32))
+    data = buf.getvalue()
+    name = f"vectors-{hashlib.sha256(data).hexdigest()[:12]}.npz"
+    (d / name).write_bytes(data)
+    doc = json.loads((d / STORE_FILE).read_text())
+    doc.update(vectors=name, vectors_sha256=hashlib.sha256(data).hexdigest())
+    (d / STORE_FILE).write_text(json.dumps(doc))
+    _load_clear_or_valid(d)
