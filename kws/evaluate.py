@@ -27,19 +27,18 @@ import random
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
 from kws.audio import AudioError, load_audio
 from kws.bundle import Bundle
-from kws.corpus.real import (DEFAULT_DATA, DIGITS, WAKEWORDS, babble, fsdd_clips, load_clip,
+from kws.corpus.real import (DEFAULT_DATA, DIGITS, WAKEWORDS, Clip, babble, fsdd_clips, load_clip,
                              read_speech, split_of, wakeword_clips)
 from kws.detector import Detector, DetectorConfig, detect_audio, max_scores
 from kws.keywords import Keyword, KeywordSet
 from kws.progress import progress
 from kws.metrics import eer, miss_at_false_alarm_rate, roc_points, same_different_ap
-from kws.thresholds import background_threshold
 
 
 def _load(clips, quiet):
@@ -156,14 +155,51 @@ def text_detector(bundle: Bundle, words, cfg: DetectorConfig) -> Detector:
     return Detector.from_texts(list(words), bundle=bundle, config=cfg)
 
 
-def example_detector(bundle: Bundle, examples: Dict[str, List[np.ndarray]], cfg) -> Detector:
+def raw_recordings(clips: Sequence[Clip]) -> Iterator[np.ndarray]:
+    """The clips' files as they are (no trimming: what a user hands to enrollment), in the order
+    given, skipping files that cannot be read. Lazy: only what enrollment takes is loaded."""
+    for c in clips:
+        try:
+            yield load_clip(c, trim=False)
+        except AudioError:
+            continue
+
+
+class ExampleEnrollment(NamedTuple):
+    detector: Detector
+    examples: Dict[str, List[np.ndarray]]   # each keyword's accepted recordings as enrollment kept them
+    refused: Dict[str, List[str]]           # enrollment's message for each recording it refused
+
+
+def example_detector(bundle: Bundle, recordings: Dict[str, Iterable[np.ndarray]], cfg: DetectorConfig,
+                     n: int = 3, with_text: bool = False) -> ExampleEnrollment:
+    """Enroll every keyword from example recordings exactly as ``python -m kws.enroll add --name
+    NAME --examples ...`` does (``with_text``: as ``add NAME --examples ...``, which also embeds the
+    name as text): kws.enroll.check_example refuses unusable recordings and trims the silence
+    around the word, kws.enroll.build_keyword embeds, averages and tunes the threshold.
+
+    The one place evaluation and benchmarks enroll from examples. Each keyword takes the first
+    ``n`` recordings enrollment accepts (a refused one is replaced by the next, as a user records
+    again). Returns the detector and the trimmed examples, for other engines to get the same audio.
+    """
+    from kws.enroll import EnrollError, build_keyword, check_example
+
     ks = KeywordSet(bundle.model_id)
-    for w, ex in examples.items():
-        e = bundle.embed_clips(ex)
-        v = e.mean(0)
-        v /= np.linalg.norm(v)
-        ks.add(Keyword(name=w, vectors=v[None], threshold=background_threshold(bundle, v[None]), source="examples"))
-    return Detector(ks, bundle, cfg)
+    kept: Dict[str, List[np.ndarray]] = {}
+    refused: Dict[str, List[str]] = {}
+    for w, recs in recordings.items():
+        kept[w], refused[w] = [], []
+        for i, x in enumerate(recs):
+            if len(kept[w]) == n:
+                break
+            try:
+                kept[w].append(check_example(x, f"{w!r} example {i + 1}"))
+            except EnrollError as exc:
+                refused[w].append(str(exc))
+        if not kept[w]:
+            raise EnrollError(f"{w!r}: no example recording that enrollment accepts ({'; '.join(refused[w])})")
+        ks.add(build_keyword(bundle, w, w if with_text else None, None, kept[w], progress=lambda *_: None))
+    return ExampleEnrollment(Detector(ks, bundle, cfg), kept, refused)
 
 
 def run(bundle: Bundle, data: Path, per_keyword: int, fsdd_n: int, background_s: float,
@@ -190,9 +226,10 @@ def run(bundle: Bundle, data: Path, per_keyword: int, fsdd_n: int, background_s:
     enroll_ex = {}
     for w in WAKEWORDS:
         cands = [c for c in wake if c.label == w and split_of(c) != test_half]
-        enroll_ex[w] = [x for _, x in _load(pick.sample(cands, 3), True)]
+        first = pick.sample(cands, 3)      # replacements for refused files: the others, by name
+        enroll_ex[w] = raw_recordings(first + [c for c in cands if c not in first])
     tdet = text_detector(bundle, WAKEWORDS, cfg)
-    edet = example_detector(bundle, enroll_ex, cfg)
+    edet = example_detector(bundle, enroll_ex, cfg).detector
     ww = {"clips": len(xs), "text": clip_eers(tdet, xs, ys, quiet, "wake words, text"),
           "examples": clip_eers(edet, xs, ys, quiet, "wake words, examples")}
     noise = _noise_bank(data)
