@@ -1,31 +1,51 @@
-"""Side by side on the same audio: kws (text / 3 examples), PocketSphinx keyphrase spotting and
-EfficientWord-Net (references from the same 3 examples).
+"""Side by side on the same audio: kws (text / 3 examples / both), PocketSphinx keyphrase
+spotting, EfficientWord-Net (references from the same 3 examples) and openWakeWord (its
+pre-trained heads).
 
     pip install pocketsphinx
-    pip install --no-deps efficientword-net   # its pyaudio/typer/twine needs are for its mic demo
+    pip install --no-deps efficientword-net     # its pyaudio/typer/twine needs are for its mic demo
+    pip install --no-deps openwakeword==0.5.1   # onnx inference; its tflite/speex needs are optional
     python benchmarks/compare_engines.py --data ../shared/data --out benchmarks/results
 
+A missing engine is skipped with a message. Prints a markdown table and writes results.json,
+table.md and det.png (DET curves, wake words, clean) to --out: re-running it is all a new model
+needs. --per-keyword, --background-s, --sets and --engines make a smaller run.
+
 Data (../shared/data): the held-out half 'b' of the wake words (alexa, computer, jarvis) and of
-the FSDD digits; the enrollment examples come from half 'a'. Negatives for a keyword are the
-clips of the other keywords of its set, and background speech (speechocean762 read sentences by
-the held-out half of its speakers, which hold none of the keywords) for false alarms per hour. Clean and with real noise at 10 dB.
+the FSDD digits, trimmed by energy and then given 0.5 s of silence either side (every engine hears
+the same padded clip; PocketSphinx misses many words that start at the first sample). Negatives
+for a keyword are the clips of the other keywords of its set. Noisy: real noise (dishes, bike,
+tap) over the whole padded clip, 10 dB under the word. False alarms: every recording of held-out
+speakers there is (kws.corpus.real.held_out_speech_files: speechocean762 speakers of half 'b' and
+LibriSpeech test-other, 1.5 h; none says a keyword, and kws never trained on any of it).
+
+Example enrollment is the product's: the files of half 'a' as they are go through
+kws.evaluate.example_detector (what `python -m kws.enroll add --name NAME --examples ...` does:
+refuse unusable recordings, trim the silence, embed, tune; "text + 3 examples" is `add NAME
+--examples ...`, which embeds NAME's text too), and EfficientWord-Net gets the same trimmed
+examples.
 
 How each engine gives a score:
-- kws: best cosine of the detector's windows (0.3-0.9 s every 0.15 s) with the keyword's vector
-  (text embedding, or the mean of the 3 example embeddings); background peaks 1 s apart.
+- kws: best cosine of the detector's windows (Detector.plan) with the keyword's vectors (text
+  embedding and/or the mean of the 3 example embeddings); background peaks 1 s apart.
 - PocketSphinx 5 (bundled en-us model, keyphrase search, all keywords of a set in one search):
-  it only says detected / not detected at a threshold, so each clip or stretch of background is
+  it only says detected / not detected at a threshold, so each clip or file of background is
   decoded at 9 thresholds 1e-80..1e0 and a clip's score is the log10 of the highest threshold
-  still detecting the keyword. Words its dictionary lacks get kws's G2P pronunciation.
-- EfficientWord-Net 1.0.5 (bundled ResNet-50 ArcFace ONNX, fp32): 1.5 s windows (clips padded
-  centred, as its reference generator pads them) every 0.25 s, score = best cosine with the
-  example references (its own engine uses the same max-cosine rule).
+  still detecting the keyword. A keyword is the normalised words of its text; each word its
+  dictionary lacks gets kws's pronunciation in upper-case ARPAbet.
+- EfficientWord-Net 1.0.5 (bundled ResNet-50 ArcFace ONNX, fp32, one thread): 1.5 s windows
+  (clips padded centred, as its reference generator pads them) every 0.25 s, score = best cosine
+  with the example references (its own engine uses the same max-cosine rule).
+- openWakeWord 0.5.1 (onnx, its pre-trained heads; 1280-sample int16 frames): a clip's score is
+  its highest frame score over Model.predict_clip (1 s of silence either side, its own protocol),
+  background peaks 1 s apart. Of our keywords it has a head for 'alexa' only ('hey jarvis' is
+  another phrase than 'jarvis'), so its row covers alexa alone; the alexa table compares it.
 
 Metrics: mean EER over the keywords of a set, clip-level; miss rate at 1 false alarm per hour
-(on the background); real-time factor on one core over the background audio (CPU time; kws
-scores offline, in batches; PocketSphinx's time divided by its 9 passes); model size on disk (what
-runs while listening); resident memory the engine adds, measured in a fresh process.
-Prints a markdown table and writes results.json and det.png (DET curves, wake words, clean).
+(the background's false alarms allowed: floor(hours), the same for every engine); real-time
+factor on one core over the background audio (CPU time; kws scores offline in batches;
+PocketSphinx's time divided by its 9 passes); model size on disk (what runs while listening);
+resident memory the engine adds, measured in a fresh process.
 """
 from __future__ import annotations
 
@@ -34,9 +54,10 @@ import json
 import os
 import random
 import sys
+import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, Iterable, List, Sequence
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("KWS_THREADS", "1")
@@ -45,16 +66,23 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kws.audio import AudioError  # noqa: E402
+from kws.audio import AudioError, load_audio  # noqa: E402
 from kws.bundle import Bundle  # noqa: E402
-from kws.corpus.real import (DIGITS, WAKEWORDS, fsdd_clips, load_clip, read_speech, split_of,  # noqa: E402
-                             wakeword_clips)
+from kws.corpus.real import (DIGITS, WAKEWORDS, fsdd_clips, held_out_speech_files, load_clip,  # noqa: E402
+                             split_of, wakeword_clips)
 from kws.detector import DetectorConfig, max_scores, window_scores  # noqa: E402
-from kws.evaluate import _noise_bank, example_detector, mix, text_detector  # noqa: E402
+from kws.evaluate import _noise_bank, example_detector, raw_recordings, text_detector  # noqa: E402
 from kws.metrics import eer, miss_at_false_alarm_rate, roc_points  # noqa: E402
 from kws.progress import progress  # noqa: E402
 
 PS_THRESHOLDS = [1e-80, 1e-60, 1e-50, 1e-40, 1e-30, 1e-20, 1e-10, 1e-5, 1.0]
+PAD_S = 0.5
+ENGINES = ("kws-text", "kws-examples", "kws-text+examples", "pocketsphinx", "efficientword", "openwakeword")
+SETS = {"wake": "wake words", "digits": "FSDD digits"}
+
+
+class NotApplicable(Exception):
+    """The engine has nothing to listen for in this set."""
 
 
 def peaks(series: np.ndarray, hop_s: float, refractory_s: float = 1.0) -> List[float]:
@@ -71,76 +99,112 @@ def peaks(series: np.ndarray, hop_s: float, refractory_s: float = 1.0) -> List[f
     return out
 
 
+def pcm16(x: np.ndarray) -> np.ndarray:
+    return (np.clip(x, -1, 1) * 32767).astype(np.int16)
+
+
 # ----------------------------------------------------------------------------- engines
 class KwsEngine:
     def __init__(self, name: str, detector):
         self.name, self.det = name, detector
-        self.cfg = detector.config
+        self.words = detector.keywords.names
 
-    def clip_scores(self, clips: List[np.ndarray]) -> np.ndarray:
+    def clip_scores(self, clips: Sequence[np.ndarray]) -> np.ndarray:
         return np.stack([max_scores(self.det, x) for x in clips])
 
-    def background_events(self, audio: List[np.ndarray]) -> List[List[float]]:
-        ev = [[] for _ in self.det.keywords.names]
+    def background_events(self, audio: Iterable[np.ndarray]) -> List[List[float]]:
+        ev: List[List[float]] = [[] for _ in self.words]
+        hop_s = self.det.plan.hop * self.det.frontend.hop / 16000
         for x in audio:
-            s = window_scores(self.det.bundle, self.det.keywords, x, self.cfg)
+            s = window_scores(self.det.bundle, self.det.keywords, x, self.det.config, self.det.plan)
             for k in range(s.shape[1]):
-                ev[k] += peaks(s[:, k], self.cfg.hop_s)
+                ev[k] += peaks(s[:, k], hop_s)
         return ev
+
+    def model_mb(self) -> float:   # the audio side is all that runs while listening
+        b = self.det.bundle
+        files = [b.manifest["variants"][b.variant]["audio"]] + [
+            b.manifest["frontend"][k] for k in ("network", "constants") if k in b.manifest.get("frontend", {})]
+        return sum((b.path / f).stat().st_size for f in files) / 1e6
+
+
+def add_missing_words(decoder, phrases: Sequence[str]) -> Dict[str, str]:
+    """Give a PocketSphinx decoder kws's pronunciation of every word of ``phrases`` (normalised,
+    space-separated) that its dictionary lacks: one word at a time, in upper-case ARPAbet, which
+    is what PocketSphinx 5 accepts. Returns {word: phones} of the words added."""
+    from kws.phonemes import word_phonemes
+
+    added: Dict[str, str] = {}
+    for phrase in phrases:
+        for w in phrase.split():
+            if w not in added and decoder.lookup_word(w) is None:
+                phones = " ".join(word_phonemes(w)[0]).upper()
+                decoder.add_word(w, phones, True)
+                added[w] = phones
+    return added
 
 
 class PocketSphinxEngine:
     name = "PocketSphinx keyphrase"
 
-    def __init__(self, words: List[str]):
+    def __init__(self, words: Sequence[str], thresholds: Sequence[float] = PS_THRESHOLDS):
         import pocketsphinx
 
-        from kws.phonemes import pronounce
+        from kws.phonemes import normalize
 
-        self.words = words
+        self.words = list(words)
+        self.thresholds = list(thresholds)
+        self.phrases = [" ".join(normalize(w)) for w in self.words]     # what it listens for
+        self.added: Dict[str, str] = {}
         self.decoders = []
-        for t in PS_THRESHOLDS:
-            d = pocketsphinx.Decoder(loglevel="FATAL", lm=None, keyphrase=words[0], kws_threshold=t)
-            for w in words:
-                if d.lookup_word(w) is None:
-                    d.add_word(w, " ".join(pronounce(w).phonemes).lower(), True)
-            path = Path(f"/tmp/kws-ps-{os.getpid()}-{len(self.decoders)}.kws")
-            path.write_text("".join(f"{w} /{t:.0e}/\n" for w in words))
-            d.add_kws("kws", str(path))
+        for t in self.thresholds:
+            d = pocketsphinx.Decoder(loglevel="FATAL", lm=None)
+            self.added = add_missing_words(d, self.phrases)
+            with tempfile.NamedTemporaryFile("w", suffix=".kws", delete=False) as fh:
+                fh.write("".join(f"{p} /{t:.0e}/\n" for p in self.phrases))
+            try:
+                d.add_kws("kws", fh.name)
+            finally:
+                os.unlink(fh.name)
             d.activate_search("kws")
             self.decoders.append(d)
 
-    def _detections(self, d, x: np.ndarray):
-        pcm = (np.clip(x, -1, 1) * 32767).astype(np.int16).tobytes()
+    def _detections(self, d, x: np.ndarray) -> List[int]:
         d.start_utt()
-        d.process_raw(pcm, full_utt=True)
+        d.process_raw(pcm16(x).tobytes(), full_utt=True)
         d.end_utt()
-        return [(s.word.strip(), s.start_frame / 100) for s in (d.seg() or [])
-                if s.word.strip() in self.words]
+        return [self.phrases.index(s.word.strip()) for s in (d.seg() or []) if s.word.strip() in self.phrases]
 
-    def clip_scores(self, clips: List[np.ndarray]) -> np.ndarray:
+    def clip_scores(self, clips: Sequence[np.ndarray]) -> np.ndarray:
         out = np.full((len(clips), len(self.words)), -100.0)
         for i, x in enumerate(clips):
-            for t, d in zip(PS_THRESHOLDS, self.decoders):
-                for w, _ in self._detections(d, x):
-                    k = self.words.index(w)
+            for t, d in zip(self.thresholds, self.decoders):
+                for k in self._detections(d, x):
                     out[i, k] = max(out[i, k], np.log10(t))
         return out
 
-    def background_events(self, audio: List[np.ndarray]) -> List[List[float]]:
-        counts = np.zeros((len(PS_THRESHOLDS), len(self.words)), int)
+    def background_events(self, audio: Iterable[np.ndarray]) -> List[List[float]]:
+        counts = np.zeros((len(self.thresholds), len(self.words)), int)
         for x in audio:
             for j, d in enumerate(self.decoders):
-                for w, _ in self._detections(d, x):
-                    counts[j, self.words.index(w)] += 1
+                for k in self._detections(d, x):
+                    counts[j, k] += 1
         ev = []
         for k in range(len(self.words)):
-            e = []
-            for j in range(len(PS_THRESHOLDS)):
-                nxt = counts[j + 1, k] if j + 1 < len(PS_THRESHOLDS) else 0
-                e += [float(np.log10(PS_THRESHOLDS[j]))] * max(0, counts[j, k] - nxt)
+            e: List[float] = []
+            for j, t in enumerate(self.thresholds):
+                nxt = counts[j + 1, k] if j + 1 < len(self.thresholds) else 0
+                e += [float(np.log10(t))] * max(0, counts[j, k] - nxt)
             ev.append(e)
         return ev
+
+    def model_mb(self) -> float:
+        import pocketsphinx
+
+        p = Path(pocketsphinx.get_model_path())
+        am = p / "en-us" / "en-us"   # acoustic model + dictionary (no language model in keyphrase search)
+        return (sum(f.stat().st_size for f in am.rglob("*") if f.is_file())
+                + (p / "en-us" / "cmudict-en-us.dict").stat().st_size) / 1e6
 
 
 class EfficientWordEngine:
@@ -148,11 +212,28 @@ class EfficientWordEngine:
     hop_s = 0.25
 
     def __init__(self, examples: Dict[str, List[np.ndarray]]):
-        from eff_word_net.audio_processing import Resnet50_Arc_loss
+        from eff_word_net import audio_processing as ewn
 
-        self.model = Resnet50_Arc_loss()
+        options = ewn.rt.SessionOptions
+
+        def one_thread():                    # one onnxruntime thread, like the other engines
+            so = options()
+            so.intra_op_num_threads = so.inter_op_num_threads = 1
+            return so
+
+        ewn.rt.SessionOptions = one_thread
+        try:
+            self.model = ewn.Resnet50_Arc_loss()
+        finally:
+            ewn.rt.SessionOptions = options
         self.words = list(examples)
         self.refs = [np.concatenate([self.model.audioToVector(self._fit(x)) for x in ex]) for ex in examples.values()]
+
+    @staticmethod
+    def _path() -> Path:
+        import eff_word_net
+
+        return Path(eff_word_net.__file__).parent / "models" / "resnet_50_arc" / "slim_93%_accuracy_72.7390%.onnx"
 
     def _fit(self, x: np.ndarray) -> np.ndarray:
         n = self.model.window_frames
@@ -166,11 +247,11 @@ class EfficientWordEngine:
     def _score(self, v: np.ndarray) -> np.ndarray:
         return np.array([float((r @ v.T).max()) for r in self.refs])
 
-    def clip_scores(self, clips: List[np.ndarray]) -> np.ndarray:
+    def clip_scores(self, clips: Sequence[np.ndarray]) -> np.ndarray:
         return np.stack([self._score(self.model.audioToVector(self._fit(x))) for x in clips])
 
-    def background_events(self, audio: List[np.ndarray]) -> List[List[float]]:
-        ev = [[] for _ in self.words]
+    def background_events(self, audio: Iterable[np.ndarray]) -> List[List[float]]:
+        ev: List[List[float]] = [[] for _ in self.words]
         n, hop = self.model.window_frames, int(self.hop_s * 16000)
         for x in audio:
             x = np.pad(x.astype(np.float32), (0, max(0, n - x.size)))
@@ -180,50 +261,108 @@ class EfficientWordEngine:
                 ev[k] += peaks(s[:, k], self.hop_s)
         return ev
 
-
-def model_mb(engine) -> float:
-    if isinstance(engine, KwsEngine):   # the audio encoder is all that runs while listening
-        b = engine.det.bundle
-        return (b.path / b.manifest["variants"][b.variant]["audio"]).stat().st_size / 1e6
-    if isinstance(engine, PocketSphinxEngine):
-        import pocketsphinx
-
-        p = Path(pocketsphinx.get_model_path())
-        am = p / "en-us" / "en-us"   # acoustic model + dictionary (no language model in keyphrase search)
-        return (sum(f.stat().st_size for f in am.rglob("*") if f.is_file())
-                + (p / "en-us" / "cmudict-en-us.dict").stat().st_size) / 1e6
-    import eff_word_net
-
-    p = Path(eff_word_net.__file__).parent / "models" / "resnet_50_arc" / "slim_93%_accuracy_72.7390%.onnx"
-    return p.stat().st_size / 1e6
+    def model_mb(self) -> float:
+        return self._path().stat().st_size / 1e6
 
 
-def probe_memory(engine: str, data: Path) -> float:
-    """Resident memory (MB) an engine adds in a fresh process: load it, score 3 clips."""
+class OpenWakeWordEngine:
+    name = "openWakeWord 0.5.1"
+    HEADS = {"alexa": "alexa"}        # our keywords it has a pre-trained head for -> head name
+    FRAME = 1280                      # samples per Model.predict call (80 ms)
+
+    def __init__(self, words: Sequence[str]):
+        from openwakeword.model import Model
+
+        self.words = [w for w in words if w in self.HEADS]
+        if not self.words:
+            raise NotApplicable(f"no pre-trained openWakeWord head for {', '.join(words)}")
+        self.heads = [self.HEADS[w] for w in self.words]
+        # Model replaces the names in the list it is given by paths: give it a copy
+        self.model = Model(wakeword_models=list(self.heads), inference_framework="onnx")
+
+    def clip_scores(self, clips: Sequence[np.ndarray]) -> np.ndarray:
+        out = np.zeros((len(clips), len(self.words)))
+        for i, x in enumerate(clips):
+            self.model.reset()
+            frames = self.model.predict_clip(pcm16(x), padding=1)
+            out[i] = [max(f[h] for f in frames) for h in self.heads]
+        return out
+
+    def background_events(self, audio: Iterable[np.ndarray]) -> List[List[float]]:
+        ev: List[List[float]] = [[] for _ in self.words]
+        for x in audio:
+            self.model.reset()
+            pcm = pcm16(x)
+            s = np.array([[p[h] for h in self.heads] for p in
+                          (self.model.predict(pcm[i:i + self.FRAME]) for i in range(0, pcm.size - self.FRAME + 1, self.FRAME))])
+            for k in range(len(self.words)):
+                ev[k] += peaks(s[:, k], self.FRAME / 16000)
+        return ev
+
+    def model_mb(self) -> float:
+        import openwakeword
+
+        d = Path(openwakeword.__file__).parent / "resources" / "models"
+        files = ["melspectrogram.onnx", "embedding_model.onnx"] + [f"{h}_v0.1.onnx" for h in self.heads]
+        return sum((d / f).stat().st_size for f in files) / 1e6
+
+
+def make_engine(engine: str, s: Dict, enrolled, bundle: Bundle, cfg: DetectorConfig):
+    """One engine for the set ``s`` (load_set). ``enrolled``: enroll_set of it, whose trimmed
+    examples EfficientWord-Net gets too. ImportError: the engine is not installed."""
+    words = s["words"]
+    if engine == "kws-text":
+        return KwsEngine("kws, text", text_detector(bundle, words, cfg))
+    if engine == "kws-examples":
+        return KwsEngine("kws, 3 examples", enrolled.detector)
+    if engine == "kws-text+examples":    # `kws.enroll add NAME --examples ...`: NAME's text too
+        return KwsEngine("kws, text + 3 examples", enroll_set(bundle, s, cfg, with_text=True).detector)
+    if engine == "pocketsphinx":
+        return PocketSphinxEngine(words)
+    if engine == "efficientword":
+        return EfficientWordEngine(enrolled.examples)
+    if engine == "openwakeword":
+        return OpenWakeWordEngine(words)
+    raise SystemExit(f"unknown engine {engine!r} (one of {', '.join(ENGINES)})")
+
+
+# ----------------------------------------------------------------------------- memory
+def probe_memory(engine: str, words: Sequence[str], examples: Dict[str, List[np.ndarray]]) -> float:
+    """Resident memory (MB) an engine adds in a fresh process: load it, score the examples."""
     import subprocess
 
-    code = (f"import sys; sys.argv=['x']; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
-            f"import compare_engines as c; print(c._memory_child({engine!r}, {str(data)!r}))")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    with tempfile.TemporaryDirectory() as tmp:
+        ex = Path(tmp) / "examples.npz"
+        np.savez(ex, **{f"{w}__{i}": x for w, xs in examples.items() for i, x in enumerate(xs)})
+        code = (f"import sys; sys.argv=['x']; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+                f"import compare_engines as c; print(c._memory_child({engine!r}, {list(words)!r}, {str(ex)!r}))")
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     try:
         return float(r.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
+        print(f"memory of {engine}: {r.stderr.strip()[-300:]}", file=sys.stderr)
         return float("nan")
 
 
-def _memory_child(engine: str, data: str) -> float:
-    clips = [c for c in wakeword_clips(Path(data)) if split_of(c) == "a"]
-    ex = {w: [load_clip(c) for c in [c for c in clips if c.label == w][:3]] for w in WAKEWORDS}
+def _memory_child(engine: str, words: List[str], examples_npz: str) -> float:
+    with np.load(examples_npz) as z:
+        ex: Dict[str, List[np.ndarray]] = {w: [] for w in words}
+        for key in sorted(z.files, key=lambda k: int(k.rsplit("__", 1)[1])):
+            ex[key.rsplit("__", 1)[0]].append(z[key])
     before = rss_mb()
     if engine.startswith("kws"):
         b = Bundle.load(variant="int8")
-        eng = KwsEngine(engine, text_detector(b, WAKEWORDS, DetectorConfig()) if engine == "kws-text"
-                        else example_detector(b, ex, DetectorConfig()))
+        cfg = DetectorConfig()
+        # the examples are trimmed already: enrollment's trim finds nothing more to cut
+        det = text_detector(b, words, cfg) if engine == "kws-text" else \
+            example_detector(b, ex, cfg, with_text=engine == "kws-text+examples").detector
+        eng = KwsEngine(engine, det)
     elif engine == "pocketsphinx":
-        eng = PocketSphinxEngine(list(WAKEWORDS))
-        eng.decoders = eng.decoders[:1]     # one threshold, as deployed
-    else:
+        eng = PocketSphinxEngine(words, thresholds=[1e-20])     # one threshold, as deployed
+    elif engine == "efficientword":
         eng = EfficientWordEngine(ex)
+    else:
+        eng = OpenWakeWordEngine(words)
     eng.clip_scores([x for v in ex.values() for x in v])
     return rss_mb() - before
 
@@ -234,141 +373,223 @@ def rss_mb() -> float:
 
 
 # ----------------------------------------------------------------------------- data
-def load_set(data: Path, n_per: int, seed: int):
-    pick = random.Random(seed)
+def padded(x: np.ndarray, pad_s: float = PAD_S) -> np.ndarray:
+    z = np.zeros(int(pad_s * 16000), np.float32)
+    return np.concatenate([z, x.astype(np.float32), z])
 
-    def loaded(clips, k):
-        out = []
-        for c in pick.sample(clips, len(clips)):
+
+def noisy_padded(x: np.ndarray, noise: np.ndarray, snr_db: float, rng, pad_s: float = PAD_S) -> np.ndarray:
+    """The padded clip with a random stretch of ``noise`` over all of it, ``snr_db`` under the
+    word (the unpadded clip's power)."""
+    y = padded(x, pad_s)
+    if noise.size <= y.size + 1:
+        noise = np.tile(noise, y.size // noise.size + 2)
+    s = rng.integers(0, noise.size - y.size - 1)
+    n = noise[s:s + y.size]
+    k = np.sqrt(np.mean(x ** 2) / max(np.mean(n ** 2), 1e-10) / 10 ** (snr_db / 10))
+    return (y + k * n).astype(np.float32)
+
+
+def load_set(data: Path, name: str, n_per: int, seed: int) -> Dict:
+    """Test clips of half 'b' (trimmed, as kws.corpus.real.load_clip gives them) and, for
+    enrollment, every clip of half 'a' in a random order (``example_clips``; see enroll_set)."""
+    pick = random.Random(seed)
+    words, clips, n = ((WAKEWORDS, wakeword_clips(data), n_per) if name == "wake" else
+                       (DIGITS, fsdd_clips(data), max(10, n_per // 3)))
+    test, ex = [], {}
+    for w in words:
+        got = 0
+        held_out = [c for c in clips if c.label == w and split_of(c) == "b"]
+        for c in pick.sample(held_out, len(held_out)):
             try:
-                out.append((c.label, load_clip(c)))
+                test.append((w, load_clip(c)))
             except AudioError:
                 continue
-            if len(out) == k:
+            got += 1
+            if got == n:
                 break
-        return out
-
-    sets = {}
-    ww = wakeword_clips(data)
-    fs = fsdd_clips(data)
-    for name, words, clips, n in (("wake words", WAKEWORDS, ww, n_per), ("FSDD digits", DIGITS, fs, max(10, n_per // 3))):
-        test, ex = [], {}
-        for w in words:
-            test += loaded([c for c in clips if c.label == w and split_of(c) == "b"], n)
-            ex[w] = [x for _, x in loaded([c for c in clips if c.label == w and split_of(c) == "a"], 3)]
-        sets[name] = {"words": list(words), "labels": [l for l, _ in test], "clips": [x for _, x in test],
-                      "examples": ex}
-    return sets
+        cands = [c for c in clips if c.label == w and split_of(c) == "a"]
+        ex[w] = pick.sample(cands, len(cands))
+    return {"title": SETS[name], "words": list(words), "labels": [l for l, _ in test],
+            "clips": [x for _, x in test], "example_clips": ex}
 
 
-def mean_eer(scores: np.ndarray, labels: List[str], words: List[str]) -> float:
+def enroll_set(bundle: Bundle, s: Dict, cfg: DetectorConfig, with_text: bool = False):
+    """kws's example enrollment of a set's keywords, as the product does it: the files of
+    ``example_clips`` as they are (untrimmed) through kws.evaluate.example_detector, which takes
+    the first 3 that enrollment accepts. Its trimmed examples are EfficientWord-Net's too."""
+    return example_detector(bundle, {w: raw_recordings(c) for w, c in s["example_clips"].items()}, cfg,
+                            with_text=with_text)
+
+
+def background_speech(data: Path, seconds: float, seed: int) -> List[np.ndarray]:
+    """All held-out-speaker speech (``seconds`` 0), or that much of it in a random order."""
+    files = held_out_speech_files(data)
+    if seconds:
+        files = random.Random(seed).sample(files, len(files))
+    out, total = [], 0
+    for f in progress(files, "background speech"):
+        try:
+            x = load_audio(f)
+        except AudioError:
+            continue
+        out.append(x)
+        total += x.size
+        if seconds and total >= seconds * 16000:
+            break
+    return out
+
+
+def eers(scores: np.ndarray, labels: Sequence[str], words: Sequence[str]) -> Dict[str, float]:
     lab = np.array(labels)
-    return float(np.mean([eer(scores[:, k], lab == w)[0] for k, w in enumerate(words)]))
+    return {w: float(eer(scores[:, k], lab == w)[0]) for k, w in enumerate(words)}
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
-    ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
-    ap.add_argument("--per-keyword", type=int, default=60, help="wake-word clips per keyword (digits: a third)")
-    ap.add_argument("--background-s", type=float, default=600.0)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--engines", default="kws-text,kws-examples,pocketsphinx,efficientword",
-                    help="comma-separated subset")
-    args = ap.parse_args(argv)
-    if not (args.data / "wakewords").is_dir():
-        print(f"error: no recordings at {args.data}", file=sys.stderr)
-        return 2
-    chosen = args.engines.split(",")
-    rng = np.random.default_rng(args.seed)
-    sets = load_set(args.data, args.per_keyword, args.seed)
-    bg = read_speech(args.data, args.background_s, random.Random(args.seed + 1), half="b")
-    hours = sum(x.size for x in bg) / 16000 / 3600
-    noise = _noise_bank(args.data)
-    bundle = Bundle.load(variant="int8")
-    cfg = DetectorConfig(variant="int8")
-    results: Dict = {"background_hours": hours, "sets": {}}
-    det_curves = {}
-    mem_by: Dict[str, float] = {}
-    for set_name, s in sets.items():
-        noisy = [mix(x, noise, 10, rng) for x in s["clips"]]
-        engines = []
-        for e in chosen:
-            try:
-                if e == "kws-text":
-                    eng = KwsEngine("kws, text", text_detector(bundle, s["words"], cfg))
-                elif e == "kws-examples":
-                    eng = KwsEngine("kws, 3 examples", example_detector(bundle, s["examples"], cfg))
-                elif e == "pocketsphinx":
-                    eng = PocketSphinxEngine(s["words"])
-                elif e == "efficientword":
-                    eng = EfficientWordEngine(s["examples"])
-                else:
-                    raise SystemExit(f"unknown engine {e}")
-            except ImportError as exc:
-                print(f"skipping {e}: {exc}", file=sys.stderr)
-                continue
-            engines.append((eng, mem_by.setdefault(e, probe_memory(e, args.data))))
-        rows = {}
-        for eng, mem in engines:
-            clean = eng.clip_scores(progress(s["clips"], f"{set_name}: {eng.name}"))
-            noisy_s = eng.clip_scores(noisy)
-            t0 = time.process_time()
-            ev = eng.background_events(bg)
-            cpu = time.process_time() - t0
-            lab = np.array(s["labels"])
-            miss = [miss_at_false_alarm_rate(clean[lab == w, k], ev[k], hours, 1.0)[0]
-                    for k, w in enumerate(s["words"])]
-            if isinstance(eng, PocketSphinxEngine):
-                cpu /= len(PS_THRESHOLDS)    # a deployed PocketSphinx runs one threshold, not 9
-            rows[eng.name] = {"eer_clean": mean_eer(clean, s["labels"], s["words"]),
-                              "eer_10db": mean_eer(noisy_s, s["labels"], s["words"]),
-                              "miss_at_1fa_h": float(np.mean(miss)),
-                              "fa_events_bg": int(sum(len(e) for e in ev)),
-                              "rtf_one_core": cpu / (hours * 3600), "model_mb": model_mb(eng),
-                              "load_rss_mb": mem}
-            if set_name == "wake words":
-                det_curves[eng.name] = (clean, s["labels"], s["words"])
-            print(json.dumps({"set": set_name, "engine": eng.name, **rows[eng.name]}), flush=True)
-        results["sets"][set_name] = {"clips": len(s["clips"]), "rows": rows}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(results, indent=2))
+def score_engine(eng, clean_clips, noisy_clips, labels, background, hours: float) -> Dict:
+    """EERs, miss rate at 1 false alarm per hour and RTF of one engine on one set."""
+    clean = eng.clip_scores(progress(clean_clips, f"{eng.name}: clips"))
+    noisy = eng.clip_scores(noisy_clips)
+    t0 = time.process_time()
+    ev = eng.background_events(progress(background, f"{eng.name}: background"))
+    cpu = time.process_time() - t0
+    if isinstance(eng, PocketSphinxEngine):
+        cpu /= len(eng.thresholds)    # a deployed PocketSphinx runs one threshold, not 9
+    lab = np.array(labels)
+    miss = {w: miss_at_false_alarm_rate(clean[lab == w, k], ev[k], hours, 1.0)[0] for k, w in enumerate(eng.words)}
+    e_clean, e_noisy = eers(clean, labels, eng.words), eers(noisy, labels, eng.words)
+    return {"keywords": list(eng.words), "eer_clean": float(np.mean(list(e_clean.values()))),
+            "eer_10db": float(np.mean(list(e_noisy.values()))), "miss_at_1fa_h": float(np.mean(list(miss.values()))),
+            "per_keyword": {w: {"eer_clean": e_clean[w], "eer_10db": e_noisy[w], "miss_at_1fa_h": miss[w],
+                                "background_events": len(ev[k])} for k, w in enumerate(eng.words)},
+            "rtf_one_core": cpu / (hours * 3600), "model_mb": eng.model_mb(), "_clean": clean}
+
+
+def markdown(results: Dict) -> str:
     lines = ["| set | engine | EER clean | EER 10 dB | miss @ 1 FA/h | RTF 1 core | model MB | load RSS MB |",
              "|---|---|---|---|---|---|---|---|"]
-    for set_name, r in results["sets"].items():
+    for r in results["sets"].values():
         for name, v in r["rows"].items():
-            lines.append(f"| {set_name} ({r['clips']} clips) | {name} | {v['eer_clean']:.1%} | {v['eer_10db']:.1%} | "
-                         f"{v['miss_at_1fa_h']:.1%} | {v['rtf_one_core']:.3f} | {v['model_mb']:.1f} | {v['load_rss_mb']:.0f} |")
-    table = "\n".join(lines)
-    (args.out / "table.md").write_text(table + f"\n\nBackground speech: {hours:.2f} h.\n")
-    print(table)
+            only = "" if len(v["keywords"]) == len(r["words"]) else f" ({', '.join(v['keywords'])} only)"
+            lines.append(f"| {r['title']} ({r['clips']} clips) | {name}{only} | {v['eer_clean']:.1%} | "
+                         f"{v['eer_10db']:.1%} | {v['miss_at_1fa_h']:.1%} | {v['rtf_one_core']:.3f} | "
+                         f"{v['model_mb']:.1f} | {v['load_rss_mb']:.0f} |")
+    ww = results["sets"].get("wake")
+    if ww and any("alexa" in v["per_keyword"] for v in ww["rows"].values()):
+        lines += ["", "| 'alexa' (its clips against the computer and jarvis clips) | EER clean | EER 10 dB | miss @ 1 FA/h |",
+                  "|---|---|---|---|"]
+        for name, v in ww["rows"].items():
+            a = v["per_keyword"].get("alexa")
+            if a:
+                lines.append(f"| {name} | {a['eer_clean']:.1%} | {a['eer_10db']:.1%} | {a['miss_at_1fa_h']:.1%} |")
+    bg = results["background"]
+    lines += ["", f"Background: {bg['hours']:.2f} h of held-out-speaker speech ({bg['files']} files); "
+                  f"at 1 false alarm per hour each keyword's threshold allowed {bg['allowed_false_alarms']} "
+                  f"false alarm{'s' * (bg['allowed_false_alarms'] != 1)}. kws: {results['kws_model']}."]
+    return "\n".join(lines)
+
+
+def det_plot(curves: Dict, path: Path) -> bool:
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
         from scipy.stats import norm
-
-        fig, ax = plt.subplots(figsize=(6, 5))
-        c = lambda v: norm.ppf(np.clip(v, 1e-3, 1 - 1e-3))
-        for name, (sc, labels, words) in det_curves.items():
-            lab = np.array(labels)
-            pos = np.concatenate([sc[lab == w, k] for k, w in enumerate(words)])
-            neg = np.concatenate([sc[lab != w, k] for k, w in enumerate(words)])
-            fpr, miss, _ = roc_points(np.r_[pos, neg], np.r_[np.ones(pos.size), np.zeros(neg.size)])
-            ax.plot(c(fpr), c(miss), label=name)
-        ticks = [0.001, 0.01, 0.05, 0.2, 0.5]
-        ax.set_xticks(c(ticks), [f"{t:.1%}" for t in ticks])
-        ax.set_yticks(c(ticks), [f"{t:.1%}" for t in ticks])
-        ax.set_xlabel("false alarm rate (other wake words' clips)")
-        ax.set_ylabel("miss rate")
-        ax.set_title("Wake words (held-out half), clean: pooled DET")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(args.out / "det.png", dpi=110)
     except ImportError:
-        pass
+        return False
+    fig, ax = plt.subplots(figsize=(6, 5))
+    c = lambda v: norm.ppf(np.clip(v, 1e-3, 1 - 1e-3))  # noqa: E731
+    for name, (sc, labels, words) in curves.items():
+        lab = np.array(labels)
+        pos = np.concatenate([sc[lab == w, k] for k, w in enumerate(words)])
+        neg = np.concatenate([sc[lab != w, k] for k, w in enumerate(words)])
+        fpr, miss, _ = roc_points(np.r_[pos, neg], np.r_[np.ones(pos.size), np.zeros(neg.size)])
+        ax.plot(c(fpr), c(miss), label=name if len(words) > 1 else f"{name} ({words[0]} only)")
+    ticks = [0.001, 0.01, 0.05, 0.2, 0.5]
+    ax.set_xticks(c(ticks), [f"{t:.1%}" for t in ticks])
+    ax.set_yticks(c(ticks), [f"{t:.1%}" for t in ticks])
+    ax.set_xlabel("false alarm rate (other wake words' clips)")
+    ax.set_ylabel("miss rate")
+    ax.set_title("Wake words (held-out half), clean: pooled DET")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return True
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    ap.add_argument("--bundle", default=None, help="kws model bundle (default: the shipped one)")
+    ap.add_argument("--per-keyword", type=int, default=60, help="wake-word clips per keyword (digits: a third)")
+    ap.add_argument("--background-s", type=float, default=0.0,
+                    help="seconds of background speech (default 0: all held-out speech, 1.5 h)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sets", default="wake,digits", help="comma-separated subset of: " + ", ".join(SETS))
+    ap.add_argument("--engines", default=",".join(ENGINES), help="comma-separated subset of: " + ", ".join(ENGINES))
+    ap.add_argument("--no-memory", action="store_true", help="skip the fresh-process memory probes")
+    args = ap.parse_args(argv)
+    if not (args.data / "wakewords").is_dir():
+        print(f"error: no recordings at {args.data} (give --data ../shared/data)", file=sys.stderr)
+        return 2
+    chosen, set_names = args.engines.split(","), args.sets.split(",")
+    bad = [e for e in chosen if e not in ENGINES] + [s for s in set_names if s not in SETS]
+    if bad:
+        print(f"error: unknown engine or set: {', '.join(bad)}", file=sys.stderr)
+        return 2
+    rng = np.random.default_rng(args.seed)
+    bg = background_speech(args.data, args.background_s, args.seed + 1)
+    hours = sum(x.size for x in bg) / 16000 / 3600
+    noise = _noise_bank(args.data)
+    bundle = Bundle.load(args.bundle, variant="int8")
+    cfg = DetectorConfig(variant="int8")
+    results: Dict = {"kws_model": bundle.model_id,
+                     "command": " ".join(["python benchmarks/compare_engines.py"] + list(sys.argv[1:] if argv is None else argv)),
+                     "background": {"hours": hours, "files": len(bg), "allowed_false_alarms": int(np.floor(hours))},
+                     "sets": {}}
+    curves: Dict = {}
+    mem_by: Dict[str, float] = {}
+    for set_name in set_names:
+        s = load_set(args.data, set_name, args.per_keyword, args.seed)
+        enrolled = enroll_set(bundle, s, cfg)
+        for why in enrolled.refused.values():
+            for m in why:
+                print(f"enrollment refused an example: {m}", file=sys.stderr)
+        clean = [padded(x) for x in s["clips"]]
+        noisy = [noisy_padded(x, noise, 10, rng) for x in s["clips"]]
+        rows = {}
+        for e in chosen:
+            try:
+                eng = make_engine(e, s, enrolled, bundle, cfg)
+            except ImportError as exc:
+                print(f"skipping {e}: not installed ({exc})", file=sys.stderr)
+                continue
+            except NotApplicable as exc:
+                print(f"skipping {e} on {s['title']}: {exc}", file=sys.stderr)
+                continue
+            row = score_engine(eng, clean, noisy, s["labels"], bg, hours)
+            if e not in mem_by:
+                mem_by[e] = float("nan") if args.no_memory else probe_memory(e, eng.words, {
+                    w: enrolled.examples[w] for w in eng.words})
+            row["load_rss_mb"] = mem_by[e]
+            if set_name == "wake":
+                curves[eng.name] = (row["_clean"], s["labels"], eng.words)
+            rows[eng.name] = row
+            print(json.dumps({"set": s["title"], "engine": eng.name,
+                              **{k: v for k, v in row.items() if not k.startswith("_")}}), flush=True)
+        results["sets"][set_name] = {"title": s["title"], "words": s["words"], "clips": len(s["clips"]),
+                                     "examples_refused": enrolled.refused, "rows": rows}
+    args.out.mkdir(parents=True, exist_ok=True)
+    slim = {**results, "sets": {n: {**r, "rows": {e: {k: v for k, v in row.items() if not k.startswith("_")}
+                                                  for e, row in r["rows"].items()}}
+                                for n, r in results["sets"].items()}}
+    (args.out / "results.json").write_text(json.dumps(slim, indent=2))
+    table = markdown(results)
+    (args.out / "table.md").write_text(table + "\n")
+    print(table)
+    det_plot(curves, args.out / "det.png")
     return 0
 
 
