@@ -6,6 +6,8 @@
 Audio: real read speech (speechocean762 sentences from ../shared/data, with pauses as recorded)
 fed in 50 ms chunks. RTF = processing time / audio duration, onnxruntime limited to one thread.
 Latency = stream position when an event is emitted minus the event's end time (the keyword's end).
+The windows column is what the detector embeds (Detector.plan, kws.windows; on speech-embedding
+bundles each keyword gets lengths for its expected duration).
 """
 from __future__ import annotations
 
@@ -63,8 +65,8 @@ def main() -> int:
     args = ap.parse_args()
     audio = speech(args.data, args.seconds)
     print(f"audio: {audio.size / 16000:.0f} s of read speech; one onnxruntime thread; 50 ms chunks\n")
-    print("| keywords | model | VAD | RTF (CPU time / audio time) | hops skipped by VAD |")
-    print("|---:|---|---|---:|---:|")
+    print("| keywords | model | VAD | windows (s, Detector.plan) | RTF (CPU time / audio time) | hops skipped by VAD |")
+    print("|---:|---|---|---|---:|---:|")
     for variant in ("int8", "fp32"):
         bundle = Bundle.load(variant=variant)
         for n in (1, 10, 100):
@@ -72,7 +74,9 @@ def main() -> int:
                 det = Detector.from_texts(words(n), threshold=0.99, bundle=bundle,
                                           config=DetectorConfig(vad=vad, variant=variant))
                 rtf, skipped, _ = run(det, audio)
-                print(f"| {n} | {variant} | {'on' if vad else 'off'} | {rtf:.3f} | {skipped:.0%} |", flush=True)
+                windows = "/".join(f"{w:.2f}" for w in det.plan.seconds(det.frontend))
+                print(f"| {n} | {variant} | {'on' if vad else 'off'} | {windows} | {rtf:.3f} | {skipped:.0%} |",
+                      flush=True)
     # latency on the sample, whose keywords are detected
     sample = load_audio(sample_recording())
     det = Detector.from_texts(["computer", "jarvis", "alexa"])
