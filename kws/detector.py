@@ -114,18 +114,42 @@ class Detector:
 
     @classmethod
     def from_texts(cls, texts: Sequence[str], threshold: Optional[float] = None,
-                   bundle: Optional[Bundle] = None, config: DetectorConfig = DetectorConfig()) -> "Detector":
-        """Detector for plain text keywords, thresholds from the bundle's calibration."""
+                   bundle: Optional[Bundle] = None, config: DetectorConfig = DetectorConfig(),
+                   tts: bool = True) -> "Detector":
+        """Detector for typed keywords.
+
+        Args:
+            texts: the keywords (words or phrases; any spelling: unknown words are pronounced
+                by the fallback G2P).
+            threshold: one threshold for all; None: each keyword's default, set for
+                kws.calibration.DEFAULT_FA_PER_HOUR expected false alarms an hour.
+            bundle: the model (default: the shipped one).
+            config: detector settings.
+            tts: join TTS renderings to the text vectors where a TTS engine is installed
+                (kws.anchors; about a second per keyword).
+        """
+        from kws.anchors import keyword_vector
         from kws.phonemes import pronounce
         from kws.thresholds import background_threshold
+
+        from kws.calibration import TEXT_ONLY_FA_PER_HOUR
 
         bundle = bundle or Bundle.load(variant=config.variant)
         ks = KeywordSet(bundle.model_id)
         for t in texts:
             pron = pronounce(t)
-            v = bundle.embed_pronunciations([pron])[0]
+            v, n_tts = keyword_vector(bundle, pron, " ".join(pron.words) if pron.words else t, tts=tts)
             dur = duration_from_phonemes(len([p for p in pron.phonemes if p != "|"]))
-            thr = threshold if threshold is not None else background_threshold(bundle, v[None], dur)
+            rate = None
+            if n_tts == 0 and threshold is None:
+                rate = TEXT_ONLY_FA_PER_HOUR
+                if tts:
+                    import warnings
+
+                    warnings.warn(f"no TTS engine installed: {t!r} is matched by its text alone, less "
+                                  f"accurately (threshold set for {rate:g} false alarms an hour); "
+                                  f"install espeak-ng (apt-get install espeak-ng) for better keywords")
+            thr = threshold if threshold is not None else background_threshold(bundle, v[None], dur, rate)
             ks.add(Keyword(name=t, vectors=v[None], threshold=thr, text=t, source="text",
                            phonemes=" ".join(pron.phonemes), duration=dur))
         return cls(ks, bundle, config)

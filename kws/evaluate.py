@@ -152,8 +152,10 @@ def streamed(det: Detector, stream: np.ndarray, planted: List[Tuple[str, float, 
             "rtf": cpu / (stream.size / 16000)}
 
 
-def text_detector(bundle: Bundle, words, cfg: DetectorConfig) -> Detector:
-    return Detector.from_texts(list(words), bundle=bundle, config=cfg)
+def text_detector(bundle: Bundle, words, cfg: DetectorConfig, tts: bool = True) -> Detector:
+    """Typed keywords as a user gets them (TTS renderings join the text where an engine is
+    installed: kws.anchors; default thresholds)."""
+    return Detector.from_texts(list(words), bundle=bundle, config=cfg, tts=tts)
 
 
 def example_detector(bundle: Bundle, examples: Dict[str, List[np.ndarray]], cfg) -> Detector:
@@ -169,14 +171,19 @@ def example_detector(bundle: Bundle, examples: Dict[str, List[np.ndarray]], cfg)
 def run(bundle: Bundle, data: Path, per_keyword: int, fsdd_n: int, background_s: float,
         seed: int = 0, quiet: bool = False, synthetic_words: int = 150, std_utts: int = 300,
         std_queries: int = 40, window_s: Optional[Tuple[float, ...]] = None,
-        test_half: str = "b", music: Optional[np.ndarray] = None) -> Dict:
+        test_half: str = "b", music: Optional[np.ndarray] = None, tts: bool = True) -> Dict:
     """The report. ``test_half`` 'a' runs the real-clip sections on the tuning half instead (to
     choose settings without looking at the held-out half; enrollment examples then come from 'b')."""
     rng = np.random.default_rng(seed)
     pick = random.Random(seed)
     cfg = DetectorConfig(variant=bundle.variant) if window_s is None else \
         DetectorConfig(variant=bundle.variant, window_s=tuple(window_s))
-    res: Dict = {"bundle": bundle.model_id, "variant": bundle.variant, "test_half": test_half, "detector": {
+    from kws.corpus.tts import available_engines
+
+    tts = tts and bool(available_engines())
+    res: Dict = {"bundle": bundle.model_id, "variant": bundle.variant, "test_half": test_half,
+                 "text_keywords": "text + TTS renderings (" + ", ".join(available_engines()) + ")" if tts else "text only",
+                 "thresholds": bundle.manifest.get("background", {}).get("kind", "windows"), "detector": {
         "hop_s": cfg.hop_s, "window_s": list(cfg.window_s) if cfg.window_s else "per keyword"}}
     t0 = time.time()
     # ---------------- wake words
@@ -191,7 +198,7 @@ def run(bundle: Bundle, data: Path, per_keyword: int, fsdd_n: int, background_s:
     for w in WAKEWORDS:
         cands = [c for c in wake if c.label == w and split_of(c) != test_half]
         enroll_ex[w] = [x for _, x in _load(pick.sample(cands, 3), True)]
-    tdet = text_detector(bundle, WAKEWORDS, cfg)
+    tdet = text_detector(bundle, WAKEWORDS, cfg, tts)
     edet = example_detector(bundle, enroll_ex, cfg)
     ww = {"clips": len(xs), "text": clip_eers(tdet, xs, ys, quiet, "wake words, text"),
           "examples": clip_eers(edet, xs, ys, quiet, "wake words, examples")}
@@ -214,7 +221,7 @@ def run(bundle: Bundle, data: Path, per_keyword: int, fsdd_n: int, background_s:
     fs = [c for c in fsdd_clips(data) if split_of(c) == test_half]
     fs = _load(pick.sample(fs, min(fsdd_n, len(fs))), quiet)
     fx, fy = [x for _, x in fs], [c.label for c, _ in fs]
-    fdet = text_detector(bundle, DIGITS, cfg)
+    fdet = text_detector(bundle, DIGITS, cfg, tts)
     fr = clip_eers(fdet, fx, fy, quiet, "FSDD, text")
     emb = bundle.embed_clips(fx)
     res["fsdd"] = {"clips": len(fx), "text_accuracy_10way": fr["accuracy"], "text_mean_eer": fr["mean_eer"],
@@ -324,7 +331,9 @@ def markdown(r: Dict) -> str:
     ww, fs, bg = r["wakewords"], r["fsdd"], r["background"]
     tv = r.get("training_validation", {})
     half = "held-out half" if r.get("test_half", "b") == "b" else "TUNING half 'a' (not for reporting)"
-    lines = [f"Model `{r['bundle']}` ({r['variant']}), {half} of ../shared/data:", "",
+    lines = [f"Model `{r['bundle']}` ({r['variant']}), {half} of ../shared/data; typed keywords: "
+             f"{r.get('text_keywords', 'text only')}; thresholds from the background "
+             f"{'hop bank (kws.calibration)' if r.get('thresholds') == 'hops' else 'window bank (99.9th percentile)'}:", "",
              "| measure | value |", "|---|---|"]
     for w in WAKEWORDS:
         lines.append(f"| wake word '{w}' EER, text-enrolled / 3 examples | {ww['text']['per_keyword'][w]:.1%} / {ww['examples']['per_keyword'][w]:.1%} |")
@@ -403,7 +412,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=Path("eval-report"))
     ap.add_argument("--per-keyword", type=int, default=100, help="wake-word clips per keyword")
     ap.add_argument("--fsdd", type=int, default=300, help="FSDD clips")
-    ap.add_argument("--background-s", type=float, default=900.0, help="seconds of background speech")
+    ap.add_argument("--background-s", type=float, default=5400.0,
+                    help="seconds of held-out background speech (default: all there is, about 1.4 h)")
     ap.add_argument("--synthetic-words", type=int, default=150, help="IV and OOV words rendered by TTS (0: skip)")
     ap.add_argument("--std-utterances", type=int, default=300, help="speechocean762 utterances for STD (0: skip)")
     ap.add_argument("--std-queries", type=int, default=40, help="at most this many IV and OOV STD queries")
@@ -413,6 +423,8 @@ def main(argv=None) -> int:
     ap.add_argument("--music", type=Path, help="an audio file of music for the 10 dB music row (the shipped "
                     "evaluation: python -m kws.corpus.stage music --deb warzone2100-music_4.3.3-3_all.deb "
                     "--out eval-music.ogg; never a file used in training)")
+    ap.add_argument("--tts", action=argparse.BooleanOptionalAction, default=True,
+                    help="typed keywords joined by TTS renderings where an engine is installed (as users get them)")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
     if args.data is None:
@@ -429,7 +441,7 @@ def main(argv=None) -> int:
     r = run(bundle, args.data, args.per_keyword, args.fsdd, args.background_s, quiet=args.quiet,
             synthetic_words=args.synthetic_words, std_utts=args.std_utterances, std_queries=args.std_queries,
             window_s=tuple(float(w) for w in args.windows.split(",")) if args.windows else None,
-            test_half=args.half, music=load_audio(args.music) if args.music else None)
+            test_half=args.half, music=load_audio(args.music) if args.music else None, tts=args.tts)
     args.out.mkdir(parents=True, exist_ok=True)
     md = markdown(r)
     (args.out / "report.md").write_text(md)

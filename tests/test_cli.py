@@ -19,12 +19,20 @@ def test_help_lists_subcommands():
         assert c in r.stdout
 
 
-def test_detect_on_bundled_sample_prints_json_lines(tmp_path, monkeypatch):
+def test_detect_on_bundled_sample_prints_json_lines(tmp_path, monkeypatch, espeak):
     r = subprocess.run([sys.executable, "-m", "kws", "detect", "--keyword", "jarvis", "-k", "alexa"],
-                       capture_output=True, text=True, timeout=300, env={"KWS_STORE": str(tmp_path), "PATH": ""})
+                       capture_output=True, text=True, timeout=300,
+                       env={**__import__("os").environ, "KWS_STORE": str(tmp_path)})
     assert r.returncode == 0, r.stderr
     events = [json.loads(l) for l in r.stdout.splitlines()]
     assert [e["keyword"] for e in events] == ["jarvis", "alexa"]
+
+
+def test_detect_without_tts_engine_says_how_to_do_better(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "kws", "detect", "-k", "jarvis"], capture_output=True,
+                       text=True, timeout=300, env={"KWS_STORE": str(tmp_path), "PATH": ""})
+    assert r.returncode == 0, r.stderr
+    assert "no TTS engine installed" in r.stderr and "espeak-ng" in r.stderr
 
 
 def test_listen_without_microphone_falls_back_to_sample(capsys, tmp_path, monkeypatch):
