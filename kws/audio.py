@@ -16,6 +16,8 @@ from typing import Iterator, Optional, Union
 
 import numpy as np
 
+from kws.errors import KwsError
+
 SAMPLE_RATE = 16000
 MIN_RATE, MAX_RATE = 4000, 768000      # sample rates accepted from files and devices
 _BLOCK = 1 << 18                       # frames read at a time: memory follows the data, not the header
@@ -23,7 +25,7 @@ _BLOCK = 1 << 18                       # frames read at a time: memory follows t
 PathLike = Union[str, os.PathLike]
 
 
-class AudioError(ValueError):
+class AudioError(KwsError, ValueError):
     """Audio that cannot be used: missing, unreadable, empty, too short or malformed."""
 
 

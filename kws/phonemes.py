@@ -13,6 +13,8 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
+from kws.errors import KwsError
+
 PHONEMES: Tuple[str, ...] = (
     "AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER", "EY", "F", "G", "HH",
     "IH", "IY", "JH", "K", "L", "M", "N", "NG", "OW", "OY", "P", "R", "S", "SH", "T", "TH", "UH",
@@ -31,7 +33,7 @@ _ONES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
 _TENS = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
 
 
-class TextError(ValueError):
+class TextError(KwsError, ValueError):
     """Text that cannot be turned into a keyword."""
 
 

@@ -36,6 +36,7 @@ import numpy as np
 
 from kws.audio import AudioError, load_audio
 from kws.bundle import Bundle
+from kws.errors import KwsError, UsageError
 from kws.windows import make_plan
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif")
@@ -43,7 +44,7 @@ INDEX_VERSION = 1
 _Q = 127.0
 
 
-class SearchIndexError(RuntimeError):
+class SearchIndexError(KwsError, RuntimeError):
     """An index that cannot be used (other model, other settings, damaged)."""
 
 
@@ -58,15 +59,15 @@ class IndexConfig:
 
     def __post_init__(self):
         if not self.window_s or min(self.window_s) <= 0.025:
-            raise ValueError("window_s must hold lengths above 25 ms")
+            raise UsageError("window_s must hold lengths above 25 ms")
         if self.hop_s <= 0:
-            raise ValueError("hop_s must be positive")
+            raise UsageError("hop_s must be positive")
         if self.variant not in ("int8", "fp32"):
-            raise ValueError("variant must be int8 or fp32")
+            raise UsageError("variant must be int8 or fp32")
         if not 0 <= self.min_speech <= 1:
-            raise ValueError("min_speech must be within 0..1")
+            raise UsageError("min_speech must be within 0..1")
         if self.kind not in ("exact", "ivf"):
-            raise ValueError("kind must be exact or ivf")
+            raise UsageError("kind must be exact or ivf")
 
 
 @dataclass
@@ -417,7 +418,7 @@ class SearchIndex:
     def embed_query(self, text: Optional[str] = None, example: Optional[Union[str, os.PathLike]] = None
                     ) -> np.ndarray:
         if (text is None) == (example is None):
-            raise ValueError("give a text or an example recording (one of them)")
+            raise UsageError("give a text or an example recording (one of them)")
         if text is not None:
             return self.bundle.embed_text(text)
         from kws.corpus.tts import trim_silence
@@ -428,7 +429,7 @@ class SearchIndex:
         """Cosine of every window of one indexed file with the query: (scores, (N, 2) times)."""
         key = file if file in self.files else str(Path(file).resolve())
         if key not in self.files:
-            raise KeyError(f"{file} is not in the index {self.root}")
+            raise SearchIndexError(f"{file} is not in the index {self.root}")
         emb, times = self.shard_rows(key)
         q = np.asarray(query, np.float32) / _Q
         scores = np.concatenate([np.asarray(emb[s:s + 65536], np.float32) @ q

@@ -45,9 +45,10 @@ from urllib.parse import urlparse
 import numpy as np
 
 from kws import __version__
-from kws.audio import SAMPLE_RATE, prepare
+from kws.audio import SAMPLE_RATE, AudioError, prepare
 from kws.bundle import Bundle
 from kws.detector import Detection, Detector, DetectorConfig
+from kws.errors import MissingExtra, UsageError
 from kws.keywords import STORE_FILE, KeywordSet, StoreError, default_store_dir
 
 try:
@@ -69,9 +70,9 @@ MISSING_MESSAGE = ("python -m kws serve needs the Wyoming protocol package: pip 
 
 
 def require_wyoming() -> None:
-    """Raise ImportError with the install command when the ``wyoming`` package is missing."""
+    """Raise :class:`~kws.errors.MissingExtra` (an ImportError) with the install command when the ``wyoming`` package is missing."""
     if _MISSING is not None:
-        raise ImportError(MISSING_MESSAGE) from _MISSING
+        raise MissingExtra(MISSING_MESSAGE) from _MISSING
 
 
 @dataclass(frozen=True)
@@ -97,11 +98,11 @@ class ServeConfig:
 
     def __post_init__(self):
         if urlparse(self.uri).scheme not in ("tcp", "unix"):
-            raise ValueError(f"{self.uri}: the URI must be tcp://HOST:PORT or unix://PATH")
+            raise UsageError(f"{self.uri}: the URI must be tcp://HOST:PORT or unix://PATH")
         if self.max_clients < 1 or self.idle_timeout_s <= 0 or self.write_timeout_s <= 0:
-            raise ValueError("max_clients must be >= 1 and the timeouts > 0")
+            raise UsageError("max_clients must be >= 1 and the timeouts > 0")
         if min(self.max_line, self.max_data, self.max_payload) < 1024 or min(self.reload_s, self.batch_s) < 0:
-            raise ValueError("size limits must be >= 1024 bytes, reload_s and batch_s >= 0")
+            raise UsageError("size limits must be >= 1024 bytes, reload_s and batch_s >= 0")
 
 
 def _demo_texts() -> Tuple[str, ...]:
@@ -198,11 +199,11 @@ class PcmConverter:
 
     def __init__(self, rate: int, width: int, channels: int):
         if width not in (1, 2, 3, 4):
-            raise ValueError(f"sample width {width} bytes is not supported (1, 2, 3 or 4)")
+            raise AudioError(f"sample width {width} bytes is not supported (1, 2, 3 or 4)")
         if not 1 <= channels <= 32:
-            raise ValueError(f"{channels} channels is not supported (1 to 32)")
+            raise AudioError(f"{channels} channels is not supported (1 to 32)")
         if not 1000 <= rate <= 384000:
-            raise ValueError(f"sample rate {rate} Hz is not supported (1000 to 384000)")
+            raise AudioError(f"sample rate {rate} Hz is not supported (1000 to 384000)")
         self.format = (rate, width, channels)
         self._frame = width * channels
         self._carry = b""
@@ -553,7 +554,7 @@ class KwsServer:
         cfg = self.config
         if u.scheme == "tcp":
             if not u.hostname or u.port is None:
-                raise ValueError(f"{cfg.uri}: a tcp URI needs a host and a port, e.g. tcp://127.0.0.1:10400")
+                raise UsageError(f"{cfg.uri}: a tcp URI needs a host and a port, e.g. tcp://127.0.0.1:10400")
             self._server = await asyncio.start_server(self._accept, u.hostname, u.port, limit=cfg.max_line)
             try:
                 loopback = ipaddress.ip_address(u.hostname).is_loopback
@@ -566,7 +567,7 @@ class KwsServer:
             path = Path(u.netloc + u.path)
             if path.exists() or path.is_symlink():
                 if not stat.S_ISSOCK(path.lstat().st_mode):
-                    raise ValueError(f"{path}: exists and is not a socket; not replacing it")
+                    raise UsageError(f"{path}: exists and is not a socket; not replacing it")
                 path.unlink()
             self._server = await asyncio.start_unix_server(self._accept, str(path), limit=cfg.max_line)
             self._unix_path = path
