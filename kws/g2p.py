@@ -20,6 +20,8 @@ from functools import lru_cache
 from importlib import resources
 from typing import Dict, Iterable, List, Sequence, Tuple
 
+from kws.lexicon import cmu_lexicon
+
 # Contexts tried from widest to narrowest: (letters to the left, letters to the right).
 BACKOFF: Tuple[Tuple[int, int], ...] = (
     (4, 4), (3, 4), (4, 3), (3, 3), (2, 3), (3, 2), (2, 2), (1, 2), (2, 1),
@@ -168,8 +170,6 @@ def edit_distance(a: Sequence[str], b: Sequence[str]) -> int:
 
 def build(out_path: str, holdout_fraction: float = 0.02, seed: int = 0) -> Dict[str, float]:
     """Fit on CMUdict minus a held-out set, report PER/WER on the held-out set, write the table."""
-    from kws.phonemes import cmu_lexicon
-
     lex = [(w, p) for w, p in cmu_lexicon().items() if w.isalpha() and w.isascii()]
     lex.sort()
     rng = random.Random(seed)

