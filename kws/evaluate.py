@@ -264,7 +264,7 @@ def run(bundle: Bundle, data: Path, per_keyword: int, fsdd_n: int, background_s:
 
 
 def _render(batch):
-    from kws.corpus import tts
+    from kws import tts
 
     return tts.synthesize(batch)
 
@@ -276,7 +276,7 @@ def synthetic(bundle: Bundle, n_words: int = 150, renders: int = 4, seed: int = 
     clips, and text->audio AP."""
     from multiprocessing import Pool
 
-    from kws.corpus import tts
+    from kws import tts
     from kws.corpus.vocab import read_list
     from kws.metrics import cross_modal_ap
 

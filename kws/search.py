@@ -34,7 +34,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from kws.audio import AudioError, load_audio
+from kws.audio import AudioError, load_audio, trim_silence
 from kws.bundle import Bundle
 from kws.errors import KwsError, UsageError
 from kws.windows import make_plan
@@ -421,8 +421,6 @@ class SearchIndex:
             raise UsageError("give a text or an example recording (one of them)")
         if text is not None:
             return self.bundle.embed_text(text)
-        from kws.corpus.tts import trim_silence
-
         return self.bundle.embed_audio(trim_silence(load_audio(example, min_seconds=0.1)))
 
     def file_scores(self, file: str, query: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:

@@ -52,7 +52,7 @@ def test_transliterate_leaves_plain_text_alone():
 
 
 def test_enroll_cafe_and_tokyo(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("kws.corpus.tts.available_engines", lambda: [])
+    monkeypatch.setattr("kws.tts.available_engines", lambda: [])
     st_ = str(tmp_path / "s")
     assert enroll(["--store", st_, "add", "café", "--no-tune"]) == 0
     k = KeywordSet.load(st_)["café"]

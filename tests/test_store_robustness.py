@@ -124,7 +124,7 @@ def test_lock_timeout_is_a_clear_error(tmp_path):
 
 # ------------------------------------------------------------------ where the store is
 def test_kws_store_and_store_flag_mean_the_same_folder(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr("kws.corpus.tts.available_engines", lambda: [])
+    monkeypatch.setattr("kws.tts.available_engines", lambda: [])
     d = tmp_path / "x"
     monkeypatch.setenv("KWS_STORE", str(d))
     assert resolve_store() == d == resolve_store(str(d))
