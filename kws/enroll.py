@@ -19,117 +19,16 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import List
 
 import numpy as np
 
-from kws.audio import SAMPLE_RATE, load_audio
+from kws.audio import load_audio
 from kws.bundle import Bundle, BundleError
+from kws.enrollment import EnrollError, build_keyword, check_example
 from kws.keywords import (Keyword, KeywordSet, StoreError, edit_store, export_doc, parse_export,
                           reset_store, resolve_store, restore_backup)
 from kws.mic import NoMicrophone
-from kws.phonemes import parse_phonemes, pronounce
-
-MIN_EXAMPLE_S = 0.2
-MAX_EXAMPLE_S = 10.0
-MAX_SPEECH_S = 3.0
-TTS_POSITIVES = 9
-NEIGHBOURS = 12
-
-
-class EnrollError(ValueError):
-    pass
-
-
-def check_example(audio: np.ndarray, name: str) -> np.ndarray:
-    """Reject silent, clipped, too short or too long examples; return the speech part."""
-    from kws.corpus.tts import trim_silence
-
-    dur = audio.size / SAMPLE_RATE
-    if dur < MIN_EXAMPLE_S:
-        raise EnrollError(f"{name}: {dur:.2f} s is too short for an example (at least {MIN_EXAMPLE_S} s)")
-    if dur > MAX_EXAMPLE_S:
-        raise EnrollError(f"{name}: {dur:.1f} s is too long (at most {MAX_EXAMPLE_S} s: one keyword per file)")
-    peak = float(np.max(np.abs(audio)))
-    if peak < 1e-3 or float(np.sqrt(np.mean(audio ** 2))) < 3e-4:
-        raise EnrollError(f"{name}: silent (peak level {20 * np.log10(max(peak, 1e-9)):.0f} dBFS)")
-    clipped = float(np.mean(np.abs(audio) >= 0.999))
-    if clipped > 0.01:
-        raise EnrollError(f"{name}: clipped ({clipped:.1%} of samples at full scale); record it quieter")
-    speech = trim_silence(audio, top_db=30.0, margin_s=0.08)
-    if speech.size / SAMPLE_RATE > MAX_SPEECH_S:
-        raise EnrollError(f"{name}: {speech.size / SAMPLE_RATE:.1f} s of sound; an example should hold "
-                          f"only the keyword (at most {MAX_SPEECH_S} s)")
-    return speech
-
-
-def build_keyword(bundle: Bundle, name: str, text: Optional[str], phonemes: Optional[str],
-                  examples: Sequence[np.ndarray], tune: bool = True, seed: int = 0,
-                  progress=print) -> Keyword:
-    from kws import thresholds as th
-    from kws.detector import Detector, max_scores
-
-    if text is None and not examples:
-        raise EnrollError("give the keyword's text, examples, or both")
-    vectors: List[np.ndarray] = []
-    pron = None
-    if phonemes:
-        pron = parse_phonemes(phonemes)
-    elif text is not None:
-        pron = pronounce(text)
-    if pron is not None:
-        vectors.append(bundle.embed_pronunciations([pron])[0])
-        if pron.guessed:
-            progress(f"  not in the dictionary, pronounced by the fallback G2P: {', '.join(pron.guessed)} "
-                     f"-> {pron}")
-    if examples:
-        ex = bundle.embed_clips(list(examples))
-        m = ex.mean(axis=0)
-        vectors.append(m / np.linalg.norm(m))
-    vec = np.stack(vectors)
-    source = "+".join(s for s, on in (("text", pron is not None), ("examples", bool(examples))) if on)
-    kw = Keyword(name=name, vectors=vec, threshold=0.0, text=text,
-                 phonemes=str(pron) if pron is not None else None, source=source)
-    if not tune:
-        kw.threshold = th.background_threshold(bundle, vec)
-        kw.tuned_on = {"method": "background-quantile", "quantile": th.BACKGROUND_QUANTILE}
-        return kw
-    ks = KeywordSet(bundle.model_id, [kw])
-    det = Detector(ks, bundle)
-    rng = np.random.default_rng(seed)
-    pos, tuned = [], {"method": "eer"}
-    # positives: the examples (clean and at 10 dB SNR), TTS renderings (clean and noisy)
-    for e in examples:
-        pos += [float(max_scores(det, e)[0]), float(max_scores(det, th.add_noise(e, 10.0, rng))[0])]
-    tuned["examples"] = len(examples)
-    neg = list(th.background_scores(bundle, vec))
-    tuned["background_windows"] = len(neg)
-    # the TTS voices read the normalised words ("café" -> "cafe", "7" -> "seven"), as embedded
-    spoken = " ".join(pron.words) if pron is not None and pron.words else text
-    if spoken is not None:
-        progress("  rendering the keyword and close-sounding words with the offline TTS voices ...")
-        neighbours = th.phonetic_neighbours(pron.phonemes, NEIGHBOURS, seed) if pron is not None else []
-        clips = th.tts_clips([spoken] + neighbours, per_text=TTS_POSITIVES, seed=seed)
-        own = clips.pop(spoken)
-        for c in own:
-            pos += [float(max_scores(det, c)[0]), float(max_scores(det, th.add_noise(c, 10.0, rng))[0])]
-        neg_tts = [float(max_scores(det, c)[0]) for cl in clips.values() for c in cl[:3]]
-        neg += neg_tts
-        tuned["tts_positives"] = len(own)
-        tuned["tts_negatives"] = len(neg_tts)
-        tuned["neighbours"] = neighbours
-    if not pos:
-        kw.threshold = th.background_threshold(bundle, vec)
-        kw.tuned_on = {"method": "background-quantile", "quantile": th.BACKGROUND_QUANTILE,
-                       "why": "no examples and no TTS engine installed"}
-        progress("  no TTS engine and no examples: threshold from the background-speech calibration "
-                 "(see README, 'Thresholds')")
-        return kw
-    kw.eer, kw.threshold = th.tune(pos, neg)
-    tuned["positives"] = len(pos)
-    tuned["negatives"] = len(neg)
-    kw.tuned_on = tuned
-    return kw
 
 
 def record_examples(n: int, seconds: float = 2.0, device=None) -> List[np.ndarray]:

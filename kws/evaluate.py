@@ -27,19 +27,19 @@ import random
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from kws.audio import AudioError, load_audio
 from kws.bundle import Bundle
-from kws.corpus.real import (DEFAULT_DATA, DIGITS, WAKEWORDS, babble, fsdd_clips, load_clip,
+from kws.corpus.real import (DEFAULT_DATA, DIGITS, WAKEWORDS, Clip, babble, fsdd_clips, load_clip,
                              read_speech, split_of, wakeword_clips)
 from kws.detector import Detector, DetectorConfig, detect_audio, max_scores
+from kws.enrollment import EnrollError, check_example, enroll_keyword
 from kws.keywords import Keyword, KeywordSet
 from kws.progress import progress
 from kws.metrics import eer, miss_at_false_alarm_rate, roc_points, same_different_ap
-from kws.thresholds import background_threshold
 
 
 def _load(clips, quiet):
@@ -157,13 +157,28 @@ def text_detector(bundle: Bundle, words, cfg: DetectorConfig) -> Detector:
 
 
 def example_detector(bundle: Bundle, examples: Dict[str, List[np.ndarray]], cfg) -> Detector:
-    ks = KeywordSet(bundle.model_id)
-    for w, ex in examples.items():
-        e = bundle.embed_clips(ex)
-        v = e.mean(0)
-        v /= np.linalg.norm(v)
-        ks.add(Keyword(name=w, vectors=v[None], threshold=background_threshold(bundle, v[None]), source="examples"))
+    """Keywords enrolled from example clips the way ``python -m kws enroll add --examples`` enrolls
+    them (kws.enrollment: each clip checked and trimmed), with the background-calibrated
+    threshold (``tune=False``)."""
+    ks = KeywordSet(bundle.model_id, [enroll_keyword(w, examples=ex, tune=False, bundle=bundle)
+                                      for w, ex in examples.items()])
     return Detector(ks, bundle, cfg)
+
+
+def enrollable(clips: Sequence[Clip], n: int = 3) -> List[np.ndarray]:
+    """The first ``n`` of ``clips``, in their order, that load and that enrollment accepts as
+    examples (kws.enrollment.check_example: a user would record a refused one again)."""
+    out = []
+    for c in clips:
+        try:
+            x = load_clip(c)
+            check_example(x, str(c.path))
+        except (AudioError, EnrollError):
+            continue
+        out.append(x)
+        if len(out) == n:
+            break
+    return out
 
 
 def run(bundle: Bundle, data: Path, per_keyword: int, fsdd_n: int, background_s: float,
@@ -190,7 +205,8 @@ def run(bundle: Bundle, data: Path, per_keyword: int, fsdd_n: int, background_s:
     enroll_ex = {}
     for w in WAKEWORDS:
         cands = [c for c in wake if c.label == w and split_of(c) != test_half]
-        enroll_ex[w] = [x for _, x in _load(pick.sample(cands, 3), True)]
+        chosen = pick.sample(cands, 3)
+        enroll_ex[w] = enrollable(chosen + [c for c in cands if c not in chosen])
     tdet = text_detector(bundle, WAKEWORDS, cfg)
     edet = example_detector(bundle, enroll_ex, cfg)
     ww = {"clips": len(xs), "text": clip_eers(tdet, xs, ys, quiet, "wake words, text"),
