@@ -21,7 +21,6 @@ Writes JSON, a markdown table and DET curves (PNG, if matplotlib is installed) t
 """
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import sys
@@ -33,7 +32,7 @@ import numpy as np
 
 from kws.audio import AudioError, load_audio
 from kws.bundle import Bundle
-from kws.corpus.real import (DEFAULT_DATA, DIGITS, WAKEWORDS, Clip, babble, fsdd_clips, load_clip,
+from kws.corpus.real import (DIGITS, WAKEWORDS, Clip, babble, fsdd_clips, load_clip,
                              read_speech, split_of, wakeword_clips)
 from kws.detector import Detector, DetectorConfig, detect_audio, max_scores
 from kws.enrollment import EnrollError, check_example, enroll_keyword
@@ -408,56 +407,20 @@ def det_plot(r: Dict, path: Path) -> bool:
     return True
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m kws evaluate", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bundle", help="bundle folder (default: shipped)")
-    ap.add_argument("--variant", choices=("int8", "fp32"), default="int8")
-    ap.add_argument("--data", type=Path, default=None,
-                    help="folder of real recordings (wakewords/, fsdd/, ...); default ../shared/data "
-                         "beside a checkout, required for an installed kws")
-    ap.add_argument("--out", type=Path, default=Path("eval-report"))
-    ap.add_argument("--per-keyword", type=int, default=100, help="wake-word clips per keyword")
-    ap.add_argument("--fsdd", type=int, default=300, help="FSDD clips")
-    ap.add_argument("--background-s", type=float, default=900.0, help="seconds of background speech")
-    ap.add_argument("--synthetic-words", type=int, default=150, help="IV and OOV words rendered by TTS (0: skip)")
-    ap.add_argument("--std-utterances", type=int, default=300, help="speechocean762 utterances for STD (0: skip)")
-    ap.add_argument("--std-queries", type=int, default=40, help="at most this many IV and OOV STD queries")
-    ap.add_argument("--windows", default=None, help="detector window lengths in seconds, e.g. 0.3,0.6,0.9")
-    ap.add_argument("--half", choices=("a", "b"), default="b",
-                    help="real clips to test on: b = held-out (reported), a = tuning")
-    ap.add_argument("--music", type=Path, help="an audio file of music for the 10 dB music row (the shipped "
-                    "evaluation: python -m kws.corpus.stage music --deb warzone2100-music_4.3.3-3_all.deb "
-                    "--out eval-music.ogg; never a file used in training)")
-    ap.add_argument("--quiet", action="store_true")
-    args = ap.parse_args(argv)
-    if args.data is None:
-        if not (Path(__file__).resolve().parents[1] / "setup.cfg").is_file():
-            print("error: give --data DIR, the folder of real recordings (wakewords/, fsdd/, ...): "
-                  "kws is installed as a package, not run from a checkout with ../shared/data beside it",
-                  file=sys.stderr)
-            return 2
-        args.data = DEFAULT_DATA
-    if not (args.data / "wakewords").is_dir():
-        print(f"error: no recordings at {args.data} (give --data ../shared/data)", file=sys.stderr)
-        return 2
-    bundle = Bundle.load(args.bundle, variant=args.variant)
-    r = run(bundle, args.data, args.per_keyword, args.fsdd, args.background_s, quiet=args.quiet,
-            synthetic_words=args.synthetic_words, std_utts=args.std_utterances, std_queries=args.std_queries,
-            window_s=tuple(float(w) for w in args.windows.split(",")) if args.windows else None,
-            test_half=args.half, music=load_audio(args.music) if args.music else None)
-    args.out.mkdir(parents=True, exist_ok=True)
-    md = markdown(r)
-    (args.out / "report.md").write_text(md)
-    plotted = det_plot(r, args.out / "det_wakewords.png")
+def save_report(r: Dict, out: Path) -> List[str]:
+    """Write ``report.md``, ``report.json`` (without the raw scores) and, with matplotlib,
+    ``det_wakewords.png`` to ``out``; returns the names written."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.md").write_text(markdown(r))
+    plotted = det_plot(r, out / "det_wakewords.png")
     slim = json.loads(json.dumps(r))
     for mode in ("text", "examples"):
         slim["wakewords"][mode].pop("_scores")
-    (args.out / "report.json").write_text(json.dumps(slim, indent=2))
-    print(md)
-    print(f"wrote {args.out}/report.json, report.md" + (", det_wakewords.png" if plotted else ""))
-    return 0
+    (out / "report.json").write_text(json.dumps(slim, indent=2))
+    return ["report.json", "report.md"] + (["det_wakewords.png"] if plotted else [])
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from kws.commands import run_as
+
+    raise SystemExit(run_as("evaluate"))

@@ -13,7 +13,6 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 
 from kws.errors import KwsError
-from kws.g2p import G2P
 from kws.lexicon import cmu_lexicon
 
 PHONEMES: Tuple[str, ...] = (
@@ -119,6 +118,8 @@ def word_phonemes(word: str) -> Tuple[List[str], bool]:
     lex = cmu_lexicon()
     if word in lex:
         return list(lex[word]), False
+    from kws.g2p import G2P          # loaded when first needed (python -m kws.g2p runs it as __main__)
+
     phones = G2P.default()(word.replace("'", ""))
     if not phones:
         raise TextError(f"cannot pronounce {word!r}")

@@ -27,14 +27,12 @@ audio never stalls the event loop.
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import ipaddress
 import json
 import logging
 import os
 import stat
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -47,6 +45,7 @@ import numpy as np
 from kws import __version__
 from kws.audio import SAMPLE_RATE, AudioError, prepare
 from kws.bundle import Bundle
+from kws.demo import DEMO_KEYWORDS
 from kws.detector import Detection, Detector, DetectorConfig
 from kws.errors import MissingExtra, UsageError
 from kws.keywords import STORE_FILE, KeywordSet, StoreError, default_store_dir
@@ -103,12 +102,6 @@ class ServeConfig:
             raise UsageError("max_clients must be >= 1 and the timeouts > 0")
         if min(self.max_line, self.max_data, self.max_payload) < 1024 or min(self.reload_s, self.batch_s) < 0:
             raise UsageError("size limits must be >= 1024 bytes, reload_s and batch_s >= 0")
-
-
-def _demo_texts() -> Tuple[str, ...]:
-    from kws.cli import DEMO_KEYWORDS
-
-    return tuple(DEMO_KEYWORDS)
 
 
 def _text_keywords(texts: Sequence[str], threshold: Optional[float], bundle: Bundle,
@@ -174,7 +167,7 @@ class KeywordSource:
         self._key = key
         if ks is None or len(ks) == 0:
             if self._demo_set is None:
-                self._demo_set = _text_keywords(_demo_texts(), None, self.bundle, self.config.detector)
+                self._demo_set = _text_keywords(DEMO_KEYWORDS, None, self.bundle, self.config.detector)
             if not self.demo or initial:
                 log.info("no keywords enrolled in %s: serving the demo keywords %s (add your own with "
                          "python -m kws.enroll add \"...\"; they are picked up without a restart)",
@@ -646,24 +639,3 @@ def serve(config: ServeConfig = ServeConfig()) -> None:
         log.info("stopped")
 
     asyncio.run(main())
-
-
-def run_from_args(args: argparse.Namespace) -> int:
-    """``python -m kws serve`` (the arguments are declared in kws.cli)."""
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    require_wyoming()
-    defaults = ServeConfig()
-    cfg = ServeConfig(
-        uri=args.uri, store=Path(args.store) if args.store else None, texts=tuple(args.keyword or ()),
-        threshold=args.threshold, bundle=Path(args.bundle) if args.bundle else None,
-        detector=DetectorConfig(variant=args.variant, vad=not args.no_vad, hop_s=args.hop),
-        max_clients=args.max_clients or defaults.max_clients,
-        idle_timeout_s=args.idle_timeout or defaults.idle_timeout_s,
-        workers=args.workers or defaults.workers)
-    try:
-        serve(cfg)
-    except OSError as exc:         # address in use, permission denied, ...
-        print(f"error: cannot listen on {cfg.uri}: {exc}", file=sys.stderr)
-        return 2
-    return 0

@@ -119,7 +119,7 @@ def test_missing_extras_say_what_to_install(tmp_path, bundle, monkeypatch, capsy
 
 
 def _sample_path():
-    from kws.cli import sample_recording
+    from kws.demo import sample_recording
 
     return sample_recording()
 
