@@ -28,7 +28,7 @@ from kws.audio import AudioError
 from kws.errors import UsageError
 from kws.keywords import Keyword, KeywordSet, OtherModelError, max_per_keyword
 from kws.ringbuffer import RingBuffer
-from kws.windows import WindowPlan, duration_from_phonemes, make_plan
+from kws.windows import WindowPlan, duration_from_phonemes, frames_in, make_plan
 
 
 _SLICE = 16000      # samples handled at a time, so long chunks never overrun the ring buffers
@@ -108,7 +108,7 @@ class Detector:
         self._names = keywords.names
         self.plan: WindowPlan = make_plan(self.frontend, config.hop_s, config.window_s,
                                           keyword_durations(keywords))
-        self._refractory = int(round(config.refractory_s * SAMPLE_RATE / self.frontend.hop))
+        self._refractory = frames_in(self.frontend, config.refractory_s)
         self.reset()
         # statistics for benchmarks
         self.hops = 0

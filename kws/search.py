@@ -37,7 +37,7 @@ import numpy as np
 from kws.audio import AudioError, load_audio, trim_silence
 from kws.bundle import Bundle
 from kws.errors import KwsError, UsageError
-from kws.windows import make_plan
+from kws.windows import frames_in, make_plan
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif")
 INDEX_VERSION = 1
@@ -142,7 +142,7 @@ def window_embeddings(bundle: Bundle, audio: np.ndarray, cfg: IndexConfig = Inde
     if T < wins[0]:   # shorter than every window: the whole recording is one window
         embs.append(bundle.embed_frames(fe.frames(audio)[None], np.array([T])))
         times.append(np.array([fe.word_times(0, T)]))
-    block = max(hop, int(block_s * 16000 / fe.hop) // hop * hop)
+    block = max(hop, frames_in(fe, block_s) // hop * hop)
     for b0 in range(0, T + 1, block):             # window ends in [b0, b0 + block)
         first = max(0, b0 - wins[-1])
         last = min(T, b0 + block - 1)
