@@ -49,7 +49,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         ap.error(f"--store goes with listen, detect, serve or enroll, not {args.command}")
     try:
         with plain_warnings():
-            return args.run(args)
+            status = args.run(args)
+        sys.stdout.flush()                  # a reader gone away shows here, not at exit
+        return status
     except (KwsError, ValueError, OSError) as exc:
         if isinstance(exc, BrokenPipeError):
             return _closed_pipe()
