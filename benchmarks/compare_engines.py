@@ -12,7 +12,8 @@ the held-out half of its speakers, which hold none of the keywords) for false al
 
 How each engine gives a score:
 - kws: best cosine of the detector's windows (0.3-0.9 s every 0.15 s) with the keyword's vector
-  (text embedding, or the mean of the 3 example embeddings); background peaks 1 s apart.
+  (text embedding, or the mean of the 3 example embeddings, enrolled as `python -m kws enroll add
+  --examples` enrolls them: checked and trimmed, kws.enrollment); background peaks 1 s apart.
 - PocketSphinx 5 (bundled en-us model, keyphrase search, all keywords of a set in one search):
   it only says detected / not detected at a threshold, so each clip or stretch of background is
   decoded at 9 thresholds 1e-80..1e0 and a clip's score is the log10 of the highest threshold
@@ -50,7 +51,7 @@ from kws.bundle import Bundle  # noqa: E402
 from kws.corpus.real import (DIGITS, WAKEWORDS, fsdd_clips, load_clip, read_speech, split_of,  # noqa: E402
                              wakeword_clips)
 from kws.detector import DetectorConfig, max_scores, window_scores  # noqa: E402
-from kws.evaluate import _noise_bank, example_detector, mix, text_detector  # noqa: E402
+from kws.evaluate import _noise_bank, enrollable, example_detector, mix, text_detector  # noqa: E402
 from kws.metrics import eer, miss_at_false_alarm_rate, roc_points  # noqa: E402
 from kws.progress import progress  # noqa: E402
 
@@ -213,7 +214,7 @@ def probe_memory(engine: str, data: Path) -> float:
 
 def _memory_child(engine: str, data: str) -> float:
     clips = [c for c in wakeword_clips(Path(data)) if split_of(c) == "a"]
-    ex = {w: [load_clip(c) for c in [c for c in clips if c.label == w][:3]] for w in WAKEWORDS}
+    ex = {w: enrollable([c for c in clips if c.label == w], 3) for w in WAKEWORDS}
     before = rss_mb()
     if engine.startswith("kws"):
         b = Bundle.load(variant="int8")
@@ -255,7 +256,9 @@ def load_set(data: Path, n_per: int, seed: int):
         test, ex = [], {}
         for w in words:
             test += loaded([c for c in clips if c.label == w and split_of(c) == "b"], n)
-            ex[w] = [x for _, x in loaded([c for c in clips if c.label == w and split_of(c) == "a"], 3)]
+            # as a user enrolls: clips enrollment refuses (too short, too much sound) are skipped
+            a = [c for c in clips if c.label == w and split_of(c) == "a"]
+            ex[w] = enrollable(pick.sample(a, len(a)), 3)
         sets[name] = {"words": list(words), "labels": [l for l, _ in test], "clips": [x for _, x in test],
                       "examples": ex}
     return sets

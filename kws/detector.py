@@ -24,9 +24,11 @@ import numpy as np
 
 from kws.bundle import Bundle
 from kws.frontend import SAMPLE_RATE
-from kws.keywords import Keyword, KeywordSet, max_per_keyword
+from kws.audio import AudioError
+from kws.errors import UsageError
+from kws.keywords import Keyword, KeywordSet, OtherModelError, max_per_keyword
 from kws.ringbuffer import RingBuffer
-from kws.windows import WindowPlan, duration_from_phonemes, make_plan
+from kws.windows import WindowPlan, duration_from_phonemes, frames_in, make_plan
 
 
 _SLICE = 16000      # samples handled at a time, so long chunks never overrun the ring buffers
@@ -54,7 +56,7 @@ class DetectorConfig:
 
     def __post_init__(self):
         if self.hop_s <= 0 or (self.window_s is not None and (not self.window_s or min(self.window_s) < 0.05)):
-            raise ValueError("hop_s must be > 0 and window lengths >= 0.05 s")
+            raise UsageError("hop_s must be > 0 and window lengths >= 0.05 s")
 
 
 @dataclass(frozen=True)
@@ -94,11 +96,11 @@ class Detector:
     def __init__(self, keywords: KeywordSet, bundle: Optional[Bundle] = None,
                  config: DetectorConfig = DetectorConfig()):
         if len(keywords) == 0:
-            raise ValueError("no keywords to detect: enroll some first (python -m kws.enroll add ...)")
+            raise UsageError("no keywords to detect: enroll some first (python -m kws.enroll add ...)")
         self.config = config
         self.bundle = bundle or Bundle.load(variant=config.variant)
         if keywords.model_id != self.bundle.model_id:
-            raise ValueError(f"keywords were made for model {keywords.model_id!r}, not "
+            raise OtherModelError(f"keywords were made for model {keywords.model_id!r}, not "
                              f"{self.bundle.model_id!r}: re-enroll them")
         self.keywords = keywords
         self.frontend = self.bundle.frontend
@@ -106,7 +108,7 @@ class Detector:
         self._names = keywords.names
         self.plan: WindowPlan = make_plan(self.frontend, config.hop_s, config.window_s,
                                           keyword_durations(keywords))
-        self._refractory = int(round(config.refractory_s * SAMPLE_RATE / self.frontend.hop))
+        self._refractory = frames_in(self.frontend, config.refractory_s)
         self.reset()
         # statistics for benchmarks
         self.hops = 0
@@ -185,7 +187,7 @@ class Detector:
                 events += self.process(chunk[s:s + _SLICE])
             return events
         if chunk.size and not np.all(np.isfinite(chunk)):
-            raise ValueError("audio chunk contains NaN or infinite samples")
+            raise AudioError("audio chunk contains NaN or infinite samples")
         if self._vad is not None:
             self._vad.push(chunk)
         frames = self._stream.push(chunk)

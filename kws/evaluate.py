@@ -21,25 +21,24 @@ Writes JSON, a markdown table and DET curves (PNG, if matplotlib is installed) t
 """
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from kws.audio import AudioError, load_audio
 from kws.bundle import Bundle
-from kws.corpus.real import (DEFAULT_DATA, DIGITS, WAKEWORDS, babble, fsdd_clips, load_clip,
+from kws.corpus.real import (DIGITS, WAKEWORDS, Clip, babble, fsdd_clips, load_clip,
                              read_speech, split_of, wakeword_clips)
 from kws.detector import Detector, DetectorConfig, detect_audio, max_scores
+from kws.enrollment import EnrollError, check_example, enroll_keyword
 from kws.keywords import Keyword, KeywordSet
 from kws.progress import progress
 from kws.metrics import eer, miss_at_false_alarm_rate, roc_points, same_different_ap
-from kws.thresholds import background_threshold
 
 
 def _load(clips, quiet):
@@ -159,13 +158,28 @@ def text_detector(bundle: Bundle, words, cfg: DetectorConfig, tts: bool = True) 
 
 
 def example_detector(bundle: Bundle, examples: Dict[str, List[np.ndarray]], cfg) -> Detector:
-    ks = KeywordSet(bundle.model_id)
-    for w, ex in examples.items():
-        e = bundle.embed_clips(ex)
-        v = e.mean(0)
-        v /= np.linalg.norm(v)
-        ks.add(Keyword(name=w, vectors=v[None], threshold=background_threshold(bundle, v[None]), source="examples"))
+    """Keywords enrolled from example clips the way ``python -m kws enroll add --examples`` enrolls
+    them (kws.enrollment: each clip checked and trimmed), with the background-calibrated
+    threshold (``tune=False``)."""
+    ks = KeywordSet(bundle.model_id, [enroll_keyword(w, examples=ex, tune=False, bundle=bundle)
+                                      for w, ex in examples.items()])
     return Detector(ks, bundle, cfg)
+
+
+def enrollable(clips: Sequence[Clip], n: int = 3) -> List[np.ndarray]:
+    """The first ``n`` of ``clips``, in their order, that load and that enrollment accepts as
+    examples (kws.enrollment.check_example: a user would record a refused one again)."""
+    out = []
+    for c in clips:
+        try:
+            x = load_clip(c)
+            check_example(x, str(c.path))
+        except (AudioError, EnrollError):
+            continue
+        out.append(x)
+        if len(out) == n:
+            break
+    return out
 
 
 def run(bundle: Bundle, data: Path, per_keyword: int, fsdd_n: int, background_s: float,
@@ -178,7 +192,7 @@ def run(bundle: Bundle, data: Path, per_keyword: int, fsdd_n: int, background_s:
     pick = random.Random(seed)
     cfg = DetectorConfig(variant=bundle.variant) if window_s is None else \
         DetectorConfig(variant=bundle.variant, window_s=tuple(window_s))
-    from kws.corpus.tts import available_engines
+    from kws.tts import available_engines
 
     tts = tts and bool(available_engines())
     res: Dict = {"bundle": bundle.model_id, "variant": bundle.variant, "test_half": test_half,
@@ -197,7 +211,8 @@ def run(bundle: Bundle, data: Path, per_keyword: int, fsdd_n: int, background_s:
     enroll_ex = {}
     for w in WAKEWORDS:
         cands = [c for c in wake if c.label == w and split_of(c) != test_half]
-        enroll_ex[w] = [x for _, x in _load(pick.sample(cands, 3), True)]
+        chosen = pick.sample(cands, 3)
+        enroll_ex[w] = enrollable(chosen + [c for c in cands if c not in chosen])
     tdet = text_detector(bundle, WAKEWORDS, cfg, tts)
     edet = example_detector(bundle, enroll_ex, cfg)
     ww = {"clips": len(xs), "text": clip_eers(tdet, xs, ys, quiet, "wake words, text"),
@@ -271,7 +286,7 @@ def run(bundle: Bundle, data: Path, per_keyword: int, fsdd_n: int, background_s:
 
 
 def _render(batch):
-    from kws.corpus import tts
+    from kws import tts
 
     return tts.synthesize(batch)
 
@@ -283,7 +298,7 @@ def synthetic(bundle: Bundle, n_words: int = 150, renders: int = 4, seed: int = 
     clips, and text->audio AP."""
     from multiprocessing import Pool
 
-    from kws.corpus import tts
+    from kws import tts
     from kws.corpus.vocab import read_list
     from kws.metrics import cross_modal_ap
 
@@ -401,59 +416,20 @@ def det_plot(r: Dict, path: Path) -> bool:
     return True
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m kws evaluate", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bundle", help="bundle folder (default: shipped)")
-    ap.add_argument("--variant", choices=("int8", "fp32"), default="int8")
-    ap.add_argument("--data", type=Path, default=None,
-                    help="folder of real recordings (wakewords/, fsdd/, ...); default ../shared/data "
-                         "beside a checkout, required for an installed kws")
-    ap.add_argument("--out", type=Path, default=Path("eval-report"))
-    ap.add_argument("--per-keyword", type=int, default=100, help="wake-word clips per keyword")
-    ap.add_argument("--fsdd", type=int, default=300, help="FSDD clips")
-    ap.add_argument("--background-s", type=float, default=5400.0,
-                    help="seconds of held-out background speech (default: all there is, about 1.4 h)")
-    ap.add_argument("--synthetic-words", type=int, default=150, help="IV and OOV words rendered by TTS (0: skip)")
-    ap.add_argument("--std-utterances", type=int, default=300, help="speechocean762 utterances for STD (0: skip)")
-    ap.add_argument("--std-queries", type=int, default=40, help="at most this many IV and OOV STD queries")
-    ap.add_argument("--windows", default=None, help="detector window lengths in seconds, e.g. 0.3,0.6,0.9")
-    ap.add_argument("--half", choices=("a", "b"), default="b",
-                    help="real clips to test on: b = held-out (reported), a = tuning")
-    ap.add_argument("--music", type=Path, help="an audio file of music for the 10 dB music row (the shipped "
-                    "evaluation: python -m kws.corpus.stage music --deb warzone2100-music_4.3.3-3_all.deb "
-                    "--out eval-music.ogg; never a file used in training)")
-    ap.add_argument("--tts", action=argparse.BooleanOptionalAction, default=True,
-                    help="typed keywords joined by TTS renderings where an engine is installed (as users get them)")
-    ap.add_argument("--quiet", action="store_true")
-    args = ap.parse_args(argv)
-    if args.data is None:
-        if not (Path(__file__).resolve().parents[1] / "setup.cfg").is_file():
-            print("error: give --data DIR, the folder of real recordings (wakewords/, fsdd/, ...): "
-                  "kws is installed as a package, not run from a checkout with ../shared/data beside it",
-                  file=sys.stderr)
-            return 2
-        args.data = DEFAULT_DATA
-    if not (args.data / "wakewords").is_dir():
-        print(f"error: no recordings at {args.data} (give --data ../shared/data)", file=sys.stderr)
-        return 2
-    bundle = Bundle.load(args.bundle, variant=args.variant)
-    r = run(bundle, args.data, args.per_keyword, args.fsdd, args.background_s, quiet=args.quiet,
-            synthetic_words=args.synthetic_words, std_utts=args.std_utterances, std_queries=args.std_queries,
-            window_s=tuple(float(w) for w in args.windows.split(",")) if args.windows else None,
-            test_half=args.half, music=load_audio(args.music) if args.music else None, tts=args.tts)
-    args.out.mkdir(parents=True, exist_ok=True)
-    md = markdown(r)
-    (args.out / "report.md").write_text(md)
-    plotted = det_plot(r, args.out / "det_wakewords.png")
+def save_report(r: Dict, out: Path) -> List[str]:
+    """Write ``report.md``, ``report.json`` (without the raw scores) and, with matplotlib,
+    ``det_wakewords.png`` to ``out``; returns the names written."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.md").write_text(markdown(r))
+    plotted = det_plot(r, out / "det_wakewords.png")
     slim = json.loads(json.dumps(r))
     for mode in ("text", "examples"):
         slim["wakewords"][mode].pop("_scores")
-    (args.out / "report.json").write_text(json.dumps(slim, indent=2))
-    print(md)
-    print(f"wrote {args.out}/report.json, report.md" + (", det_wakewords.png" if plotted else ""))
-    return 0
+    (out / "report.json").write_text(json.dumps(slim, indent=2))
+    return ["report.json", "report.md"] + (["det_wakewords.png"] if plotted else [])
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from kws.commands import run_as
+
+    raise SystemExit(run_as("evaluate"))

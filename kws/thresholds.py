@@ -117,7 +117,7 @@ def phonetic_neighbours(phonemes: Sequence[str], n: int = 12, seed: int = 0) -> 
 
 def tts_clips(texts: Sequence[str], per_text: int, seed: int = 0) -> Dict[str, List[np.ndarray]]:
     """Renderings of each text by the installed TTS engines (empty when there is none)."""
-    from kws.corpus import tts
+    from kws import tts
 
     engines = tts.available_engines()
     if not engines:

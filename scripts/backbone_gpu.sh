@@ -8,11 +8,10 @@
 #   scripts/backbone_gpu.sh watch SEC     # progress for SEC seconds (repeat while it trains)
 #   scripts/backbone_gpu.sh collect       # waits for the end; weights + log into $OUT
 #
-# The shipped model took two trainings on one H100 (a machine is held for at most 30 minutes,
-# and a command runs at most 10): first 12.5 minutes from scratch with configs/backbone.json
-# (text encoder trained too); then 7.5 minutes with configs/backbone-continue.json from that
-# head and v1's text encoder, frozen (.carry/init2.pt, made by kws.train.backbone_trainer's
-# `python -m kws.train.backbone_trainer init-pt runs/bb1/last.pt --text v1.1/text.onnx --out .carry/init2.pt`):
+# The model took two trainings on one H100, in commands of at most 10 minutes: first 12.5 minutes
+# from scratch with configs/backbone.json (text encoder trained too); then 7.5 minutes with
+# configs/backbone-continue.json from that head and v1's text encoder, frozen (.carry/init2.pt,
+# made by `python -m kws.train.backbone_trainer init-pt runs/bb1/last.pt --text v1.1/text.onnx --out .carry/init2.pt`):
 #   scripts/backbone_gpu.sh stage1; scripts/backbone_gpu.sh stage2 12.5; ... collect
 #   scripts/backbone_gpu.sh stage1; CONFIG=configs/backbone-continue.json scripts/backbone_gpu.sh stage2 7.5; ... collect
 #

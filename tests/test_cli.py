@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from kws.cli import main
+from kws.commands import main
 
 
 def _run(*args, timeout=300):
@@ -50,7 +50,7 @@ def test_listen_without_microphone_falls_back_to_sample(capsys, tmp_path, monkey
 
 
 def test_search_cli_index_and_query(tmp_path, capsys):
-    from kws.cli import sample_recording
+    from kws.demo import sample_recording
 
     ix = tmp_path / "ix"
     assert main(["search", "index", str(sample_recording()), "--index", str(ix)]) == 0
@@ -79,7 +79,7 @@ def test_bad_inputs_exit_2_with_message(tmp_path, capsys):
 def test_runtime_never_imports_torch():
     code = ("import sys, numpy as np; import kws; from kws import Detector; "
             "d = Detector.from_texts(['computer']); d.process(np.zeros(16000, np.float32)); "
-            "from kws import enroll, cli, evaluate; "
+            "from kws import enroll, commands, evaluate, enrollment, search, serve; commands.build_parser(); "
             "assert 'torch' not in sys.modules, 'torch imported'; print('ok')")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr

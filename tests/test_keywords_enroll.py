@@ -86,7 +86,7 @@ def _store_bytes(d):
 
 
 def test_enroll_by_text_without_tts_then_list_rename_remove(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("kws.corpus.tts.available_engines", lambda: [])
+    monkeypatch.setattr("kws.tts.available_engines", lambda: [])
     st = str(tmp_path / "s")
     assert enroll(["--store", st, "add", "hey snowboy"]) == 0
     out = capsys.readouterr().out
@@ -135,7 +135,7 @@ def test_bad_commands(tmp_path, capsys, args, msg):
 
 def test_enroll_snowboy_by_text_and_three_examples_with_tts(tmp_path, capsys, espeak):
     """End to end, offline: text enrollment tuned with TTS, and example enrollment."""
-    from kws.corpus.tts import Render, synthesize
+    from kws.tts import Render, synthesize
 
     st = str(tmp_path / "s")
     assert enroll(["--store", st, "add", "snowboy"]) == 0

@@ -18,7 +18,7 @@ from typing import List, NamedTuple, Optional
 import numpy as np
 
 from kws.audio import AudioError, load_audio
-from kws.corpus.tts import trim_silence
+from kws.audio import trim_silence
 
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 WAKEWORDS = ("alexa", "computer", "jarvis")
