@@ -90,7 +90,8 @@ def load_examples(examples: Sequence[Example]) -> List[np.ndarray]:
 
 def enroll_keyword(name: str, text: Optional[str] = None, examples: Optional[Sequence[Example]] = None,
                    tune: bool = True, progress: Progress = None, *, phonemes: Optional[str] = None,
-                   bundle: Optional[Bundle] = None, seed: int = 0) -> Keyword:
+                   bundle: Optional[Bundle] = None, seed: int = 0,
+                   fa_per_hour: Optional[float] = None) -> Keyword:
     """Make a keyword from its text, example recordings, or both, with its threshold.
 
     Args:
@@ -99,14 +100,16 @@ def enroll_keyword(name: str, text: Optional[str] = None, examples: Optional[Seq
             by the offline G2P). Default: ``name``, when no examples are given.
         examples: recordings of the keyword, one utterance each: file paths or float32 arrays of
             16 kHz mono samples. Each is checked and trimmed (:func:`check_example`).
-        tune: tune the threshold at the equal error rate (takes seconds: it renders the keyword
-            and close-sounding words with the installed TTS voices); False: the bundle's
-            background calibration.
+        tune: also measure the keyword's EER and its recall at the threshold (takes seconds: it
+            renders the keyword and close-sounding words with the installed TTS voices). The
+            threshold itself is set for ``fa_per_hour`` expected false alarms either way.
         progress: called with a line of text at each step worth telling (e.g. ``print``); None:
             silent.
         phonemes: an explicit ARPAbet pronunciation ("S N OW B OY") instead of the text's.
         bundle: the model (default: the shipped one, int8).
         seed: for the TTS voices and noise drawn while tuning.
+        fa_per_hour: the false alarms an hour the threshold is set for (default 0.5; 5 for a
+            typed keyword without a TTS engine: kws.calibration).
     Returns:
         The :class:`~kws.keywords.Keyword`, not yet stored: add it to a
         :class:`~kws.keywords.KeywordSet` (``python -m kws enroll add`` adds it to the store).
@@ -120,15 +123,28 @@ def enroll_keyword(name: str, text: Optional[str] = None, examples: Optional[Seq
         text = name
     clips = load_examples(examples or [])
     return build_keyword(bundle or Bundle.load(), name, text, phonemes, clips, tune=tune, seed=seed,
-                         progress=say)
+                         progress=say, fa_per_hour=fa_per_hour)
 
 
 def build_keyword(bundle: Bundle, name: str, text: Optional[str], phonemes: Optional[str],
                   examples: Sequence[np.ndarray], tune: bool = True, seed: int = 0,
-                  progress: Callable[[str], None] = print) -> Keyword:
-    """:func:`enroll_keyword` on examples already checked (:func:`load_examples`)."""
+                  progress: Callable[[str], None] = print,
+                  fa_per_hour: Optional[float] = None) -> Keyword:
+    """:func:`enroll_keyword` on examples already checked (:func:`load_examples`).
+
+    The keyword's vectors: its text embedding joined by TTS renderings where an engine is
+    installed (kws.anchors), and the mean of its examples. Its windows are sized to its expected
+    duration (the examples' median length, else its phoneme count). Its threshold is set for
+    ``fa_per_hour`` expected false alarms an hour (default kws.calibration.DEFAULT_FA_PER_HOUR;
+    for a typed keyword with no TTS engine and no examples, TEXT_ONLY_FA_PER_HOUR), from the
+    bundle's background hop bank (kws.thresholds). ``tune`` also measures, as a report, the EER
+    and the recall at that threshold against fresh TTS renderings and the examples (clean and at
+    10 dB SNR)."""
+    from kws import calibration
     from kws import thresholds as th
+    from kws.anchors import keyword_vector
     from kws.detector import Detector
+    from kws.windows import duration_from_phonemes
 
     if text is None and phonemes is None and not examples:
         raise EnrollError("give the keyword's text, examples, or both")
@@ -138,41 +154,57 @@ def build_keyword(bundle: Bundle, name: str, text: Optional[str], phonemes: Opti
         pron = parse_phonemes(phonemes)
     elif text is not None:
         pron = pronounce(text)
+    # the TTS voices read the normalised words ("café" -> "cafe", "7" -> "seven"), as embedded
+    spoken = " ".join(pron.words) if pron is not None and pron.words else text
+    n_tts = 0
     if pron is not None:
-        vectors.append(bundle.embed_pronunciations([pron])[0])
         if pron.guessed:
             progress(f"  not in the dictionary, pronounced by the fallback G2P: {', '.join(pron.guessed)} "
                      f"-> {pron}")
+        v, n_tts = keyword_vector(bundle, pron, spoken, seed=seed)
+        vectors.append(v)
     if examples:
         ex = bundle.embed_clips(list(examples))
         m = ex.mean(axis=0)
         vectors.append(m / np.linalg.norm(m))
+        duration = float(np.median([e.size for e in examples])) / 16000
+    else:
+        duration = duration_from_phonemes(len([p for p in pron.phonemes if p != "|"]))
     vec = np.stack(vectors)
     source = "+".join(s for s, on in (("text", pron is not None), ("examples", bool(examples))) if on)
     kw = Keyword(name=name, vectors=vec, threshold=0.0, text=text,
-                 phonemes=str(pron) if pron is not None else None, source=source)
+                 phonemes=str(pron) if pron is not None else None, source=source, duration=duration)
+    if fa_per_hour is None:
+        fa_per_hour = (calibration.DEFAULT_FA_PER_HOUR if examples or n_tts or pron is None
+                       else calibration.TEXT_ONLY_FA_PER_HOUR)
+        if not examples and not n_tts:
+            progress(f"  no TTS engine installed: matched by its text alone, less accurately; threshold "
+                     f"set for {fa_per_hour:g} false alarms an hour (install espeak-ng for better keywords)")
+    kw.threshold = th.background_threshold(bundle, vec, duration, fa_per_hour)
+    expected = th.expected_false_alarms(bundle, vec, duration, kw.threshold)
+    tuned = {"method": "false-alarm-rate" if expected is not None else "background-quantile",
+             "target_per_hour": fa_per_hour, "tts_renderings": n_tts}
+    if expected is not None:
+        tuned["expected_per_hour"] = round(expected, 3)
+    kw.tuned_on = tuned
     if not tune:
-        kw.threshold = th.background_threshold(bundle, vec)
-        kw.tuned_on = {"method": "background-quantile", "quantile": th.BACKGROUND_QUANTILE}
         return kw
     det = Detector(KeywordSet(bundle.model_id, [kw]), bundle)
     rng = np.random.default_rng(seed)
-    pos, tuned = [], {"method": "eer"}
+    pos: List[float] = []
 
     def clean_and_noisy(clip: np.ndarray) -> List[float]:
         return [float(det.best_scores(clip)[0]), float(det.best_scores(th.add_noise(clip, 10.0, rng))[0])]
-    # positives: the examples (clean and at 10 dB SNR), TTS renderings (clean and noisy)
     for e in examples:
         pos += clean_and_noisy(e)
+    neg = list(th.background_scores(bundle, vec, duration))
     tuned["examples"] = len(examples)
-    neg = list(th.background_scores(bundle, vec))
-    tuned["background_windows"] = len(neg)
-    # the TTS voices read the normalised words ("café" -> "cafe", "7" -> "seven"), as embedded
-    spoken = " ".join(pron.words) if pron is not None and pron.words else text
+    tuned["background_hops"] = len(neg)
     if spoken is not None:
         progress("  rendering the keyword and close-sounding words with the offline TTS voices ...")
         neighbours = th.phonetic_neighbours(pron.phonemes, NEIGHBOURS, seed) if pron is not None else []
-        clips = th.tts_clips([spoken] + neighbours, per_text=TTS_POSITIVES, seed=seed)
+        # voices drawn afresh (another seed than the anchors'), so that they test the vector
+        clips = th.tts_clips([spoken] + neighbours, per_text=TTS_POSITIVES, seed=seed + 1)
         own = clips.pop(spoken)
         for c in own:
             pos += clean_and_noisy(c)
@@ -181,15 +213,9 @@ def build_keyword(bundle: Bundle, name: str, text: Optional[str], phonemes: Opti
         tuned["tts_positives"] = len(own)
         tuned["tts_negatives"] = len(neg_tts)
         tuned["neighbours"] = neighbours
-    if not pos:
-        kw.threshold = th.background_threshold(bundle, vec)
-        kw.tuned_on = {"method": "background-quantile", "quantile": th.BACKGROUND_QUANTILE,
-                       "why": "no examples and no TTS engine installed"}
-        progress("  no TTS engine and no examples: threshold from the background-speech calibration "
-                 "(see README, 'Keywords and thresholds')")
-        return kw
-    kw.eer, kw.threshold = th.tune(pos, neg)
-    tuned["positives"] = len(pos)
-    tuned["negatives"] = len(neg)
-    kw.tuned_on = tuned
+    if pos:
+        kw.eer = th.tune(pos, neg)[0]
+        tuned["recall_at_threshold"] = round(float(np.mean(np.array(pos) >= kw.threshold)), 3)
+        tuned["positives"] = len(pos)
+        tuned["negatives"] = len(neg)
     return kw

@@ -36,7 +36,9 @@ def test_enroll_keyword_by_text_tuned_with_tts(bundle, espeak):
     kw = kws.enroll_keyword("snowboy", bundle=bundle)
     assert kw.name == kw.text == "snowboy" and kw.source == "text"
     assert kw.phonemes == "S N OW B OY" and kw.vectors.shape == (1, bundle.embedding_dim)
-    assert kw.tuned_on["method"] == "eer" and kw.tuned_on["tts_positives"] > 0
+    assert kw.tuned_on["method"] == "false-alarm-rate" and kw.tuned_on["tts_positives"] > 0
+    assert kw.tuned_on["tts_renderings"] > 0                       # the TTS anchor joined the text
+    assert kw.tuned_on["expected_per_hour"] == pytest.approx(0.5, rel=0.01)
     assert kw.eer is not None and kw.eer < 0.3 and 0 < kw.threshold < 1
 
 
@@ -44,8 +46,9 @@ def test_enroll_keyword_by_text_without_tts_or_tuning(bundle, monkeypatch):
     monkeypatch.setattr("kws.tts.available_engines", lambda: [])
     lines = []
     kw = kws.enroll_keyword("hey computer", progress=lines.append, bundle=bundle)
-    assert kw.tuned_on["method"] == "background-quantile" and "no TTS engine" in kw.tuned_on["why"]
-    assert any("background-speech calibration" in line for line in lines)
+    assert kw.tuned_on["method"] == "false-alarm-rate" and kw.tuned_on["target_per_hour"] == 5.0
+    assert kw.tuned_on["tts_renderings"] == 0 and kw.eer is None          # nothing to tune with
+    assert any("no TTS engine installed" in line for line in lines)
     calibrated = kws.enroll_keyword("hey computer", tune=False, bundle=bundle)
     assert calibrated.threshold == pytest.approx(kw.threshold) and calibrated.eer is None
     np.testing.assert_allclose(calibrated.vectors, kw.vectors)
@@ -60,8 +63,10 @@ def test_enroll_keyword_by_examples_detects_it(bundle, jarvis_clip, tmp_path, mo
     write_wav(f, clip)
     kw = kws.enroll_keyword("my jarvis", examples=[clip, str(f)], bundle=bundle)
     assert kw.source == "examples" and kw.text is None and kw.phonemes is None
-    assert kw.tuned_on["method"] == "eer" and kw.tuned_on["examples"] == 2
-    assert kw.tuned_on["positives"] == 4 and kw.tuned_on["negatives"] == kw.tuned_on["background_windows"]
+    assert kw.tuned_on["method"] == "false-alarm-rate" and kw.tuned_on["examples"] == 2
+    assert kw.tuned_on["expected_per_hour"] == pytest.approx(0.5, rel=0.01)
+    assert kw.tuned_on["positives"] == 4 and kw.tuned_on["negatives"] == kw.tuned_on["background_hops"]
+    assert kw.duration == pytest.approx(clip.size / 16000, rel=0.3)       # windows sized to it
     events = kws.Detector(kws.KeywordSet(bundle.model_id, [kw]), bundle).detect(sample)
     assert [e.keyword for e in events] == ["my jarvis"] and abs(events[0].start - start) < 0.5
     both = kws.enroll_keyword("jarvis", text="jarvis", examples=[clip], tune=False, bundle=bundle)

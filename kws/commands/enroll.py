@@ -63,14 +63,19 @@ def cmd_add(args) -> int:
         for i, a in enumerate(record_examples(args.record, device=args.device)):
             examples.append(check_example(a, f"recording {i + 1}"))
     t0 = time.time()
-    kw = build_keyword(bundle, name, args.text, args.phonemes, examples, tune=not args.no_tune)
+    kw = build_keyword(bundle, name, args.text, args.phonemes, examples, tune=not args.no_tune,
+                       fa_per_hour=args.false_alarms_per_hour)
     # tuning takes seconds and runs unlocked; the store is re-read under its lock, so keywords
     # that other processes added meanwhile are kept
     with edit_store(store, bundle.model_id) as ks:
         ks.add(kw)
-    eer_s = f"EER {kw.eer:.1%}" if kw.eer is not None else "untuned"
+    t = kw.tuned_on
+    fa = (f"~{t['expected_per_hour']:.2g} false alarms an hour expected" if "expected_per_hour" in t
+          else "background calibration")
+    more = (f", EER {kw.eer:.1%}, recall {t['recall_at_threshold']:.0%} of the tuning renderings/examples"
+            if kw.eer is not None and "recall_at_threshold" in t else "")
     print(f"added {kw.name!r} [{kw.phonemes or 'from examples'}] source={kw.source} "
-          f"threshold={kw.threshold:.3f} ({eer_s}, {time.time() - t0:.1f} s) -> {store}")
+          f"threshold={kw.threshold:.3f} ({fa}{more}; {time.time() - t0:.1f} s) -> {store}")
     return 0
 
 
@@ -82,10 +87,12 @@ def cmd_list(args) -> int:
     if not len(ks):
         print(f"no keywords in {store}")
         return 0
-    print(f"{'name':24} {'source':15} {'threshold':>9} {'EER':>7}  phonemes")
+    print(f"{'name':24} {'source':15} {'threshold':>9} {'FA/h':>6} {'EER':>7}  phonemes")
     for k in ks:
         e = f"{k.eer:.1%}" if k.eer is not None else "-"
-        print(f"{k.name:24} {k.source:15} {k.threshold:9.3f} {e:>7}  {k.phonemes or ''}")
+        fa = k.tuned_on.get("expected_per_hour")
+        fa_s = f"{fa:.2g}" if isinstance(fa, (int, float)) else "-"
+        print(f"{k.name:24} {k.source:15} {k.threshold:9.3f} {fa_s:>6} {e:>7}  {k.phonemes or ''}")
     return 0
 
 
@@ -212,7 +219,11 @@ def add_parser(sub) -> None:
     a.add_argument("--examples", nargs="+", metavar="FILE", help="recordings of the keyword, one per file")
     a.add_argument("--record", type=int, default=0, metavar="N", help="record N examples from the microphone")
     a.add_argument("--device", help="input device for --record")
-    a.add_argument("--no-tune", action="store_true", help="skip EER tuning; use the background calibration")
+    a.add_argument("--no-tune", action="store_true",
+                   help="skip the EER and recall report (the threshold is set for the false-alarm rate either way)")
+    a.add_argument("--false-alarms-per-hour", type=float, default=None, metavar="N",
+                   help="expected false alarms an hour the threshold is set for (default 0.5; 5 for a "
+                        "typed keyword when no TTS engine is installed)")
     a.set_defaults(run=cmd_add)
     s = sub.add_parser("list", help="list keywords")
     s.add_argument("--json", action="store_true")
