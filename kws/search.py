@@ -415,12 +415,18 @@ class SearchIndex:
                   else sum(p.stat().st_size for p in self.root.glob("packed.*.npy")))
         return {"shards": shards, "search": search, "all": shards + search}[part]
 
-    def embed_query(self, text: Optional[str] = None, example: Optional[Union[str, os.PathLike]] = None
-                    ) -> np.ndarray:
+    def embed_query(self, text: Optional[str] = None, example: Optional[Union[str, os.PathLike]] = None,
+                    tts: bool = True) -> np.ndarray:
+        """The query vector: a text's (joined by TTS renderings where an engine is installed and
+        ``tts``, as typed keywords are: kws.anchors) or an example recording's."""
         if (text is None) == (example is None):
             raise UsageError("give a text or an example recording (one of them)")
         if text is not None:
-            return self.bundle.embed_text(text)
+            from kws.anchors import keyword_vector
+            from kws.phonemes import pronounce
+
+            pron = pronounce(text)
+            return keyword_vector(self.bundle, pron, " ".join(pron.words) or text, tts=tts)[0]
         return self.bundle.embed_audio(trim_silence(load_audio(example, min_seconds=0.1)))
 
     def file_scores(self, file: str, query: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
