@@ -27,7 +27,7 @@ import numpy as np
 
 from kws.audio import load_audio
 from kws.bundle import Bundle, sha256_file
-from kws.corpus.real import DEFAULT_DATA, speech_files
+from kws.corpus.real import DEFAULT_DATA, babble, speech_files
 from kws.progress import progress
 
 LOGMEL_LENGTHS_S = (0.3, 0.45, 0.6, 0.75, 0.9, 1.2)
@@ -36,31 +36,12 @@ CALIBRATION_RATES = (40.0, 20.0, 10.0, 5.0, 2.5)
 SCALE = 127.0
 
 
-def _babble(files: List[Path], talkers: int, seconds: float, rng: random.Random, cache: dict) -> np.ndarray:
-    n = int(seconds * 16000)
-    out = np.zeros(n, np.float32)
-    for _ in range(talkers):
-        parts, total = [], 0
-        while total < n:
-            f = rng.choice(files)
-            if f not in cache:
-                cache[f] = load_audio(f)
-            x = cache[f]
-            parts.append(x / max(1e-5, float(np.sqrt(np.mean(x ** 2)))))
-            total += x.size
-        s = np.concatenate(parts)
-        st = rng.randrange(0, s.size - n + 1)
-        out += s[st:st + n]
-    return out / max(1e-5, float(np.abs(out).max())) * 0.5
-
-
 def segments(data: Path, music: Optional[np.ndarray], seconds: float, seed: int = 0) -> List[Tuple[str, np.ndarray]]:
     """Background audio, by kind: about 70 % speech, 10 % speech with babble at 10 dB, and 20 %
     babble, music and noise alone."""
     rng = random.Random(seed)
     files = speech_files(data, "a")
     rng.shuffle(files)
-    cache: dict = {}
     out: List[Tuple[str, np.ndarray]] = []
     total = 0.0
     for f in files:
@@ -71,14 +52,14 @@ def segments(data: Path, music: Optional[np.ndarray], seconds: float, seed: int 
             break
     for _ in range(int(0.1 * seconds / 10)):
         x = load_audio(rng.choice(files))
-        b = _babble(files, rng.randint(3, 8), x.size / 16000, rng, cache)
+        b = babble(data, rng.randint(3, 8), x.size / 16000, rng.randrange(1 << 30), files)
         k = np.sqrt(np.mean(x ** 2) / max(np.mean(b ** 2), 1e-10) / 10.0)
         out.append(("speech+babble", (x + k * b).astype(np.float32)))
     noise = np.concatenate([load_audio(f) for f in sorted((Path(data) / "noise").glob("*.flac"))])
     for i in range(int(0.2 * seconds / 10)):
         kind = ("babble", "music", "noise")[i % 3]
         if kind == "babble":
-            x = _babble(files, rng.randint(2, 8), 10.0, rng, cache)
+            x = babble(data, rng.randint(2, 8), 10.0, rng.randrange(1 << 30), files)
         else:
             src = music if kind == "music" and music is not None else noise
             st = rng.randrange(0, src.size - 160000)
@@ -146,7 +127,7 @@ def measure_kappa(bundle: Bundle, data: Path, seconds: float, n_words: int = 24,
                   quiet: bool = False) -> dict:
     """Events counted against events predicted (kappa = 1) on other background audio."""
     from kws import calibration
-    from kws.detector import Detector, DetectorConfig, keyword_durations
+    from kws.detector import Detector, DetectorConfig
     from kws.keywords import Keyword, KeywordSet
     from kws.phonemes import pronounce
     from kws.thresholds import keyword_lengths
@@ -162,8 +143,7 @@ def measure_kappa(bundle: Bundle, data: Path, seconds: float, n_words: int = 24,
         if total >= seconds:
             break
     stream = np.concatenate(audio)
-    cache: dict = {}
-    bab = _babble(files[:60], 6, min(120.0, stream.size / 16000), random.Random(seed + 2), cache)
+    bab = babble(data, 6, min(120.0, stream.size / 16000), seed + 2, files[:60])
     k = np.sqrt(np.mean(stream ** 2) / max(np.mean(bab ** 2), 1e-10) / 10 ** 1.5)    # 15 dB
     stream = (stream + k * bab[np.arange(stream.size) % bab.size]).astype(np.float32)
     b = calibration.bank(bundle)

@@ -30,7 +30,7 @@ import torch
 
 from kws.backbone import VEC_HOP, VEC_SPAN, as_files, num_vectors
 from kws.metrics import cosine_matrix, cross_modal_ap, eer, same_different_ap
-from kws.phonemes import TOKEN_ID, pronounce
+from kws.phonemes import pronounce
 from kws.train.backbone import TorchBackbone
 from kws.train.context import MAX_VECTORS, Augmenter, Batcher, ContextConfig, Sources
 from kws.train.encoders import EncoderConfig, JointModel
