@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from kws import Detector, DetectorConfig  # noqa: E402
 from kws.audio import load_audio  # noqa: E402
 from kws.bundle import Bundle  # noqa: E402
-from kws.cli import sample_recording  # noqa: E402
+from kws.demo import sample_recording  # noqa: E402
 from kws.corpus.real import DEFAULT_DATA, read_speech  # noqa: E402
 
 

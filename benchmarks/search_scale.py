@@ -143,7 +143,7 @@ def grow(rows, times, offsets, seconds, hours: float, jitter: float, seed: int =
 def queries(data: Path):
     from kws.audio import load_audio
     from kws.bundle import Bundle
-    from kws.corpus.tts import trim_silence
+    from kws.audio import trim_silence
 
     b = Bundle.load(variant="int8")
     q = [b.embed_text(w) for w in WORDS]

@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from kws.audio import load_audio  # noqa: E402
-from kws.cli import sample_recording  # noqa: E402
+from kws.demo import sample_recording  # noqa: E402
 
 try:
     from wyoming.audio import AudioChunk, AudioStart, AudioStop

@@ -33,7 +33,8 @@ sys.path.insert(0, str(ROOT))
 
 from kws import Detector  # noqa: E402
 from kws.audio import load_audio  # noqa: E402
-from kws.cli import DEMO_KEYWORDS, _listen_loop, sample_recording  # noqa: E402
+from kws.commands.listen import _listen_loop  # noqa: E402
+from kws.demo import DEMO_KEYWORDS, sample_recording  # noqa: E402
 from kws.corpus.real import DEFAULT_DATA, read_speech  # noqa: E402
 
 SR = 16000

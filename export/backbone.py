@@ -19,7 +19,6 @@ rewritten one and the numpy mel, and report the largest differences.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import zipfile
 from pathlib import Path

@@ -6,17 +6,25 @@ Public API::
     det = Detector.from_texts(["hey computer"])
     events = det.process(chunk)          # float32 16 kHz mono
 
+    from kws import enroll_keyword
+    kw = enroll_keyword("snowboy", examples=["a.wav", "b.wav", "c.wav"])   # threshold tuned
+
     from kws import SearchIndex
     ix = SearchIndex("my.index"); ix.add(["recordings/"])
     hits = ix.query(ix.embed_query("elephant"), top=10)
+
+Every error kws raises for bad input, settings or files is a :class:`KwsError`.
 
 Importing kws never imports torch (the run-time path is numpy + onnxruntime).
 """
 from kws.bundle import Bundle, BundleError
 from kws.detector import Detection, Detector, DetectorConfig
+from kws.enrollment import enroll_keyword
+from kws.errors import KwsError
 from kws.keywords import Keyword, KeywordSet, StoreError
 from kws.search import Hit, IndexConfig, SearchIndex, SearchIndexError
 
 __version__ = "0.1.0"
 __all__ = ["Bundle", "BundleError", "Detection", "Detector", "DetectorConfig", "Hit", "IndexConfig",
-           "Keyword", "KeywordSet", "SearchIndex", "SearchIndexError", "StoreError", "__version__"]
+           "Keyword", "KeywordSet", "KwsError", "SearchIndex", "SearchIndexError", "StoreError",
+           "enroll_keyword", "__version__"]

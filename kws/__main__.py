@@ -1,3 +1,3 @@
-from kws.cli import main
+from kws.commands import main
 
 raise SystemExit(main())

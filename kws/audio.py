@@ -16,6 +16,8 @@ from typing import Iterator, Optional, Union
 
 import numpy as np
 
+from kws.errors import KwsError
+
 SAMPLE_RATE = 16000
 MIN_RATE, MAX_RATE = 4000, 768000      # sample rates accepted from files and devices
 _BLOCK = 1 << 18                       # frames read at a time: memory follows the data, not the header
@@ -23,7 +25,7 @@ _BLOCK = 1 << 18                       # frames read at a time: memory follows t
 PathLike = Union[str, os.PathLike]
 
 
-class AudioError(ValueError):
+class AudioError(KwsError, ValueError):
     """Audio that cannot be used: missing, unreadable, empty, too short or malformed."""
 
 
@@ -166,3 +168,16 @@ def write_wav(path: PathLike, audio: np.ndarray, sample_rate: int = SAMPLE_RATE)
     import soundfile as sf
 
     sf.write(str(path), np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16")
+
+
+def trim_silence(x: np.ndarray, top_db: float = 40.0, margin_s: float = 0.03) -> np.ndarray:
+    """Cut leading/trailing parts more than ``top_db`` under the loudest 10 ms frame."""
+    hop = SAMPLE_RATE // 100
+    n = x.size // hop
+    if n == 0:
+        return x
+    e = (x[: n * hop].reshape(n, hop) ** 2).mean(axis=1) + 1e-12
+    db = 10 * np.log10(e)
+    on = np.nonzero(db > db.max() - top_db)[0]
+    m = int(margin_s * SAMPLE_RATE)
+    return x[max(0, on[0] * hop - m): min(x.size, (on[-1] + 1) * hop + m)]

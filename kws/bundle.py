@@ -31,6 +31,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
+from kws.errors import KwsError
 from kws.features import MelConfig
 from kws.phonemes import TOKENS, Pronunciation, pad_ids, pronounce
 
@@ -40,7 +41,7 @@ FORMAT_VERSIONS = (1, 2)         # 1: log-mel front end; 2: a named front end (s
 VARIANTS = ("int8", "fp32")
 
 
-class BundleError(RuntimeError):
+class BundleError(KwsError, RuntimeError):
     """A model bundle that is missing, corrupt, or made for other features or phonemes."""
 
 

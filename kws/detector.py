@@ -24,9 +24,11 @@ import numpy as np
 
 from kws.bundle import Bundle
 from kws.frontend import SAMPLE_RATE
-from kws.keywords import Keyword, KeywordSet, max_per_keyword
+from kws.audio import AudioError
+from kws.errors import UsageError
+from kws.keywords import Keyword, KeywordSet, OtherModelError, max_per_keyword
 from kws.ringbuffer import RingBuffer
-from kws.windows import WindowPlan, duration_from_phonemes, make_plan
+from kws.windows import WindowPlan, duration_from_phonemes, frames_in, make_plan
 
 
 _SLICE = 16000      # samples handled at a time, so long chunks never overrun the ring buffers
@@ -54,7 +56,7 @@ class DetectorConfig:
 
     def __post_init__(self):
         if self.hop_s <= 0 or (self.window_s is not None and (not self.window_s or min(self.window_s) < 0.05)):
-            raise ValueError("hop_s must be > 0 and window lengths >= 0.05 s")
+            raise UsageError("hop_s must be > 0 and window lengths >= 0.05 s")
 
 
 @dataclass(frozen=True)
@@ -94,11 +96,11 @@ class Detector:
     def __init__(self, keywords: KeywordSet, bundle: Optional[Bundle] = None,
                  config: DetectorConfig = DetectorConfig()):
         if len(keywords) == 0:
-            raise ValueError("no keywords to detect: enroll some first (python -m kws.enroll add ...)")
+            raise UsageError("no keywords to detect: enroll some first (python -m kws.enroll add ...)")
         self.config = config
         self.bundle = bundle or Bundle.load(variant=config.variant)
         if keywords.model_id != self.bundle.model_id:
-            raise ValueError(f"keywords were made for model {keywords.model_id!r}, not "
+            raise OtherModelError(f"keywords were made for model {keywords.model_id!r}, not "
                              f"{self.bundle.model_id!r}: re-enroll them")
         self.keywords = keywords
         self.frontend = self.bundle.frontend
@@ -106,7 +108,7 @@ class Detector:
         self._names = keywords.names
         self.plan: WindowPlan = make_plan(self.frontend, config.hop_s, config.window_s,
                                           keyword_durations(keywords))
-        self._refractory = int(round(config.refractory_s * SAMPLE_RATE / self.frontend.hop))
+        self._refractory = frames_in(self.frontend, config.refractory_s)
         self.reset()
         # statistics for benchmarks
         self.hops = 0
@@ -114,18 +116,42 @@ class Detector:
 
     @classmethod
     def from_texts(cls, texts: Sequence[str], threshold: Optional[float] = None,
-                   bundle: Optional[Bundle] = None, config: DetectorConfig = DetectorConfig()) -> "Detector":
-        """Detector for plain text keywords, thresholds from the bundle's calibration."""
+                   bundle: Optional[Bundle] = None, config: DetectorConfig = DetectorConfig(),
+                   tts: bool = True) -> "Detector":
+        """Detector for typed keywords.
+
+        Args:
+            texts: the keywords (words or phrases; any spelling: unknown words are pronounced
+                by the fallback G2P).
+            threshold: one threshold for all; None: each keyword's default, set for
+                kws.calibration.DEFAULT_FA_PER_HOUR expected false alarms an hour.
+            bundle: the model (default: the shipped one).
+            config: detector settings.
+            tts: join TTS renderings to the text vectors where a TTS engine is installed
+                (kws.anchors; about a second per keyword).
+        """
+        from kws.anchors import keyword_vector
         from kws.phonemes import pronounce
         from kws.thresholds import background_threshold
+
+        from kws.calibration import TEXT_ONLY_FA_PER_HOUR
 
         bundle = bundle or Bundle.load(variant=config.variant)
         ks = KeywordSet(bundle.model_id)
         for t in texts:
             pron = pronounce(t)
-            v = bundle.embed_pronunciations([pron])[0]
+            v, n_tts = keyword_vector(bundle, pron, " ".join(pron.words) if pron.words else t, tts=tts)
             dur = duration_from_phonemes(len([p for p in pron.phonemes if p != "|"]))
-            thr = threshold if threshold is not None else background_threshold(bundle, v[None], dur)
+            rate = None
+            if n_tts == 0 and threshold is None:
+                rate = TEXT_ONLY_FA_PER_HOUR
+                if tts:
+                    import warnings
+
+                    warnings.warn(f"no TTS engine installed: {t!r} is matched by its text alone, less "
+                                  f"accurately (threshold set for {rate:g} false alarms an hour); "
+                                  f"install espeak-ng (apt-get install espeak-ng) for better keywords")
+            thr = threshold if threshold is not None else background_threshold(bundle, v[None], dur, rate)
             ks.add(Keyword(name=t, vectors=v[None], threshold=thr, text=t, source="text",
                            phonemes=" ".join(pron.phonemes), duration=dur))
         return cls(ks, bundle, config)
@@ -161,7 +187,7 @@ class Detector:
                 events += self.process(chunk[s:s + _SLICE])
             return events
         if chunk.size and not np.all(np.isfinite(chunk)):
-            raise ValueError("audio chunk contains NaN or infinite samples")
+            raise AudioError("audio chunk contains NaN or infinite samples")
         if self._vad is not None:
             self._vad.push(chunk)
         frames = self._stream.push(chunk)

@@ -21,7 +21,6 @@ Writes JSON, a markdown table and DET curves (PNG, if matplotlib is installed) t
 """
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import sys
@@ -33,9 +32,10 @@ import numpy as np
 
 from kws.audio import AudioError, load_audio
 from kws.bundle import Bundle
-from kws.corpus.real import (DEFAULT_DATA, DIGITS, WAKEWORDS, Clip, babble, fsdd_clips, load_clip,
+from kws.corpus.real import (DIGITS, WAKEWORDS, Clip, babble, fsdd_clips, load_clip,
                              read_speech, split_of, wakeword_clips)
 from kws.detector import Detector, DetectorConfig, detect_audio, max_scores
+from kws.enrollment import EnrollError, check_example, enroll_keyword
 from kws.keywords import Keyword, KeywordSet
 from kws.progress import progress
 from kws.metrics import eer, miss_at_false_alarm_rate, roc_points, same_different_ap
@@ -151,8 +151,10 @@ def streamed(det: Detector, stream: np.ndarray, planted: List[Tuple[str, float, 
             "rtf": cpu / (stream.size / 16000)}
 
 
-def text_detector(bundle: Bundle, words, cfg: DetectorConfig) -> Detector:
-    return Detector.from_texts(list(words), bundle=bundle, config=cfg)
+def text_detector(bundle: Bundle, words, cfg: DetectorConfig, tts: bool = True) -> Detector:
+    """Typed keywords as a user gets them (TTS renderings join the text where an engine is
+    installed: kws.anchors; default thresholds)."""
+    return Detector.from_texts(list(words), bundle=bundle, config=cfg, tts=tts)
 
 
 def raw_recordings(clips: Sequence[Clip]) -> Iterator[np.ndarray]:
@@ -167,52 +169,60 @@ def raw_recordings(clips: Sequence[Clip]) -> Iterator[np.ndarray]:
 
 class ExampleEnrollment(NamedTuple):
     detector: Detector
-    examples: Dict[str, List[np.ndarray]]   # each keyword's accepted recordings as enrollment kept them
+    examples: Dict[str, List[np.ndarray]]   # each keyword's accepted recordings, trimmed as enrollment trims them
     refused: Dict[str, List[str]]           # enrollment's message for each recording it refused
 
 
 def example_detector(bundle: Bundle, recordings: Dict[str, Iterable[np.ndarray]], cfg: DetectorConfig,
                      n: int = 3, with_text: bool = False) -> ExampleEnrollment:
-    """Enroll every keyword from example recordings exactly as ``python -m kws.enroll add --name
+    """Enroll every keyword from example recordings exactly as ``python -m kws enroll add --name
     NAME --examples ...`` does (``with_text``: as ``add NAME --examples ...``, which also embeds the
-    name as text): kws.enroll.check_example refuses unusable recordings and trims the silence
-    around the word, kws.enroll.build_keyword embeds, averages and tunes the threshold.
+    name as text): the library call kws.enrollment.enroll_keyword, which checks each recording
+    (check_example refuses unusable ones and trims the silence around the word), embeds, averages
+    and sets the threshold from the background bank (``tune=False``: no TTS tuning run).
 
     The one place evaluation and benchmarks enroll from examples. Each keyword takes the first
     ``n`` recordings enrollment accepts (a refused one is replaced by the next, as a user records
     again). Returns the detector and the trimmed examples, for other engines to get the same audio.
     """
-    from kws.enroll import EnrollError, build_keyword, check_example
-
     ks = KeywordSet(bundle.model_id)
     kept: Dict[str, List[np.ndarray]] = {}
     refused: Dict[str, List[str]] = {}
     for w, recs in recordings.items():
+        raw: List[np.ndarray] = []
         kept[w], refused[w] = [], []
         for i, x in enumerate(recs):
-            if len(kept[w]) == n:
+            if len(raw) == n:
                 break
             try:
                 kept[w].append(check_example(x, f"{w!r} example {i + 1}"))
             except EnrollError as exc:
                 refused[w].append(str(exc))
-        if not kept[w]:
+                continue
+            raw.append(x)
+        if not raw:
             raise EnrollError(f"{w!r}: no example recording that enrollment accepts ({'; '.join(refused[w])})")
-        ks.add(build_keyword(bundle, w, w if with_text else None, None, kept[w], progress=lambda *_: None))
+        ks.add(enroll_keyword(w, text=w if with_text else None, examples=raw, tune=False, bundle=bundle))
     return ExampleEnrollment(Detector(ks, bundle, cfg), kept, refused)
+
 
 
 def run(bundle: Bundle, data: Path, per_keyword: int, fsdd_n: int, background_s: float,
         seed: int = 0, quiet: bool = False, synthetic_words: int = 150, std_utts: int = 300,
         std_queries: int = 40, window_s: Optional[Tuple[float, ...]] = None,
-        test_half: str = "b", music: Optional[np.ndarray] = None) -> Dict:
+        test_half: str = "b", music: Optional[np.ndarray] = None, tts: bool = True) -> Dict:
     """The report. ``test_half`` 'a' runs the real-clip sections on the tuning half instead (to
     choose settings without looking at the held-out half; enrollment examples then come from 'b')."""
     rng = np.random.default_rng(seed)
     pick = random.Random(seed)
     cfg = DetectorConfig(variant=bundle.variant) if window_s is None else \
         DetectorConfig(variant=bundle.variant, window_s=tuple(window_s))
-    res: Dict = {"bundle": bundle.model_id, "variant": bundle.variant, "test_half": test_half, "detector": {
+    from kws.tts import available_engines
+
+    tts = tts and bool(available_engines())
+    res: Dict = {"bundle": bundle.model_id, "variant": bundle.variant, "test_half": test_half,
+                 "text_keywords": "text + TTS renderings (" + ", ".join(available_engines()) + ")" if tts else "text only",
+                 "thresholds": bundle.manifest.get("background", {}).get("kind", "windows"), "detector": {
         "hop_s": cfg.hop_s, "window_s": list(cfg.window_s) if cfg.window_s else "per keyword"}}
     t0 = time.time()
     # ---------------- wake words
@@ -228,7 +238,7 @@ def run(bundle: Bundle, data: Path, per_keyword: int, fsdd_n: int, background_s:
         cands = [c for c in wake if c.label == w and split_of(c) != test_half]
         first = pick.sample(cands, 3)      # replacements for refused files: the others, by name
         enroll_ex[w] = raw_recordings(first + [c for c in cands if c not in first])
-    tdet = text_detector(bundle, WAKEWORDS, cfg)
+    tdet = text_detector(bundle, WAKEWORDS, cfg, tts)
     edet = example_detector(bundle, enroll_ex, cfg).detector
     ww = {"clips": len(xs), "text": clip_eers(tdet, xs, ys, quiet, "wake words, text"),
           "examples": clip_eers(edet, xs, ys, quiet, "wake words, examples")}
@@ -251,7 +261,7 @@ def run(bundle: Bundle, data: Path, per_keyword: int, fsdd_n: int, background_s:
     fs = [c for c in fsdd_clips(data) if split_of(c) == test_half]
     fs = _load(pick.sample(fs, min(fsdd_n, len(fs))), quiet)
     fx, fy = [x for _, x in fs], [c.label for c, _ in fs]
-    fdet = text_detector(bundle, DIGITS, cfg)
+    fdet = text_detector(bundle, DIGITS, cfg, tts)
     fr = clip_eers(fdet, fx, fy, quiet, "FSDD, text")
     emb = bundle.embed_clips(fx)
     res["fsdd"] = {"clips": len(fx), "text_accuracy_10way": fr["accuracy"], "text_mean_eer": fr["mean_eer"],
@@ -301,7 +311,7 @@ def run(bundle: Bundle, data: Path, per_keyword: int, fsdd_n: int, background_s:
 
 
 def _render(batch):
-    from kws.corpus import tts
+    from kws import tts
 
     return tts.synthesize(batch)
 
@@ -313,7 +323,7 @@ def synthetic(bundle: Bundle, n_words: int = 150, renders: int = 4, seed: int = 
     clips, and text->audio AP."""
     from multiprocessing import Pool
 
-    from kws.corpus import tts
+    from kws import tts
     from kws.corpus.vocab import read_list
     from kws.metrics import cross_modal_ap
 
@@ -361,7 +371,9 @@ def markdown(r: Dict) -> str:
     ww, fs, bg = r["wakewords"], r["fsdd"], r["background"]
     tv = r.get("training_validation", {})
     half = "held-out half" if r.get("test_half", "b") == "b" else "TUNING half 'a' (not for reporting)"
-    lines = [f"Model `{r['bundle']}` ({r['variant']}), {half} of ../shared/data:", "",
+    lines = [f"Model `{r['bundle']}` ({r['variant']}), {half} of ../shared/data; typed keywords: "
+             f"{r.get('text_keywords', 'text only')}; thresholds from the background "
+             f"{'hop bank (kws.calibration)' if r.get('thresholds') == 'hops' else 'window bank (99.9th percentile)'}:", "",
              "| measure | value |", "|---|---|"]
     for w in WAKEWORDS:
         lines.append(f"| wake word '{w}' EER, text-enrolled / 3 examples | {ww['text']['per_keyword'][w]:.1%} / {ww['examples']['per_keyword'][w]:.1%} |")
@@ -429,56 +441,20 @@ def det_plot(r: Dict, path: Path) -> bool:
     return True
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m kws evaluate", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bundle", help="bundle folder (default: shipped)")
-    ap.add_argument("--variant", choices=("int8", "fp32"), default="int8")
-    ap.add_argument("--data", type=Path, default=None,
-                    help="folder of real recordings (wakewords/, fsdd/, ...); default ../shared/data "
-                         "beside a checkout, required for an installed kws")
-    ap.add_argument("--out", type=Path, default=Path("eval-report"))
-    ap.add_argument("--per-keyword", type=int, default=100, help="wake-word clips per keyword")
-    ap.add_argument("--fsdd", type=int, default=300, help="FSDD clips")
-    ap.add_argument("--background-s", type=float, default=900.0, help="seconds of background speech")
-    ap.add_argument("--synthetic-words", type=int, default=150, help="IV and OOV words rendered by TTS (0: skip)")
-    ap.add_argument("--std-utterances", type=int, default=300, help="speechocean762 utterances for STD (0: skip)")
-    ap.add_argument("--std-queries", type=int, default=40, help="at most this many IV and OOV STD queries")
-    ap.add_argument("--windows", default=None, help="detector window lengths in seconds, e.g. 0.3,0.6,0.9")
-    ap.add_argument("--half", choices=("a", "b"), default="b",
-                    help="real clips to test on: b = held-out (reported), a = tuning")
-    ap.add_argument("--music", type=Path, help="an audio file of music for the 10 dB music row (the shipped "
-                    "evaluation: python -m kws.corpus.stage music --deb warzone2100-music_4.3.3-3_all.deb "
-                    "--out eval-music.ogg; never a file used in training)")
-    ap.add_argument("--quiet", action="store_true")
-    args = ap.parse_args(argv)
-    if args.data is None:
-        if not (Path(__file__).resolve().parents[1] / "setup.cfg").is_file():
-            print("error: give --data DIR, the folder of real recordings (wakewords/, fsdd/, ...): "
-                  "kws is installed as a package, not run from a checkout with ../shared/data beside it",
-                  file=sys.stderr)
-            return 2
-        args.data = DEFAULT_DATA
-    if not (args.data / "wakewords").is_dir():
-        print(f"error: no recordings at {args.data} (give --data ../shared/data)", file=sys.stderr)
-        return 2
-    bundle = Bundle.load(args.bundle, variant=args.variant)
-    r = run(bundle, args.data, args.per_keyword, args.fsdd, args.background_s, quiet=args.quiet,
-            synthetic_words=args.synthetic_words, std_utts=args.std_utterances, std_queries=args.std_queries,
-            window_s=tuple(float(w) for w in args.windows.split(",")) if args.windows else None,
-            test_half=args.half, music=load_audio(args.music) if args.music else None)
-    args.out.mkdir(parents=True, exist_ok=True)
-    md = markdown(r)
-    (args.out / "report.md").write_text(md)
-    plotted = det_plot(r, args.out / "det_wakewords.png")
+def save_report(r: Dict, out: Path) -> List[str]:
+    """Write ``report.md``, ``report.json`` (without the raw scores) and, with matplotlib,
+    ``det_wakewords.png`` to ``out``; returns the names written."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.md").write_text(markdown(r))
+    plotted = det_plot(r, out / "det_wakewords.png")
     slim = json.loads(json.dumps(r))
     for mode in ("text", "examples"):
         slim["wakewords"][mode].pop("_scores")
-    (args.out / "report.json").write_text(json.dumps(slim, indent=2))
-    print(md)
-    print(f"wrote {args.out}/report.json, report.md" + (", det_wakewords.png" if plotted else ""))
-    return 0
+    (out / "report.json").write_text(json.dumps(slim, indent=2))
+    return ["report.json", "report.md"] + (["det_wakewords.png"] if plotted else [])
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from kws.commands import run_as
+
+    raise SystemExit(run_as("evaluate"))

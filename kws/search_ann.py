@@ -33,12 +33,10 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from kws.errors import MissingExtra, UsageError
+
 _Q = 127.0
 ANN_VERSION = 1
-
-
-class MissingExtra(ImportError):
-    """An optional dependency for approximate or distributed indexing is not installed."""
 
 
 def import_faiss():
@@ -68,11 +66,11 @@ class AnnConfig:
 
     def __post_init__(self):
         if not 0.5 < self.energy <= 1.0:
-            raise ValueError("energy must be within (0.5, 1]")
+            raise UsageError("energy must be within (0.5, 1]")
         if self.max_dim < 8:
-            raise ValueError("max_dim must be at least 8")
+            raise UsageError("max_dim must be at least 8")
         if self.cells < 0 or self.nprobe < 1 or self.train_rows < 0 or self.kmeans_iter < 1:
-            raise ValueError("cells >= 0, nprobe >= 1, train_rows >= 0 and kmeans_iter >= 1 are required")
+            raise UsageError("cells >= 0, nprobe >= 1, train_rows >= 0 and kmeans_iter >= 1 are required")
 
 
 def auto_cells(n_rows: int) -> int:

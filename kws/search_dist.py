@@ -22,7 +22,7 @@ from typing import Iterator, List, Optional, Tuple
 
 from kws.bundle import Bundle, default_bundle_path
 from kws.search import IndexConfig, SearchIndexError, embed_file
-from kws.search_ann import MissingExtra
+from kws.errors import MissingExtra
 
 _BUNDLES: dict = {}
 

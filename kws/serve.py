@@ -27,14 +27,12 @@ audio never stalls the event loop.
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import ipaddress
 import json
 import logging
 import os
 import stat
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -45,9 +43,11 @@ from urllib.parse import urlparse
 import numpy as np
 
 from kws import __version__
-from kws.audio import SAMPLE_RATE, prepare
+from kws.audio import SAMPLE_RATE, AudioError, prepare
 from kws.bundle import Bundle
+from kws.demo import DEMO_KEYWORDS
 from kws.detector import Detection, Detector, DetectorConfig
+from kws.errors import MissingExtra, UsageError
 from kws.keywords import STORE_FILE, KeywordSet, StoreError, default_store_dir
 
 try:
@@ -69,9 +69,9 @@ MISSING_MESSAGE = ("python -m kws serve needs the Wyoming protocol package: pip 
 
 
 def require_wyoming() -> None:
-    """Raise ImportError with the install command when the ``wyoming`` package is missing."""
+    """Raise :class:`~kws.errors.MissingExtra` (an ImportError) with the install command when the ``wyoming`` package is missing."""
     if _MISSING is not None:
-        raise ImportError(MISSING_MESSAGE) from _MISSING
+        raise MissingExtra(MISSING_MESSAGE) from _MISSING
 
 
 @dataclass(frozen=True)
@@ -97,17 +97,11 @@ class ServeConfig:
 
     def __post_init__(self):
         if urlparse(self.uri).scheme not in ("tcp", "unix"):
-            raise ValueError(f"{self.uri}: the URI must be tcp://HOST:PORT or unix://PATH")
+            raise UsageError(f"{self.uri}: the URI must be tcp://HOST:PORT or unix://PATH")
         if self.max_clients < 1 or self.idle_timeout_s <= 0 or self.write_timeout_s <= 0:
-            raise ValueError("max_clients must be >= 1 and the timeouts > 0")
+            raise UsageError("max_clients must be >= 1 and the timeouts > 0")
         if min(self.max_line, self.max_data, self.max_payload) < 1024 or min(self.reload_s, self.batch_s) < 0:
-            raise ValueError("size limits must be >= 1024 bytes, reload_s and batch_s >= 0")
-
-
-def _demo_texts() -> Tuple[str, ...]:
-    from kws.cli import DEMO_KEYWORDS
-
-    return tuple(DEMO_KEYWORDS)
+            raise UsageError("size limits must be >= 1024 bytes, reload_s and batch_s >= 0")
 
 
 def _text_keywords(texts: Sequence[str], threshold: Optional[float], bundle: Bundle,
@@ -173,7 +167,7 @@ class KeywordSource:
         self._key = key
         if ks is None or len(ks) == 0:
             if self._demo_set is None:
-                self._demo_set = _text_keywords(_demo_texts(), None, self.bundle, self.config.detector)
+                self._demo_set = _text_keywords(DEMO_KEYWORDS, None, self.bundle, self.config.detector)
             if not self.demo or initial:
                 log.info("no keywords enrolled in %s: serving the demo keywords %s (add your own with "
                          "python -m kws.enroll add \"...\"; they are picked up without a restart)",
@@ -198,11 +192,11 @@ class PcmConverter:
 
     def __init__(self, rate: int, width: int, channels: int):
         if width not in (1, 2, 3, 4):
-            raise ValueError(f"sample width {width} bytes is not supported (1, 2, 3 or 4)")
+            raise AudioError(f"sample width {width} bytes is not supported (1, 2, 3 or 4)")
         if not 1 <= channels <= 32:
-            raise ValueError(f"{channels} channels is not supported (1 to 32)")
+            raise AudioError(f"{channels} channels is not supported (1 to 32)")
         if not 1000 <= rate <= 384000:
-            raise ValueError(f"sample rate {rate} Hz is not supported (1000 to 384000)")
+            raise AudioError(f"sample rate {rate} Hz is not supported (1000 to 384000)")
         self.format = (rate, width, channels)
         self._frame = width * channels
         self._carry = b""
@@ -553,7 +547,7 @@ class KwsServer:
         cfg = self.config
         if u.scheme == "tcp":
             if not u.hostname or u.port is None:
-                raise ValueError(f"{cfg.uri}: a tcp URI needs a host and a port, e.g. tcp://127.0.0.1:10400")
+                raise UsageError(f"{cfg.uri}: a tcp URI needs a host and a port, e.g. tcp://127.0.0.1:10400")
             self._server = await asyncio.start_server(self._accept, u.hostname, u.port, limit=cfg.max_line)
             try:
                 loopback = ipaddress.ip_address(u.hostname).is_loopback
@@ -566,7 +560,7 @@ class KwsServer:
             path = Path(u.netloc + u.path)
             if path.exists() or path.is_symlink():
                 if not stat.S_ISSOCK(path.lstat().st_mode):
-                    raise ValueError(f"{path}: exists and is not a socket; not replacing it")
+                    raise UsageError(f"{path}: exists and is not a socket; not replacing it")
                 path.unlink()
             self._server = await asyncio.start_unix_server(self._accept, str(path), limit=cfg.max_line)
             self._unix_path = path
@@ -645,24 +639,3 @@ def serve(config: ServeConfig = ServeConfig()) -> None:
         log.info("stopped")
 
     asyncio.run(main())
-
-
-def run_from_args(args: argparse.Namespace) -> int:
-    """``python -m kws serve`` (the arguments are declared in kws.cli)."""
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    require_wyoming()
-    defaults = ServeConfig()
-    cfg = ServeConfig(
-        uri=args.uri, store=Path(args.store) if args.store else None, texts=tuple(args.keyword or ()),
-        threshold=args.threshold, bundle=Path(args.bundle) if args.bundle else None,
-        detector=DetectorConfig(variant=args.variant, vad=not args.no_vad, hop_s=args.hop),
-        max_clients=args.max_clients or defaults.max_clients,
-        idle_timeout_s=args.idle_timeout or defaults.idle_timeout_s,
-        workers=args.workers or defaults.workers)
-    try:
-        serve(cfg)
-    except OSError as exc:         # address in use, permission denied, ...
-        print(f"error: cannot listen on {cfg.uri}: {exc}", file=sys.stderr)
-        return 2
-    return 0

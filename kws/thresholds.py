@@ -1,11 +1,15 @@
 """Per-keyword thresholds.
 
+- ``background_threshold``: the default. The threshold at which the keyword is expected to fire
+  ``fa_per_hour`` times an hour (default 0.5) on speech, babble, music and noise that do not hold
+  it: from its scores on the bundle's bank of background hops and a fitted tail (kws.calibration).
+  ``expected_false_alarms`` gives the rate at any threshold, for reports.
 - ``tune``: the threshold at the equal error rate between positive scores (the user's examples
-  and/or TTS renderings of the keyword, with noise) and negative scores (the bundle's bank of real
-  background-speech windows plus TTS renderings of phonetically close words).
-- ``background_threshold``: the documented fallback when no TTS engine and no examples are at hand:
-  the 99.9th percentile (third highest) of the keyword's scores on the background bank (3000 windows of real read speech;
-  on continuous speech this still gives false alarms: see the README numbers), never below ``FLOOR``.
+  and/or TTS renderings of the keyword, with noise) and negative scores; enrollment reports it
+  (the EER says how separable the keyword is), but the EER threshold of a few hundred negatives
+  lets tens of false alarms an hour through on continuous speech.
+- bundles made before hop banks (v1.1 and older): the 99.9th percentile of the keyword's scores on
+  their bank of windows, never below ``FLOOR``.
 """
 from __future__ import annotations
 
@@ -28,13 +32,57 @@ def _background(path: str) -> np.ndarray:
     return bank / np.maximum(np.linalg.norm(bank, axis=1, keepdims=True), 1e-12)
 
 
-def background_scores(bundle: Bundle, vectors: np.ndarray) -> np.ndarray:
+def background_scores(bundle: Bundle, vectors: np.ndarray, duration: Optional[float] = None) -> np.ndarray:
+    """The keyword's scores on the bundle's background: one per hop of the hop bank (the best of
+    its window lengths), or one per window in older bundles."""
+    from kws import calibration
+
+    b = calibration.bank(bundle)
+    if b is not None:
+        return calibration.hop_scores(b, vectors, keyword_lengths(bundle, duration))
     bank = _background(str(bundle.path / bundle.manifest["background"]["file"]))
     return (bank @ np.asarray(vectors, dtype=np.float32).T).max(axis=1)
 
 
-def background_threshold(bundle: Bundle, vectors: np.ndarray, duration: Optional[float] = None) -> float:
-    return float(max(FLOOR, np.quantile(background_scores(bundle, vectors), BACKGROUND_QUANTILE)))
+def keyword_lengths(bundle: Bundle, duration: Optional[float]) -> Tuple[int, ...]:
+    """The window lengths the default detector gives a keyword of ``duration`` seconds."""
+    from kws.detector import DetectorConfig
+    from kws.windows import make_plan
+
+    return make_plan(bundle.frontend, DetectorConfig().hop_s, None, [duration]).lengths
+
+
+def _tail(bundle: Bundle, vectors: np.ndarray, duration: Optional[float]):
+    from kws import calibration
+
+    b = calibration.bank(bundle)
+    if b is None:
+        return None, None
+    return b, calibration.fit_tail(calibration.hop_scores(b, vectors, keyword_lengths(bundle, duration)))
+
+
+def background_threshold(bundle: Bundle, vectors: np.ndarray, duration: Optional[float] = None,
+                         fa_per_hour: Optional[float] = None) -> float:
+    """The default threshold: ``fa_per_hour`` (default kws.calibration.DEFAULT_FA_PER_HOUR)
+    expected false alarms an hour of background, for a keyword of ``vectors`` spoken in about
+    ``duration`` seconds."""
+    from kws import calibration
+
+    b, tail = _tail(bundle, vectors, duration)
+    if b is None:
+        return float(max(FLOOR, np.quantile(background_scores(bundle, vectors), BACKGROUND_QUANTILE)))
+    rate = calibration.DEFAULT_FA_PER_HOUR if fa_per_hour is None else fa_per_hour
+    return float(max(FLOOR, calibration.threshold_for(b, tail, rate)))
+
+
+def expected_false_alarms(bundle: Bundle, vectors: np.ndarray, duration: Optional[float],
+                          threshold: float) -> Optional[float]:
+    """False alarms an hour the keyword is expected to give at ``threshold`` (None: the bundle has
+    no hop bank to say)."""
+    from kws import calibration
+
+    b, tail = _tail(bundle, vectors, duration)
+    return None if b is None else calibration.expected_fa_per_hour(b, tail, threshold)
 
 
 def tune(pos: Sequence[float], neg: Sequence[float]) -> Tuple[float, float]:
@@ -69,7 +117,7 @@ def phonetic_neighbours(phonemes: Sequence[str], n: int = 12, seed: int = 0) -> 
 
 def tts_clips(texts: Sequence[str], per_text: int, seed: int = 0) -> Dict[str, List[np.ndarray]]:
     """Renderings of each text by the installed TTS engines (empty when there is none)."""
-    from kws.corpus import tts
+    from kws import tts
 
     engines = tts.available_engines()
     if not engines:

@@ -17,6 +17,7 @@ from typing import Deque, Optional, Tuple
 
 import numpy as np
 
+from kws.errors import UsageError
 from kws.ringbuffer import RingBuffer
 
 FRAME = 480      # 30 ms at 16 kHz, webrtcvad's longest frame
@@ -32,7 +33,7 @@ class NoiseFloor:
 
     def __init__(self, window: int):
         if window < 1:
-            raise ValueError("noise floor window must be at least one frame")
+            raise UsageError("noise floor window must be at least one frame")
         self.window = window
         self._mins: Deque[Tuple[int, float]] = deque()    # (frame index, energy), energies increasing
         self._n = 0
@@ -57,9 +58,9 @@ class StreamingVad:
         import webrtcvad
 
         if mode not in (0, 1, 2, 3):
-            raise ValueError(f"VAD mode must be 0-3, got {mode}")
+            raise UsageError(f"VAD mode must be 0-3, got {mode}")
         if noise_margin_db is not None and noise_margin_db < 0:
-            raise ValueError(f"noise margin must be >= 0 dB, got {noise_margin_db}")
+            raise UsageError(f"noise margin must be >= 0 dB, got {noise_margin_db}")
         self._vad = webrtcvad.Vad(mode)
         self._pending = np.zeros(0, dtype=np.int16)
         self.noise_margin_db = noise_margin_db

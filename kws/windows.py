@@ -44,6 +44,12 @@ def lengths_for_duration(frontend: Frontend, duration_s: float, n: int = 3) -> T
     return tuple(sorted({max(1, 1 + int(round(s / step))) for s in spans}))
 
 
+def frames_in(frontend: Frontend, seconds: float) -> int:
+    """Whole frames (rounded) in ``seconds`` of audio: how the detector's refractory time and the
+    search index's processing blocks become frames."""
+    return int(round(seconds * SAMPLE_RATE / frontend.hop))
+
+
 @dataclass(frozen=True)
 class WindowPlan:
     hop: int                          # frames between hops

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Loss ablations (kws.train.ablation) on the lent GPU machine, inside one 10-minute command; call
-# again on the same warm machine to resume unfinished runs. Usage: scripts/ablate_gpu.sh [run names]
+# Loss ablations (kws.train.ablation) on one GPU machine (one H100), within 10 minutes; run it
+# again on the same machine to resume unfinished runs. Usage: scripts/ablate_gpu.sh [run names]
 set -euo pipefail
 start=$(date +%s)
 source scripts/gpu_env.sh

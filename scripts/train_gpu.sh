@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the full corpus and train on the lent GPU machine, within one 10-minute command.
+# Build the full corpus and train on one GPU machine (one H100), within 10 minutes.
 # Needs what scripts/gpu_env.sh names, carried beside the repo. Usage: scripts/train_gpu.sh CONFIG [key=value ...]
 set -euo pipefail
 start=$(date +%s)

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from kws.cli import main
+from kws.commands import main
 
 
 def _run(*args, timeout=300):
@@ -19,12 +19,20 @@ def test_help_lists_subcommands():
         assert c in r.stdout
 
 
-def test_detect_on_bundled_sample_prints_json_lines(tmp_path, monkeypatch):
+def test_detect_on_bundled_sample_prints_json_lines(tmp_path, monkeypatch, espeak):
     r = subprocess.run([sys.executable, "-m", "kws", "detect", "--keyword", "jarvis", "-k", "alexa"],
-                       capture_output=True, text=True, timeout=300, env={"KWS_STORE": str(tmp_path), "PATH": ""})
+                       capture_output=True, text=True, timeout=300,
+                       env={**__import__("os").environ, "KWS_STORE": str(tmp_path)})
     assert r.returncode == 0, r.stderr
     events = [json.loads(l) for l in r.stdout.splitlines()]
     assert [e["keyword"] for e in events] == ["jarvis", "alexa"]
+
+
+def test_detect_without_tts_engine_says_how_to_do_better(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "kws", "detect", "-k", "jarvis"], capture_output=True,
+                       text=True, timeout=300, env={"KWS_STORE": str(tmp_path), "PATH": ""})
+    assert r.returncode == 0, r.stderr
+    assert "no TTS engine installed" in r.stderr and "espeak-ng" in r.stderr
 
 
 def test_listen_without_microphone_falls_back_to_sample(capsys, tmp_path, monkeypatch):
@@ -42,7 +50,7 @@ def test_listen_without_microphone_falls_back_to_sample(capsys, tmp_path, monkey
 
 
 def test_search_cli_index_and_query(tmp_path, capsys):
-    from kws.cli import sample_recording
+    from kws.demo import sample_recording
 
     ix = tmp_path / "ix"
     assert main(["search", "index", str(sample_recording()), "--index", str(ix)]) == 0
@@ -71,7 +79,7 @@ def test_bad_inputs_exit_2_with_message(tmp_path, capsys):
 def test_runtime_never_imports_torch():
     code = ("import sys, numpy as np; import kws; from kws import Detector; "
             "d = Detector.from_texts(['computer']); d.process(np.zeros(16000, np.float32)); "
-            "from kws import enroll, cli, evaluate; "
+            "from kws import enroll, commands, evaluate, enrollment, search, serve; commands.build_parser(); "
             "assert 'torch' not in sys.modules, 'torch imported'; print('ok')")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr

@@ -69,7 +69,7 @@ def test_pocketsphinx_spots_made_up_word_and_phrase(tmp_path):
 def _product_files(clips, n=3):
     """The first ``n`` files that `kws.enroll add --examples` accepts, in the given order."""
     from kws.audio import AudioError
-    from kws.enroll import EnrollError, check_example
+    from kws.enrollment import EnrollError, check_example
 
     out = []
     for c in clips:
@@ -84,7 +84,7 @@ def _product_files(clips, n=3):
 
 
 def test_benchmark_examples_enroll_as_the_product(shared_data, tmp_path, monkeypatch):
-    from kws.enroll import check_example
+    from kws.enrollment import check_example
     from kws.enroll import main as enroll_main
 
     bundle = Bundle.load(variant="int8")

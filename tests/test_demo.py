@@ -5,7 +5,7 @@ import numpy as np
 
 from kws import Bundle
 from kws.bundle import default_bundle_path
-from kws.cli import sample_recording
+from kws.demo import sample_recording
 from tests.conftest import ROOT
 
 DEMO = ROOT / "demos" / "embedded_match.py"

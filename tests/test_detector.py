@@ -3,7 +3,7 @@ import pytest
 
 from kws import Detector, DetectorConfig
 from kws.audio import load_audio
-from kws.cli import DEMO_KEYWORDS, sample_recording
+from kws.demo import DEMO_KEYWORDS, sample_recording
 from kws.detector import detect_audio
 
 

@@ -82,3 +82,60 @@ def test_shipped_bundle_is_the_distilled_student():
     assert (enc["hidden"], enc["layers"]) == (256, 3)          # text encoder: the teacher's
     assert m["distilled"]["student"] == {"audio_hidden": 192, "audio_layers": 2, "stack": 2}
     assert m["recipe"].endswith("+distill-1")
+
+
+def test_format2_bundle_on_the_backbone(tmp_path, rng):
+    """A tiny head on the speech-embedding front end, written as a format-2 bundle: the bundle
+    embeds as torch does, and the detector runs on it (streaming equals offline)."""
+    from importlib import resources
+
+    from kws.bundle import sha256_file
+    from kws.detector import Detector, DetectorConfig, window_scores
+    from kws.phonemes import TOKENS
+
+    torch.manual_seed(2)
+    cfg = EncoderConfig(hidden=16, layers=1, embed_dim=16, n_mels=96, audio_hidden=12, audio_layers=2,
+                        frontend="speech_embedding")
+    m = JointModel(cfg).eval()
+    m.audio.feat_mean.normal_()
+    m.audio.feat_std.uniform_(5.0, 10.0)
+    sd = state_dict_numpy(m.state_dict())
+    out = tmp_path / "b2"
+    out.mkdir()
+    onnx.save(audio_encoder_onnx(sd, 2, 12, input_name="frames"), str(out / "audio.onnx"))
+    onnx.save(text_encoder_onnx(sd, 1, 16), str(out / "text.onnx"))
+    src = resources.files("kws") / "assets" / "backbone"
+    for f in ("backbone.onnx", "backbone_mel.npz", "NOTICE.backbone"):
+        shutil.copyfile(str(src / f), out / f)
+    files = ["audio.onnx", "text.onnx", "backbone.onnx", "backbone_mel.npz"]
+    manifest = {"format": "kws-bundle", "format_version": 2, "model_id": "tiny-b2", "embedding_dim": 16,
+                "phonemes": list(TOKENS), "features": {}, "background": {"file": "none"},
+                "frontend": {"kind": "speech_embedding", "network": "backbone.onnx",
+                             "constants": "backbone_mel.npz"},
+                "variants": {v: {"audio": "audio.onnx", "text": "text.onnx"} for v in ("fp32", "int8")},
+                "files": {f: {"sha256": sha256_file(out / f)} for f in files}}
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    b = Bundle.load(out, "fp32")
+    assert b.frontend.kind == "speech_embedding" and b.frontend.hop == 1280
+    frames = rng.normal(size=(3, 9, 96)).astype(np.float32) * 8
+    lens = np.array([9, 4, 1])
+    with torch.no_grad():
+        ref = m.audio(torch.from_numpy(frames), torch.from_numpy(lens)).numpy()
+    assert np.min(np.sum(ref * b.embed_frames(frames, lens), 1)) > 0.9999
+    det = Detector.from_texts(["hello", "open the door"], threshold=0.0, bundle=b,
+                              config=DetectorConfig(vad=False, variant="fp32"), tts=False)
+    assert len(det.plan.lengths) >= 3 and not det.plan.use.all()      # sized per keyword
+    t = np.arange(16000 * 4) / 16000
+    audio = (0.2 * np.sin(2 * np.pi * (200 + 80 * np.sin(2 * np.pi * t)) * t)).astype(np.float32)
+    seen = []
+    update = det._update
+    det._update = lambda s, w: (seen.append(np.array(s)), update(s, w))[1]
+    det.reset()
+    for s in range(0, audio.size, 777):
+        det.process(audio[s:s + 777])
+    offline = window_scores(b, det.keywords, audio, det.config, det.plan)
+    np.testing.assert_allclose(np.stack(seen), offline, atol=1e-4)
+    # a bundle missing its front-end file is refused with a message naming it
+    (out / "backbone.onnx").unlink()
+    with pytest.raises(BundleError, match="backbone.onnx"):
+        Bundle.load(out, "fp32")

@@ -52,7 +52,7 @@ def test_transliterate_leaves_plain_text_alone():
 
 
 def test_enroll_cafe_and_tokyo(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("kws.corpus.tts.available_engines", lambda: [])
+    monkeypatch.setattr("kws.tts.available_engines", lambda: [])
     st_ = str(tmp_path / "s")
     assert enroll(["--store", st_, "add", "café", "--no-tune"]) == 0
     k = KeywordSet.load(st_)["café"]
@@ -61,7 +61,7 @@ def test_enroll_cafe_and_tokyo(tmp_path, capsys, monkeypatch):
     assert enroll(["--store", st_, "add", "東京"]) == 2
     assert "only English words can be pronounced: '東京'" in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in (tmp_path / "s").glob("*.json")} == before
-    from kws.cli import main
+    from kws.commands import main
     assert main(["detect", "-k", "東京"]) == 2
     assert "only English words" in capsys.readouterr().err
 
@@ -88,7 +88,7 @@ def test_whole_files_do_not_warn(tmp_path):
 
 
 def test_detect_and_enroll_report_a_truncated_file(tmp_path):
-    from kws.cli import sample_recording
+    from kws.demo import sample_recording
 
     cut = tmp_path / "cut.wav"
     cut.write_bytes(sample_recording().read_bytes()[:len(sample_recording().read_bytes()) // 2])
@@ -179,8 +179,8 @@ def test_fuzz_prepare_any_array(shape, dtype, rate, value):
 # ------------------------------------------------------------------ train extra, cwd, installed evaluate
 @pytest.mark.parametrize("cmd", ["train", "export"])
 def test_train_without_torch_says_what_to_install(cmd):
-    code = ("import sys; sys.modules['torch'] = None; from kws.cli import main; "
-            f"sys.exit(main([{cmd!r}, '--help']))")
+    code = ("import sys; sys.modules['torch'] = None; from kws.commands import main; "
+            f"sys.exit(main([{cmd!r}, 'x.json']))")
     r = _run(["-c", code])
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "needs torch and the train extra" in r.stderr and "pip install 'kws[train]' torch==" in r.stderr
@@ -197,9 +197,9 @@ def test_run_from_the_parent_of_a_checkout_named_kws(tmp_path):
 
 
 def test_installed_evaluate_asks_for_data(tmp_path, monkeypatch, capsys):
-    import kws.evaluate as ev
+    from kws.commands import main
 
-    monkeypatch.setattr(ev, "__file__", str(tmp_path / "site-packages" / "kws" / "evaluate.py"))
-    assert ev.main(["--out", str(tmp_path / "r")]) == 2
+    monkeypatch.setattr("kws.commands.evaluate.checkout_root", lambda: None)    # an installed kws
+    assert main(["evaluate", "--out", str(tmp_path / "r")]) == 2
     assert "give --data DIR" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()

@@ -86,14 +86,17 @@ def _store_bytes(d):
 
 
 def test_enroll_by_text_without_tts_then_list_rename_remove(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("kws.corpus.tts.available_engines", lambda: [])
+    monkeypatch.setattr("kws.tts.available_engines", lambda: [])
     st = str(tmp_path / "s")
     assert enroll(["--store", st, "add", "hey snowboy"]) == 0
     out = capsys.readouterr().out
     assert "fallback G2P" in out and "background" in out or "threshold=" in out
     ks = KeywordSet.load(st)
     k = ks["hey snowboy"]
-    assert k.tuned_on["method"] == "background-quantile" and 0.2 <= k.threshold < 1
+    # no TTS engine: the text alone, with a looser false-alarm target, and the user told so
+    assert k.tuned_on["method"] == "false-alarm-rate" and k.tuned_on["tts_renderings"] == 0
+    assert k.tuned_on["target_per_hour"] == 5.0 and k.tuned_on["expected_per_hour"] == pytest.approx(5.0, rel=0.01)
+    assert 0.2 <= k.threshold < 1 and "no TTS engine installed" in out
     assert enroll(["--store", st, "rename", "hey snowboy", "snowboy"]) == 0
     assert enroll(["--store", st, "list", "--json"]) == 0
     assert json.loads(capsys.readouterr().out.split("\n", 1)[1])[0]["name"] == "snowboy"
@@ -135,13 +138,15 @@ def test_bad_commands(tmp_path, capsys, args, msg):
 
 def test_enroll_snowboy_by_text_and_three_examples_with_tts(tmp_path, capsys, espeak):
     """End to end, offline: text enrollment tuned with TTS, and example enrollment."""
-    from kws.corpus.tts import Render, synthesize
+    from kws.tts import Render, synthesize
 
     st = str(tmp_path / "s")
     assert enroll(["--store", st, "add", "snowboy"]) == 0
     k = KeywordSet.load(st)["snowboy"]
-    assert k.tuned_on["method"] == "eer" and k.eer is not None and k.eer < 0.3
-    assert k.tuned_on["tts_positives"] > 0 and k.tuned_on["negatives"] > 3000
+    assert k.tuned_on["method"] == "false-alarm-rate" and k.eer is not None and k.eer < 0.3
+    assert k.tuned_on["expected_per_hour"] == pytest.approx(0.5, rel=0.01)
+    assert k.tuned_on["tts_renderings"] > 0 and k.tuned_on["tts_positives"] > 0
+    assert k.tuned_on["negatives"] > 1000 and 0 <= k.tuned_on["recall_at_threshold"] <= 1
     clips = synthesize([Render("snowboy", "espeak-ng", v, {"speed": 150, "pitch": 50})
                         for v in ("en-us", "en-gb+f3", "en-us+m3", "en-029")])
     files = []

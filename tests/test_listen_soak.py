@@ -1,6 +1,6 @@
 """listen's processing loop for an hour of audio, and the microphone stream under callback faults.
 
-The hour runs through the real loop (kws.cli._listen_loop) with a small stand-in detector that
+The hour runs through the real loop (kws.commands.listen._listen_loop) with a small stand-in detector that
 keeps the real one's contract (any chunk size; refuses NaN before changing its state), so it
 takes seconds; benchmarks/soak_listen.py runs the same hour with the real detector.
 """
@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from kws.cli import MAX_BAD_BLOCKS, _EventSink, _listen_loop
+from kws.commands.listen import MAX_BAD_BLOCKS, _EventSink, _listen_loop
 from kws.detector import Detection
 
 SR = 16000

@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 import kws.mic
-from kws.cli import DEMO_KEYWORDS, main, sample_recording
+from kws.commands import main
+from kws.demo import DEMO_KEYWORDS, sample_recording
 from kws.mic import DeviceNotFound, MicConfig, Microphone, NoMicrophone
 from tests.conftest import ROOT
 

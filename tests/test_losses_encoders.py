@@ -108,3 +108,43 @@ def test_padding_does_not_change_embeddings():
         tb = tenc(ids, torch.tensor([3, 5]))
         t0 = tenc(ids[:1, :3], torch.tensor([3]))
         torch.testing.assert_close(tb[0], t0[0], atol=1e-6, rtol=1e-5)
+
+
+def test_null_class_losses_hand_computed():
+    """Negatives join CLAP as a text row (the null vector) that is their target, and DWD as a
+    centroid that is their target."""
+    audio = _unit([[1, 0], [0.8, 0.6], [0, 1], [0.6, 0.8]])
+    neg = _unit([[-1, 0.2], [0.3, -1]])
+    text = _unit([[1, 0], [0, 1]])
+    null = np.array([-1.0, -1.0])
+    z = null / np.linalg.norm(null)
+    labels = [0, 0, 1, 1]
+    scale = 3.0
+    rows = np.vstack([text, z])
+    A = np.vstack([audio, neg])
+    lab = labels + [2, 2]
+    logits = scale * A @ rows.T
+    a2t = np.mean([-(logits[i, l] - np.log(np.exp(logits[i]).sum())) for i, l in enumerate(lab)])
+    t2a = 0.0
+    for k in range(2):
+        lse = np.log(np.exp(logits[:, k]).sum())
+        t2a += -np.mean([logits[i, k] - lse for i, l in enumerate(lab) if l == k])
+    want = 0.5 * (a2t + t2a / 2)
+    got = clap_loss(torch.tensor(audio), torch.tensor(text), torch.tensor(labels),
+                    torch.tensor(math.log(scale), dtype=torch.float64), torch.tensor(neg), torch.tensor(null))
+    assert float(got) == pytest.approx(want, rel=1e-9)
+    s, b = 10.0, -5.0
+    want = 0.0
+    for i, l in enumerate(lab):
+        sims = []
+        for k in range(2):
+            members = [j for j, lj in enumerate(labels) if lj == k and (j != i or k != l)]
+            c = audio[members].mean(0)
+            c /= np.linalg.norm(c)
+            sims.append(s * A[i] @ c + b)
+        sims.append(s * A[i] @ z + b)
+        want += -(sims[l] - np.log(np.exp(sims).sum()))
+    want /= len(lab)
+    got = dwd_loss(torch.tensor(audio), torch.tensor(labels), 2, torch.tensor(s, dtype=torch.float64),
+                   torch.tensor(b, dtype=torch.float64), neg=torch.tensor(neg), null=torch.tensor(null))
+    assert float(got) == pytest.approx(want, rel=1e-9)

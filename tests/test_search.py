@@ -29,7 +29,7 @@ def wav_copies(src, n, dest):
 
 
 def _sample():
-    from kws.cli import sample_recording
+    from kws.demo import sample_recording
 
     return load_audio(sample_recording())
 

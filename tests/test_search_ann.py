@@ -8,7 +8,8 @@ import pytest
 
 from kws.audio import load_audio, write_wav
 from kws.bundle import Bundle
-from kws.search import IndexConfig, SearchIndex, clip_hits, main as search_main
+from kws.commands import main
+from kws.search import IndexConfig, SearchIndex, clip_hits
 from kws.search_ann import AnnConfig, MissingExtra, auto_cells, projection
 from tests.test_search import wav_copies
 
@@ -107,7 +108,7 @@ def test_missing_extras_say_what_to_install(tmp_path, bundle, monkeypatch, capsy
     with pytest.raises(MissingExtra, match=r"pip install"):
         SearchIndex(tmp_path / "a", bundle, IndexConfig(kind="ivf"))
     write_wav(tmp_path / "x.wav", load_audio(_sample_path())[:16000])
-    assert search_main(["index", str(tmp_path / "x.wav"), "--index", str(tmp_path / "b"),
+    assert main(["search", "index", str(tmp_path / "x.wav"), "--index", str(tmp_path / "b"),
                         "--approximate", "--workers", "1"]) == 2
     assert "kws[search]" in capsys.readouterr().err
     monkeypatch.setitem(sys.modules, "dask.distributed", None)
@@ -119,7 +120,7 @@ def test_missing_extras_say_what_to_install(tmp_path, bundle, monkeypatch, capsy
 
 
 def _sample_path():
-    from kws.cli import sample_recording
+    from kws.demo import sample_recording
 
     return sample_recording()
 
@@ -127,10 +128,10 @@ def _sample_path():
 def test_clip_and_play_hits(tmp_path, bundle, monkeypatch, capsys):
     x = load_audio(_sample_path())
     write_wav(tmp_path / "rec.wav", x)
-    assert search_main(["index", str(tmp_path / "rec.wav"), "--index", str(tmp_path / "ix"),
+    assert main(["search", "index", str(tmp_path / "rec.wav"), "--index", str(tmp_path / "ix"),
                         "--workers", "1", "--quiet"]) == 0
     capsys.readouterr()
-    assert search_main(["query", str(tmp_path / "ix"), "computer", "--top", "3", "--json",
+    assert main(["search", "query", str(tmp_path / "ix"), "computer", "--top", "3", "--json",
                         "--clip", str(tmp_path / "clips")]) == 0
     hits = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     clips = sorted((tmp_path / "clips").glob("*.wav"))
@@ -147,11 +148,11 @@ def test_clip_and_play_hits(tmp_path, bundle, monkeypatch, capsys):
     import sounddevice as sd
     monkeypatch.setattr(sd, "play", lambda a, sr: played.append((a.size, sr)))
     monkeypatch.setattr(sd, "wait", lambda: None)
-    assert search_main(["query", str(tmp_path / "ix"), "computer", "--top", "2", "--play"]) == 0
+    assert main(["search", "query", str(tmp_path / "ix"), "computer", "--top", "2", "--play"]) == 0
     assert len(played) == 2 and all(sr == 16000 and n > 8000 for n, sr in played)
 
     def no_device(a, sr):
         raise sd.PortAudioError("Error querying device -1")
     monkeypatch.setattr(sd, "play", no_device)
-    assert search_main(["query", str(tmp_path / "ix"), "computer", "--top", "1", "--play"]) == 2
+    assert main(["search", "query", str(tmp_path / "ix"), "computer", "--top", "1", "--play"]) == 2
     assert "cannot play" in capsys.readouterr().err

@@ -29,7 +29,7 @@ from wyoming.info import Describe, Info  # noqa: E402
 from wyoming.ping import Ping, Pong  # noqa: E402
 from wyoming.wake import Detect, Detection, NotDetected  # noqa: E402
 
-from kws.cli import DEMO_KEYWORDS, sample_recording  # noqa: E402
+from kws.demo import DEMO_KEYWORDS, sample_recording  # noqa: E402
 
 TOL_S = 0.3
 READ_S = 30.0
@@ -457,7 +457,7 @@ def test_unix_socket_and_keywords_enrolled_while_running_are_picked_up(tmp_path,
 
 
 def test_cli_errors_without_wyoming_and_on_bad_uri(server):
-    code = ("import sys; sys.modules['wyoming'] = None; from kws.cli import main; "
+    code = ("import sys; sys.modules['wyoming'] = None; from kws.commands import main; "
             "sys.exit(main(['serve']))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "pip install 'kws[serve]'" in r.stderr, r.stderr

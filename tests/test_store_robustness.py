@@ -124,7 +124,7 @@ def test_lock_timeout_is_a_clear_error(tmp_path):
 
 # ------------------------------------------------------------------ where the store is
 def test_kws_store_and_store_flag_mean_the_same_folder(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr("kws.corpus.tts.available_engines", lambda: [])
+    monkeypatch.setattr("kws.tts.available_engines", lambda: [])
     d = tmp_path / "x"
     monkeypatch.setenv("KWS_STORE", str(d))
     assert resolve_store() == d == resolve_store(str(d))
@@ -140,7 +140,7 @@ def test_kws_store_and_store_flag_mean_the_same_folder(tmp_path, monkeypatch, ca
 
 
 def test_store_flag_before_or_after_detect(tmp_path, capsys):
-    from kws.cli import main
+    from kws.commands import main
 
     d = tmp_path / "s"
     bundle = Bundle.load()
@@ -206,7 +206,7 @@ def test_corrupt_store_names_file_and_way_out(tmp_path, capsys, damage, why):
     assert enroll(["--store", str(d), "list"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "Traceback" not in err and "reset" in err
-    from kws.cli import main
+    from kws.commands import main
     assert main(["detect", "--store", str(d)]) == 2
     assert "corrupt keyword store" in capsys.readouterr().err
     assert _files(d) == before

@@ -116,3 +116,25 @@ def test_room_bank_and_reverb_with_it(tmp_path, rng):
     wav, lens = augment_waveforms(torch.randn(3, 8000) * 0.1, torch.tensor([8000, 6000, 4000]),
                                   AugmentConfig(p_reverb=1.0), g, None, bank)
     assert wav.shape[0] == 3 and torch.isfinite(wav).all()
+
+
+def test_backbone_trainer_runs_end_to_end(tmp_path, rng):
+    """The head on the speech-embedding backbone trains on words in context with negatives (no real
+    speech given: TTS clips serve as context and babble) and writes its checkpoints."""
+    from kws.train.backbone_trainer import BackboneTrainConfig, train as train_bb
+
+    _corpus(tmp_path, rng)
+    enc = {"hidden": 16, "layers": 1, "embed_dim": 8, "audio_hidden": 8, "audio_layers": 1}
+    cfg = BackboneTrainConfig.from_dict({"corpus": str(tmp_path), "out": str(tmp_path / "bb"), "steps": 3,
+                                         "words_per_batch": 4, "real_words_per_batch": 0,
+                                         "clips_per_word": 2, "eval_every": 3, "amp": False,
+                                         "encoder": enc})
+    metrics = train_bb(cfg)
+    assert {"ap_iv", "ap_oov", "xap_iv", "xap_oov"} <= set(metrics)
+    log = [json.loads(l) for l in (tmp_path / "bb" / "log.jsonl").read_text().splitlines()]
+    first = next(r for r in log if "loss" in r)
+    assert first["negatives"] > 0 and first["windows"] > first["negatives"]
+    ck = torch.load(tmp_path / "bb" / "last.pt", weights_only=False)
+    assert ck["step"] == 3 and "null" in ck["model"]
+    with pytest.raises(SystemExit, match="unknown config keys"):
+        BackboneTrainConfig.from_dict({"stepz": 3})

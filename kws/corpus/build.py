@@ -103,7 +103,7 @@ def build(out: Path, size: CorpusSize, seed: int = 0, workers: int | None = None
     engines = tts.available_engines()
     if not engines:
         raise SystemExit("no TTS engine found: install espeak-ng, flite or festival "
-                         "(see README, 'Training')")
+                         "(see docs/model.md, 'Corpus')")
     t0 = time.time()
     texts, jobs = plan(size, seed, engines)
     chunk = 40

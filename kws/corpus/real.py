@@ -18,7 +18,7 @@ from typing import List, NamedTuple, Optional
 import numpy as np
 
 from kws.audio import AudioError, load_audio
-from kws.corpus.tts import trim_silence
+from kws.audio import trim_silence
 
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 WAKEWORDS = ("alexa", "computer", "jarvis")
@@ -96,11 +96,13 @@ def held_out_speech_files(data: Path) -> List[Path]:
     return sorted((Path(data) / "librispeech-bits" / "test-other").glob("*.opus")) + speech_files(data, "b")
 
 
-def babble(data: Path, talkers: int, seconds: float, seed: int = 0) -> np.ndarray:
-    """``talkers`` overlapping streams of held-out real speech (held_out_speech_files), each
-    normalised to the same level and summed: babble (2-8 talkers) or crowd (20 and more)."""
+def babble(data: Path, talkers: int, seconds: float, seed: int = 0,
+           files: Optional[List[Path]] = None) -> np.ndarray:
+    """``talkers`` overlapping streams of real speech, each normalised to the same level and
+    summed: babble (2-8 talkers) or crowd (20 and more). ``files``: whose speech (default: the
+    held-out speakers, held_out_speech_files)."""
     rng = random.Random(seed)
-    files = held_out_speech_files(data)
+    files = files or held_out_speech_files(data)
     n = int(seconds * 16000)
     out = np.zeros(n, np.float32)
     cache: dict = {}

@@ -5,8 +5,8 @@
 
 ``run`` trains every run of :data:`RUNS` (``kws.train`` with the run's overrides, ``out=DIR/NAME``)
 with up to ``--parallel`` processes sharing one GPU. Each process stops, with a checkpoint, before
-``--budget-s`` seconds have passed, so the set can be finished over several 10-minute calls on a
-lent machine: a later ``run`` resumes unfinished runs and skips finished ones.
+``--budget-s`` seconds have passed, so the set can be finished over several commands of limited
+length: a later ``run`` resumes unfinished runs and skips finished ones.
 
 ``table`` reads each run's ``log.jsonl`` and prints the validation metrics at its final step.
 """

@@ -30,7 +30,7 @@ import torch
 
 from kws.backbone import VEC_HOP, VEC_SPAN, as_files, num_vectors
 from kws.metrics import cosine_matrix, cross_modal_ap, eer, same_different_ap
-from kws.phonemes import TOKEN_ID, pronounce
+from kws.phonemes import pronounce
 from kws.train.backbone import TorchBackbone
 from kws.train.context import MAX_VECTORS, Augmenter, Batcher, ContextConfig, Sources
 from kws.train.encoders import EncoderConfig, JointModel
@@ -49,7 +49,7 @@ class BackboneTrainConfig:
     frontend: str = "speech_embedding"
     corpus: str = "corpus"                 # TTS word clips (kws.corpus.build)
     speech: Optional[str] = None           # kws.corpus.stage speech folder
-    backbone: str = "kws/assets/model"     # folder holding backbone.onnx + backbone_mel.npz
+    backbone: str = "kws/assets/backbone"  # folder holding backbone.onnx + backbone_mel.npz
     out: str = "runs/backbone"
     real: Optional[str] = None             # validation clips (kws.corpus.real)
     noise: Optional[str] = None            # audio file of noise recordings
@@ -302,8 +302,11 @@ def train(cfg: BackboneTrainConfig, resume: bool = False) -> Dict[str, float]:
         multiple of 256, samples to the longest window): cuDNN then picks its convolution
         algorithms once, instead of for every new shape (measured: 1.2 s a batch otherwise)."""
         W = x.shape[0]
-        xp = x.new_zeros(-(-W // 256) * 256, fixed_len)
-        xp[:W, : x.shape[1]] = x
+        if device.type != "cuda":           # the padding only pays where cuDNN tunes per shape
+            xp = x
+        else:
+            xp = x.new_zeros(-(-W // 256) * 256, fixed_len)
+            xp[:W, : x.shape[1]] = x
         with torch.no_grad():
             mel = backbone.mel(xp)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):

@@ -9,7 +9,7 @@ CONFIG is a JSON object of :class:`TrainConfig` fields; ``key=value`` overrides 
 Writes to ``out``: ``last.pt`` (model, optimiser, scheduler, step; resumable), ``log.jsonl``
 (loss parts, temperature, learning rate, validation metrics), ``best.pt`` (best validation score).
 Training stops early, with a checkpoint, when ``max_minutes`` of wall time are spent, so a run can
-be continued across several short sessions on a lent machine with ``--resume``.
+be continued across several commands of limited length with ``--resume``.
 """
 from __future__ import annotations
 

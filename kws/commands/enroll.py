@@ -1,0 +1,255 @@
+"""python -m kws enroll (or python -m kws.enroll): add keywords by text or by recorded examples,
+list, remove, rename, test, export and import them. Thresholds are tuned per keyword to its
+equal error rate (kws.enrollment).
+
+    python -m kws enroll add "hey computer"
+    python -m kws enroll add snowboy --examples a.wav b.wav c.wav
+    python -m kws enroll add jarvis --record 3
+    python -m kws enroll list
+    python -m kws enroll test recording.wav
+    python -m kws enroll restore        # a damaged store: back to its last good version
+    python -m kws enroll reset          # or start empty (the old files are kept in old-<time>/)
+
+--store, --bundle and --variant go before or after the command (the store: --store, else
+$KWS_STORE, else the user data folder; see docs/keywords.md).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import List
+
+import numpy as np
+
+from kws.audio import load_audio
+from kws.bundle import Bundle
+from kws.commands import store_argument
+from kws.enrollment import EnrollError, build_keyword, check_example, load_examples
+from kws.keywords import (Keyword, KeywordSet, StoreError, edit_store, export_doc, parse_export,
+                          reset_store, resolve_store, restore_backup)
+
+
+def record_examples(n: int, seconds: float = 2.0, device=None) -> List[np.ndarray]:
+    from kws.mic import record
+
+    out = []
+    for i in range(n):
+        input(f"[{i + 1}/{n}] press Enter, then say the keyword once ...")
+        out.append(record(seconds, device=device))
+    return out
+
+
+def _open(args):
+    bundle = Bundle.load(args.bundle, variant=args.variant)
+    store = resolve_store(args.store)
+    if (store / "keywords.json").exists():
+        ks = KeywordSet.load(store, bundle.model_id)
+    else:
+        ks = KeywordSet(bundle.model_id)
+    return bundle, store, ks
+
+
+def cmd_add(args) -> int:
+    bundle, store, ks = _open(args)
+    name = args.name or args.text or (Path(args.examples[0]).stem if args.examples else None)
+    if not name:
+        raise EnrollError("give the keyword's text or --name")
+    if name.strip() in ks:
+        raise StoreError(f"a keyword named {name!r} exists already (remove or rename it first)")
+    examples = load_examples(args.examples or [])
+    if args.record:
+        for i, a in enumerate(record_examples(args.record, device=args.device)):
+            examples.append(check_example(a, f"recording {i + 1}"))
+    t0 = time.time()
+    kw = build_keyword(bundle, name, args.text, args.phonemes, examples, tune=not args.no_tune,
+                       fa_per_hour=args.false_alarms_per_hour)
+    # tuning takes seconds and runs unlocked; the store is re-read under its lock, so keywords
+    # that other processes added meanwhile are kept
+    with edit_store(store, bundle.model_id) as ks:
+        ks.add(kw)
+    t = kw.tuned_on
+    fa = (f"~{t['expected_per_hour']:.2g} false alarms an hour expected" if "expected_per_hour" in t
+          else "background calibration")
+    more = (f", EER {kw.eer:.1%}, recall {t['recall_at_threshold']:.0%} of the tuning renderings/examples"
+            if kw.eer is not None and "recall_at_threshold" in t else "")
+    print(f"added {kw.name!r} [{kw.phonemes or 'from examples'}] source={kw.source} "
+          f"threshold={kw.threshold:.3f} ({fa}{more}; {time.time() - t0:.1f} s) -> {store}")
+    return 0
+
+
+def cmd_list(args) -> int:
+    _, store, ks = _open(args)
+    if args.json:
+        print(json.dumps([k.meta() for k in ks], indent=2))
+        return 0
+    if not len(ks):
+        print(f"no keywords in {store}")
+        return 0
+    print(f"{'name':24} {'source':15} {'threshold':>9} {'FA/h':>6} {'EER':>7}  phonemes")
+    for k in ks:
+        e = f"{k.eer:.1%}" if k.eer is not None else "-"
+        fa = k.tuned_on.get("expected_per_hour")
+        fa_s = f"{fa:.2g}" if isinstance(fa, (int, float)) else "-"
+        print(f"{k.name:24} {k.source:15} {k.threshold:9.3f} {fa_s:>6} {e:>7}  {k.phonemes or ''}")
+    return 0
+
+
+def cmd_remove(args) -> int:
+    bundle, store, _ = _open(args)
+    with edit_store(store, bundle.model_id) as ks:
+        for n in args.names:
+            ks.remove(n)
+    print(f"removed {', '.join(args.names)}")
+    return 0
+
+
+def cmd_rename(args) -> int:
+    bundle, store, _ = _open(args)
+    with edit_store(store, bundle.model_id) as ks:
+        ks.rename(args.old, args.new)
+    print(f"renamed {args.old!r} to {args.new!r}")
+    return 0
+
+
+def cmd_test(args) -> int:
+    from kws.detector import Detector, DetectorConfig
+
+    bundle, _, ks = _open(args)
+    det = Detector(ks, bundle, DetectorConfig(variant=args.variant))
+    if not args.files and not args.mic:
+        raise EnrollError("give recordings to score, or --mic SECONDS")
+    inputs = [(f, None) for f in args.files]
+    if args.mic:
+        from kws.mic import record
+
+        print(f"recording {args.mic:.0f} s: say a keyword ...")
+        inputs.append(("microphone", record(args.mic, device=args.device)))
+    for f, audio in inputs:
+        audio = load_audio(f) if audio is None else audio
+        best = det.best_scores(audio)
+        events = det.detect(audio)
+        print(f"{f}:")
+        for k, s in zip(ks, best):
+            mark = "DETECTED" if s >= k.threshold else ""
+            print(f"  {k.name:24} best {s:.3f}  threshold {k.threshold:.3f}  {mark}")
+        for e in events:
+            print(f"  event {e.keyword!r} at {e.start:.2f}-{e.end:.2f} s, score {e.score:.3f}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    _, _, ks = _open(args)
+    Path(args.file).write_text(json.dumps(export_doc(ks)))
+    print(f"exported {len(ks)} keywords to {args.file}")
+    return 0
+
+
+def cmd_import(args) -> int:
+    bundle, store, ks = _open(args)
+    f = Path(args.file)
+    if not f.is_file():
+        raise EnrollError(f"{f}: no such file")
+    model_id, entries = parse_export(f.read_bytes(), str(f))
+    same_model = model_id == bundle.model_id
+    new: List[Keyword] = []
+    for meta, vec in entries:
+        if meta["name"] in ks or any(k.name == meta["name"] for k in new):
+            print(f"skipped {meta['name']!r}: exists already")
+        elif same_model:
+            new.append(Keyword(vectors=vec, **meta))
+        elif meta.get("text"):
+            new.append(build_keyword(bundle, meta["name"], meta["text"], None, [], tune=not args.no_tune))
+            print(f"re-embedded {meta['name']!r} from its text for this model")
+        else:
+            print(f"skipped {meta['name']!r}: enrolled from examples for another model; re-enroll it")
+    added = []
+    with edit_store(store, bundle.model_id) as ks:
+        for kw in new:
+            if kw.name in ks:
+                print(f"skipped {kw.name!r}: added meanwhile by another process")
+            else:
+                ks.add(kw)
+                added.append(kw.name)
+    print(f"imported {len(added)} keywords into {store}")
+    return 0
+
+
+def cmd_restore(args) -> int:
+    ks, aside = restore_backup(resolve_store(args.store))
+    n = len(ks)
+    print(f"restored {n} keyword{'s' * (n != 1)} ({', '.join(ks.names) or 'none'}); the replaced files "
+          f"are kept in {aside}")
+    return 0
+
+
+def cmd_reset(args) -> int:
+    store = resolve_store(args.store)
+    aside = reset_store(store)
+    if aside is None:
+        print(f"{store} holds no keyword store; nothing to reset")
+    else:
+        print(f"the keyword store {store} is empty now; its files are kept in {aside} "
+              f"(python -m kws enroll restore brings back the last good version)")
+    return 0
+
+
+def model_arguments(p: argparse.ArgumentParser, top: bool) -> None:
+    """--store, --bundle, --variant: on ``enroll`` (with defaults) and again on each of its
+    commands (``top=False``: no default, so that a value given before the command stays)."""
+    store_argument(p)
+    kw = {} if top else {"default": argparse.SUPPRESS}
+    p.add_argument("--bundle", **({"default": None} if top else kw),
+                   help="model bundle folder (default: the one shipped in the package)")
+    p.add_argument("--variant", choices=("int8", "fp32"), **({"default": "int8"} if top else kw))
+
+
+def add_parser(sub) -> None:
+    ap = sub.add_parser("enroll", help="manage keywords: add (by text or examples), list, test, ...",
+                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    model_arguments(ap, top=True)
+    ap.set_defaults(interrupted="interrupted; the store is unchanged")
+    sub = ap.add_subparsers(dest="enroll_command", metavar="{add,list,remove,rename,test,export,import,"
+                            "restore,reset}", required=True)
+    a = sub.add_parser("add", help="add a keyword by text and/or examples")
+    a.add_argument("text", nargs="?", help="the keyword as text (any word or phrase)")
+    a.add_argument("--name", help="name to store it under (default: the text)")
+    a.add_argument("--phonemes", help="explicit ARPAbet pronunciation, e.g. 'S N OW B OY'")
+    a.add_argument("--examples", nargs="+", metavar="FILE", help="recordings of the keyword, one per file")
+    a.add_argument("--record", type=int, default=0, metavar="N", help="record N examples from the microphone")
+    a.add_argument("--device", help="input device for --record")
+    a.add_argument("--no-tune", action="store_true",
+                   help="skip the EER and recall report (the threshold is set for the false-alarm rate either way)")
+    a.add_argument("--false-alarms-per-hour", type=float, default=None, metavar="N",
+                   help="expected false alarms an hour the threshold is set for (default 0.5; 5 for a "
+                        "typed keyword when no TTS engine is installed)")
+    a.set_defaults(run=cmd_add)
+    s = sub.add_parser("list", help="list keywords")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(run=cmd_list)
+    r = sub.add_parser("remove", help="remove keywords")
+    r.add_argument("names", nargs="+")
+    r.set_defaults(run=cmd_remove)
+    n = sub.add_parser("rename", help="rename a keyword")
+    n.add_argument("old")
+    n.add_argument("new")
+    n.set_defaults(run=cmd_rename)
+    t = sub.add_parser("test", help="score recordings (or the microphone) against the keywords")
+    t.add_argument("files", nargs="*")
+    t.add_argument("--mic", type=float, metavar="SECONDS", help="record this long from the microphone")
+    t.add_argument("--device", help="input device for --mic")
+    t.set_defaults(run=cmd_test)
+    e = sub.add_parser("export", help="write the keywords to a JSON file")
+    e.add_argument("file")
+    e.set_defaults(run=cmd_export)
+    i = sub.add_parser("import", help="add the keywords of an exported JSON file")
+    i.add_argument("file")
+    i.add_argument("--no-tune", action="store_true")
+    i.set_defaults(run=cmd_import)
+    o = sub.add_parser("restore", help="make the last good version of the store the store again")
+    o.set_defaults(run=cmd_restore)
+    z = sub.add_parser("reset", help="start an empty store (its files are kept in old-<time>/)")
+    z.set_defaults(run=cmd_reset)
+    for p in sub.choices.values():
+        model_arguments(p, top=False)

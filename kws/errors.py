@@ -1,0 +1,42 @@
+"""The one exception base of kws: every error a user can meet is a :class:`KwsError`.
+
+    import kws
+    try:
+        det = kws.Detector(kws.KeywordSet.load(store))
+    except kws.KwsError as exc:          # bad audio, text, store, bundle, index, microphone, ...
+        print(f"error: {exc}")
+
+Each kind has its own class beside the code that raises it, and also derives from the built-in
+class it has always been, so ``except ValueError`` keeps working where it did:
+
+========================================  ==============================  ===================
+class                                     raised for                      also a
+========================================  ==============================  ===================
+``kws.audio.AudioError``                  unreadable or unusable audio    ValueError
+``kws.phonemes.TextError``                text that cannot be a keyword   ValueError
+``kws.enrollment.EnrollError``            examples or arguments refused   ValueError
+``kws.bundle.BundleError``                a missing or damaged model      RuntimeError
+``kws.keywords.StoreError``               keyword store problems          RuntimeError
+``kws.keywords.CorruptStoreError``        damaged store files             RuntimeError
+``kws.keywords.OtherModelError``          keywords made by another model  RuntimeError, ValueError
+``kws.search.SearchIndexError``           an index that cannot be used    RuntimeError
+``kws.mic.NoMicrophone``                  no usable audio input           RuntimeError
+``kws.errors.UsageError``                 a setting or argument refused   ValueError
+``kws.errors.MissingExtra``               an optional package missing     ImportError
+========================================  ==============================  ===================
+"""
+from __future__ import annotations
+
+
+class KwsError(Exception):
+    """Base class of the errors kws raises for bad input, settings or files; the message says what
+    is wrong and, where there is one, the way out."""
+
+
+class UsageError(KwsError, ValueError):
+    """A setting or argument out of range (a configuration dataclass, a call missing what it
+    needs)."""
+
+
+class MissingExtra(KwsError, ImportError):
+    """An optional package is not installed; the message names the pip command."""
