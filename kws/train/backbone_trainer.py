@@ -29,13 +29,12 @@ import numpy as np
 import torch
 
 from kws.backbone import VEC_HOP, VEC_SPAN, as_files, num_vectors
-from kws.metrics import cosine_matrix, cross_modal_ap, eer, same_different_ap
 from kws.phonemes import pronounce
 from kws.train.backbone import TorchBackbone
 from kws.train.context import MAX_VECTORS, Augmenter, Batcher, ContextConfig, Sources
 from kws.train.encoders import EncoderConfig, JointModel
 from kws.train.losses import joint_loss
-from kws.train.trainer import Corpus, embed_texts, load_real, pad_ids
+from kws.train.trainer import Corpus, load_real, pad_ids, validation_metrics
 
 RECIPE_VERSION = "backbone-clap-dwd-1"
 
@@ -209,35 +208,8 @@ def validate(model: JointModel, backbone: TorchBackbone, corpus: Corpus, real, d
     model.eval()
     bench = torch.backends.cudnn.benchmark
     torch.backends.cudnn.benchmark = False       # clips of every length: no per-shape tuning
-    res: Dict[str, float] = {}
-    for name, code in (("iv", 1), ("oov", 2)):
-        idx = np.nonzero(corpus.split == code)[0]
-        if len(idx) < 4:
-            continue
-        wavs = [corpus.audio_np[int(corpus.offset[i]): int(corpus.offset[i] + corpus.length[i])]
-                .astype(np.float32) / 32768.0 for i in idx]
-        emb = embed_waveforms(model, backbone, wavs, device)
-        labels = corpus.text[idx]
-        res[f"ap_{name}"] = same_different_ap(emb, labels)
-        uniq = np.unique(labels)
-        temb = embed_texts(model, [corpus.phone_ids[t] for t in uniq], device)
-        res[f"xap_{name}"] = cross_modal_ap(emb, labels, temb, uniq)
-    if real is not None:
-        emb = embed_waveforms(model, backbone, real["wavs"], device)
-        labels = np.array(real["label"])
-        src = np.array(real["source"])
-        words = sorted(set(real["label"]))
-        temb = embed_texts(model, [pronounce(w).ids() for w in words], device)
-        for s in ("fsdd", "wakewords"):
-            m = src == s
-            if not m.any():
-                continue
-            res[f"real_ap_{s}"] = same_different_ap(emb[m], labels[m])
-            ws = sorted(set(labels[m]))
-            sim = cosine_matrix(emb[m], temb[[words.index(w) for w in ws]])
-            res[f"real_text_acc_{s}"] = float(np.mean(np.array(ws)[sim.argmax(1)] == labels[m]))
-            pos = np.array(ws)[None, :] == labels[m][:, None]
-            res[f"real_text_eer_{s}"] = eer(sim.ravel(), pos.ravel())[0]
+    res = validation_metrics(model, lambda wavs: embed_waveforms(model, backbone, wavs, device), corpus, real,
+                             device)
     torch.backends.cudnn.benchmark = bench
     model.train()
     return res

@@ -18,7 +18,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -99,6 +99,11 @@ class Corpus:
         self.train_by_text = {k: np.array(v) for k, v in by_text.items() if len(v) >= 2}
         self.train_texts = np.array(sorted(self.train_by_text))
 
+    def clip(self, i: int) -> np.ndarray:
+        """Clip ``i`` as float32 samples on the CPU."""
+        x = self.audio[int(self.offset[i]): int(self.offset[i] + self.length[i])]
+        return x.float().cpu().numpy() / 32768.0
+
     def waveforms(self, idx: np.ndarray, max_len: int, rng: np.random.Generator):
         """(N, L) float waveforms of clips ``idx`` (random crop of clips over max_len) + lengths."""
         lens = np.minimum(self.length[idx], max_len)
@@ -154,37 +159,45 @@ def load_real(path: str) -> Dict[str, object]:
     return {"wavs": wavs, "label": [str(x) for x in d["label"]], "source": [str(x) for x in d["source"]]}
 
 
-@torch.no_grad()
-def validate(model: JointModel, logmel: TorchLogMel, corpus: Corpus, real, device) -> Dict[str, float]:
-    model.eval()
+def validation_metrics(model: JointModel, embed: Callable[[List[np.ndarray]], np.ndarray], corpus: Corpus,
+                       real, device) -> Dict[str, float]:
+    """The validation numbers of both trainers: same-different AP and text->audio AP on the
+    corpus's IV / OOV validation clips, and on the real clips (``real``: load_real) AP, 10-way
+    text accuracy and text EER per source. ``embed`` turns waveforms into audio embeddings."""
     res: Dict[str, float] = {}
     for name, code in (("iv", 1), ("oov", 2)):
         idx = np.nonzero(corpus.split == code)[0]
         if len(idx) < 4:
             continue
-        wavs = [corpus.audio[int(corpus.offset[i]): int(corpus.offset[i] + corpus.length[i])]
-                .float().cpu().numpy() / 32768.0 for i in idx]
-        emb = embed_audio(model, logmel, wavs, device)
+        emb = embed([corpus.clip(int(i)) for i in idx])
         labels = corpus.text[idx]
         res[f"ap_{name}"] = same_different_ap(emb, labels)
         uniq = np.unique(labels)
         temb = embed_texts(model, [corpus.phone_ids[t] for t in uniq], device)
         res[f"xap_{name}"] = cross_modal_ap(emb, labels, temb, uniq)
     if real is not None:
-        emb = embed_audio(model, logmel, real["wavs"], device)
+        emb = embed(real["wavs"])
         labels = np.array(real["label"])
         src = np.array(real["source"])
         words = sorted(set(real["label"]))
         temb = embed_texts(model, [pronounce(w).ids() for w in words], device)
         for s in ("fsdd", "wakewords"):
             m = src == s
+            if not m.any():
+                continue
             res[f"real_ap_{s}"] = same_different_ap(emb[m], labels[m])
             ws = sorted(set(labels[m]))
-            tsub = temb[[words.index(w) for w in ws]]
-            sim = cosine_matrix(emb[m], tsub)
+            sim = cosine_matrix(emb[m], temb[[words.index(w) for w in ws]])
             res[f"real_text_acc_{s}"] = float(np.mean(np.array(ws)[sim.argmax(1)] == labels[m]))
             pos = np.array(ws)[None, :] == labels[m][:, None]
             res[f"real_text_eer_{s}"] = eer(sim.ravel(), pos.ravel())[0]
+    return res
+
+
+@torch.no_grad()
+def validate(model: JointModel, logmel: TorchLogMel, corpus: Corpus, real, device) -> Dict[str, float]:
+    model.eval()
+    res = validation_metrics(model, lambda wavs: embed_audio(model, logmel, wavs, device), corpus, real, device)
     model.train()
     return res
 
