@@ -94,7 +94,7 @@ def main() -> int:
     rng = np.random.default_rng(args.seed)
     bad = np.full(800, np.nan, np.float32)
     state = {"nan": 0, "mark": 0}
-    print(f"\n| audio min | wall s | RSS MB | peak RSS MB | events so far |\n|---:|---:|---:|---:|---:|")
+    print("\n| audio min | wall s | RSS MB | peak RSS MB | events so far |\n|---:|---:|---:|---:|---:|")
     out = Collect()
     t0 = time.time()
 

@@ -279,7 +279,7 @@ class KeywordSet:
         if not f.is_file():
             hint = (f"; a backup is there: {_FIX_CMD.format(d=_q(d), cmd='restore')}"
                     if (d / BACKUP_FILE).is_file() else
-                    f"; enroll a keyword first: python -m kws.enroll add \"hey computer\"")
+                    "; enroll a keyword first: python -m kws.enroll add \"hey computer\"")
             raise StoreError(f"{d}: no keyword store here (no {STORE_FILE}){hint}")
         for attempt in range(5):
             raw = _read(f)

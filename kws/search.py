@@ -30,7 +30,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -38,6 +38,9 @@ from kws.audio import AudioError, load_audio, trim_silence
 from kws.bundle import Bundle
 from kws.errors import KwsError, UsageError
 from kws.windows import frames_in, make_plan
+
+if TYPE_CHECKING:                       # kws.search_ann imports this module
+    from kws.search_ann import AnnConfig
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif")
 INDEX_VERSION = 1
@@ -212,7 +215,7 @@ class SearchIndex:
     """A folder of per-file window embeddings (see the module docstring)."""
 
     def __init__(self, root: Union[str, os.PathLike], bundle: Optional[Bundle] = None,
-                 config: Optional[IndexConfig] = None, ann: Optional["AnnConfig"] = None):
+                 config: Optional[IndexConfig] = None, ann: Optional[AnnConfig] = None):
         from kws.search_ann import AnnConfig, AnnIndex
 
         self.root = Path(root)

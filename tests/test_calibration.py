@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from kws import calibration
-from kws.calibration import Bank, TailModel, fit_tail
+from kws.calibration import Bank, fit_tail
 
 
 def test_tail_fit_hand_computed():

@@ -10,7 +10,7 @@ onnx = pytest.importorskip("onnx")
 import onnxruntime as ort  # noqa: E402
 
 from export.onnx_export import audio_encoder_onnx, state_dict_numpy, text_encoder_onnx  # noqa: E402
-from kws.bundle import Bundle, BundleError, default_bundle_path  # noqa: E402
+from kws.bundle import Bundle, BundleError  # noqa: E402
 from kws.train.encoders import EncoderConfig, JointModel  # noqa: E402
 
 

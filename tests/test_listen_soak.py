@@ -4,7 +4,6 @@ The hour runs through the real loop (kws.commands.listen._listen_loop) with a sm
 keeps the real one's contract (any chunk size; refuses NaN before changing its state), so it
 takes seconds; benchmarks/soak_listen.py runs the same hour with the real detector.
 """
-import threading
 import tracemalloc
 from types import SimpleNamespace
 

@@ -6,7 +6,6 @@ the tests follow the model when it changes.
 """
 import asyncio
 import json
-import os
 import re
 import signal
 import subprocess

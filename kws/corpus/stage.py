@@ -19,12 +19,10 @@ file. The evaluation uses another package's music, never this one.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import random
 import shutil
 import subprocess
-import tarfile
 import tempfile
 from pathlib import Path
 from typing import List
