@@ -271,6 +271,8 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=None, help="JSON of every row")
     args = ap.parse_args()
     args.hnsw = {float(h) for h in args.hnsw_hours.split(",") if h.strip()}
+    if args.tmp:
+        Path(args.tmp).mkdir(parents=True, exist_ok=True)
     faiss = import_faiss()
     rows, times, offsets, seconds = base_pool(args.data, args.cache, args.procs)
     Q = queries(args.data)
