@@ -1,5 +1,6 @@
 """The trainer runs end to end on a tiny synthetic corpus (CPU), writes checkpoints and logs."""
 import json
+import time
 
 import numpy as np
 import pytest
@@ -116,6 +117,27 @@ def test_room_bank_and_reverb_with_it(tmp_path, rng):
     wav, lens = augment_waveforms(torch.randn(3, 8000) * 0.1, torch.tensor([8000, 6000, 4000]),
                                   AugmentConfig(p_reverb=1.0), g, None, bank)
     assert wav.shape[0] == 3 and torch.isfinite(wav).all()
+
+
+def test_schedule_sized_to_a_time_budget(tmp_path, rng):
+    """steps <= 0: the one-cycle schedule is sized from timed steps to fit max_minutes, and the
+    run stops there with a checkpoint."""
+    _corpus(tmp_path, rng)
+    cfg = TrainConfig.from_dict({"corpus": str(tmp_path), "out": str(tmp_path / "run"), "steps": 0,
+                                 "max_minutes": 0.05, "words_per_batch": 4, "clips_per_word": 2,
+                                 "eval_every": 10 ** 6, "encoder": {"hidden": 16, "layers": 1, "embed_dim": 8}})
+    train(cfg)
+    ck = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    total = ck["scheduler"]["total_steps"]
+    assert total >= 50 and 0 < ck["step"] <= total
+
+
+def test_seconds_per_step_times_the_calls():
+    from kws.train.trainer import seconds_per_step
+
+    calls = []
+    per = seconds_per_step(lambda: calls.append(time.sleep(0.01)), 2, 5, torch.device("cpu"))
+    assert len(calls) == 7 and 0.009 < per < 0.1
 
 
 def test_backbone_trainer_runs_end_to_end(tmp_path, rng):

@@ -34,7 +34,7 @@ from kws.train.backbone import TorchBackbone
 from kws.train.context import MAX_VECTORS, Augmenter, Batcher, ContextConfig, Sources
 from kws.train.encoders import EncoderConfig, JointModel
 from kws.train.losses import joint_loss
-from kws.train.trainer import Corpus, load_real, pad_ids, validation_metrics
+from kws.train.trainer import Corpus, load_real, pad_ids, seconds_per_step, validation_metrics
 
 RECIPE_VERSION = "backbone-clap-dwd-1"
 
@@ -337,16 +337,7 @@ def train(cfg: BackboneTrainConfig, resume: bool = False) -> Dict[str, float]:
     elif total_steps <= 0:
         for grp in opt.param_groups:
             grp["lr"] = grp["lr"] / 25
-        for _ in range(3):
-            train_step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        tc = time.time()
-        for _ in range(10):
-            train_step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        per_step = (time.time() - tc) / 10
+        per_step = seconds_per_step(train_step, 3, 10, device)
         minutes = cfg.schedule_minutes or cfg.max_minutes
         total_steps = max(50, int(minutes * 60 * 0.9 / per_step))
         print(json.dumps({"calibration_s_per_step": per_step, "total_steps": total_steps}), flush=True)

@@ -159,6 +159,22 @@ def load_real(path: str) -> Dict[str, object]:
     return {"wavs": wavs, "label": [str(x) for x in d["label"]], "source": [str(x) for x in d["source"]]}
 
 
+def seconds_per_step(step: Callable[[], object], warmup: int, timed: int, device) -> float:
+    """Wall seconds one call of ``step`` takes: ``warmup`` calls, then the mean of ``timed``
+    (the trainers size their learning-rate cycle to a time budget with it)."""
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    for _ in range(warmup):
+        step()
+    sync()
+    t0 = time.time()
+    for _ in range(timed):
+        step()
+    sync()
+    return (time.time() - t0) / timed
+
+
 def validation_metrics(model: JointModel, embed: Callable[[List[np.ndarray]], np.ndarray], corpus: Corpus,
                        real, device) -> Dict[str, float]:
     """The validation numbers of both trainers: same-different AP and text->audio AP on the
@@ -320,16 +336,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Dict[str, float]:
         # so that it ends inside max_minutes (10 % kept for validation and checkpoints).
         for grp in opt.param_groups:
             grp["lr"] = cfg.lr / 25
-        for _ in range(5):
-            train_step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        tc = time.time()
-        for _ in range(30):
-            train_step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        per_step = (time.time() - tc) / 30
+        per_step = seconds_per_step(train_step, 5, 30, device)
         # where the time goes: batch preparation and augmentation alone
         td = time.time()
         for _ in range(10):
