@@ -130,7 +130,7 @@ def measure_kappa(bundle: Bundle, data: Path, seconds: float, n_words: int = 24,
     from kws.detector import Detector, DetectorConfig
     from kws.keywords import Keyword, KeywordSet
     from kws.phonemes import pronounce
-    from kws.thresholds import keyword_lengths
+    from kws.thresholds import background_scores
     from kws.windows import duration_from_phonemes
 
     rng = random.Random(seed + 1)
@@ -151,8 +151,7 @@ def measure_kappa(bundle: Bundle, data: Path, seconds: float, n_words: int = 24,
     prons = [pronounce(w) for w in words]
     vecs = bundle.embed_pronunciations(prons)
     durs = [duration_from_phonemes(len(p.phonemes)) for p in prons]
-    tails = [calibration.fit_tail(calibration.hop_scores(b, v[None], keyword_lengths(bundle, d)))
-             for v, d in zip(vecs, durs)]
+    tails = [calibration.fit_tail(background_scores(bundle, v[None], d)) for v, d in zip(vecs, durs)]
     hours = stream.size / 16000 / 3600
     levels = {}
     for rate in CALIBRATION_RATES:

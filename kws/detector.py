@@ -28,7 +28,7 @@ from kws.audio import AudioError
 from kws.errors import UsageError
 from kws.keywords import Keyword, KeywordSet, OtherModelError, max_per_keyword
 from kws.ringbuffer import RingBuffer
-from kws.windows import WindowPlan, duration_from_phonemes, frames_in, make_plan
+from kws.windows import WindowPlan, frames_in, make_plan, spoken_duration
 
 
 _SLICE = 16000      # samples handled at a time, so long chunks never overrun the ring buffers
@@ -87,7 +87,7 @@ def keyword_durations(keywords: KeywordSet) -> List[Optional[float]]:
     for k in keywords:
         d = getattr(k, "duration", None)
         if d is None and k.phonemes:
-            d = duration_from_phonemes(len([p for p in k.phonemes.split() if p != "|"]))
+            d = spoken_duration(k.phonemes.split())
         out.append(d)
     return out
 
@@ -141,7 +141,7 @@ class Detector:
         for t in texts:
             pron = pronounce(t)
             v, n_tts = keyword_vector(bundle, pron, " ".join(pron.words) if pron.words else t, tts=tts)
-            dur = duration_from_phonemes(len([p for p in pron.phonemes if p != "|"]))
+            dur = spoken_duration(pron.phonemes)
             rate = None
             if n_tts == 0 and threshold is None:
                 rate = TEXT_ONLY_FA_PER_HOUR

@@ -144,7 +144,7 @@ def build_keyword(bundle: Bundle, name: str, text: Optional[str], phonemes: Opti
     from kws import thresholds as th
     from kws.anchors import keyword_vector
     from kws.detector import Detector
-    from kws.windows import duration_from_phonemes
+    from kws.windows import spoken_duration
 
     if text is None and phonemes is None and not examples:
         raise EnrollError("give the keyword's text, examples, or both")
@@ -169,7 +169,7 @@ def build_keyword(bundle: Bundle, name: str, text: Optional[str], phonemes: Opti
         vectors.append(m / np.linalg.norm(m))
         duration = float(np.median([e.size for e in examples])) / 16000
     else:
-        duration = duration_from_phonemes(len([p for p in pron.phonemes if p != "|"]))
+        duration = spoken_duration(pron.phonemes)
     vec = np.stack(vectors)
     source = "+".join(s for s, on in (("text", pron is not None), ("examples", bool(examples))) if on)
     kw = Keyword(name=name, vectors=vec, threshold=0.0, text=text,
@@ -180,8 +180,8 @@ def build_keyword(bundle: Bundle, name: str, text: Optional[str], phonemes: Opti
         if not examples and not n_tts:
             progress(f"  no TTS engine installed: matched by its text alone, less accurately; threshold "
                      f"set for {fa_per_hour:g} false alarms an hour (install espeak-ng for better keywords)")
-    kw.threshold = th.background_threshold(bundle, vec, duration, fa_per_hour)
-    expected = th.expected_false_alarms(bundle, vec, duration, kw.threshold)
+    cal = th.calibrate(bundle, vec, duration, fa_per_hour)
+    kw.threshold, expected = cal.threshold, cal.expected_per_hour
     tuned = {"method": "false-alarm-rate" if expected is not None else "background-quantile",
              "target_per_hour": fa_per_hour, "tts_renderings": n_tts}
     if expected is not None:
@@ -197,7 +197,7 @@ def build_keyword(bundle: Bundle, name: str, text: Optional[str], phonemes: Opti
         return [float(det.best_scores(clip)[0]), float(det.best_scores(th.add_noise(clip, 10.0, rng))[0])]
     for e in examples:
         pos += clean_and_noisy(e)
-    neg = list(th.background_scores(bundle, vec, duration))
+    neg = list(cal.scores)
     tuned["examples"] = len(examples)
     tuned["background_hops"] = len(neg)
     if spoken is not None:

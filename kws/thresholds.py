@@ -3,7 +3,7 @@
 - ``background_threshold``: the default. The threshold at which the keyword is expected to fire
   ``fa_per_hour`` times an hour (default 0.5) on speech, babble, music and noise that do not hold
   it: from its scores on the bundle's bank of background hops and a fitted tail (kws.calibration).
-  ``expected_false_alarms`` gives the rate at any threshold, for reports.
+  ``calibrate`` also gives the rate expected at that threshold, for reports.
 - ``tune``: the threshold at the equal error rate between positive scores (the user's examples
   and/or TTS renderings of the keyword, with noise) and negative scores; enrollment reports it
   (the EER says how separable the keyword is), but the EER threshold of a few hundred negatives
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 from functools import lru_cache
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -52,37 +52,34 @@ def keyword_lengths(bundle: Bundle, duration: Optional[float]) -> Tuple[int, ...
     return make_plan(bundle.frontend, DetectorConfig().hop_s, None, [duration]).lengths
 
 
-def _tail(bundle: Bundle, vectors: np.ndarray, duration: Optional[float]):
+class Calibration(NamedTuple):
+    threshold: float                  # for the false-alarm rate asked
+    expected_per_hour: Optional[float]   # false alarms an hour expected there (None: no hop bank)
+    scores: np.ndarray                # the keyword's background scores (background_scores)
+
+
+def calibrate(bundle: Bundle, vectors: np.ndarray, duration: Optional[float] = None,
+              fa_per_hour: Optional[float] = None) -> Calibration:
+    """The default threshold: ``fa_per_hour`` (default kws.calibration.DEFAULT_FA_PER_HOUR)
+    expected false alarms an hour of background, for a keyword of ``vectors`` spoken in about
+    ``duration`` seconds; with the rate expected at it and the scores it came from (one pass over
+    the bundle's bank)."""
     from kws import calibration
 
+    scores = background_scores(bundle, vectors, duration)
     b = calibration.bank(bundle)
     if b is None:
-        return None, None
-    return b, calibration.fit_tail(calibration.hop_scores(b, vectors, keyword_lengths(bundle, duration)))
+        return Calibration(float(max(FLOOR, np.quantile(scores, BACKGROUND_QUANTILE))), None, scores)
+    tail = calibration.fit_tail(scores)
+    rate = calibration.DEFAULT_FA_PER_HOUR if fa_per_hour is None else fa_per_hour
+    thr = float(max(FLOOR, calibration.threshold_for(b, tail, rate)))
+    return Calibration(thr, calibration.expected_fa_per_hour(b, tail, thr), scores)
 
 
 def background_threshold(bundle: Bundle, vectors: np.ndarray, duration: Optional[float] = None,
                          fa_per_hour: Optional[float] = None) -> float:
-    """The default threshold: ``fa_per_hour`` (default kws.calibration.DEFAULT_FA_PER_HOUR)
-    expected false alarms an hour of background, for a keyword of ``vectors`` spoken in about
-    ``duration`` seconds."""
-    from kws import calibration
-
-    b, tail = _tail(bundle, vectors, duration)
-    if b is None:
-        return float(max(FLOOR, np.quantile(background_scores(bundle, vectors), BACKGROUND_QUANTILE)))
-    rate = calibration.DEFAULT_FA_PER_HOUR if fa_per_hour is None else fa_per_hour
-    return float(max(FLOOR, calibration.threshold_for(b, tail, rate)))
-
-
-def expected_false_alarms(bundle: Bundle, vectors: np.ndarray, duration: Optional[float],
-                          threshold: float) -> Optional[float]:
-    """False alarms an hour the keyword is expected to give at ``threshold`` (None: the bundle has
-    no hop bank to say)."""
-    from kws import calibration
-
-    b, tail = _tail(bundle, vectors, duration)
-    return None if b is None else calibration.expected_fa_per_hour(b, tail, threshold)
+    """:func:`calibrate`'s threshold alone."""
+    return calibrate(bundle, vectors, duration, fa_per_hour).threshold
 
 
 def tune(pos: Sequence[float], neg: Sequence[float]) -> Tuple[float, float]:

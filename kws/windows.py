@@ -30,6 +30,11 @@ def duration_from_phonemes(n_phonemes: int) -> float:
     return DURATION_BASE_S + DURATION_PER_PHONE_S * max(1, int(n_phonemes))
 
 
+def spoken_duration(phonemes: Sequence[str]) -> float:
+    """Expected duration of a keyword spoken from its phonemes ("|" between words is no sound)."""
+    return duration_from_phonemes(sum(1 for p in phonemes if p != "|"))
+
+
 def span_range(duration_s: float) -> Tuple[float, float]:
     """Range of (last - first) frame-field ends, in seconds, of windows that hold a word of
     ``duration_s`` the way the speech-embedding model was trained (kws.train.context)."""
