@@ -305,7 +305,7 @@ def run(bundle: Bundle, data: Path, per_keyword: int, fsdd_n: int, background_s:
     if synthetic_words:
         res["synthetic"] = synthetic(bundle, synthetic_words, quiet=quiet)
     if std_utts:
-        res["std"] = std(bundle, data, std_utts, std_queries, quiet)
+        res["std"] = std(bundle, data, std_utts, std_queries, quiet, tts)
     res["seconds"] = round(time.time() - t0, 1)
     return res
 
@@ -351,8 +351,10 @@ def synthetic(bundle: Bundle, n_words: int = 150, renders: int = 4, seed: int = 
     return out
 
 
-def std(bundle: Bundle, data: Path, n_utts: int, max_queries: int, quiet: bool = False) -> Dict:
-    """STD on speechocean762 (kws.std): the paper's windows and the detector's longer ones."""
+def std(bundle: Bundle, data: Path, n_utts: int, max_queries: int, quiet: bool = False,
+        tts: bool = True) -> Dict:
+    """STD on speechocean762 (kws.std): the paper's windows and the detector's longer ones; text
+    queries joined by TTS renderings unless ``tts`` is False, as typed keywords are."""
     from kws.corpus.align import load_alignments
     from kws.search import IndexConfig
     from kws.std import run_std
@@ -362,7 +364,7 @@ def std(bundle: Bundle, data: Path, n_utts: int, max_queries: int, quiet: bool =
     for name, ws in (("paper_windows", (0.2, 0.3, 0.4, 0.5, 0.6)),
                      ("detector_windows", (0.3, 0.45, 0.6, 0.75, 0.9))):
         r = run_std(bundle, data, recs, n_utts, max_queries, "b",
-                    IndexConfig(window_s=ws, variant=bundle.variant), quiet=quiet)
+                    IndexConfig(window_s=ws, variant=bundle.variant), quiet=quiet, tts=tts)
         out[name] = r
     return out
 

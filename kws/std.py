@@ -62,7 +62,7 @@ def _overlaps(a0, a1, b0, b1) -> bool:
 
 def run_std(bundle: Bundle, data: Path, records: List[dict], n_utts: int = 300, max_queries: int = 40,
             half: str = "b", config: Optional[IndexConfig] = None, seed: int = 0,
-            quiet: bool = False, index_dir: Optional[Path] = None) -> Dict:
+            quiet: bool = False, index_dir: Optional[Path] = None, tts: bool = True) -> Dict:
     from kws.progress import progress
 
     cfg = config or IndexConfig(variant=bundle.variant)
@@ -89,7 +89,7 @@ def run_std(bundle: Bundle, data: Path, records: List[dict], n_utts: int = 300, 
             per = {}
             for w in progress(words, f"STD {group} queries", quiet=quiet):
                 tq = time.perf_counter()
-                q = idx.embed_query(w)
+                q = idx.embed_query(w, tts=tts)
                 best, labels = [], []
                 for k in keys:
                     s, _ = idx.file_scores(k, q)

@@ -171,3 +171,21 @@ def test_std_protocol_on_real_sentences(shared_data, bundle):
             assert 0 <= q["eer"] <= 1 and 0 <= q["p_at_10"] <= 1 and q["utterances_with"] >= 2
     qs = choose_queries(recs[:200], 5)
     assert all(len(v) <= 5 for v in qs.values()) and qs["iv"]
+
+
+def test_std_text_queries_follow_the_tts_switch(shared_data, bundle, monkeypatch):
+    """evaluate --no-tts measures text queries by their text vectors alone, as it does keywords."""
+    from kws.corpus.align import load_alignments
+    from kws.search import SearchIndex
+    from kws.std import run_std
+
+    seen = []
+    embed = SearchIndex.embed_query
+
+    def spy(self, *a, **kw):
+        seen.append(kw.get("tts", True))
+        return embed(self, *a, **kw)
+
+    monkeypatch.setattr(SearchIndex, "embed_query", spy)
+    run_std(bundle, shared_data, load_alignments(), n_utts=6, max_queries=1, quiet=True, tts=False)
+    assert seen and not any(seen)

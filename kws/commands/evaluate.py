@@ -37,7 +37,8 @@ def add_parser(sub) -> None:
                     "evaluation: python -m kws.corpus.stage music --deb warzone2100-music_4.3.3-3_all.deb "
                     "--out eval-music.ogg; never a file used in training)")
     ap.add_argument("--tts", action=argparse.BooleanOptionalAction, default=True,
-                    help="typed keywords joined by TTS renderings where an engine is installed (as users get them)")
+                    help="typed keywords and text search queries joined by TTS renderings where an engine is "
+                         "installed (as users get them)")
     ap.add_argument("--quiet", action="store_true")
     ap.set_defaults(run=run)
 
