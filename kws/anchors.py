@@ -30,7 +30,7 @@ def keyword_vector(bundle, pron, spoken: Optional[str], tts: bool = True, render
     v = bundle.embed_pronunciations([pron])[0]
     if not tts or not spoken:
         return v, 0
-    from kws.thresholds import tts_clips
+    from kws.tts import tts_clips
 
     clips = [c for c in tts_clips([spoken], per_text=renderings, seed=seed).get(spoken, []) if c.size > 1600]
     if not clips:

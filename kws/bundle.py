@@ -54,7 +54,8 @@ def sha256_file(path: Union[str, os.PathLike]) -> str:
 
 
 def default_bundle_path() -> Path:
-    return Path(str(resources.files("kws") / "assets" / "model"))
+    """The encoder bundle shipped for spoken-term search (kws/assets/encoders)."""
+    return Path(str(resources.files("kws") / "assets" / "encoders"))
 
 
 @dataclass

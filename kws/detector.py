@@ -1,19 +1,19 @@
 """Streaming keyword detector: PCM chunks in, one :class:`Detection` per spoken keyword out.
 
-    from kws import Detector, KeywordSet
-    det = Detector(KeywordSet.load(store_dir))      # or Detector.from_texts(["hey computer"])
+    from kws import Detector
+    det = Detector.from_texts(["hey computer"])      # or Detector(KeywordSet.load(store_dir))
     for chunk in stream:                             # float32 16 kHz mono, any chunk size
         for event in det.process(chunk):
             print(event.keyword, event.score, event.start, event.end)
     det.flush()                                      # at the end of a file
 
-The bundle's front end (kws.frontend) turns audio into frames (speech-embedding vectors every
-80 ms, or log-mel frames every 10 ms for older bundles) kept in a ring buffer. Every hop
-(``hop_s``, rounded to whole frames) the windows of the window plan (kws.windows) ending there
-are embedded in one onnxruntime call per length; each keyword's score is the best cosine over the
-window lengths it uses. A keyword fires at a local peak of its score above its threshold, then
-stays quiet for ``refractory_s``. With ``vad`` on, hops whose longest window holds too little
-speech (webrtcvad) skip the encoder. The result does not depend on how the audio is chunked.
+The pipeline: the model's front end turns audio into one speech-embedding vector every 80 ms
+(kws.backbone), once for all keywords; its head, if it has one, maps them into the space templates
+are matched in (kws.head); every new vector is scored against every template of every keyword
+(kws.templates.Matcher); a keyword fires at a local peak of its score at or above its threshold,
+then stays quiet for ``refractory_s``. With ``vad`` on, a vector whose longest template's stretch
+of audio holds too little speech (webrtcvad and a noise-floor check, kws.vad) scores -1. The
+result does not depend on how the audio is chunked.
 """
 from __future__ import annotations
 
@@ -22,41 +22,31 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from kws.bundle import Bundle
-from kws.frontend import SAMPLE_RATE
 from kws.audio import AudioError
 from kws.errors import UsageError
-from kws.keywords import Keyword, KeywordSet, OtherModelError, max_per_keyword
-from kws.ringbuffer import RingBuffer
-from kws.windows import WindowPlan, frames_in, make_plan, spoken_duration
+from kws.frontend import SAMPLE_RATE
+from kws.keywords import KeywordSet, OtherModelError
+from kws.model import Model
+from kws.templates import PAD_S, TRIM, Matcher, TemplateBank, keyword_templates
 
-
-_SLICE = 16000      # samples handled at a time, so long chunks never overrun the ring buffers
+_SLICE = 16000      # samples handled at a time
 _VAD_SLOT = 160     # samples per webrtcvad decision (10 ms)
 
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    """Detector settings; the defaults are the shipped ones.
+    """Detector settings; the defaults are the shipped ones."""
 
-    ``window_s``: None lets the window plan size each keyword's windows to its expected duration
-    (speech-embedding models) or use 0.3/0.6/0.9 s (log-mel models); given, the lengths (log-mel)
-    or word durations (speech-embedding) to use for every keyword."""
-
-    hop_s: float = 0.15              # rounded to whole frames: 0.16 s on 80 ms frames
-    window_s: Optional[Tuple[float, ...]] = None
     refractory_s: float = 1.0
     vad: bool = True
     vad_mode: int = 2
-    vad_min_speech: float = 0.1      # fraction of 10 ms slots in the window that must be speech
+    vad_min_speech: float = 0.1      # fraction of 10 ms slots heard by the longest template that must be speech
     # a speech slot must also stand this far above the noise floor (kws.vad); None: webrtcvad only
     vad_noise_margin_db: Optional[float] = 4.0
-    variant: str = "int8"            # model variant: int8 or fp32
-    max_batch: int = 64              # windows per onnxruntime call in offline scoring (window_scores)
 
     def __post_init__(self):
-        if self.hop_s <= 0 or (self.window_s is not None and (not self.window_s or min(self.window_s) < 0.05)):
-            raise UsageError("hop_s must be > 0 and window lengths >= 0.05 s")
+        if self.refractory_s < 0 or not 0 <= self.vad_min_speech <= 1:
+            raise UsageError("refractory_s must be >= 0 and vad_min_speech within [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -76,106 +66,85 @@ class Detection:
 @dataclass
 class _Track:
     prev: float = -2.0
-    prev_window: Tuple[int, int] = (0, 0)
+    prev_span: Tuple[int, int] = (0, 0)
     rising: bool = False
-    quiet_until: int = -1            # frame index before which the keyword may not fire
-
-
-def keyword_durations(keywords: KeywordSet) -> List[Optional[float]]:
-    """Each keyword's expected spoken duration: as enrolled, else from its phoneme count."""
-    out: List[Optional[float]] = []
-    for k in keywords:
-        d = getattr(k, "duration", None)
-        if d is None and k.phonemes:
-            d = spoken_duration(k.phonemes.split())
-        out.append(d)
-    return out
+    quiet_until: int = -1            # vector index before which the keyword may not fire
 
 
 class Detector:
-    def __init__(self, keywords: KeywordSet, bundle: Optional[Bundle] = None,
+    def __init__(self, keywords: KeywordSet, model: Optional[Model] = None,
                  config: DetectorConfig = DetectorConfig()):
+        """A detector for the keywords of ``keywords`` (made for ``model``, default the shipped
+        one; :class:`~kws.keywords.OtherModelError` otherwise)."""
         if len(keywords) == 0:
             raise UsageError("no keywords to detect: enroll some first (python -m kws.enroll add ...)")
         self.config = config
-        self.bundle = bundle or Bundle.load(variant=config.variant)
-        if keywords.model_id != self.bundle.model_id:
+        self.model = model or Model.load()
+        if keywords.model_id != self.model.model_id:
             raise OtherModelError(f"keywords were made for model {keywords.model_id!r}, not "
-                             f"{self.bundle.model_id!r}: re-enroll them")
+                                  f"{self.model.model_id!r}: re-enroll them (python -m kws.enroll migrate "
+                                  f"re-makes typed ones)")
         self.keywords = keywords
-        self.frontend = self.bundle.frontend
-        self._mat, self._owner, self._thr = keywords.matrix()
+        self.frontend = self.model.frontend
+        self.templates = [keyword_templates(self.model, k) for k in keywords]
+        self.bank = TemplateBank.build(self.templates)
+        self._thr = np.array([k.threshold for k in keywords], np.float32)
         self._names = keywords.names
-        self.plan: WindowPlan = make_plan(self.frontend, config.hop_s, config.window_s,
-                                          keyword_durations(keywords))
-        self._refractory = frames_in(self.frontend, config.refractory_s)
+        self._refractory = int(round(config.refractory_s * SAMPLE_RATE / self.frontend.hop))
         self.reset()
-        # statistics for benchmarks
-        self.hops = 0
-        self.hops_skipped = 0
+        self.vectors = 0             # statistics for benchmarks
+        self.vectors_skipped = 0
 
     @classmethod
     def from_texts(cls, texts: Sequence[str], threshold: Optional[float] = None,
-                   bundle: Optional[Bundle] = None, config: DetectorConfig = DetectorConfig(),
-                   tts: bool = True) -> "Detector":
-        """Detector for typed keywords.
+                   model: Optional[Model] = None, config: DetectorConfig = DetectorConfig(),
+                   fa_per_hour: Optional[float] = None, voices: Optional[Sequence[str]] = None) -> "Detector":
+        """Detector for typed keywords (Kokoro renders each one in 28 voices: a few seconds a
+        keyword on one core; kws.enrollment).
 
         Args:
             texts: the keywords (words or phrases; any spelling: unknown words are pronounced
                 by the fallback G2P).
-            threshold: one threshold for all; None: each keyword's default, set for
-                kws.calibration.DEFAULT_FA_PER_HOUR expected false alarms an hour.
-            bundle: the model (default: the shipped one).
+            threshold: one threshold for all; None: each keyword's own, set for ``fa_per_hour``.
+            model: the model (default: the shipped one).
             config: detector settings.
-            tts: join TTS renderings to the text vectors where a TTS engine is installed
-                (kws.anchors; about a second per keyword).
+            fa_per_hour: false alarms an hour each threshold is set for (default 1).
+            voices: the Kokoro voices that speak them (default: all 28).
         """
-        from kws.anchors import keyword_vector
-        from kws.phonemes import pronounce
-        from kws.thresholds import background_threshold
+        from kws.enrollment import enroll_keyword
 
-        from kws.calibration import TEXT_ONLY_FA_PER_HOUR
-
-        bundle = bundle or Bundle.load(variant=config.variant)
-        ks = KeywordSet(bundle.model_id)
+        model = model or Model.load()
+        ks = KeywordSet(model.model_id)
         for t in texts:
-            pron = pronounce(t)
-            v, n_tts = keyword_vector(bundle, pron, " ".join(pron.words) if pron.words else t, tts=tts)
-            dur = spoken_duration(pron.phonemes)
-            rate = None
-            if n_tts == 0 and threshold is None:
-                rate = TEXT_ONLY_FA_PER_HOUR
-                if tts:
-                    import warnings
-
-                    warnings.warn(f"no TTS engine installed: {t!r} is matched by its text alone, less "
-                                  f"accurately (threshold set for {rate:g} false alarms an hour); "
-                                  f"install espeak-ng (apt-get install espeak-ng) for better keywords")
-            thr = threshold if threshold is not None else background_threshold(bundle, v[None], dur, rate)
-            ks.add(Keyword(name=t, vectors=v[None], threshold=thr, text=t, source="text",
-                           phonemes=" ".join(pron.phonemes), duration=dur))
-        return cls(ks, bundle, config)
+            kw = enroll_keyword(t, text=t, model=model, tune=False, fa_per_hour=fa_per_hour, voices=voices)
+            if threshold is not None:
+                kw.threshold = float(threshold)
+            ks.add(kw)
+        return cls(ks, model, config)
 
     @property
     def last_scores(self) -> Dict[str, float]:
-        """Each keyword's score at the latest hop (-1 where the VAD skipped it), for live views."""
+        """Each keyword's score at the latest vector (-1 where the VAD skipped it), for live views."""
         return {n: float(tr.prev) for n, tr in zip(self._names, self._tracks)}
+
+    @property
+    def thresholds(self) -> Dict[str, float]:
+        return {n: float(t) for n, t in zip(self._names, self._thr)}
 
     def reset(self) -> None:
         """Forget the stream: the next chunk starts at time 0."""
         cfg, fe = self.config, self.frontend
         self._stream = fe.stream()
-        slice_frames = _SLICE // fe.hop + 2
-        self._ring = RingBuffer(self.plan.longest + slice_frames + 4 * self.plan.hop, fe.dim)
+        self._head = self.model.head.stream()
+        self._matcher = Matcher(self.bank)
         self._vad = None
         if cfg.vad:
             from kws.vad import StreamingVad
 
-            slots = fe.samples(0, self._ring.capacity)[1] // _VAD_SLOT + 8
-            self._vad = StreamingVad(cfg.vad_mode, capacity_slots=slots,
+            span = fe.samples(0, self.bank.longest + _SLICE // fe.hop + 4)[1]
+            self._vad = StreamingVad(cfg.vad_mode, capacity_slots=span // _VAD_SLOT + 8,
                                      noise_margin_db=cfg.vad_noise_margin_db)
         self._tracks = [_Track() for _ in self._names]
-        self._next_hop = self.plan.hop
 
     # ------------------------------------------------------------------ streaming
     def process(self, chunk: np.ndarray) -> List[Detection]:
@@ -190,28 +159,30 @@ class Detector:
             raise AudioError("audio chunk contains NaN or infinite samples")
         if self._vad is not None:
             self._vad.push(chunk)
-        frames = self._stream.push(chunk)
+        raw = self._stream.push(chunk)
+        if raw.shape[0] == 0:
+            return []
+        first = self._matcher.count
+        scores = self._matcher.push(self._head.push(raw))
+        best = self._matcher.best_template
         events: List[Detection] = []
-        end_total = self._ring.total + frames.shape[0]
-        # push frame blocks so that every due hop still finds its windows in the ring
-        pos = 0
-        while self._next_hop <= end_total:
-            take = self._next_hop - self._ring.total
-            if take > 0:
-                self._ring.push(frames[pos:pos + take])
-                pos += take
-            events += self._update(*self._hop_scores(self._next_hop))
-            self._next_hop += self.plan.hop
-        if pos < frames.shape[0]:
-            self._ring.push(frames[pos:])
+        for i in range(scores.shape[0]):
+            e = first + i
+            s = scores[i]
+            self.vectors += 1
+            if not self._speech(e):
+                self.vectors_skipped += 1
+                s = np.full_like(s, -1.0)
+            spans = [(e - int(self.bank.length[t]) + 1, e + 1) for t in best[i]]
+            events += self._update(s, spans)
         return events
 
     def flush(self) -> List[Detection]:
-        """End of stream: report a keyword whose score was still rising at the last hop."""
+        """End of stream: report a keyword whose score was still rising at the last vector."""
         events = []
         for k, tr in enumerate(self._tracks):
             if tr.rising and tr.prev >= self._thr[k]:
-                events.append(self._event(k, tr.prev, tr.prev_window))
+                events.append(self._event(k, tr.prev, tr.prev_span))
             self._tracks[k] = _Track()
         return events
 
@@ -228,131 +199,45 @@ class Detector:
         self.reset()
         return events
 
-    def best_scores(self, clip: np.ndarray) -> np.ndarray:
-        """Each keyword's best score anywhere in a clip (no VAD, no threshold).
-
-        Args:
-            clip: float32 16 kHz mono samples, e.g. one spoken word with a little silence.
-        Returns:
-            (K,) float32, in the order of ``self.keywords``.
-        """
-        return max_scores(self, clip)
+    def best_scores(self, clip: np.ndarray, pad_s: float = PAD_S) -> np.ndarray:
+        """Each keyword's best score anywhere in a clip, padded with ``pad_s`` of silence on both
+        sides (no VAD, no threshold): (K,) float32, in the order of ``self.keywords``."""
+        x = np.asarray(clip, np.float32).reshape(-1)
+        pad = np.zeros(int(pad_s * SAMPLE_RATE), np.float32)
+        v = self.model.vectors(np.concatenate([pad, x, pad]))
+        if v.shape[0] == 0:
+            return np.full(len(self._names), -1.0, np.float32)
+        return Matcher(self.bank).scores(v).max(axis=0)
 
     # ------------------------------------------------------------------ internals
-    def _speech(self, end: int) -> bool:
+    def _speech(self, e: int) -> bool:
         if self._vad is None:
             return True
-        a, b = self.frontend.samples(max(0, end - self.plan.longest), end)
+        a, b = self.frontend.samples(max(0, e - self.bank.longest + 1), e + 1)
         return self._vad.speech_fraction(a // _VAD_SLOT, b // _VAD_SLOT) >= self.config.vad_min_speech
 
-    def _hop_scores(self, e: int):
-        """Best window score of each keyword for the hop ending at frame ``e``.
-
-        One encoder call per window length and hop, never across hops: int8 models quantise
-        activations per call, so batching hops together would make scores depend on chunking.
-        """
-        self.hops += 1
-        k = len(self._names)
-        if not self._speech(e):
-            self.hops_skipped += 1
-            return np.full(k, -1.0, dtype=np.float32), [(e, e)] * k
-        scores, lens = _window_scores_at(self.bundle, self._ring.get, e, self.plan, self._mat,
-                                         self._owner, k)
-        arg = scores.argmax(axis=0)
-        return scores.max(axis=0), [(e - lens[a], e) for a in arg]
-
-    def _update(self, scores: np.ndarray, windows) -> List[Detection]:
+    def _update(self, scores: np.ndarray, spans) -> List[Detection]:
         events = []
         for k, tr in enumerate(self._tracks):
             s = float(scores[k])
-            if tr.rising and s < tr.prev and tr.prev >= self._thr[k] and windows[k][1] >= tr.quiet_until:
-                events.append(self._event(k, tr.prev, tr.prev_window))
-                tr.quiet_until = tr.prev_window[1] + self._refractory
+            if tr.rising and s < tr.prev and tr.prev >= self._thr[k] and spans[k][1] >= tr.quiet_until:
+                events.append(self._event(k, tr.prev, tr.prev_span))
+                tr.quiet_until = tr.prev_span[1] + self._refractory
             tr.rising = s > tr.prev or (tr.rising and s == tr.prev)
             tr.prev = s
-            tr.prev_window = windows[k]
+            tr.prev_span = spans[k]
         return events
 
-    def _event(self, k: int, score: float, window: Tuple[int, int]) -> Detection:
-        start, end = self.frontend.word_times(*window)
+    def _event(self, k: int, score: float, span: Tuple[int, int]) -> Detection:
+        """Where the word lies: the template's vectors heard it from ``PAD_S - TRIM * 80 ms`` after
+        the first one's start to as much before the last one's end (kws.templates.cut)."""
+        a, b = self.frontend.samples(*span)
+        inset = (PAD_S - TRIM * self.frontend.hop / SAMPLE_RATE)
+        start = max(0.0, a / SAMPLE_RATE + inset)
+        end = max(start, b / SAMPLE_RATE - inset)
         return Detection(self._names[k], score, float(self._thr[k]), start, end)
 
 
-def _hop_lengths(plan: WindowPlan, e: int) -> Tuple[List[int], np.ndarray]:
-    """Window lengths embedded at the hop ending at frame ``e`` and the (K, n) mask of which
-    keyword scores which. A keyword none of whose lengths fit yet scores every length that fits;
-    before any fits, the frames so far form one window for every keyword."""
-    fit = [j for j, L in enumerate(plan.lengths) if e - L >= 0]
-    if not fit:
-        return [e], np.ones((plan.use.shape[0], 1), bool)
-    use = plan.use[:, fit].copy()
-    use[~use.any(axis=1)] = True
-    return [plan.lengths[j] for j in fit], use
-
-
-def _masked(scores: np.ndarray, use: np.ndarray) -> np.ndarray:
-    """(n, K) window scores -> the same with -1 where a keyword does not use that window."""
-    out = scores.copy()
-    out[~use.T] = -1.0
-    return out
-
-
-def _window_scores_at(bundle: Bundle, get, e: int, plan: WindowPlan, mat, owner, k: int):
-    """(n, K) scores of the windows ending at frame ``e`` and their lengths (see _hop_lengths)."""
-    lens, use = _hop_lengths(plan, e)
-    first = get(e - lens[-1], e)
-    x = np.zeros((len(lens), lens[-1], first.shape[1]), dtype=np.float32)
-    for i, L in enumerate(lens):
-        x[i, :L] = first[lens[-1] - L:]
-    s = max_per_keyword(bundle.embed_frames(x, np.array(lens)) @ mat.T, owner, k)
-    return _masked(s, use), lens
-
-
-def detect_audio(detector: Detector, audio: np.ndarray) -> List[Detection]:
-    """Offline detection over a whole recording (same events as streaming it)."""
-    return detector.detect(audio)
-
-
-def max_scores(detector: Detector, audio: np.ndarray, pad_s: Optional[Tuple[float, float]] = None) -> np.ndarray:
-    """Best score of each keyword anywhere in a clip (used for clip-level evaluation and tuning).
-
-    The clip is padded with silence (``pad_s``, before and after; default: enough for every
-    window to centre on it) and scored at every hop, without VAD gating.
-    """
-    fe = detector.frontend
-    if pad_s is None:
-        pad_s = (0.3, 0.3) if fe.kind == "logmel" else (0.8, 0.4)
-    x = np.concatenate([np.zeros(int(pad_s[0] * SAMPLE_RATE), np.float32), np.asarray(audio, dtype=np.float32),
-                        np.zeros(int(pad_s[1] * SAMPLE_RATE), np.float32)])
-    return window_scores(detector.bundle, detector.keywords, x, detector.config, detector.plan).max(axis=0)
-
-
-def window_scores(bundle: Bundle, keywords: KeywordSet, audio: np.ndarray,
-                  config: DetectorConfig = DetectorConfig(), plan: Optional[WindowPlan] = None) -> np.ndarray:
-    """(hops, K) best-window score of every keyword at every hop over a recording (no VAD):
-    the scores streaming gives, computed in batches of windows of one length."""
-    fe = bundle.frontend
-    plan = plan or make_plan(fe, config.hop_s, config.window_s, keyword_durations(keywords))
-    frames = fe.frames(audio)
-    if frames.shape[0] == 0:
-        frames = np.zeros((1, fe.dim), np.float32)
-    mat, owner, _ = keywords.matrix()
-    k = len(keywords)
-    ends = list(range(plan.hop, frames.shape[0] + 1, plan.hop)) or [frames.shape[0]]
-    hop_plan = [_hop_lengths(plan, e) for e in ends]
-    by_len: Dict[int, List[int]] = {}
-    for h, (lens, _) in enumerate(hop_plan):
-        for L in lens:
-            by_len.setdefault(L, []).append(h)
-    raw: Dict[Tuple[int, int], np.ndarray] = {}
-    for L, hops in by_len.items():
-        for s in range(0, len(hops), config.max_batch):
-            part = hops[s:s + config.max_batch]
-            x = np.stack([frames[ends[h] - L:ends[h]] for h in part])
-            sc = max_per_keyword(bundle.embed_frames(x, np.full(len(part), L)) @ mat.T, owner, k)
-            for h, row in zip(part, sc):
-                raw[(h, L)] = row
-    out = np.full((len(ends), k), -1.0, dtype=np.float32)
-    for h, (lens, use) in enumerate(hop_plan):
-        out[h] = _masked(np.stack([raw[(h, L)] for L in lens]), use).max(axis=0)
-    return out
+def max_scores(detector: Detector, audio: np.ndarray, pad_s: float = PAD_S) -> np.ndarray:
+    """Best score of each keyword anywhere in a clip (clip-level evaluation)."""
+    return detector.best_scores(audio, pad_s)

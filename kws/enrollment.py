@@ -2,39 +2,42 @@
 
     import kws
     kw = kws.enroll_keyword("hey computer")                                   # by text
-    kw = kws.enroll_keyword("snowboy", examples=["a.wav", "b.wav", "c.wav"])  # by examples
-    det = kws.Detector(kws.KeywordSet(kws.Bundle.load().model_id, [kw]))
+    kw = kws.enroll_keyword("snowboy", examples=["a.wav", "b.wav", "c.wav"])  # by recordings
+    det = kws.Detector(kws.KeywordSet(kws.Model.load().model_id, [kw]))
 
-``python -m kws enroll add`` is this call plus the keyword store. Each example is checked (not
-silent, not clipped, 0.2-10 s long, at most 3 s of sound) and trimmed to its sound before it is
-embedded; the keyword's vectors are its text embedding and/or the mean of its example embeddings.
+``python -m kws enroll add`` is this call plus the keyword store.
 
-The threshold is tuned by :mod:`kws.thresholds` at the equal error rate between positives (the
-examples, clean and at 10 dB SNR; renderings of the text by the installed TTS voices, clean and
-noisy) and negatives (the bundle's bank of real background-speech windows, plus TTS renderings of
-dictionary words 1-2 phonemes away). Without examples and without any TTS engine, or with
-``tune=False``, the threshold is the bundle's background calibration instead.
+- **Text**: Kokoro-82M speaks the keyword in each of its 28 English voices (kws.kokoro); every
+  rendering becomes a template (kws.templates). Any word or phrase: words the dictionary lacks
+  are pronounced by the offline G2P.
+- **Recordings**: each is checked (not silent, not clipped, 0.2-10 s long, at most 3 s of sound)
+  and becomes a template too. Text and recordings together make the strongest keyword.
+- **Threshold**: set for a false-alarm rate (default 1 an hour) on the model's background bank
+  (kws.thresholds), and reported with the rate expected there. ``tune`` also measures how well
+  the keyword's own utterances are found: each one scored against the others' templates (a
+  voice or recording it has not heard), clean and with noise at 10 dB, gives the recall at the
+  threshold and the EER against the background's peaks.
 """
 from __future__ import annotations
 
 import os
-from typing import Callable, List, Optional, Sequence, Union
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from kws.audio import SAMPLE_RATE, load_audio, prepare, trim_silence
-from kws.bundle import Bundle
 from kws.errors import KwsError
-from kws.keywords import Keyword, KeywordSet
-from kws.phonemes import parse_phonemes, pronounce
+from kws.keywords import Keyword
+from kws.model import Model
+from kws.phonemes import Pronunciation, parse_phonemes, pronounce
+from kws.templates import PAD_S, TemplateBank, TemplateError, check_length, cut, source_vectors
 
 MIN_EXAMPLE_S = 0.2        # shortest example recording
 MAX_EXAMPLE_S = 10.0       # longest example recording
 MAX_SPEECH_S = 3.0         # most sound in one example (after trimming the silence around it)
 TRIM_TOP_DB = 30.0         # trimming: drop the ends more than this under the loudest 10 ms
 TRIM_MARGIN_S = 0.08       # ... keeping this much around the sound
-TTS_POSITIVES = 9          # TTS renderings of the keyword used as positives
-NEIGHBOURS = 12            # close-sounding dictionary words rendered as negatives
+CHECK_SNR_DB = 10.0        # noise level of the recall check
 
 Example = Union[str, os.PathLike, np.ndarray]
 Progress = Optional[Callable[[str], None]]
@@ -54,7 +57,8 @@ def check_example(audio: np.ndarray, name: str) -> np.ndarray:
         The recording trimmed of the silence before and after the keyword.
     Raises:
         EnrollError: silent, clipped, shorter than ``MIN_EXAMPLE_S``, longer than
-            ``MAX_EXAMPLE_S``, or more than ``MAX_SPEECH_S`` of sound.
+            ``MAX_EXAMPLE_S``, more than ``MAX_SPEECH_S`` of sound, or too little sound for a
+            template.
     """
     dur = audio.size / SAMPLE_RATE
     if dur < MIN_EXAMPLE_S:
@@ -90,26 +94,27 @@ def load_examples(examples: Sequence[Example]) -> List[np.ndarray]:
 
 def enroll_keyword(name: str, text: Optional[str] = None, examples: Optional[Sequence[Example]] = None,
                    tune: bool = True, progress: Progress = None, *, phonemes: Optional[str] = None,
-                   bundle: Optional[Bundle] = None, seed: int = 0,
-                   fa_per_hour: Optional[float] = None) -> Keyword:
+                   model: Optional[Model] = None, seed: int = 0,
+                   fa_per_hour: Optional[float] = None, quiet: bool = True,
+                   voices: Optional[Sequence[str]] = None) -> Keyword:
     """Make a keyword from its text, example recordings, or both, with its threshold.
 
     Args:
         name: what the keyword is called (in events, the store, ``Detection.keyword``).
-        text: the keyword as text (any word or phrase; words the dictionary lacks are pronounced
-            by the offline G2P). Default: ``name``, when no examples are given.
+        text: the keyword as text (any word or phrase). Default: ``name``, when no examples
+            are given.
         examples: recordings of the keyword, one utterance each: file paths or float32 arrays of
             16 kHz mono samples. Each is checked and trimmed (:func:`check_example`).
-        tune: also measure the keyword's EER and its recall at the threshold (takes seconds: it
-            renders the keyword and close-sounding words with the installed TTS voices). The
-            threshold itself is set for ``fa_per_hour`` expected false alarms either way.
-        progress: called with a line of text at each step worth telling (e.g. ``print``); None:
-            silent.
-        phonemes: an explicit ARPAbet pronunciation ("S N OW B OY") instead of the text's.
-        bundle: the model (default: the shipped one, int8).
-        seed: for the TTS voices and noise drawn while tuning.
-        fa_per_hour: the false alarms an hour the threshold is set for (default 0.5; 5 for a
-            typed keyword without a TTS engine: kws.calibration).
+        tune: also measure the recall at the threshold and the EER (about a second).
+        progress: called with a line of text at each step worth telling (e.g. ``print``).
+        phonemes: an explicit ARPAbet pronunciation ("S N OW B OY", stress digits allowed)
+            instead of the text's.
+        model: the model (default: the shipped one).
+        seed: for the noise drawn while measuring.
+        fa_per_hour: the false alarms an hour the threshold is set for (default 1).
+        quiet: no progress bar while rendering.
+        voices: the Kokoro voices that speak a typed keyword (default: all 28 English ones;
+            fewer enroll faster and match less well).
     Returns:
         The :class:`~kws.keywords.Keyword`, not yet stored: add it to a
         :class:`~kws.keywords.KeywordSet` (``python -m kws enroll add`` adds it to the store).
@@ -117,105 +122,181 @@ def enroll_keyword(name: str, text: Optional[str] = None, examples: Optional[Seq
         EnrollError: nothing to enroll from, or an example refused.
         kws.audio.AudioError: an example file that cannot be read.
         kws.phonemes.TextError: a text that cannot be pronounced.
+        kws.kokoro.KokoroError: a text too long for the TTS, or its model missing or damaged.
     """
-    say = progress or (lambda line: None)
     if text is None and phonemes is None and not examples:
         text = name
     clips = load_examples(examples or [])
-    return build_keyword(bundle or Bundle.load(), name, text, phonemes, clips, tune=tune, seed=seed,
-                         progress=say, fa_per_hour=fa_per_hour)
+    return build_keyword(model or Model.load(), name, text, phonemes, clips, tune=tune, seed=seed,
+                         progress=progress or (lambda line: None), fa_per_hour=fa_per_hour, quiet=quiet,
+                         voices=voices)
 
 
-def build_keyword(bundle: Bundle, name: str, text: Optional[str], phonemes: Optional[str],
+def keyword_pronunciation(text: Optional[str], phonemes: Optional[str]) -> Optional[Pronunciation]:
+    if phonemes:
+        return parse_phonemes(phonemes)
+    if text is not None:
+        return pronounce(text)
+    return None
+
+
+def render_utterances(pron: Pronunciation, phonemes: Optional[str] = None, quiet: bool = True,
+                      voices: Optional[Sequence[str]] = None) -> List[Tuple[str, np.ndarray]]:
+    """The keyword spoken by every Kokoro voice (or those named): (origin, 16 kHz audio) each."""
+    from kws import kokoro
+    from kws.progress import progress as bar
+
+    if phonemes:                                  # explicit ARPAbet keeps its stress digits
+        words = [w.upper().split() for w in " ".join(phonemes.split()).split(" | ")]
+        ph = kokoro.misaki([w if any(c.isdigit() for c in " ".join(w)) else kokoro.add_stress(w) for w in words])
+    else:
+        ph = kokoro.pronunciation_phonemes(pron)
+    renderings = kokoro.default_renderings() if voices is None else [kokoro.Rendering(v) for v in voices]
+    if not renderings:
+        raise EnrollError("no Kokoro voice to render the keyword with")
+    return [(f"kokoro:{r.voice}", kokoro.render(ph, r))
+            for r in bar(renderings, "rendering with Kokoro", quiet=quiet, unit="voice")]
+
+
+def build_keyword(model: Model, name: str, text: Optional[str], phonemes: Optional[str],
                   examples: Sequence[np.ndarray], tune: bool = True, seed: int = 0,
-                  progress: Callable[[str], None] = print,
-                  fa_per_hour: Optional[float] = None) -> Keyword:
-    """:func:`enroll_keyword` on examples already checked (:func:`load_examples`).
-
-    The keyword's vectors: its text embedding joined by TTS renderings where an engine is
-    installed (kws.anchors), and the mean of its examples. Its windows are sized to its expected
-    duration (the examples' median length, else its phoneme count). Its threshold is set for
-    ``fa_per_hour`` expected false alarms an hour (default kws.calibration.DEFAULT_FA_PER_HOUR;
-    for a typed keyword with no TTS engine and no examples, TEXT_ONLY_FA_PER_HOUR), from the
-    bundle's background hop bank (kws.thresholds). ``tune`` also measures, as a report, the EER
-    and the recall at that threshold against fresh TTS renderings and the examples (clean and at
-    10 dB SNR)."""
-    from kws import calibration
+                  progress: Callable[[str], None] = print, fa_per_hour: Optional[float] = None,
+                  quiet: bool = True, utterances: Optional[Sequence[Tuple[str, np.ndarray]]] = None,
+                  voices: Optional[Sequence[str]] = None) -> Keyword:
+    """:func:`enroll_keyword` on examples already checked (:func:`load_examples`); ``utterances``:
+    the text's renderings when already made (:func:`render_utterances`)."""
     from kws import thresholds as th
-    from kws.anchors import keyword_vector
-    from kws.detector import Detector
-    from kws.windows import spoken_duration
+    from kws.templates import keyword_templates
 
     if text is None and phonemes is None and not examples:
         raise EnrollError("give the keyword's text, examples, or both")
-    vectors: List[np.ndarray] = []
-    pron = None
-    if phonemes:
-        pron = parse_phonemes(phonemes)
-    elif text is not None:
-        pron = pronounce(text)
-    # the TTS voices read the normalised words ("café" -> "cafe", "7" -> "seven"), as embedded
-    spoken = " ".join(pron.words) if pron is not None and pron.words else text
-    n_tts = 0
+    pron = keyword_pronunciation(text, phonemes)
+    rendered = list(utterances or [])
+    utterances = []
     if pron is not None:
         if pron.guessed:
             progress(f"  not in the dictionary, pronounced by the fallback G2P: {', '.join(pron.guessed)} "
                      f"-> {pron}")
-        v, n_tts = keyword_vector(bundle, pron, spoken, seed=seed)
-        vectors.append(v)
-    if examples:
-        ex = bundle.embed_clips(list(examples))
-        m = ex.mean(axis=0)
-        vectors.append(m / np.linalg.norm(m))
-        duration = float(np.median([e.size for e in examples])) / 16000
-    else:
-        duration = spoken_duration(pron.phonemes)
-    vec = np.stack(vectors)
-    source = "+".join(s for s, on in (("text", pron is not None), ("examples", bool(examples))) if on)
-    kw = Keyword(name=name, vectors=vec, threshold=0.0, text=text,
-                 phonemes=str(pron) if pron is not None else None, source=source, duration=duration)
-    if fa_per_hour is None:
-        fa_per_hour = (calibration.DEFAULT_FA_PER_HOUR if examples or n_tts or pron is None
-                       else calibration.TEXT_ONLY_FA_PER_HOUR)
-        if not examples and not n_tts:
-            progress(f"  no TTS engine installed: matched by its text alone, less accurately; threshold "
-                     f"set for {fa_per_hour:g} false alarms an hour (install espeak-ng for better keywords)")
-    cal = th.calibrate(bundle, vec, duration, fa_per_hour)
-    kw.threshold, expected = cal.threshold, cal.expected_per_hour
-    tuned = {"method": "false-alarm-rate" if expected is not None else "background-quantile",
-             "target_per_hour": fa_per_hour, "tts_renderings": n_tts}
-    if expected is not None:
-        tuned["expected_per_hour"] = round(expected, 3)
-    kw.tuned_on = tuned
-    if not tune:
-        return kw
-    det = Detector(KeywordSet(bundle.model_id, [kw]), bundle)
-    rng = np.random.default_rng(seed)
-    pos: List[float] = []
-
-    def clean_and_noisy(clip: np.ndarray) -> List[float]:
-        return [float(det.best_scores(clip)[0]), float(det.best_scores(th.add_noise(clip, 10.0, rng))[0])]
+        utterances += rendered or render_utterances(pron, phonemes, quiet=quiet, voices=voices)
     for e in examples:
-        pos += clean_and_noisy(e)
-    neg = list(cal.scores)
-    tuned["examples"] = len(examples)
-    tuned["background_hops"] = len(neg)
-    if spoken is not None:
-        progress("  rendering the keyword and close-sounding words with the offline TTS voices ...")
-        neighbours = th.phonetic_neighbours(pron.phonemes, NEIGHBOURS, seed) if pron is not None else []
-        # voices drawn afresh (another seed than the anchors'), so that they test the vector
-        clips = th.tts_clips([spoken] + neighbours, per_text=TTS_POSITIVES, seed=seed + 1)
-        own = clips.pop(spoken)
-        for c in own:
-            pos += clean_and_noisy(c)
-        neg_tts = [float(det.best_scores(c)[0]) for cl in clips.values() for c in cl[:3]]
-        neg += neg_tts
-        tuned["tts_positives"] = len(own)
-        tuned["tts_negatives"] = len(neg_tts)
-        tuned["neighbours"] = neighbours
-    if pos:
-        kw.eer = th.tune(pos, neg)[0]
-        tuned["recall_at_threshold"] = round(float(np.mean(np.array(pos) >= kw.threshold)), 3)
-        tuned["positives"] = len(pos)
-        tuned["negatives"] = len(neg)
+        utterances.append(("recording", e))
+    frames = model.frontend.frames
+    vecs, segs, origins, durs = [], [], [], []
+    for i, (origin, audio) in enumerate(utterances):
+        v = source_vectors(frames, audio)
+        a, b = cut(v.shape[0])
+        label = f"recording {i + 1 - (len(utterances) - len(examples))}" if origin == "recording" else \
+            f"the rendering by {origin.split(':', 1)[1]}"
+        try:
+            check_length(b - a, label)
+        except TemplateError as exc:
+            if origin == "recording":
+                raise EnrollError(str(exc)) from None
+            raise
+        vecs.append(v)
+        segs.append(v.shape[0])
+        origins.append(origin)
+        durs.append(trim_silence(audio, top_db=40.0, margin_s=0.0).size / SAMPLE_RATE)
+    source = "+".join(s for s, on in (("text", pron is not None), ("examples", bool(examples))) if on)
+    kw = Keyword(name=name, vectors=np.concatenate(vecs), threshold=0.0, segments=segs, origins=origins,
+                 text=text, phonemes=str(pron) if pron is not None else None, source=source,
+                 duration=float(np.median(durs)))
+    templates = keyword_templates(model, kw)
+    cal = th.calibrate(model, templates, fa_per_hour)
+    kw.threshold = cal.threshold
+    kw.tuned_on = {"method": "false-alarm-rate", "target_per_hour": th.DEFAULT_FA_PER_HOUR
+                   if fa_per_hour is None else float(fa_per_hour),
+                   "expected_per_hour": round(cal.expected_per_hour, 3),
+                   "background_hours": round(cal.tail.hours, 2), "templates": len(templates)}
+    if tune and len(utterances) > 1:
+        pos = own_scores(model, templates, [a for _, a in utterances], np.random.default_rng(seed))
+        kw.eer = th.tune(pos, cal.tail.peaks)[0]
+        kw.tuned_on["recall_at_threshold"] = round(float(np.mean(pos >= kw.threshold)), 3)
+        kw.tuned_on["positives"] = int(pos.size)
     return kw
+
+
+def own_scores(model: Model, templates: Sequence[np.ndarray], audio: Sequence[np.ndarray],
+               rng: np.random.Generator) -> np.ndarray:
+    """Each utterance's best score against the templates of all the others (leave one out), clean
+    and with white noise at ``CHECK_SNR_DB``: how a voice or recording the keyword has not heard
+    scores."""
+    from kws.templates import Matcher
+    from kws.thresholds import add_noise
+
+    out = []
+    pad = np.zeros(int(PAD_S * SAMPLE_RATE), np.float32)
+    for i, x in enumerate(audio):
+        others = [t for j, t in enumerate(templates) if j != i]
+        m = Matcher(TemplateBank.build([others]))
+        x = trim_silence(np.asarray(x, np.float32), top_db=40.0, margin_s=0.0)
+        for clip in (x, add_noise(x, CHECK_SNR_DB, rng)):
+            v = model.vectors(np.concatenate([pad, clip, pad]))
+            out.append(float(m.scores(v).max()) if v.shape[0] else -1.0)
+    return np.array(out)
+
+
+def migrate_store(directory, model: Model, progress: Callable[[str], None] = print) -> dict:
+    """Make a store written by an earlier kws (or for another model) work with ``model``.
+
+    Typed keywords (their text or phonemes are kept) are enrolled again from their text, with the
+    same name and false-alarm target; keywords enrolled from recordings alone cannot be (their
+    audio was not kept) and are reported. The store's files are copied to ``old-<time>/`` first.
+    Returns {"migrated": [names], "skipped": {name: why}, "aside": folder}.
+    """
+    import json
+    from pathlib import Path
+
+    from kws.keywords import (STORE_FILE, KeywordSet, StoreError, _set_aside, store_lock)
+
+    with store_lock(directory) as d:
+        f = Path(d) / STORE_FILE
+        if not f.is_file():
+            raise StoreError(f"{d}: no keyword store here to migrate")
+        try:
+            doc = json.loads(f.read_bytes().decode("utf-8"))
+            metas = list(doc["keywords"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StoreError(f"{f}: cannot be read as a keyword store ({exc})") from None
+        migrated, skipped = [], {}
+        ks = KeywordSet(model.model_id)
+        if doc.get("version") == 2:       # same front end, another head: same utterances, new thresholds
+            from kws import thresholds as th
+            from kws.templates import keyword_templates
+
+            for kw in KeywordSet.load(d):
+                target = kw.tuned_on.get("target_per_hour")
+                cal = th.calibrate(model, keyword_templates(model, kw),
+                                   target if isinstance(target, (int, float)) and target > 0 else None)
+                kw.threshold = cal.threshold
+                kw.tuned_on.update(expected_per_hour=round(cal.expected_per_hour, 3))
+                kw.tuned_on.pop("recall_at_threshold", None)
+                kw.eer = None
+                ks.add(kw)
+                migrated.append(kw.name)
+            metas = []
+        for m in metas:
+            name = m.get("name")
+            if not isinstance(name, str):
+                continue
+            text, phon = m.get("text"), m.get("phonemes")
+            if "text" not in str(m.get("source", "text")) or not (text or phon):
+                skipped[name] = "enrolled from recordings only: enroll it again with --examples or --record"
+                continue
+            target = (m.get("tuned_on") or {}).get("target_per_hour")
+            progress(f"enrolling {name!r} again from its text ...")
+            try:
+                kw = build_keyword(model, name, text, None if text else phon, [], tune=True,
+                                   fa_per_hour=target if isinstance(target, (int, float)) and target > 0 else None,
+                                   progress=progress)
+            except KwsError as exc:
+                skipped[name] = str(exc)
+                continue
+            ks.add(kw)
+            migrated.append(name)
+        aside = _set_aside(Path(d))
+        for p in [Path(d) / "keywords.backup.json", *Path(d).glob("vectors-*.npz")]:
+            p.unlink(missing_ok=True)
+        f.unlink()
+        ks.save(d)
+    return {"migrated": migrated, "skipped": skipped, "aside": str(aside)}

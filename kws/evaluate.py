@@ -1,29 +1,31 @@
-"""python -m kws evaluate: the numbers every other document quotes, for a model bundle.
+"""python -m kws evaluate: the numbers every other document quotes, for one or more models.
 
-On the real recordings of ../shared/data, held-out half 'b' (kws.corpus.real.split_of; half 'a' is
-used for validation while training and for picking enrollment examples):
+On the real recordings of ../shared/data, held-out half 'b' (kws.corpus.real.split_of; half 'a'
+gives the enrollment examples and is what settings were chosen on):
 
-- wake words (alexa, computer, jarvis): clip-level EER per keyword, text-enrolled and
-  example-enrolled (3 examples from half 'a'); clean, with real noise at 20/10/5/0 dB SNR, and
-  with synthetic-room reverberation;
-- FSDD digits: 10-way zero-shot (text) accuracy and per-digit text EER; same-different AP (word
-  discrimination) over all pairs of clips;
-- streaming detector on background speech (speechocean762 read sentences by the test half's
-  speakers, kws.corpus.real.speaker_half; none of the keywords):
-  false alarms per hour at the calibrated thresholds, and miss rate at 1 false alarm per hour;
-- spoken-term detection on real read sentences with aligned word times (kws.std, held-out half of
-  the speakers): EER per text query and precision at 10, IV and OOV, with the paper's windows
-  (0.2-0.6 s) and the detector's (0.3-0.9 s);
-- synthetic word discrimination: same-different AP and text->audio AP on fresh TTS renders of
-  training-list (IV) and held-out (OOV) words.
+- **wake words** alexa, computer, jarvis, enrolled as users enroll them: typed (Kokoro renderings
+  as templates), from 3 recordings of half 'a', and both. Per keyword: the EER between its clips
+  and the other keywords' clips, and the miss rate at 1 false alarm an hour, where the false
+  alarms are the keyword's score peaks (kws.thresholds.peaks: what the detector fires on) over
+  held-out read speech (speechocean762, the test half's speakers). Clean; with real noise at
+  20/10/5/0 dB; with babble (6 talkers), crowd (24) and music at 10 dB; reverberant.
+- **thresholds**: at each keyword's default threshold (1 false alarm an hour), the false alarms
+  an hour it gives on that speech and its recall, beside the best recall any threshold allowing
+  the same rate gives; and the realised rate of 20 other typed keywords on the same speech.
+- **streamed as deployed**: the wake-word clips planted in that speech, streamed in 0.1 s chunks
+  through the default detector (VAD on, default thresholds), clean and with babble at 10 dB:
+  recall and false alarms an hour.
+- **FSDD digits**: 10-way accuracy and per-digit EER of the typed digits.
+- **spoken-term detection** (kws.std: the encoder bundle's search on held-out read speech), for
+  the report of the model that search uses.
 
-Writes JSON, a markdown table and DET curves (PNG, if matplotlib is installed) to --out.
+Renderings and front-end vectors are computed once and shared by the models compared; each
+model's head is applied to them. Writes report.json, report.md and a DET plot to --out.
 """
 from __future__ import annotations
 
 import json
 import random
-import sys
 import time
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
@@ -31,14 +33,20 @@ from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequenc
 import numpy as np
 
 from kws.audio import AudioError, load_audio
-from kws.bundle import Bundle
-from kws.corpus.real import (DIGITS, WAKEWORDS, Clip, babble, fsdd_clips, load_clip,
-                             read_speech, split_of, wakeword_clips)
-from kws.detector import Detector, DetectorConfig, detect_audio, max_scores
-from kws.enrollment import EnrollError, check_example, enroll_keyword
-from kws.keywords import Keyword, KeywordSet
+from kws.corpus.real import (DIGITS, WAKEWORDS, Clip, babble, fsdd_clips, load_clip, read_speech,
+                             split_of, wakeword_clips)
+from kws.detector import Detector, DetectorConfig
+from kws.templates import keyword_templates
+from kws.enrollment import EnrollError, build_keyword, check_example, render_utterances, keyword_pronunciation
+from kws.keywords import KeywordSet
+from kws.metrics import eer, miss_at_false_alarm_rate, roc_points
+from kws.model import Model
 from kws.progress import progress
-from kws.metrics import eer, miss_at_false_alarm_rate, roc_points, same_different_ap
+from kws.templates import PAD_S, TemplateBank, template_scores
+from kws.thresholds import peaks
+
+FA_TARGET = 1.0
+CALIBRATION_WORDS = 20
 
 
 def _load(clips, quiet):
@@ -72,20 +80,6 @@ def reverb(x: np.ndarray, rng, rt60: float = 0.5) -> np.ndarray:
     h[0] = 1.0 + abs(h[0])
     y = np.convolve(x, h / np.linalg.norm(h))[: x.size]
     return (y * np.abs(x).max() / max(np.abs(y).max(), 1e-6)).astype(np.float32)
-
-
-def clip_eers(det: Detector, clips: List[np.ndarray], labels: List[str], quiet=False, desc="scoring") -> Dict:
-    names = det.keywords.names
-    scores = np.stack([max_scores(det, x) for x in progress(clips, desc, quiet=quiet)])
-    out = {}
-    for k, name in enumerate(names):
-        lab = np.array([l == name for l in labels])
-        # a keyword with no clip of its own in a small sample has no EER (NaN, left out of the mean)
-        e = eer(scores[:, k], lab)[0] if lab.any() and (~lab).any() else float("nan")
-        out[name] = {"eer": e, "pos": scores[lab, k].tolist(), "neg": scores[~lab, k].tolist()}
-    return {"per_keyword": {n: v["eer"] for n, v in out.items()},
-            "mean_eer": float(np.nanmean([v["eer"] for v in out.values()])), "_scores": out,
-            "accuracy": float(np.mean(np.array(names)[scores.argmax(1)] == np.array(labels)))}
 
 
 def planted_stream(background: List[np.ndarray], clips: List[np.ndarray], labels: List[str],
@@ -123,11 +117,11 @@ def streamed(det: Detector, stream: np.ndarray, planted: List[Tuple[str, float, 
     det.reset()
     n = int(chunk_s * 16000)
     events = []
-    t0 = time.time()
+    t0 = time.process_time()
     for s in range(0, stream.size, n):
         events += det.process(stream[s:s + n])
     events += det.flush()
-    cpu = time.time() - t0
+    cpu = time.process_time() - t0
     found = [False] * len(planted)
     false_alarms = []
     for e in events:
@@ -151,12 +145,6 @@ def streamed(det: Detector, stream: np.ndarray, planted: List[Tuple[str, float, 
             "rtf": cpu / (stream.size / 16000)}
 
 
-def text_detector(bundle: Bundle, words, cfg: DetectorConfig, tts: bool = True) -> Detector:
-    """Typed keywords as a user gets them (TTS renderings join the text where an engine is
-    installed: kws.anchors; default thresholds)."""
-    return Detector.from_texts(list(words), bundle=bundle, config=cfg, tts=tts)
-
-
 def raw_recordings(clips: Sequence[Clip]) -> Iterator[np.ndarray]:
     """The clips' files as they are (no trimming: what a user hands to enrollment), in the order
     given, skipping files that cannot be read. Lazy: only what enrollment takes is loaded."""
@@ -167,65 +155,175 @@ def raw_recordings(clips: Sequence[Clip]) -> Iterator[np.ndarray]:
             continue
 
 
-class ExampleEnrollment(NamedTuple):
-    detector: Detector
+class Examples(NamedTuple):
     examples: Dict[str, List[np.ndarray]]   # each keyword's accepted recordings, trimmed as enrollment trims them
     refused: Dict[str, List[str]]           # enrollment's message for each recording it refused
 
 
-def example_detector(bundle: Bundle, recordings: Dict[str, Iterable[np.ndarray]], cfg: DetectorConfig,
-                     n: int = 3, with_text: bool = False) -> ExampleEnrollment:
-    """Enroll every keyword from example recordings exactly as ``python -m kws enroll add --name
-    NAME --examples ...`` does (``with_text``: as ``add NAME --examples ...``, which also embeds the
-    name as text): the library call kws.enrollment.enroll_keyword, which checks each recording
-    (check_example refuses unusable ones and trims the silence around the word), embeds, averages
-    and sets the threshold from the background bank (``tune=False``: no TTS tuning run).
-
-    The one place evaluation and benchmarks enroll from examples. Each keyword takes the first
-    ``n`` recordings enrollment accepts (a refused one is replaced by the next, as a user records
-    again). Returns the detector and the trimmed examples, for other engines to get the same audio.
-    """
-    ks = KeywordSet(bundle.model_id)
+def accepted_examples(recordings: Dict[str, Iterable[np.ndarray]], n: int = 3) -> Examples:
+    """The first ``n`` recordings of each keyword that enrollment accepts (kws.enrollment.
+    check_example refuses unusable ones and trims the silence around the word; a refused one is
+    replaced by the next, as a user records again): what ``enroll add --examples`` would keep."""
     kept: Dict[str, List[np.ndarray]] = {}
     refused: Dict[str, List[str]] = {}
     for w, recs in recordings.items():
-        raw: List[np.ndarray] = []
         kept[w], refused[w] = [], []
         for i, x in enumerate(recs):
-            if len(raw) == n:
+            if len(kept[w]) == n:
                 break
             try:
                 kept[w].append(check_example(x, f"{w!r} example {i + 1}"))
             except EnrollError as exc:
                 refused[w].append(str(exc))
-                continue
-            raw.append(x)
-        if not raw:
+        if not kept[w]:
             raise EnrollError(f"{w!r}: no example recording that enrollment accepts ({'; '.join(refused[w])})")
-        ks.add(enroll_keyword(w, text=w if with_text else None, examples=raw, tune=False, bundle=bundle))
-    return ExampleEnrollment(Detector(ks, bundle, cfg), kept, refused)
+    return Examples(kept, refused)
 
 
+class Renders:
+    """Kokoro renderings of typed keywords, made once and shared by every model evaluated."""
 
-def run(bundle: Bundle, data: Path, per_keyword: int, fsdd_n: int, background_s: float,
-        seed: int = 0, quiet: bool = False, synthetic_words: int = 150, std_utts: int = 300,
-        std_queries: int = 40, window_s: Optional[Tuple[float, ...]] = None,
-        test_half: str = "b", music: Optional[np.ndarray] = None, tts: bool = True) -> Dict:
-    """The report. ``test_half`` 'a' runs the real-clip sections on the tuning half instead (to
-    choose settings without looking at the held-out half; enrollment examples then come from 'b')."""
+    def __init__(self, quiet: bool = True):
+        self._cache: Dict[str, List[Tuple[str, np.ndarray]]] = {}
+        self.quiet = quiet
+
+    def __call__(self, text: str) -> List[Tuple[str, np.ndarray]]:
+        if text not in self._cache:
+            self._cache[text] = render_utterances(keyword_pronunciation(text, None), quiet=self.quiet)
+        return self._cache[text]
+
+
+def keywords(model: Model, renders: Renders, words: Sequence[str],
+             examples: Optional[Dict[str, List[np.ndarray]]] = None, typed: bool = True) -> KeywordSet:
+    """The keywords as ``enroll add`` makes them (default thresholds): typed, from ``examples``,
+    or both."""
+    ks = KeywordSet(model.model_id)
+    for w in words:
+        ks.add(build_keyword(model, w, w if typed else None, None, (examples or {}).get(w, []),
+                             tune=False, progress=lambda line: None,
+                             utterances=renders(w) if typed else None))
+    return ks
+
+
+class Vectors:
+    """Raw front-end vectors of clips (padded with PAD_S of silence, as a clip is scored), computed
+    once; a model's head is applied per model."""
+
+    def __init__(self, frontend):
+        self.frontend = frontend
+
+    def clips(self, audio: Sequence[np.ndarray], desc: str, quiet: bool) -> List[np.ndarray]:
+        pad = np.zeros(int(PAD_S * 16000), np.float32)
+        return [self.frontend.frames(np.concatenate([pad, x, pad])) for x in progress(audio, desc, quiet=quiet)]
+
+    def long(self, audio: Sequence[np.ndarray], desc: str, quiet: bool) -> List[np.ndarray]:
+        return [self.frontend.frames(x) for x in progress(audio, desc, quiet=quiet)]
+
+
+def clip_scores(model: Model, ks: KeywordSet, raw: Sequence[np.ndarray]) -> np.ndarray:
+    """(clips, K) each keyword's best score in each clip."""
+    bank = TemplateBank.build([keyword_templates(model, k) for k in ks])
+    out = np.full((len(raw), len(ks)), -1.0, np.float32)
+    for i, v in enumerate(raw):
+        if v.shape[0]:
+            out[i] = bank.keyword_max(template_scores(bank, model.head(v))).max(axis=0)
+    return out
+
+
+def background_peaks(model: Model, ks: KeywordSet, raw: Sequence[np.ndarray]) -> List[np.ndarray]:
+    """Each keyword's score peaks over background recordings (what the detector fires on)."""
+    bank = TemplateBank.build([keyword_templates(model, k) for k in ks])
+    out: List[List[np.ndarray]] = [[] for _ in ks]
+    for v in raw:
+        if v.shape[0] == 0:
+            continue
+        s = bank.keyword_max(template_scores(bank, model.head(v)))
+        for k in range(len(ks)):
+            out[k].append(peaks(s[:, k]))
+    return [np.sort(np.concatenate(p))[::-1] for p in out]
+
+
+def condition(scores: np.ndarray, labels: Sequence[str], names: Sequence[str],
+              bg_peaks: List[np.ndarray], hours: float) -> Dict:
+    """EER (against the other keywords' clips) and miss at 1 false alarm an hour (against the
+    background peaks) of each keyword."""
+    lab = np.array(labels)
+    per = {}
+    for k, w in enumerate(names):
+        pos = lab == w
+        e = eer(scores[:, k], pos)[0] if pos.any() and (~pos).any() else float("nan")
+        m = miss_at_false_alarm_rate(scores[pos, k], bg_peaks[k], hours, FA_TARGET)[0]
+        per[w] = {"eer": e, "miss_at_1fa": m}
+    return {"per_keyword": per, "eer": float(np.nanmean([v["eer"] for v in per.values()])),
+            "miss_at_1fa": float(np.mean([v["miss_at_1fa"] for v in per.values()]))}
+
+
+def threshold_check(ks: KeywordSet, pos_scores: np.ndarray, labels: Sequence[str],
+                    bg_peaks: List[np.ndarray], hours: float) -> Dict:
+    """At each keyword's own threshold: the false alarms an hour on the background and the recall,
+    beside the best recall of any threshold that allows as many false alarms (the oracle)."""
+    lab = np.array(labels)
+    out = {}
+    for k, kw in enumerate(ks):
+        pos = pos_scores[lab == kw.name, k]
+        fa = float(np.sum(bg_peaks[k] >= kw.threshold)) / hours
+        allowed = max(FA_TARGET, fa)
+        oracle_miss = miss_at_false_alarm_rate(pos, bg_peaks[k], hours, allowed)[0]
+        out[kw.name] = {"threshold": kw.threshold, "false_alarms_per_hour": fa,
+                        "expected_per_hour": kw.tuned_on.get("expected_per_hour"),
+                        "recall": float(np.mean(pos >= kw.threshold)),
+                        "oracle_recall_at_that_rate": 1.0 - oracle_miss}
+    return out
+
+
+def evaluate_model(model: Model, shared: Dict, renders: Renders, quiet: bool, cfg: DetectorConfig) -> Dict:
+    res: Dict = {"model": model.model_id, "head": model.manifest.get("head") is not None}
+    labels, hours = shared["labels"], shared["bg_hours"]
+    typed = keywords(model, renders, WAKEWORDS)
+    ex = keywords(model, renders, WAKEWORDS, shared["examples"], typed=False)
+    both = keywords(model, renders, WAKEWORDS, shared["examples"])
+    ww: Dict = {"clips": len(labels)}
+    for mode, ks in (("typed", typed), ("examples", ex), ("typed+examples", both)):
+        pk = background_peaks(model, ks, shared["bg_raw"])
+        sc = clip_scores(model, ks, shared["clean"])
+        ww[mode] = condition(sc, labels, WAKEWORDS, pk, hours)
+        ww[mode]["thresholds"] = threshold_check(ks, sc, labels, pk, hours)
+        if mode == "typed":
+            ww[mode]["_scores"] = {w: {"pos": sc[np.array(labels) == w, k].tolist(),
+                                       "neg": sc[np.array(labels) != w, k].tolist()} for k, w in enumerate(WAKEWORDS)}
+            typed_peaks = pk
+        if mode == "examples":
+            ww[mode]["_scores"] = {w: {"pos": sc[np.array(labels) == w, k].tolist(),
+                                       "neg": sc[np.array(labels) != w, k].tolist()} for k, w in enumerate(WAKEWORDS)}
+    ww["conditions_typed"] = {name: condition(clip_scores(model, typed, raw), labels, WAKEWORDS, typed_peaks, hours)
+                              for name, raw in shared["conditions"].items()}
+    res["wakewords"] = ww
+    # FSDD
+    digits = keywords(model, renders, DIGITS)
+    sc = clip_scores(model, digits, shared["fsdd"])
+    fl = np.array(shared["fsdd_labels"])
+    res["fsdd"] = {"clips": len(fl), "accuracy_10way": float(np.mean(np.array(DIGITS)[sc.argmax(1)] == fl)),
+                   "mean_eer": float(np.nanmean([eer(sc[:, k], fl == d)[0] if (fl == d).any() and (fl != d).any()
+                                              else np.nan for k, d in enumerate(DIGITS)]))}
+    # thresholds of other typed keywords on the background
+    cal = keywords(model, renders, shared["calibration_words"])
+    pk = background_peaks(model, cal, shared["bg_raw"])
+    rates = [float(np.sum(p >= k.threshold)) / hours for p, k in zip(pk, cal)]
+    res["calibration"] = {"words": len(cal), "target_per_hour": FA_TARGET, "hours": hours,
+                          "realised_per_hour_mean": float(np.mean(rates)),
+                          "realised_per_hour": dict(zip(cal.names, rates))}
+    # streamed as deployed
+    if shared.get("stream") is not None:
+        det = Detector(typed, model, cfg)
+        res["streamed"] = {name: streamed(det, s, shared["planted"]) for name, s in shared["stream"].items()}
+    return res
+
+
+def prepare(data: Path, per_keyword: int, fsdd_n: int, background_s: float, seed: int, quiet: bool,
+            test_half: str, music: Optional[np.ndarray], frontend, stream: bool = True) -> Dict:
     rng = np.random.default_rng(seed)
     pick = random.Random(seed)
-    cfg = DetectorConfig(variant=bundle.variant) if window_s is None else \
-        DetectorConfig(variant=bundle.variant, window_s=tuple(window_s))
-    from kws.tts import available_engines
-
-    tts = tts and bool(available_engines())
-    res: Dict = {"bundle": bundle.model_id, "variant": bundle.variant, "test_half": test_half,
-                 "text_keywords": "text + TTS renderings (" + ", ".join(available_engines()) + ")" if tts else "text only",
-                 "thresholds": bundle.manifest.get("background", {}).get("kind", "windows"), "detector": {
-        "hop_s": cfg.hop_s, "window_s": list(cfg.window_s) if cfg.window_s else "per keyword"}}
-    t0 = time.time()
-    # ---------------- wake words
+    vec = Vectors(frontend)
     wake = wakeword_clips(data)
     test = []
     for w in WAKEWORDS:
@@ -238,175 +336,121 @@ def run(bundle: Bundle, data: Path, per_keyword: int, fsdd_n: int, background_s:
         cands = [c for c in wake if c.label == w and split_of(c) != test_half]
         first = pick.sample(cands, 3)      # replacements for refused files: the others, by name
         enroll_ex[w] = raw_recordings(first + [c for c in cands if c not in first])
-    tdet = text_detector(bundle, WAKEWORDS, cfg, tts)
-    edet = example_detector(bundle, enroll_ex, cfg).detector
-    ww = {"clips": len(xs), "text": clip_eers(tdet, xs, ys, quiet, "wake words, text"),
-          "examples": clip_eers(edet, xs, ys, quiet, "wake words, examples")}
+    shared: Dict = {"labels": ys, "examples": accepted_examples(enroll_ex).examples}
+    shared["clean"] = vec.clips(xs, "wake words", quiet)
     noise = _noise_bank(data)
-    ww["noise_text"] = {}
-    for snr in (20, 10, 5, 0):
-        noisy = [mix(x, noise, snr, rng) for x in xs]
-        r = clip_eers(tdet, noisy, ys, quiet, f"wake words, {snr} dB")
-        ww["noise_text"][f"{snr}dB"] = r["mean_eer"]
-    ww["reverb_text"] = clip_eers(tdet, [reverb(x, rng) for x in xs], ys, quiet, "reverb")["mean_eer"]
-    # babble (6 talkers), crowd (24) of held-out speakers, and music never trained on, at 10 dB
     others = {"babble": babble(data, 6, 120.0, seed=1), "crowd": babble(data, 24, 120.0, seed=2)}
     if music is not None:
         others["music"] = music
-    ww["noise_kinds_text_10dB"] = {
-        k: clip_eers(tdet, [mix(x, n, 10, rng) for x in xs], ys, quiet, f"wake words, {k} 10 dB")["mean_eer"]
-        for k, n in others.items()}
-    res["wakewords"] = ww
-    # ---------------- FSDD
+    conds = {}
+    for snr in (20, 10, 5, 0):
+        conds[f"noise {snr} dB"] = vec.clips([mix(x, noise, snr, rng) for x in xs], f"noise {snr} dB", quiet)
+    for k, n in others.items():
+        conds[f"{k} 10 dB"] = vec.clips([mix(x, n, 10, rng) for x in xs], f"{k} 10 dB", quiet)
+    conds["reverberant (RT60 0.5 s)"] = vec.clips([reverb(x, rng) for x in xs], "reverberant", quiet)
+    shared["conditions"] = conds
     fs = [c for c in fsdd_clips(data) if split_of(c) == test_half]
     fs = _load(pick.sample(fs, min(fsdd_n, len(fs))), quiet)
-    fx, fy = [x for _, x in fs], [c.label for c, _ in fs]
-    fdet = text_detector(bundle, DIGITS, cfg, tts)
-    fr = clip_eers(fdet, fx, fy, quiet, "FSDD, text")
-    emb = bundle.embed_clips(fx)
-    res["fsdd"] = {"clips": len(fx), "text_accuracy_10way": fr["accuracy"], "text_mean_eer": fr["mean_eer"],
-                   "text_eer": fr["per_keyword"], "same_different_ap": same_different_ap(emb, fy),
-                   "speakers": sorted({c.speaker for c, _ in fs})}
-    # ---------------- background speech: false alarms
+    shared["fsdd"] = vec.clips([x for _, x in fs], "FSDD", quiet)
+    shared["fsdd_labels"] = [c.label for c, _ in fs]
     bg = read_speech(data, background_s, pick, half=test_half)
-    total = sum(x.size for x in bg) / 16000
-    events, peaks = 0, {w: [] for w in WAKEWORDS}
-    zero = KeywordSet(bundle.model_id, [Keyword(name=k.name, vectors=k.vectors, threshold=-1.0)
-                                        for k in tdet.keywords])
-    zdet = Detector(zero, bundle, cfg)      # every peak is an event: the score distribution
-    t_bg = time.time()
-    for x in progress(bg, "background speech", quiet=quiet):
-        events += len(detect_audio(tdet, x))
-        for e in detect_audio(zdet, x):
-            peaks[e.keyword].append(e.score)
-    rtf = (time.time() - t_bg) / (2 * total)
-    hours = total / 3600
-    miss = {}
-    for w in WAKEWORDS:
-        pos = ww["text"]["_scores"][w]["pos"]
-        miss[w] = miss_at_false_alarm_rate(pos, peaks[w], hours, 1.0)[0]
-    res["background"] = {"hours": hours, "false_alarms_per_hour_calibrated": events / hours,
-                         "miss_at_1fa_per_hour": miss, "mean_miss_at_1fa_per_hour": float(np.mean(list(miss.values()))),
-                         "detector_rtf_one_thread": rtf}
-    # ---------------- the product as deployed: the wake-word clips planted in that speech,
-    # streamed in 0.1 s chunks through the default detector (VAD on, default thresholds)
-    stream, planted = planted_stream(bg, xs, ys, seed)
-    level = float(np.sqrt(np.mean(stream ** 2)))
-    noisy = stream + others["babble"][np.arange(stream.size) % others["babble"].size] * (
-        level / float(np.sqrt(np.mean(others["babble"] ** 2))) / 10 ** (10 / 20))
-    if not quiet:
-        print(f"streaming {stream.size / 16000 / 60:.1f} min with {len(planted)} planted clips, "
-              f"clean and with babble at 10 dB", file=sys.stderr)
-    res["streamed"] = {"clean": streamed(tdet, stream, planted),
-                       "babble_10dB": streamed(tdet, noisy.astype(np.float32), planted)}
-    res["training_validation"] = bundle.manifest.get("training", {}).get("validation", {})
-    if "distilled" in bundle.manifest:   # the training numbers are the teacher's
-        res["training_validation_of"] = "teacher"
-    if synthetic_words:
-        res["synthetic"] = synthetic(bundle, synthetic_words, quiet=quiet)
+    shared["bg_raw"] = vec.long(bg, "background speech", quiet)
+    shared["bg_hours"] = sum(v.shape[0] for v in shared["bg_raw"]) * frontend.hop / 16000 / 3600
+    from kws.corpus.vocab import read_list
+
+    shared["calibration_words"] = pick.sample([w for w in read_list("oov") if w.isalpha() and 4 <= len(w) <= 9],
+                                              CALIBRATION_WORDS)
+    if stream:
+        s, planted = planted_stream(bg, xs, ys, seed)
+        level = float(np.sqrt(np.mean(s ** 2)))
+        b = others["babble"]
+        noisy = s + b[np.arange(s.size) % b.size] * (level / float(np.sqrt(np.mean(b ** 2))) / 10 ** (10 / 20))
+        shared["stream"] = {"clean": s, "babble 10 dB": noisy.astype(np.float32)}
+        shared["planted"] = planted
+    return shared
+
+
+def run(models: Sequence[Model], data: Path, per_keyword: int = 100, fsdd_n: int = 300,
+        background_s: float = 5400.0, seed: int = 0, quiet: bool = False, test_half: str = "b",
+        music: Optional[np.ndarray] = None, std_utts: int = 300, std_queries: int = 40,
+        stream: bool = True) -> Dict:
+    """The report of each model (``models[0]`` is the one reported first), on the same audio."""
+    t0 = time.time()
+    cfg = DetectorConfig()
+    shared = prepare(data, per_keyword, fsdd_n, background_s, seed, quiet, test_half, music,
+                     models[0].frontend, stream)
+    renders = Renders(quiet)
+    res: Dict = {"test_half": test_half, "background_hours": shared["bg_hours"],
+                 "models": [evaluate_model(m, shared, renders, quiet, cfg) for m in models]}
     if std_utts:
-        res["std"] = std(bundle, data, std_utts, std_queries, quiet, tts)
+        from kws.bundle import Bundle
+
+        res["std"] = std(Bundle.load(), data, std_utts, std_queries, quiet)
     res["seconds"] = round(time.time() - t0, 1)
     return res
 
 
-def _render(batch):
-    from kws import tts
-
-    return tts.synthesize(batch)
-
-
-def synthetic(bundle: Bundle, n_words: int = 150, renders: int = 4, seed: int = 7,
-              iv_words: int = 16000, quiet: bool = False) -> Dict:
-    """Word discrimination on TTS renders made now (voices and settings drawn afresh, seed 7):
-    IV = words of the training list, OOV = the held-out list. Same-different AP over all pairs of
-    clips, and text->audio AP."""
-    from multiprocessing import Pool
-
-    from kws import tts
-    from kws.corpus.vocab import read_list
-    from kws.metrics import cross_modal_ap
-
-    engines = tts.available_engines()
-    if not engines:
-        return {"skipped": "no TTS engine (apt-get install espeak-ng flite)"}
-    rnd = random.Random(seed)
-    out: Dict = {"engines": engines, "renders_per_word": renders}
-    for group, pool in (("iv", read_list("iv")[:iv_words]), ("oov", read_list("oov"))):
-        words = rnd.sample(pool, min(n_words, len(pool)))
-        jobs = [(w, tts.random_render(w, engines[(i + k) % len(engines)], rnd))
-                for i, w in enumerate(words) for k in range(renders)]
-        batches = [[r for _, r in jobs[i:i + 40]] for i in range(0, len(jobs), 40)]
-        with Pool() as pool_:
-            audio = [a for res in progress(pool_.imap(_render, batches), f"synthetic {group}",
-                                            len(batches), quiet) for a in res]
-        keep = [(w, a.astype(np.float32) / 32768.0) for (w, _), a in zip(jobs, audio) if a is not None]
-        labels = np.array([w for w, _ in keep])
-        emb = bundle.embed_clips([a for _, a in keep])
-        uniq = np.unique(labels)
-        temb = np.stack([bundle.embed_text(w) for w in uniq])
-        out[group] = {"words": int(uniq.size), "clips": len(keep),
-                      "same_different_ap": same_different_ap(emb, labels),
-                      "text_to_audio_ap": cross_modal_ap(emb, labels, temb, uniq)}
-    return out
-
-
-def std(bundle: Bundle, data: Path, n_utts: int, max_queries: int, quiet: bool = False,
-        tts: bool = True) -> Dict:
-    """STD on speechocean762 (kws.std): the paper's windows and the detector's longer ones; text
-    queries joined by TTS renderings unless ``tts`` is False, as typed keywords are."""
+def std(bundle, data: Path, n_utts: int, max_queries: int, quiet: bool = False) -> Dict:
+    """STD on speechocean762 (kws.std) with the search's encoder bundle: the paper's windows and
+    the detector's longer ones."""
     from kws.corpus.align import load_alignments
     from kws.search import IndexConfig
     from kws.std import run_std
 
     recs = load_alignments()
-    out = {}
+    out = {"bundle": bundle.model_id}
     for name, ws in (("paper_windows", (0.2, 0.3, 0.4, 0.5, 0.6)),
                      ("detector_windows", (0.3, 0.45, 0.6, 0.75, 0.9))):
-        r = run_std(bundle, data, recs, n_utts, max_queries, "b",
-                    IndexConfig(window_s=ws, variant=bundle.variant), quiet=quiet, tts=tts)
-        out[name] = r
+        out[name] = run_std(bundle, data, recs, n_utts, max_queries, "b",
+                            IndexConfig(window_s=ws, variant=bundle.variant), quiet=quiet)
     return out
 
 
 def markdown(r: Dict) -> str:
-    ww, fs, bg = r["wakewords"], r["fsdd"], r["background"]
-    tv = r.get("training_validation", {})
+    ms = r["models"]
     half = "held-out half" if r.get("test_half", "b") == "b" else "TUNING half 'a' (not for reporting)"
-    lines = [f"Model `{r['bundle']}` ({r['variant']}), {half} of ../shared/data; typed keywords: "
-             f"{r.get('text_keywords', 'text only')}; thresholds from the background "
-             f"{'hop bank (kws.calibration)' if r.get('thresholds') == 'hops' else 'window bank (99.9th percentile)'}:", "",
-             "| measure | value |", "|---|---|"]
-    for w in WAKEWORDS:
-        lines.append(f"| wake word '{w}' EER, text-enrolled / 3 examples | {ww['text']['per_keyword'][w]:.1%} / {ww['examples']['per_keyword'][w]:.1%} |")
-    lines.append(f"| wake words mean EER, text / examples ({ww['clips']} clips) | {ww['text']['mean_eer']:.1%} / {ww['examples']['mean_eer']:.1%} |")
-    lines.append("| wake words mean EER (text) with noise 20 / 10 / 5 / 0 dB | "
-                 + " / ".join(f"{ww['noise_text'][k]:.1%}" for k in ('20dB', '10dB', '5dB', '0dB')) + " |")
-    lines.append(f"| wake words mean EER (text), reverberation RT60 0.5 s | {ww['reverb_text']:.1%} |")
-    kinds = ww.get("noise_kinds_text_10dB", {})
-    if kinds:
-        lines.append(f"| wake words mean EER (text) at 10 dB: {' / '.join(kinds)} (held-out talkers; music never trained on) | "
-                     + " / ".join(f"{v:.1%}" for v in kinds.values()) + " |")
-    lines.append(f"| FSDD digits, 10-way zero-shot accuracy from text ({fs['clips']} clips) | {fs['text_accuracy_10way']:.1%} |")
-    lines.append(f"| FSDD digits, mean per-digit EER from text | {fs['text_mean_eer']:.1%} |")
-    lines.append(f"| FSDD same-different AP (word discrimination, real speech) | {fs['same_different_ap']:.1%} |")
-    lines.append(f"| false alarms / hour on read speech at calibrated thresholds ({bg['hours']:.2f} h) | {bg['false_alarms_per_hour_calibrated']:.1f} |")
-    lines.append(f"| miss rate at 1 false alarm / hour (mean of 3 wake words) | {bg['mean_miss_at_1fa_per_hour']:.1%} |")
-    for name, st in r.get("streamed", {}).items():
-        lines.append(f"| streamed as deployed ({name}; {st['planted']} planted clips, {st['hours']:.2f} h of speech): "
-                     f"recall / false alarms per hour | {st['recall']:.1%} / {st['false_alarms_per_hour']:.1f} |")
-    syn = r.get("synthetic", {})
-    if "iv" in syn:
-        lines.append(f"| synthetic word discrimination AP, IV / OOV ({syn['iv']['words']} + {syn['oov']['words']} words x {syn['renders_per_word']} fresh renders) | {syn['iv']['same_different_ap']:.1%} / {syn['oov']['same_different_ap']:.1%} |")
-        lines.append(f"| synthetic text->audio AP, IV / OOV | {syn['iv']['text_to_audio_ap']:.1%} / {syn['oov']['text_to_audio_ap']:.1%} |")
+    head = "| measure | " + " | ".join(f"`{m['model']}`{' (head)' if m['head'] else ' (raw)'}" for m in ms) + " |"
+    lines = [f"{half.capitalize()} of ../shared/data; false alarms counted on {r['background_hours']:.2f} h of "
+             f"held-out read speech.", "", head, "|---|" + "---|" * len(ms)]
+
+    def row(label, fn):
+        vals = []
+        for m in ms:
+            try:
+                vals.append(fn(m))
+            except (KeyError, TypeError):
+                vals.append("-")
+        lines.append(f"| {label} | " + " | ".join(vals) + " |")
+
+    ww = ms[0]["wakewords"]
+    for mode in ("typed", "examples", "typed+examples"):
+        row(f"wake words, {mode}: EER / missed at 1 false alarm an hour ({ww['clips']} clips)",
+            lambda m, mode=mode: f"{m['wakewords'][mode]['eer']:.1%} / {m['wakewords'][mode]['miss_at_1fa']:.1%}")
+    for name in ww["conditions_typed"]:
+        row(f"wake words, typed, {name}: EER / missed at 1 FA/h",
+            lambda m, name=name: f"{m['wakewords']['conditions_typed'][name]['eer']:.1%} / "
+                                 f"{m['wakewords']['conditions_typed'][name]['miss_at_1fa']:.1%}")
+    for mode in ("typed", "examples"):
+        row(f"default thresholds, {mode}: false alarms an hour / recall / best recall at that rate (mean of 3)",
+            lambda m, mode=mode: "{:.2f} / {:.1%} / {:.1%}".format(*(
+                float(np.mean([v[k] for v in m['wakewords'][mode]['thresholds'].values()]))
+                for k in ("false_alarms_per_hour", "recall", "oracle_recall_at_that_rate"))))
+    row(f"default thresholds of {CALIBRATION_WORDS} other typed words: false alarms an hour (target 1)",
+        lambda m: f"{m['calibration']['realised_per_hour_mean']:.2f}")
+    row("FSDD digits typed: 10-way accuracy / mean EER",
+        lambda m: f"{m['fsdd']['accuracy_10way']:.1%} / {m['fsdd']['mean_eer']:.1%}")
+    for name in ms[0].get("streamed", {}):
+        row(f"streamed as deployed, {name}: recall / false alarms an hour (3 keywords)",
+            lambda m, name=name: f"{m['streamed'][name]['recall']:.1%} / {m['streamed'][name]['false_alarms_per_hour']:.2f}")
+    row("detector RTF while streaming (one thread)",
+        lambda m: f"{m['streamed']['clean']['rtf']:.4f}")
     for name, st in r.get("std", {}).items():
+        if name == "bundle":
+            continue
         g = st["groups"]
-        lines.append(f"| STD on real read speech ({st['utterances']} utterances, {st['audio_hours']:.2f} h), windows {min(st['window_s'])}-{max(st['window_s'])} s: EER IV / OOV ({g['iv']['queries']} / {g['oov']['queries']} text queries) | {g['iv']['mean_eer']:.1%} / {g['oov']['mean_eer']:.1%} |")
-        lines.append(f"| STD precision at 10, IV / OOV (windows {min(st['window_s'])}-{max(st['window_s'])} s) | {g['iv']['mean_p_at_10']:.1%} / {g['oov']['mean_p_at_10']:.1%} |")
-    of = "the teacher's training validation" if r.get("training_validation_of") == "teacher" else "training validation"
-    if tv:
-        lines.append(f"| synthetic held-out AP, IV / OOV words ({of}) | {tv.get('ap_iv', float('nan')):.1%} / {tv.get('ap_oov', float('nan')):.1%} |")
-        lines.append(f"| synthetic text->audio AP, IV / OOV ({of}) | {tv.get('xap_iv', float('nan')):.1%} / {tv.get('xap_oov', float('nan')):.1%} |")
+        lines.append(f"| spoken-term search (`{r['std']['bundle']}`), {st['utterances']} utterances, windows "
+                     f"{min(st['window_s'])}-{max(st['window_s'])} s: EER IV / OOV | "
+                     + " | ".join([f"{g['iv']['mean_eer']:.1%} / {g['oov']['mean_eer']:.1%}"] * len(ms)) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -420,9 +464,10 @@ def det_plot(r: Dict, path: Path) -> bool:
     except ImportError:
         return False
     fig, ax = plt.subplots(figsize=(6, 5))
-    for mode, style in (("text", "-"), ("examples", "--")):
+    m = r["models"][0]
+    for mode, style in (("typed", "-"), ("examples", "--")):
         for w in WAKEWORDS:
-            s = r["wakewords"][mode]["_scores"][w]
+            s = m["wakewords"][mode]["_scores"][w]
             scores = np.r_[s["pos"], s["neg"]]
             labels = np.r_[np.ones(len(s["pos"])), np.zeros(len(s["neg"]))]
             fpr, miss, _ = roc_points(scores, labels)
@@ -435,7 +480,7 @@ def det_plot(r: Dict, path: Path) -> bool:
     ax.set_yticks(norm.ppf(ticks), [f"{t:.1%}" for t in ticks])
     ax.set_xlabel("false alarm rate (other wake words' clips)")
     ax.set_ylabel("miss rate")
-    ax.set_title("DET, real wake-word clips (held-out half)")
+    ax.set_title(f"DET, real wake-word clips (held-out half), {m['model']}")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -450,8 +495,9 @@ def save_report(r: Dict, out: Path) -> List[str]:
     (out / "report.md").write_text(markdown(r))
     plotted = det_plot(r, out / "det_wakewords.png")
     slim = json.loads(json.dumps(r))
-    for mode in ("text", "examples"):
-        slim["wakewords"][mode].pop("_scores")
+    for m in slim["models"]:
+        for mode in ("typed", "examples"):
+            m["wakewords"][mode].pop("_scores", None)
     (out / "report.json").write_text(json.dumps(slim, indent=2))
     return ["report.json", "report.md"] + (["det_wakewords.png"] if plotted else [])
 

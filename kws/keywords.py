@@ -1,11 +1,15 @@
 """Keywords and their store.
 
-A :class:`Keyword` holds one or more reference vectors (its text embedding, the mean of its
-example embeddings, or both) and a threshold on the cosine score. A :class:`KeywordSet` is what the
-detector matches against; it is saved as a store::
+A :class:`Keyword` holds its **utterances** as the front end heard them: the raw speech-embedding
+vectors of each Kokoro rendering of its text and of each of its recordings, padded as
+kws.templates pads them, one after another (``sources``; ``segments`` gives each one's length,
+``origins`` what it was). The detector cuts its templates from them (through the model's head),
+so a keyword needs no re-enrolling when only the head changes; its threshold on the template
+score is set for a false-alarm rate (kws.thresholds). A :class:`KeywordSet` is what the detector
+matches against; it is saved as a store::
 
     DIR/keywords.json            version, model id, keywords (name, text, phonemes, threshold, EER, ...)
-    DIR/vectors-<sha12>.npz      the reference vectors, one array per keyword
+    DIR/vectors-<sha12>.npz      the utterances' vectors, one array per keyword
 
     DIR/keywords.backup.json     the previous good version of keywords.json (its vectors are kept)
     DIR/.keywords.lock           taken by every writer (``store_lock``), so that concurrent
@@ -41,7 +45,7 @@ import numpy as np
 
 from kws.errors import KwsError
 
-STORE_VERSION = 1
+STORE_VERSION = 2             # 1: kws 0.1 (reference vectors of the v1.1 encoders)
 STORE_FILE = "keywords.json"
 BACKUP_FILE = "keywords.backup.json"
 LOCK_FILE = ".keywords.lock"
@@ -71,20 +75,26 @@ class _Bad(Exception):
 @dataclass
 class Keyword:
     name: str
-    vectors: np.ndarray                     # (n, D) unit vectors; score = max cosine over them
+    vectors: np.ndarray                     # (N, 96) raw front-end vectors of its utterances, back to back
     threshold: float
+    segments: List[int] = field(default_factory=list)   # vectors in each utterance (sum = N)
+    origins: List[str] = field(default_factory=list)    # each utterance: "kokoro:<voice>" or "recording"
     text: Optional[str] = None
     phonemes: Optional[str] = None
     source: str = "text"                    # text | examples | text+examples
     eer: Optional[float] = None
     tuned_on: Dict[str, object] = field(default_factory=dict)
     created: float = field(default_factory=time.time)
-    duration: Optional[float] = None        # expected spoken duration (s): sizes its windows
+    duration: Optional[float] = None        # median spoken duration of its utterances (s)
 
     def meta(self) -> dict:
         d = asdict(self)
         d.pop("vectors")
         return d
+
+    def utterances(self) -> List[np.ndarray]:
+        """Each utterance's raw vectors."""
+        return np.split(self.vectors, np.cumsum(self.segments)[:-1]) if self.segments else [self.vectors]
 
 
 def default_store_dir() -> Path:
@@ -201,11 +211,14 @@ class KeywordSet:
         if kw.name in self._kw and not replace:
             raise StoreError(f"a keyword named {kw.name!r} exists already (remove or rename it first)")
         v = np.asarray(kw.vectors, dtype=np.float32)
-        if v.ndim == 1:
-            v = v[None]
         if v.ndim != 2 or v.shape[0] == 0 or not np.all(np.isfinite(v)):
             raise StoreError(f"keyword {kw.name!r}: vectors must be a non-empty finite (n, D) array")
-        kw.vectors = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+        segs = list(kw.segments) or [v.shape[0]]
+        if any(int(n) <= 0 for n in segs) or sum(segs) != v.shape[0] or \
+                (kw.origins and len(kw.origins) != len(segs)):
+            raise StoreError(f"keyword {kw.name!r}: its utterances' lengths {segs} do not add up to "
+                             f"its {v.shape[0]} vectors")
+        kw.vectors, kw.segments = v, [int(n) for n in segs]
         self._kw[kw.name] = kw
 
     def remove(self, name: str) -> Keyword:
@@ -220,22 +233,6 @@ class KeywordSet:
         kw = self.remove(old)
         kw.name = new
         self._kw[new] = kw
-
-    # ---- matching
-    def matrix(self) -> tuple:
-        """(V, D) all vectors stacked, (V,) owner keyword index, (K,) thresholds."""
-        kws = list(self._kw.values())
-        if not kws:
-            return np.zeros((0, 0), np.float32), np.zeros(0, np.int64), np.zeros(0, np.float32)
-        mat = np.concatenate([k.vectors for k in kws])
-        owner = np.concatenate([np.full(len(k.vectors), i) for i, k in enumerate(kws)])
-        thr = np.array([k.threshold for k in kws], dtype=np.float32)
-        return mat.astype(np.float32), owner, thr
-
-    def scores(self, emb: np.ndarray) -> np.ndarray:
-        """(N, D) embeddings -> (N, K) score of each keyword (max over its vectors)."""
-        mat, owner, _ = self.matrix()
-        return max_per_keyword(np.asarray(emb, dtype=np.float32) @ mat.T, owner, len(self))
 
     # ---- store
     def save(self, directory: Union[str, os.PathLike]) -> Path:
@@ -281,6 +278,7 @@ class KeywordSet:
                     if (d / BACKUP_FILE).is_file() else
                     "; enroll a keyword first: python -m kws.enroll add \"hey computer\"")
             raise StoreError(f"{d}: no keyword store here (no {STORE_FILE}){hint}")
+        _refuse_old_version(f)
         for attempt in range(5):
             raw = _read(f)
             try:
@@ -298,8 +296,33 @@ class KeywordSet:
         return cls(doc["model_id"], [Keyword(vectors=a, **m) for m, a in zip(doc["keywords"], arrs)])
 
 
+class OldStoreError(OtherModelError):
+    """A store written by kws 0.1 (vectors of the v1.1 encoders); ``python -m kws enroll migrate``
+    re-makes its typed keywords."""
+
+
+def store_version(f: Path) -> object:
+    """The ``version`` a store file declares (None when it cannot be read as a store)."""
+    try:
+        doc = json.loads(f.read_bytes().decode("utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    return doc.get("version") if isinstance(doc, dict) else None
+
+
+def _refuse_old_version(f: Path) -> None:
+    if store_version(f) == 1:
+        d = f.parent
+        raise OldStoreError(
+            f"{f}: made by an earlier kws, for a model that no longer ships. Its typed keywords can be "
+            f"made again for the current model with `{_FIX_CMD.format(d=_q(d), cmd='migrate')}` "
+            f"(keywords enrolled from recordings must be recorded again: their audio was not kept); "
+            f"the old files are kept in {d / 'old-<time>'}")
+
+
 # ------------------------------------------------------------------ store checks and recovery
-_FIELD_TYPES = {"name": (str,), "threshold": (int, float), "text": (str, type(None)),
+_FIELD_TYPES = {"name": (str,), "threshold": (int, float), "segments": (list,), "origins": (list,),
+                "text": (str, type(None)),
                 "phonemes": (str, type(None)), "source": (str,), "eer": (int, float, type(None)),
                 "tuned_on": (dict,), "created": (int, float), "duration": (int, float, type(None))}
 _REQUIRED = ("name", "threshold")
@@ -383,9 +406,19 @@ def _check_meta(i: int, m: object, extra: Tuple[str, ...] = ()) -> None:
             raise _Bad(f"keyword {label}: '{k}' is {v!r}"[:200])
 
 
-def export_doc(ks: "KeywordSet") -> dict:
-    """The keywords as one JSON-able document (``python -m kws.enroll export``)."""
-    return {"model_id": ks.model_id, "keywords": [dict(k.meta(), vectors=k.vectors.tolist()) for k in ks]}
+def export_doc(ks: "KeywordSet", model=None) -> dict:
+    """The keywords as one JSON-able document (``python -m kws.enroll export``). With the
+    ``model``, each keyword also carries its ``templates`` in the model's matching space, rounded
+    to 5 decimals: what another runtime (the browser's, kws/web) matches against."""
+    docs = []
+    for k in ks:
+        d = dict(k.meta(), vectors=k.vectors.tolist())
+        if model is not None:
+            from kws.templates import keyword_templates
+
+            d["templates"] = [np.round(t, 5).tolist() for t in keyword_templates(model, k)]
+        docs.append(d)
+    return {"format": "kws-keywords", "model_id": ks.model_id, "keywords": docs}
 
 
 def parse_export(raw: bytes, name: str) -> Tuple[Optional[str], List[Tuple[dict, np.ndarray]]]:
@@ -400,6 +433,7 @@ def parse_export(raw: bytes, name: str) -> Tuple[Optional[str], List[Tuple[dict,
             raise _Bad(f"'model_id' is {model_id!r}")
         out = []
         for i, m in enumerate(doc["keywords"]):
+            m = {k: v for k, v in m.items() if k != "templates"} if isinstance(m, dict) else m
             _check_meta(i, m, extra=("vectors",))
             try:
                 v = np.array(m["vectors"], dtype=np.float32)
@@ -455,6 +489,12 @@ def _parse_store(d: Path, raw: bytes) -> Tuple[dict, List[np.ndarray]]:
         a = arrs[f"k{i}"]
         if (a.dtype.kind != "f" or a.ndim != 2 or 0 in a.shape or not np.all(np.isfinite(a))):
             raise _Bad(f"keyword {m['name']!r}: vectors of shape {a.shape}, type {a.dtype}")
+        segs = m.get("segments") or [a.shape[0]]
+        if not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in segs) \
+                or sum(segs) != a.shape[0]:
+            raise _Bad(f"keyword {m['name']!r}: utterance lengths {segs} do not fit {a.shape[0]} vectors")
+        if not all(isinstance(o, str) for o in m.get("origins", [])):
+            raise _Bad(f"keyword {m['name']!r}: 'origins' is not a list of strings")
         dims.add(a.shape[1])
         if m["name"] in names:
             raise _Bad(f"keyword {m['name']!r} appears twice")
@@ -513,14 +553,6 @@ def reset_store(directory: Union[str, os.PathLike]) -> Optional[Path]:
         aside = _set_aside(d)
         (d / STORE_FILE).unlink(missing_ok=True)
         return aside
-
-
-def max_per_keyword(sims: np.ndarray, owner: np.ndarray, n_keywords: int) -> np.ndarray:
-    """(N, V) similarities to all stacked vectors -> (N, K): each keyword's best vector."""
-    out = np.full((sims.shape[0], n_keywords), -1.0, dtype=np.float32)
-    for i in range(n_keywords):
-        out[:, i] = sims[:, owner == i].max(axis=1)
-    return out
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -44,11 +44,11 @@ import numpy as np
 
 from kws import __version__
 from kws.audio import SAMPLE_RATE, AudioError, prepare
-from kws.bundle import Bundle
-from kws.demo import DEMO_KEYWORDS
+from kws.demo import demo_keywords
 from kws.detector import Detection, Detector, DetectorConfig
 from kws.errors import MissingExtra, UsageError
 from kws.keywords import STORE_FILE, KeywordSet, StoreError, default_store_dir
+from kws.model import Model
 
 try:
     from wyoming import wake
@@ -81,8 +81,9 @@ class ServeConfig:
     store: Optional[Path] = None            # keyword store folder; None: kws.keywords.default_store_dir()
     texts: Tuple[str, ...] = ()             # serve these text keywords instead of the store (no reload)
     threshold: Optional[float] = None       # one threshold for ``texts`` (default: calibrated)
+    fa_per_hour: Optional[float] = None     # false alarms an hour the thresholds of ``texts`` are set for (default 1)
     detector: DetectorConfig = DetectorConfig()
-    bundle: Optional[Path] = None           # model bundle folder; None: the shipped model
+    model: Optional[Path] = None            # model folder; None: the shipped model
     languages: Tuple[str, ...] = ("en",)    # what ``info`` says the wake words are in
     max_clients: int = 128                  # connections served at once; more are refused
     idle_timeout_s: float = 60.0            # drop a client that sends nothing for this long
@@ -104,9 +105,10 @@ class ServeConfig:
             raise UsageError("size limits must be >= 1024 bytes, reload_s and batch_s >= 0")
 
 
-def _text_keywords(texts: Sequence[str], threshold: Optional[float], bundle: Bundle,
-                   config: DetectorConfig) -> KeywordSet:
-    return Detector.from_texts(list(texts), threshold=threshold, bundle=bundle, config=config).keywords
+def _text_keywords(texts: Sequence[str], threshold: Optional[float], model: Model,
+                   config: DetectorConfig, fa_per_hour: Optional[float] = None) -> KeywordSet:
+    return Detector.from_texts(list(texts), threshold=threshold, model=model, config=config,
+                               fa_per_hour=fa_per_hour).keywords
 
 
 class KeywordSource:
@@ -117,8 +119,8 @@ class KeywordSource:
     size or inode); a store that becomes unreadable keeps the keywords served and is logged.
     """
 
-    def __init__(self, bundle: Bundle, config: ServeConfig):
-        self.bundle = bundle
+    def __init__(self, model: Model, config: ServeConfig):
+        self.model = model
         self.config = config
         self.store = Path(config.store) if config.store else default_store_dir()
         self.version = 0
@@ -127,7 +129,8 @@ class KeywordSource:
         self._checked = float("-inf")
         self._demo_set: Optional[KeywordSet] = None
         if config.texts:
-            self.keywords = _text_keywords(config.texts, config.threshold, bundle, config.detector)
+            self.keywords = _text_keywords(config.texts, config.threshold, model, config.detector,
+                                           config.fa_per_hour)
             self.version = 1
         else:
             self._refresh(initial=True)
@@ -155,7 +158,7 @@ class KeywordSource:
         ks: Optional[KeywordSet] = None
         if key is not None:
             try:
-                ks = KeywordSet.load(self.store, self.bundle.model_id)
+                ks = KeywordSet.load(self.store, self.model.model_id)
             except StoreError as exc:
                 if initial:
                     raise
@@ -167,7 +170,7 @@ class KeywordSource:
         self._key = key
         if ks is None or len(ks) == 0:
             if self._demo_set is None:
-                self._demo_set = _text_keywords(DEMO_KEYWORDS, None, self.bundle, self.config.detector)
+                self._demo_set = demo_keywords(self.model)
             if not self.demo or initial:
                 log.info("no keywords enrolled in %s: serving the demo keywords %s (add your own with "
                          "python -m kws.enroll add \"...\"; they are picked up without a restart)",
@@ -409,7 +412,7 @@ class _Connection:
 
     def _new_detector(self) -> None:
         version, ks = self.server.source.current()
-        self.det = Detector(self._selected(ks), self.server.bundle, self.cfg.detector)
+        self.det = Detector(self._selected(ks), self.server.model, self.cfg.detector)
         self.version = version
         self.fed = 0
 
@@ -500,14 +503,14 @@ def _bound_uri(scheme: str, sock) -> str:
 class KwsServer:
     """The Wyoming wake-word server. ``await start()``, then ``await serve_forever()`` or ``stop()``.
 
-    One shared model bundle and keyword source; one :class:`Detector` per connection.
+    One shared model and keyword source; one :class:`Detector` per connection.
     """
 
-    def __init__(self, config: ServeConfig = ServeConfig(), bundle: Optional[Bundle] = None):
+    def __init__(self, config: ServeConfig = ServeConfig(), model: Optional[Model] = None):
         require_wyoming()
         self.config = config
-        self.bundle = bundle or Bundle.load(config.bundle, variant=config.detector.variant)
-        self.source = KeywordSource(self.bundle, config)
+        self.model = model or Model.load(config.model)
+        self.source = KeywordSource(self.model, config)
         self.workers = config.workers or os.cpu_count() or 1
         self.pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="kws-detect")
         self.address: Optional[str] = None
@@ -517,7 +520,7 @@ class KwsServer:
         self._seen = 0
         self._info: Tuple[int, Optional["Info"]] = (-1, None)
         # first encoder calls allocate; make them here, not in the first client's stream
-        Detector(self.source.keywords, self.bundle, replace(config.detector, vad=False)).process(
+        Detector(self.source.keywords, self.model, replace(config.detector, vad=False)).process(
             np.zeros(SAMPLE_RATE, np.float32))
 
     @property
@@ -530,7 +533,7 @@ class KwsServer:
         if self._info[0] != version:
             who = Attribution(name="kws", url="")
             # Home Assistant shows a model's description as the wake word's name: the phrase
-            models = [WakeModel(name=k.name, attribution=who, installed=True, version=self.bundle.model_id,
+            models = [WakeModel(name=k.name, attribution=who, installed=True, version=self.model.model_id,
                                 description=k.text or k.name, phrase=k.text or k.name,
                                 languages=list(self.config.languages))
                       for k in ks]

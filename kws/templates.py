@@ -19,14 +19,14 @@ numbers for the stream, whatever its chunking, and for a whole recording (:meth:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import numpy as np
 
 from kws.audio import SAMPLE_RATE, trim_silence
 from kws.errors import KwsError
 
-PAD_S = 0.5           # silence around an utterance before the front end
+PAD_S = 0.6           # silence around an utterance before the front end
 TRIM = 2              # vectors dropped at each end of the padded utterance
 MIN_LENGTH = 3        # shortest template (vectors)
 MAX_LENGTH = 40       # longest template (3.2 s of vectors)
@@ -60,6 +60,17 @@ def check_length(length: int, name: str = "the utterance") -> None:
     if length > MAX_LENGTH:
         raise TemplateError(f"{name} is too long for a template: {length * 0.08:.1f} s of speech, at "
                             f"most {MAX_LENGTH * 0.08:.1f} s")
+
+
+def keyword_templates(model, kw) -> List[np.ndarray]:
+    """A keyword's templates in the model's matching space: each of its utterances
+    (kws.keywords.Keyword.utterances) through the model's head, then :func:`cut`."""
+    out = []
+    for u in kw.utterances():
+        v = model.head(u)
+        a, b = cut(v.shape[0])
+        out.append(v[a:b] if b > a else v)
+    return out
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -128,6 +139,13 @@ class Matcher:
         self._row_len, self._row_pos = bank._row_geometry()
         self._cols = np.arange(bank.rows.shape[0])
         self._seg = bank.start
+        # (K, Tmax) each keyword's template indices, padded with an index to a -inf slot
+        per = [np.nonzero(bank.owner == k)[0] for k in range(bank.keywords)]
+        width = max(len(p) for p in per)
+        self._by_kw = np.full((bank.keywords, width), bank.length.size, np.int64)
+        for k, p in enumerate(per):
+            self._by_kw[k, :len(p)] = p
+        self.best_template = np.zeros((0, bank.keywords), np.int64)
         self.reset()
 
     def reset(self) -> None:
@@ -138,22 +156,24 @@ class Matcher:
         """(n, D) new stream vectors (unit length) -> (n, K) keyword scores at each."""
         v = np.asarray(vectors, np.float32).reshape(-1, self.bank.rows.shape[1])
         out = np.empty((v.shape[0], self.bank.keywords), np.float32)
+        best = np.empty((v.shape[0], self.bank.keywords), np.int64)
         for i in range(v.shape[0]):
             e = self.count
             self._dots[e % self.cap] = self.bank.rows @ v[i]
             self.count += 1
-            out[i] = self._score(e)
+            out[i], best[i] = self._score(e)
+        self.best_template = best          # the best template of each keyword at each vector pushed
         return out
 
-    def _score(self, e: int) -> np.ndarray:
+    def _score(self, e: int) -> Tuple[np.ndarray, np.ndarray]:
         first = e - self._row_len + 1                      # stream index of each row's template start
         vals = self._dots[(first + self._row_pos) % self.cap, self._cols]
         sums = np.add.reduceat(vals, self._seg)
-        tpl = (sums / self.bank.length).astype(np.float32)
-        tpl[self.bank.length > e + 1] = -1.0               # not yet in the stream
-        out = np.full(self.bank.keywords, -1.0, np.float32)
-        np.maximum.at(out, self.bank.owner, tpl)
-        return out
+        tpl = np.append((sums / self.bank.length).astype(np.float32), -np.inf)
+        tpl[:-1][self.bank.length > e + 1] = -1.0          # not yet in the stream
+        cand = tpl[self._by_kw]                            # (K, Tmax)
+        arg = cand.argmax(axis=1)
+        return cand[np.arange(cand.shape[0]), arg], self._by_kw[np.arange(cand.shape[0]), arg]
 
     def scores(self, vectors: np.ndarray) -> np.ndarray:
         """(n, K) scores of a whole recording's vectors, as streaming them from the start gives."""

@@ -1,85 +1,164 @@
-"""Per-keyword thresholds.
+"""Per-keyword thresholds, set for a false-alarm rate on hours of background.
 
-- ``background_threshold``: the default. The threshold at which the keyword is expected to fire
-  ``fa_per_hour`` times an hour (default 0.5) on speech, babble, music and noise that do not hold
-  it: from its scores on the bundle's bank of background hops and a fitted tail (kws.calibration).
-  ``calibrate`` also gives the rate expected at that threshold, for reports.
-- ``tune``: the threshold at the equal error rate between positive scores (the user's examples
-  and/or TTS renderings of the keyword, with noise) and negative scores; enrollment reports it
-  (the EER says how separable the keyword is), but the EER threshold of a few hundred negatives
-  lets tens of false alarms an hour through on continuous speech.
-- bundles made before hop banks (v1.1 and older): the 99.9th percentile of the keyword's scores on
-  their bank of windows, never below ``FLOOR``.
+The model ships a **background bank** (``background.npz``, built by ``python -m export.model``):
+hours of front-end vectors of speech, babble, music and noise that hold no keyword, as contiguous
+segments. A keyword's templates are scored along every segment exactly as the detector scores a
+stream (kws.templates); the detector fires at a local peak above the threshold and then stays
+quiet for ``refractory`` vectors, so the false alarms a threshold ``t`` gives are the **peaks** of
+that score series at or above ``t``, each the highest within the refractory time around it
+(:func:`peaks`).
+
+With ``H`` hours of background the threshold for ``r`` false alarms an hour lies between the
+``r*H``-th and the next highest peak. At the rates users want (about one an hour) that is the
+third or fourth peak of three hours: too few to read directly, so the top of the peaks is
+modelled. The ``m`` highest peaks (:data:`TAIL_PEAKS`) are taken to fall off exponentially above
+the lowest of them, ``u``, with the mean excess ``beta`` as scale (a generalised Pareto tail of
+shape 0, fitted by maximum likelihood):
+
+    false alarms an hour at t  =  (m / H) * exp(-(t - u) / beta)        for t >= u
+
+and the threshold for ``r`` is ``u + beta * ln(m / (r H))``. Below ``u`` the peaks are counted.
+
+``tune`` gives the equal-error-rate threshold between two sets of scores, for reports (EER).
 """
 from __future__ import annotations
 
-import random
-from functools import lru_cache
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
-from kws.bundle import Bundle
 from kws.metrics import eer
+from kws.templates import TemplateBank, template_scores, unit
 
-FLOOR = 0.2
-BACKGROUND_QUANTILE = 0.999
-
-
-@lru_cache(maxsize=4)
-def _background(path: str) -> np.ndarray:
-    bank = np.load(path).astype(np.float32)
-    return bank / np.maximum(np.linalg.norm(bank, axis=1, keepdims=True), 1e-12)
+DEFAULT_FA_PER_HOUR = 1.0     # per keyword: the default target of every threshold
+TAIL_PEAKS = 40               # background peaks the exponential tail is fitted to
+PEAK_FLOOR = 0.0              # scores under this are never counted as peaks
+MIN_THRESHOLD = 0.3           # no threshold below this (a keyword that matches everything)
+REFRACTORY = 12               # vectors (80 ms) the detector stays quiet after an event: ~1 s
 
 
-def background_scores(bundle: Bundle, vectors: np.ndarray, duration: Optional[float] = None) -> np.ndarray:
-    """The keyword's scores on the bundle's background: one per hop of the hop bank (the best of
-    its window lengths), or one per window in older bundles."""
-    from kws import calibration
+@dataclass(frozen=True)
+class Background:
+    """The model's background bank, in matching space (the head applied)."""
 
-    b = calibration.bank(bundle)
-    if b is not None:
-        return calibration.hop_scores(b, vectors, keyword_lengths(bundle, duration))
-    bank = _background(str(bundle.path / bundle.manifest["background"]["file"]))
-    return (bank @ np.asarray(vectors, dtype=np.float32).T).max(axis=1)
+    vectors: np.ndarray           # (N, D) unit vectors, segments back to back
+    segments: np.ndarray          # (S,) vectors in each segment
+    kinds: Tuple[str, ...]        # (S,) what each segment is: speech, babble, music, noise, ...
+    hours: float
+
+    def split(self) -> List[np.ndarray]:
+        return np.split(self.vectors, np.cumsum(self.segments)[:-1])
 
 
-def keyword_lengths(bundle: Bundle, duration: Optional[float]) -> Tuple[int, ...]:
-    """The window lengths the default detector gives a keyword of ``duration`` seconds."""
-    from kws.detector import DetectorConfig
-    from kws.windows import make_plan
+_BACKGROUNDS: dict = {}
 
-    return make_plan(bundle.frontend, DetectorConfig().hop_s, None, [duration]).lengths
+
+def _load_background(model) -> Background:
+    z = np.load(model.background_file)
+    raw = z["vectors"].astype(np.float32) * z["scales"].astype(np.float32)[:, None]
+    segments = z["segments"].astype(np.int64)
+    kinds = tuple(str(k) for k in z["kinds"])
+    head = model.head
+    if head.context == 1:
+        vec = head(raw)
+    else:                          # a head with context runs on each segment from its start
+        vec = np.concatenate([head(s) for s in np.split(raw, np.cumsum(segments)[:-1])])
+    return Background(unit(vec), segments, kinds, float(segments.sum()) * 0.08 / 3600)
+
+
+def background(model) -> Background:
+    """The model's background bank with its head applied (cached per model)."""
+    key = (str(model.background_file), model.model_id)
+    if key not in _BACKGROUNDS:
+        _BACKGROUNDS[key] = _load_background(model)
+    return _BACKGROUNDS[key]
+
+
+def peaks(series: np.ndarray, refractory: int = REFRACTORY, floor: float = PEAK_FLOOR) -> np.ndarray:
+    """The events a detector at threshold ``floor`` would give on a score series: local maxima
+    reached by a rise, each the highest within ``refractory`` vectors on either side (ties: the
+    first), at or above ``floor``; their scores, highest first."""
+    s = np.asarray(series, np.float64)
+    if s.size == 0:
+        return np.zeros(0)
+    r = int(refractory)
+    padded = np.concatenate([np.full(r, -np.inf), s, np.full(r, -np.inf)])
+    win_max = np.lib.stride_tricks.sliding_window_view(padded, 2 * r + 1).max(axis=1)
+    rose = s > np.concatenate([[-np.inf], s[:-1]])       # reached by a rise, as the detector sees it
+    idx = np.nonzero((s >= win_max) & rose & (s >= floor))[0]
+    # equal maxima within the window: the first one only
+    keep = np.ones(idx.size, bool)
+    for a in range(1, idx.size):
+        if keep[a - 1] and idx[a] - idx[a - 1] <= r and s[idx[a]] == s[idx[a - 1]]:
+            keep[a] = False
+    return np.sort(s[idx[keep]])[::-1]
+
+
+def keyword_peaks(bank: TemplateBank, bg: Background, refractory: int = REFRACTORY) -> List[np.ndarray]:
+    """Each keyword's background peaks (highest first), from its templates in ``bank``."""
+    out: List[List[np.ndarray]] = [[] for _ in range(bank.keywords)]
+    for seg in bg.split():
+        if seg.shape[0] == 0:
+            continue
+        s = bank.keyword_max(template_scores(bank, seg))
+        for k in range(bank.keywords):
+            out[k].append(peaks(s[:, k], refractory))
+    return [np.sort(np.concatenate(p))[::-1] if p else np.zeros(0) for p in out]
+
+
+class Tail(NamedTuple):
+    """The top of a keyword's background peaks: ``m`` peaks at or above ``u``, mean excess
+    ``beta``, over ``hours``."""
+
+    u: float
+    beta: float
+    m: int
+    hours: float
+    peaks: np.ndarray            # all peaks, highest first
+
+    def rate(self, t: float) -> float:
+        """Expected false alarms an hour at threshold ``t``."""
+        if t >= self.u:
+            return self.m / self.hours * float(np.exp(-(t - self.u) / self.beta))
+        return float(np.sum(self.peaks >= t)) / self.hours
+
+    def threshold(self, rate: float) -> float:
+        """The threshold expected to give ``rate`` false alarms an hour."""
+        if rate * self.hours >= self.m:
+            k = int(np.floor(rate * self.hours))
+            return float(self.peaks[min(k, self.peaks.size - 1)]) if self.peaks.size else 0.0
+        return float(self.u + self.beta * np.log(self.m / (rate * self.hours)))
+
+
+def fit_tail(peak_scores: Sequence[float], hours: float, m: int = TAIL_PEAKS) -> Tail:
+    p = np.sort(np.asarray(peak_scores, np.float64))[::-1]
+    if p.size < 3:
+        raise ValueError("a tail needs at least 3 background peaks")
+    m = min(m, p.size)
+    top = p[:m]
+    u = float(top[-1])
+    beta = float(np.mean(top[:-1] - u)) if m > 1 else 1e-3
+    return Tail(u, max(beta, 1e-4), m, hours, p)
 
 
 class Calibration(NamedTuple):
-    threshold: float                  # for the false-alarm rate asked
-    expected_per_hour: Optional[float]   # false alarms an hour expected there (None: no hop bank)
-    scores: np.ndarray                # the keyword's background scores (background_scores)
+    threshold: float
+    expected_per_hour: float      # false alarms an hour expected at the threshold
+    tail: Tail
 
 
-def calibrate(bundle: Bundle, vectors: np.ndarray, duration: Optional[float] = None,
-              fa_per_hour: Optional[float] = None) -> Calibration:
-    """The default threshold: ``fa_per_hour`` (default kws.calibration.DEFAULT_FA_PER_HOUR)
-    expected false alarms an hour of background, for a keyword of ``vectors`` spoken in about
-    ``duration`` seconds; with the rate expected at it and the scores it came from (one pass over
-    the bundle's bank)."""
-    from kws import calibration
-
-    scores = background_scores(bundle, vectors, duration)
-    b = calibration.bank(bundle)
-    if b is None:
-        return Calibration(float(max(FLOOR, np.quantile(scores, BACKGROUND_QUANTILE))), None, scores)
-    tail = calibration.fit_tail(scores)
-    rate = calibration.DEFAULT_FA_PER_HOUR if fa_per_hour is None else fa_per_hour
-    thr = float(max(FLOOR, calibration.threshold_for(b, tail, rate)))
-    return Calibration(thr, calibration.expected_fa_per_hour(b, tail, thr), scores)
-
-
-def background_threshold(bundle: Bundle, vectors: np.ndarray, duration: Optional[float] = None,
-                         fa_per_hour: Optional[float] = None) -> float:
-    """:func:`calibrate`'s threshold alone."""
-    return calibrate(bundle, vectors, duration, fa_per_hour).threshold
+def calibrate(model, templates: Sequence[np.ndarray], fa_per_hour: Optional[float] = None) -> Calibration:
+    """The threshold at which a keyword of these templates (matching space, unit rows) is
+    expected to give ``fa_per_hour`` (default :data:`DEFAULT_FA_PER_HOUR`) false alarms an hour
+    on the model's background, and the rate expected there."""
+    rate = DEFAULT_FA_PER_HOUR if fa_per_hour is None else float(fa_per_hour)
+    if not rate > 0:
+        raise ValueError("the false-alarm rate must be > 0")
+    bg = background(model)
+    tail = fit_tail(keyword_peaks(TemplateBank.build([list(templates)]), bg)[0], bg.hours)
+    t = max(MIN_THRESHOLD, tail.threshold(rate))
+    return Calibration(float(t), tail.rate(t), tail)
 
 
 def tune(pos: Sequence[float], neg: Sequence[float]) -> Tuple[float, float]:
@@ -93,44 +172,8 @@ def tune(pos: Sequence[float], neg: Sequence[float]) -> Tuple[float, float]:
     return rate, float(thr)
 
 
-def phonetic_neighbours(phonemes: Sequence[str], n: int = 12, seed: int = 0) -> List[str]:
-    """Dictionary words whose pronunciation is 1-2 phoneme edits from ``phonemes`` (confusers)."""
-    from kws.g2p import edit_distance
-    from kws.phonemes import cmu_lexicon
-
-    target = [p for p in phonemes if p != "|"]
-    cands = []
-    for w, p in cmu_lexicon().items():
-        if not w.isalpha() or abs(len(p) - len(target)) > 2:
-            continue
-        d = edit_distance(p, target)
-        if 1 <= d <= 2:
-            cands.append((d, w))
-    rng = random.Random(seed)
-    rng.shuffle(cands)
-    cands.sort(key=lambda x: x[0])
-    return [w for _, w in cands[:n]]
-
-
-def tts_clips(texts: Sequence[str], per_text: int, seed: int = 0) -> Dict[str, List[np.ndarray]]:
-    """Renderings of each text by the installed TTS engines (empty when there is none)."""
-    from kws import tts
-
-    engines = tts.available_engines()
-    if not engines:
-        return {t: [] for t in texts}
-    rng = random.Random(seed)
-    renders = [(t, tts.random_render(t, engines[i % len(engines)], rng))
-               for t in texts for i in range(per_text)]
-    audio = tts.synthesize([r for _, r in renders])
-    out: Dict[str, List[np.ndarray]] = {t: [] for t in texts}
-    for (t, _), a in zip(renders, audio):
-        if a is not None:
-            out[t].append(a.astype(np.float32) / 32768.0)
-    return out
-
-
 def add_noise(x: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
+    """``x`` with white noise at ``snr_db``."""
     n = rng.normal(size=x.size).astype(np.float32)
     p = float(np.mean(x ** 2)) + 1e-10
-    return x + n * np.sqrt(p / 10 ** (snr_db / 10))
+    return (x + n * np.sqrt(p / 10 ** (snr_db / 10))).astype(np.float32)

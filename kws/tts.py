@@ -143,3 +143,18 @@ def _finish(path: str) -> Optional[np.ndarray]:
         return None
     x = x / max(1e-3, np.abs(x).max()) * 0.7
     return np.round(x * 32767).astype(np.int16)
+
+
+def tts_clips(texts: Sequence[str], per_text: int, seed: int = 0) -> Dict[str, List[np.ndarray]]:
+    """Renderings of each text by the installed engines (empty when there is none), float32."""
+    engines = available_engines()
+    if not engines:
+        return {t: [] for t in texts}
+    rng = random.Random(seed)
+    renders = [(t, random_render(t, engines[i % len(engines)], rng)) for t in texts for i in range(per_text)]
+    audio = synthesize([r for _, r in renders])
+    out: Dict[str, List[np.ndarray]] = {t: [] for t in texts}
+    for (t, _), a in zip(renders, audio):
+        if a is not None:
+            out[t].append(a.astype(np.float32) / 32768.0)
+    return out

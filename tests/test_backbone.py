@@ -8,7 +8,7 @@ import pytest
 from kws.backbone import (CONTEXT, STRIDE, VEC_HOP, VEC_SPAN, Backbone, StreamingBackbone, as_files,
                           num_vectors)
 
-FILES = as_files(Path(str(resources.files("kws") / "assets" / "backbone")))
+FILES = as_files(Path(str(resources.files("kws") / "assets" / "model")))
 
 
 @pytest.fixture(scope="module")

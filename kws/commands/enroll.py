@@ -1,6 +1,7 @@
 """python -m kws enroll (or python -m kws.enroll): add keywords by text or by recorded examples,
-list, remove, rename, test, export and import them. Thresholds are tuned per keyword to its
-equal error rate (kws.enrollment).
+list, remove, rename, test, export and import them. A typed keyword is rendered by Kokoro in 28
+voices; each keyword's threshold is set for a false-alarm rate, 1 an hour by default
+(kws.enrollment, kws.thresholds).
 
     python -m kws enroll add "hey computer"
     python -m kws enroll add snowboy --examples a.wav b.wav c.wav
@@ -9,8 +10,9 @@ equal error rate (kws.enrollment).
     python -m kws enroll test recording.wav
     python -m kws enroll restore        # a damaged store: back to its last good version
     python -m kws enroll reset          # or start empty (the old files are kept in old-<time>/)
+    python -m kws enroll migrate        # a store of an earlier kws: its typed keywords made again
 
---store, --bundle and --variant go before or after the command (the store: --store, else
+--store and --model go before or after the command (the store: --store, else
 $KWS_STORE, else the user data folder; see docs/keywords.md).
 """
 from __future__ import annotations
@@ -24,9 +26,9 @@ from typing import List
 import numpy as np
 
 from kws.audio import load_audio
-from kws.bundle import Bundle
+from kws.model import Model
 from kws.commands import store_argument
-from kws.enrollment import EnrollError, build_keyword, check_example, load_examples
+from kws.enrollment import EnrollError, build_keyword, check_example, load_examples, migrate_store
 from kws.keywords import (Keyword, KeywordSet, StoreError, edit_store, export_doc, parse_export,
                           reset_store, resolve_store, restore_backup)
 
@@ -42,17 +44,17 @@ def record_examples(n: int, seconds: float = 2.0, device=None) -> List[np.ndarra
 
 
 def _open(args):
-    bundle = Bundle.load(args.bundle, variant=args.variant)
+    model = Model.load(args.model)
     store = resolve_store(args.store)
     if (store / "keywords.json").exists():
-        ks = KeywordSet.load(store, bundle.model_id)
+        ks = KeywordSet.load(store, model.model_id)
     else:
-        ks = KeywordSet(bundle.model_id)
-    return bundle, store, ks
+        ks = KeywordSet(model.model_id)
+    return model, store, ks
 
 
 def cmd_add(args) -> int:
-    bundle, store, ks = _open(args)
+    model, store, ks = _open(args)
     name = args.name or args.text or (Path(args.examples[0]).stem if args.examples else None)
     if not name:
         raise EnrollError("give the keyword's text or --name")
@@ -63,20 +65,31 @@ def cmd_add(args) -> int:
         for i, a in enumerate(record_examples(args.record, device=args.device)):
             examples.append(check_example(a, f"recording {i + 1}"))
     t0 = time.time()
-    kw = build_keyword(bundle, name, args.text, args.phonemes, examples, tune=not args.no_tune,
-                       fa_per_hour=args.false_alarms_per_hour)
-    # tuning takes seconds and runs unlocked; the store is re-read under its lock, so keywords
-    # that other processes added meanwhile are kept
-    with edit_store(store, bundle.model_id) as ks:
+    kw = build_keyword(model, name, args.text, args.phonemes, examples, tune=not args.no_tune,
+                       fa_per_hour=args.false_alarms_per_hour, progress=print, quiet=False)
+    # rendering and tuning take seconds and run unlocked; the store is re-read under its lock, so
+    # keywords that other processes added meanwhile are kept
+    with edit_store(store, model.model_id) as ks:
         ks.add(kw)
-    t = kw.tuned_on
-    fa = (f"~{t['expected_per_hour']:.2g} false alarms an hour expected" if "expected_per_hour" in t
-          else "background calibration")
-    more = (f", EER {kw.eer:.1%}, recall {t['recall_at_threshold']:.0%} of the tuning renderings/examples"
-            if kw.eer is not None and "recall_at_threshold" in t else "")
-    print(f"added {kw.name!r} [{kw.phonemes or 'from examples'}] source={kw.source} "
-          f"threshold={kw.threshold:.3f} ({fa}{more}; {time.time() - t0:.1f} s) -> {store}")
+    print(f"added {kw.name!r} [{kw.phonemes or 'from examples'}] source={kw.source}, "
+          f"{len(kw.segments)} templates ({time.time() - t0:.1f} s) -> {store}")
+    print("  " + describe_threshold(kw))
     return 0
+
+
+def describe_threshold(kw: Keyword) -> str:
+    """The threshold, the false-alarm rate expected there, and the recall and EER measured."""
+    t = kw.tuned_on
+    out = f"threshold {kw.threshold:.3f}"
+    if "expected_per_hour" in t:
+        out += (f": ~{t['expected_per_hour']:.2g} false alarms an hour expected on "
+                f"{t.get('background_hours', 0):.1f} h of speech, babble, music and noise")
+    if "recall_at_threshold" in t:
+        out += (f"; recall {t['recall_at_threshold']:.0%} of its own utterances against the others' "
+                f"templates (clean and with noise at 10 dB)")
+    if kw.eer is not None:
+        out += f", EER {kw.eer:.1%}"
+    return out
 
 
 def cmd_list(args) -> int:
@@ -97,8 +110,8 @@ def cmd_list(args) -> int:
 
 
 def cmd_remove(args) -> int:
-    bundle, store, _ = _open(args)
-    with edit_store(store, bundle.model_id) as ks:
+    model, store, _ = _open(args)
+    with edit_store(store, model.model_id) as ks:
         for n in args.names:
             ks.remove(n)
     print(f"removed {', '.join(args.names)}")
@@ -106,8 +119,8 @@ def cmd_remove(args) -> int:
 
 
 def cmd_rename(args) -> int:
-    bundle, store, _ = _open(args)
-    with edit_store(store, bundle.model_id) as ks:
+    model, store, _ = _open(args)
+    with edit_store(store, model.model_id) as ks:
         ks.rename(args.old, args.new)
     print(f"renamed {args.old!r} to {args.new!r}")
     return 0
@@ -116,8 +129,8 @@ def cmd_rename(args) -> int:
 def cmd_test(args) -> int:
     from kws.detector import Detector, DetectorConfig
 
-    bundle, _, ks = _open(args)
-    det = Detector(ks, bundle, DetectorConfig(variant=args.variant))
+    model, _, ks = _open(args)
+    det = Detector(ks, model, DetectorConfig())
     if not args.files and not args.mic:
         raise EnrollError("give recordings to score, or --mic SECONDS")
     inputs = [(f, None) for f in args.files]
@@ -140,19 +153,19 @@ def cmd_test(args) -> int:
 
 
 def cmd_export(args) -> int:
-    _, _, ks = _open(args)
-    Path(args.file).write_text(json.dumps(export_doc(ks)))
+    model, _, ks = _open(args)
+    Path(args.file).write_text(json.dumps(export_doc(ks, model)))
     print(f"exported {len(ks)} keywords to {args.file}")
     return 0
 
 
 def cmd_import(args) -> int:
-    bundle, store, ks = _open(args)
+    model, store, ks = _open(args)
     f = Path(args.file)
     if not f.is_file():
         raise EnrollError(f"{f}: no such file")
     model_id, entries = parse_export(f.read_bytes(), str(f))
-    same_model = model_id == bundle.model_id
+    same_model = model_id == model.model_id
     new: List[Keyword] = []
     for meta, vec in entries:
         if meta["name"] in ks or any(k.name == meta["name"] for k in new):
@@ -160,12 +173,12 @@ def cmd_import(args) -> int:
         elif same_model:
             new.append(Keyword(vectors=vec, **meta))
         elif meta.get("text"):
-            new.append(build_keyword(bundle, meta["name"], meta["text"], None, [], tune=not args.no_tune))
-            print(f"re-embedded {meta['name']!r} from its text for this model")
+            new.append(build_keyword(model, meta["name"], meta["text"], None, [], tune=not args.no_tune))
+            print(f"made {meta['name']!r} again from its text for this model")
         else:
             print(f"skipped {meta['name']!r}: enrolled from examples for another model; re-enroll it")
     added = []
-    with edit_store(store, bundle.model_id) as ks:
+    with edit_store(store, model.model_id) as ks:
         for kw in new:
             if kw.name in ks:
                 print(f"skipped {kw.name!r}: added meanwhile by another process")
@@ -195,14 +208,24 @@ def cmd_reset(args) -> int:
     return 0
 
 
+def cmd_migrate(args) -> int:
+    model = Model.load(args.model)
+    store = resolve_store(args.store)
+    report = migrate_store(store, model, progress=print)
+    for name, why in report["skipped"].items():
+        print(f"not migrated {name!r}: {why}")
+    print(f"migrated {len(report['migrated'])} keyword(s) ({', '.join(report['migrated']) or 'none'}) for "
+          f"model {model.model_id}; the old files are kept in {report['aside']}")
+    return 0
+
+
 def model_arguments(p: argparse.ArgumentParser, top: bool) -> None:
-    """--store, --bundle, --variant: on ``enroll`` (with defaults) and again on each of its
-    commands (``top=False``: no default, so that a value given before the command stays)."""
+    """--store, --model: on ``enroll`` (with defaults) and again on each of its commands
+    (``top=False``: no default, so that a value given before the command stays)."""
     store_argument(p)
     kw = {} if top else {"default": argparse.SUPPRESS}
-    p.add_argument("--bundle", **({"default": None} if top else kw),
-                   help="model bundle folder (default: the one shipped in the package)")
-    p.add_argument("--variant", choices=("int8", "fp32"), **({"default": "int8"} if top else kw))
+    p.add_argument("--model", **({"default": None} if top else kw),
+                   help="model folder (default: the one shipped in the package)")
 
 
 def add_parser(sub) -> None:
@@ -211,7 +234,7 @@ def add_parser(sub) -> None:
     model_arguments(ap, top=True)
     ap.set_defaults(interrupted="interrupted; the store is unchanged")
     sub = ap.add_subparsers(dest="enroll_command", metavar="{add,list,remove,rename,test,export,import,"
-                            "restore,reset}", required=True)
+                            "restore,reset,migrate}", required=True)
     a = sub.add_parser("add", help="add a keyword by text and/or examples")
     a.add_argument("text", nargs="?", help="the keyword as text (any word or phrase)")
     a.add_argument("--name", help="name to store it under (default: the text)")
@@ -220,10 +243,9 @@ def add_parser(sub) -> None:
     a.add_argument("--record", type=int, default=0, metavar="N", help="record N examples from the microphone")
     a.add_argument("--device", help="input device for --record")
     a.add_argument("--no-tune", action="store_true",
-                   help="skip the EER and recall report (the threshold is set for the false-alarm rate either way)")
+                   help="skip the recall and EER report (the threshold is set for the false-alarm rate either way)")
     a.add_argument("--false-alarms-per-hour", type=float, default=None, metavar="N",
-                   help="expected false alarms an hour the threshold is set for (default 0.5; 5 for a "
-                        "typed keyword when no TTS engine is installed)")
+                   help="expected false alarms an hour the threshold is set for (default 1)")
     a.set_defaults(run=cmd_add)
     s = sub.add_parser("list", help="list keywords")
     s.add_argument("--json", action="store_true")
@@ -251,5 +273,8 @@ def add_parser(sub) -> None:
     o.set_defaults(run=cmd_restore)
     z = sub.add_parser("reset", help="start an empty store (its files are kept in old-<time>/)")
     z.set_defaults(run=cmd_reset)
+    m = sub.add_parser("migrate", help="make a store of an earlier kws work with this model (typed "
+                       "keywords are made again; the old files are kept)")
+    m.set_defaults(run=cmd_migrate)
     for p in sub.choices.values():
         model_arguments(p, top=False)

@@ -36,7 +36,6 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from kws.bundle import Bundle
     from kws.mic import MicConfig, Microphone, NoMicrophone, describe_devices, list_input_devices
 
     if args.list_devices:
@@ -52,8 +51,9 @@ def run(args) -> int:
         mic = None
         fallback = str(exc)
     try:
-        bundle = Bundle.load(args.bundle, variant=args.variant)
-        det = detector_from_args(args, bundle)
+        from kws.model import Model
+
+        det = detector_from_args(args, Model.load(args.model))
     except BaseException:
         if mic is not None:
             mic.close()

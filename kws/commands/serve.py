@@ -33,8 +33,9 @@ def run(args) -> int:
     defaults = ServeConfig()
     cfg = ServeConfig(
         uri=args.uri, store=Path(args.store) if args.store else None, texts=tuple(args.keyword or ()),
-        threshold=args.threshold, bundle=Path(args.bundle) if args.bundle else None,
-        detector=DetectorConfig(variant=args.variant, vad=not args.no_vad, hop_s=args.hop),
+        threshold=args.threshold, fa_per_hour=args.false_alarms_per_hour,
+        model=Path(args.model) if args.model else None,
+        detector=DetectorConfig(vad=not args.no_vad),
         max_clients=args.max_clients or defaults.max_clients,
         idle_timeout_s=args.idle_timeout or defaults.idle_timeout_s,
         workers=args.workers or defaults.workers)

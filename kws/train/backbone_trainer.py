@@ -48,7 +48,7 @@ class BackboneTrainConfig:
     frontend: str = "speech_embedding"
     corpus: str = "corpus"                 # TTS word clips (kws.corpus.build)
     speech: Optional[str] = None           # kws.corpus.stage speech folder
-    backbone: str = "kws/assets/backbone"  # folder holding backbone.onnx + backbone_mel.npz
+    backbone: str = "kws/assets/model"  # folder holding backbone.onnx + backbone_mel.npz
     out: str = "runs/backbone"
     real: Optional[str] = None             # validation clips (kws.corpus.real)
     noise: Optional[str] = None            # audio file of noise recordings

@@ -1,0 +1,51 @@
+"""The model folder (kws.model): checked on load, clear errors."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from kws.bundle import BundleError
+from kws.model import Model, default_model_path
+
+
+def test_shipped_model_loads_and_gives_vectors():
+    m = Model.load()
+    assert m.model_id.startswith("tpl-")
+    v = m.vectors(np.zeros(16000, np.float32))
+    assert v.shape == (3, m.manifest["head"]["dim"] if m.manifest.get("head") else 96)
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+
+
+@pytest.fixture
+def copy(tmp_path):
+    d = tmp_path / "model"
+    shutil.copytree(default_model_path(), d)
+    return d
+
+
+def test_corrupt_or_missing_files_are_refused(copy):
+    f = copy / "backbone.onnx"
+    data = bytearray(f.read_bytes())
+    data[5000] ^= 0xFF
+    f.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="checksum mismatch"):
+        Model.load(copy)
+    f.unlink()
+    with pytest.raises(BundleError, match="missing"):
+        Model.load(copy)
+
+
+def test_not_a_model(copy, tmp_path):
+    with pytest.raises(BundleError, match="no manifest"):
+        Model.load(tmp_path)
+    mf = copy / "manifest.json"
+    mf.write_text("{not json")
+    with pytest.raises(BundleError, match="not valid JSON"):
+        Model.load(copy)
+    mf.write_text(json.dumps({"format": "kws-bundle", "format_version": 1}))
+    with pytest.raises(BundleError, match="encoder bundle"):
+        Model.load(copy)
+    mf.write_text(json.dumps({"format": "kws-model", "format_version": 99}))
+    with pytest.raises(BundleError, match="newer kws"):
+        Model.load(copy)
