@@ -1,0 +1,617 @@
+// kws.js: the kws keyword detector in a web page (ES module, no dependencies but the
+// onnxruntime-web files shipped beside it in ./ort/).
+//
+//   import { loadModel, KeywordSpotter } from './kws.js';
+//   const model = await loadModel('model/');               // a kws model folder (manifest.json, ...)
+//   const keywords = await (await fetch('keywords.json')).json();   // python -m kws enroll export FILE
+//   const spotter = new KeywordSpotter(keywords, model);
+//   for (const e of await spotter.process(float32Chunk))  // 16 kHz mono samples in [-1, 1], any size
+//     console.log(e.keyword, e.score, e.start, e.end);    // seconds from the start of the stream
+//   await spotter.flush();                                // at the end of a file
+//
+// It mirrors the Python detector (kws.backbone, kws.head, kws.templates, kws.detector):
+// - the backbone's log-mel front end: 512-sample frames every 160 samples, the model's window and
+//   32-band mel matrix (backbone_mel.npz), power spectrum, log10(max(mel power, 1e-10)) + 2, audio
+//   scaled to 16-bit range;
+// - the backbone network (backbone.onnx, mel [1, T, 32] -> vectors [1, 1 + (T - 76) / 8, 96]) through
+//   onnxruntime-web, WebAssembly, one thread; one 96-d vector every 80 ms, computed exactly as the
+//   Python stream computes them, whatever the chunking;
+// - the model's head (head.onnx, causal context C, edge-padded start) when it has one; the vectors
+//   are unit-normalised;
+// - each keyword's templates (from `enroll export`): the score of a template of L vectors at stream
+//   vector e is the mean cosine of its rows with vectors e-L+1 .. e; a keyword's score is its best
+//   template's (-1 until one fits);
+// - a keyword fires at a local peak of its score at or above its threshold (when the score falls
+//   after rising), then stays quiet for the refractory time measured from the event's span end.
+// The Python detector can also gate scores by voice activity (webrtcvad); this one does not (the
+// `--no-vad` detector): see docs/web.md.
+
+import * as ort from './ort/ort.wasm.bundle.min.mjs';
+
+export const SAMPLE_RATE = 16000;
+export const MEL_HOP = 160;
+export const MEL_WIN = 512;
+export const N_MELS = 32;
+export const CONTEXT = 76;
+export const STRIDE = 8;
+export const VEC_HOP = MEL_HOP * STRIDE;                        // 1280 samples, 80 ms
+export const VEC_SPAN = MEL_HOP * (CONTEXT - 1) + MEL_WIN;      // 12512 samples
+const PCM_SCALE = 32768;
+const LOG_FLOOR = 1e-10;
+const N_BINS = MEL_WIN / 2 + 1;
+
+/** An error whose message is meant for the user (what is wrong and, where there is one, the way out). */
+export class KwsError extends Error {
+  constructor(message) { super(message); this.name = 'KwsError'; }
+}
+
+// ------------------------------------------------------------------ onnxruntime-web
+
+let ortReady = null;
+
+/** Set up onnxruntime-web once: WebAssembly, one thread, its binary from ./ort/ (gzip-compressed,
+ * unpacked here, so that any static server can serve it). */
+export function initOrt(wasmUrl = new URL('./ort/ort-wasm-simd-threaded.wasm.gz', import.meta.url)) {
+  if (!ortReady) {
+    ortReady = (async () => {
+      let resp;
+      try {
+        resp = await fetch(wasmUrl);
+      } catch (e) {
+        throw new KwsError(`cannot load the ONNX runtime (${wasmUrl}): ${e.message}`);
+      }
+      if (!resp.ok) throw new KwsError(`cannot load the ONNX runtime: ${wasmUrl} answered ${resp.status} ${resp.statusText}`);
+      let body = resp.body;
+      if (String(wasmUrl).endsWith('.gz')) body = body.pipeThrough(new DecompressionStream('gzip'));
+      ort.env.wasm.wasmBinary = new Uint8Array(await new Response(body).arrayBuffer());
+      ort.env.wasm.numThreads = 1;
+      ort.env.wasm.proxy = false;
+      ort.env.logLevel = 'error';
+      return ort;
+    })();
+    ortReady.catch(() => { ortReady = null; });
+  }
+  return ortReady;
+}
+
+async function fetchBytes(url, what) {
+  let resp;
+  try {
+    resp = await fetch(url);
+  } catch (e) {
+    throw new KwsError(`the model's ${what} could not be loaded from ${url}: ${e.message}`);
+  }
+  if (!resp.ok) {
+    throw new KwsError(`the model's ${what} is missing: ${url} answered ${resp.status} ${resp.statusText}`.trim());
+  }
+  return new Uint8Array(await resp.arrayBuffer());
+}
+
+// ------------------------------------------------------------------ .npz (numpy archives)
+
+/** The arrays of a numpy .npz file (a zip of .npy files): {name: {shape, data: Float64Array}}. */
+export async function readNpz(bytes) {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  // end of central directory
+  let eocd = -1;
+  for (let i = bytes.length - 22; i >= Math.max(0, bytes.length - 65557); i--) {
+    if (dv.getUint32(i, true) === 0x06054b50) { eocd = i; break; }
+  }
+  if (eocd < 0) throw new KwsError('not a numpy .npz archive (no zip directory)');
+  const count = dv.getUint16(eocd + 10, true);
+  let p = dv.getUint32(eocd + 16, true);
+  const out = {};
+  for (let n = 0; n < count; n++) {
+    if (dv.getUint32(p, true) !== 0x02014b50) throw new KwsError('damaged .npz archive');
+    const method = dv.getUint16(p + 10, true);
+    const csize = dv.getUint32(p + 20, true);
+    const nameLen = dv.getUint16(p + 28, true);
+    const extraLen = dv.getUint16(p + 30, true);
+    const commentLen = dv.getUint16(p + 32, true);
+    const local = dv.getUint32(p + 42, true);
+    const name = new TextDecoder().decode(bytes.subarray(p + 46, p + 46 + nameLen));
+    p += 46 + nameLen + extraLen + commentLen;
+    const start = local + 30 + dv.getUint16(local + 26, true) + dv.getUint16(local + 28, true);
+    let data = bytes.subarray(start, start + csize);
+    if (method === 8) {
+      data = new Uint8Array(await new Response(new Blob([data]).stream()
+        .pipeThrough(new DecompressionStream('deflate-raw'))).arrayBuffer());
+    } else if (method !== 0) {
+      throw new KwsError(`.npz member ${name}: zip method ${method} not supported`);
+    }
+    out[name.replace(/\.npy$/, '')] = readNpy(data);
+  }
+  return out;
+}
+
+function readNpy(b) {
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const major = b[6];
+  const hlen = major === 1 ? dv.getUint16(8, true) : dv.getUint32(8, true);
+  const hstart = major === 1 ? 10 : 12;
+  const header = new TextDecoder().decode(b.subarray(hstart, hstart + hlen));
+  const descr = /'descr':\s*'([^']+)'/.exec(header)[1];
+  if (/'fortran_order':\s*True/.test(header)) throw new KwsError('Fortran-ordered .npy arrays are not supported');
+  const shape = /'shape':\s*\(([^)]*)\)/.exec(header)[1].split(',').map(s => s.trim()).filter(Boolean).map(Number);
+  const n = shape.reduce((a, c) => a * c, 1);
+  const off = hstart + hlen;
+  const raw = b.slice(off, off + n * Number(descr.slice(2)));
+  let typed;
+  if (descr === '<f4') typed = new Float32Array(raw.buffer);
+  else if (descr === '<f8') typed = new Float64Array(raw.buffer);
+  else throw new KwsError(`.npy type ${descr} not supported`);
+  return { shape, data: typed };
+}
+
+// ------------------------------------------------------------------ mel front end
+
+/** Log-mel frames as the backbone reads them (kws.backbone.Backbone.mel_frames). */
+export class MelFrontEnd {
+  constructor(window, melW) {
+    if (window.length !== MEL_WIN || melW.length !== N_BINS * N_MELS) {
+      throw new KwsError('the model\'s backbone_mel.npz does not hold speech-embedding front-end constants');
+    }
+    // the window times the 16-bit scale, rounded to float32 as numpy computes it
+    this.win = new Float32Array(MEL_WIN);
+    for (let i = 0; i < MEL_WIN; i++) this.win[i] = Math.fround(window[i] * PCM_SCALE);
+    this.melW = Float64Array.from(melW);                   // (257, 32), row-major
+    const bits = Math.log2(MEL_WIN);
+    this.rev = new Uint32Array(MEL_WIN);
+    for (let i = 0; i < MEL_WIN; i++) {
+      let r = 0;
+      for (let b = 0; b < bits; b++) r |= ((i >> b) & 1) << (bits - 1 - b);
+      this.rev[i] = r;
+    }
+    this.cos = new Float64Array(MEL_WIN / 2);
+    this.sin = new Float64Array(MEL_WIN / 2);
+    for (let i = 0; i < MEL_WIN / 2; i++) {
+      this.cos[i] = Math.cos(-2 * Math.PI * i / MEL_WIN);
+      this.sin[i] = Math.sin(-2 * Math.PI * i / MEL_WIN);
+    }
+    this.re = new Float64Array(MEL_WIN);
+    this.im = new Float64Array(MEL_WIN);
+    this.power = new Float64Array(N_BINS);
+  }
+
+  /** `count` frames of `audio` (Float32Array), the first at sample `start`, into `out` at row `row`. */
+  frames(audio, start, count, out, row) {
+    const { re, im, rev, win, power, melW } = this;
+    for (let f = 0; f < count; f++) {
+      const s = start + f * MEL_HOP;
+      for (let i = 0; i < MEL_WIN; i++) {
+        re[rev[i]] = Math.fround(audio[s + i] * win[i]);
+        im[rev[i]] = 0;
+      }
+      for (let size = 2; size <= MEL_WIN; size <<= 1) {        // radix-2 FFT
+        const half = size >> 1, step = MEL_WIN / size;
+        for (let i = 0; i < MEL_WIN; i += size) {
+          for (let j = 0; j < half; j++) {
+            const wr = this.cos[j * step], wi = this.sin[j * step];
+            const a = i + j, b = a + half;
+            const tr = re[b] * wr - im[b] * wi, ti = re[b] * wi + im[b] * wr;
+            re[b] = re[a] - tr; im[b] = im[a] - ti;
+            re[a] += tr; im[a] += ti;
+          }
+        }
+      }
+      for (let k = 0; k < N_BINS; k++) power[k] = re[k] * re[k] + im[k] * im[k];
+      const o = (row + f) * N_MELS;
+      for (let m = 0; m < N_MELS; m++) {
+        let e = 0;
+        for (let k = 0; k < N_BINS; k++) e += power[k] * melW[k * N_MELS + m];
+        out[o + m] = Math.log10(Math.max(e, LOG_FLOOR)) + 2;
+      }
+    }
+  }
+
+  /** Every mel frame of a whole recording: Float32Array (frames * 32). */
+  mel(audio) {
+    const n = numMelFrames(audio.length);
+    const out = new Float32Array(n * N_MELS);
+    this.frames(audio, 0, n, out, 0);
+    return out;
+  }
+}
+
+export function numMelFrames(nSamples) {
+  return nSamples < MEL_WIN ? 0 : 1 + Math.floor((nSamples - MEL_WIN) / MEL_HOP);
+}
+
+export function numVectors(nSamples) {
+  const f = numMelFrames(nSamples);
+  return f < CONTEXT ? 0 : 1 + Math.floor((f - CONTEXT) / STRIDE);
+}
+
+// ------------------------------------------------------------------ the model
+
+/**
+ * Load a kws model folder (manifest.json, the backbone network and mel constants, the head if the
+ * model has one) from `baseUrl`. Returns a Model; KwsError with a readable message otherwise.
+ */
+export async function loadModel(baseUrl, { wasmUrl } = {}) {
+  const base = new URL(baseUrl, document.baseURI);
+  const manifestBytes = await fetchBytes(new URL('manifest.json', base), 'manifest (manifest.json)');
+  let manifest;
+  try {
+    manifest = JSON.parse(new TextDecoder().decode(manifestBytes));
+  } catch (e) {
+    throw new KwsError(`the model's manifest.json is not valid JSON: ${e.message}`);
+  }
+  if (manifest.format !== 'kws-model' || manifest.format_version !== 3) {
+    throw new KwsError(`${base}: not a kws model of format 3 (format ${JSON.stringify(manifest.format)}, version ${JSON.stringify(manifest.format_version)})`);
+  }
+  const fe = manifest.frontend || {};
+  if (fe.kind !== 'speech_embedding') throw new KwsError(`unknown front end ${JSON.stringify(fe.kind)} in the model's manifest`);
+  const ortLib = await initOrt(wasmUrl);
+  const [net, consts] = await Promise.all([
+    fetchBytes(new URL(fe.network, base), `backbone network (${fe.network})`),
+    fetchBytes(new URL(fe.constants, base), `mel constants (${fe.constants})`),
+  ]);
+  const c = await readNpz(consts);
+  if (!c.window || !c.melW) throw new KwsError(`${fe.constants}: no window and melW arrays`);
+  const opts = { executionProviders: ['wasm'], graphOptimizationLevel: 'all',
+                 intraOpNumThreads: 1, interOpNumThreads: 1 };
+  let backbone, head = null;
+  try {
+    backbone = await ortLib.InferenceSession.create(net, opts);
+  } catch (e) {
+    throw new KwsError(`the backbone network ${fe.network} could not be loaded: ${e.message}`);
+  }
+  if (manifest.head) {
+    const h = manifest.head;
+    const bytes = await fetchBytes(new URL(h.file, base), `head (${h.file})`);
+    try {
+      head = { session: await ortLib.InferenceSession.create(bytes, opts), context: Number(h.context) };
+    } catch (e) {
+      throw new KwsError(`the model's head ${h.file} could not be loaded: ${e.message}`);
+    }
+    if (!(head.context >= 1)) throw new KwsError(`the model's head has context ${h.context}; at least 1`);
+  }
+  const tpl = manifest.templates || {};
+  return new Model(manifest, new MelFrontEnd(c.window.data, c.melW.data), backbone, head,
+                   tpl.pad_s ?? 0.6, tpl.trim ?? 2);
+}
+
+export class Model {
+  constructor(manifest, mel, backbone, head, padS, trim) {
+    this.manifest = manifest;
+    this.modelId = manifest.model_id;
+    this.melFrontEnd = mel;
+    this.backbone = backbone;
+    this.head = head;             // null (identity) or {session, context}
+    this.padS = padS;
+    this.trim = trim;
+  }
+
+  /** (T * 32) mel frames -> Float32Array (n * 96) raw vectors, n = 1 + (T - 76) / 8. */
+  async vectorsFromMel(mel, frames) {
+    const n = frames < CONTEXT ? 0 : 1 + Math.floor((frames - CONTEXT) / STRIDE);
+    if (n === 0) return { data: new Float32Array(0), count: 0, dim: 96 };
+    const used = STRIDE * (n - 1) + CONTEXT;
+    const input = new ort.Tensor('float32', mel.slice(0, used * N_MELS), [1, used, N_MELS]);
+    const out = await this.backbone.run({ mel: input });
+    const t = out.vectors || out[this.backbone.outputNames[0]];
+    return { data: t.data, count: t.dims[1], dim: t.dims[2] };
+  }
+
+  /** Raw vectors of a whole recording (Float32Array samples): {data, count, dim}; blocks of at most 256 vectors. */
+  async vectors(audio, block = 256) {
+    const mel = this.melFrontEnd.mel(audio);
+    const frames = mel.length / N_MELS;
+    const n = frames < CONTEXT ? 0 : 1 + Math.floor((frames - CONTEXT) / STRIDE);
+    const parts = [];
+    let dim = 96;
+    for (let s = 0; s < n; s += block) {
+      const k = Math.min(block, n - s);
+      const seg = mel.subarray(STRIDE * s * N_MELS, (STRIDE * (s + k - 1) + CONTEXT) * N_MELS);
+      const r = await this.vectorsFromMel(seg, STRIDE * (k - 1) + CONTEXT);
+      parts.push(r.data);
+      dim = r.dim;
+    }
+    const data = new Float32Array(n * dim);
+    let o = 0;
+    for (const p of parts) { data.set(p, o); o += p.length; }
+    return { data, count: n, dim };
+  }
+
+  /** A new stream through the head: push raw vectors, get unit matching vectors. */
+  headStream() { return new HeadStream(this.head); }
+}
+
+function unitRows(data, count, dim) {
+  const out = new Float64Array(count * dim);
+  for (let i = 0; i < count; i++) {
+    let s = 0;
+    for (let j = 0; j < dim; j++) s += data[i * dim + j] * data[i * dim + j];
+    const norm = Math.max(Math.sqrt(s), 1e-12);
+    for (let j = 0; j < dim; j++) out[i * dim + j] = data[i * dim + j] / norm;
+  }
+  return out;
+}
+
+/** kws.head.HeadStream: the head's outputs of a stream of raw vectors (identity without a head). */
+class HeadStream {
+  constructor(head) { this.head = head; this.hist = null; }
+
+  reset() { this.hist = null; }
+
+  async push(data, count, dim) {
+    if (count === 0) return { data: new Float64Array(0), count: 0, dim };
+    if (!this.head) return { data: unitRows(data, count, dim), count, dim };
+    const c = this.head.context;
+    let x = data, rows = count;
+    if (c > 1) {
+      if (!this.hist) {
+        this.hist = new Float32Array((c - 1) * dim);
+        for (let i = 0; i < c - 1; i++) this.hist.set(data.subarray(0, dim), i * dim);
+      }
+      x = new Float32Array((c - 1 + count) * dim);
+      x.set(this.hist, 0);
+      x.set(data, (c - 1) * dim);
+      rows = c - 1 + count;
+      this.hist = x.slice((rows - (c - 1)) * dim);
+    }
+    const out = await this.head.session.run({ vectors: new ort.Tensor('float32', x, [1, rows, dim]) });
+    const t = out.out || out[this.head.session.outputNames[0]];
+    return { data: unitRows(t.data, t.dims[1], t.dims[2]), count: t.dims[1], dim: t.dims[2] };
+  }
+}
+
+// ------------------------------------------------------------------ keywords
+
+/**
+ * Check a keyword document (`python -m kws enroll export FILE`, or the page server's
+ * /api/keywords) against the model: [{name, threshold, templates: [Float64Array (L * D)], lengths}].
+ */
+export function parseKeywords(doc, model) {
+  if (!doc || typeof doc !== 'object' || !Array.isArray(doc.keywords)) {
+    throw new KwsError('not a kws keyword file: write one with python -m kws enroll export FILE');
+  }
+  if (model && doc.model_id !== model.modelId) {
+    throw new KwsError(`these keywords were made for model ${JSON.stringify(doc.model_id)}, but the detector runs model ` +
+      `${JSON.stringify(model.modelId)}: their templates do not fit. Enroll them again with this model ` +
+      `(python -m kws enroll migrate), then export them again.`);
+  }
+  if (doc.keywords.length === 0) {
+    throw new KwsError('no keywords to detect: enroll one first (python -m kws enroll add "hey computer", or on the kws web page)');
+  }
+  const out = [];
+  let dim = null;
+  for (const k of doc.keywords) {
+    const name = k && k.name;
+    if (typeof name !== 'string') throw new KwsError('a keyword without a name in the keyword file');
+    if (!Array.isArray(k.templates) || k.templates.length === 0) {
+      throw new KwsError(`keyword ${JSON.stringify(name)} has no templates: export the keywords with python -m kws enroll export FILE, which writes them`);
+    }
+    if (typeof k.threshold !== 'number' || !isFinite(k.threshold)) throw new KwsError(`keyword ${JSON.stringify(name)}: no threshold`);
+    const templates = [];
+    for (const t of k.templates) {
+      if (!Array.isArray(t) || t.length === 0 || !Array.isArray(t[0])) throw new KwsError(`keyword ${JSON.stringify(name)}: a template is not a list of vectors`);
+      const d = t[0].length;
+      if (dim === null) dim = d;
+      if (d !== dim || t.some(r => !Array.isArray(r) || r.length !== d)) {
+        throw new KwsError(`keyword ${JSON.stringify(name)}: its template vectors are not all ${dim}-dimensional`);
+      }
+      const flat = new Float64Array(t.length * d);
+      t.forEach((r, i) => flat.set(r, i * d));
+      templates.push({ rows: unitRows(flat, t.length, d), length: t.length });
+    }
+    out.push({ name, threshold: k.threshold, templates, expectedPerHour: k.tuned_on ? k.tuned_on.expected_per_hour : undefined });
+  }
+  return { keywords: out, dim };
+}
+
+/** kws.templates.Matcher: every keyword's score at each new stream vector. */
+class Matcher {
+  constructor(keywords, dim) {
+    this.dim = dim;
+    const starts = [], lengths = [], owners = [];
+    let rows = 0;
+    keywords.forEach((k, ki) => k.templates.forEach(t => {
+      starts.push(rows); lengths.push(t.length); owners.push(ki); rows += t.length;
+    }));
+    this.R = rows;
+    this.rows = new Float32Array(rows * dim);         // float32, as numpy keeps them
+    let o = 0;
+    for (const k of keywords) for (const t of k.templates) { this.rows.set(t.rows, o); o += t.rows.length; }
+    this.start = Int32Array.from(starts);
+    this.length = Int32Array.from(lengths);
+    this.owner = Int32Array.from(owners);
+    this.K = keywords.length;
+    this.cap = Math.max(...lengths);
+    this.tplScore = new Float64Array(starts.length);
+    this.reset();
+  }
+
+  reset() {
+    this.dots = new Float64Array(this.cap * this.R);
+    this.count = 0;
+  }
+
+  /** One unit vector (Float64Array view) -> scores (Float64Array K) and best template per keyword. */
+  push(v, scores, best) {
+    const { R, dim, rows, cap, dots } = this;
+    const e = this.count++;
+    const base = (e % cap) * R;
+    for (let r = 0; r < R; r++) {
+      let s0 = 0, s1 = 0, s2 = 0, s3 = 0, j = 0;
+      const o = r * dim;
+      for (; j + 3 < dim; j += 4) {
+        s0 += rows[o + j] * v[j]; s1 += rows[o + j + 1] * v[j + 1];
+        s2 += rows[o + j + 2] * v[j + 2]; s3 += rows[o + j + 3] * v[j + 3];
+      }
+      for (; j < dim; j++) s0 += rows[o + j] * v[j];
+      dots[base + r] = (s0 + s1) + (s2 + s3);
+    }
+    scores.fill(-Infinity);
+    for (let t = 0; t < this.length.length; t++) {
+      const L = this.length[t], st = this.start[t];
+      let s;
+      if (L > e + 1) {
+        s = -1;
+      } else {
+        s = 0;
+        for (let j = 0; j < L; j++) s += dots[((e - L + 1 + j) % cap) * R + st + j];
+        s /= L;
+      }
+      const k = this.owner[t];
+      if (s > scores[k]) { scores[k] = s; best[k] = t; }
+    }
+  }
+}
+
+// Python's round(): halves to even (the refractory time of 1 s is 12.5 vectors -> 12)
+function roundHalfEven(x) {
+  const r = Math.round(x);
+  return (Math.abs(x % 1) === 0.5 && r % 2 !== 0) ? r - 1 : r;
+}
+
+/**
+ * The detector. `keywords`: a keyword document (`python -m kws enroll export FILE`); `model`: from
+ * loadModel(). Options: refractoryS (1 s), vectorsPerRun (how many 80 ms vectors the backbone
+ * computes per call when streaming: more is cheaper, and later by that much; default 4),
+ * onScores(vectorIndex, time, scores) called with every keyword's score at each vector.
+ */
+export class KeywordSpotter {
+  constructor(keywords, model, options = {}) {
+    if (!model || !model.backbone) throw new KwsError('KeywordSpotter needs a model: await loadModel(url) first');
+    const parsed = parseKeywords(keywords, model);
+    this.model = model;
+    this.keywords = parsed.keywords;
+    this.names = this.keywords.map(k => k.name);
+    this.thresholds = Float64Array.from(this.keywords.map(k => k.threshold));
+    this.matcher = new Matcher(this.keywords, parsed.dim);
+    this.refractory = roundHalfEven((options.refractoryS ?? 1.0) * SAMPLE_RATE / VEC_HOP);
+    this.vectorsPerRun = Math.max(1, options.vectorsPerRun ?? 4);
+    this.maxPerRun = 64;
+    this.onScores = options.onScores || null;
+    this.stats = { vectors: 0, samples: 0, busyMs: 0, melMs: 0, networkMs: 0, matchMs: 0 };
+    this._queue = Promise.resolve();
+    this.reset();
+  }
+
+  /** Forget the stream: the next chunk starts at time 0. */
+  reset() {
+    this.pending = new Float32Array(0);
+    this.mel = new Float32Array(4096 * N_MELS);
+    this.melFrames = 0;
+    this.head = this.model.headStream();
+    this.matcher.reset();
+    this.tracks = this.names.map(() => ({ prev: -2, prevSpan: [0, 0], rising: false, quietUntil: -1 }));
+    this.scores = new Float64Array(this.names.length);
+    this.best = new Int32Array(this.names.length);
+    this.lastScores = new Float64Array(this.names.length).fill(-1);
+  }
+
+  /** Feed 16 kHz mono samples (Float32Array); resolves to the detections this chunk completed. */
+  process(chunk) {
+    const run = this._queue.then(() => this._process(chunk, false));
+    this._queue = run.catch(() => {});
+    return run;
+  }
+
+  /** End of stream: compute the vectors still pending, and report a keyword whose score was still
+   * rising at the last one. The stream is reset after. */
+  flush() {
+    const run = this._queue.then(async () => {
+      const events = await this._process(new Float32Array(0), true);
+      this.tracks.forEach((tr, k) => {
+        if (tr.rising && tr.prev >= this.thresholds[k]) events.push(this._event(k, tr.prev, tr.prevSpan));
+      });
+      this.reset();
+      return events;
+    });
+    this._queue = run.catch(() => {});
+    return run;
+  }
+
+  /** Every detection in a whole recording, pushed in chunks of `chunk` samples (then reset). */
+  async detect(audio, chunk = 16000) {
+    this.reset();
+    const events = [];
+    for (let s = 0; s < audio.length; s += chunk) events.push(...await this.process(audio.subarray(s, s + chunk)));
+    events.push(...await this.flush());
+    return events;
+  }
+
+  async _process(chunk, final) {
+    const t0 = performance.now();
+    for (let i = 0; i < chunk.length; i++) {
+      if (!Number.isFinite(chunk[i])) throw new KwsError('audio chunk contains NaN or infinite samples');
+    }
+    this.stats.samples += chunk.length;
+    let buf = chunk;
+    if (this.pending.length) {
+      buf = new Float32Array(this.pending.length + chunk.length);
+      buf.set(this.pending); buf.set(chunk, this.pending.length);
+    }
+    const n = numMelFrames(buf.length);
+    if (n) {
+      this._growMel(this.melFrames + n);
+      this.model.melFrontEnd.frames(buf, 0, n, this.mel, this.melFrames);
+      this.melFrames += n;
+    }
+    const t1 = performance.now();
+    this.stats.melMs += t1 - t0;
+    this.pending = buf.slice(n * MEL_HOP);
+    const events = [];
+    for (;;) {
+      const avail = this.melFrames < CONTEXT ? 0 : 1 + Math.floor((this.melFrames - CONTEXT) / STRIDE);
+      if (avail === 0 || (avail < this.vectorsPerRun && !final)) break;
+      const k = Math.min(avail, this.maxPerRun);
+      const t2 = performance.now();
+      const raw = await this.model.vectorsFromMel(this.mel, STRIDE * (k - 1) + CONTEXT);
+      this.mel.copyWithin(0, STRIDE * k * N_MELS, this.melFrames * N_MELS);
+      this.melFrames -= STRIDE * k;
+      const v = await this.head.push(raw.data, raw.count, raw.dim);
+      const t3 = performance.now();
+      this.stats.networkMs += t3 - t2;
+      for (let i = 0; i < v.count; i++) events.push(...this._vector(v.data.subarray(i * v.dim, (i + 1) * v.dim)));
+      this.stats.matchMs += performance.now() - t3;
+    }
+    this.stats.busyMs += performance.now() - t0;
+    return events;
+  }
+
+  _growMel(frames) {
+    if (frames * N_MELS <= this.mel.length) return;
+    const m = new Float32Array(Math.max(frames, 2 * this.mel.length / N_MELS) * N_MELS);
+    m.set(this.mel.subarray(0, this.melFrames * N_MELS));
+    this.mel = m;
+  }
+
+  _vector(v) {
+    const e = this.matcher.count;
+    this.matcher.push(v, this.scores, this.best);
+    this.stats.vectors++;
+    const events = [];
+    for (let k = 0; k < this.tracks.length; k++) {
+      const tr = this.tracks[k], s = this.scores[k];
+      const span = [e - this.matcher.length[this.best[k]] + 1, e + 1];
+      if (tr.rising && s < tr.prev && tr.prev >= this.thresholds[k] && span[1] >= tr.quietUntil) {
+        events.push(this._event(k, tr.prev, tr.prevSpan));
+        tr.quietUntil = tr.prevSpan[1] + this.refractory;
+      }
+      tr.rising = s > tr.prev || (tr.rising && s === tr.prev);
+      tr.prev = s;
+      tr.prevSpan = span;
+    }
+    this.lastScores.set(this.scores);
+    if (this.onScores) this.onScores(e, (e * VEC_HOP + VEC_SPAN) / SAMPLE_RATE, this.lastScores);
+    return events;
+  }
+
+  /** Where the word lies (kws.detector.Detector._event). */
+  _event(k, score, span) {
+    const a = span[0] * VEC_HOP, b = (span[1] - 1) * VEC_HOP + VEC_SPAN;
+    const inset = this.model.padS - this.model.trim * VEC_HOP / SAMPLE_RATE;
+    const start = Math.max(0, a / SAMPLE_RATE + inset);
+    const end = Math.max(start, b / SAMPLE_RATE - inset);
+    return { keyword: this.names[k], score, threshold: this.thresholds[k], start, end };
+  }
+
+  /** Real-time factor so far: processing time / audio time. */
+  get rtf() {
+    return this.stats.samples ? (this.stats.busyMs / 1000) / (this.stats.samples / SAMPLE_RATE) : 0;
+  }
+}
