@@ -6,7 +6,7 @@ subparser and sets its ``run`` function. ``python -m kws.enroll`` and ``python -
 run the same commands as ``python -m kws enroll`` and ``python -m kws evaluate`` (:func:`run_as`).
 
 ``--store DIR`` may come right after ``python -m kws`` or after a command that uses the keyword
-store (listen, detect, serve, enroll). Errors a user can meet (:class:`~kws.errors.KwsError`)
+store (listen, detect, serve, web, enroll). Errors a user can meet (:class:`~kws.errors.KwsError`)
 print one line, ``error: ...``, and exit with status 2; Ctrl-C exits with 130.
 """
 from __future__ import annotations
@@ -18,15 +18,15 @@ from importlib import import_module
 from pathlib import Path
 from typing import List, Optional
 
-COMMANDS = ("listen", "detect", "serve", "enroll", "search", "evaluate", "train", "export", "g2p")
+COMMANDS = ("listen", "detect", "serve", "web", "enroll", "search", "evaluate", "train", "export", "g2p")
 DESCRIPTION = ("Open-vocabulary keyword spotting: type a word, the device listens for it. --store DIR "
-               "may come right after 'python -m kws' or after listen, detect, serve or enroll.")
+               "may come right after 'python -m kws' or after listen, detect, serve, web or enroll.")
 
 
 def build_parser(prog: str = "python -m kws") -> argparse.ArgumentParser:
     """The whole command tree."""
     ap = argparse.ArgumentParser(prog=prog, description=DESCRIPTION)
-    ap.add_argument("--store", default=None, help="keyword store folder, for listen, detect, serve and enroll "
+    ap.add_argument("--store", default=None, help="keyword store folder, for listen, detect, serve, web and enroll "
                     "(default: $KWS_STORE, else the user data folder)")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
@@ -46,7 +46,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         ap.print_help()
         return 0
     if args.store is not None and not getattr(args, "uses_store", False):
-        ap.error(f"--store goes with listen, detect, serve or enroll, not {args.command}")
+        ap.error(f"--store goes with listen, detect, serve, web or enroll, not {args.command}")
     try:
         with plain_warnings():
             status = args.run(args)
