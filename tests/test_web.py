@@ -1,0 +1,452 @@
+"""``python -m kws web``: the server's API, and the page in a real browser (headless Debian
+Chromium driven by Playwright for Python) with its microphone replaced by the sample recording.
+
+The page's detector (kws/web/kws.js) must give what ``python -m kws detect`` gives on the sample,
+its mel frames and vectors must equal Python's, and the page must edit the store. The browser tests
+skip, saying why, where Chromium or Playwright is missing (.ci/run installs both).
+
+KWS_WEB_SCREENSHOT=docs/web.png saves the page's screenshot there (docs/web.md shows it).
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests import webutil
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = webutil.SAMPLE
+TOL_S = 0.2                       # the issue's tolerance on event times
+VOICES = ["af_heart", "am_adam"]  # typed keywords in tests: two voices (28 by default)
+
+
+# ------------------------------------------------------------------ Python references
+
+@pytest.fixture(scope="module")
+def model():
+    from kws.model import Model
+
+    return Model.load()
+
+
+@pytest.fixture(scope="module")
+def demo(model):
+    from kws.demo import demo_keywords
+
+    return demo_keywords(model)
+
+
+@pytest.fixture(scope="module")
+def python_events(model, demo):
+    """What python -m kws detect gives on the sample (VAD on), checked equal to --no-vad's."""
+    from kws.audio import load_audio
+    from kws.detector import Detector, DetectorConfig
+
+    audio = load_audio(SAMPLE)
+    with_vad = [e.to_dict() for e in Detector(demo, model, DetectorConfig(vad=True)).detect(audio)]
+    no_vad = [e.to_dict() for e in Detector(demo, model, DetectorConfig(vad=False)).detect(audio)]
+    assert with_vad == no_vad, "the page's VAD-less detector is compared with detect; they must agree here"
+    assert [e["keyword"] for e in with_vad] == ["jarvis", "alexa"]
+    return with_vad
+
+
+# ------------------------------------------------------------------ servers
+
+def _server(store, model, **kw):
+    from kws.web.server import make_server
+
+    srv = make_server(store, model, port=0, voices=VOICES, **kw)
+    webutil.serve_in_thread(srv)
+    return srv
+
+
+@pytest.fixture(scope="module")
+def demo_server(tmp_path_factory, model):
+    """A server whose store holds the demo keywords."""
+    store = tmp_path_factory.mktemp("web") / "store"
+    srv = _server(store, model)
+    srv.app.add_demo()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.fixture
+def empty_server(tmp_path, model):
+    srv = _server(tmp_path / "store", model)
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def _get(url, host=None):
+    req = urllib.request.Request(url, headers={"Host": host} if host else {})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, r.read(), r.headers
+    except urllib.error.HTTPError as e:
+        return e.code, e.read(), e.headers
+
+
+def _post(url, body, ctype="application/json"):
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": ctype}, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+# ------------------------------------------------------------------ the API, no browser
+
+def test_cli_serves_the_page_on_loopback(tmp_path):
+    p = subprocess.Popen([sys.executable, "-m", "kws", "web", "--port", "0", "--store", str(tmp_path / "s")],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        line = p.stdout.readline()
+        assert line.startswith("kws web: http://127.0.0.1:"), line + p.stderr.read() if p.poll() else line
+        url = line.split()[2]
+        status, body, headers = _get(url)
+        assert status == 200 and b"<title>kws" in body and headers["Content-Type"].startswith("text/html")
+        status, body, _ = _get(url + "api/info")
+        info = json.loads(body)
+        assert status == 200 and info["store"] == str(tmp_path / "s") and info["voices"] == 28
+    finally:
+        p.terminate()
+        p.wait(timeout=10)
+
+
+def test_api_answers_errors_as_readable_json(empty_server):
+    url = empty_server.url
+    assert _get(url + "api/keywords")[0] == 200
+    assert json.loads(_get(url + "api/keywords")[1])["keywords"] == []
+    status, body, _ = _get(url + "api/info", host="attacker.example:80")
+    assert status == 403 and "this machine" in json.loads(body)["error"]
+    assert _post(url + "api/remove", b"name=x", ctype="application/x-www-form-urlencoded")[0] == 415
+    status, doc = _post(url + "api/remove", {"name": "nothing"})
+    assert status == 404 and "no keyword named 'nothing'" in doc["error"]
+    status, doc = _post(url + "api/enroll", {})
+    assert status == 400 and doc["error"] == "type the keyword, or record it"
+    status, doc = _post(url + "api/check-take", {"audio": base64.b64encode(np.zeros(16000, "<f4").tobytes()).decode()})
+    assert status == 400 and "silent" in doc["error"]
+    status, doc = _post(url + "api/check-take", {"audio": "not base64!"})
+    assert status == 400 and "base64" in doc["error"]
+    for path in ("server.py", "../setup.cfg", "%2e%2e/setup.cfg", "model/background.npz", "api/nothing"):
+        status, body, _ = _get(url + path)
+        assert status == 404 and "error" in json.loads(body), path
+    status, body, _ = _get(url + "model/backbone.onnx")
+    assert status == 200 and body == (ROOT / "kws/assets/model/backbone.onnx").read_bytes()
+
+
+def test_api_rename_remove_and_export(empty_server, model):
+    from kws.keywords import KeywordSet
+
+    url, store = empty_server.url, empty_server.app.store
+    assert _post(url + "api/demo", {}) == (200, {"added": ["computer", "jarvis", "alexa"]})
+    assert _post(url + "api/rename", {"old": "computer", "new": "hey computer"}) == (200, {"ok": True})
+    assert _post(url + "api/rename", {"old": "jarvis", "new": "alexa"})[0] == 409
+    assert _post(url + "api/remove", {"name": "alexa"}) == (200, {"ok": True})
+    assert KeywordSet.load(store, model.model_id).names == ["jarvis", "hey computer"]   # renamed: last
+    status, body, headers = _get(url + "api/export")
+    doc = json.loads(body)
+    assert status == 200 and "attachment" in headers["Content-Disposition"]
+    assert doc["model_id"] == model.model_id and [k["name"] for k in doc["keywords"]] == ["jarvis", "hey computer"]
+    assert all(k["templates"] and k["vectors"] for k in doc["keywords"])
+
+
+# ------------------------------------------------------------------ the browser
+
+requires_browser = pytest.mark.skipif(webutil.missing() is not None, reason=str(webutil.missing()))
+
+
+@pytest.fixture(scope="module")
+def playwright():
+    from playwright.sync_api import sync_playwright
+
+    pw = sync_playwright().start()
+    yield pw
+    pw.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(playwright):
+    b = playwright.chromium.launch(executable_path=webutil.chromium_path(), args=webutil.launch_args())
+    yield b
+    b.close()
+
+
+class Page:
+    """A page of the app, with the errors it threw (there must be none) and its messages."""
+
+    def __init__(self, browser, url, wait=True):
+        self.page = browser.new_page(viewport={"width": 1280, "height": 800})
+        self.errors = []
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        # the browser logs every 4xx answer itself ("Failed to load resource"); the page shows those
+        self.page.on("console", lambda m: self.errors.append(m.text)
+                     if m.type == "error" and not m.text.startswith("Failed to load resource") else None)
+        self.url = url
+        if wait:
+            self.open()
+
+    def open(self):
+        self.page.goto(self.url)
+        self.page.wait_for_selector("body[data-ready]", timeout=120_000)
+        return self
+
+    def messages(self):
+        return self.page.locator("#messages .message").all_inner_texts()
+
+    def detections(self):
+        return [{"keyword": li.get_attribute("data-keyword"), "start": float(li.get_attribute("data-start")),
+                 "end": float(li.get_attribute("data-end")), "score": float(li.get_attribute("data-score"))}
+                for li in reversed(self.page.locator("#detections li").all())]
+
+    def wait_stopped(self, timeout_s):
+        self.page.wait_for_function("!kwsApp.run", timeout=timeout_s * 1000)
+
+    def close(self):
+        self.page.close()
+        assert not self.errors, self.errors
+
+
+def _check_events(got, want, shift=0.0):
+    assert [e["keyword"] for e in got] == [e["keyword"] for e in want], (got, want)
+    for g, w in zip(got, want):
+        assert abs(g["start"] - shift - w["start"]) <= TOL_S and abs(g["end"] - shift - w["end"]) <= TOL_S, (g, w, shift)
+
+
+@requires_browser
+def test_js_mel_and_vectors_equal_python(browser, demo_server, model):
+    """The page's front end: its mel frames and backbone vectors of the sample's samples (as Python
+    reads them) against Python's (onnxruntime on the CPU), offline and streamed in the detector's
+    80 ms chunks."""
+    from kws.audio import load_audio
+    from kws.backbone import Backbone, as_files
+
+    audio = load_audio(SAMPLE)
+    p = Page(browser, demo_server.url)
+    r = p.page.evaluate("""async (b64) => {
+        const { loadModel, KeywordSpotter } = await import('./kws.js');
+        const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+        const audio = new Float32Array(bytes.buffer);
+        const model = await loadModel('model/');
+        const mel = model.melFrontEnd.mel(audio);
+        const vec = await model.vectors(audio);
+        // the stream: vectors as the detector computes them, 1280 samples at a time
+        const streamed = [];
+        const hs = model.headStream();
+        const s = new KeywordSpotter(await (await fetch('api/keywords')).json(), model, { vectorsPerRun: 3 });
+        const run = model.vectorsFromMel.bind(model);
+        model.vectorsFromMel = async (m, f) => { const r = await run(m, f); streamed.push(...r.data); return r; };
+        for (let i = 0; i < audio.length; i += 1280) await s.process(audio.subarray(i, i + 1280));
+        await s.flush();
+        model.vectorsFromMel = run;
+        return { n: audio.length, mel: Array.from(mel), vectors: Array.from(vec.data), count: vec.count, streamed };
+    }""", base64.b64encode(audio.astype("<f4").tobytes()).decode())
+    assert r["n"] == audio.size
+    bb = Backbone(as_files(model.path))
+    mel_py, vec_py = bb.mel(audio), bb(audio)
+    mel_js = np.array(r["mel"], np.float32).reshape(-1, 32)
+    vec_js = np.array(r["vectors"], np.float32).reshape(-1, 96)
+    streamed = np.array(r["streamed"], np.float32).reshape(-1, 96)
+    assert mel_js.shape == mel_py.shape and vec_js.shape == vec_py.shape == (r["count"], 96)
+    d_mel, d_vec = float(np.abs(mel_js - mel_py).max()), float(np.abs(vec_js - vec_py).max())
+    d_stream = float(np.abs(streamed - vec_py).max())
+    print(f"\nJS vs Python on the sample: mel max |diff| {d_mel:.2e} over {mel_py.size} values "
+          f"(range {mel_py.min():.1f} to {mel_py.max():.1f}); vectors {d_vec:.2e} over {vec_py.size} "
+          f"values; streamed vectors {d_stream:.2e}")
+    assert d_mel <= 1e-3 and d_vec <= 1e-3 and d_stream <= 1e-3
+    p.close()
+
+
+@requires_browser
+def test_page_detects_the_sample_as_python_does(browser, demo_server, python_events):
+    """"Analyse at full speed" on the sample: the same events as python -m kws detect (the scores
+    too); then a screenshot."""
+    from kws.audio import load_audio
+
+    p = Page(browser, demo_server.url)
+    assert p.page.locator("#keywords tbody tr").count() == 3
+    # the page reads a 16-bit WAV as Python does (the browser's own decoder scales by 1/32767)
+    b64 = p.page.evaluate("""async () => {
+        const a = await kwsApp.decodeFile(await (await fetch('sample.wav')).arrayBuffer());
+        let s = ''; const b = new Uint8Array(a.buffer);
+        for (let i = 0; i < b.length; i += 0x8000) s += String.fromCharCode.apply(null, b.subarray(i, i + 0x8000));
+        return btoa(s); }""")
+    assert np.array_equal(np.frombuffer(base64.b64decode(b64), "<f4"), load_audio(SAMPLE))
+    p.page.click("#analyse")
+    p.page.wait_for_function("kwsApp.events.length >= 2 && !kwsApp.run", timeout=120_000)
+    got = p.detections()
+    _check_events(got, python_events)
+    for g, w in zip(got, python_events):
+        assert abs(g["start"] - w["start"]) < 1e-3 and abs(g["score"] - w["score"]) < 1e-3, (g, w)
+    rtf = float(p.page.inner_text("#rtf"))
+    assert 0 < rtf < 0.5, rtf                 # keeps up with real time, with room to spare
+    shot = os.environ.get("KWS_WEB_SCREENSHOT")
+    p.page.screenshot(path=shot or str(Path(demo_server.app.store).parent / "web.png"))
+    p.close()
+
+
+@requires_browser
+def test_file_played_through_the_capture_path(browser, demo_server, python_events, tmp_path):
+    """A chosen file plays in real time through the AudioWorklet the microphone uses."""
+    p = Page(browser, demo_server.url)
+    wav = tmp_path / "sample copy.wav"
+    shutil.copy(SAMPLE, wav)
+    p.page.set_input_files("#file", str(wav))
+    p.page.wait_for_function("kwsApp.run && kwsApp.run.kind === 'file'", timeout=30_000)
+    p.wait_stopped(60)
+    _check_events(p.detections(), python_events)
+    p.close()
+
+
+@requires_browser
+def test_microphone_fires_at_python_times(browser, demo_server, model, demo, python_events):
+    """The fake microphone plays the sample once; the page listens.
+
+    1. The page's events are those Python's detector gives on the very audio the page heard.
+    2. Against the sample: the page's clock starts when it starts listening, so the sample's start
+       in what it heard (cross-correlation) is subtracted; its 80 ms vector grid then falls at
+       another phase of the sample than detect's, so the reference is detect on the sample from
+       that phase on. Same keywords, times within 0.2 s; and the sample's own events among them.
+    """
+    from kws.audio import load_audio
+    from kws.backbone import VEC_HOP
+    from kws.detector import Detector, DetectorConfig
+
+    p = Page(browser, demo_server.url)
+    p.page.click("#listen")
+    p.page.wait_for_function("kwsApp.run && kwsApp.run.kind === 'microphone'", timeout=30_000)
+    t0 = time.time()
+    p.page.wait_for_function("kwsApp.events.length >= 2", timeout=60_000)
+    p.page.wait_for_timeout(int(max(0.0, 23.0 - (time.time() - t0)) * 1000))   # past the sample's end
+    p.page.click("#stop")
+    heard = np.array(p.page.evaluate("Array.from(kwsApp.heardAudio())"), np.float32)
+    got = p.detections()
+    p.close()
+
+    det = Detector(demo, model, DetectorConfig(vad=False))
+    same_audio = [e.to_dict() for e in det.detect(heard)]
+    assert [e["keyword"] for e in got] == [e["keyword"] for e in same_audio], (got, same_audio)
+    for g, w in zip(got, same_audio):
+        assert abs(g["start"] - w["start"]) < 2e-3 and abs(g["score"] - w["score"]) < 2e-3, (g, w)
+
+    sample = load_audio(SAMPLE)
+    shift = webutil.align(heard, sample)
+    phase = int(round(-shift * 16000)) % VEC_HOP
+    at_phase = [dict(e.to_dict(), start=e.start + phase / 16000, end=e.end + phase / 16000)
+                for e in det.detect(sample[phase:])]
+    print(f"\nthe sample starts {shift:.3f} s into what the page heard (vector grid at +{phase} samples); "
+          f"page: {[(g['keyword'], g['start']) for g in got]}; detect at that phase: "
+          f"{[(e['keyword'], round(e['start'], 2)) for e in at_phase]}")
+    _check_events(got, at_phase, shift)
+    for w in python_events:
+        assert any(g["keyword"] == w["keyword"] and abs(g["start"] - shift - w["start"]) <= TOL_S for g in got), w
+
+
+@requires_browser
+def test_enroll_by_text_rename_and_remove_through_the_page(browser, empty_server, model):
+    from kws.keywords import KeywordSet
+
+    store = empty_server.app.store
+    p = Page(browser, empty_server.url)
+    assert p.page.is_visible("#empty")
+    p.page.fill("#text", "hey kiosk")
+    p.page.click("#add-text-button")
+    p.page.wait_for_selector("#progress:not([hidden])", timeout=10_000)
+    p.page.wait_for_selector("tr[data-name='hey kiosk']", timeout=120_000)
+    ks = KeywordSet.load(store, model.model_id)
+    kw = ks["hey kiosk"]
+    assert ks.names == ["hey kiosk"] and kw.source == "text" and kw.origins == [f"kokoro:{v}" for v in VOICES]
+    assert p.page.inner_text("tr[data-name='hey kiosk'] td.threshold") == f"{kw.threshold:.3f}"
+    assert "added" in " ".join(p.messages())
+    # the detector runs the new keyword
+    assert p.page.evaluate("kwsApp.spotter.names") == ["hey kiosk"]
+
+    p.page.click("tr[data-name='hey kiosk'] button.rename")
+    p.page.fill("input.rename-input", "kiosk")
+    p.page.press("input.rename-input", "Enter")
+    p.page.wait_for_selector("tr[data-name='kiosk']")
+    assert KeywordSet.load(store, model.model_id).names == ["kiosk"]
+
+    p.page.click("tr[data-name='kiosk'] button.remove")
+    p.page.click("tr[data-name='kiosk'] button.remove")          # the second click confirms
+    p.page.wait_for_selector("#empty:not([hidden])")
+    assert KeywordSet.load(store, model.model_id).names == []
+
+    p.page.click("#demo")
+    p.page.wait_for_selector("tr[data-name='alexa']")
+    assert KeywordSet.load(store, model.model_id).names == ["computer", "jarvis", "alexa"]
+    p.page.fill("#text", "jarvis")
+    p.page.click("#add-text-button")
+    p.page.wait_for_function("document.querySelector('#messages').innerText.includes('exists already')")
+    p.close()
+
+
+@requires_browser
+def test_enroll_by_recording_three_takes(browser, empty_server, model):
+    """Three 2-second takes from the (fake) microphone, each checked by the server, make a keyword."""
+    from kws.keywords import KeywordSet
+
+    p = Page(browser, empty_server.url)
+    p.page.fill("#record-name", "recorded")
+    p.page.click("#record-button")
+    p.page.wait_for_selector("tr[data-name='recorded']", timeout=120_000)
+    assert p.page.locator("#takes li.ok").count() == 3
+    kw = KeywordSet.load(empty_server.app.store, model.model_id)["recorded"]
+    assert kw.source == "examples" and kw.origins == ["recording"] * 3
+    p.close()
+
+
+@requires_browser
+def test_errors_are_readable_messages_on_the_page(browser, empty_server, tmp_path):
+    # no keywords
+    p = Page(browser, empty_server.url)
+    p.page.click("#listen")
+    p.page.wait_for_selector("#messages .message.error")
+    assert "no keywords to listen for" in p.messages()[-1]
+    # keywords of another model, in a keyword file
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"format": "kws-keywords", "model_id": "another-model",
+                                 "keywords": [{"name": "x", "threshold": 0.8, "templates": [[[1.0] * 96] * 4]}]}))
+    p.page.set_input_files("#keyword-file", str(other))
+    p.page.wait_for_function("document.querySelectorAll('#messages .message.error').length >= 2")
+    assert "made for model \"another-model\"" in p.messages()[-1] and "other.json" in p.messages()[-1]
+    p.close()
+
+    # the model's network missing on the server
+    p = Page(browser, empty_server.url, wait=False)
+    p.page.route("**/model/backbone.onnx", lambda route: route.fulfill(status=404, body="{}"))
+    p.open()
+    assert p.page.evaluate("document.body.dataset.ready") == "no-model"
+    assert "backbone network (backbone.onnx) is missing" in " ".join(p.messages())
+    p.close()
+
+
+@requires_browser
+def test_refused_microphone_is_a_readable_message(playwright, empty_server):
+    b = playwright.chromium.launch(executable_path=webutil.chromium_path(),
+                                   args=webutil.launch_args(fake_audio=None, fake_ui=False))
+    try:
+        p = Page(b, empty_server.url)
+        p.page.click("#demo")
+        p.page.wait_for_selector("tr[data-name='alexa']")
+        p.page.click("#listen")
+        p.page.wait_for_selector("#messages .message.error", timeout=30_000)
+        assert "The microphone was refused" in p.messages()[-1]
+        p.close()
+    finally:
+        b.close()
