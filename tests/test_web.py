@@ -450,3 +450,86 @@ def test_refused_microphone_is_a_readable_message(playwright, empty_server):
         p.close()
     finally:
         b.close()
+
+
+@pytest.fixture
+def head_model(tmp_path, model):
+    """The shipped model with a small random head (context 3, 64-d out), as a model that ships one
+    would have."""
+    onnx = pytest.importorskip("onnx", reason="onnx builds the test head (pip install onnx)")
+    from onnx import TensorProto, helper, numpy_helper
+
+    from kws.bundle import sha256_file
+    from kws.model import Model
+
+    rng = np.random.default_rng(7)
+    w = (rng.normal(size=(64, 96, 3)) / np.sqrt(96 * 3)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Transpose", ["vectors"], ["t"], perm=[0, 2, 1]),
+         helper.make_node("Conv", ["t", "w"], ["c"], kernel_shape=[3]),
+         helper.make_node("Relu", ["c"], ["r"]),
+         helper.make_node("Transpose", ["r"], ["out"], perm=[0, 2, 1])],
+        "head", [helper.make_tensor_value_info("vectors", TensorProto.FLOAT, [1, "T", 96])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, "S", 64])], [numpy_helper.from_array(w, "w")])
+    d = tmp_path / "model"
+    d.mkdir()
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), str(d / "head.onnx"))
+    for f in ("backbone.onnx", "backbone_mel.npz", "background.npz"):
+        (d / f).symlink_to(model.path / f)
+    mf = json.loads((model.path / "manifest.json").read_text())
+    mf["model_id"] = "test-head-" + sha256_file(d / "head.onnx")[:8]
+    mf["head"] = {"file": "head.onnx", "context": 3}
+    mf["files"]["head.onnx"] = {"sha256": sha256_file(d / "head.onnx"), "bytes": (d / "head.onnx").stat().st_size}
+    (d / "manifest.json").write_text(json.dumps(mf))
+    return Model.load(d)
+
+
+@requires_browser
+def test_model_with_a_head(browser, head_model, demo, tmp_path):
+    """A model with a head: the page streams the vectors through it (context 3, edge-padded start)
+    as kws.head does, and detects what the Python detector detects with it."""
+    from kws.audio import load_audio
+    from kws.detector import Detector, DetectorConfig
+    from kws.keywords import KeywordSet
+    from kws.templates import Matcher
+
+    sample = load_audio(SAMPLE)
+    ks = KeywordSet(head_model.model_id, [k for k in demo])       # raw utterance vectors: any head
+    det = Detector(ks, head_model, DetectorConfig(vad=False))
+    scores = Matcher(det.bank).scores(head_model.vectors(sample))
+    for k, kw in enumerate(ks):        # thresholds where this head fires, in a wide gap between scores
+        top = np.unique(scores[:, k])[::-1][:12].astype(np.float64)
+        i = 2 + int(np.argmax(top[2:-1] - top[3:]))
+        kw.threshold = float(top[i] + top[i + 1]) / 2
+    ks.save(tmp_path / "store")
+    want = [e.to_dict() for e in Detector(ks, head_model, DetectorConfig(vad=False)).detect(sample)]
+    assert want
+
+    srv = _server(tmp_path / "store", head_model)
+    try:
+        p = Page(browser, srv.url)
+        assert p.page.evaluate("document.body.dataset.ready") == "yes", p.messages()
+        r = p.page.evaluate("""async () => {
+            const buf = await (await fetch('sample.wav')).arrayBuffer();
+            const audio = await kwsApp.decodeFile(buf);
+            const raw = await kwsApp.model.vectors(audio);
+            const hs = kwsApp.model.headStream();
+            const out = [];
+            for (const [a, b] of [[0, 1], [1, 5], [5, raw.count]]) {
+                const v = await hs.push(raw.data.subarray(a * 96, b * 96), b - a, 96);
+                out.push(...v.data);
+            }
+            return out; }""")
+        got = np.array(r, np.float32).reshape(-1, 64)
+        ref = head_model.vectors(sample)
+        assert got.shape == ref.shape and float(np.abs(got - ref).max()) < 1e-4
+        p.page.click("#analyse")
+        p.page.wait_for_function("kwsApp.events.length > 0 && !kwsApp.run", timeout=120_000)
+        got_events = p.detections()
+        assert [e["keyword"] for e in got_events] == [e["keyword"] for e in want], (got_events, want)
+        for g, w in zip(got_events, want):
+            assert abs(g["start"] - w["start"]) < 1e-3 and abs(g["score"] - w["score"]) < 1e-3, (g, w)
+        p.close()
+    finally:
+        srv.shutdown()
+        srv.server_close()
