@@ -91,23 +91,16 @@ def renderer_pids(root: int = None) -> List[int]:
                 cmd = (Path("/proc") / str(c) / "cmdline").read_bytes()
             except OSError:
                 continue
-            if b"--type=renderer" in cmd and b"--extension-process" not in cmd:
+            if b"--type=renderer" in cmd and b"--extension-process" not in cmd and b"--top-chrome-webui" not in cmd:
                 found.append(c)
     return found
 
 
 def main_thread_cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) of a renderer's main thread, the one that runs the page's
-    JavaScript and its WebAssembly."""
-    tick = os.sysconf("SC_CLK_TCK")
-    for t in (Path("/proc") / str(pid) / "task").iterdir():
-        try:
-            if (t / "comm").read_text().strip() == "CrRendererMain":
-                f = (t / "stat").read_text().rsplit(")", 1)[1].split()
-                return (int(f[11]) + int(f[12])) / tick
-        except OSError:
-            continue
-    raise RuntimeError(f"no renderer main thread in process {pid}")
+    """CPU seconds (user + system) of a renderer's main thread (thread id = process id), the one
+    that runs the page's JavaScript and its WebAssembly."""
+    f = (Path("/proc") / str(pid) / "task" / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def memory_kb(pid: int) -> dict:

@@ -166,6 +166,7 @@ function useKeywords(doc) {
   app.doc = doc;
   if (app.spotter) app.offset += app.spotter.stats.samples / SAMPLE_RATE;
   app.spotter = null;
+  app.history = [];                     // the plot starts again with the new keywords
   if (!app.model || !doc.keywords.length) { drawLegend(); return; }
   app.spotter = new KeywordSpotter(doc, app.model, { onScores: onScores });
   drawLegend();

@@ -229,7 +229,7 @@ export function numVectors(nSamples) {
  * model has one) from `baseUrl`. Returns a Model; KwsError with a readable message otherwise.
  */
 export async function loadModel(baseUrl, { wasmUrl } = {}) {
-  const base = new URL(baseUrl, document.baseURI);
+  const base = new URL(baseUrl, globalThis.document ? document.baseURI : globalThis.location.href);
   const manifestBytes = await fetchBytes(new URL('manifest.json', base), 'manifest (manifest.json)');
   let manifest;
   try {
