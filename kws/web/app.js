@@ -334,6 +334,12 @@ async function audioContext() {
     throw new KwsError(`this browser cannot run audio at 16 kHz (${e.message}); use a recent Chromium, Chrome or Edge`);
   }
   await ctx.audioWorklet.addModule('capture-worklet.js');
+  if (ctx.state === 'suspended') {      // made outside a click (a file chosen): the browser may hold it
+    ctx.resume().catch(() => {});
+    setTimeout(() => {
+      if (ctx.state === 'suspended') message('The browser holds the audio until you click on the page: click Play the sample, or choose the file again.');
+    }, 1500);
+  }
   return ctx;
 }
 
