@@ -342,12 +342,12 @@ def prepare(data: Path, per_keyword: int, fsdd_n: int, background_s: float, seed
     others = {"babble": babble(data, 6, 120.0, seed=1), "crowd": babble(data, 24, 120.0, seed=2)}
     if music is not None:
         others["music"] = music
-    conds = {}
+    conds = {}       # drawn in the order of earlier versions of this report: the same noise for the same clips
     for snr in (20, 10, 5, 0):
         conds[f"noise {snr} dB"] = vec.clips([mix(x, noise, snr, rng) for x in xs], f"noise {snr} dB", quiet)
+    conds["reverberant (RT60 0.5 s)"] = vec.clips([reverb(x, rng) for x in xs], "reverberant", quiet)
     for k, n in others.items():
         conds[f"{k} 10 dB"] = vec.clips([mix(x, n, 10, rng) for x in xs], f"{k} 10 dB", quiet)
-    conds["reverberant (RT60 0.5 s)"] = vec.clips([reverb(x, rng) for x in xs], "reverberant", quiet)
     shared["conditions"] = conds
     fs = [c for c in fsdd_clips(data) if split_of(c) == test_half]
     fs = _load(pick.sample(fs, min(fsdd_n, len(fs))), quiet)
