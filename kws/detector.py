@@ -181,7 +181,7 @@ class Detector:
         """End of stream: report a keyword whose score was still rising at the last vector."""
         events = []
         for k, tr in enumerate(self._tracks):
-            if tr.rising and tr.prev >= self._thr[k]:
+            if tr.rising and tr.prev >= self._thr[k] and tr.prev_span[1] >= tr.quiet_until:
                 events.append(self._event(k, tr.prev, tr.prev_span))
             self._tracks[k] = _Track()
         return events
@@ -220,9 +220,11 @@ class Detector:
         events = []
         for k, tr in enumerate(self._tracks):
             s = float(scores[k])
-            if tr.rising and s < tr.prev and tr.prev >= self._thr[k] and spans[k][1] >= tr.quiet_until:
+            # the peak is the previous vector; after an event, peaks up to refractory vectors later
+            # stay quiet (kws.thresholds.peaks counts events the same way)
+            if tr.rising and s < tr.prev and tr.prev >= self._thr[k] and tr.prev_span[1] >= tr.quiet_until:
                 events.append(self._event(k, tr.prev, tr.prev_span))
-                tr.quiet_until = tr.prev_span[1] + self._refractory
+                tr.quiet_until = tr.prev_span[1] + self._refractory + 1
             tr.rising = s > tr.prev or (tr.rising and s == tr.prev)
             tr.prev = s
             tr.prev_span = spans[k]

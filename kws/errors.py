@@ -15,10 +15,14 @@ class                                     raised for                      also a
 ``kws.audio.AudioError``                  unreadable or unusable audio    ValueError
 ``kws.phonemes.TextError``                text that cannot be a keyword   ValueError
 ``kws.enrollment.EnrollError``            examples or arguments refused   ValueError
+``kws.templates.TemplateError``           audio too short for a template  ValueError
+``kws.kokoro.KokoroError``                TTS model missing or damaged,   RuntimeError
+                                          a text too long to speak
 ``kws.bundle.BundleError``                a missing or damaged model      RuntimeError
 ``kws.keywords.StoreError``               keyword store problems          RuntimeError
 ``kws.keywords.CorruptStoreError``        damaged store files             RuntimeError
 ``kws.keywords.OtherModelError``          keywords made by another model  RuntimeError, ValueError
+``kws.keywords.OldStoreError``            a store of an earlier kws       RuntimeError, ValueError
 ``kws.search.SearchIndexError``           an index that cannot be used    RuntimeError
 ``kws.mic.NoMicrophone``                  no usable audio input           RuntimeError
 ``kws.errors.UsageError``                 a setting or argument refused   ValueError

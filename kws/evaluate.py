@@ -410,7 +410,7 @@ def markdown(r: Dict) -> str:
     ms = r["models"]
     half = "held-out half" if r.get("test_half", "b") == "b" else "TUNING half 'a' (not for reporting)"
     head = "| measure | " + " | ".join(f"`{m['model']}`{' (head)' if m['head'] else ' (raw)'}" for m in ms) + " |"
-    lines = [f"{half.capitalize()} of ../shared/data; false alarms counted on {r['background_hours']:.2f} h of "
+    lines = [f"{half[0].upper() + half[1:]} of ../shared/data; false alarms counted on {r['background_hours']:.2f} h of "
              f"held-out read speech.", "", head, "|---|" + "---|" * len(ms)]
 
     def row(label, fn):

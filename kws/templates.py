@@ -55,8 +55,8 @@ def cut(n_vectors: int) -> Tuple[int, int]:
 
 def check_length(length: int, name: str = "the utterance") -> None:
     if length < MIN_LENGTH:
-        raise TemplateError(f"{name} is too short to make a template: {length} vector(s) of 80 ms "
-                            f"after trimming, at least {MIN_LENGTH} (about 0.25 s of speech)")
+        raise TemplateError(f"{name} holds too little sound to make a template ({length} vector(s) of "
+                            f"80 ms once padded and cut, at least {MIN_LENGTH}): record the whole keyword")
     if length > MAX_LENGTH:
         raise TemplateError(f"{name} is too long for a template: {length * 0.08:.1f} s of speech, at "
                             f"most {MAX_LENGTH * 0.08:.1f} s")

@@ -149,7 +149,7 @@ def _burst(seconds):
     (lambda: np.full(800, 0.1, np.float32), "too short"),
     (lambda: (np.random.default_rng(0).normal(size=16000 * 12) * 0.1).astype(np.float32), "too long"),
     (lambda: (np.random.default_rng(0).normal(size=16000 * 5) * 0.1).astype(np.float32), "5.0 s of sound"),
-    (lambda: _burst(0.05), "recording 1 is too short to make a template"),
+    (lambda: _burst(0.05), "recording 1 holds too little sound to make a template"),
 ])
 def test_bad_examples_leave_store_unchanged(tmp_path, capsys, make, msg, few_voices):
     st = tmp_path / "s"
@@ -173,7 +173,7 @@ def test_too_short_for_a_template_is_an_enroll_error():
     good = _burst(0.4)
     kw = kws.enroll_keyword("x", examples=[good], tune=False)
     assert kw.segments[0] - 4 >= 3 and kw.source == "examples"
-    with pytest.raises(EnrollError, match="recording 2 is too short to make a template") as info:
+    with pytest.raises(EnrollError, match="recording 2 holds too little sound to make a template") as info:
         kws.enroll_keyword("x", examples=[good, _burst(0.05)], tune=False)
     assert "at least 3" in str(info.value) and isinstance(info.value, kws.KwsError)
 

@@ -114,7 +114,7 @@ def test_enroll_keyword_refuses_bad_examples(model):
         kws.enroll_keyword("x", examples=[np.full(8000, np.nan, np.float32)], model=model)
     click = np.zeros(8000, np.float32)
     click[4000:4000 + 640] = 0.5 * np.sin(np.arange(640) / 3)            # 0.04 s of sound
-    with pytest.raises(EnrollError, match="too short to make a template"):
+    with pytest.raises(EnrollError, match="too little sound to make a template"):
         kws.enroll_keyword("x", examples=[click], model=model)
 
 
