@@ -205,6 +205,7 @@ class Variant:
     alpha_clap: float = 0.1
     alpha_dwd: float = 1.0
     lr: float = 1e-3
+    init: Optional[str] = None      # continue from this checkpoint's weights (head and loss parameters)
 
     @classmethod
     def from_dict(cls, d: dict) -> "Variant":
@@ -965,6 +966,10 @@ def train(cfg: TrainConfig, device=None, log=print) -> dict:
     for v in cfg.variants:
         h = HeadNet(v.head, mean, std, scale).to(device)
         p = LossParams(v.head.dim, v.alpha_clap > 0, len(TOKENS)).to(device)
+        if v.init:
+            ck = torch.load(v.init, map_location=device, weights_only=False)
+            h.load_state_dict(ck["state"])
+            p.load_state_dict(ck["loss"])
         heads.append(h), params.append(p)
         opts.append(torch.optim.AdamW(list(h.parameters()) + list(p.parameters()), lr=v.lr,
                                       weight_decay=cfg.weight_decay))
@@ -1049,8 +1054,13 @@ def load_head(path: str) -> HeadNet:
 
 
 def export(ckpt: str, out: Path, int8: bool = True, summary: Optional[dict] = None) -> dict:
-    """head.onnx (fp32) and head.int8.onnx (dynamic int8 weights) + head.json."""
+    """``head.onnx`` (fp32), ``head.int8.onnx`` (weights dynamically quantised to int8; the one
+    ``file`` names when ``int8``), ``check.npz`` (a fixed input and the torch twin's unit outputs
+    for it, kws.head's edge padding included) and ``head.json`` (context, dim, sha256, training)."""
     import hashlib
+
+    def sha(p: Path) -> str:
+        return hashlib.sha256(p.read_bytes()).hexdigest()
 
     h = load_head(ckpt)
     out.mkdir(parents=True, exist_ok=True)
@@ -1060,14 +1070,20 @@ def export(ckpt: str, out: Path, int8: bool = True, summary: Optional[dict] = No
     torch.onnx.export(h, (x,), str(f32), input_names=["vectors"], output_names=["out"],
                       dynamic_axes={"vectors": {0: "batch", 1: "time"}, "out": {0: "batch", 1: "steps"}},
                       opset_version=17, dynamo=False)
-    meta = {"file": f32.name, "context": C, "dim": D, "sha256": hashlib.sha256(f32.read_bytes()).hexdigest(),
-            "config": asdict(h.cfg), "recipe": RECIPE}
+    meta = {"file": f32.name, "context": C, "dim": D, "sha256": sha(f32), "precision": "fp32",
+            "fp32": {"file": f32.name, "sha256": sha(f32)}, "config": asdict(h.cfg), "recipe": RECIPE}
     if int8:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         q = out / "head.int8.onnx"
         quantize_dynamic(str(f32), str(q), weight_type=QuantType.QInt8)
-        meta["int8"] = {"file": q.name, "sha256": hashlib.sha256(q.read_bytes()).hexdigest()}
+        meta["int8"] = {"file": q.name, "sha256": sha(q)}
+        meta.update(file=q.name, sha256=sha(q), precision="int8")
+    rng = np.random.default_rng(0)
+    cx = (rng.normal(size=(16, DIM)) * 3).astype(np.float32)
+    with torch.no_grad():
+        cy = apply_head(h, torch.from_numpy(cx)[None])[0].numpy()
+    np.savez(out / "check.npz", vectors=cx, out=cy)
     ck = torch.load(ckpt, map_location="cpu", weights_only=False)
     meta["training"] = summary or {"step": ck.get("step"), "validation": ck.get("val"),
                                    "variant": ck.get("variant")}

@@ -233,7 +233,7 @@ def onnx_head(folder_or_file: Path, int8: bool = False):
     p = Path(folder_or_file)
     if p.is_dir():
         meta = json.loads((p / "head.json").read_text())
-        f = p / (meta["int8"]["file"] if int8 else meta["file"])
+        f = p / (meta["int8"]["file"] if int8 else meta.get("fp32", meta)["file"])
         return Head(f, meta["context"], threads=1)
     raise SystemExit(f"{p}: expected a folder with head.json")
 
@@ -249,7 +249,8 @@ def main(argv=None) -> int:
     r = sub.add_parser("report")
     r.add_argument("--sets", type=Path, required=True)
     r.add_argument("--half", default="b", choices=("a", "b"))
-    r.add_argument("--head", type=Path, action="append", default=[], help="exported head folder(s)")
+    r.add_argument("--head", type=Path, action="append", default=[],
+                   help="exported head folder(s) (kws.train.head export): its fp32 graph")
     r.add_argument("--int8", action="store_true", help="also the int8 graph of each head")
     r.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
