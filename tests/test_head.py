@@ -37,7 +37,8 @@ def test_onnx_equals_torch_offline_and_streaming(tmp_path, context):
     out, meta = _export(h, tmp_path)
     assert meta["context"] == context and meta["dim"] == 24
     assert json.loads((out / "head.json").read_text())["sha256"] == meta["sha256"]
-    onnx_head = Head(out / meta["file"], context, threads=1)
+    assert meta["file"] == meta["int8"]["file"]
+    onnx_head = Head(out / meta["fp32"]["file"], context, threads=1)
     rng = np.random.default_rng(1)
     for T in (1, 2, 5, 37):
         x = rng.normal(size=(T, 96)).astype(np.float32) * 3
@@ -175,3 +176,22 @@ def test_batches_place_the_target_words():
     g = torch.Generator().manual_seed(0)
     out = th.Augment(d, cfg, g, rng)(torch.from_numpy(wav), torch.from_numpy(prep["target"]))
     assert out.shape == wav.shape and torch.isfinite(out).all() and out.abs().max() <= 1
+
+
+def test_shipped_head_matches_its_training_twin():
+    """kws/assets/head: the graph head.json names has that sha256 and gives, on the stored input,
+    the outputs the trained torch model gave (int8 weights: close, not equal)."""
+    import hashlib
+    from importlib import resources
+    from pathlib import Path
+
+    d = Path(str(resources.files("kws") / "assets" / "head"))
+    if not (d / "head.json").exists():
+        pytest.skip("no head shipped in kws/assets/head")
+    meta = json.loads((d / "head.json").read_text())
+    f = d / meta["file"]
+    assert hashlib.sha256(f.read_bytes()).hexdigest() == meta["sha256"]
+    chk = np.load(d / "check.npz")
+    got = Head(f, meta["context"], threads=1)(chk["vectors"])
+    assert got.shape == (chk["vectors"].shape[0], meta["dim"])
+    assert np.sum(got * chk["out"], axis=1).min() > 0.99
