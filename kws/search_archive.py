@@ -67,7 +67,7 @@ HOP_S = 0.08                    # seconds between vectors
 SPAN_S = 12512 / 16000          # audio seen by one vector (0.782 s)
 PAD_S = 0.4                     # silence added before and after a recording (edge words get vectors)
 _Q = 127.0
-_HASH_W = np.random.default_rng(20261202).integers(1, 2 ** 31 - 1, DIM).astype(np.int64)
+_HASH_W = np.random.default_rng(20261202).integers(1, 2 ** 20, DIM).astype(np.float64)
 SMALL_FILE = 64 << 20           # files up to this size get their sha256 checked at every open
 
 
@@ -91,12 +91,13 @@ class ArchiveConfig:
     nprobe: int = 16               # lists scanned per query vector
     k: int = 64                    # nearest rows kept per query vector
     query_step: int = 1            # every query_step-th template vector looks up rows
+    rescore: int = 0               # ends per template scored exactly (best bounds from the lists); 0: all
 
     def __post_init__(self):
         if self.nlist < 0 or self.coarse_cells < 1 or self.coarse_probe < 1 or self.stride < 1:
             raise UsageError("nlist >= 0, coarse_cells >= 1, coarse_probe >= 1 and stride >= 1 are required")
-        if self.nprobe < 1 or self.k < 1 or self.query_step < 1 or self.kmeans_iter < 1:
-            raise UsageError("nprobe, k, query_step and kmeans_iter must be at least 1")
+        if min(self.nprobe, self.k, self.query_step, self.kmeans_iter) < 1 or self.rescore < 0:
+            raise UsageError("nprobe, k, query_step and kmeans_iter must be at least 1, rescore >= 0")
         if self.min_list_rows < 0:
             raise UsageError("min_list_rows must be 0 or more")
         if self.retrain_growth <= 1:
@@ -104,7 +105,7 @@ class ArchiveConfig:
 
     def build_part(self) -> dict:
         d = asdict(self)
-        for q in ("nprobe", "k", "query_step"):
+        for q in ("nprobe", "k", "query_step", "rescore"):
             d.pop(q)
         return d
 
@@ -241,8 +242,25 @@ def templates_from_text(text: str, voices: int = 8, seed: int = 0, backbone=None
 def row_hash(rows: np.ndarray) -> np.ndarray:
     """A 32-bit hash of each int8 row (a random linear form modulo a prime): any one changed byte
     changes it, and most other damage does."""
-    h = np.asarray(rows, np.int8).astype(np.int64) @ _HASH_W
+    # |sum| < 96 * 127 * 2**20 < 2**34: exact in float64, so BLAS computes it exactly
+    h = (np.asarray(rows, np.int8).astype(np.float64) @ _HASH_W).astype(np.int64)
     return (h % 4294967291).astype(np.uint32)
+
+
+def _unique(a: np.ndarray) -> np.ndarray:
+    """Sorted distinct values (np.unique hashes integers in numpy 2.3+, 30x slower here)."""
+    a = np.sort(np.asarray(a).ravel())
+    return a[np.r_[True, a[1:] != a[:-1]]] if a.size else a
+
+
+def _unique_inverse(a: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    a = np.asarray(a).ravel()
+    order = np.argsort(a, kind="stable")
+    s = a[order]
+    first = np.r_[True, s[1:] != s[:-1]] if s.size else np.zeros(0, bool)
+    inv = np.empty(a.size, np.int64)
+    inv[order] = np.cumsum(first) - 1
+    return s[first], inv
 
 
 def diagonal_scores(x: np.ndarray, T: np.ndarray) -> np.ndarray:
@@ -393,7 +411,7 @@ class _Segment:
         """int8 rows of segment row ids (any order), their hashes checked."""
         out = np.empty((ids.size, DIM), np.int8)
         sh = np.searchsorted(self.firsts, ids, side="right") - 1
-        for s in np.unique(sh):
+        for s in _unique(sh):
             m = sh == s
             local = ids[m] - self.firsts[s]
             rows = np.asarray(self.rows[s][local])
@@ -408,7 +426,7 @@ class _Segment:
         import faiss
 
         il = self.ivf.invlists
-        for l in np.unique(lists):
+        for l in _unique(lists):
             if l < 0 or self.checked[l]:
                 continue
             n = il.list_size(int(l))
@@ -810,15 +828,19 @@ class ArchiveIndex:
     # ------------------------------------------------------------------ querying
     def query(self, templates: Sequence[Template], top: int = 10, exact: bool = False,
               nprobe: Optional[int] = None, k: Optional[int] = None, per_file: Optional[int] = None,
-              threshold: Optional[float] = None) -> list:
+              threshold: Optional[float] = None, query_step: Optional[int] = None,
+              rescore: Optional[int] = None) -> list:
         """The ``top`` best hits (kws.search.Hit) of one term given by its templates (a hit scores
-        its best template); ``exact``: score every position of the archive (the reference)."""
-        return self.query_many([templates], top, exact, nprobe, k, per_file, threshold)[0]
+        its best template); ``exact``: score every position of the archive (the reference).
+        ``nprobe``, ``k``, ``query_step``, ``rescore``: see ArchiveConfig (its values by default)."""
+        return self.query_many([templates], top, exact, nprobe, k, per_file, threshold,
+                               query_step=query_step, rescore=rescore)[0]
 
     def query_many(self, queries: Sequence[Sequence[Template]], top: int = 10, exact: bool = False,
                    nprobe: Optional[int] = None, k: Optional[int] = None,
                    per_file: Optional[int] = None, threshold: Optional[float] = None,
-                   chunk: int = 1 << 20) -> List[list]:
+                   chunk: int = 1 << 20, query_step: Optional[int] = None,
+                   rescore: Optional[int] = None) -> List[list]:
         """:meth:`query` for several terms at once (the exact scan reads the rows once for all)."""
         if not queries or any(not q for q in queries):
             raise UsageError("a query needs at least one template")
@@ -836,7 +858,8 @@ class ArchiveIndex:
                 ends, sc, ti = self._exact_segment(seg, flat, keep, chunk)
             else:
                 ends, sc, ti = self._approx_segment(seg, flat, nprobe or self.config.nprobe,
-                                                    k or self.config.k)
+                                                    k or self.config.k, query_step or self.config.query_step,
+                                                    self.config.rescore if rescore is None else rescore)
             if ends.size == 0:
                 continue
             f = np.searchsorted(seg.file_first, ends, side="right") - 1
@@ -847,9 +870,9 @@ class ArchiveIndex:
             t0 = (ends - seg.file_first[f] - (Ls[ti] - 1)) * HOP_S - PAD_S
             st = np.clip(t0 + starts[ti], 0, seg.file_seconds[f])
             en = np.clip(t0 + stops[ti], 0, seg.file_seconds[f])
-            for qi in np.unique(qof[ti]):
+            for qi in _unique(qof[ti]):
                 m = qof[ti] == qi
-                uf, inv = np.unique(f[m], return_inverse=True)
+                uf, inv = _unique_inverse(f[m])
                 parts[qi].append(([seg.keys[i] for i in uf], inv, sc[m], np.stack([st[m], en[m]], 1)))
         out = []
         for p in parts:
@@ -872,10 +895,12 @@ class ArchiveIndex:
         fc = np.maximum(f, 0)
         return (ends >= 0) & (ends < seg.n) & (f >= 0) & (ends - L + 1 >= seg.file_first[fc]) & seg.live[fc]
 
-    def _approx_segment(self, seg: _Segment, templates: Sequence[Template], nprobe: int, k: int):
-        """Candidate ends from the lists (each template vector's ``k`` nearest rows in its
-        ``nprobe`` nearest lists), then scored exactly."""
-        step = self.config.query_step
+    def _approx_segment(self, seg: _Segment, templates: Sequence[Template], nprobe: int, k: int,
+                        step: int, rescore: int):
+        """Candidate ends from the lists: each ``step``-th template vector's ``k`` nearest rows in
+        its ``nprobe`` nearest lists propose ends; the ``rescore`` ends of each template with the
+        highest bound on s(e) from those similarities (and their neighbours within the stride)
+        are scored exactly."""
         qv, owner, offs = [], [], []
         for t, T in enumerate(templates):
             L = T.vectors.shape[0]
@@ -889,27 +914,43 @@ class ArchiveIndex:
         seg.ivf.nprobe = nprobe
         _, assign = seg.ivf.quantizer.search(Q, nprobe)
         seg.check_lists(assign.ravel())
-        _, ids = seg.ivf.search_preassigned(Q, k, assign, np.zeros(assign.shape, np.float32))
+        sims, ids = seg.ivf.search_preassigned(Q, k, assign, np.zeros(assign.shape, np.float32))
         stride = self.config.stride
         shifts = np.arange(-(stride - 1), stride)
         all_ends = []
         for t, T in enumerate(templates):
-            m = owner == t
-            found = ids[m]
-            e = (found + offs[m][:, None])[found >= 0]
-            e = np.unique((e[:, None] + shifts[None]).ravel())
-            all_ends.append(e[self._valid_ends(seg, e, T.vectors.shape[0])])
+            m = np.nonzero(owner == t)[0]
+            found, sim = ids[m], sims[m]
+            ok = found >= 0
+            # a vector's k-th similarity bounds what it did not find (its row unlisted or farther)
+            bound = np.where(ok.any(1), np.where(ok, sim, np.inf).min(1), -1.0).astype(np.float64)
+            e = (found + offs[m][:, None])[ok]
+            gain = (sim - bound[:, None])[ok]               # found: its similarity instead of the bound
+            if e.size == 0:
+                all_ends.append(e)
+                continue
+            order = np.argsort(e, kind="stable")
+            e, gain = e[order], gain[order]
+            first = np.r_[True, e[1:] != e[:-1]]
+            ue = e[first]
+            # the most s(e) can be, as far as the lists tell: every vector's similarity, or bound
+            best = bound.sum() + np.add.reduceat(gain, np.nonzero(first)[0])
+            if 0 < rescore < ue.size:
+                ue = ue[np.argpartition(-best, rescore)[:rescore]]
+            # rows between listed ones: the neighbouring ends are scored too
+            ue = _unique((ue[:, None] + shifts[None]).ravel())
+            all_ends.append(ue[self._valid_ends(seg, ue, T.vectors.shape[0])])
         return self._score_ends(seg, templates, all_ends)
 
     def _score_ends(self, seg: _Segment, templates, all_ends):
-        """s(e) of every proposed end, from the rows (their hashes checked)."""
+        """s(e) of every proposed end, from the rows (read once each, their hashes checked)."""
         ti = np.concatenate([np.full(e.size, t) for t, e in enumerate(all_ends)])
         ends = np.concatenate(all_ends)
         if ends.size == 0:
             return ends, np.zeros(0, np.float32), ti
-        need = np.unique(np.concatenate([(e[:, None] - np.arange(templates[t].vectors.shape[0])[None]).ravel()
-                                         for t, e in enumerate(all_ends) if e.size]))
-        rows = seg.gather(need).astype(np.float32) / _Q
+        need = _unique(np.concatenate([(e[:, None] - np.arange(templates[t].vectors.shape[0])[None]).ravel()
+                                       for t, e in enumerate(all_ends) if e.size]))
+        rows = seg.gather(need).astype(np.float32)
         scores = []
         for t, e in enumerate(all_ends):
             if e.size == 0:
@@ -917,7 +958,8 @@ class ArchiveIndex:
             T = templates[t].vectors
             L = T.shape[0]
             pos = np.searchsorted(need, e[:, None] - (L - 1) + np.arange(L)[None])    # (n, L)
-            scores.append(np.einsum("nld,ld->n", rows[pos], T) / L)
+            G = rows @ (T.T / (L * _Q))                     # every row read against each vector
+            scores.append(G[pos, np.arange(L)[None]].sum(1))
         return ends, np.concatenate(scores).astype(np.float32), ti
 
     def _exact_segment(self, seg: _Segment, templates: Sequence[Template], keep: int, chunk: int):
@@ -926,6 +968,7 @@ class ArchiveIndex:
         two ends either side)."""
         Ls = [T.vectors.shape[0] for T in templates]
         Tall = np.concatenate([T.vectors for T in templates]).T          # (D, sum L)
+        chunk = max(4096, min(chunk, (64 << 20) // (4 * Tall.shape[1])))   # G below stays ~64 MB
         col = np.cumsum([0] + Ls)
         over = max(Ls) - 1
         ends_out, sc_out, t_out = [], [], []
