@@ -1,0 +1,188 @@
+"""Keyword templates and how the stream is matched against them.
+
+A **template** is one utterance of a keyword as the front end hears it: the sequence of vectors
+(one every 80 ms, kws.backbone, through the model's head if it has one) of a Kokoro rendering
+of the typed keyword (kws.kokoro) or of a user's recording. A keyword holds several: one per
+voice, one per recording.
+
+A template is cut from its utterance (:func:`source_vectors`, :func:`cut`): the sound, trimmed of
+silence, is padded with ``PAD_S`` of silence on both sides, run through the front end, and
+``TRIM`` vectors are dropped at each end; what is left are the vectors that hear the word.
+
+**Score.** Template ``T`` (``L`` unit vectors) scored at stream vector ``e``: the mean cosine
+along the diagonal, ``s = (1/L) * sum_j cos(T[j], x[e - L + 1 + j])``; a keyword's score at ``e``
+is the best of its templates' (-1 until one of them fits in the stream). :class:`Matcher` keeps
+the dot products of the last ``Lmax`` stream vectors with every template row, so each new
+vector costs one matrix-vector product over all templates of all keywords and a gather: the same
+numbers for the stream, whatever its chunking, and for a whole recording (:meth:`Matcher.scores`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from kws.audio import SAMPLE_RATE, trim_silence
+from kws.errors import KwsError
+
+PAD_S = 0.5           # silence around an utterance before the front end
+TRIM = 2              # vectors dropped at each end of the padded utterance
+MIN_LENGTH = 3        # shortest template (vectors)
+MAX_LENGTH = 40       # longest template (3.2 s of vectors)
+TRIM_TOP_DB = 40.0    # silence trimming of renderings and recordings
+
+
+class TemplateError(KwsError, ValueError):
+    """An utterance that cannot give a template (too short, too long, silent)."""
+
+
+def source_vectors(frames, audio: np.ndarray, trim: bool = True) -> np.ndarray:
+    """Front-end vectors of one utterance: trimmed of silence (``trim``), padded with ``PAD_S``
+    of silence on both sides. ``frames`` maps 16 kHz audio to (n, D) vectors (a front end's
+    ``frames``)."""
+    x = np.asarray(audio, np.float32).reshape(-1)
+    if trim:
+        x = trim_silence(x, top_db=TRIM_TOP_DB, margin_s=0.0)
+    pad = np.zeros(int(PAD_S * SAMPLE_RATE), np.float32)
+    return frames(np.concatenate([pad, x, pad]))
+
+
+def cut(n_vectors: int) -> Tuple[int, int]:
+    """The template's [start, stop) within the ``n_vectors`` of a padded utterance."""
+    return TRIM, n_vectors - TRIM
+
+
+def check_length(length: int, name: str = "the utterance") -> None:
+    if length < MIN_LENGTH:
+        raise TemplateError(f"{name} is too short to make a template: {length} vector(s) of 80 ms "
+                            f"after trimming, at least {MIN_LENGTH} (about 0.25 s of speech)")
+    if length > MAX_LENGTH:
+        raise TemplateError(f"{name} is too long for a template: {length * 0.08:.1f} s of speech, at "
+                            f"most {MAX_LENGTH * 0.08:.1f} s")
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+@dataclass(frozen=True)
+class TemplateBank:
+    """Every template of K keywords, stacked for matching.
+
+    ``rows`` (R, D): all template vectors, unit length; template ``t`` is
+    ``rows[start[t]:start[t] + length[t]]`` and belongs to keyword ``owner[t]``."""
+
+    rows: np.ndarray
+    start: np.ndarray
+    length: np.ndarray
+    owner: np.ndarray
+    keywords: int
+
+    @classmethod
+    def build(cls, templates: Sequence[Sequence[np.ndarray]]) -> "TemplateBank":
+        """``templates[k]``: keyword k's templates, each (L, D)."""
+        rows, start, length, owner = [], [], [], []
+        pos = 0
+        for k, ts in enumerate(templates):
+            if not len(ts):
+                raise TemplateError(f"keyword {k} has no template")
+            for t in ts:
+                t = unit(t)
+                if t.ndim != 2 or t.shape[0] < 1:
+                    raise TemplateError("a template must be an (L, D) array with L >= 1")
+                rows.append(t)
+                start.append(pos)
+                length.append(t.shape[0])
+                owner.append(k)
+                pos += t.shape[0]
+        return cls(np.ascontiguousarray(np.concatenate(rows)), np.array(start, np.int64),
+                   np.array(length, np.int64), np.array(owner, np.int64), len(templates))
+
+    @property
+    def longest(self) -> int:
+        return int(self.length.max())
+
+    # per row: its template's length and its place in it
+    def _row_geometry(self) -> Tuple[np.ndarray, np.ndarray]:
+        tpl = np.repeat(np.arange(self.length.size), self.length)
+        return self.length[tpl], np.arange(self.rows.shape[0]) - self.start[tpl]
+
+    def keyword_max(self, tpl_scores: np.ndarray) -> np.ndarray:
+        """(n, T) template scores -> (n, K) best template of each keyword."""
+        out = np.full((tpl_scores.shape[0], self.keywords), -1.0, np.float32)
+        for k in range(self.keywords):
+            m = self.owner == k
+            out[:, k] = tpl_scores[:, m].max(axis=1)
+        return out
+
+
+class Matcher:
+    """Streaming template scores: :meth:`push` the stream's vectors (any number at a time), get
+    each keyword's score at each of them."""
+
+    def __init__(self, bank: TemplateBank):
+        self.bank = bank
+        self.cap = bank.longest
+        self._row_len, self._row_pos = bank._row_geometry()
+        self._cols = np.arange(bank.rows.shape[0])
+        self._seg = bank.start
+        self.reset()
+
+    def reset(self) -> None:
+        self._dots = np.zeros((self.cap, self.bank.rows.shape[0]), np.float32)
+        self.count = 0             # stream vectors seen
+
+    def push(self, vectors: np.ndarray) -> np.ndarray:
+        """(n, D) new stream vectors (unit length) -> (n, K) keyword scores at each."""
+        v = np.asarray(vectors, np.float32).reshape(-1, self.bank.rows.shape[1])
+        out = np.empty((v.shape[0], self.bank.keywords), np.float32)
+        for i in range(v.shape[0]):
+            e = self.count
+            self._dots[e % self.cap] = self.bank.rows @ v[i]
+            self.count += 1
+            out[i] = self._score(e)
+        return out
+
+    def _score(self, e: int) -> np.ndarray:
+        first = e - self._row_len + 1                      # stream index of each row's template start
+        vals = self._dots[(first + self._row_pos) % self.cap, self._cols]
+        sums = np.add.reduceat(vals, self._seg)
+        tpl = (sums / self.bank.length).astype(np.float32)
+        tpl[self.bank.length > e + 1] = -1.0               # not yet in the stream
+        out = np.full(self.bank.keywords, -1.0, np.float32)
+        np.maximum.at(out, self.bank.owner, tpl)
+        return out
+
+    def scores(self, vectors: np.ndarray) -> np.ndarray:
+        """(n, K) scores of a whole recording's vectors, as streaming them from the start gives."""
+        self.reset()
+        out = self.push(vectors)
+        self.reset()
+        return out
+
+
+def template_scores(bank: TemplateBank, vectors: np.ndarray, block: int = 4096) -> np.ndarray:
+    """(n, T) every template's score at every vector of a long recording, fast (batched matrix
+    products; equal to :class:`Matcher`'s up to float rounding): for thresholds and evaluation.
+    -1 where a template does not fit yet."""
+    x = unit(vectors)
+    n, t = x.shape[0], bank.length.size
+    out = np.full((n, t), -1.0, np.float32)
+    L = bank.longest
+    for s in range(0, n, block):
+        lo = max(0, s - L + 1)
+        g = x[lo:s + block] @ bank.rows.T                      # (m, R)
+        m = g.shape[0]
+        for ti in range(t):
+            a, l = int(bank.start[ti]), int(bank.length[ti])
+            acc = np.zeros(m - l + 1, np.float32) if m >= l else None
+            if acc is None:
+                continue
+            for j in range(l):
+                acc += g[j:m - l + 1 + j, a + j]
+            ends = lo + l - 1 + np.arange(m - l + 1)           # stream index of each score
+            keep = ends >= s
+            out[ends[keep], ti] = acc[keep] / l
+    return out
