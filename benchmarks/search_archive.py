@@ -294,16 +294,16 @@ def query_process(args) -> int:
     before = rss()
     res = {"open_s": open_s, "rss_open": before, "settings": []}
     for setting in args.settings.split(";"):
-        nprobe, k, step, rescore = (int(v) for v in setting.split(","))
+        nprobe, k, step = (int(v) for v in setting.split(","))
         times, cpu, hits = [], [], []
         for q in qs:
             T = templates(q)
             c0, t0 = time.process_time(), time.perf_counter()
-            h = ix.query(T, top=10, nprobe=nprobe, k=k, query_step=step, rescore=rescore)
+            h = ix.query(T, top=10, nprobe=nprobe, k=k, query_step=step)
             times.append(time.perf_counter() - t0)
             cpu.append(time.process_time() - c0)
             hits.append([x.to_dict() for x in h])
-        res["settings"].append({"nprobe": nprobe, "k": k, "step": step, "rescore": rescore, "times": times, "cpu": cpu,
+        res["settings"].append({"nprobe": nprobe, "k": k, "step": step, "times": times, "cpu": cpu,
                                 "hits": hits})
     res["rss_after"] = rss()
     Path(args.out).write_text(json.dumps(res))
@@ -336,7 +336,7 @@ def measure(ix_dir: Path, qs, args, label_hours: float, build: dict, results: li
             cs = np.array([st["cpu"][i] for i in sel[1:] or sel]) * 1000
             rec = np.mean([overlap_recall(exact[i], [Hit(**h) for h in st["hits"][i]]) for i in sel])
             row = {"hours": round(hours, 2), "rows": ix.rows, "queries": kind, "n": len(sel),
-                   "nprobe": st["nprobe"], "k": st["k"], "step": st["step"], "rescore": st["rescore"], "median_ms": float(np.median(ts)),
+                   "nprobe": st["nprobe"], "k": st["k"], "step": st["step"], "median_ms": float(np.median(ts)),
                    "p90_ms": float(np.percentile(ts, 90)), "recall10": float(rec),
                    "median_cpu_ms": float(np.median(cs)), "p90_cpu_ms": float(np.percentile(cs, 90)),
                    "first_ms": st["times"][sel[0]] * 1000,
@@ -346,7 +346,7 @@ def measure(ix_dir: Path, qs, args, label_hours: float, build: dict, results: li
                    "rss_anon_mib": r["rss_after"].get("RssAnon"), "rss_peak_mib": r["rss_after"]["VmHWM"],
                    "build": build}
             results.append(row)
-            print(f"  {kind:7s} nprobe {st['nprobe']:3d} k {st['k']:4d} step {st['step']} rescore {st['rescore']}: median {row['median_ms']:.1f} ms, "
+            print(f"  {kind:7s} nprobe {st['nprobe']:3d} k {st['k']:4d} step {st['step']}: median {row['median_ms']:.1f} ms, "
                   f"p90 {row['p90_ms']:.1f} ms (CPU {row['median_cpu_ms']:.1f}, {row['p90_cpu_ms']:.1f}), recall@10 {rec:.3f}; RSS {row['rss_mib']:.0f} MiB "
                   f"(file {row['rss_file_mib']:.0f}, peak {row['rss_peak_mib']:.0f})", flush=True)
 
@@ -371,7 +371,8 @@ def scale(args) -> int:
 
             shutil.rmtree(ix_dir)
         print(f"\n== {h:g} h", flush=True)
-        ix = ArchiveIndex(ix_dir, ArchiveConfig(stride=args.stride))
+        ix = ArchiveIndex(ix_dir, ArchiveConfig(stride=args.stride, context=args.context,
+                                                listed_dim=min(96, 96 * args.context)))
         shards = split_shards(volume(pool, h, args.jitter), args.shards, h)
         t0 = time.perf_counter()
         build = ix.add_rows(shards, quiet=False)
@@ -387,10 +388,10 @@ def scale(args) -> int:
             import shutil
 
             shutil.rmtree(ix_dir)
-    print(f"\n{'hours':>7} {'queries':>8} {'nprobe':>6} {'k':>4} {'step':>4} {'resc':>5} {'median ms':>9} {'p90 ms':>7} {'cpu med':>7} {'cpu p90':>7} "
+    print(f"\n{'hours':>7} {'queries':>8} {'nprobe':>6} {'k':>5} {'step':>4} {'median ms':>9} {'p90 ms':>7} {'cpu med':>7} {'cpu p90':>7} "
           f"{'rec@10':>7} {'MB/h':>6} {'RSS MiB':>8} {'build s':>8}")
     for r in results:
-        print(f"{r['hours']:7.1f} {r['queries']:>8} {r['nprobe']:6d} {r['k']:4d} {r['step']:4d} {r['rescore']:5d} {r['median_ms']:9.1f} "
+        print(f"{r['hours']:7.1f} {r['queries']:>8} {r['nprobe']:6d} {r['k']:5d} {r['step']:4d} {r['median_ms']:9.1f} "
               f"{r['p90_ms']:7.1f} {r['median_cpu_ms']:7.1f} {r['p90_cpu_ms']:7.1f} {r['recall10']:7.3f} {r['mb_per_hour']:6.2f} {r['rss_mib']:8.0f} "
               f"{r['build_s']:8.0f}")
     return 0
@@ -508,11 +509,12 @@ def main() -> int:
     s.add_argument("--hours", default="1,10,100")
     s.add_argument("--shards", type=int, default=8)
     s.add_argument("--stride", type=int, default=2)
+    s.add_argument("--context", type=int, default=1)
     s.add_argument("--jitter", type=float, default=0.35)
     s.add_argument("--text-queries", type=int, default=20)
     s.add_argument("--example-queries", type=int, default=21)
     s.add_argument("--voices", type=int, default=8)
-    s.add_argument("--settings", default="16,64,1,256", help="nprobe,k,query_step,rescore;...")
+    s.add_argument("--settings", default="16,1024,1", help="nprobe,k,query_step;...")
     s.add_argument("--tmp", default=tempfile.gettempdir())
     s.add_argument("--keep", action="store_true", help="keep the indexes")
     s.add_argument("--out", type=Path, default=None)
@@ -527,7 +529,7 @@ def main() -> int:
     q.add_argument("index")
     q.add_argument("queries")
     q.add_argument("out")
-    q.add_argument("--settings", default="16,64,1,256")
+    q.add_argument("--settings", default="16,1024,1")
     args = ap.parse_args()
     if args.cmd == "pool":
         make_pool(args.data, args.cache)

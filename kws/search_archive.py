@@ -28,16 +28,20 @@ Layout of an archive folder (docs/search.md):
   worker (kws.search_dist runs them on a Dask cluster): ``shard-KKK.i8`` (rows),
   ``shard-KKK.hash`` (a 32-bit hash of every row) and ``shard-KKK.json`` (its files). Every
   shard's rows were added to a copy of the trained index, and these blocks were merged into one
-  FAISS inverted-file index whose lists stay on disk, memory-mapped (``ivf.faiss`` +
-  ``ivf.ivfdata``, FAISS ``OnDiskInvertedLists``), with a CRC-32 of every list (``ivf.crc.npy``).
-  The lists hold every ``stride``-th row (default 2: neighbouring vectors overlap by 90 % of
-  their 0.78 s span), coded with 8 bits a dimension.
+  FAISS inverted-file index whose lists stay on disk, memory-mapped (``ivf-G.faiss`` +
+  ``ivf-G.ivfdata``, FAISS ``OnDiskInvertedLists``), with a CRC-32 of every list
+  (``ivf-G.crc.npy``). The lists hold an entry for every ``stride``-th row (default 2:
+  neighbouring vectors overlap by 90 % of their 0.78 s span): ``context`` consecutive rows
+  concatenated and projected to ``listed_dim`` dimensions (uncentred PCA, ``trained-G.proj.npy``),
+  so that the inner product of two entries is about the template score over ``context`` rows;
+  coded with 8 bits a dimension.
 
-Search: each template's vectors (every ``query_step``-th) look up their ``k`` nearest rows in the
-``nprobe`` nearest lists; a row found at position p for template vector j proposes the template
-ends p + L - 1 - j (and its neighbours within the stride). Every proposed end is then scored
-exactly with s(e) from the memory-mapped rows, and overlapping hits of a file are merged. The
-exact scan (``exact=True``) computes s(e) at every position of the archive, the reference.
+Search: each template's entries (every ``query_step``-th start) look up their ``k`` nearest
+entries in the ``nprobe`` nearest lists; an entry found at position p for the template's start j
+proposes the template end p + L - 1 - j and its neighbours within the stride. Every proposed end
+is then scored exactly with s(e) from the memory-mapped rows, and overlapping hits of a file are
+merged. The exact scan (``exact=True``) computes s(e) at every position of the archive, the
+reference.
 
 Integrity, with no wrong answer from damaged files: opening checks that every file listed has its
 size and that the small files have their sha256; the large files are checked where a query reads
@@ -79,25 +83,29 @@ class ArchiveDamaged(SearchIndexError):
 class ArchiveConfig:
     """Build settings (stored in the manifest) and query defaults."""
     nlist: int = 0                 # inverted lists; 0: about sqrt(listed rows), a power of two
-    coarse_cells: int = 64         # top level of the two-level coarse quantizer
+    coarse_cells: int = 64         # top level of the two-level coarse quantizer (list centroids)
     coarse_probe: int = 8          # top-level cells searched to assign a row to a list
     stride: int = 2                # every stride-th row goes into the lists
-    train_rows: int = 0            # rows sampling the training; 0: 40 a list, at least 20,000
+    context: int = 1               # a listed entry: this many consecutive rows, concatenated ...
+    listed_dim: int = 96           # ... and projected to this many dimensions (uncentred PCA)
+    train_rows: int = 0            # rows sampling the training; 0: 30 a list, at least 20,000
     kmeans_iter: int = 10
     retrain_growth: float = 4.0    # retrain when the archive grows this many times past its training
     min_list_rows: int = 20_000    # smaller segments (under 27 minutes) get no lists: scanned exactly
     seed: int = 0
     # query defaults
     nprobe: int = 16               # lists scanned per query vector
-    k: int = 64                    # nearest rows kept per query vector
+    k: int = 1024                  # nearest entries kept per query vector, shared by the templates
+                                   # (each template's vectors keep k / templates, at least 64)
     query_step: int = 1            # every query_step-th template vector looks up rows
-    rescore: int = 0               # ends per template scored exactly (best bounds from the lists); 0: all
 
     def __post_init__(self):
         if self.nlist < 0 or self.coarse_cells < 1 or self.coarse_probe < 1 or self.stride < 1:
             raise UsageError("nlist >= 0, coarse_cells >= 1, coarse_probe >= 1 and stride >= 1 are required")
-        if min(self.nprobe, self.k, self.query_step, self.kmeans_iter) < 1 or self.rescore < 0:
-            raise UsageError("nprobe, k, query_step and kmeans_iter must be at least 1, rescore >= 0")
+        if self.context < 1 or not 8 <= self.listed_dim <= self.context * DIM:
+            raise UsageError(f"context >= 1 and 8 <= listed_dim <= context x {DIM} are required")
+        if min(self.nprobe, self.k, self.query_step, self.kmeans_iter) < 1:
+            raise UsageError("nprobe, k, query_step and kmeans_iter must be at least 1")
         if self.min_list_rows < 0:
             raise UsageError("min_list_rows must be 0 or more")
         if self.retrain_growth <= 1:
@@ -105,7 +113,7 @@ class ArchiveConfig:
 
     def build_part(self) -> dict:
         d = asdict(self)
-        for q in ("nprobe", "k", "query_step", "rescore"):
+        for q in ("nprobe", "k", "query_step"):
             d.pop(q)
         return d
 
@@ -217,26 +225,43 @@ def template_from_audio(audio: np.ndarray, label: str = "", backbone=None, trim:
     return Template(rows.astype(np.float32) / _Q, pad, pad + x.size / 16000, label)
 
 
-def templates_from_text(text: str, voices: int = 8, seed: int = 0, backbone=None) -> List[Template]:
-    """Templates of a typed term: TTS renderings in ``voices`` voices (kws.tts's installed
-    engines), each a template."""
+def templates_from_text(text: str, voices: int = 8, backbone=None) -> List[Template]:
+    """Templates of a typed term: Kokoro renderings (kws.kokoro, as keywords are rendered) in
+    ``voices`` of its 28 voices, spread over the list; where the Kokoro model cannot be had, the
+    installed espeak-ng/flite voices (kws.tts)."""
+    from kws.kokoro import KokoroError
+    from kws.phonemes import pronounce
+
+    try:
+        from kws import kokoro
+
+        phonemes = kokoro.pronunciation_phonemes(pronounce(text))
+        all_r = kokoro.default_renderings()
+        pick = np.unique(np.linspace(0, len(all_r) - 1, max(1, min(voices, len(all_r)))).round().astype(int))
+        audios = [kokoro.render(phonemes, all_r[i]) for i in pick]
+    except KokoroError:
+        audios = _classic_tts(text, voices)
+    out = []
+    for audio in audios:
+        if audio is not None and audio.size >= 1600:
+            out.append(template_from_audio(audio, text, backbone))
+    if not out:
+        raise UsageError(f"no rendering of {text!r} could be made")
+    return out
+
+
+def _classic_tts(text: str, voices: int) -> list:
     import random
 
     from kws.tts import available_engines, random_render, synthesize
 
     engines = available_engines()
     if not engines:
-        raise UsageError("text queries on an archive need a TTS engine (apt-get install espeak-ng), "
-                         "or query by example: --example clip.wav")
-    rng = random.Random(seed)
+        raise UsageError("text queries need the Kokoro model (pip install kws) or a TTS engine "
+                         "(apt-get install espeak-ng); or query by example: --example clip.wav")
+    rng = random.Random(0)
     renders = [random_render(text, engines[i % len(engines)], rng) for i in range(voices)]
-    out = []
-    for audio in synthesize(renders):
-        if audio is not None and audio.size >= 1600:
-            out.append(template_from_audio(audio.astype(np.float32) / 32768.0, text, backbone))
-    if not out:
-        raise UsageError(f"no TTS rendering of {text!r} could be made")
-    return out
+    return [None if a is None else a.astype(np.float32) / 32768.0 for a in synthesize(renders)]
 
 
 def row_hash(rows: np.ndarray) -> np.ndarray:
@@ -352,19 +377,36 @@ def _read_rows(path: Path, rows: int) -> np.ndarray:
     return np.memmap(path, np.int8, "r", shape=(rows, DIM))
 
 
+def context_vectors(x: np.ndarray, at: np.ndarray, context: int, P: np.ndarray) -> np.ndarray:
+    """Listed entries of unit rows ``x`` (float or int8 x 127) at positions ``at``: rows
+    at .. at + context - 1 (the last row repeated past the end) concatenated, then projected by
+    ``P``. The inner product of two such entries is about the sum of the cosines of their rows,
+    position by position (the diagonal of the template score over ``context`` rows)."""
+    n = x.shape[0]
+    idx = np.minimum(at[:, None] + np.arange(context)[None], n - 1)
+    z = np.asarray(x[idx.ravel()], np.float32).reshape(at.size, context * DIM)
+    if x.dtype == np.int8:
+        z /= _Q
+    return np.ascontiguousarray(z @ P)
+
+
 def add_shard_to_block(trained_path: str, shard_i8: str, rows: int, first_id: int, stride: int,
-                       out: str) -> str:
-    """Runs on a worker: add every ``stride``-th row of a shard (ids ``first_id`` + row) to a copy
-    of the trained index and write it to ``out`` (atomically)."""
+                       context: int, out: str) -> str:
+    """Runs on a worker: add the entries of every ``stride``-th row of a shard (ids ``first_id`` +
+    row) to a copy of the trained index and write it to ``out`` (atomically)."""
     from kws.search_ann import import_faiss
 
     faiss = import_faiss()
     index = faiss.read_index(trained_path)
+    P = np.load(trained_path.replace(".faiss", ".proj.npy"))
     x = _read_rows(Path(shard_i8), rows)
-    for s in range(0, rows, 1 << 18):
-        sel = np.arange(s + (-s) % stride, min(rows, s + (1 << 18)), stride)
+    step = 1 << 17
+    for s in range(0, rows, step):
+        sel = np.arange(s + (-s) % stride, min(rows, s + step), stride)
         if sel.size:
-            index.add_with_ids(np.asarray(x[sel], np.float32) / _Q, (sel + first_id).astype(np.int64))
+            a, b = int(sel[0]), min(rows, int(sel[-1]) + context)
+            z = context_vectors(np.asarray(x[a:b]), sel - a, context, P)
+            index.add_with_ids(z, (sel + first_id).astype(np.int64))
     faiss.write_index(index, out + ".tmp")
     os.replace(out + ".tmp", out)
     return out
@@ -374,7 +416,7 @@ def add_shard_to_block(trained_path: str, shard_i8: str, rows: int, first_id: in
 class _Segment:
     """One segment, open for queries."""
 
-    def __init__(self, root: Path, entry: dict, faiss, files: Dict[str, dict]):
+    def __init__(self, root: Path, entry: dict, faiss, files: Dict[str, dict], trained: Optional[str]):
         self.root = root / entry["name"]
         self.entry = entry
         self.shards = entry["shards"]
@@ -405,6 +447,7 @@ class _Segment:
                                               faiss.IO_FLAG_ONDISK_SAME_DIR | faiss.IO_FLAG_READ_ONLY)
             self.ivf = faiss.extract_index_ivf(self.index)
             self.crc = np.load(self.root / f"{ivf}.crc.npy")
+            self.proj = np.load(root / trained.replace(".faiss", ".proj.npy"))
             self.checked = np.zeros(self.crc.size, bool)
 
     def gather(self, ids: np.ndarray) -> np.ndarray:
@@ -485,9 +528,10 @@ def list_crcs(index) -> np.ndarray:
 
 
 def auto_nlist(listed_rows: int) -> int:
-    """About sqrt(rows) lists, a power of two, between 16 and 16384, at least 39 rows each."""
-    want = 2 ** int(round(np.log2(max(16.0, np.sqrt(max(1, listed_rows))))))
-    return int(max(1, min(want, 16384, listed_rows // 39 or 1)))
+    """About 2 sqrt(listed entries) lists, a power of two, between 16 and 65536, at least 39
+    training entries each."""
+    want = 2 ** int(round(np.log2(max(16.0, 2 * np.sqrt(max(1, listed_rows))))))
+    return int(max(1, min(want, 65536, listed_rows // 39 or 1)))
 
 
 class ArchiveIndex:
@@ -572,7 +616,7 @@ class ArchiveIndex:
             from kws.search_ann import import_faiss
 
             faiss = import_faiss() if any(s.get("ivf") for s in self.manifest["segments"]) else None
-            self._segments = [_Segment(self.root, e, faiss, self.files)
+            self._segments = [_Segment(self.root, e, faiss, self.files, self.manifest["trained"])
                               for e in self.manifest["segments"]]
         return self._segments
 
@@ -725,7 +769,7 @@ class ArchiveIndex:
     def _checksums(self, m: dict) -> Dict[str, dict]:
         old = self._listed()
         out = {}
-        paths = [Path(m["trained"])] if m["trained"] else []
+        paths = [Path(m["trained"]), Path(m["trained"].replace(".faiss", ".proj.npy"))] if m["trained"] else []
         for s in m["segments"]:
             for sh in s["shards"]:
                 paths += [Path(s["name"]) / (sh["name"] + x) for x in (".i8", ".hash", ".json")]
@@ -757,7 +801,8 @@ class ArchiveIndex:
                 p.unlink()
 
     def _sample(self, segs: List[dict], want: int) -> np.ndarray:
-        """About ``want`` rows drawn evenly from every shard of ``segs``, as unit float32."""
+        """About ``want`` entries (``context`` rows from a random start, concatenated) drawn
+        evenly from every shard of ``segs``, as float32."""
         rng = np.random.default_rng(self.config.seed)
         total = sum(s["rows"] for s in segs)
         share = min(1.0, want / max(1, total))
@@ -768,7 +813,8 @@ class ArchiveIndex:
                 take = sh["rows"] if share >= 1 else int(rng.binomial(sh["rows"], share))
                 if take:
                     idx = np.sort(rng.choice(sh["rows"], take, replace=False))
-                    parts.append(np.asarray(x[idx], np.float32) / _Q)
+                    parts.append(context_vectors(x, idx, self.config.context,
+                                                 np.eye(self.config.context * DIM, dtype=np.float32)))
         return np.concatenate(parts)
 
     def _train(self, segs: List[dict], name: str, faiss) -> None:
@@ -778,26 +824,31 @@ class ArchiveIndex:
         c = self.config
         total = sum(s["rows"] for s in segs)
         nlist = c.nlist or auto_nlist(total // c.stride)
-        want = c.train_rows or max(20_000, 40 * nlist)
-        x = self._sample(segs, want)
-        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        want = c.train_rows or max(20_000, 30 * nlist)
+        z = self._sample(segs, want)
+        # uncentred PCA: inner products, and so the ranking, survive the projection
+        w, v = np.linalg.eigh(z.astype(np.float64).T @ z.astype(np.float64) / max(1, z.shape[0]))
+        P = np.ascontiguousarray(v[:, ::-1][:, :c.listed_dim], dtype=np.float32)
+        x = np.ascontiguousarray(z @ P)
+        d = P.shape[1]
         nlist = max(1, min(nlist, x.shape[0] // 39 or 1))
-        km = faiss.Kmeans(DIM, nlist, niter=c.kmeans_iter, spherical=True, seed=c.seed,
+        km = faiss.Kmeans(d, nlist, niter=c.kmeans_iter, spherical=True, seed=c.seed,
                           verbose=False, max_points_per_centroid=256)
         with _c_output_muted():           # FAISS warns of few training points on small archives
-            km.train(np.ascontiguousarray(x))
+            km.train(x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12))
         cells = max(1, min(c.coarse_cells, nlist // 39 or 1))
-        top = faiss.IndexFlatIP(DIM)
-        quant = faiss.IndexIVFFlat(top, DIM, cells, faiss.METRIC_INNER_PRODUCT)
+        top = faiss.IndexFlatIP(d)
+        quant = faiss.IndexIVFFlat(top, d, cells, faiss.METRIC_INNER_PRODUCT)
         quant.cp.spherical = True
         quant.cp.seed = c.seed
         with _c_output_muted():
             quant.train(km.centroids)
         quant.add(km.centroids)
         quant.nprobe = min(c.coarse_probe, cells)
-        index = faiss.IndexIVFScalarQuantizer(quant, DIM, nlist, faiss.ScalarQuantizer.QT_8bit,
+        index = faiss.IndexIVFScalarQuantizer(quant, d, nlist, faiss.ScalarQuantizer.QT_8bit,
                                               faiss.METRIC_INNER_PRODUCT, False)
-        index.train(np.ascontiguousarray(x))
+        index.train(x)
+        _save_npy(self.root / name.replace(".faiss", ".proj.npy"), P)
         tmp = self.root / (name + ".tmp")
         faiss.write_index(index, str(tmp))
         os.replace(tmp, self.root / name)
@@ -810,7 +861,8 @@ class ArchiveIndex:
 
         d = self.root / seg["name"]
         jobs = [(str(self.root / trained), str(d / (sh["name"] + ".i8")), sh["rows"], sh["first"],
-                 self.config.stride, str(d / f"{sh['name']}.{ivf}.block")) for sh in seg["shards"] if sh["rows"]]
+                 self.config.stride, self.config.context, str(d / f"{sh['name']}.{ivf}.block"))
+                for sh in seg["shards"] if sh["rows"]]
         blocks = [out for _, out in _run(add_shard_to_block, jobs, workers, address, quiet, "shard lists")]
         for x in (".faiss", ".ivfdata"):
             if (d / (ivf + x)).exists():
@@ -828,19 +880,17 @@ class ArchiveIndex:
     # ------------------------------------------------------------------ querying
     def query(self, templates: Sequence[Template], top: int = 10, exact: bool = False,
               nprobe: Optional[int] = None, k: Optional[int] = None, per_file: Optional[int] = None,
-              threshold: Optional[float] = None, query_step: Optional[int] = None,
-              rescore: Optional[int] = None) -> list:
+              threshold: Optional[float] = None, query_step: Optional[int] = None) -> list:
         """The ``top`` best hits (kws.search.Hit) of one term given by its templates (a hit scores
         its best template); ``exact``: score every position of the archive (the reference).
-        ``nprobe``, ``k``, ``query_step``, ``rescore``: see ArchiveConfig (its values by default)."""
+        ``nprobe``, ``k``, ``query_step``: see ArchiveConfig (its values by default)."""
         return self.query_many([templates], top, exact, nprobe, k, per_file, threshold,
-                               query_step=query_step, rescore=rescore)[0]
+                               query_step=query_step)[0]
 
     def query_many(self, queries: Sequence[Sequence[Template]], top: int = 10, exact: bool = False,
                    nprobe: Optional[int] = None, k: Optional[int] = None,
                    per_file: Optional[int] = None, threshold: Optional[float] = None,
-                   chunk: int = 1 << 20, query_step: Optional[int] = None,
-                   rescore: Optional[int] = None) -> List[list]:
+                   chunk: int = 1 << 20, query_step: Optional[int] = None) -> List[list]:
         """:meth:`query` for several terms at once (the exact scan reads the rows once for all)."""
         if not queries or any(not q for q in queries):
             raise UsageError("a query needs at least one template")
@@ -857,9 +907,13 @@ class ArchiveIndex:
             if exact or seg.index is None:
                 ends, sc, ti = self._exact_segment(seg, flat, keep, chunk)
             else:
-                ends, sc, ti = self._approx_segment(seg, flat, nprobe or self.config.nprobe,
-                                                    k or self.config.k, query_step or self.config.query_step,
-                                                    self.config.rescore if rescore is None else rescore)
+                got, base = [], 0
+                for q in queries:                 # each term's templates propose and score its ends
+                    e_, s_, t_ = self._approx_segment(seg, list(q), nprobe or self.config.nprobe,
+                                                      k or self.config.k, query_step or self.config.query_step)
+                    got.append((e_, s_, t_ + base))
+                    base += len(q)
+                ends, sc, ti = (np.concatenate([g[i] for g in got]) for i in range(3))
             if ends.size == 0:
                 continue
             f = np.searchsorted(seg.file_first, ends, side="right") - 1
@@ -896,16 +950,17 @@ class ArchiveIndex:
         return (ends >= 0) & (ends < seg.n) & (f >= 0) & (ends - L + 1 >= seg.file_first[fc]) & seg.live[fc]
 
     def _approx_segment(self, seg: _Segment, templates: Sequence[Template], nprobe: int, k: int,
-                        step: int, rescore: int):
-        """Candidate ends from the lists: each ``step``-th template vector's ``k`` nearest rows in
-        its ``nprobe`` nearest lists propose ends; the ``rescore`` ends of each template with the
-        highest bound on s(e) from those similarities (and their neighbours within the stride)
-        are scored exactly."""
+                        step: int):
+        """Candidate ends from the lists: each template's entries (every ``step``-th start) find
+        their ``k / templates`` nearest entries in their ``nprobe`` nearest lists, each proposing
+        a template end (and its neighbours within the stride); every proposed end is then scored
+        exactly by every template."""
+        c = self.config.context
         qv, owner, offs = [], [], []
         for t, T in enumerate(templates):
             L = T.vectors.shape[0]
-            js = np.arange(L)[::step] if L > step else np.array([L // 2])
-            qv.append(T.vectors[js])
+            js = np.arange(max(1, L - c + 1))[::step]
+            qv.append(context_vectors(T.vectors, js, c, seg.proj))
             owner.append(np.full(js.size, t))
             offs.append(L - 1 - js)
         Q = np.ascontiguousarray(np.concatenate(qv), np.float32)
@@ -914,53 +969,47 @@ class ArchiveIndex:
         seg.ivf.nprobe = nprobe
         _, assign = seg.ivf.quantizer.search(Q, nprobe)
         seg.check_lists(assign.ravel())
-        sims, ids = seg.ivf.search_preassigned(Q, k, assign, np.zeros(assign.shape, np.float32))
+        k = max(64, k // len(templates))
+        _, ids = seg.ivf.search_preassigned(Q, k, assign, np.zeros(assign.shape, np.float32))
         stride = self.config.stride
         shifts = np.arange(-(stride - 1), stride)
-        all_ends = []
-        for t, T in enumerate(templates):
-            m = np.nonzero(owner == t)[0]
-            found, sim = ids[m], sims[m]
-            ok = found >= 0
-            # a vector's k-th similarity bounds what it did not find (its row unlisted or farther)
-            bound = np.where(ok.any(1), np.where(ok, sim, np.inf).min(1), -1.0).astype(np.float64)
-            e = (found + offs[m][:, None])[ok]
-            gain = (sim - bound[:, None])[ok]               # found: its similarity instead of the bound
-            if e.size == 0:
-                all_ends.append(e)
-                continue
-            order = np.argsort(e, kind="stable")
-            e, gain = e[order], gain[order]
-            first = np.r_[True, e[1:] != e[:-1]]
-            ue = e[first]
-            # the most s(e) can be, as far as the lists tell: every vector's similarity, or bound
-            best = bound.sum() + np.add.reduceat(gain, np.nonzero(first)[0])
-            if 0 < rescore < ue.size:
-                ue = ue[np.argpartition(-best, rescore)[:rescore]]
-            # rows between listed ones: the neighbouring ends are scored too
-            ue = _unique((ue[:, None] + shifts[None]).ravel())
-            all_ends.append(ue[self._valid_ends(seg, ue, T.vectors.shape[0])])
-        return self._score_ends(seg, templates, all_ends)
+        e = (ids + offs[:, None])[ids >= 0]
+        # rows between listed ones: the neighbouring ends are proposed too
+        ends = _unique((e[:, None] + shifts[None]).ravel())
+        ends = ends[self._valid_ends(seg, ends, min(T.vectors.shape[0] for T in templates))]
+        return self._score_ends(seg, templates, ends)
 
-    def _score_ends(self, seg: _Segment, templates, all_ends):
-        """s(e) of every proposed end, from the rows (read once each, their hashes checked)."""
-        ti = np.concatenate([np.full(e.size, t) for t, e in enumerate(all_ends)])
-        ends = np.concatenate(all_ends)
+    def _score_ends(self, seg: _Segment, templates, ends: np.ndarray):
+        """(ends, best template's s(e), that template) of every proposed end, every template
+        scored from the rows (read once each, their hashes checked); -1 where none fits."""
         if ends.size == 0:
-            return ends, np.zeros(0, np.float32), ti
-        need = _unique(np.concatenate([(e[:, None] - np.arange(templates[t].vectors.shape[0])[None]).ravel()
-                                       for t, e in enumerate(all_ends) if e.size]))
+            return ends, np.zeros(0, np.float32), ends
+        Ls = np.array([T.vectors.shape[0] for T in templates])
+        Lmax = int(Ls.max())
+        need = _unique((ends[:, None] - np.arange(Lmax)[None]).ravel())
+        need = need[need >= 0]
         rows = seg.gather(need).astype(np.float32)
-        scores = []
-        for t, e in enumerate(all_ends):
-            if e.size == 0:
-                continue
-            T = templates[t].vectors
-            L = T.shape[0]
-            pos = np.searchsorted(need, e[:, None] - (L - 1) + np.arange(L)[None])    # (n, L)
-            G = rows @ (T.T / (L * _Q))                     # every row read against each vector
-            scores.append(G[pos, np.arange(L)[None]].sum(1))
-        return ends, np.concatenate(scores).astype(np.float32), ti
+        Tall = np.concatenate([T.vectors for T in templates])
+        G = (Tall / _Q) @ rows.T                   # every template vector against every row read
+        best = np.full(ends.size, -1.0, np.float32)
+        which = np.zeros(ends.size, np.int64)
+        col = 0
+        # need holds every row of [e - Lmax + 1, e] (>= 0) of every end e, in order: the row
+        # e - d sits d places before e
+        at = np.searchsorted(need, ends)
+        for t, L in enumerate(Ls):
+            ok = self._valid_ends(seg, ends, int(L))
+            p0 = at[ok] - (L - 1)
+            sc = G[col][p0]
+            for j in range(1, L):
+                sc += G[col + j][p0 + j]
+            sc /= L
+            col += L
+            better = sc > best[ok]
+            idx = np.nonzero(ok)[0][better]
+            best[idx] = sc[better]
+            which[idx] = t
+        return ends, best, which
 
     def _exact_segment(self, seg: _Segment, templates: Sequence[Template], keep: int, chunk: int):
         """s(e) at every position of the segment, in chunks of rows (their hashes checked); per

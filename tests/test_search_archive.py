@@ -51,6 +51,13 @@ def test_diagonal_score_and_hits_by_hand(rng):
     assert len(top_hits(["f"], np.zeros(5, int), scores, times, top=10, per_file=1)) == 1
     with pytest.raises(ValueError):
         Template(np.zeros((3, 5)), 0, 1)
+    # an entry of the lists: the inner product of two is the sum of cosines row by row
+    from kws.search_archive import context_vectors
+
+    a = context_vectors(x, np.array([3, 29]), 3, np.eye(288, dtype=np.float32))
+    b = context_vectors(T.vectors, np.array([0]), 3, np.eye(288, dtype=np.float32))
+    assert float(a[0] @ b[0]) == pytest.approx(sum(x[3 + i] @ T.vectors[i] for i in range(3)), abs=1e-4)
+    assert np.array_equal(a[1], np.tile(x[29], 3))                # past the end: the last row again
     h = row_hash(np.ones((2, 96), np.int8))
     bad = np.ones((2, 96), np.int8)
     bad[1, 40] = 2
@@ -234,6 +241,12 @@ def test_cli_index_query_verify(recordings, tmp_path, capsys, monkeypatch):
     assert len(played) == 1 and "exact search" in capsys.readouterr().out
     assert main(["search", "verify", str(ix)]) == 0
     assert json.loads(capsys.readouterr().out)["ok"]
+    # by text: Kokoro renderings of the term as templates (two voices here)
+    assert main(["search", "query", str(ix), "computer", "--voices", "2", "--json", "--top", "1",
+                 "--plot", str(tmp_path / "p.png")]) == 0
+    hit = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert hit["query"] == "computer" and -1 <= hit["score"] <= 1
+    assert (tmp_path / "p.png").stat().st_size > 1000
     assert main(["search", "index", str(recordings / "r1.wav"), "--index", str(ix), "--representation",
                  "windows"]) == 2
     assert "is a templates index" in capsys.readouterr().err
