@@ -659,6 +659,16 @@ class ArchiveIndex:
         def embed(jobs):
             return _run(embed_shard, jobs, workers, address, quiet, "embedding shards")
 
+        if not todo:                       # nothing to embed: at most files to forget
+            if gone and self.manifest is not None:
+                m = json.loads(json.dumps(self.manifest))
+                for k in gone:
+                    m["files"].pop(k, None)
+                _write_atomic(self.root / "manifest.json", json.dumps(m, indent=1).encode())
+                self.manifest, self._segments = m, None
+            stats.update({"segment": None, "rows_added": 0, "retrained": False,
+                          "build_s": time.perf_counter() - t0})
+            return stats
         if shards is None:
             if address:
                 from kws.search_dist import cluster_workers

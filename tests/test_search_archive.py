@@ -102,6 +102,8 @@ def test_build_query_append_and_remove(recordings, tmp_path):
     os.unlink(recordings / "r0.wav")
     st = ArchiveIndex(root).add([recordings], quiet=True)
     assert (st["indexed"], st["removed"]) == (1, 1)
+    st = ArchiveIndex(root).add([recordings], quiet=True)         # nothing new: no new segment
+    assert (st["indexed"], st["unchanged"], st["segment"]) == (0, 4, None)
     ix = ArchiveIndex(root)
     assert sorted(k.rsplit("/", 1)[1] for k in ix.files) == ["new.wav", "r1.wav", "r2.wav", "r3.wav"]
     hits = ix.query([T], top=10, exact=True)
