@@ -317,9 +317,16 @@ def measure(ix_dir: Path, qs, args, label_hours: float, build: dict, results: li
     hours = ix.seconds / 3600
     qfile = tmp / "queries.npz"
     np.savez(qfile, queries=np.array(qs, dtype=object))
-    t0 = time.perf_counter()
-    exact = ix.query_many([templates(q) for q in qs], top=10, exact=True)
-    exact_s = time.perf_counter() - t0
+    cache = Path(args.tmp) / f"exact-{label_hours:g}h.json"
+    if args.reuse and cache.exists():
+        c = json.loads(cache.read_text())
+        exact, exact_s = [[Hit(**h) for h in q] for q in c["hits"]], c["seconds"]
+        print(f"  exact hits from {cache}", flush=True)
+    else:
+        t0 = time.perf_counter()
+        exact = ix.query_many([templates(q) for q in qs], top=10, exact=True)
+        exact_s = time.perf_counter() - t0
+        cache.write_text(json.dumps({"seconds": exact_s, "hits": [[h.to_dict() for h in q] for q in exact]}))
     print(f"  exact scan of {len(qs)} queries in one pass: {exact_s:.1f} s "
           f"({exact_s / len(qs) * 1000:.0f} ms a query)", flush=True)
     out = tmp / "q.json"
@@ -366,17 +373,24 @@ def scale(args) -> int:
     tmp_root.mkdir(parents=True, exist_ok=True)
     for h in [float(x) for x in args.hours.split(",")]:
         ix_dir = tmp_root / f"archive-{h:g}h"
-        if ix_dir.exists():
-            import shutil
-
-            shutil.rmtree(ix_dir)
+        built = tmp_root / f"build-{h:g}h.json"
         print(f"\n== {h:g} h", flush=True)
-        ix = ArchiveIndex(ix_dir, ArchiveConfig(stride=args.stride, context=args.context,
-                                                listed_dim=min(96, 96 * args.context)))
-        shards = split_shards(volume(pool, h, args.jitter), args.shards, h)
-        t0 = time.perf_counter()
-        build = ix.add_rows(shards, quiet=False)
-        build["build_s"] = time.perf_counter() - t0
+        if args.reuse and (ix_dir / "manifest.json").exists() and built.exists():
+            ix = ArchiveIndex(ix_dir)
+            build = json.loads(built.read_text())
+            print(f"  reusing {ix_dir}", flush=True)
+        else:
+            if ix_dir.exists():
+                import shutil
+
+                shutil.rmtree(ix_dir)
+            ix = ArchiveIndex(ix_dir, ArchiveConfig(stride=args.stride, context=args.context,
+                                                    listed_dim=min(96, 96 * args.context)))
+            shards = split_shards(volume(pool, h, args.jitter), args.shards, h)
+            t0 = time.perf_counter()
+            build = ix.add_rows(shards, quiet=False)
+            build["build_s"] = time.perf_counter() - t0
+            built.write_text(json.dumps(build))
         print(f"  built: {ix.rows} rows, {ix.seconds / 3600:.1f} h, {ix.size_bytes() / 1e9:.2f} GB, "
               f"{build['build_s']:.0f} s ({ {k: round(v, 1) for k, v in build.items() if k.endswith('_s')} })",
               flush=True)
@@ -517,6 +531,8 @@ def main() -> int:
     s.add_argument("--settings", default="16,1024,1", help="nprobe,k,query_step;...")
     s.add_argument("--tmp", default=tempfile.gettempdir())
     s.add_argument("--keep", action="store_true", help="keep the indexes")
+    s.add_argument("--reuse", action="store_true", help="use kept indexes and exact hits of an earlier run "
+                                                         "(the same --tmp, pool and queries)")
     s.add_argument("--out", type=Path, default=None)
     t = sub.add_parser("std")
     t.add_argument("--data", type=Path, default=DEFAULT_DATA)
