@@ -176,11 +176,7 @@ def test_damage_and_half_written_index_are_refused(recordings, tmp_path, monkeyp
     assert main(["search", "query", str(root), "--example", str(files[0])]) == 2
 
 
-dd = None
-
-
 def test_killed_worker_shard_is_redone(recordings, tmp_path, monkeypatch):
-    global dd
     dd = pytest.importorskip("dask.distributed", reason='Dask not installed (pip install "kws[search]")')
     files = sorted(recordings.glob("r*.wav"))
     single = ArchiveIndex(tmp_path / "single", SMALL)
