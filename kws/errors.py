@@ -24,6 +24,7 @@ class                                     raised for                      also a
 ``kws.keywords.OtherModelError``          keywords made by another model  RuntimeError, ValueError
 ``kws.keywords.OldStoreError``            a store of an earlier kws       RuntimeError, ValueError
 ``kws.search.SearchIndexError``           an index that cannot be used    RuntimeError
+``kws.search_archive.ArchiveDamaged``     a damaged or unfinished index   RuntimeError
 ``kws.mic.NoMicrophone``                  no usable audio input           RuntimeError
 ``kws.errors.UsageError``                 a setting or argument refused   ValueError
 ``kws.errors.MissingExtra``               an optional package missing     ImportError
@@ -44,3 +45,8 @@ class UsageError(KwsError, ValueError):
 
 class MissingExtra(KwsError, ImportError):
     """An optional package is not installed; the message names the pip command."""
+
+
+class SearchIndexError(KwsError, RuntimeError):
+    """A search index that cannot be used (other model, other settings, damaged); also
+    ``kws.search.SearchIndexError``."""

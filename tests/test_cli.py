@@ -75,7 +75,8 @@ def test_search_cli_index_and_query(tmp_path, capsys):
     from kws.demo import sample_recording
 
     ix = tmp_path / "ix"
-    assert main(["search", "index", str(sample_recording()), "--index", str(ix)]) == 0
+    assert main(["search", "index", str(sample_recording()), "--index", str(ix), "--representation",
+                 "windows"]) == 0
     stats = json.loads(capsys.readouterr().out)
     assert stats["indexed"] == 1 and stats["windows"] > 0
     assert main(["search", "query", str(ix), "jarvis", "--json", "--top", "3",
