@@ -30,7 +30,7 @@ from kws.errors import KwsError
 from kws.keywords import Keyword
 from kws.model import Model
 from kws.phonemes import Pronunciation, parse_phonemes, pronounce
-from kws.templates import PAD_S, TemplateBank, TemplateError, check_length, cut, source_vectors
+from kws.templates import TemplateBank, TemplateError, check_length, cut, source_vectors
 
 MIN_EXAMPLE_S = 0.2        # shortest example recording
 MAX_EXAMPLE_S = 10.0       # longest example recording
@@ -175,8 +175,8 @@ def build_keyword(model: Model, name: str, text: Optional[str], phonemes: Option
     made: List[Tuple[str, np.ndarray, np.ndarray]] = []       # (origin, audio, vectors)
 
     def add(origin: str, audio: np.ndarray, label: str) -> None:
-        v = source_vectors(frames, audio)
-        a, b = cut(v.shape[0])
+        v = source_vectors(frames, audio, pad_s=model.pad_s)
+        a, b = cut(v.shape[0], model.trim)
         try:
             check_length(b - a, label)
         except TemplateError as exc:
@@ -229,7 +229,7 @@ def own_scores(model: Model, templates: Sequence[np.ndarray], audio: Sequence[np
     from kws.thresholds import add_noise
 
     out = []
-    pad = np.zeros(int(PAD_S * SAMPLE_RATE), np.float32)
+    pad = np.zeros(int(model.pad_s * SAMPLE_RATE), np.float32)
     for i, x in enumerate(audio):
         others = [t for j, t in enumerate(templates) if j != i]
         m = Matcher(TemplateBank.build([others]))

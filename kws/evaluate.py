@@ -42,10 +42,11 @@ from kws.keywords import KeywordSet
 from kws.metrics import eer, miss_at_false_alarm_rate, roc_points
 from kws.model import Model
 from kws.progress import progress
-from kws.templates import PAD_S, TemplateBank, template_scores
+from kws.templates import TemplateBank, template_scores
 from kws.thresholds import peaks
 
 FA_TARGET = 1.0
+CLIP_PAD_S = 1.0          # silence around each clip scored alone (the planted stream has 0.3-1.0 s, then speech)
 CALIBRATION_WORDS = 20
 
 
@@ -206,14 +207,14 @@ def keywords(model: Model, renders: Renders, words: Sequence[str],
 
 
 class Vectors:
-    """Raw front-end vectors of clips (padded with PAD_S of silence, as a clip is scored), computed
+    """Raw front-end vectors of clips (padded with CLIP_PAD_S of silence on both sides), computed
     once; a model's head is applied per model."""
 
     def __init__(self, frontend):
         self.frontend = frontend
 
     def clips(self, audio: Sequence[np.ndarray], desc: str, quiet: bool) -> List[np.ndarray]:
-        pad = np.zeros(int(PAD_S * 16000), np.float32)
+        pad = np.zeros(int(CLIP_PAD_S * 16000), np.float32)
         return [self.frontend.frames(np.concatenate([pad, x, pad])) for x in progress(audio, desc, quiet=quiet)]
 
     def long(self, audio: Sequence[np.ndarray], desc: str, quiet: bool) -> List[np.ndarray]:

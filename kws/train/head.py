@@ -43,7 +43,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -523,7 +523,7 @@ class Batcher:
                 "labels": np.array(labels, np.int64)}
 
     def _word_alone(self, off: int, ln: int, batch: set):
-        rng, cfg = self.rng, self.cfg
+        rng = self.rng
         left = int(rng.uniform(0.05, 1.0) * SR)
         gap_l, gap_r = (int(rng.uniform(0.03, 0.3) * SR) for _ in range(2))
         ls, ll = self._context(0, left, batch)
