@@ -1,4 +1,4 @@
-"""Side by side on the same audio: kws (text / 3 examples / both), PocketSphinx keyphrase
+"""Side by side on the same audio: kws (typed / 3 examples / both), PocketSphinx keyphrase
 spotting, EfficientWord-Net (references from the same 3 examples) and openWakeWord (its
 pre-trained heads).
 
@@ -19,15 +19,18 @@ tap) over the whole padded clip, 10 dB under the word. False alarms: every recor
 speakers there is (kws.corpus.real.held_out_speech_files: speechocean762 speakers of half 'b' and
 LibriSpeech test-other, 1.5 h; none says a keyword, and kws never trained on any of it).
 
-Example enrollment is the product's: the files of half 'a' as they are go through
-kws.evaluate.example_detector (what `python -m kws.enroll add --name NAME --examples ...` does:
-refuse unusable recordings, trim the silence, embed, tune; "text + 3 examples" is `add NAME
---examples ...`, which embeds NAME's text too), and EfficientWord-Net gets the same trimmed
-examples.
+Enrollment is the product's (kws.evaluate's helpers, what `python -m kws enroll add` does, with
+the default threshold for 1 false alarm an hour): "typed" is `add NAME` (Kokoro renders NAME in
+its 28 voices, one template each); "3 examples" is `add --name NAME --examples ...` with the
+files of half 'a' as they are (kws.evaluate.accepted_examples: unusable recordings refused and
+replaced by the next, the silence trimmed); "typed + 3 examples" is `add NAME --examples ...`.
+EfficientWord-Net gets the same trimmed examples.
 
 How each engine gives a score:
-- kws: best cosine of the detector's windows (Detector.plan) with the keyword's vectors (text
-  embedding and/or the mean of the 3 example embeddings); background peaks 1 s apart.
+- kws: the template score (kws.templates: mean cosine of a template's vectors along the
+  diagonal, best template of the keyword) at every 80 ms vector of the model's front end, as the
+  detector scores a stream (computed offline in batches: kws.evaluate.clip_scores); background
+  events are the score's peaks as the detector fires on them (kws.thresholds.peaks, 1 s apart).
 - PocketSphinx 5 (bundled en-us model, keyphrase search, all keywords of a set in one search):
   it only says detected / not detected at a threshold, so each clip or file of background is
   decoded at 11 thresholds 1e-60..1e50 and a clip's score is the log10 of the highest threshold
@@ -57,7 +60,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, Iterable, List, Sequence
+from typing import Dict, Iterable, List, NamedTuple, Sequence
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("KWS_THREADS", "1")
@@ -67,19 +70,20 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kws.audio import AudioError, load_audio  # noqa: E402
-from kws.bundle import Bundle  # noqa: E402
 from kws.corpus.real import (DIGITS, WAKEWORDS, fsdd_clips, held_out_speech_files, load_clip,  # noqa: E402
                              split_of, wakeword_clips)
-from kws.detector import DetectorConfig, max_scores, window_scores  # noqa: E402
-from kws.evaluate import _noise_bank, example_detector, raw_recordings, text_detector  # noqa: E402
+from kws.evaluate import (Renders, _noise_bank, accepted_examples, background_peaks, clip_scores,  # noqa: E402
+                          keywords, raw_recordings)
+from kws.keywords import KeywordSet  # noqa: E402
 from kws.metrics import eer, miss_at_false_alarm_rate, roc_points  # noqa: E402
+from kws.model import Model  # noqa: E402
 from kws.progress import progress  # noqa: E402
 
 # PocketSphinx keyphrase thresholds, permissive to strict: above 1e0 it still detects a third of
 # the wake-word clips (up to 1e50), and at 1e0 it gave 'alexa' over 1 false alarm an hour
 PS_THRESHOLDS = [1e-60, 1e-40, 1e-30, 1e-20, 1e-10, 1e0, 1e10, 1e20, 1e30, 1e40, 1e50]
 PAD_S = 0.5
-ENGINES = ("kws-text", "kws-examples", "kws-text+examples", "pocketsphinx", "efficientword", "openwakeword")
+ENGINES = ("kws-typed", "kws-examples", "kws-typed+examples", "pocketsphinx", "efficientword", "openwakeword")
 SETS = {"wake": "wake words", "digits": "FSDD digits"}
 
 
@@ -107,27 +111,27 @@ def pcm16(x: np.ndarray) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- engines
 class KwsEngine:
-    def __init__(self, name: str, detector):
-        self.name, self.det = name, detector
-        self.words = detector.keywords.names
+    """kws's keywords (a KeywordSet made for ``model``), scored as the detector scores them."""
+
+    def __init__(self, name: str, model: Model, ks: KeywordSet):
+        self.name, self.model, self.keywords = name, model, ks
+        self.words = ks.names
 
     def clip_scores(self, clips: Sequence[np.ndarray]) -> np.ndarray:
-        return np.stack([max_scores(self.det, x) for x in clips])
+        """Each keyword's best score in each clip (the clips are padded already)."""
+        return clip_scores(self.model, self.keywords, [self.model.frontend.frames(x) for x in clips])
 
     def background_events(self, audio: Iterable[np.ndarray]) -> List[List[float]]:
         ev: List[List[float]] = [[] for _ in self.words]
-        hop_s = self.det.plan.hop * self.det.frontend.hop / 16000
         for x in audio:
-            s = window_scores(self.det.bundle, self.det.keywords, x, self.det.config, self.det.plan)
-            for k in range(s.shape[1]):
-                ev[k] += peaks(s[:, k], hop_s)
+            for k, p in enumerate(background_peaks(self.model, self.keywords, [self.model.frontend.frames(x)])):
+                ev[k] += p.tolist()
         return ev
 
-    def model_mb(self) -> float:   # the audio side is all that runs while listening
-        b = self.det.bundle
-        files = [b.manifest["variants"][b.variant]["audio"]] + [
-            b.manifest["frontend"][k] for k in ("network", "constants") if k in b.manifest.get("frontend", {})]
-        return sum((b.path / f).stat().st_size for f in files) / 1e6
+    def model_mb(self) -> float:   # what runs while listening: the front end and the head, if any
+        m = self.model.manifest
+        files = [m["frontend"]["network"], m["frontend"]["constants"]] + ([m["head"]["file"]] if m.get("head") else [])
+        return sum((self.model.path / f).stat().st_size for f in files) / 1e6
 
 
 def add_missing_words(decoder, phrases: Sequence[str]) -> Dict[str, str]:
@@ -309,16 +313,21 @@ class OpenWakeWordEngine:
         return sum((d / f).stat().st_size for f in files) / 1e6
 
 
-def make_engine(engine: str, s: Dict, enrolled, bundle: Bundle, cfg: DetectorConfig):
+KWS_ROWS = {"kws-typed": "kws, typed", "kws-examples": "kws, 3 examples",
+            "kws-typed+examples": "kws, typed + 3 examples"}
+
+
+def make_engine(engine: str, s: Dict, enrolled: "Enrolled", model: Model, renders: Renders):
     """One engine for the set ``s`` (load_set). ``enrolled``: enroll_set of it, whose trimmed
-    examples EfficientWord-Net gets too. ImportError: the engine is not installed."""
+    examples EfficientWord-Net gets too; ``renders``: the Kokoro renderings of typed keywords,
+    made once. ImportError: the engine is not installed."""
     words = s["words"]
-    if engine == "kws-text":
-        return KwsEngine("kws, text", text_detector(bundle, words, cfg))
-    if engine == "kws-examples":
-        return KwsEngine("kws, 3 examples", enrolled.detector)
-    if engine == "kws-text+examples":    # `kws.enroll add NAME --examples ...`: NAME's text too
-        return KwsEngine("kws, text + 3 examples", enroll_set(bundle, s, cfg, with_text=True).detector)
+    if engine == "kws-typed":            # `kws enroll add NAME`
+        return KwsEngine(KWS_ROWS[engine], model, keywords(model, renders, words))
+    if engine == "kws-examples":         # `kws enroll add --name NAME --examples ...`
+        return KwsEngine(KWS_ROWS[engine], model, enrolled.keywords)
+    if engine == "kws-typed+examples":   # `kws enroll add NAME --examples ...`: NAME's renderings too
+        return KwsEngine(KWS_ROWS[engine], model, keywords(model, renders, words, enrolled.examples))
     if engine == "pocketsphinx":
         return PocketSphinxEngine(words)
     if engine == "efficientword":
@@ -329,15 +338,21 @@ def make_engine(engine: str, s: Dict, enrolled, bundle: Bundle, cfg: DetectorCon
 
 
 # ----------------------------------------------------------------------------- memory
-def probe_memory(engine: str, words: Sequence[str], examples: Dict[str, List[np.ndarray]]) -> float:
-    """Resident memory (MB) an engine adds in a fresh process: load it, score the examples."""
+def probe_memory(engine: str, words: Sequence[str], examples: Dict[str, List[np.ndarray]],
+                 ks: KeywordSet = None, model: Model = None) -> float:
+    """Resident memory (MB) an engine adds in a fresh process: load it, score the examples. A kws
+    engine loads ``model`` and its keywords ``ks`` from a store, as the detector does (no TTS)."""
     import subprocess
 
     with tempfile.TemporaryDirectory() as tmp:
         ex = Path(tmp) / "examples.npz"
         np.savez(ex, **{f"{w}__{i}": x for w, xs in examples.items() for i, x in enumerate(xs)})
+        store = Path(tmp) / "store"
+        if ks is not None:
+            ks.save(store)
         code = (f"import sys; sys.argv=['x']; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
-                f"import compare_engines as c; print(c._memory_child({engine!r}, {list(words)!r}, {str(ex)!r}))")
+                f"import compare_engines as c; print(c._memory_child({engine!r}, {list(words)!r}, {str(ex)!r}, "
+                f"{str(store)!r}, {str(model.path) if model is not None else None!r}))")
         r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     try:
         return float(r.stdout.strip().splitlines()[-1])
@@ -346,19 +361,15 @@ def probe_memory(engine: str, words: Sequence[str], examples: Dict[str, List[np.
         return float("nan")
 
 
-def _memory_child(engine: str, words: List[str], examples_npz: str) -> float:
+def _memory_child(engine: str, words: List[str], examples_npz: str, store: str, model_path=None) -> float:
     with np.load(examples_npz) as z:
         ex: Dict[str, List[np.ndarray]] = {w: [] for w in words}
         for key in sorted(z.files, key=lambda k: int(k.rsplit("__", 1)[1])):
             ex[key.rsplit("__", 1)[0]].append(z[key])
     before = rss_mb()
     if engine.startswith("kws"):
-        b = Bundle.load(variant="int8")
-        cfg = DetectorConfig()
-        # the examples are trimmed already: enrollment's trim finds nothing more to cut
-        det = text_detector(b, words, cfg) if engine == "kws-text" else \
-            example_detector(b, ex, cfg, with_text=engine == "kws-text+examples").detector
-        eng = KwsEngine(engine, det)
+        m = Model.load(model_path)
+        eng = KwsEngine(engine, m, KeywordSet.load(store, m.model_id))
     elif engine == "pocketsphinx":
         eng = PocketSphinxEngine(words, thresholds=[1e-20])     # one threshold, as deployed
     elif engine == "efficientword":
@@ -416,12 +427,19 @@ def load_set(data: Path, name: str, n_per: int, seed: int) -> Dict:
             "clips": [x for _, x in test], "example_clips": ex}
 
 
-def enroll_set(bundle: Bundle, s: Dict, cfg: DetectorConfig, with_text: bool = False):
+class Enrolled(NamedTuple):
+    keywords: KeywordSet                    # enrolled from the examples alone
+    examples: Dict[str, List[np.ndarray]]   # the accepted recordings, trimmed as enrollment trims them
+    refused: Dict[str, List[str]]           # why enrollment refused the others
+
+
+def enroll_set(model: Model, s: Dict, n: int = 3) -> Enrolled:
     """kws's example enrollment of a set's keywords, as the product does it: the files of
-    ``example_clips`` as they are (untrimmed) through kws.evaluate.example_detector, which takes
-    the first 3 that enrollment accepts. Its trimmed examples are EfficientWord-Net's too."""
-    return example_detector(bundle, {w: raw_recordings(c) for w, c in s["example_clips"].items()}, cfg,
-                            with_text=with_text)
+    ``example_clips`` as they are (untrimmed) through kws.evaluate.accepted_examples, which takes
+    the first ``n`` that enrollment accepts, and kws.evaluate.keywords (`enroll add --name NAME
+    --examples ...`). Its trimmed examples are EfficientWord-Net's too."""
+    ex = accepted_examples({w: raw_recordings(c) for w, c in s["example_clips"].items()}, n)
+    return Enrolled(keywords(model, Renders(), s["words"], ex.examples, typed=False), ex.examples, ex.refused)
 
 
 def background_speech(data: Path, seconds: float, seed: int) -> List[np.ndarray]:
@@ -524,7 +542,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
-    ap.add_argument("--bundle", default=None, help="kws model bundle (default: the shipped one)")
+    ap.add_argument("--model", default=None, help="kws model folder (default: the shipped one)")
     ap.add_argument("--per-keyword", type=int, default=60, help="wake-word clips per keyword (digits: a third)")
     ap.add_argument("--background-s", type=float, default=0.0,
                     help="seconds of background speech (default 0: all held-out speech, 1.5 h)")
@@ -545,9 +563,9 @@ def main(argv=None) -> int:
     bg = background_speech(args.data, args.background_s, args.seed + 1)
     hours = sum(x.size for x in bg) / 16000 / 3600
     noise = _noise_bank(args.data)
-    bundle = Bundle.load(args.bundle, variant="int8")
-    cfg = DetectorConfig(variant="int8")
-    results: Dict = {"kws_model": bundle.model_id,
+    model = Model.load(args.model)
+    renders = Renders(quiet=False)
+    results: Dict = {"kws_model": model.model_id,
                      "command": " ".join(["python benchmarks/compare_engines.py"] + list(sys.argv[1:] if argv is None else argv)),
                      "background": {"hours": hours, "files": len(bg), "allowed_false_alarms": int(np.floor(hours))},
                      "sets": {}}
@@ -555,7 +573,7 @@ def main(argv=None) -> int:
     mem_by: Dict[str, float] = {}
     for set_name in set_names:
         s = load_set(args.data, set_name, args.per_keyword, args.seed)
-        enrolled = enroll_set(bundle, s, cfg)
+        enrolled = enroll_set(model, s)
         for why in enrolled.refused.values():
             for m in why:
                 print(f"enrollment refused an example: {m}", file=sys.stderr)
@@ -564,7 +582,7 @@ def main(argv=None) -> int:
         rows = {}
         for e in chosen:
             try:
-                eng = make_engine(e, s, enrolled, bundle, cfg)
+                eng = make_engine(e, s, enrolled, model, renders)
             except ImportError as exc:
                 print(f"skipping {e}: not installed ({exc})", file=sys.stderr)
                 continue
@@ -574,7 +592,7 @@ def main(argv=None) -> int:
             row = score_engine(eng, clean, noisy, s["labels"], bg, hours)
             if e not in mem_by:
                 mem_by[e] = float("nan") if args.no_memory else probe_memory(e, eng.words, {
-                    w: enrolled.examples[w] for w in eng.words})
+                    w: enrolled.examples[w] for w in eng.words}, getattr(eng, "keywords", None), model)
             row["load_rss_mb"] = mem_by[e]
             if set_name == "wake":
                 curves[eng.name] = (row["_clean"], s["labels"], eng.words)

@@ -1,13 +1,14 @@
 """End-to-end latency of `python -m kws listen` on a virtual audio device.
 
-    python benchmarks/latency_live.py                 # 40 planted keywords, about 2 minutes
+    python benchmarks/latency_live.py                 # 40 planted keywords, about 3 minutes
     python benchmarks/latency_live.py --count 80 --out latency.json
 
 Needs a PulseAudio or PipeWire server (`.ci/run` starts one) with paplay and parec, PortAudio,
-and espeak-ng and/or flite. It builds a stream of keyword clips (computer / jarvis / alexa, spoken by random TTS
-voices) with 1.5-2.5 s of quiet noise between them, loads a null sink, starts the real
-`python -m kws listen --json` recording the sink's monitor as its microphone, and plays the
-stream into the sink. A reference recorder (parec, 10 ms latency) on the same monitor gives the wall-clock
+and espeak-ng and/or flite. It builds a stream of keyword clips (computer / jarvis / alexa, spoken by random
+espeak-ng / flite voices: not the Kokoro voices kws renders typed keywords with) with 1.5-2.5 s of
+quiet noise between them, enrolls the keywords typed into a keyword store (as `enroll add` does),
+loads a null sink, starts the real `python -m kws listen --json` on that store, recording the
+sink's monitor as its microphone, and plays the stream into the sink. A reference recorder (parec, 10 ms latency) on the same monitor gives the wall-clock
 moment each keyword's end reaches the device; latency = the event's printed wall-clock time
 minus that moment. The same stream is also run offline through the detector in 20 ms blocks:
 its delay (stream position at the event minus the keyword's end) is the part that no audio path
@@ -69,12 +70,23 @@ def build_stream(keywords, count: int, seed: int):
     return audio, planted
 
 
-def offline(audio, planted, keywords, hop):
+def enroll(keywords, store: Path, voices=None):
+    """The keywords typed, as `python -m kws enroll add` makes them, saved in ``store``."""
+    from kws import KeywordSet, Model
+    from kws.enrollment import enroll_keyword
+
+    model = Model.load()
+    ks = KeywordSet(model.model_id, [enroll_keyword(k, model=model, tune=False, voices=voices) for k in keywords])
+    ks.save(store)
+    return ks
+
+
+def offline(audio, planted, ks):
     """Stream the audio through the detector in 20 ms blocks: per planted clip, the delay from its
     end to the block whose processing emitted its event (None: not detected)."""
-    from kws import Detector, DetectorConfig
+    from kws import Detector
 
-    det = Detector.from_texts(keywords, config=DetectorConfig(hop_s=hop))   # the same hop as listen
+    det = Detector(ks)                    # the keywords and settings listen uses
     block = SR // 50
     events = []
     for s in range(0, audio.size, block):
@@ -154,17 +166,16 @@ def locate(capture, clip, guess, search_s=0.6):
     return lo + k if xc[k] / energy > 0.5 else None
 
 
-def live(audio, keywords, hop, env, timeout):
-    """Play into the null sink while `kws listen --json` records its monitor; returns the
-    reference capture, each of its samples' wall-clock time, the printed events and stderr."""
+def live(audio, store: Path, env, timeout):
+    """Play into the null sink while `kws listen --json` (the keywords of ``store``) records its
+    monitor; returns the reference capture, each of its samples' wall-clock time, the printed
+    events and stderr."""
     with tempfile.TemporaryDirectory(prefix="kws-latency-") as tmp:
         wav = Path(tmp) / "stream.wav"
         write_wav(wav, audio)
-        cmd = [sys.executable, "-m", "kws", "listen", "--json", "--no-view", "--hop", repr(hop)]
-        for k in keywords:
-            cmd += ["-k", k]
+        cmd = [sys.executable, "-m", "kws", "listen", "--json", "--no-view"]
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env={**os.environ, **env, "KWS_STORE": tmp})
+                                env={**os.environ, **env, "KWS_STORE": str(store)})
         err = []
         ready = threading.Event()
 
@@ -208,24 +219,28 @@ def main() -> int:
     ap.add_argument("--count", type=int, default=40, help="keyword clips to plant")
     ap.add_argument("--keywords", default="computer,jarvis,alexa")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--hop", type=float, help="detector hop in seconds (listen --hop; default: the detector's)")
+    ap.add_argument("--voices", type=int, default=None,
+                    help="Kokoro voices per typed keyword (default: all 28, as enroll add)")
     ap.add_argument("--timeout", type=float, default=120, help="seconds to wait for kws listen to start")
     ap.add_argument("--out", type=Path, help="write the per-keyword results as JSON here")
     args = ap.parse_args()
     keywords = [k.strip() for k in args.keywords.split(",") if k.strip()]
-    if args.hop is None:
-        from kws import DetectorConfig
+    voices = None
+    if args.voices:
+        from kws import kokoro
 
-        args.hop = DetectorConfig().hop_s
+        voices = list(kokoro.voices().names[: args.voices])
 
     audio, planted = build_stream(keywords, args.count, args.seed)
     print(f"stream: {audio.size / SR:.1f} s, {len(planted)} keyword clips", file=sys.stderr)
-    algo = offline(audio, planted, keywords, args.hop)
-    try:
-        with null_sink(f"kws_latency_{os.getpid()}") as env:
-            capture, wall, events, err = live(audio, keywords, args.hop, env, args.timeout)
-    except NoMicrophone as exc:
-        raise SystemExit(f"no virtual device: {exc}")
+    with tempfile.TemporaryDirectory(prefix="kws-latency-store-") as store:
+        ks = enroll(keywords, Path(store), voices)
+        algo = offline(audio, planted, ks)
+        try:
+            with null_sink(f"kws_latency_{os.getpid()}") as env:
+                capture, wall, events, err = live(audio, Path(store), env, args.timeout)
+        except NoMicrophone as exc:
+            raise SystemExit(f"no virtual device: {exc}")
 
     rows, lat, used = [], [], set()
     last = None                          # (capture index, stream time) of the last clip found
@@ -257,7 +272,8 @@ def main() -> int:
     found = sum(r["found_in_capture"] for r in rows)
     print(f"\nkeywords planted: {len(planted)}, found in the monitor's recording {found}; detected "
           f"offline {n_off}, live {n_live}; other live events: {len(events) - len(used)}; "
-          f"hop {args.hop:g} s; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+          f"{len(ks)} keywords, {sum(len(k.segments) for k in ks)} templates; load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print("| measure (ms) | median | 95th pct | max |\n|---|---:|---:|---:|")
     print("| live: keyword end at the device -> printed event | %s | %s | %s |" % stats(lat))
     print("| offline: the detector alone (stream position at the event) | %s | %s | %s |" % stats(algo))

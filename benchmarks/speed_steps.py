@@ -1,20 +1,20 @@
 """Detector speed, step by step, with what each step costs in accuracy.
 
-    git archive af1e88b kws/assets/model | tar -x -C /tmp     # the v1 teacher bundle
-    python benchmarks/speed_steps.py --data ../shared/data --teacher /tmp/kws/assets/model
+    python benchmarks/speed_steps.py --data ../shared/data
+    python benchmarks/speed_steps.py --data ../shared/data --compare OTHER_MODEL
+    python benchmarks/speed_steps.py --speech-s 10 --clips 3 --max-voices 4     # a quick run
 
-Rows go from the teacher (v1, BiLSTM 3 x 256) to the shipped distilled student and its settings,
-one change a row (10 text keywords: computer, jarvis, alexa + 7 held-out words; each model's
-thresholds calibrated as shipped). Measured on one core (one onnxruntime thread,
-CPU time of this process):
+Rows go from the detector without its VAD gate to the shipped setting and then to fewer templates
+a keyword, one change a row (10 typed keywords: computer, jarvis, alexa + 7 held-out words, as
+``enroll add`` makes them: one template per Kokoro voice, each row's thresholds set for 1 false
+alarm an hour on the model's background); with --compare, the same for another model. Measured
+on one core (one onnxruntime and BLAS thread, CPU time of this process):
 - RTF speech: real read speech (speechocean762, held-out half of the speakers) streamed in 50 ms chunks;
 - RTF 30 % speech: the same speech with pauses of room noise (../shared/data/noise at -35 dBFS)
   so that speech fills 30 % of the stream, as a listening device hears it;
 - recall: held-out wake-word clips (half 'b'), each streamed with 0.5 s of silence either side,
   counted when the detector fires the right keyword;
 - FA/h: events on the read speech (none of the keywords is said) per hour.
-The windows column is what each row's detector embeds (Detector.plan, kws.windows): window_s are
-window lengths on log-mel bundles and word durations to size windows for on speech-embedding ones.
 """
 from __future__ import annotations
 
@@ -27,16 +27,17 @@ from pathlib import Path
 
 os.environ.setdefault("KWS_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kws import Detector, DetectorConfig  # noqa: E402
+from kws import Detector, DetectorConfig, KeywordSet, Model  # noqa: E402
 from kws.audio import AudioError, load_audio  # noqa: E402
-from kws.bundle import Bundle  # noqa: E402
 from kws.corpus.real import DEFAULT_DATA, WAKEWORDS, load_clip, read_speech, split_of, wakeword_clips  # noqa: E402
-from kws.detector import detect_audio  # noqa: E402
+from kws.enrollment import build_keyword  # noqa: E402
+from kws.evaluate import Renders  # noqa: E402
 
 
 def with_pauses(speech: np.ndarray, data: Path, duty: float = 0.3) -> np.ndarray:
@@ -54,7 +55,7 @@ def with_pauses(speech: np.ndarray, data: Path, duty: float = 0.3) -> np.ndarray
 
 def stream(det: Detector, audio: np.ndarray):
     det.reset()
-    det.hops = det.hops_skipped = 0
+    det.vectors = det.vectors_skipped = 0
     t0 = time.process_time()
     n = 0
     for s in range(0, audio.size, 800):
@@ -63,14 +64,21 @@ def stream(det: Detector, audio: np.ndarray):
     return (time.process_time() - t0) / (audio.size / 16000), n
 
 
+def typed(model: Model, renders: Renders, words, voices: int) -> KeywordSet:
+    """The keywords as ``enroll add`` makes them with the first ``voices`` Kokoro voices."""
+    return KeywordSet(model.model_id, [build_keyword(model, w, w, None, [], tune=False, progress=lambda s: None,
+                                                     utterances=renders(w)[:voices]) for w in words])
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--speech-s", type=float, default=300.0)
     ap.add_argument("--clips", type=int, default=40, help="wake-word clips per keyword")
-    ap.add_argument("--bundle", default=None, help="model bundle (default: the shipped one)")
-    ap.add_argument("--teacher", default=None,
-                    help="bundle of the model it was distilled from, for the steps before it")
+    ap.add_argument("--model", default=None, help="model folder (default: the shipped one)")
+    ap.add_argument("--compare", default=None, help="another model folder: its rows follow")
+    ap.add_argument("--max-voices", type=int, default=28,
+                    help="at most this many Kokoro voices a keyword (28: all, as enroll add)")
     args = ap.parse_args()
     from kws.corpus.vocab import read_list
 
@@ -89,47 +97,41 @@ def main() -> int:
             if sum(1 for l, _ in clips if l == w) == args.clips:
                 break
     pad = np.zeros(8000, np.float32)
-    five, three = (0.3, 0.45, 0.6, 0.75, 0.9), (0.3, 0.6, 0.9)
-    models = {"shipped": args.bundle}
-    if args.teacher:
-        models["teacher"] = args.teacher
+    models = [Model.load(args.model)] + ([Model.load(args.compare)] if args.compare else [])
+    full = min(28, args.max_voices)
+    if full < 28:                          # render only the voices used
+        from kws import kokoro
+
+        names = kokoro.voices().names[:full]
+        kokoro.default_renderings = lambda: [kokoro.Rendering(v) for v in names]
+    renders = Renders(quiet=False)
     steps = []
-    if args.teacher:
-        steps += [
-            ("teacher, fp32, 5 windows, no VAD", "teacher", "fp32", DetectorConfig(vad=False, variant="fp32", window_s=five)),
-            ("teacher, int8", "teacher", "int8", DetectorConfig(vad=False, window_s=five)),
-            ("teacher, int8, 3 windows (0.3/0.6/0.9 s)", "teacher", "int8", DetectorConfig(vad=False, window_s=three)),
-        ]
-    steps += [
-        ("shipped, int8, 3 windows, no VAD", "shipped", "int8", DetectorConfig(vad=False)),
-        ("shipped, + VAD gate (the default)", "shipped", "int8", DetectorConfig()),
-        ("shipped, int8, 5 windows, VAD", "shipped", "int8", DetectorConfig(window_s=five)),
-        ("shipped, fp32, 3 windows, VAD", "shipped", "fp32", DetectorConfig(variant="fp32")),
-    ]
-    bundles = {(m, v): Bundle.load(p, variant=v) for m, p in models.items() for v in ("int8", "fp32")}
-    base = {k: Detector.from_texts(words, bundle=b).keywords for k, b in bundles.items()}
     for m in models:
-        b = bundles[(m, "int8")]
-        enc = b.manifest["encoder"]
-        print(f"{m}: {b.model_id}, audio encoder BiLSTM {enc.get('audio_layers') or enc['layers']} x "
-              f"{enc.get('audio_hidden') or enc['hidden']}, {enc.get('stack', 1)} frame(s) a step")
+        who = "shipped model" if m is models[0] and args.model is None else m.model_id
+        steps += [(f"{who}, {full} voices, no VAD", m, full, DetectorConfig(vad=False)),
+                  (f"{who}, {full} voices, + VAD gate (the default)", m, full, DetectorConfig())]
+        if m is models[0]:
+            steps += [(f"{who}, {v} voices, VAD", m, v, DetectorConfig()) for v in (14, 7) if v < full]
     print(f"{len(words)} keywords; {speech.size / 16000:.0f} s read speech; {sparse.size / 16000:.0f} s at 30 % "
           f"speech; {len(clips)} wake-word clips; one core\n")
-    print("| step | windows (s, Detector.plan) | RTF speech | RTF 30 % speech | hops skipped by VAD (30 % speech) "
+    print("| step | templates | RTF speech | RTF 30 % speech | vectors skipped by VAD (30 % speech) "
           "| wake-word recall | FA/h read speech |")
-    print("|---|---|---:|---:|---:|---:|---:|")
-    for name, model, variant, cfg in steps:
-        det = Detector(base[(model, variant)], bundles[(model, variant)], cfg)
-        windows = "/".join(f"{w:.2f}" for w in det.plan.seconds(det.frontend))
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    made = {}
+    for name, model, voices, cfg in steps:
+        key = (model.model_id, voices)
+        if key not in made:
+            made[key] = typed(model, renders, words, voices)
+        det = Detector(made[key], model, cfg)
         rtf, fa = stream(det, speech)
         rtf_sparse, _ = stream(det, sparse)
-        skipped = det.hops_skipped / max(1, det.hops)
+        skipped = det.vectors_skipped / max(1, det.vectors)
         hit = 0
         for w, x in clips:
-            ev = detect_audio(det, np.concatenate([pad, x, pad]))
+            ev = det.detect(np.concatenate([pad, x, pad]))
             hit += any(e.keyword == w for e in ev)
-        print(f"| {name} | {windows} | {rtf:.3f} | {rtf_sparse:.3f} | {skipped:.0%} | {hit / len(clips):.1%} | "
-              f"{fa / (speech.size / 16000 / 3600):.0f} |", flush=True)
+        print(f"| {name} | {det.bank.length.size} | {rtf:.4f} | {rtf_sparse:.4f} | {skipped:.0%} | "
+              f"{hit / len(clips):.1%} | {fa / (speech.size / 16000 / 3600):.0f} |", flush=True)
     return 0
 
 

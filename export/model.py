@@ -9,7 +9,7 @@ which only front-end vectors are kept). The evaluation uses another package's mu
 
 The folder (kws.model) gets ``backbone.onnx``, ``backbone_mel.npz`` and ``NOTICE.backbone`` (taken
 from ``--backbone``, default: already there), ``head.onnx`` when ``--head`` names a folder with
-``head.onnx`` and ``head.json`` (context, dim), and the background bank ``background.npz``; for the shipped model,
+``head.onnx`` and ``head.json`` (context, dim; its ``check.npz`` too, as ``head_check.npz``), and the background bank ``background.npz``; for the shipped model,
 the demo keywords' store too (kws/assets/demo, kws.demo): front-end
 vectors of about 3.5 hours of audio that holds no keyword, none of it audio the evaluation tests
 on (kws.evaluate uses the other speakers of speechocean762, LibriSpeech test-other, and other
@@ -135,8 +135,16 @@ def build_bank(out_dir: Path, segs: List[Tuple[str, np.ndarray]], quiet: bool = 
     return {"vectors": int(v.shape[0]), "hours": round(float(v.shape[0]) * 0.08 / 3600, 3), "by_kind": hours}
 
 
+def _old_manifest(out_dir: Path) -> dict:
+    try:
+        return json.loads((out_dir / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def write(out_dir: Path, data: Path, music: Optional[Path], head: Optional[Path] = None,
-          backbone: Optional[Path] = None, seed: int = 0, quiet: bool = False) -> dict:
+          backbone: Optional[Path] = None, seed: int = 0, quiet: bool = False, no_head: bool = False,
+          reuse_background: bool = False, pad_s: float = PAD_S, trim: int = TRIM) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     if backbone is not None and Path(backbone).resolve() != out_dir.resolve():
         for name in BACKBONE_FILES:
@@ -144,31 +152,41 @@ def write(out_dir: Path, data: Path, music: Optional[Path], head: Optional[Path]
     for name in BACKBONE_FILES:
         if not (out_dir / name).exists():
             raise SystemExit(f"{out_dir / name} is missing: give --backbone DIR (python -m export.backbone makes it)")
-    head_meta = None
+    old = _old_manifest(out_dir)
+    head_meta = old.get("head") if head is None and not no_head else None
     if head is not None:
         meta = json.loads((Path(head) / "head.json").read_text())
-        shutil.copy2(Path(head) / "head.onnx", out_dir / "head.onnx")
+        shutil.copy2(Path(head) / meta.get("file", "head.onnx"), out_dir / "head.onnx")
+        if (Path(head) / "check.npz").exists():
+            shutil.copy2(Path(head) / "check.npz", out_dir / "head_check.npz")
         head_meta = {"file": "head.onnx", "context": int(meta["context"]), "dim": int(meta["dim"]),
-                     "training": meta.get("training", {})}
-    elif (out_dir / "head.onnx").exists():
-        (out_dir / "head.onnx").unlink()
-    segs = background_audio(data, load_audio(music) if music else None, seed)
-    bank = build_bank(out_dir, segs, quiet)
+                     "precision": meta.get("precision", "fp32"), "recipe": meta.get("recipe"),
+                     "config": meta.get("config", {}), "training": meta.get("training", {})}
+    elif head_meta is None:
+        for f in ("head.onnx", "head_check.npz"):
+            (out_dir / f).unlink(missing_ok=True)
+    if reuse_background and (out_dir / "background.npz").exists() and old.get("background"):
+        bank = {k: v for k, v in old["background"].items() if k != "file"}
+    else:
+        segs = background_audio(data, load_audio(music) if music else None, seed)
+        bank = build_bank(out_dir, segs, quiet)
     bank["sources"] = ("LibriSpeech train-clean-100 and the tuning half of the speechocean762 speakers "
                        "(read speech, alone and with babble of them), babble of them alone, music: "
                        + (Path(music).name if music else "none") + ", white/pink/brown noise")
     files = ["backbone.onnx", "backbone_mel.npz", "background.npz"] + (["head.onnx"] if head_meta else [])
+    if head_meta and (out_dir / "head_check.npz").exists():
+        files.append("head_check.npz")
     digests = {n: {"sha256": sha256_file(out_dir / n), "bytes": (out_dir / n).stat().st_size} for n in files}
     # the id names the space keywords live in: front end, head, and how templates are cut
     ident = hashlib.sha256(json.dumps({**{n: digests[n]["sha256"] for n in files if n != "background.npz"},
-                                       "pad_s": PAD_S, "trim": TRIM}, sort_keys=True).encode()).hexdigest()[:12]
+                                       "pad_s": pad_s, "trim": trim}, sort_keys=True).encode()).hexdigest()[:12]
     manifest = {
         "format": FORMAT, "format_version": FORMAT_VERSION,
         "model_id": f"tpl-{ident}",
         "frontend": {"kind": "speech_embedding", "network": "backbone.onnx", "constants": "backbone_mel.npz",
                      "vector_hop_s": 0.08, "vector_span_s": 0.782},
         "head": head_meta,
-        "templates": {"pad_s": PAD_S, "trim": TRIM},
+        "templates": {"pad_s": pad_s, "trim": trim},
         "background": dict(file="background.npz", **bank),
         "files": digests,
     }
@@ -187,11 +205,18 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=default_model_path())
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--music", type=Path, help="music for the bank (training-side: never the evaluation's)")
-    ap.add_argument("--head", type=Path, help="a folder with head.onnx and head.json")
+    ap.add_argument("--head", type=Path, help="a folder with the head's ONNX and head.json (python -m "
+                    "kws.train.head export); default: keep the model's head")
+    ap.add_argument("--no-head", action="store_true", help="a model without a head (raw vectors)")
+    ap.add_argument("--reuse-background", action="store_true",
+                    help="keep the background bank already in --out (it holds raw vectors: any head fits)")
+    ap.add_argument("--pad", type=float, default=PAD_S, help="silence around an utterance before its template is cut (s)")
+    ap.add_argument("--trim", type=int, default=TRIM, help="vectors dropped at each end of a padded utterance")
     ap.add_argument("--backbone", type=Path, help="a folder with the front end's files (default: --out)")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
-    m = write(args.out, args.data, args.music, args.head, args.backbone, quiet=args.quiet)
+    m = write(args.out, args.data, args.music, args.head, args.backbone, quiet=args.quiet, no_head=args.no_head,
+              reuse_background=args.reuse_background, pad_s=args.pad, trim=args.trim)
     print(json.dumps({"model_id": m["model_id"], "background": m["background"]}, indent=2))
     return 0
 

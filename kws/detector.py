@@ -27,7 +27,7 @@ from kws.errors import UsageError
 from kws.frontend import SAMPLE_RATE
 from kws.keywords import KeywordSet, OtherModelError
 from kws.model import Model
-from kws.templates import PAD_S, TRIM, Matcher, TemplateBank, keyword_templates
+from kws.templates import Matcher, TemplateBank, keyword_templates
 
 _SLICE = 16000      # samples handled at a time
 _VAD_SLOT = 160     # samples per webrtcvad decision (10 ms)
@@ -181,7 +181,7 @@ class Detector:
         """End of stream: report a keyword whose score was still rising at the last vector."""
         events = []
         for k, tr in enumerate(self._tracks):
-            if tr.rising and tr.prev >= self._thr[k]:
+            if tr.rising and tr.prev >= self._thr[k] and tr.prev_span[1] >= tr.quiet_until:
                 events.append(self._event(k, tr.prev, tr.prev_span))
             self._tracks[k] = _Track()
         return events
@@ -199,9 +199,11 @@ class Detector:
         self.reset()
         return events
 
-    def best_scores(self, clip: np.ndarray, pad_s: float = PAD_S) -> np.ndarray:
+    def best_scores(self, clip: np.ndarray, pad_s: Optional[float] = None) -> np.ndarray:
         """Each keyword's best score anywhere in a clip, padded with ``pad_s`` of silence on both
-        sides (no VAD, no threshold): (K,) float32, in the order of ``self.keywords``."""
+        sides (default: the model's template padding; no VAD, no threshold): (K,) float32, in the
+        order of ``self.keywords``."""
+        pad_s = self.model.pad_s if pad_s is None else pad_s
         x = np.asarray(clip, np.float32).reshape(-1)
         pad = np.zeros(int(pad_s * SAMPLE_RATE), np.float32)
         v = self.model.vectors(np.concatenate([pad, x, pad]))
@@ -220,24 +222,26 @@ class Detector:
         events = []
         for k, tr in enumerate(self._tracks):
             s = float(scores[k])
-            if tr.rising and s < tr.prev and tr.prev >= self._thr[k] and spans[k][1] >= tr.quiet_until:
+            # the peak is the previous vector; after an event, peaks up to refractory vectors later
+            # stay quiet (kws.thresholds.peaks counts events the same way)
+            if tr.rising and s < tr.prev and tr.prev >= self._thr[k] and tr.prev_span[1] >= tr.quiet_until:
                 events.append(self._event(k, tr.prev, tr.prev_span))
-                tr.quiet_until = tr.prev_span[1] + self._refractory
+                tr.quiet_until = tr.prev_span[1] + self._refractory + 1
             tr.rising = s > tr.prev or (tr.rising and s == tr.prev)
             tr.prev = s
             tr.prev_span = spans[k]
         return events
 
     def _event(self, k: int, score: float, span: Tuple[int, int]) -> Detection:
-        """Where the word lies: the template's vectors heard it from ``PAD_S - TRIM * 80 ms`` after
+        """Where the word lies: the template's vectors heard it from ``pad_s - trim * 80 ms`` after
         the first one's start to as much before the last one's end (kws.templates.cut)."""
         a, b = self.frontend.samples(*span)
-        inset = (PAD_S - TRIM * self.frontend.hop / SAMPLE_RATE)
+        inset = self.model.pad_s - self.model.trim * self.frontend.hop / SAMPLE_RATE
         start = max(0.0, a / SAMPLE_RATE + inset)
         end = max(start, b / SAMPLE_RATE - inset)
         return Detection(self._names[k], score, float(self._thr[k]), start, end)
 
 
-def max_scores(detector: Detector, audio: np.ndarray, pad_s: float = PAD_S) -> np.ndarray:
+def max_scores(detector: Detector, audio: np.ndarray, pad_s: Optional[float] = None) -> np.ndarray:
     """Best score of each keyword anywhere in a clip (clip-level evaluation)."""
     return detector.best_scores(audio, pad_s)

@@ -30,7 +30,7 @@ from kws.errors import KwsError
 from kws.keywords import Keyword
 from kws.model import Model
 from kws.phonemes import Pronunciation, parse_phonemes, pronounce
-from kws.templates import PAD_S, TemplateBank, TemplateError, check_length, cut, source_vectors
+from kws.templates import TemplateBank, TemplateError, check_length, cut, source_vectors
 
 MIN_EXAMPLE_S = 0.2        # shortest example recording
 MAX_EXAMPLE_S = 10.0       # longest example recording
@@ -171,32 +171,36 @@ def build_keyword(model: Model, name: str, text: Optional[str], phonemes: Option
     if text is None and phonemes is None and not examples:
         raise EnrollError("give the keyword's text, examples, or both")
     pron = keyword_pronunciation(text, phonemes)
-    rendered = list(utterances or [])
-    utterances = []
-    if pron is not None:
-        if pron.guessed:
-            progress(f"  not in the dictionary, pronounced by the fallback G2P: {', '.join(pron.guessed)} "
-                     f"-> {pron}")
-        utterances += rendered or render_utterances(pron, phonemes, quiet=quiet, voices=voices)
-    for e in examples:
-        utterances.append(("recording", e))
     frames = model.frontend.frames
-    vecs, segs, origins, durs = [], [], [], []
-    for i, (origin, audio) in enumerate(utterances):
-        v = source_vectors(frames, audio)
-        a, b = cut(v.shape[0])
-        label = f"recording {i + 1 - (len(utterances) - len(examples))}" if origin == "recording" else \
-            f"the rendering by {origin.split(':', 1)[1]}"
+    made: List[Tuple[str, np.ndarray, np.ndarray]] = []       # (origin, audio, vectors)
+
+    def add(origin: str, audio: np.ndarray, label: str) -> None:
+        v = source_vectors(frames, audio, pad_s=model.pad_s)
+        a, b = cut(v.shape[0], model.trim)
         try:
             check_length(b - a, label)
         except TemplateError as exc:
             if origin == "recording":
                 raise EnrollError(str(exc)) from None
             raise
-        vecs.append(v)
-        segs.append(v.shape[0])
-        origins.append(origin)
-        durs.append(trim_silence(audio, top_db=40.0, margin_s=0.0).size / SAMPLE_RATE)
+        made.append((origin, audio, v))
+
+    for i, e in enumerate(examples):           # recordings first: a refused one stops before rendering
+        add("recording", e, f"recording {i + 1}")
+    if pron is not None:
+        if pron.guessed:
+            progress(f"  not in the dictionary, pronounced by the fallback G2P: {', '.join(pron.guessed)} "
+                     f"-> {pron}")
+        rendered = list(utterances or []) or render_utterances(pron, phonemes, quiet=quiet, voices=voices)
+        recordings, made = made, []
+        for origin, audio in rendered:
+            add(origin, audio, f"the rendering by {origin.split(':', 1)[1]}")
+        made += recordings
+    utterances = [(o, a) for o, a, _ in made]
+    vecs = [v for _, _, v in made]
+    segs = [v.shape[0] for v in vecs]
+    origins = [o for o, _, _ in made]
+    durs = [trim_silence(a, top_db=40.0, margin_s=0.0).size / SAMPLE_RATE for _, a, _ in made]
     source = "+".join(s for s, on in (("text", pron is not None), ("examples", bool(examples))) if on)
     kw = Keyword(name=name, vectors=np.concatenate(vecs), threshold=0.0, segments=segs, origins=origins,
                  text=text, phonemes=str(pron) if pron is not None else None, source=source,
@@ -225,7 +229,7 @@ def own_scores(model: Model, templates: Sequence[np.ndarray], audio: Sequence[np
     from kws.thresholds import add_noise
 
     out = []
-    pad = np.zeros(int(PAD_S * SAMPLE_RATE), np.float32)
+    pad = np.zeros(int(model.pad_s * SAMPLE_RATE), np.float32)
     for i, x in enumerate(audio):
         others = [t for j, t in enumerate(templates) if j != i]
         m = Matcher(TemplateBank.build([others]))

@@ -15,11 +15,16 @@ class                                     raised for                      also a
 ``kws.audio.AudioError``                  unreadable or unusable audio    ValueError
 ``kws.phonemes.TextError``                text that cannot be a keyword   ValueError
 ``kws.enrollment.EnrollError``            examples or arguments refused   ValueError
+``kws.templates.TemplateError``           audio too short for a template  ValueError
+``kws.kokoro.KokoroError``                TTS model missing or damaged,   RuntimeError
+                                          a text too long to speak
 ``kws.bundle.BundleError``                a missing or damaged model      RuntimeError
 ``kws.keywords.StoreError``               keyword store problems          RuntimeError
 ``kws.keywords.CorruptStoreError``        damaged store files             RuntimeError
 ``kws.keywords.OtherModelError``          keywords made by another model  RuntimeError, ValueError
+``kws.keywords.OldStoreError``            a store of an earlier kws       RuntimeError, ValueError
 ``kws.search.SearchIndexError``           an index that cannot be used    RuntimeError
+``kws.search_archive.ArchiveDamaged``     a damaged or unfinished index   RuntimeError
 ``kws.mic.NoMicrophone``                  no usable audio input           RuntimeError
 ``kws.errors.UsageError``                 a setting or argument refused   ValueError
 ``kws.errors.MissingExtra``               an optional package missing     ImportError
@@ -40,3 +45,8 @@ class UsageError(KwsError, ValueError):
 
 class MissingExtra(KwsError, ImportError):
     """An optional package is not installed; the message names the pip command."""
+
+
+class SearchIndexError(KwsError, RuntimeError):
+    """A search index that cannot be used (other model, other settings, damaged); also
+    ``kws.search.SearchIndexError``."""

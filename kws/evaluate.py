@@ -42,10 +42,11 @@ from kws.keywords import KeywordSet
 from kws.metrics import eer, miss_at_false_alarm_rate, roc_points
 from kws.model import Model
 from kws.progress import progress
-from kws.templates import PAD_S, TemplateBank, template_scores
+from kws.templates import TemplateBank, template_scores
 from kws.thresholds import peaks
 
 FA_TARGET = 1.0
+CLIP_PAD_S = 1.0          # silence around each clip scored alone (the planted stream has 0.3-1.0 s, then speech)
 CALIBRATION_WORDS = 20
 
 
@@ -206,14 +207,14 @@ def keywords(model: Model, renders: Renders, words: Sequence[str],
 
 
 class Vectors:
-    """Raw front-end vectors of clips (padded with PAD_S of silence, as a clip is scored), computed
+    """Raw front-end vectors of clips (padded with CLIP_PAD_S of silence on both sides), computed
     once; a model's head is applied per model."""
 
     def __init__(self, frontend):
         self.frontend = frontend
 
     def clips(self, audio: Sequence[np.ndarray], desc: str, quiet: bool) -> List[np.ndarray]:
-        pad = np.zeros(int(PAD_S * 16000), np.float32)
+        pad = np.zeros(int(CLIP_PAD_S * 16000), np.float32)
         return [self.frontend.frames(np.concatenate([pad, x, pad])) for x in progress(audio, desc, quiet=quiet)]
 
     def long(self, audio: Sequence[np.ndarray], desc: str, quiet: bool) -> List[np.ndarray]:
@@ -342,12 +343,12 @@ def prepare(data: Path, per_keyword: int, fsdd_n: int, background_s: float, seed
     others = {"babble": babble(data, 6, 120.0, seed=1), "crowd": babble(data, 24, 120.0, seed=2)}
     if music is not None:
         others["music"] = music
-    conds = {}
+    conds = {}       # drawn in the order of earlier versions of this report: the same noise for the same clips
     for snr in (20, 10, 5, 0):
         conds[f"noise {snr} dB"] = vec.clips([mix(x, noise, snr, rng) for x in xs], f"noise {snr} dB", quiet)
+    conds["reverberant (RT60 0.5 s)"] = vec.clips([reverb(x, rng) for x in xs], "reverberant", quiet)
     for k, n in others.items():
         conds[f"{k} 10 dB"] = vec.clips([mix(x, n, 10, rng) for x in xs], f"{k} 10 dB", quiet)
-    conds["reverberant (RT60 0.5 s)"] = vec.clips([reverb(x, rng) for x in xs], "reverberant", quiet)
     shared["conditions"] = conds
     fs = [c for c in fsdd_clips(data) if split_of(c) == test_half]
     fs = _load(pick.sample(fs, min(fsdd_n, len(fs))), quiet)
@@ -410,7 +411,7 @@ def markdown(r: Dict) -> str:
     ms = r["models"]
     half = "held-out half" if r.get("test_half", "b") == "b" else "TUNING half 'a' (not for reporting)"
     head = "| measure | " + " | ".join(f"`{m['model']}`{' (head)' if m['head'] else ' (raw)'}" for m in ms) + " |"
-    lines = [f"{half.capitalize()} of ../shared/data; false alarms counted on {r['background_hours']:.2f} h of "
+    lines = [f"{half[0].upper() + half[1:]} of ../shared/data; false alarms counted on {r['background_hours']:.2f} h of "
              f"held-out read speech.", "", head, "|---|" + "---|" * len(ms)]
 
     def row(label, fn):

@@ -113,6 +113,20 @@ class Model:
             self._head = Identity() if not h else Head(self.path / h["file"], int(h["context"]))
         return self._head
 
+    @property
+    def pad_s(self) -> float:
+        """Silence an utterance is padded with before its template is cut (kws.templates)."""
+        from kws.templates import PAD_S
+
+        return float(self.manifest.get("templates", {}).get("pad_s", PAD_S))
+
+    @property
+    def trim(self) -> int:
+        """Vectors dropped at each end of a padded utterance (kws.templates.cut)."""
+        from kws.templates import TRIM
+
+        return int(self.manifest.get("templates", {}).get("trim", TRIM))
+
     def vectors(self, audio: np.ndarray) -> np.ndarray:
         """Matching vectors (unit length, one per 80 ms) of a whole recording."""
         return self.head(self.frontend.frames(audio))

@@ -36,7 +36,7 @@ import numpy as np
 
 from kws.audio import AudioError, load_audio, trim_silence
 from kws.bundle import Bundle
-from kws.errors import KwsError, UsageError
+from kws.errors import SearchIndexError, UsageError
 from kws.windows import frames_in, make_plan
 
 if TYPE_CHECKING:                       # kws.search_ann imports this module
@@ -45,10 +45,6 @@ if TYPE_CHECKING:                       # kws.search_ann imports this module
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif")
 INDEX_VERSION = 1
 _Q = 127.0
-
-
-class SearchIndexError(KwsError, RuntimeError):
-    """An index that cannot be used (other model, other settings, damaged)."""
 
 
 @dataclass(frozen=True)
@@ -189,6 +185,19 @@ def embed_file(bundle: Bundle, path: Union[str, os.PathLike], cfg: IndexConfig):
     return quantize(emb), times, audio.size / 16000, time.perf_counter() - t0
 
 
+_BUNDLES: dict = {}
+
+
+def _remote_embed(path: str, bundle_path: Optional[str], variant: str, cfg: dict):
+    """Runs on a Dask worker: (model id, embed_file's result). The bundle is loaded once a process."""
+    key = (bundle_path, variant)
+    if key not in _BUNDLES:
+        _BUNDLES[key] = Bundle.load(bundle_path, variant=variant)
+    b = _BUNDLES[key]
+    cfg = IndexConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()})
+    return b.model_id, embed_file(b, path, cfg)
+
+
 def merge_hits(file: str, scores: np.ndarray, times: np.ndarray, top: int,
                threshold: Optional[float] = None) -> List[Hit]:
     """Best windows of one file, each absorbing the lower-scoring windows that overlap it."""
@@ -286,10 +295,7 @@ class SearchIndex:
             else:
                 todo.append((p, st.st_size, st.st_mtime_ns))
         if todo and (workers > 1 or address):
-            from kws.search_dist import embed_distributed
-
-            results = embed_distributed(todo, self.bundle, self.config, workers=workers,
-                                        address=address, quiet=quiet)
+            results = self._embed_distributed(todo, workers, address, quiet)
         else:
             results = self._embed_here(todo, quiet)
         for (p, size, mtime_ns), out in results:
@@ -309,6 +315,30 @@ class SearchIndex:
         self._save()
         stats.update(self.refresh(quiet=quiet))
         return stats
+
+    def _embed_distributed(self, todo, workers: int, address: Optional[str], quiet: bool):
+        """Like :meth:`_embed_here`, on a Dask cluster (kws.search_dist), in any order; every
+        result's model id must be this index's."""
+        from kws.bundle import default_bundle_path
+        from kws.search_dist import run_tasks
+
+        # the shipped bundle: every worker uses its own installed copy (checked by model id)
+        shipped = Path(self.bundle.path).resolve() == default_bundle_path().resolve()
+        bpath = None if shipped else str(Path(self.bundle.path).resolve())
+        cfg = asdict(self.config)
+        jobs = [(str(item[0]), bpath, self.bundle.variant, cfg) for item in todo]
+        by_path = {str(item[0]): item for item in todo}
+        for job, out in run_tasks(_remote_embed, jobs, workers=workers, address=address, quiet=quiet,
+                                  desc="indexing", unit="file"):
+            item = by_path[job[0]]
+            if isinstance(out, BaseException):
+                yield item, f"{item[0]}: not indexed ({type(out).__name__}: {out})"
+                continue
+            model_id, res = out
+            if model_id != self.bundle.model_id:
+                raise SearchIndexError(f"a worker embedded with model {model_id}, not "
+                                       f"{self.bundle.model_id}: install the same kws on every worker")
+            yield item, res
 
     def _embed_here(self, todo, quiet: bool):
         """(file, (int8 rows, times, seconds, embedding seconds) or an error message), in order."""

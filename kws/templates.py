@@ -6,8 +6,10 @@ of the typed keyword (kws.kokoro) or of a user's recording. A keyword holds seve
 voice, one per recording.
 
 A template is cut from its utterance (:func:`source_vectors`, :func:`cut`): the sound, trimmed of
-silence, is padded with ``PAD_S`` of silence on both sides, run through the front end, and
-``TRIM`` vectors are dropped at each end; what is left are the vectors that hear the word.
+silence, is padded with ``pad_s`` of silence on both sides, run through the front end, and
+``trim`` vectors are dropped at each end; what is left are the vectors that hear the word and the
+silence just around it. Both are the model's (its manifest's ``templates``; kws.model), defaults
+``PAD_S`` and ``TRIM``.
 
 **Score.** Template ``T`` (``L`` unit vectors) scored at stream vector ``e``: the mean cosine
 along the diagonal, ``s = (1/L) * sum_j cos(T[j], x[e - L + 1 + j])``; a keyword's score at ``e``
@@ -37,26 +39,26 @@ class TemplateError(KwsError, ValueError):
     """An utterance that cannot give a template (too short, too long, silent)."""
 
 
-def source_vectors(frames, audio: np.ndarray, trim: bool = True) -> np.ndarray:
-    """Front-end vectors of one utterance: trimmed of silence (``trim``), padded with ``PAD_S``
+def source_vectors(frames, audio: np.ndarray, trim: bool = True, pad_s: float = PAD_S) -> np.ndarray:
+    """Front-end vectors of one utterance: trimmed of silence (``trim``), padded with ``pad_s``
     of silence on both sides. ``frames`` maps 16 kHz audio to (n, D) vectors (a front end's
     ``frames``)."""
     x = np.asarray(audio, np.float32).reshape(-1)
     if trim:
         x = trim_silence(x, top_db=TRIM_TOP_DB, margin_s=0.0)
-    pad = np.zeros(int(PAD_S * SAMPLE_RATE), np.float32)
+    pad = np.zeros(int(pad_s * SAMPLE_RATE), np.float32)
     return frames(np.concatenate([pad, x, pad]))
 
 
-def cut(n_vectors: int) -> Tuple[int, int]:
+def cut(n_vectors: int, trim: int = TRIM) -> Tuple[int, int]:
     """The template's [start, stop) within the ``n_vectors`` of a padded utterance."""
-    return TRIM, n_vectors - TRIM
+    return trim, n_vectors - trim
 
 
 def check_length(length: int, name: str = "the utterance") -> None:
     if length < MIN_LENGTH:
-        raise TemplateError(f"{name} is too short to make a template: {length} vector(s) of 80 ms "
-                            f"after trimming, at least {MIN_LENGTH} (about 0.25 s of speech)")
+        raise TemplateError(f"{name} holds too little sound to make a template ({length} vector(s) of "
+                            f"80 ms once padded and cut, at least {MIN_LENGTH}): record the whole keyword")
     if length > MAX_LENGTH:
         raise TemplateError(f"{name} is too long for a template: {length * 0.08:.1f} s of speech, at "
                             f"most {MAX_LENGTH * 0.08:.1f} s")
@@ -68,7 +70,7 @@ def keyword_templates(model, kw) -> List[np.ndarray]:
     out = []
     for u in kw.utterances():
         v = model.head(u)
-        a, b = cut(v.shape[0])
+        a, b = cut(v.shape[0], model.trim)
         out.append(v[a:b] if b > a else v)
     return out
 

@@ -35,7 +35,7 @@ DEFAULT_FA_PER_HOUR = 1.0     # per keyword: the default target of every thresho
 TAIL_PEAKS = 40               # background peaks the exponential tail is fitted to
 PEAK_FLOOR = 0.0              # scores under this are never counted as peaks
 MIN_THRESHOLD = 0.3           # no threshold below this (a keyword that matches everything)
-REFRACTORY = 12               # vectors (80 ms) the detector stays quiet after an event: ~1 s
+REFRACTORY = 12               # vectors (80 ms) the detector stays quiet after an event: 1 s (DetectorConfig)
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,8 @@ def background(model) -> Background:
 def peaks(series: np.ndarray, refractory: int = REFRACTORY, floor: float = PEAK_FLOOR) -> np.ndarray:
     """The events a detector at threshold ``floor`` would give on a score series: local maxima
     reached by a rise, each the highest within ``refractory`` vectors on either side (ties: the
-    first), at or above ``floor``; their scores, highest first."""
+    first; the detector likewise fires no two events ``refractory`` or fewer vectors apart), at or
+    above ``floor``; their scores, highest first."""
     s = np.asarray(series, np.float64)
     if s.size == 0:
         return np.zeros(0)

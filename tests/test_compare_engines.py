@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 
 from kws.audio import load_audio
-from kws.bundle import Bundle
-from kws.detector import DetectorConfig
 from kws.keywords import KeywordSet
+from kws.model import Model
 from kws.phonemes import word_phonemes
 from tests.conftest import ROOT
 
@@ -83,25 +82,41 @@ def _product_files(clips, n=3):
     raise AssertionError("not enough usable example files")
 
 
-def test_benchmark_examples_enroll_as_the_product(shared_data, tmp_path, monkeypatch):
-    from kws.enrollment import check_example
+def test_benchmark_examples_enroll_as_the_product(shared_data, tmp_path, monkeypatch, few_voices):
     from kws.enroll import main as enroll_main
+    from kws.enrollment import check_example
+    from kws.evaluate import Renders
 
-    bundle = Bundle.load(variant="int8")
+    model = Model.load()
     s = ce.load_set(shared_data, "wake", 1, seed=0)
-    s["example_clips"] = {"alexa": s["example_clips"]["alexa"]}
-    enrolled = ce.enroll_set(bundle, s, DetectorConfig())
+    s["words"], s["example_clips"] = ["alexa"], {"alexa": s["example_clips"]["alexa"]}
+    enrolled = ce.enroll_set(model, s)
     files = _product_files(s["example_clips"]["alexa"])
     store = tmp_path / "store"
     assert enroll_main(["--store", str(store), "add", "--name", "alexa", "--examples", *map(str, files)]) == 0
-    product = KeywordSet.load(store, bundle.model_id)["alexa"]
-    bench = enrolled.detector.keywords["alexa"]
-    np.testing.assert_allclose(bench.vectors, product.vectors, atol=1e-6)
-    assert bench.threshold == pytest.approx(product.threshold, abs=1e-6)
-    assert bench.source == product.source == "examples"
+    assert enroll_main(["--store", str(store), "add", "alexa", "--name", "alexa both", "--examples",
+                        *map(str, files)]) == 0
+    product = KeywordSet.load(store, model.model_id)
+    renders = Renders()
+    for engine, name, source in (("kws-examples", "alexa", "examples"),
+                                 ("kws-typed+examples", "alexa both", "text+examples")):
+        eng = ce.make_engine(engine, s, enrolled, model, renders)
+        bench = eng.keywords["alexa"]
+        np.testing.assert_allclose(bench.vectors, product[name].vectors, atol=1e-6)
+        assert bench.threshold == pytest.approx(product[name].threshold, abs=1e-6)
+        assert bench.source == product[name].source == source and bench.segments == product[name].segments
+    typed = ce.make_engine("kws-typed", s, enrolled, model, renders)
+    assert typed.name == "kws, typed" and typed.keywords["alexa"].origins == [f"kokoro:{v}" for v in few_voices]
+    # the kws engine scores a clip as the detector does
+    from kws.detector import Detector
+
+    clip = ce.padded(load_audio(files[0]))
+    det = Detector(typed.keywords, model)
+    assert typed.clip_scores([clip])[0, 0] == pytest.approx(det.best_scores(clip, pad_s=0.0)[0], abs=1e-4)
+    assert len(typed.background_events([clip])) == 1 and typed.model_mb() > 1.0
     # EfficientWord-Net gets those trimmed examples, not the files as they are
     monkeypatch.setattr(ce, "EfficientWordEngine", lambda examples: examples)
-    given = ce.make_engine("efficientword", s, enrolled, bundle, DetectorConfig())["alexa"]
+    given = ce.make_engine("efficientword", s, enrolled, model, renders)["alexa"]
     assert len(given) == 3
     for x, f in zip(given, files):
         raw = load_audio(f)

@@ -5,18 +5,28 @@ import json
 from kws.commands import main
 
 
-def test_evaluate_small_run_writes_report(shared_data, tmp_path, capsys):
+def test_evaluate_small_run_writes_report(shared_data, tmp_path, capsys, monkeypatch, few_voices):
+    monkeypatch.setattr("kws.evaluate.CALIBRATION_WORDS", 2)
     out = tmp_path / "rep"
     rc = main(["evaluate", "--data", str(shared_data), "--out", str(out), "--per-keyword", "4", "--fsdd", "20",
-               "--background-s", "8", "--synthetic-words", "0", "--std-utterances", "8",
-               "--std-queries", "2", "--half", "a", "--windows", "0.3,0.6,0.9", "--quiet"])
+               "--background-s", "8", "--std-utterances", "8", "--std-queries", "2", "--half", "a", "--quiet"])
     assert rc == 0
     rep = json.loads((out / "report.json").read_text())
-    assert rep["test_half"] == "a" and rep["detector"]["window_s"] == [0.3, 0.6, 0.9]
-    assert rep["wakewords"]["clips"] >= 10 and 0 <= rep["wakewords"]["text"]["mean_eer"] <= 1
-    assert set(rep["std"]) == {"paper_windows", "detector_windows"}
+    assert rep["test_half"] == "a" and 0 < rep["background_hours"] < 0.01
+    (m,) = rep["models"]
+    ww = m["wakewords"]
+    assert ww["clips"] >= 10 and set(ww) >= {"typed", "examples", "typed+examples", "conditions_typed"}
+    for mode in ("typed", "examples", "typed+examples"):
+        assert 0 <= ww[mode]["eer"] <= 1 and set(ww[mode]["per_keyword"]) == {"alexa", "computer", "jarvis"}
+    assert "_scores" not in ww["typed"]
+    assert {"noise 10 dB", "babble 10 dB", "reverberant (RT60 0.5 s)"} <= set(ww["conditions_typed"])
+    assert m["fsdd"]["clips"] >= 10 and 0 <= m["fsdd"]["accuracy_10way"] <= 1
+    assert m["calibration"]["words"] == 2
+    assert set(m["streamed"]) == {"clean", "babble 10 dB"} and m["streamed"]["clean"]["planted"] == ww["clips"]
+    assert set(rep["std"]) == {"bundle", "paper_windows", "detector_windows"}
     assert rep["std"]["paper_windows"]["utterances"] == 8
     md = (out / "report.md").read_text()
-    assert "TUNING half" in md and "STD on real read speech" in md
+    assert "half 'a' (not for reporting)" in md and "spoken-term search" in md and "streamed as deployed" in md
     assert (out / "det_wakewords.png").stat().st_size > 1000
     assert main(["evaluate", "--data", str(tmp_path / "nothing"), "--out", str(out)]) == 2
+    assert "no recordings at" in capsys.readouterr().err

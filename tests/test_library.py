@@ -12,102 +12,123 @@ import pytest
 
 import kws
 from kws.audio import load_audio, write_wav
-from kws.demo import DEMO_KEYWORDS, sample_recording
+from kws.demo import sample_recording
 from kws.errors import KwsError
+from tests.conftest import VOICES, demo_set
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def bundle():
-    return kws.Bundle.load()
 
 
 @pytest.fixture(scope="module")
 def jarvis_clip():
     """'jarvis' as said in the bundled sample, with 0.3 s of its surroundings either side."""
     x = load_audio(sample_recording())
-    e = next(e for e in kws.Detector.from_texts(DEMO_KEYWORDS).detect(x) if e.keyword == "jarvis")
+    e = next(e for e in kws.Detector(demo_set(["jarvis"])).detect(x) if e.keyword == "jarvis")
     return x, x[int((e.start - 0.3) * 16000):int((e.end + 0.3) * 16000)], e.start
 
 
 # ------------------------------------------------------------------ enroll_keyword
-def test_enroll_keyword_by_text_tuned_with_tts(bundle, espeak):
-    kw = kws.enroll_keyword("snowboy", bundle=bundle)
+def test_enroll_keyword_by_text(model):
+    kw = kws.enroll_keyword("snowboy", model=model, voices=VOICES)
     assert kw.name == kw.text == "snowboy" and kw.source == "text"
-    assert kw.phonemes == "S N OW B OY" and kw.vectors.shape == (1, bundle.embedding_dim)
-    assert kw.tuned_on["method"] == "false-alarm-rate" and kw.tuned_on["tts_positives"] > 0
-    assert kw.tuned_on["tts_renderings"] > 0                       # the TTS anchor joined the text
-    assert kw.tuned_on["expected_per_hour"] == pytest.approx(0.5, rel=0.01)
-    assert kw.eer is not None and kw.eer < 0.3 and 0 < kw.threshold < 1
+    assert kw.phonemes == "S N OW B OY" and kw.vectors.shape == (sum(kw.segments), 96)
+    assert kw.origins == [f"kokoro:{v}" for v in VOICES] and all(n > 4 for n in kw.segments)
+    assert kw.tuned_on["method"] == "false-alarm-rate" and kw.tuned_on["templates"] == 3
+    assert kw.tuned_on["expected_per_hour"] == pytest.approx(1.0, rel=0.01)
+    assert kw.tuned_on["positives"] == 6 and 0 <= kw.tuned_on["recall_at_threshold"] <= 1
+    assert kw.eer is not None and kw.eer < 0.3 and 0.3 <= kw.threshold < 1
+    assert 0.3 < kw.duration < 1.0                   # "snowboy" takes about 0.6 s to say
 
 
-def test_enroll_keyword_by_text_without_tts_or_tuning(bundle, monkeypatch):
-    monkeypatch.setattr("kws.tts.available_engines", lambda: [])
+def test_enroll_keyword_by_text_without_tuning_or_by_phonemes(model, few_voices):
     lines = []
-    kw = kws.enroll_keyword("hey computer", progress=lines.append, bundle=bundle)
-    assert kw.tuned_on["method"] == "false-alarm-rate" and kw.tuned_on["target_per_hour"] == 5.0
-    assert kw.tuned_on["tts_renderings"] == 0 and kw.eer is None          # nothing to tune with
-    assert any("no TTS engine installed" in line for line in lines)
-    calibrated = kws.enroll_keyword("hey computer", tune=False, bundle=bundle)
+    kw = kws.enroll_keyword("hey snowboy", progress=lines.append, model=model)
+    assert any("fallback G2P: snowboy" in line for line in lines)
+    calibrated = kws.enroll_keyword("hey snowboy", tune=False, model=model)
     assert calibrated.threshold == pytest.approx(kw.threshold) and calibrated.eer is None
+    assert "recall_at_threshold" not in calibrated.tuned_on and kw.eer is not None
     np.testing.assert_allclose(calibrated.vectors, kw.vectors)
-    by_phonemes = kws.enroll_keyword("snowboy", phonemes="S N OW1 B OY2", tune=False, bundle=bundle)
+    by_phonemes = kws.enroll_keyword("snowboy", phonemes="S N OW1 B OY2", tune=False, model=model)
     assert by_phonemes.phonemes == "S N OW B OY" and by_phonemes.text is None
+    assert by_phonemes.source == "text" and len(by_phonemes.segments) == len(few_voices)
+    loose = kws.enroll_keyword("hey snowboy", tune=False, model=model, fa_per_hour=10.0)
+    assert loose.threshold < kw.threshold and loose.tuned_on["target_per_hour"] == 10.0
+    with pytest.raises(kws.KwsError, match="no Kokoro voice"):
+        kws.enroll_keyword("hey snowboy", model=model, voices=["xx_nobody"])
 
 
-def test_enroll_keyword_by_examples_detects_it(bundle, jarvis_clip, tmp_path, monkeypatch):
-    monkeypatch.setattr("kws.tts.available_engines", lambda: [])      # examples alone tune it
+def test_enroll_keyword_by_examples_detects_it(model, jarvis_clip, tmp_path):
     sample, clip, start = jarvis_clip
     f = tmp_path / "jarvis.wav"
     write_wav(f, clip)
-    kw = kws.enroll_keyword("my jarvis", examples=[clip, str(f)], bundle=bundle)
+    kw = kws.enroll_keyword("my jarvis", examples=[clip, str(f)], model=model)
     assert kw.source == "examples" and kw.text is None and kw.phonemes is None
-    assert kw.tuned_on["method"] == "false-alarm-rate" and kw.tuned_on["examples"] == 2
-    assert kw.tuned_on["expected_per_hour"] == pytest.approx(0.5, rel=0.01)
-    assert kw.tuned_on["positives"] == 4 and kw.tuned_on["negatives"] == kw.tuned_on["background_hops"]
-    assert kw.duration == pytest.approx(clip.size / 16000, rel=0.3)       # windows sized to it
-    events = kws.Detector(kws.KeywordSet(bundle.model_id, [kw]), bundle).detect(sample)
+    assert kw.origins == ["recording", "recording"] and kw.tuned_on["templates"] == 2
+    assert kw.tuned_on["expected_per_hour"] == pytest.approx(1.0, rel=0.01)
+    assert kw.tuned_on["positives"] == 4                     # each recording, clean and in noise
+    assert kw.duration == pytest.approx(clip.size / 16000, rel=0.3)       # speech around it in the sample
+    events = kws.Detector(kws.KeywordSet(model.model_id, [kw]), model).detect(sample)
     assert [e.keyword for e in events] == ["my jarvis"] and abs(events[0].start - start) < 0.5
-    both = kws.enroll_keyword("jarvis", text="jarvis", examples=[clip], tune=False, bundle=bundle)
-    assert both.source == "text+examples" and both.vectors.shape[0] == 2
+    both = kws.enroll_keyword("jarvis", text="jarvis", examples=[clip], tune=False, model=model, voices=VOICES)
+    assert both.source == "text+examples" and len(both.segments) == len(VOICES) + 1
+    assert both.origins[-1] == "recording" and both.origins[0] == f"kokoro:{VOICES[0]}"
 
 
-def test_benchmarks_enroll_examples_as_the_product_does(bundle, jarvis_clip):
-    """evaluate.example_detector (evaluate, compare_engines) trims examples like enroll add."""
-    from kws.detector import DetectorConfig
-    from kws.evaluate import example_detector
+def test_benchmarks_enroll_examples_as_the_product_does(model, jarvis_clip, few_voices):
+    """kws.evaluate's keywords from examples (evaluate, compare_engines) are enroll add's: the
+    first recordings enrollment accepts, trimmed as it trims them, the same threshold."""
+    from kws.evaluate import Renders, accepted_examples, keywords
 
     padded = np.concatenate([np.zeros(16000, np.float32), jarvis_clip[1], np.zeros(16000, np.float32)])
     silent = np.zeros(16000, np.float32)
-    got = example_detector(bundle, {"jarvis": iter([silent, padded, jarvis_clip[1]])}, DetectorConfig(), n=1)
-    det = got.detector
+    got = accepted_examples({"jarvis": iter([silent, padded, jarvis_clip[1]])}, n=1)
     assert len(got.refused["jarvis"]) == 1 and "silent" in got.refused["jarvis"][0]
-    assert len(got.examples["jarvis"]) == 1 and got.examples["jarvis"][0].size < padded.size
-    enrolled = kws.enroll_keyword("jarvis", examples=[padded], tune=False, bundle=bundle)
-    np.testing.assert_allclose(det.keywords["jarvis"].vectors, enrolled.vectors, atol=1e-6)
-    assert det.keywords["jarvis"].threshold == pytest.approx(enrolled.threshold)
-    untrimmed = bundle.embed_clips([padded])[0]
-    assert abs(float(untrimmed @ enrolled.vectors[0]) - 1.0) > 1e-3
+    assert len(got.examples["jarvis"]) == 1 and got.examples["jarvis"][0].size < padded.size - 1.8 * 16000
+    renders = Renders()
+    ks = keywords(model, renders, ["jarvis"], got.examples, typed=False)
+    enrolled = kws.enroll_keyword("jarvis", examples=[padded], tune=False, model=model)
+    np.testing.assert_allclose(ks["jarvis"].vectors, enrolled.vectors, atol=1e-6)
+    assert ks["jarvis"].threshold == pytest.approx(enrolled.threshold) and ks["jarvis"].source == "examples"
+    from kws.templates import source_vectors
+
+    np.testing.assert_allclose(enrolled.vectors, source_vectors(model.frontend.frames, got.examples["jarvis"][0]),
+                               atol=1e-5)                    # the silence around it trimmed, as it was
+    # typed, and typed + examples: `enroll add jarvis` and `enroll add jarvis --examples ...`
+    both = keywords(model, renders, ["jarvis"], got.examples)["jarvis"]
+    product = kws.enroll_keyword("jarvis", text="jarvis", examples=[padded], tune=False, model=model)
+    np.testing.assert_allclose(both.vectors, product.vectors, atol=1e-6)
+    assert both.threshold == pytest.approx(product.threshold) and both.source == "text+examples"
 
 
-def test_enroll_keyword_refuses_bad_examples(bundle):
+def test_enroll_keyword_refuses_bad_examples(model):
     from kws.enrollment import EnrollError
 
     with pytest.raises(EnrollError, match="silent") as info:
-        kws.enroll_keyword("x", examples=[np.zeros(16000, np.float32)], bundle=bundle)
+        kws.enroll_keyword("x", examples=[np.zeros(16000, np.float32)], model=model)
     assert isinstance(info.value, KwsError) and isinstance(info.value, ValueError)
     with pytest.raises(EnrollError, match="too short"):
-        kws.enroll_keyword("x", examples=[np.full(800, 0.1, np.float32)], bundle=bundle)
+        kws.enroll_keyword("x", examples=[np.full(800, 0.1, np.float32)], model=model)
     with pytest.raises(kws.KwsError, match="no such file"):
-        kws.enroll_keyword("x", examples=["/no/such.wav"], bundle=bundle)
+        kws.enroll_keyword("x", examples=["/no/such.wav"], model=model)
     with pytest.raises(kws.KwsError, match="NaN"):
-        kws.enroll_keyword("x", examples=[np.full(8000, np.nan, np.float32)], bundle=bundle)
+        kws.enroll_keyword("x", examples=[np.full(8000, np.nan, np.float32)], model=model)
+    click = np.zeros(8000, np.float32)
+    click[4000:4000 + 640] = 0.5 * np.sin(np.arange(640) / 3)            # 0.04 s of sound
+    with pytest.raises(EnrollError, match="too little sound to make a template"):
+        kws.enroll_keyword("x", examples=[click], model=model)
 
 
 # ------------------------------------------------------------------ one exception base
 def _store_of(model_id, where):
     kws.KeywordSet(model_id, [kws.Keyword("a", np.eye(1, 96, dtype=np.float32), 0.3)]).save(where)
+    return where
+
+
+def _old_store(where):
+    """A store written by kws 0.1 (version 1): what OldStoreError is for."""
+    _store_of("m1", where)
+    f = where / "keywords.json"
+    f.write_text(json.dumps(dict(json.loads(f.read_text()), version=1)))
     return where
 
 
@@ -128,6 +149,7 @@ def _no_microphone(monkeypatch):
 ERRORS = {   # kind: (how to meet it, the class, the built-in class it also is)
     "audio": (lambda tmp, mp: load_audio(tmp / "missing.wav"), "kws.audio.AudioError", ValueError),
     "text": (lambda tmp, mp: kws.Detector.from_texts(["???"]), "kws.phonemes.TextError", ValueError),
+    "model": (lambda tmp, mp: kws.Model.load(tmp), "kws.bundle.BundleError", RuntimeError),
     "bundle": (lambda tmp, mp: kws.Bundle.load(tmp), "kws.bundle.BundleError", RuntimeError),
     "store": (lambda tmp, mp: kws.KeywordSet.load(tmp), "kws.keywords.StoreError", RuntimeError),
     "corrupt store": (lambda tmp, mp: (tmp / "keywords.json").write_text("{") and kws.KeywordSet.load(tmp),
@@ -136,13 +158,19 @@ ERRORS = {   # kind: (how to meet it, the class, the built-in class it also is)
                             "kws.keywords.OtherModelError", ValueError),
     "other model's keywords": (lambda tmp, mp: kws.Detector(kws.KeywordSet.load(_store_of("m1", tmp))),
                                "kws.keywords.OtherModelError", ValueError),
+    "store of an earlier kws": (lambda tmp, mp: kws.KeywordSet.load(_old_store(tmp)),
+                                "kws.keywords.OldStoreError", ValueError),
     "search index": (lambda tmp, mp: (tmp / "x").write_text("x") and kws.SearchIndex(tmp),
                      "kws.search.SearchIndexError", RuntimeError),
     "microphone": (lambda tmp, mp: _no_microphone(mp), "kws.mic.NoMicrophone", RuntimeError),
-    "setting": (lambda tmp, mp: kws.DetectorConfig(hop_s=0), "kws.errors.UsageError", ValueError),
+    "setting": (lambda tmp, mp: kws.DetectorConfig(refractory_s=-1), "kws.errors.UsageError", ValueError),
     "missing extra": (lambda tmp, mp: _missing_wyoming(mp), "kws.errors.MissingExtra", ImportError),
     "enrollment": (lambda tmp, mp: kws.enroll_keyword("x", examples=[np.zeros(8000, np.float32)]),
                    "kws.enrollment.EnrollError", ValueError),
+    "kokoro": (lambda tmp, mp: kws.enroll_keyword("x", voices=["xx_nobody"]), "kws.kokoro.KokoroError",
+               RuntimeError),
+    "template": (lambda tmp, mp: kws.templates.TemplateBank.build([[]]), "kws.templates.TemplateError",
+                 ValueError),
 }
 
 
@@ -225,9 +253,9 @@ def test_export_outside_the_checkout_says_where_to_run(tmp_path):
 # ------------------------------------------------------------------ what imports what
 def test_run_time_never_imports_the_training_data_package():
     code = ("import sys, numpy as np, kws; from kws import commands, enrollment, search, serve, mic, "
-            "thresholds, tts; commands.build_parser(); "
+            "thresholds, kokoro, templates; commands.build_parser(); "
             "kws.enroll_keyword('computer', examples=[np.random.default_rng(0).normal(size=8000) * 0.1], "
-            "tune=False); thresholds.tts_clips(['hello'], per_text=1); "
+            "tune=False); kws.Detector.from_texts(['hello'], voices=['af_heart']); "
             "bad = sorted(m for m in sys.modules if m.startswith(('kws.corpus', 'kws.train', 'torch'))); "
             "print(bad)")
     r = _run("-c", code)

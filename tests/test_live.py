@@ -20,9 +20,9 @@ import pytest
 
 import kws.mic
 from kws.commands import main
-from kws.demo import DEMO_KEYWORDS, sample_recording
+from kws.demo import sample_recording
 from kws.mic import DeviceNotFound, MicConfig, Microphone, NoMicrophone
-from tests.conftest import ROOT
+from tests.conftest import ROOT, demo_set
 
 
 # ---------------------------------------------------------------------------- fault injection
@@ -359,9 +359,9 @@ class Listen:
         return self.p.returncode, [json.loads(l) for l in out.splitlines()], "".join(self.err)
 
 
-def _offline(path, *args):
+def _offline(path, env, *args):
     r = subprocess.run([sys.executable, "-m", "kws", "detect", str(path), *args], capture_output=True,
-                       text=True, timeout=120, cwd=ROOT)
+                       text=True, timeout=120, cwd=ROOT, env={**os.environ, **env})
     assert r.returncode == 0, r.stderr
     return [json.loads(l) for l in r.stdout.splitlines()]
 
@@ -380,9 +380,9 @@ def _assert_same_detections(live, offline, err):
 
 
 def test_listen_hears_sample_through_sound_server(virtual_mic, tmp_path):
-    env = {**virtual_mic, "KWS_STORE": str(tmp_path)}
+    env = {**virtual_mic, "KWS_STORE": str(tmp_path)}          # an empty store: the demo keywords
     listen = Listen(env, "--no-view")
-    offline = _offline(sample_recording(), *sum((["-k", k] for k in DEMO_KEYWORDS), []))
+    offline = _offline(sample_recording(), env)
     listen.wait_for("listening on")
     subprocess.run(["paplay", "-d", virtual_mic["PULSE_SINK"], str(sample_recording())], check=True,
                    timeout=60)
@@ -400,6 +400,7 @@ def test_listen_survives_sound_server_restart(tmp_path):
     """A real fault: the sound server dies under `kws listen` and starts again."""
     run = tmp_path / "pulse"
     run.mkdir()
+    demo_set(["jarvis"]).save(tmp_path / "s")
     env = {"PULSE_RUNTIME_PATH": str(run), "PULSE_STATE_PATH": str(run), "KWS_STORE": str(tmp_path / "s")}
     clean = {k: v for k, v in os.environ.items() if k not in ("PULSE_SERVER", "PULSE_SINK", "PULSE_SOURCE")}
 
@@ -418,8 +419,8 @@ def test_listen_survives_sound_server_restart(tmp_path):
     pid = server()
     listen = None
     try:
-        listen = Listen({**clean, **env}, "--no-view", "-k", "jarvis")
-        offline = _offline(cut, "-k", "jarvis")
+        listen = Listen({**clean, **env}, "--no-view")
+        offline = _offline(cut, env)
         listen.wait_for("listening on")
         os.kill(pid, signal.SIGTERM)
         listen.wait_for("stopped (", timeout=15)

@@ -129,6 +129,7 @@ def test_clip_and_play_hits(tmp_path, bundle, monkeypatch, capsys):
     x = load_audio(_sample_path())
     write_wav(tmp_path / "rec.wav", x)
     assert main(["search", "index", str(tmp_path / "rec.wav"), "--index", str(tmp_path / "ix"),
+                 "--representation", "windows",
                         "--workers", "1", "--quiet"]) == 0
     capsys.readouterr()
     assert main(["search", "query", str(tmp_path / "ix"), "computer", "--top", "3", "--json",

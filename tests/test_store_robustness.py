@@ -12,12 +12,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kws.bundle import Bundle
 from kws.enroll import main as enroll
-from kws.keywords import (BACKUP_FILE, STORE_FILE, CorruptStoreError, Keyword, KeywordSet, StoreError,
-                          edit_store, reset_store, resolve_store, restore_backup)
+from kws.keywords import (BACKUP_FILE, STORE_FILE, CorruptStoreError, Keyword, KeywordSet, OldStoreError,
+                          OtherModelError, StoreError, edit_store, reset_store, resolve_store, restore_backup)
+from kws.model import Model
+from tests.conftest import demo_set, kws_command
 
 ROOT = Path(__file__).resolve().parents[1]
+MODEL_ID = Model.load().model_id
 
 
 def _kw(name, d=16, seed=0):
@@ -35,7 +37,7 @@ def test_processes_enrolling_at_once_keep_every_keyword(tmp_path):
     store = tmp_path / "s"
     words = ["alpha", "bravo", "charlie", "delta"]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    procs = [subprocess.Popen([sys.executable, "-m", "kws.enroll", "--store", str(store), "add", w,
+    procs = [subprocess.Popen([*kws_command(["af_heart"]), "enroll", "--store", str(store), "add", w,
                                "--no-tune"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               env=env) for w in words]
     outs = [p.communicate(timeout=300) for p in procs]
@@ -123,8 +125,7 @@ def test_lock_timeout_is_a_clear_error(tmp_path):
 
 
 # ------------------------------------------------------------------ where the store is
-def test_kws_store_and_store_flag_mean_the_same_folder(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr("kws.tts.available_engines", lambda: [])
+def test_kws_store_and_store_flag_mean_the_same_folder(tmp_path, monkeypatch, capsys, one_voice):
     d = tmp_path / "x"
     monkeypatch.setenv("KWS_STORE", str(d))
     assert resolve_store() == d == resolve_store(str(d))
@@ -143,10 +144,7 @@ def test_store_flag_before_or_after_detect(tmp_path, capsys):
     from kws.commands import main
 
     d = tmp_path / "s"
-    bundle = Bundle.load()
-    ks = KeywordSet(bundle.model_id)
-    ks.add(Keyword(name="jarvis", vectors=bundle.embed_text("jarvis")[None], threshold=0.3, text="jarvis"))
-    ks.save(d)
+    demo_set(["jarvis"]).save(d)
     outs = []
     for argv in (["--store", str(d), "detect"], ["detect", "--store", str(d)], [f"--store={d}", "detect"]):
         assert main(argv) == 0
@@ -158,7 +156,7 @@ def test_store_flag_before_or_after_detect(tmp_path, capsys):
 
 
 def test_old_kws_store_layout_is_named_not_ignored(tmp_path, monkeypatch, capsys):
-    KeywordSet(Bundle.load().model_id, [_kw("a", d=512)]).save(tmp_path / "keywords")
+    KeywordSet(MODEL_ID, [_kw("a", d=96)]).save(tmp_path / "keywords")
     monkeypatch.setenv("KWS_STORE", str(tmp_path))
     with pytest.raises(StoreError, match="name the store folder itself"):
         resolve_store()
@@ -168,9 +166,9 @@ def test_old_kws_store_layout_is_named_not_ignored(tmp_path, monkeypatch, capsys
 
 # ------------------------------------------------------------------ damaged stores
 def _good_store(d):
-    ks = KeywordSet(Bundle.load().model_id, [_kw("a", d=512)])
+    ks = KeywordSet(MODEL_ID, [_kw("a", d=96)])
     ks.save(d)
-    ks.add(_kw("b", d=512, seed=1))
+    ks.add(_kw("b", d=96, seed=1))
     ks.save(d)                  # now with a backup holding 'a' only
     return ks
 
@@ -212,7 +210,7 @@ def test_corrupt_store_names_file_and_way_out(tmp_path, capsys, damage, why):
     assert _files(d) == before
 
 
-def test_restore_brings_back_the_last_good_version(tmp_path, capsys):
+def test_restore_brings_back_the_last_good_version(tmp_path, capsys, one_voice):
     d = tmp_path / "s"
     _good_store(d)
     (d / STORE_FILE).write_text("[]")
@@ -228,7 +226,7 @@ def test_restore_brings_back_the_last_good_version(tmp_path, capsys):
     assert KeywordSet.load(d).names == ["a", "zulu"]
 
 
-def test_reset_keeps_the_files_and_starts_empty(tmp_path, capsys):
+def test_reset_keeps_the_files_and_starts_empty(tmp_path, capsys, one_voice):
     d = tmp_path / "s"
     _good_store(d)
     (d / STORE_FILE).write_bytes(b"\xff" * 10)
@@ -272,13 +270,147 @@ def test_import_of_a_bad_file_is_refused(tmp_path, capsys, content, msg):
     assert _files(d) == before
 
 
-def test_export_import_round_trip(tmp_path, capsys):
+def test_export_import_round_trip(tmp_path, capsys, model):
     d, d2 = tmp_path / "s", tmp_path / "s2"
     _good_store(d)
     assert enroll(["--store", str(d), "export", str(tmp_path / "e.json")]) == 0
     assert enroll(["--store", str(d2), "import", str(tmp_path / "e.json")]) == 0
     assert KeywordSet.load(d2).names == ["a", "b"]
     np.testing.assert_allclose(KeywordSet.load(d2)["b"].vectors, KeywordSet.load(d)["b"].vectors, atol=1e-6)
+    # real keywords: their utterances, thresholds and the templates another runtime matches
+    demo_set(["jarvis", "alexa"]).save(d)
+    assert enroll(["--store", str(d), "export", str(tmp_path / "demo.json")]) == 0
+    assert "exported 2 keywords" in capsys.readouterr().out
+    doc = json.loads((tmp_path / "demo.json").read_text())
+    assert doc["format"] == "kws-keywords" and doc["model_id"] == model.model_id
+    from kws.templates import keyword_templates
+
+    for k, kw in zip(doc["keywords"], demo_set(["jarvis", "alexa"])):
+        assert k["segments"] == kw.segments and len(k["templates"]) == len(kw.segments) == 28
+        for t, want in zip(k["templates"], keyword_templates(model, kw)):
+            np.testing.assert_allclose(np.array(t), want, atol=1e-5)
+    d3 = tmp_path / "s3"
+    assert enroll(["--store", str(d3), "import", str(tmp_path / "demo.json")]) == 0
+    assert enroll(["--store", str(d3), "import", str(tmp_path / "demo.json")]) == 0    # again: skipped
+    out = capsys.readouterr().out
+    assert "imported 2 keywords" in out and "skipped 'jarvis': exists already" in out and "imported 0" in out
+    for a, b in zip(KeywordSet.load(d3, model.model_id), demo_set(["jarvis", "alexa"])):
+        assert (a.name, a.threshold, a.segments, a.origins, a.tuned_on) == \
+            (b.name, b.threshold, b.segments, b.origins, b.tuned_on)
+        np.testing.assert_allclose(a.vectors, b.vectors, atol=1e-5)
+
+
+def _other_model(tmp_path, model_id="tpl-other-model"):
+    """The shipped model under another model id (what a model with a new head would be)."""
+    import shutil
+
+    d = tmp_path / "other-model"
+    shutil.copytree(Model.load().path, d)
+    m = json.loads((d / "manifest.json").read_text())
+    (d / "manifest.json").write_text(json.dumps(dict(m, model_id=model_id)))
+    return d
+
+
+def test_import_from_another_model_makes_typed_keywords_again(tmp_path, capsys, few_voices):
+    other = _other_model(tmp_path)
+    d = tmp_path / "s"
+    ks = demo_set(["jarvis"])
+    ks.add(Keyword("mine", ks["jarvis"].vectors[:40], 0.8, segments=[40], origins=["recording"],
+                   source="examples"))
+    ks.save(d)
+    assert enroll(["--store", str(d), "export", str(tmp_path / "e.json")]) == 0
+    assert enroll(["--store", str(tmp_path / "s2"), "--model", str(other), "import", str(tmp_path / "e.json"),
+                   "--no-tune"]) == 0
+    out = capsys.readouterr().out
+    assert "made 'jarvis' again from its text for this model" in out
+    assert "skipped 'mine': enrolled from examples for another model; re-enroll it" in out
+    got = KeywordSet.load(tmp_path / "s2", "tpl-other-model")
+    assert got.names == ["jarvis"] and got["jarvis"].origins == [f"kokoro:{v}" for v in few_voices]
+
+
+# ------------------------------------------------------------------ stores of other models and earlier kws
+def _v1_store(d):
+    """A keyword store as kws 0.1 wrote it (version 1: one 512-d reference vector per keyword of
+    the v1.1 encoders): a typed keyword and one enrolled from recordings only."""
+    import hashlib
+    import io
+
+    d.mkdir(parents=True)
+    buf = io.BytesIO()
+    rng = np.random.default_rng(0)
+    np.savez(buf, k0=rng.normal(size=(1, 512)).astype(np.float32), k1=rng.normal(size=(2, 512)).astype(np.float32))
+    data = buf.getvalue()
+    name = f"vectors-{hashlib.sha256(data).hexdigest()[:12]}.npz"
+    (d / name).write_bytes(data)
+    meta = {"threshold": 0.61, "eer": 0.02, "created": 1.7e9, "duration": 0.6}
+    doc = {"version": 1, "model_id": "v1.1-8537b98941c3", "vectors": name,
+           "vectors_sha256": hashlib.sha256(data).hexdigest(),
+           "keywords": [dict(meta, name="hey computer", text="hey computer", phonemes="HH EY | K AH M P Y UW T ER",
+                             source="text", tuned_on={"method": "false-alarm-rate", "target_per_hour": 2.0}),
+                        dict(meta, name="snowboy", text=None, phonemes=None, source="examples",
+                             tuned_on={"method": "false-alarm-rate", "examples": 3})]}
+    (d / STORE_FILE).write_text(json.dumps(doc, indent=2))
+    return d
+
+
+def test_store_of_an_earlier_kws_says_to_migrate_and_migrate_makes_typed_keywords_again(
+        tmp_path, capsys, few_voices, model):
+    d = _v1_store(tmp_path / "s")
+    before = _files(d)
+    with pytest.raises(OldStoreError) as e:
+        KeywordSet.load(d, model.model_id)
+    msg = str(e.value)
+    assert str(d / STORE_FILE) in msg and "made by an earlier kws" in msg
+    assert f"python -m kws.enroll --store {d} migrate" in msg and "recorded again" in msg
+    assert isinstance(e.value, OtherModelError)
+    for argv in (["--store", str(d), "list"], ["--store", str(d), "add", "jarvis"]):
+        assert enroll(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and "migrate" in err and "Traceback" not in err
+    from kws.commands import main
+    assert main(["detect", "--store", str(d)]) == 2
+    assert "migrate" in capsys.readouterr().err
+    assert _files(d) == before
+
+    assert enroll(["--store", str(d), "migrate"]) == 0
+    out = capsys.readouterr().out
+    assert "enrolling 'hey computer' again from its text" in out
+    assert "not migrated 'snowboy': enrolled from recordings only" in out
+    assert f"migrated 1 keyword(s) (hey computer) for model {model.model_id}" in out
+    ks = KeywordSet.load(d, model.model_id)
+    k = ks["hey computer"]
+    assert ks.names == ["hey computer"] and k.origins == [f"kokoro:{v}" for v in few_voices]
+    assert k.tuned_on["target_per_hour"] == 2.0 and k.tuned_on["expected_per_hour"] == pytest.approx(2.0, rel=0.01)
+    assert k.phonemes == "HH EY | K AH M P Y UW T ER" and k.eer is not None
+    (old,) = d.glob("old-*")                                # the earlier files, kept
+    assert _files(old) == {n: b for n, b in before.items() if not n.startswith(".")}
+    assert enroll(["--store", str(d), "list"]) == 0
+
+
+def test_migrate_a_store_of_another_model_keeps_its_utterances(tmp_path, capsys, model):
+    """A version-2 store made for another model id (same front end, e.g. another head): its
+    keywords, from text or recordings, are kept and get thresholds for this model."""
+    d = tmp_path / "s"
+    ks = demo_set(["jarvis"])
+    ks.add(Keyword("mine", ks["jarvis"].vectors[:40], 0.5, segments=[40], origins=["recording"],
+                   source="examples", eer=0.1, tuned_on={"target_per_hour": 3.0, "recall_at_threshold": 1.0}))
+    KeywordSet("tpl-other-model", list(ks)).save(d)
+    with pytest.raises(OtherModelError, match="made with model 'tpl-other-model'"):
+        KeywordSet.load(d, model.model_id)
+    assert enroll(["--store", str(d), "migrate"]) == 0
+    assert "migrated 2 keyword(s) (jarvis, mine)" in capsys.readouterr().out
+    got = KeywordSet.load(d, model.model_id)
+    want = demo_set(["jarvis"])["jarvis"]
+    assert got["jarvis"].threshold == pytest.approx(want.threshold, abs=1e-6)    # the same model in effect
+    np.testing.assert_array_equal(got["jarvis"].vectors, want.vectors)
+    mine = got["mine"]
+    assert mine.tuned_on["target_per_hour"] == 3.0 and mine.tuned_on["expected_per_hour"] == pytest.approx(3.0, rel=0.01)
+    assert mine.eer is None and "recall_at_threshold" not in mine.tuned_on and mine.threshold != 0.5
+
+
+def test_migrate_without_a_store(tmp_path, capsys):
+    assert enroll(["--store", str(tmp_path / "none"), "migrate"]) == 2
+    assert "no keyword store here to migrate" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------ fuzz: the loader

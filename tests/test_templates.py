@@ -66,7 +66,7 @@ def test_best_template_is_reported(rng):
 def test_cut_and_lengths():
     assert cut(20) == (2, 18)
     check_length(MIN_LENGTH)
-    with pytest.raises(TemplateError, match="too short"):
+    with pytest.raises(TemplateError, match="recording 1 holds too little sound"):
         check_length(MIN_LENGTH - 1, "recording 1")
     with pytest.raises(TemplateError, match="too long"):
         check_length(500)

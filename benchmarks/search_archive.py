@@ -1,0 +1,557 @@
+"""Archive index (kws.search_archive) at 1, 10, 100 and 1,000 indexed hours, and the two
+representations compared on held-out read speech.
+
+    python benchmarks/search_archive.py pool  --data ../shared/data --cache /tmp/kws-pool.npz
+    python benchmarks/search_archive.py std   --data ../shared/data --out std.json
+    python benchmarks/search_archive.py scale --data ../shared/data --cache /tmp/kws-pool.npz \\
+        --hours 1,10,100,1000 --tmp /tmp/kws-scale --out scale.json
+
+**pool**: every recording of librispeech-bits (65 min, 261 native speakers) and speechocean762
+(2.9 h, 125 non-native speakers) through the speech-embedding front end (``audio_rows``, as
+indexing does), three times: as recorded; 40 ms later (half a vector hop) with a random stretch of
+one of the five real noise recordings at 20 dB SNR; slowed to 0.9 speed at -6 dB. About 12 h of
+distinct real vectors.
+
+**scale**: the index at each size, built on one core (``--workers 1``), in ``--shards`` shards:
+1 h is a random hour of the recordings as recorded; 10 h the recordings as recorded and then their
+variants; larger sizes add *synthetic* recordings of 10 minutes made from the pool: utterances in
+random order (time-shuffled), every vector turned by a random rotation close to the identity (one
+per replica), moved by Gaussian noise with the pool's own covariance (``--jitter``), renormalised
+and quantised. The mean cosine of a synthetic vector to its source is printed. Queries (real
+speech only): text queries (templates: TTS renderings in ``--voices`` voices) and recorded
+examples (word clips cut from speechocean762 speakers of half 'a' with the committed alignment,
+and wake-word recordings). Latency, recall and memory are measured in a separate process that
+opens the index from disk (``_query``): median and p90 query ms after the first query (search,
+exact re-scoring and merging; making the templates is timed apart), recall@10 = share of the
+exact scan's 10 best hits that a hit of the approximate 10 best overlaps in the same file,
+resident memory (VmRSS, its file-backed part, and the peak VmHWM) after the queries. Build time is
+wall time of ``add_rows``/``add`` (shards, training, lists, checksums).
+
+**std**: the spoken-term protocol of kws.std (300 utterances of the held-out speaker half 'b',
+words of at least 4 phonemes spoken in at least 2 of them, IV and OOV) for both representations:
+today's window embeddings (kws.search, exact) and speech-embedding templates (this archive,
+exact), by text and by example (the word cut from an utterance of a half-'a' speaker).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("KWS_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from kws.corpus.real import DEFAULT_DATA  # noqa: E402
+from kws.search_archive import (ArchiveConfig, ArchiveIndex, Template, backbone_vectors,  # noqa: E402
+                                fit_whitening, quantize_rows, template_from_audio, templates_from_text,
+                                to_rows, whiten)
+
+TEXT_WORDS = ["elephant", "computer", "beautiful", "yesterday", "chocolate", "restaurant", "basketball",
+              "sister", "museum", "morning", "window", "teacher", "airport", "birthday", "hospital",
+              "kitchen", "library", "because", "people", "water", "family", "school", "friend",
+              "english", "country", "mother", "question", "remember", "important", "different"]
+
+
+# ---------------------------------------------------------------------------- pool
+def _variant(x, how, rng, noises):
+    import soxr
+
+    if how == "shift_noise":
+        x = x[640:].copy()
+        n = noises[rng.integers(len(noises))]
+        s = rng.integers(0, max(1, n.size - x.size))
+        seg = np.resize(n[s:s + x.size], x.size)
+        return x + np.sqrt(np.mean(x ** 2) / max(np.mean(seg ** 2), 1e-12) / 100) * seg
+    if how == "slow_quiet":
+        return 0.5 * soxr.resample(x, 16000, int(16000 / 0.9)).astype(np.float32)
+    return x
+
+
+def make_pool(data: Path, cache: Path):
+    if cache.exists():
+        z = np.load(cache)
+        return z["vectors"], z["offsets"], z["names"], z["seconds"], z["variant"]
+    from kws.audio import load_audio
+    from kws.progress import progress
+
+    files = sorted((data / "librispeech-bits").rglob("*.opus")) + \
+        sorted((data / "speechocean762-train" / "audio").rglob("*.ogg"))
+    noises = [load_audio(p) for p in sorted((data / "noise").glob("*.flac"))]
+    out, names, secs, var = [], [], [], []
+    t0 = time.perf_counter()
+    for i, how in enumerate(("as_recorded", "shift_noise", "slow_quiet")):
+        rng = np.random.default_rng(i)
+        for f in progress(files, how):
+            x = _variant(load_audio(f), how, rng, noises).astype(np.float32)
+            out.append(backbone_vectors(x).astype(np.float16))       # raw: whitened when used
+            names.append(str(f.relative_to(data)))
+            secs.append(x.size / 16000)
+            var.append(how)
+    off = np.cumsum([0] + [o.shape[0] for o in out])
+    np.savez(cache, vectors=np.concatenate(out), offsets=off, names=np.array(names),
+             seconds=np.array(secs), variant=np.array(var))
+    print(f"pool: {len(out)} recordings, {sum(secs) / 3600:.2f} h, {off[-1]} vectors, "
+          f"{time.perf_counter() - t0:.0f} s", flush=True)
+    return make_pool(data, cache)
+
+
+def pool_rows(v: np.ndarray) -> np.ndarray:
+    return to_rows(v.astype(np.float32))
+
+
+def whitening(args) -> int:
+    """The whitening shipped with kws: mean and covariance of the raw vectors of librispeech-bits
+    and of the speechocean762 speakers of half 'a' (never half 'b', which measures), as recorded."""
+    from kws.corpus.real import speaker_half
+
+    V, off, names, secs, var = make_pool(args.data, args.cache)
+    sel = [i for i in range(len(names)) if var[i] == "as_recorded" and (
+        names[i].startswith("librispeech") or speaker_half(names[i].split("/")[2].replace("SPEAKER", "")) == "a")]
+    x = np.concatenate([V[off[i]:off[i + 1]] for i in sel]).astype(np.float32)
+    w = fit_whitening(x)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(args.out, **w)
+    print(f"whitening from {len(sel)} recordings ({sum(secs[i] for i in sel) / 3600:.2f} h, {x.shape[0]} vectors): "
+          f"{args.out}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- volume
+def real_files(pool, hours: float, seed: int = 0):
+    """(key, rows, seconds) of real recordings up to ``hours``: as recorded (shuffled), then the
+    variants."""
+    V, off, names, secs, var = pool
+    rng = np.random.default_rng(seed)
+    order = [i for i in rng.permutation(len(names)) if var[i] == "as_recorded"] + \
+            [i for i in rng.permutation(len(names)) if var[i] != "as_recorded"]
+    total = 0.0
+    for i in order:
+        if total >= hours * 3600:
+            return
+        yield f"real/{var[i]}/{names[i]}", pool_rows(V[off[i]:off[i + 1]]), float(secs[i])
+        total += secs[i]
+
+
+def synthetic_files(pool, hours: float, jitter: float, replica0: int, stats: dict, minutes: float = 10.0):
+    """Synthetic 10-minute recordings from the pool, up to ``hours`` (see the module docstring)."""
+    V, off, names, secs, _ = pool
+    sample = whiten(V[::max(1, V.shape[0] // 200_000)].astype(np.float32))
+    w, v = np.linalg.eigh(np.cov(sample.T))
+    basis = (np.sqrt(np.clip(w[::-1][:48], 0, None))[:, None] * v[:, ::-1][:, :48].T).astype(np.float32)
+    total, r = 0.0, replica0
+    cos = []
+    while total < hours * 3600:
+        rng = np.random.default_rng(1000 + r)
+        g = rng.standard_normal((96, 96)).astype(np.float32)
+        R = np.linalg.qr(np.eye(96, dtype=np.float32) + 0.05 * g)[0].astype(np.float32)
+        R *= np.sign(np.diag(R))[None, :]
+        order = rng.permutation(len(names))
+        f, i = 0, 0
+        while i < len(order) and total < hours * 3600:
+            parts, sec = [], 0.0
+            while i < len(order) and sec < minutes * 60:
+                j = order[i]
+                parts.append(V[off[j]:off[j + 1]])
+                sec += secs[j]
+                i += 1
+            x = whiten(np.concatenate(parts).astype(np.float32))
+            y = x @ R + jitter * (rng.standard_normal((x.shape[0], basis.shape[0]), dtype=np.float32) @ basis)
+            y /= np.linalg.norm(y, axis=1, keepdims=True)
+            if len(cos) < 50:
+                cos.append(float(np.mean(np.sum(x * y, 1))))
+            yield f"synthetic/r{r:03d}/{f:04d}", quantize_rows(y), sec
+            total += sec
+            f += 1
+        r += 1
+    stats["synthetic_cos_to_source"] = float(np.mean(cos)) if cos else None
+
+
+def volume(pool, hours: float, jitter: float):
+    """All files of one size: real first, then synthetic."""
+    real_h = float(np.sum(pool[3])) / 3600
+    stats = {}
+    yield from real_files(pool, min(hours, real_h))
+    if hours > real_h:
+        yield from synthetic_files(pool, hours - real_h, jitter, 0, stats)
+        print(f"  synthetic vectors: mean cosine {stats['synthetic_cos_to_source']:.3f} to their source",
+              flush=True)
+
+
+def split_shards(files_iter, shards: int, hours: float):
+    """Deal a stream of files into ``shards`` consecutive shards by hours (generators)."""
+    it = iter(files_iter)
+    state = {"carry": None}
+
+    def one(limit):
+        total = 0.0
+        if state["carry"] is not None:
+            f = state["carry"]
+            state["carry"] = None
+            total += f[2]
+            yield f
+        for f in it:
+            if total >= limit:
+                state["carry"] = f
+                return
+            total += f[2]
+            yield f
+    per = hours * 3600 / shards
+    return [one(per if s < shards - 1 else float("inf")) for s in range(shards)]
+
+
+# ---------------------------------------------------------------------------- queries
+def word_examples(data: Path, n: int, seed: int = 0):
+    """Recorded words (label, audio): words of >= 4 phonemes cut from speechocean762 utterances of
+    half-'a' speakers (committed alignment), one clip a word, plus wake-word recordings."""
+    import random
+
+    from kws.audio import load_audio
+    from kws.corpus.align import load_alignments
+    from kws.corpus.real import speaker_half
+    from kws.phonemes import pronounce
+
+    recs = [r for r in load_alignments() if speaker_half(r["speaker"]) == "a"]
+    random.Random(seed).shuffle(recs)
+    seen, out = set(), []
+    for r in recs:
+        for w, s, e in r["words"]:
+            if w in seen or not w.isalpha() or len(pronounce(w).phonemes) < 5 or e - s < 0.3:
+                continue
+            x = load_audio(data / "speechocean762-train" / r["path"])
+            out.append((w, x[int(s * 16000):int(e * 16000)]))
+            seen.add(w)
+            break
+        if len(out) >= n:
+            break
+    for kw in ("alexa", "computer", "jarvis"):
+        for p in sorted((data / "wakewords" / kw).glob("*.*"))[:3]:
+            out.append((kw, load_audio(p)))
+    return out
+
+
+def make_queries(data: Path, n_text: int, n_example: int, voices: int, cache: Path):
+    """[(kind, label, [Template])], and seconds spent making each query's templates."""
+    if cache is not None and cache.exists():
+        z = np.load(cache, allow_pickle=True)
+        return z["queries"].tolist(), z["make_s"].tolist()
+    out, took = [], []
+    for w in TEXT_WORDS[:n_text]:
+        t0 = time.perf_counter()
+        ts = templates_from_text(w, voices=voices)
+        took.append(("text", time.perf_counter() - t0))
+        out.append(("text", w, [(T.vectors, T.start_s, T.end_s) for T in ts]))
+    for w, x in word_examples(data, n_example):
+        t0 = time.perf_counter()
+        T = template_from_audio(x, w)
+        took.append(("example", time.perf_counter() - t0))
+        out.append(("example", w, [(T.vectors, T.start_s, T.end_s)]))
+    if cache is not None:
+        np.savez(cache, queries=np.array(out, dtype=object), make_s=np.array(took, dtype=object))
+    return out, took
+
+
+def templates(q):
+    return [Template(v, s, e, q[1]) for v, s, e in q[2]]
+
+
+def overlap_recall(exact, approx) -> float:
+    if not exact:
+        return 1.0
+    return sum(any(a.file == e.file and a.start < e.end and a.end > e.start for a in approx)
+               for e in exact) / len(exact)
+
+
+def rss() -> dict:
+    out = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        k, _, v = line.partition(":")
+        if k in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
+            out[k] = int(v.split()[0]) / 1024          # MiB
+    return out
+
+
+def query_process(args) -> int:
+    """Run in a fresh process: open the index, run every query at each setting, report."""
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+    qs = np.load(args.queries, allow_pickle=True)["queries"].tolist()
+    t0 = time.perf_counter()
+    ix = ArchiveIndex(args.index)
+    ix.segments()
+    open_s = time.perf_counter() - t0
+    before = rss()
+    res = {"open_s": open_s, "rss_open": before, "settings": []}
+    for setting in args.settings.split(";"):
+        nprobe, k, step = (int(v) for v in setting.split(","))
+        times, cpu, hits = [], [], []
+        for q in qs:
+            T = templates(q)
+            c0, t0 = time.process_time(), time.perf_counter()
+            h = ix.query(T, top=10, nprobe=nprobe, k=k, query_step=step)
+            times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
+            hits.append([x.to_dict() for x in h])
+        res["settings"].append({"nprobe": nprobe, "k": k, "step": step, "times": times, "cpu": cpu,
+                                "hits": hits})
+    res["rss_after"] = rss()
+    Path(args.out).write_text(json.dumps(res))
+    return 0
+
+
+def measure(ix_dir: Path, qs, args, label_hours: float, build: dict, results: list, tmp: Path):
+    from kws.search import Hit
+
+    ix = ArchiveIndex(ix_dir)
+    hours = ix.seconds / 3600
+    qfile = tmp / "queries.npz"
+    np.savez(qfile, queries=np.array(qs, dtype=object))
+    cache = Path(args.tmp) / f"exact-{label_hours:g}h.json"
+    if args.reuse and cache.exists():
+        c = json.loads(cache.read_text())
+        exact, exact_s = [[Hit(**h) for h in q] for q in c["hits"]], c["seconds"]
+        print(f"  exact hits from {cache}", flush=True)
+    else:
+        t0 = time.perf_counter()
+        exact = ix.query_many([templates(q) for q in qs], top=10, exact=True)
+        exact_s = time.perf_counter() - t0
+        cache.write_text(json.dumps({"seconds": exact_s, "hits": [[h.to_dict() for h in q] for q in exact]}))
+    print(f"  exact scan of {len(qs)} queries in one pass: {exact_s:.1f} s "
+          f"({exact_s / len(qs) * 1000:.0f} ms a query)", flush=True)
+    out = tmp / "q.json"
+    cmd = [sys.executable, __file__, "_query", str(ix_dir), str(qfile), str(out), "--settings", args.settings]
+    subprocess.run(cmd, check=True)
+    r = json.loads(out.read_text())
+    mb = ix.size_bytes() / 1e6
+    for st in r["settings"]:
+        for kind in ("text", "example"):
+            sel = [i for i, q in enumerate(qs) if q[0] == kind]
+            if not sel:
+                continue
+            ts = np.array([st["times"][i] for i in sel[1:] or sel]) * 1000    # after the first query
+            cs = np.array([st["cpu"][i] for i in sel[1:] or sel]) * 1000
+            rec = np.mean([overlap_recall(exact[i], [Hit(**h) for h in st["hits"][i]]) for i in sel])
+            row = {"hours": round(hours, 2), "rows": ix.rows, "queries": kind, "n": len(sel),
+                   "nprobe": st["nprobe"], "k": st["k"], "step": st["step"], "median_ms": float(np.median(ts)),
+                   "p90_ms": float(np.percentile(ts, 90)), "recall10": float(rec),
+                   "median_cpu_ms": float(np.median(cs)), "p90_cpu_ms": float(np.percentile(cs, 90)),
+                   "first_ms": st["times"][sel[0]] * 1000,
+                   "mb_per_hour": mb / hours, "index_gb": mb / 1e3, "build_s": build.get("build_s"),
+                   "exact_ms_per_query": exact_s / len(qs) * 1000, "open_s": r["open_s"],
+                   "rss_mib": r["rss_after"]["VmRSS"], "rss_file_mib": r["rss_after"].get("RssFile"),
+                   "rss_anon_mib": r["rss_after"].get("RssAnon"), "rss_peak_mib": r["rss_after"]["VmHWM"],
+                   "build": build}
+            results.append(row)
+            print(f"  {kind:7s} nprobe {st['nprobe']:3d} k {st['k']:4d} step {st['step']}: median {row['median_ms']:.1f} ms, "
+                  f"p90 {row['p90_ms']:.1f} ms (CPU {row['median_cpu_ms']:.1f}, {row['p90_cpu_ms']:.1f}), recall@10 {rec:.3f}; RSS {row['rss_mib']:.0f} MiB "
+                  f"(file {row['rss_file_mib']:.0f}, peak {row['rss_peak_mib']:.0f})", flush=True)
+
+
+def scale(args) -> int:
+    pool = make_pool(args.data, args.cache)
+    qs, took = make_queries(args.data, args.text_queries, args.example_queries, args.voices, args.query_cache)
+    for kind in ("text", "example"):
+        t = [s for k, s in took if k == kind]
+        if t:
+            print(f"making {kind} templates: median {np.median(t) * 1000:.0f} ms a query", flush=True)
+    print(f"queries: {sum(q[0] == 'text' for q in qs)} text, {sum(q[0] == 'example' for q in qs)} by example; "
+          f"templates of {np.mean([v.shape[0] for q in qs for v, _, _ in q[2]]):.1f} vectors on average",
+          flush=True)
+    results = []
+    tmp_root = Path(args.tmp)
+    tmp_root.mkdir(parents=True, exist_ok=True)
+    for h in [float(x) for x in args.hours.split(",")]:
+        ix_dir = tmp_root / f"archive-{h:g}h"
+        built = tmp_root / f"build-{h:g}h.json"
+        print(f"\n== {h:g} h", flush=True)
+        if args.reuse and (ix_dir / "manifest.json").exists() and built.exists():
+            ix = ArchiveIndex(ix_dir)
+            build = json.loads(built.read_text())
+            print(f"  reusing {ix_dir}", flush=True)
+        else:
+            if ix_dir.exists():
+                import shutil
+
+                shutil.rmtree(ix_dir)
+            ix = ArchiveIndex(ix_dir, ArchiveConfig(stride=args.stride, context=args.context,
+                                                    listed_dim=min(96, 96 * args.context)))
+            shards = split_shards(volume(pool, h, args.jitter), args.shards, h)
+            t0 = time.perf_counter()
+            build = ix.add_rows(shards, quiet=False)
+            build["build_s"] = time.perf_counter() - t0
+            built.write_text(json.dumps(build))
+        print(f"  built: {ix.rows} rows, {ix.seconds / 3600:.1f} h, {ix.size_bytes() / 1e9:.2f} GB, "
+              f"{build['build_s']:.0f} s ({ {k: round(v, 1) for k, v in build.items() if k.endswith('_s')} })",
+              flush=True)
+        with tempfile.TemporaryDirectory(dir=tmp_root) as tmp:
+            measure(ix_dir, qs, args, h, build, results, Path(tmp))
+        if args.out:
+            args.out.write_text(json.dumps(results, indent=1))
+        if not args.keep:
+            import shutil
+
+            shutil.rmtree(ix_dir)
+    print(f"\n{'hours':>7} {'queries':>8} {'nprobe':>6} {'k':>5} {'step':>4} {'median ms':>9} {'p90 ms':>7} {'cpu med':>7} {'cpu p90':>7} "
+          f"{'rec@10':>7} {'MB/h':>6} {'RSS MiB':>8} {'build s':>8}")
+    for r in results:
+        print(f"{r['hours']:7.1f} {r['queries']:>8} {r['nprobe']:6d} {r['k']:5d} {r['step']:4d} {r['median_ms']:9.1f} "
+              f"{r['p90_ms']:7.1f} {r['median_cpu_ms']:7.1f} {r['p90_cpu_ms']:7.1f} {r['recall10']:7.3f} {r['mb_per_hour']:6.2f} {r['rss_mib']:8.0f} "
+              f"{r['build_s']:8.0f}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- representations
+def std(args) -> int:
+    from kws.audio import load_audio
+    from kws.bundle import Bundle
+    from kws.corpus.align import load_alignments
+    from kws.corpus.real import speaker_half
+    from kws.metrics import eer
+    from kws.progress import progress
+    from kws.search import IndexConfig, SearchIndex
+    from kws.search_archive import diagonal_scores
+    from kws.std import _overlaps, choose_queries, choose_utterances
+
+    recs = load_alignments()
+    utts = choose_utterances(recs, "b", args.utterances, 0)
+    queries = choose_queries(utts, args.max_queries, 0)
+    root = args.data / "speechocean762-train"
+    files = [root / r["path"] for r in utts]
+    by_path = {str(f.resolve()): r for f, r in zip(files, utts)}
+    a_recs = [r for r in recs if speaker_half(r["speaker"]) == "a"]
+    example_of = {}
+    for r in a_recs:
+        for w, s, e in r["words"]:
+            if w not in example_of:
+                example_of[w] = (r, s, e)
+    bundle = Bundle.load(variant="int8")
+    out = {"utterances": len(utts), "hours": None, "representations": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        win = SearchIndex(Path(tmp) / "win", bundle, IndexConfig())
+        win.add(files, quiet=True, prune=False)
+        win_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        arc = ArchiveIndex(Path(tmp) / "arc")
+        arc.add(files, quiet=True, prune=False)
+        arc_s = time.perf_counter() - t0
+        hours = win.seconds / 3600
+        out["hours"] = hours
+        keys = list(win.files)
+        labels_of = {w: np.array([any(x == w for x, _, _ in by_path[k]["words"]) for k in keys])
+                     for g in queries.values() for w in g}
+        arc_rows = {k: arc.file_rows(k).astype(np.float32) / 127 for k in keys}
+
+        def judge(w, best, hits):
+            good = sum(any(_overlaps(h.start, h.end, s0, e0) for x, s0, e0 in by_path[h.file]["words"] if x == w)
+                       for h in hits)
+            return {"eer": eer(np.array(best), labels_of[w])[0], "p_at_10": good / max(1, len(hits))}
+
+        pads = [float(v) for v in args.pads.split(",")]
+        res = {m: {g: {} for g in queries} for m in ["windows/text", "windows/example", "templates/text"] +
+               [f"templates/example pad {p:g}" for p in pads]}
+        for g, words in queries.items():
+            for w in progress(words, f"{g} queries"):
+                q = win.embed_query(w)
+                best = [float(win.file_scores(k, q)[0].max()) if win.files[k]["windows"] else -1 for k in keys]
+                res["windows/text"][g][w] = judge(w, best, win.query(q, top=10))
+                ts = templates_from_text(w, voices=args.voices)
+                best = [max((float(diagonal_scores(arc_rows[k], T.vectors).max(initial=-1)) for T in ts)) for k in keys]
+                res["templates/text"][g][w] = judge(w, best, arc.query(ts, top=10, exact=True))
+                if w in example_of:
+                    r, s, e = example_of[w]
+                    x = load_audio(args.data / "speechocean762-train" / r["path"])[int(s * 16000):int(e * 16000)]
+                    ex = Path(tmp) / "ex.wav"
+                    from kws.audio import write_wav
+
+                    write_wav(ex, x)
+                    q = win.embed_query(example=ex)
+                    best = [float(win.file_scores(k, q)[0].max()) if win.files[k]["windows"] else -1 for k in keys]
+                    res["windows/example"][g][w] = judge(w, best, win.query(q, top=10))
+                    for pad in pads:
+                        T = template_from_audio(x, w, pad_s=pad)
+                        best = [float(diagonal_scores(arc_rows[k], T.vectors).max(initial=-1)) for k in keys]
+                        res[f"templates/example pad {pad:g}"][g][w] = judge(w, best, arc.query([T], top=10, exact=True))
+        sizes = {"windows": win.size_bytes() / 1e6 / hours, "templates": arc.size_bytes() / 1e6 / hours}
+        builds = {"windows": win_s, "templates": arc_s}
+    print(f"\n{len(utts)} utterances ({hours:.2f} h) of held-out speakers (half 'b'); queries: "
+          f"{ {g: len(v) for g, v in queries.items()} }")
+    print(f"{'representation/query':>28} {'group':>5} {'n':>3} {'mean EER':>9} {'P@10':>6}")
+    for m, groups in res.items():
+        out["representations"][m] = {}
+        for g, per in groups.items():
+            if not per:
+                continue
+            e = float(np.mean([v["eer"] for v in per.values()]))
+            p = float(np.mean([v["p_at_10"] for v in per.values()]))
+            out["representations"][m][g] = {"n": len(per), "mean_eer": e, "mean_p_at_10": p, "per_query": per}
+            print(f"{m:>28} {g:>5} {len(per):3d} {e * 100:8.1f}% {p:6.3f}")
+    for m in sizes:
+        print(f"{m}: {sizes[m]:.1f} MB per hour on disk (everything in the folder), built in {builds[m]:.0f} s")
+    out["mb_per_hour"], out["build_s"] = sizes, builds
+    if args.out:
+        args.out.write_text(json.dumps(out, indent=1))
+    return 0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("pool")
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    p.add_argument("--cache", type=Path, required=True)
+    w = sub.add_parser("whitening")
+    w.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    w.add_argument("--cache", type=Path, required=True)
+    w.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "kws" / "assets" /
+                   "search" / "whitening.npz")
+    s = sub.add_parser("scale")
+    s.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    s.add_argument("--cache", type=Path, required=True, help="npz of the pool (made if missing)")
+    s.add_argument("--query-cache", type=Path, default=None, help="npz of the query templates (made if missing)")
+    s.add_argument("--hours", default="1,10,100")
+    s.add_argument("--shards", type=int, default=8)
+    s.add_argument("--stride", type=int, default=2)
+    s.add_argument("--context", type=int, default=1)
+    s.add_argument("--jitter", type=float, default=0.35)
+    s.add_argument("--text-queries", type=int, default=20)
+    s.add_argument("--example-queries", type=int, default=21)
+    s.add_argument("--voices", type=int, default=8)
+    s.add_argument("--settings", default="16,1024,1", help="nprobe,k,query_step;...")
+    s.add_argument("--tmp", default=tempfile.gettempdir())
+    s.add_argument("--keep", action="store_true", help="keep the indexes")
+    s.add_argument("--reuse", action="store_true", help="use kept indexes and exact hits of an earlier run "
+                                                         "(the same --tmp, pool and queries)")
+    s.add_argument("--out", type=Path, default=None)
+    t = sub.add_parser("std")
+    t.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    t.add_argument("--utterances", type=int, default=300)
+    t.add_argument("--max-queries", type=int, default=40)
+    t.add_argument("--voices", type=int, default=8)
+    t.add_argument("--pads", default="0.25", help="seconds of silence around an example (several: compared)")
+    t.add_argument("--out", type=Path, default=None)
+    q = sub.add_parser("_query")
+    q.add_argument("index")
+    q.add_argument("queries")
+    q.add_argument("out")
+    q.add_argument("--settings", default="16,1024,1")
+    args = ap.parse_args()
+    if args.cmd == "pool":
+        make_pool(args.data, args.cache)
+        return 0
+    return {"scale": scale, "std": std, "whitening": whitening, "_query": query_process}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

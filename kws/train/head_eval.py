@@ -1,0 +1,284 @@
+"""Clip-level evaluation of a head against raw templates, on real recordings (../shared/data).
+
+    python -m kws.train.head_eval prepare --data ../shared/data --music eval-music.ogg --out eval-sets
+    python -m kws.train.head_eval report --sets eval-sets --half b --head kws/assets/head [--json out.json]
+
+``prepare`` turns the recordings into raw front-end vectors once (kws.backbone, 96-d every 80 ms),
+so any head is measured in seconds on the same numbers (a head maps raw vectors to the vectors
+templates are matched in, kws.head):
+
+- typed-keyword templates: Kokoro renderings of alexa / computer / jarvis and of the ten digit
+  words in the 28 shipped voices at speed 1 (kws.kokoro), cut as kws.templates cuts them;
+- the wake-word clips (kws.corpus.real.wakeword_clips), each half (split_of), as the matcher sees
+  a whole clip (padded with PAD_S of silence; kws.templates.source_vectors): clean; with babble of
+  6 held-out talkers at 10 dB (kws.corpus.real.babble); with evaluation-only music at 10 dB;
+  with synthetic reverberation of RT60 0.5 s and 1.2 s (kws.evaluate.reverb);
+- the FSDD digit clips, each half, clean and with babble at 10 dB;
+- background: the speechocean762 sentences of each half's speakers (speaker_half), for false
+  alarms an hour. Half 'a' is split further by speaker (:func:`validation_speaker`): the
+  validation speakers' sentences are never trained on and serve as the background of the
+  validation run during training.
+
+``report`` prints, for raw templates and for the head: per condition the mean over the three wake
+words of the clip EER and of the miss rate at 1 false alarm an hour (the threshold that lets one
+background peak an hour through; peaks are local maxima of a keyword's score at least 1 s
+apart), and the digits' 10-way accuracy from text and mean EER.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import zlib
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+
+from kws.templates import TemplateBank, cut, source_vectors, template_scores, unit
+
+WAKE = ("alexa", "computer", "jarvis")
+DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+WAKE_CONDITIONS = ("clean", "babble10", "music10", "reverb", "reverb12")
+FSDD_CONDITIONS = ("clean", "babble10")
+PEAK_GAP = 12                      # vectors (~1 s) between two background peaks of one keyword
+
+
+def validation_speaker(speaker: str) -> bool:
+    """A fifth of the speakers (of either half) whose sentences are kept out of training."""
+    return zlib.crc32(("val" + speaker).encode()) % 5 == 0
+
+
+# ----------------------------------------------------------------------------- preparing
+def _backbone():
+    from importlib import resources
+
+    from kws.backbone import Backbone, as_files
+
+    return Backbone(as_files(Path(str(resources.files("kws") / "assets" / "backbone"))))
+
+
+def render_templates(bb, words, quiet=False) -> Dict[str, List[np.ndarray]]:
+    """Raw vectors of each word's padded utterance (kws.templates.source_vectors; not yet cut)
+    in the 28 voices, speed 1."""
+    from kws import kokoro
+    from kws.phonemes import pronounce
+
+    out = {}
+    for w in words:
+        ph = kokoro.pronunciation_phonemes(pronounce(w))
+        ts = []
+        for r in kokoro.default_renderings():
+            ts.append(source_vectors(bb, kokoro.render(ph, r)).astype(np.float32))
+        out[w] = ts
+        if not quiet:
+            print(f"templates: {w}", flush=True)
+    return out
+
+
+def prepare(data: Path, out: Path, music: Optional[Path] = None, quiet: bool = False) -> dict:
+    from kws.audio import AudioError, load_audio
+    from kws.corpus.real import babble, fsdd_clips, load_clip, speech_files, split_of, wakeword_clips
+    from kws.evaluate import mix, reverb
+
+    bb = _backbone()
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    bab = babble(data, 6, 120.0, seed=1)
+    mus = load_audio(music) if music else None
+    sets: Dict[str, dict] = {h: {"wake": {c: [] for c in WAKE_CONDITIONS}, "wake_label": [],
+                                 "fsdd": {c: [] for c in FSDD_CONDITIONS}, "fsdd_label": []} for h in "ab"}
+
+    def vec(x):
+        return source_vectors(bb, x, trim=False).astype(np.float16)
+
+    for c in wakeword_clips(data):
+        try:
+            x = load_clip(c)
+        except AudioError:
+            continue
+        s = sets[split_of(c)]
+        s["wake_label"].append(c.label)
+        s["wake"]["clean"].append(vec(x))
+        s["wake"]["babble10"].append(vec(mix(x, bab, 10, rng)))
+        s["wake"]["music10"].append(vec(mix(x, mus, 10, rng)) if mus is not None else vec(x))
+        s["wake"]["reverb"].append(vec(reverb(x, rng)))
+        s["wake"]["reverb12"].append(vec(reverb(x, rng, rt60=1.2)))
+    if not quiet:
+        print("wake words done", flush=True)
+    for c in fsdd_clips(data):
+        x = load_clip(c)
+        s = sets[split_of(c)]
+        s["fsdd_label"].append(c.label)
+        s["fsdd"]["clean"].append(vec(x))
+        s["fsdd"]["babble10"].append(vec(mix(x, bab, 10, rng)))
+    if not quiet:
+        print("digits done", flush=True)
+    for h in "ab":
+        bg, spk = [], []
+        for f in speech_files(data, h):
+            bg.append(bb(load_audio(f)).astype(np.float16))
+            spk.append(f.parent.name.replace("SPEAKER", ""))
+        sets[h]["background"] = bg
+        sets[h]["background_speaker"] = spk
+    if not quiet:
+        print("background done", flush=True)
+    templates = render_templates(bb, WAKE + DIGIT_WORDS, quiet)
+    for h in "ab":
+        sets[h]["templates"] = templates
+        sets[h]["music"] = bool(mus is not None)
+        np.save(out / f"eval-{h}.npy", sets[h], allow_pickle=True)
+    return {h: {"wake": len(sets[h]["wake_label"]), "fsdd": len(sets[h]["fsdd_label"]),
+                "background_h": float(sum(v.shape[0] for v in sets[h]["background"]) * 0.08 / 3600)}
+            for h in "ab"}
+
+
+def load_sets(folder: Path, half: str) -> dict:
+    return np.load(Path(folder) / f"eval-{half}.npy", allow_pickle=True).item()
+
+
+def validation_subset(sets: dict) -> dict:
+    """Half 'a' with only the validation speakers' background (the rest is trained on)."""
+    keep = [validation_speaker(s) for s in sets["background_speaker"]]
+    out = dict(sets)
+    out["background"] = [v for v, k in zip(sets["background"], keep) if k]
+    out["background_speaker"] = [s for s, k in zip(sets["background_speaker"], keep) if k]
+    return out
+
+
+# ----------------------------------------------------------------------------- measuring
+def peaks(series: np.ndarray, gap: int = PEAK_GAP, floor: float = 0.0) -> List[float]:
+    """Scores of the local maxima of a score series, each the highest within ``gap`` vectors."""
+    out = []
+    taken = np.zeros(series.size, bool)
+    for i in np.argsort(-series):
+        if series[i] < floor:
+            break
+        if not taken[max(0, i - gap):i + gap + 1].any():
+            out.append(float(series[i]))
+        taken[i] = True
+    return out
+
+
+def head_template(head, vectors: np.ndarray) -> np.ndarray:
+    """A template through a head: the head runs over the whole padded utterance, then the
+    template is cut (kws.templates.cut), as for the raw vectors."""
+    a, b = cut(vectors.shape[0])
+    return head(np.asarray(vectors, np.float32))[a:b]
+
+
+def template_bank(templates: Dict[str, List[np.ndarray]], words, head) -> TemplateBank:
+    return TemplateBank.build([[head_template(head, t) for t in templates[w]] for w in words])
+
+
+def evaluate(sets: dict, head: Callable[[np.ndarray], np.ndarray], wake_conditions=WAKE_CONDITIONS,
+             fsdd_conditions=FSDD_CONDITIONS) -> dict:
+    """Wake words: mean EER and miss at 1 FA/h per condition; digits: 10-way accuracy and mean
+    EER per condition. ``head`` maps raw (T, 96) vectors to unit vectors."""
+    from kws.metrics import eer, miss_at_false_alarm_rate
+
+    res: dict = {}
+    bank = template_bank(sets["templates"], WAKE, head)
+    hours = sum(v.shape[0] for v in sets["background"]) * 0.08 / 3600
+    pk = {w: [] for w in WAKE}
+    for v in sets["background"]:
+        s = bank.keyword_max(template_scores(bank, head(v.astype(np.float32))))
+        for k, w in enumerate(WAKE):
+            pk[w] += peaks(s[:, k])
+    labels = np.array(sets["wake_label"])
+    for cond in wake_conditions:
+        sc = np.stack([bank.keyword_max(template_scores(bank, head(v.astype(np.float32)))).max(0)
+                       for v in sets["wake"][cond]])
+        eers = [eer(sc[:, k], labels == w)[0] for k, w in enumerate(WAKE)]
+        miss = [miss_at_false_alarm_rate(sc[labels == w, k], pk[w], hours, 1.0)[0]
+                for k, w in enumerate(WAKE)]
+        res[f"wake_{cond}"] = {"eer": float(np.mean(eers)), "miss_1fah": float(np.mean(miss)),
+                               "per_word_eer": dict(zip(WAKE, map(float, eers))),
+                               "per_word_miss": dict(zip(WAKE, map(float, miss)))}
+    dbank = template_bank(sets["templates"], DIGIT_WORDS, head)
+    dl = np.array(sets["fsdd_label"])
+    for cond in fsdd_conditions:
+        sc = np.stack([dbank.keyword_max(template_scores(dbank, head(v.astype(np.float32)))).max(0)
+                       for v in sets["fsdd"][cond]])
+        acc = float(np.mean(np.array(DIGIT_WORDS)[sc.argmax(1)] == dl))
+        eers = [eer(sc[:, k], dl == w)[0] for k, w in enumerate(DIGIT_WORDS)]
+        res[f"digits_{cond}"] = {"accuracy": acc, "eer": float(np.mean(eers))}
+    res["background_hours"] = hours
+    return res
+
+
+def table(results: Dict[str, dict]) -> str:
+    """Markdown: one column per model."""
+    names = list(results)
+    rows = ["| condition | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    first = results[names[0]]
+    for key in first:
+        if key.startswith("wake_"):
+            cells = [f"{results[n][key]['eer']:.1%} / {results[n][key]['miss_1fah']:.1%}" for n in names]
+            rows.append(f"| {key[5:]}: EER / missed at 1 FA/h | " + " | ".join(cells) + " |")
+        elif key.startswith("digits_"):
+            cells = [f"{results[n][key]['accuracy']:.1%} / {results[n][key]['eer']:.1%}" for n in names]
+            rows.append(f"| digits {key[7:]}: 10-way accuracy / EER | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def identity(v: np.ndarray) -> np.ndarray:
+    return unit(v)
+
+
+def onnx_head(folder_or_file: Path, int8: bool = False):
+    """A kws.head.Head from an exported head folder (head.json) or an ONNX file + context."""
+    from kws.head import Head
+
+    p = Path(folder_or_file)
+    if p.is_dir():
+        meta = json.loads((p / "head.json").read_text())
+        f = p / (meta["int8"]["file"] if int8 else meta.get("fp32", meta)["file"])
+        return Head(f, meta["context"], threads=1)
+    raise SystemExit(f"{p}: expected a folder with head.json")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m kws.train.head_eval", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("prepare")
+    p.add_argument("--data", type=Path, default=None)
+    p.add_argument("--music", type=Path, default=None, help="evaluation-only music (never trained on)")
+    p.add_argument("--out", type=Path, required=True)
+    r = sub.add_parser("report")
+    r.add_argument("--sets", type=Path, required=True)
+    r.add_argument("--half", default="b", choices=("a", "b"))
+    r.add_argument("--head", type=Path, action="append", default=[],
+                   help="exported head folder(s) (kws.train.head export): its fp32 graph")
+    r.add_argument("--int8", action="store_true", help="also the int8 graph of each head")
+    r.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args(argv)
+    if args.cmd == "prepare":
+        from kws.corpus.real import DEFAULT_DATA
+
+        data = args.data or DEFAULT_DATA
+        if not (data / "wakewords").exists():
+            print(f"{data}: no wake-word recordings (../shared/data)", file=sys.stderr)
+            return 2
+        print(json.dumps(prepare(data, args.out, args.music)))
+        return 0
+    sets = load_sets(args.sets, args.half)
+    models = {"raw templates": identity}
+    for h in args.head:
+        models[f"head {h.name}"] = onnx_head(h)
+        if args.int8:
+            models[f"head {h.name} int8"] = onnx_head(h, int8=True)
+    results = {}
+    for name, fn in models.items():
+        results[name] = evaluate(sets, fn)
+        print(f"{name}: done", file=sys.stderr, flush=True)
+    print(f"half {args.half}, {results['raw templates']['background_hours']:.2f} h of background speech")
+    print(table(results))
+    if args.json:
+        args.json.write_text(json.dumps({"half": args.half, "results": results}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

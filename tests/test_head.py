@@ -1,0 +1,197 @@
+"""The learned head: torch twin == ONNX (offline and streaming), the training's template scores ==
+the run-time matcher's, template cuts, Kokoro word times, batches."""
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnx")
+
+from kws.head import Head  # noqa: E402
+from kws.templates import TemplateBank, cut, template_scores, unit  # noqa: E402
+from kws.train import head as th  # noqa: E402
+
+
+def _random_head(context=4, hidden=32, layers=2, dim=24, seed=0):
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    h = th.HeadNet(th.HeadConfig(context, hidden, layers, dim), rng.normal(size=96), rng.uniform(0.5, 2, 96), 3.0)
+    with torch.no_grad():
+        for p in h.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    return h.eval()
+
+
+def _export(h, tmp_path):
+    ck = tmp_path / "h.pt"
+    torch.save({"head": th.asdict(h.cfg), "state": h.state_dict(), "step": 1, "val": None, "variant": None}, ck)
+    out = tmp_path / "head"
+    meta = th.export(str(ck), out)
+    return out, meta
+
+
+@pytest.mark.parametrize("context", [1, 4])
+def test_onnx_equals_torch_offline_and_streaming(tmp_path, context):
+    h = _random_head(context=context)
+    out, meta = _export(h, tmp_path)
+    assert meta["context"] == context and meta["dim"] == 24
+    assert json.loads((out / "head.json").read_text())["sha256"] == meta["sha256"]
+    assert meta["file"] == meta["int8"]["file"]
+    onnx_head = Head(out / meta["fp32"]["file"], context, threads=1)
+    rng = np.random.default_rng(1)
+    for T in (1, 2, 5, 37):
+        x = rng.normal(size=(T, 96)).astype(np.float32) * 3
+        ref = th.apply_head(h, torch.from_numpy(x)[None])[0].detach().numpy()
+        got = onnx_head(x)
+        assert got.shape == (T, 24)
+        np.testing.assert_allclose(got, ref, atol=2e-5)
+    # streaming in uneven chunks gives the offline outputs
+    x = rng.normal(size=(23, 96)).astype(np.float32) * 3
+    s = onnx_head.stream()
+    parts = [s.push(x[a:b]) for a, b in ((0, 1), (1, 4), (4, 5), (5, 17), (17, 23))]
+    np.testing.assert_allclose(np.concatenate(parts), onnx_head(x), atol=2e-5)
+    # int8 weights stay close to fp32
+    q = Head(out / meta["int8"]["file"], context, threads=1)
+    cos = np.sum(q(x) * onnx_head(x), axis=1)
+    assert cos.min() > 0.98
+
+
+def test_identity_start():
+    """A fresh head (output layer zero, skip = identity) reproduces the raw vectors' directions."""
+    h = th.HeadNet(th.HeadConfig(4, 32, 2, 96), np.zeros(96), np.ones(96), 5.0).eval()
+    x = np.random.default_rng(2).normal(size=(9, 96)).astype(np.float32)
+    got = th.apply_head(h, torch.from_numpy(x)[None])[0].detach().numpy()
+    np.testing.assert_allclose(got, unit(x), atol=1e-5)
+
+
+def test_score_series_is_the_matchers_score():
+    rng = np.random.default_rng(3)
+    D = 16
+    lens = [3, 5, 8]
+    full = [unit(rng.normal(size=(n + 2 * 2, D))) for n in lens]        # padded utterances (TRIM = 2)
+    tpls = [f[slice(*cut(f.shape[0]))] for f in full]
+    stream = unit(rng.normal(size=(30, D)))
+    stream[10:15] = tpls[1] + 0.1 * rng.normal(size=(5, D))
+    stream = unit(stream)
+    bank = TemplateBank.build([[t] for t in tpls])
+    ref = template_scores(bank, stream)                                   # [30, 3], -1 before fitting
+    mx = max(f.shape[0] for f in full)
+    F_ = torch.zeros(3, mx, D)
+    for i, f in enumerate(full):
+        F_[i, : f.shape[0]] = torch.from_numpy(f)
+    n = torch.tensor([f.shape[0] for f in full])
+    T, L = th.right_aligned(F_, n, lmax=10)
+    assert L.tolist() == lens
+    G = th.score_series(T, L, torch.from_numpy(stream)[None].float())[0].numpy()
+    fit = ref > -1
+    np.testing.assert_allclose(G[fit], ref[fit], atol=1e-5)
+    assert (G[~fit] == -2).all()
+    assert G[:, 1].argmax() == 14
+
+
+def test_right_aligned_keeps_the_last_rows_when_capped():
+    D = 4
+    f = torch.arange(20 * D, dtype=torch.float32).view(1, 20, D)
+    T, L = th.right_aligned(f, torch.tensor([20]), lmax=6)
+    assert L.tolist() == [6]
+    a, b = cut(20)
+    np.testing.assert_array_equal(T[0].numpy(), f[0, b - 6:b].numpy())
+
+
+def test_word_spans_from_durations():
+    from kws.corpus.kokoro_corpus import word_spans
+
+    ph = "ab cde f"
+    # tokens: start, a, b, space, c, d, e, space, f, end
+    dur = np.array([10, 1, 2, 3, 1, 1, 1, 4, 2, 9], float)
+    assert word_spans(ph, dur) == [(10, 13), (16, 19), (23, 25)]
+
+
+def test_dwd_prefers_the_right_word():
+    p = th.LossParams(8, False, 10)
+    labels = torch.tensor([0, 1, 2, -1])
+    good = torch.tensor([[0.9, 0.1, 0.0], [0.1, 0.8, 0.2], [0.0, 0.1, 0.9], [0.1, 0.2, 0.1]])
+    bad = good[:, [1, 2, 0]]
+    assert th.dwd_template_loss(good, labels, p) < th.dwd_template_loss(bad, labels, p)
+
+
+def _synthetic_data(n_words=6, per_word=3, seed=0):
+    """Words as distinct tone sequences; sentences as their concatenations."""
+    rng = np.random.default_rng(seed)
+    sr = th.SR
+    pcm, iso, occ, sen = [], {"off": [], "len": [], "word": []}, {"s": [], "w": [], "a": [], "b": []}, {"off": [], "len": []}
+    pos = 0
+
+    def word(w):
+        n = int(sr * rng.uniform(0.3, 0.6))
+        t = np.arange(n) / sr
+        return (0.3 * np.sin(2 * np.pi * (300 + 150 * w) * t * rng.uniform(0.9, 1.1)) * 32767).astype(np.int16)
+
+    for w in range(n_words):
+        for _ in range(per_word):
+            a = word(w)
+            iso["off"].append(pos), iso["len"].append(a.size), iso["word"].append(w)
+            pcm.append(a)
+            pos += a.size
+    for s in range(4):
+        ws = rng.integers(0, n_words, 3)
+        start = pos
+        for w in ws:
+            a = word(int(w))
+            occ["s"].append(s), occ["w"].append(int(w)), occ["a"].append(pos), occ["b"].append(pos + a.size)
+            pcm.append(a)
+            pos += a.size
+        sen["off"].append(start), sen["len"].append(pos - start)
+    buf = torch.from_numpy(np.concatenate(pcm))
+    a = lambda v: np.array(v, np.int64)  # noqa: E731
+    e = np.zeros(0, np.int64)
+    return th.Data(buffer=buf, words=[f"w{i}" for i in range(n_words)], phone_ids=[np.array([2, 3])] * n_words,
+                   iso_off=a(iso["off"]), iso_len=a(iso["len"]), iso_word=a(iso["word"]),
+                   sen_off=a(sen["off"]), sen_len=a(sen["len"]), occ_sentence=a(occ["s"]), occ_word=a(occ["w"]),
+                   occ_start=a(occ["a"]), occ_end=a(occ["b"]), real_off=e, real_len=e, rocc_file=e, rocc_word=e,
+                   rocc_start=e, rocc_end=e, talk_off=a(sen["off"]), talk_len=a(sen["len"]))
+
+
+def test_batches_place_the_target_words():
+    d = _synthetic_data()
+    cfg = th.TrainConfig(words_per_batch=4, item_s=3.0)
+    rng = np.random.default_rng(0)
+    tpl_n = np.full(d.iso_off.size, 12)
+    b = th.Batcher(d, cfg, tpl_n, rng)
+    prep = b.prepare()
+    K, Nq = 4, cfg.queries_per_word
+    assert len(prep["words"]) == K and prep["templates"].shape == (K, cfg.templates_per_word)
+    lab = prep["labels"]
+    assert (lab[: K * Nq] == np.repeat(np.arange(K), Nq)).all() and (lab[K * Nq:] == -1).all()
+    # templates are renderings of their word; query renderings differ from the templates
+    for k, w in enumerate(prep["words"]):
+        assert (d.iso_word[prep["templates"][k]] == w).all()
+    wav = th.assemble(d.buffer, prep["segments"], int(cfg.item_s * th.SR)).numpy()
+    for i in range(K * Nq):
+        t0, t1 = prep["target"][i]
+        assert 0 <= t0 < t1 <= wav.shape[1]
+        seg = wav[i, t0:t1]
+        assert np.sqrt(np.mean(seg ** 2)) > 0.05        # the word is where the target says
+    g = torch.Generator().manual_seed(0)
+    out = th.Augment(d, cfg, g, rng)(torch.from_numpy(wav), torch.from_numpy(prep["target"]))
+    assert out.shape == wav.shape and torch.isfinite(out).all() and out.abs().max() <= 1
+
+
+def test_shipped_head_matches_its_training_twin():
+    """kws/assets/head: the graph head.json names has that sha256 and gives, on the stored input,
+    the outputs the trained torch model gave (int8 weights: close, not equal)."""
+    import hashlib
+    from importlib import resources
+    from pathlib import Path
+
+    d = Path(str(resources.files("kws") / "assets" / "head"))
+    if not (d / "head.json").exists():
+        pytest.skip("no head shipped in kws/assets/head")
+    meta = json.loads((d / "head.json").read_text())
+    f = d / meta["file"]
+    assert hashlib.sha256(f.read_bytes()).hexdigest() == meta["sha256"]
+    chk = np.load(d / "check.npz")
+    got = Head(f, meta["context"], threads=1)(chk["vectors"])
+    assert got.shape == (chk["vectors"].shape[0], meta["dim"])
+    assert np.sum(got * chk["out"], axis=1).min() > 0.99

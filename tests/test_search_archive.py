@@ -1,0 +1,263 @@
+"""Archive index (kws.search_archive): the template score, building in shards, approximate against
+exact, appending without rebuilding, damaged and half-written indexes refused, a killed worker's
+shard redone, and the command line."""
+import json
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+
+from kws.audio import load_audio, write_wav
+from kws.commands import main
+from kws.search_archive import (HOP_S, PAD_S, ArchiveConfig, ArchiveDamaged, ArchiveIndex, Template,
+                                audio_rows, diagonal_scores, row_hash, template_from_audio, top_hits)
+
+faiss = pytest.importorskip("faiss", reason='FAISS not installed (pip install "kws[search]")')
+
+SMALL = ArchiveConfig(min_list_rows=0, nlist=8, coarse_cells=2, retrain_growth=100.0)
+
+
+def _sample():
+    from kws.demo import sample_recording
+
+    return load_audio(sample_recording())
+
+
+@pytest.fixture
+def recordings(tmp_path):
+    """Four recordings cut from the bundled sample (20.7 s of speech)."""
+    x = _sample()
+    d = tmp_path / "rec"
+    d.mkdir()
+    for i, (a, b) in enumerate(((0, 6), (5, 11), (10, 16), (14, 20.6))):
+        write_wav(d / f"r{i}.wav", x[int(a * 16000):int(b * 16000)])
+    return d
+
+
+def test_diagonal_score_and_hits_by_hand(rng):
+    x = rng.normal(size=(30, 96)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    T = Template(x[10:16] + 0.1 * rng.normal(size=(6, 96)).astype(np.float32), 0.3, 0.7)
+    s = diagonal_scores(x, T.vectors)
+    naive = [np.mean([x[e - 5 + j] @ T.vectors[j] for j in range(6)]) for e in range(5, 30)]
+    assert np.allclose(s, naive, atol=1e-5) and int(np.argmax(s)) + 5 == 15
+    assert diagonal_scores(x[:3], T.vectors).size == 0
+    scores = np.array([0.9, 0.8, 0.3, 0.7, 0.95])
+    times = np.array([[0.0, 0.5], [0.3, 0.8], [1.0, 1.2], [1.1, 1.6], [5.0, 5.4]])
+    hits = top_hits(["f"], np.zeros(5, int), scores, times, top=10)
+    assert [(h.start, h.score, h.windows) for h in hits] == [(5.0, 0.95, 1), (0.0, 0.9, 2), (1.1, 0.7, 2)]
+    assert len(top_hits(["f"], np.zeros(5, int), scores, times, top=10, per_file=1)) == 1
+    with pytest.raises(ValueError):
+        Template(np.zeros((3, 5)), 0, 1)
+    # an entry of the lists: the inner product of two is the sum of cosines row by row
+    from kws.search_archive import context_vectors
+
+    a = context_vectors(x, np.array([3, 29]), 3, np.eye(288, dtype=np.float32))
+    b = context_vectors(T.vectors, np.array([0]), 3, np.eye(288, dtype=np.float32))
+    assert float(a[0] @ b[0]) == pytest.approx(sum(x[3 + i] @ T.vectors[i] for i in range(3)), abs=1e-4)
+    assert np.array_equal(a[1], np.tile(x[29], 3))                # past the end: the last row again
+    h = row_hash(np.ones((2, 96), np.int8))
+    bad = np.ones((2, 96), np.int8)
+    bad[1, 40] = 2
+    assert h[0] == h[1] and row_hash(bad)[1] != h[1]
+
+
+def test_build_query_append_and_remove(recordings, tmp_path):
+    root = tmp_path / "arch"
+    ix = ArchiveIndex(root, SMALL)
+    st = ix.add([recordings], quiet=True)
+    assert (st["indexed"], st["retrained"], len(ix)) == (4, True, 4)
+    assert ix.rows == st["rows"] and all(s["ivf"] for s in ix.manifest["segments"])
+    ix = ArchiveIndex(root)
+    # query by example: a recording of a stretch of r2 (silence around it) finds that stretch, in
+    # r2 and in r3, which holds the same seconds of the sample (r2 and r3 overlap by 2 s)
+    x = load_audio(recordings / "r2.wav")
+    T = template_from_audio(x[int(4.3 * 16000):int(5.1 * 16000)], "clip")
+    exact = ix.query([T], top=5, exact=True)
+    best = exact[0]
+    for name, at in (("r2.wav", 4.3), ("r3.wav", 0.3)):
+        h = next(h for h in exact if h.file.endswith(name))
+        assert abs(h.start - at) < 0.25 and abs(h.end - at - 0.8) < 0.25 and h.score > 0.6
+    assert {h.file[-6:] for h in exact[:2]} == {"r2.wav", "r3.wav"}
+    # every list searched: the approximate search re-scores exactly, so it finds the same hits
+    approx = ix.query([T], top=5, nprobe=8, k=4096)
+    assert [(h.file, round(h.start, 2), round(h.score, 4)) for h in approx] == \
+        [(h.file, round(h.start, 2), round(h.score, 4)) for h in exact]
+    scores, times = ix.file_scores(best.file, [T])
+    assert scores.max() == pytest.approx(best.score, abs=1e-5) and times.shape == (scores.size, 2)
+    # appending: a new segment; the first segment's files stay as they were
+    before = {p: p.stat().st_mtime_ns for p in (root / "seg-0000").iterdir()}
+    write_wav(recordings / "new.wav", x[: 6 * 16000])
+    st = ArchiveIndex(root).add([recordings], quiet=True)
+    assert (st["indexed"], st["unchanged"], st["retrained"], st["segment"]) == (1, 4, False, "seg-0001")
+    assert {p: p.stat().st_mtime_ns for p in (root / "seg-0000").iterdir()} == before
+    ix = ArchiveIndex(root)
+    hits = ix.query([T], top=10)
+    assert any(h.file.endswith("new.wav") and abs(h.start - 4.3) < 0.25 for h in hits)
+    # a changed file answers from its new rows only; a deleted one no more
+    time.sleep(0.01)
+    write_wav(recordings / "new.wav", x[int(1.5 * 16000):])
+    os.unlink(recordings / "r0.wav")
+    st = ArchiveIndex(root).add([recordings], quiet=True)
+    assert (st["indexed"], st["removed"]) == (1, 1)
+    st = ArchiveIndex(root).add([recordings], quiet=True)         # nothing new: no new segment
+    assert (st["indexed"], st["unchanged"], st["segment"]) == (0, 4, None)
+    ix = ArchiveIndex(root)
+    assert sorted(k.rsplit("/", 1)[1] for k in ix.files) == ["new.wav", "r1.wav", "r2.wav", "r3.wav"]
+    hits = ix.query([T], top=10, exact=True)
+    assert not any(h.file.endswith("r0.wav") for h in hits)
+    assert any(h.file.endswith("new.wav") and abs(h.start - 2.8) < 0.25 for h in hits)
+    assert [(h.file, h.start) for h in ix.query([T], top=3, nprobe=8, k=4096)] == \
+        [(h.file, h.start) for h in hits[:3]]
+    assert len(list(root.glob("seg-*"))) == 3 and ix.verify()["files"] == len(ix.manifest["checksums"])
+
+
+def test_damage_and_half_written_index_are_refused(recordings, tmp_path, monkeypatch):
+    root = tmp_path / "arch"
+    files = sorted(recordings.glob("r*.wav"))
+    ArchiveIndex(root, SMALL).add(files[:2], quiet=True)
+    ix = ArchiveIndex(root)
+    T = template_from_audio(load_audio(files[1])[16000:int(1.8 * 16000)])
+    ref = [h.to_dict() for h in ix.query([T], top=3)]
+    # an append interrupted before its manifest: the index answers as before, the leftovers go
+    import kws.search_archive as sa
+
+    real = sa._write_atomic
+
+    def crash(path, data):
+        if path.name == "manifest.json":
+            raise KeyboardInterrupt
+        real(path, data)
+    monkeypatch.setattr(sa, "_write_atomic", crash)
+    with pytest.raises(KeyboardInterrupt):
+        ArchiveIndex(root).add(files, quiet=True)
+    monkeypatch.setattr(sa, "_write_atomic", real)
+    assert (root / "seg-0001").exists()
+    assert [h.to_dict() for h in ArchiveIndex(root).query([T], top=3)] == ref
+    (root / "seg-0001" / "left-over").write_text("x")
+    st = ArchiveIndex(root).add(files, quiet=True)        # the leftovers go, the run is redone
+    assert st["indexed"] == 2 and st["segment"] == "seg-0001" and not (root / "seg-0001" / "left-over").exists()
+    assert [s["name"] for s in ArchiveIndex(root).manifest["segments"]] == ["seg-0000", "seg-0001"]
+
+    def damaged(rel, at, match):
+        p = root / rel
+        data = bytearray(p.read_bytes())
+        data[at] ^= 0x40
+        p.write_bytes(bytes(data))
+        try:
+            with pytest.raises(ArchiveDamaged, match="sha256"):    # small files: checked at open
+                ArchiveIndex(root)
+            with monkeypatch.context() as m:                       # large files: where a query reads
+                m.setattr(sa, "SMALL_FILE", 0)
+                with pytest.raises(ArchiveDamaged, match=match):
+                    ArchiveIndex(root).query([T], top=3)
+                with pytest.raises(ArchiveDamaged, match="sha256"):
+                    ArchiveIndex(root).verify()
+        finally:
+            data[at] ^= 0x40
+            p.write_bytes(bytes(data))
+    ix = ArchiveIndex(root)
+    seg = ix.segments()[0]
+    best = ix.query([T], top=1)[0]
+    key = next(k for k in seg.keys if k == best.file)
+    row = int(seg.file_first[seg.keys.index(key)] + round((best.start + PAD_S) / HOP_S))
+    damaged("seg-0000/shard-000.i8", row * 96 + 5, "hashes")                 # a row the query reads
+    ivf = ix.manifest["segments"][0]["ivf"]
+    damaged(f"seg-0000/{ivf}.ivfdata", 200, "CRC-32")                        # a list it scans
+    with open(root / "seg-0000" / "shard-000.i8", "ab") as fh:               # a longer file
+        fh.write(b"\0")
+    with pytest.raises(ArchiveDamaged, match="bytes"):
+        ArchiveIndex(root)
+    (root / "manifest.json").unlink()                                        # never finished
+    with pytest.raises(ArchiveDamaged, match="no manifest"):
+        ArchiveIndex(root)
+    assert main(["search", "query", str(root), "--example", str(files[0])]) == 2
+
+
+def test_killed_worker_shard_is_redone(recordings, tmp_path, monkeypatch):
+    dd = pytest.importorskip("dask.distributed", reason='Dask not installed (pip install "kws[search]")')
+    files = sorted(recordings.glob("r*.wav"))
+    single = ArchiveIndex(tmp_path / "single", SMALL)
+    single.add(files, quiet=True)
+    cluster = dd.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                              dashboard_address=None, silence_logs=40)
+    client = dd.Client(cluster)
+    killed = {}
+    import kws.progress
+
+    real = kws.progress.progress
+
+    def kill_first(it, desc="", **kw):
+        if desc == "embedding shards" and not killed:     # kill a worker running a shard
+            for _ in range(400):
+                busy = {w: t for w, t in client.processing().items() if t}
+                if busy:
+                    break
+                time.sleep(0.025)
+            pids = client.run(os.getpid)
+            w = sorted(busy)[0]
+            killed.update(worker=w, tasks=len(busy[w]))
+            os.kill(pids[w], signal.SIGKILL)
+        return real(it, desc, **kw)
+    monkeypatch.setattr(kws.progress, "progress", kill_first)
+    try:
+        dist = ArchiveIndex(tmp_path / "dist", SMALL)
+        st = dist.add(files, quiet=True, address=cluster.scheduler_address)
+    finally:
+        client.close()
+        cluster.close()
+    assert killed["tasks"] >= 1
+    assert st["indexed"] == 4 and not st["failed"]
+    assert len(dist.manifest["segments"][0]["shards"]) == 2            # one per worker
+    for k in single.files:
+        assert np.array_equal(single.file_rows(k), dist.file_rows(k))
+    T = template_from_audio(load_audio(files[2])[16000:40000])
+    assert [h.to_dict() for h in single.query([T], exact=True)] == [h.to_dict() for h in dist.query([T], exact=True)]
+
+
+def test_cli_index_query_verify(recordings, tmp_path, capsys, monkeypatch):
+    ix = tmp_path / "ix"
+    assert main(["search", "index", str(recordings / "r2.wav"), str(recordings / "r3.wav"), "--index", str(ix),
+                 "--workers", "1", "--quiet"]) == 0
+    st = json.loads(capsys.readouterr().out)
+    assert st["kind"] == "templates" and st["indexed"] == 2 and st["vectors"] > 100
+    x = load_audio(recordings / "r3.wav")
+    write_wav(tmp_path / "ex.wav", np.concatenate([np.zeros(8000, np.float32), x[48000:60800]]))
+    assert main(["search", "query", str(ix), "--example", str(tmp_path / "ex.wav"), "--json", "--top", "2",
+                 "--clip", str(tmp_path / "clips")]) == 0
+    hits = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert hits[0]["file"].endswith("r3.wav") and abs(hits[0]["start"] - 3.0) < 0.25
+    assert len(list((tmp_path / "clips").glob("*.wav"))) == 2
+    played = []
+    import sounddevice as sd
+    monkeypatch.setattr(sd, "play", lambda a, sr: played.append(a.size))
+    monkeypatch.setattr(sd, "wait", lambda: None)
+    assert main(["search", "query", str(ix), "--example", str(tmp_path / "ex.wav"), "--top", "1", "--play",
+                 "--exact"]) == 0
+    assert len(played) == 1 and "exact search" in capsys.readouterr().out
+    assert main(["search", "verify", str(ix)]) == 0
+    assert json.loads(capsys.readouterr().out)["ok"]
+    # by text: Kokoro renderings of the term as templates (two voices here)
+    assert main(["search", "query", str(ix), "computer", "--voices", "2", "--json", "--top", "1",
+                 "--plot", str(tmp_path / "p.png")]) == 0
+    hit = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert hit["query"] == "computer" and -1 <= hit["score"] <= 1
+    assert (tmp_path / "p.png").stat().st_size > 1000
+    assert main(["search", "index", str(recordings / "r1.wav"), "--index", str(ix), "--representation",
+                 "windows"]) == 2
+    assert "is a templates index" in capsys.readouterr().err
+    shard = next(ix.glob("seg-*/shard-*.json"))
+    shard.write_text(shard.read_text().replace("r3", "r4"))
+    assert main(["search", "verify", str(ix)]) == 2
+    assert "sha256" in capsys.readouterr().err
+
+
+def test_rows_follow_the_audio():
+    x = _sample()[: 5 * 16000]
+    rows = audio_rows(x)
+    assert rows.dtype == np.int8 and rows.shape[1] == 96
+    assert rows.shape[0] == 1 + (int((5 + 2 * PAD_S) * 16000) - 12512) // 1280
+    norms = np.linalg.norm(rows.astype(np.float32) / 127, axis=1)
+    assert np.all(np.abs(norms - 1) < 0.02)
