@@ -533,3 +533,33 @@ def test_model_with_a_head(browser, head_model, demo, tmp_path):
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+@requires_browser
+def test_keyword_file_with_low_thresholds_fires_as_python(browser, demo_server, model, demo, tmp_path):
+    """An `enroll export` file loaded into the page, thresholds lowered so that peaks come close
+    together: the refractory logic fires and holds back the same peaks as the Python detector."""
+    import copy
+
+    from kws.audio import load_audio
+    from kws.detector import Detector, DetectorConfig
+    from kws.keywords import KeywordSet, export_doc
+
+    ks = KeywordSet(model.model_id, [copy.deepcopy(k) for k in demo])
+    for kw, thr in zip(ks, (0.7213, 0.7307, 0.7411)):
+        kw.threshold = thr
+    want = [e.to_dict() for e in Detector(ks, model, DetectorConfig(vad=False)).detect(load_audio(SAMPLE))]
+    gaps = [b["start"] - a["start"] for a, b in zip(want, want[1:]) if a["keyword"] == b["keyword"]]
+    assert len(want) > 10 and min(gaps) < 1.5          # peaks close to the refractory time
+    f = tmp_path / "low.json"
+    f.write_text(json.dumps(export_doc(ks, model)))
+
+    p = Page(browser, demo_server.url)
+    p.page.set_input_files("#keyword-file", str(f))
+    p.page.wait_for_function("kwsApp.fromFile === 'low.json'")
+    p.page.click("#analyse")
+    p.page.wait_for_function(f"kwsApp.events.length >= {len(want)} && !kwsApp.run", timeout=120_000)
+    got = p.detections()
+    assert [(e["keyword"], e["start"]) for e in got] == [(e["keyword"], round(e["start"], 3)) for e in want]
+    assert max(abs(g["score"] - w["score"]) for g, w in zip(got, want)) < 1e-3
+    p.close()

@@ -22,7 +22,8 @@
 //   vector e is the mean cosine of its rows with vectors e-L+1 .. e; a keyword's score is its best
 //   template's (-1 until one fits);
 // - a keyword fires at a local peak of its score at or above its threshold (when the score falls
-//   after rising), then stays quiet for the refractory time measured from the event's span end.
+//   after rising); a peak within the refractory time (1 s, 12 vectors) after an event's peak stays
+//   quiet.
 // The Python detector can also gate scores by voice activity (webrtcvad); this one does not (the
 // `--no-vad` detector): see docs/web.md.
 
@@ -516,7 +517,9 @@ export class KeywordSpotter {
     const run = this._queue.then(async () => {
       const events = await this._process(new Float32Array(0), true);
       this.tracks.forEach((tr, k) => {
-        if (tr.rising && tr.prev >= this.thresholds[k]) events.push(this._event(k, tr.prev, tr.prevSpan));
+        if (tr.rising && tr.prev >= this.thresholds[k] && tr.prevSpan[1] >= tr.quietUntil) {
+          events.push(this._event(k, tr.prev, tr.prevSpan));
+        }
       });
       this.reset();
       return events;
@@ -588,9 +591,11 @@ export class KeywordSpotter {
     for (let k = 0; k < this.tracks.length; k++) {
       const tr = this.tracks[k], s = this.scores[k];
       const span = [e - this.matcher.length[this.best[k]] + 1, e + 1];
-      if (tr.rising && s < tr.prev && tr.prev >= this.thresholds[k] && span[1] >= tr.quietUntil) {
+      // the peak is the previous vector; after an event, peaks up to `refractory` vectors later
+      // stay quiet
+      if (tr.rising && s < tr.prev && tr.prev >= this.thresholds[k] && tr.prevSpan[1] >= tr.quietUntil) {
         events.push(this._event(k, tr.prev, tr.prevSpan));
-        tr.quietUntil = tr.prevSpan[1] + this.refractory;
+        tr.quietUntil = tr.prevSpan[1] + this.refractory + 1;
       }
       tr.rising = s > tr.prev || (tr.rising && s === tr.prev);
       tr.prev = s;
