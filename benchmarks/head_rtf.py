@@ -1,6 +1,6 @@
 """What a head adds to the detector's cost: the head and the template matcher per 80 ms vector.
 
-    taskset -c 1 python benchmarks/head_rtf.py --head kws/assets/head [--keywords 10] [--seconds 60]
+    taskset -c 1 python benchmarks/head_rtf.py --head kws/assets/model [--keywords 10] [--seconds 60]
 
 Streams ``--seconds`` of front-end vectors (random: the cost does not depend on the values) one
 at a time, as the detector gets them, through the head (kws.head.Head, one onnxruntime thread) and a
@@ -42,16 +42,22 @@ def rtf(head, dim: int, keywords: int, seconds: float, seed: int = 0, feed_dim: 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--head", type=Path, required=True, help="folder with head.json")
+    ap.add_argument("--head", type=Path, required=True, help="a model folder (manifest.json with a head) or a head export folder (head.json)")
     ap.add_argument("--keywords", type=int, default=10)
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args(argv)
-    meta = json.loads((args.head / "head.json").read_text())
+    if (args.head / "manifest.json").exists():
+        meta = json.loads((args.head / "manifest.json").read_text()).get("head")
+        if not meta:
+            raise SystemExit(f"{args.head}: this model has no head")
+        graphs = {meta.get("precision", "fp32"): meta["file"]}
+    else:
+        meta = json.loads((args.head / "head.json").read_text())
+        graphs = {"fp32": meta.get("fp32", meta)["file"]}
+        if "int8" in meta:
+            graphs["int8"] = meta["int8"]["file"]
     ctx, dim = meta["context"], meta["dim"]
-    graphs = {"fp32": meta.get("fp32", meta)["file"]}
-    if "int8" in meta:
-        graphs["int8"] = meta["int8"]["file"]
     out = {}
     for rep in range(args.repeats):                  # the best of the repeats: least disturbed
         res = {"raw matcher (96-d)": rtf(Identity(), 96, args.keywords, args.seconds),

@@ -1,7 +1,7 @@
 """Build the keyword-spotting model folder: front end, optional head, background bank, manifest.
 
     python -m export.model --data ../shared/data --music music.ogg            # kws/assets/model
-    python -m export.model --data ../shared/data --music music.ogg --head kws/assets/head --out DIR
+    python -m export.model --data ../shared/data --music music.ogg --head runs/head/c8h512/export --out DIR
 
 The music file: ``python -m kws.corpus.stage music --deb wesnoth-1.16-music_1%3a1.16.9-1_all.deb
 --minutes 20 --out music.ogg`` (``apt-get download wesnoth-1.16-music``; GPL-2+ game music, of
@@ -144,7 +144,7 @@ def _old_manifest(out_dir: Path) -> dict:
 
 def write(out_dir: Path, data: Path, music: Optional[Path], head: Optional[Path] = None,
           backbone: Optional[Path] = None, seed: int = 0, quiet: bool = False, no_head: bool = False,
-          reuse_background: bool = False, pad_s: float = PAD_S, trim: int = TRIM) -> dict:
+          reuse_background: bool = False, pad_s: float = PAD_S, trim: int = TRIM, int8: bool = False) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     if backbone is not None and Path(backbone).resolve() != out_dir.resolve():
         for name in BACKBONE_FILES:
@@ -156,11 +156,14 @@ def write(out_dir: Path, data: Path, music: Optional[Path], head: Optional[Path]
     head_meta = old.get("head") if head is None and not no_head else None
     if head is not None:
         meta = json.loads((Path(head) / "head.json").read_text())
-        shutil.copy2(Path(head) / meta.get("file", "head.onnx"), out_dir / "head.onnx")
+        # fp32 by default: int8 dynamic quantisation scales each call's activations by their own
+        # range, so a head fed vector by vector (streaming) and one fed a whole recording would differ
+        graph = meta["int8"]["file"] if int8 else meta.get("fp32", meta)["file"]
+        shutil.copy2(Path(head) / graph, out_dir / "head.onnx")
         if (Path(head) / "check.npz").exists():
             shutil.copy2(Path(head) / "check.npz", out_dir / "head_check.npz")
         head_meta = {"file": "head.onnx", "context": int(meta["context"]), "dim": int(meta["dim"]),
-                     "precision": meta.get("precision", "fp32"), "recipe": meta.get("recipe"),
+                     "precision": "int8" if int8 else "fp32", "recipe": meta.get("recipe"),
                      "config": meta.get("config", {}), "training": meta.get("training", {})}
     elif head_meta is None:
         for f in ("head.onnx", "head_check.npz"):
@@ -170,9 +173,9 @@ def write(out_dir: Path, data: Path, music: Optional[Path], head: Optional[Path]
     else:
         segs = background_audio(data, load_audio(music) if music else None, seed)
         bank = build_bank(out_dir, segs, quiet)
-    bank["sources"] = ("LibriSpeech train-clean-100 and the tuning half of the speechocean762 speakers "
-                       "(read speech, alone and with babble of them), babble of them alone, music: "
-                       + (Path(music).name if music else "none") + ", white/pink/brown noise")
+        bank["sources"] = ("LibriSpeech train-clean-100 and the tuning half of the speechocean762 speakers "
+                           "(read speech, alone and with babble of them), babble of them alone, music: "
+                           + (Path(music).name if music else "none") + ", white/pink/brown noise")
     files = ["backbone.onnx", "backbone_mel.npz", "background.npz"] + (["head.onnx"] if head_meta else [])
     if head_meta and (out_dir / "head_check.npz").exists():
         files.append("head_check.npz")
@@ -208,6 +211,8 @@ def main(argv=None) -> int:
     ap.add_argument("--head", type=Path, help="a folder with the head's ONNX and head.json (python -m "
                     "kws.train.head export); default: keep the model's head")
     ap.add_argument("--no-head", action="store_true", help="a model without a head (raw vectors)")
+    ap.add_argument("--int8", action="store_true", help="ship the head's int8 graph (smaller; streamed "
+                    "scores then differ from whole-recording scores in the 4th decimal)")
     ap.add_argument("--reuse-background", action="store_true",
                     help="keep the background bank already in --out (it holds raw vectors: any head fits)")
     ap.add_argument("--pad", type=float, default=PAD_S, help="silence around an utterance before its template is cut (s)")
@@ -216,7 +221,7 @@ def main(argv=None) -> int:
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
     m = write(args.out, args.data, args.music, args.head, args.backbone, quiet=args.quiet, no_head=args.no_head,
-              reuse_background=args.reuse_background, pad_s=args.pad, trim=args.trim)
+              reuse_background=args.reuse_background, pad_s=args.pad, trim=args.trim, int8=args.int8)
     print(json.dumps({"model_id": m["model_id"], "background": m["background"]}, indent=2))
     return 0
 

@@ -16,8 +16,6 @@ gives the enrollment examples and is what settings were chosen on):
   through the default detector (VAD on, default thresholds), clean and with babble at 10 dB:
   recall and false alarms an hour.
 - **FSDD digits**: 10-way accuracy and per-digit EER of the typed digits.
-- **spoken-term detection** (kws.std: the encoder bundle's search on held-out read speech), for
-  the report of the model that search uses.
 
 Renderings and front-end vectors are computed once and shared by the models compared; each
 model's head is applied to them. Writes report.json, report.md and a DET plot to --out.
@@ -373,8 +371,7 @@ def prepare(data: Path, per_keyword: int, fsdd_n: int, background_s: float, seed
 
 def run(models: Sequence[Model], data: Path, per_keyword: int = 100, fsdd_n: int = 300,
         background_s: float = 5400.0, seed: int = 0, quiet: bool = False, test_half: str = "b",
-        music: Optional[np.ndarray] = None, std_utts: int = 300, std_queries: int = 40,
-        stream: bool = True) -> Dict:
+        music: Optional[np.ndarray] = None, stream: bool = True) -> Dict:
     """The report of each model (``models[0]`` is the one reported first), on the same audio."""
     t0 = time.time()
     cfg = DetectorConfig()
@@ -383,28 +380,8 @@ def run(models: Sequence[Model], data: Path, per_keyword: int = 100, fsdd_n: int
     renders = Renders(quiet)
     res: Dict = {"test_half": test_half, "background_hours": shared["bg_hours"],
                  "models": [evaluate_model(m, shared, renders, quiet, cfg) for m in models]}
-    if std_utts:
-        from kws.bundle import Bundle
-
-        res["std"] = std(Bundle.load(), data, std_utts, std_queries, quiet)
     res["seconds"] = round(time.time() - t0, 1)
     return res
-
-
-def std(bundle, data: Path, n_utts: int, max_queries: int, quiet: bool = False) -> Dict:
-    """STD on speechocean762 (kws.std) with the search's encoder bundle: the paper's windows and
-    the detector's longer ones."""
-    from kws.corpus.align import load_alignments
-    from kws.search import IndexConfig
-    from kws.std import run_std
-
-    recs = load_alignments()
-    out = {"bundle": bundle.model_id}
-    for name, ws in (("paper_windows", (0.2, 0.3, 0.4, 0.5, 0.6)),
-                     ("detector_windows", (0.3, 0.45, 0.6, 0.75, 0.9))):
-        out[name] = run_std(bundle, data, recs, n_utts, max_queries, "b",
-                            IndexConfig(window_s=ws, variant=bundle.variant), quiet=quiet)
-    return out
 
 
 def markdown(r: Dict) -> str:
@@ -445,13 +422,6 @@ def markdown(r: Dict) -> str:
             lambda m, name=name: f"{m['streamed'][name]['recall']:.1%} / {m['streamed'][name]['false_alarms_per_hour']:.2f}")
     row("detector RTF while streaming (one thread)",
         lambda m: f"{m['streamed']['clean']['rtf']:.4f}")
-    for name, st in r.get("std", {}).items():
-        if name == "bundle":
-            continue
-        g = st["groups"]
-        lines.append(f"| spoken-term search (`{r['std']['bundle']}`), {st['utterances']} utterances, windows "
-                     f"{min(st['window_s'])}-{max(st['window_s'])} s: EER IV / OOV | "
-                     + " | ".join([f"{g['iv']['mean_eer']:.1%} / {g['oov']['mean_eer']:.1%}"] * len(ms)) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -179,19 +179,20 @@ def test_batches_place_the_target_words():
 
 
 def test_shipped_head_matches_its_training_twin():
-    """kws/assets/head: the graph head.json names has that sha256 and gives, on the stored input,
-    the outputs the trained torch model gave (int8 weights: close, not equal)."""
+    """The shipped model's head: the graph the manifest names has the manifest's sha256 and gives, on
+    the stored input, the outputs the trained torch model gave (int8 weights: close, not equal)."""
     import hashlib
-    from importlib import resources
-    from pathlib import Path
 
-    d = Path(str(resources.files("kws") / "assets" / "head"))
-    if not (d / "head.json").exists():
-        pytest.skip("no head shipped in kws/assets/head")
-    meta = json.loads((d / "head.json").read_text())
+    from kws.model import default_model_path
+
+    d = default_model_path()
+    manifest = json.loads((d / "manifest.json").read_text())
+    meta = manifest.get("head")
+    if not meta:
+        pytest.skip("the shipped model has no head")
     f = d / meta["file"]
-    assert hashlib.sha256(f.read_bytes()).hexdigest() == meta["sha256"]
-    chk = np.load(d / "check.npz")
+    assert hashlib.sha256(f.read_bytes()).hexdigest() == manifest["files"][meta["file"]]["sha256"]
+    chk = np.load(d / "head_check.npz")
     got = Head(f, meta["context"], threads=1)(chk["vectors"])
     assert got.shape == (chk["vectors"].shape[0], meta["dim"])
     assert np.sum(got * chk["out"], axis=1).min() > 0.99

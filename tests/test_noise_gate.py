@@ -68,9 +68,7 @@ def _scores_each_vector(det, audio):
 
 
 @pytest.mark.parametrize("kind", [
-    pytest.param("white", marks=pytest.mark.xfail(strict=True, reason="in white noise at about 5 dB SNR "
-                 "the gate closes for 2 vectors (11.7 s) just before jarvis's best score, mid-word")),
-    "pink", "brown"])
+    "white", "pink", "brown"])
 def test_the_gate_still_opens_for_speech_in_noise(model, kind):
     """The bundled sample (speech at about -25 dBFS) with noise at -30 dBFS added: where each demo
     keyword scores best, as it is said, the gate is open (the scores are those the detector without
@@ -87,15 +85,15 @@ def test_the_gate_still_opens_for_speech_in_noise(model, kind):
         best = said[np.argmax(off[said, k])]                     # where the word has been heard
         near = slice(best - 2, best + 3)
         np.testing.assert_array_equal(on[near, k], off[near, k])
-        assert off[best, k] > 0.5
+        assert off[best, k] > 0.35                     # the word is heard (elsewhere: about 0.2)
     assert [(e.keyword, e.start) for e in gated.detect(x)] == [(e.keyword, e.start) for e in open_.detect(x)]
 
 
 @pytest.mark.parametrize("kind", [
     pytest.param("white", marks=pytest.mark.xfail(strict=True, reason="at about 5 dB SNR of white noise "
-                 "jarvis and alexa score under their thresholds where the sample says them")),
+                 "computer scores under its threshold where the sample says it (0.39 against 0.51)")),
     pytest.param("pink", marks=pytest.mark.xfail(strict=True, reason="at about 5 dB SNR of pink noise "
-                 "jarvis and alexa score under their thresholds where the sample says them")),
+                 "computer scores under its threshold where the sample says it (0.43 against 0.51)")),
     "brown"])
 def test_keywords_found_clean_are_found_in_noise(model, kind):
     """The demo keywords found in the sample clean are still found, where they are spoken, with

@@ -249,7 +249,7 @@ def test_pcm_converter_is_chunking_independent(pcm, rng):
 
 def test_two_clients_at_once_get_independent_results(server, pcm, reference):
     """One client asks for alexa only over the whole sample, the other for every keyword over its
-    first 14 s (jarvis, said at 11.4 s, and computer where it fires): each gets its own."""
+    first 14 s (computer, said at 5.4 s, and jarvis, at 12.4 s): each gets its own."""
     first = [(n, t) for n, t in reference if t < 14.0]
     assert first and any(n == "alexa" for n, _ in reference) and not [t for _, t in reference if 13 < t < 15]
 

@@ -57,7 +57,7 @@ def python_events(model, demo):
     with_vad = [e.to_dict() for e in Detector(demo, model, DetectorConfig(vad=True)).detect(audio)]
     no_vad = [e.to_dict() for e in Detector(demo, model, DetectorConfig(vad=False)).detect(audio)]
     assert with_vad == no_vad, "the page's VAD-less detector is compared with detect; they must agree here"
-    assert [e["keyword"] for e in with_vad] == ["jarvis", "alexa"]
+    assert [e["keyword"] for e in with_vad] == ["computer", "jarvis", "alexa"]
     return with_vad
 
 
@@ -546,7 +546,7 @@ def test_keyword_file_with_low_thresholds_fires_as_python(browser, demo_server, 
     from kws.keywords import KeywordSet, export_doc
 
     ks = KeywordSet(model.model_id, [copy.deepcopy(k) for k in demo])
-    for kw, thr in zip(ks, (0.7213, 0.7307, 0.7411)):
+    for kw, thr in zip(ks, (0.24, 0.25, 0.26)):          # about the 90th percentile of their scores
         kw.threshold = thr
     want = [e.to_dict() for e in Detector(ks, model, DetectorConfig(vad=False)).detect(load_audio(SAMPLE))]
     gaps = [b["start"] - a["start"] for a, b in zip(want, want[1:]) if a["keyword"] == b["keyword"]]

@@ -10,8 +10,8 @@ from kws.commands import checkout_root
 DESCRIPTION = """The evaluation report of one or more models on the real recordings of --data (held-out
 half 'b' unless --half a), side by side: wake words typed, from 3 recordings and both (EER and
 missed at 1 false alarm an hour; clean, in noise, babble, crowd, music, reverberant), the default
-thresholds' realised false-alarm rates and recall, FSDD digits, the detector streamed as deployed,
-and spoken-term detection. Writes report.json, report.md and det_wakewords.png to --out (details:
+thresholds' realised false-alarm rates and recall, FSDD digits, and the detector streamed as
+deployed (spoken-term search is measured by benchmarks/search_archive.py std). Writes report.json, report.md and det_wakewords.png to --out (details:
 the docstring of kws.evaluate)."""
 
 
@@ -27,8 +27,6 @@ def add_parser(sub) -> None:
     ap.add_argument("--fsdd", type=int, default=300, help="FSDD clips")
     ap.add_argument("--background-s", type=float, default=5400.0,
                     help="seconds of held-out background speech (default: all there is, about 1.1 h of vectors)")
-    ap.add_argument("--std-utterances", type=int, default=300, help="speechocean762 utterances for STD (0: skip)")
-    ap.add_argument("--std-queries", type=int, default=40, help="at most this many IV and OOV STD queries")
     ap.add_argument("--no-stream", action="store_true", help="skip the streamed run")
     ap.add_argument("--half", choices=("a", "b"), default="b",
                     help="real clips to test on: b = held-out (reported), a = tuning")
@@ -56,7 +54,7 @@ def run(args) -> int:
         raise UsageError(f"no recordings at {args.data} (give --data ../shared/data)")
     models = [Model.load(m) for m in (args.model or [None])]
     r = evaluate(models, args.data, args.per_keyword, args.fsdd, args.background_s, quiet=args.quiet,
-                 std_utts=args.std_utterances, std_queries=args.std_queries, test_half=args.half,
+                 test_half=args.half,
                  music=load_audio(args.music) if args.music else None, stream=not args.no_stream)
     written = save_report(r, args.out)
     print(markdown(r))

@@ -1,7 +1,7 @@
 """Training the head: a small network on the frozen backbone's vectors, trained at the matcher's level.
 
     python -m kws.train.head train configs/head.json [key=value ...]
-    python -m kws.train.head export runs/head/c4h256/best.pt --out kws/assets/head
+    python -m kws.train.head export runs/head/c4h256/best.pt --out runs/head/c4h256/export   # then: python -m export.model --head runs/head/c4h256/export
 
 The head (:class:`HeadNet`) maps raw backbone vectors (96-d, one every 80 ms; kws.backbone) to the
 vectors templates are matched in (kws.head): output ``j`` reads inputs ``j .. j + C - 1`` (a window

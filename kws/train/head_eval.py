@@ -1,7 +1,7 @@
 """Clip-level evaluation of a head against raw templates, on real recordings (../shared/data).
 
     python -m kws.train.head_eval prepare --data ../shared/data --music eval-music.ogg --out eval-sets
-    python -m kws.train.head_eval report --sets eval-sets --half b --head kws/assets/head [--json out.json]
+    python -m kws.train.head_eval report --sets eval-sets --half b --head kws/assets/model [--json out.json]
 
 ``prepare`` turns the recordings into raw front-end vectors once (kws.backbone, 96-d every 80 ms),
 so any head is measured in seconds on the same numbers (a head maps raw vectors to the vectors
@@ -227,15 +227,20 @@ def identity(v: np.ndarray) -> np.ndarray:
 
 
 def onnx_head(folder_or_file: Path, int8: bool = False):
-    """A kws.head.Head from an exported head folder (head.json) or an ONNX file + context."""
+    """A kws.head.Head from an exported head folder (head.json) or a model folder whose manifest has a head."""
     from kws.head import Head
 
     p = Path(folder_or_file)
+    if p.is_dir() and (p / "manifest.json").exists():
+        meta = json.loads((p / "manifest.json").read_text()).get("head")
+        if not meta:
+            raise SystemExit(f"{p}: this model has no head")
+        return Head(p / meta["file"], meta["context"], threads=1)
     if p.is_dir():
         meta = json.loads((p / "head.json").read_text())
         f = p / (meta["int8"]["file"] if int8 else meta.get("fp32", meta)["file"])
         return Head(f, meta["context"], threads=1)
-    raise SystemExit(f"{p}: expected a folder with head.json")
+    raise SystemExit(f"{p}: expected a folder with head.json or a model folder (manifest.json)")
 
 
 def main(argv=None) -> int:
