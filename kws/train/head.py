@@ -10,7 +10,8 @@ of ``C`` vectors ending at the current one), through a linear layer, ``layers`` 
 the identity at the start, so training starts from the raw templates).
 
 **Loss at the matcher's level.** A template is the head's vectors of a clean Kokoro rendering of a
-word (silence-trimmed, padded with 0.5 s, TRIM vectors cut off each end: kws.templates); a query is
+word (silence-trimmed, padded with kws.templates.PAD_S of silence, TRIM vectors cut off each end;
+the shipped head was trained with 0.5 s of padding); a query is
 the head's vectors of a whole *item* as the stream gives it: a word in context (another rendering
 of it between silence, another word or real speech; the word inside a rendered sentence; a real
 word of a speechocean762 speaker inside their sentence), augmented on the GPU (rooms, noise,
@@ -217,7 +218,7 @@ class Variant:
 class TrainConfig:
     corpus: str = "/tmp/kcorpus"            # kws.corpus.kokoro_corpus output
     speech: Optional[str] = None            # head speech staging (scripts/head_gpu.sh): index.json + audio
-    backbone: str = "kws/assets/backbone"
+    backbone: str = "kws/assets/model"            # a folder with backbone.onnx + backbone_mel.npz
     noise: Optional[str] = None
     music: Optional[str] = None
     rooms: Optional[str] = None

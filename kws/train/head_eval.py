@@ -235,6 +235,9 @@ def onnx_head(folder_or_file: Path, int8: bool = False):
         meta = json.loads((p / "manifest.json").read_text()).get("head")
         if not meta:
             raise SystemExit(f"{p}: this model has no head")
+        if int8 and meta.get("precision") != "int8":
+            raise SystemExit(f"{p}: this model's head is {meta.get('precision', 'fp32')}; for its int8 graph "
+                             "give the head's export folder (head.json)")
         return Head(p / meta["file"], meta["context"], threads=1)
     if p.is_dir():
         meta = json.loads((p / "head.json").read_text())
