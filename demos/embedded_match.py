@@ -1,64 +1,137 @@
-"""Minimal embedded example: ONNX audio encoder + a saved keyword vector, numpy + onnxruntime only.
+"""Embedded deployment example: the whole detector in one file, numpy + onnxruntime only (no kws).
 
-This single file is what a port to a device needs (no kws import): read 16-bit PCM WAV (16 kHz,
-mono), compute the same log-mel frames as kws.features, embed sliding windows with the audio
-encoder, and compare each with a keyword vector saved beforehand, e.g. with:
+This is what a port to a device needs. For a 16 kHz mono 16-bit WAV it computes what kws does:
 
-    python -c "import numpy as np; from kws import Bundle; np.save('computer.npy', Bundle.load().embed_text('computer'))"
-    python demos/embedded_match.py kws/assets/model/audio.int8.onnx computer.npy kws/assets/sample.wav
+  audio -> log-mel (10 ms frames; constants from backbone_mel.npz)
+        -> backbone.onnx: one raw 96-d vector every 80 ms (vector j hears samples [1280 j, 1280 j + 12512))
+        -> head.onnx: context C vectors in, one unit vector out (the first vector repeated C-1 times before)
+  keyword utterances (raw vectors) -> head.onnx -> `trim` vectors cut at each end = the templates
+  score of a template of L vectors at stream vector e: mean cosine along the diagonal ending at e;
+  a keyword's score: its best template's. A detection: a local peak of the score at or above the
+  keyword's threshold, at least 1 s after the previous one (kws.Detector with vad=False).
 
-Prints the best score and when it happened. A score above the keyword's threshold (kws.enroll
-list shows it; about 0.3-0.35 for text keywords) is a detection.
+Keywords come from the JSON file `kws enroll export` writes: one plain-JSON file (any language reads
+it; the store folder needs an .npz reader too) holding, per keyword, its name, threshold, `segments`
+(vectors per utterance) and `vectors` (the utterances' raw vectors, back to back, as lists of
+numbers; its `templates` field, rounded to 5 decimals for the browser, is not used: the templates
+are made here from the vectors, so the numbers equal kws's). No VAD: kws's `vad` gate is left out.
+Make one with
+
+    python -m kws enroll add jarvis && python -m kws enroll export keywords.json
+    python -m kws enroll --store kws/assets/demo export keywords.json      # the shipped demo keywords
+
+then run
+
+    python demos/embedded_match.py kws/assets/model keywords.json kws/assets/sample.wav
 """
+import json
+import os
 import sys
 import wave
 
 import numpy as np
 import onnxruntime as ort
 
-SR, WIN, HOP, NFFT, NMELS = 16000, 400, 160, 512, 128
+SR, MEL_WIN, MEL_HOP, CONTEXT, STRIDE = 16000, 512, 160, 76, 8   # mel frames; 76 per vector, every 8th
+HOP, SPAN = MEL_HOP * STRIDE, MEL_HOP * (CONTEXT - 1) + MEL_WIN    # a vector: 1280 samples apart, hears 12512
+REFRACTORY = 12      # 1 s in vectors, rounded half to even as kws does: detections are >= 13 vectors apart
 
 
-def mel_filterbank():
-    mel = lambda hz: 2595.0 * np.log10(1.0 + hz / 700.0)
-    hz = lambda m: 700.0 * (10.0 ** (m / 2595.0) - 1.0)
-    freqs = np.linspace(0.0, SR / 2.0, NFFT // 2 + 1)
-    pts = hz(np.linspace(mel(20.0), mel(8000.0), NMELS + 2))
-    fb = np.zeros((NMELS, freqs.size))
-    for m in range(NMELS):
-        up = (freqs - pts[m]) / max(pts[m + 1] - pts[m], 1e-9)
-        down = (pts[m + 2] - freqs) / max(pts[m + 2] - pts[m + 1], 1e-9)
-        fb[m] = np.maximum(0.0, np.minimum(up, down))
-    return fb.astype(np.float32)
+def session(path):
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads, opts.log_severity_level = 1, 1, 3
+    return ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
 
 
-def log_mel(x):
-    n = 1 + (x.size - WIN) // HOP
-    idx = np.arange(n)[:, None] * HOP + np.arange(WIN)[None, :]
-    window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(WIN) / WIN)).astype(np.float32)
-    spec = np.fft.rfft(x[idx] * window, n=NFFT, axis=1)
+def unit(x):
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def raw_vectors(model, x):
+    """float32 audio -> (n, 96) backbone vectors."""
+    c = np.load(os.path.join(model, "backbone_mel.npz"))
+    n = 0 if x.size < MEL_WIN else 1 + (x.size - MEL_WIN) // MEL_HOP
+    idx = np.arange(n)[:, None] * MEL_HOP + np.arange(MEL_WIN)[None, :]
+    spec = np.fft.rfft(x[idx] * (c["window"].astype(np.float32) * 32768.0), n=MEL_WIN, axis=1)
     power = (spec.real ** 2 + spec.imag ** 2).astype(np.float32)
-    return np.log(np.maximum(power @ mel_filterbank().T, 1e-6)).astype(np.float32)
+    mel = (np.log10(np.maximum(power @ c["melW"].astype(np.float32), 1e-10)) + 2.0).astype(np.float32)
+    return session(os.path.join(model, "backbone.onnx")).run(None, {"mel": mel[None]})[0][0]
 
 
-def main(model, keyword_npy, wav_path, windows=(30, 45, 60, 75, 90), hop=15):
+def head(sess, context, v):
+    """(n, 96) raw vectors -> (n, D) unit vectors; before the first vector, it is repeated."""
+    padded = np.concatenate([np.repeat(v[:1], context - 1, axis=0), v]).astype(np.float32)
+    return unit(sess.run(None, {"vectors": padded[None]})[0][0])
+
+
+def template_scores(tpl, x):
+    """Mean cosine along the diagonal of template tpl (L, D) ending at each stream vector of x
+    (n, D); -1 before the template fits."""
+    L, g = tpl.shape[0], x @ tpl.T
+    out = np.full(x.shape[0], -1.0, np.float32)
+    if x.shape[0] >= L:
+        out[L - 1:] = sum(g[j:x.shape[0] - L + 1 + j, j] for j in range(L)) / L
+    return out
+
+
+def peaks(s, threshold):
+    """The detector's events: a vector where the score stops rising, at or above the threshold,
+    more than REFRACTORY vectors after the last event (the end of the file counts as a fall)."""
+    out, prev, rising, quiet = [], -2.0, False, 0
+    for e, v in enumerate(np.append(s, -np.inf)):
+        if rising and v < prev and prev >= threshold and e - 1 >= quiet:
+            out.append(e - 1)
+            quiet = e + REFRACTORY
+        rising, prev = v > prev or (rising and v == prev), v
+    return out
+
+
+def word_times(e, length, inset):
+    """Where (s) the word heard by a template of ``length`` vectors ending at vector e lies: the
+    template's vectors hear it from ``inset`` after the first one's start to as much before the
+    last one's end (inset = pad_s - trim * 80 ms)."""
+    start = max(0.0, (e - length + 1) * HOP / SR + inset)
+    return start, max(start, (e * HOP + SPAN) / SR - inset)
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def main(model, keywords_json, wav_path):
+    manifest = read_json(os.path.join(model, "manifest.json"))
+    pad_s, trim = manifest["templates"]["pad_s"], manifest["templates"]["trim"]
+    inset = pad_s - trim * HOP / SR
     with wave.open(wav_path, "rb") as w:
-        assert w.getframerate() == SR and w.getnchannels() == 1 and w.getsampwidth() == 2, "need 16 kHz mono 16-bit WAV"
+        ok = w.getframerate() == SR and w.getnchannels() == 1 and w.getsampwidth() == 2
+        assert ok, "need a 16 kHz mono 16-bit WAV"
         x = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float32) / 32768.0
-    mel = log_mel(x)
-    key = np.load(keyword_npy).astype(np.float32)
-    sess = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
-    best = (-1.0, 0.0)
-    for end in range(hop, mel.shape[0] + 1, hop):
-        for L in windows:                       # one window per call: exact for int8 models too
-            if end - L < 0:
-                continue
-            emb = sess.run(None, {"mel": mel[None, end - L:end], "lengths": np.array([L], dtype=np.int64)})[0][0]
-            score = float(emb @ key)
-            if score > best[0]:
-                best = (score, (end - L) * HOP / SR)
-    print(f"best score {best[0]:.3f} at {best[1]:.2f} s")
-    return best
+    assert x.size >= SPAN, "the recording is shorter than one vector (0.782 s)"
+    hsess, context = session(os.path.join(model, manifest["head"]["file"])), int(manifest["head"]["context"])
+    stream = head(hsess, context, raw_vectors(model, x))
+    doc = read_json(keywords_json)
+    assert doc["model_id"] == manifest["model_id"], "keywords made for another model: export them again"
+    results = {}
+    for kw in doc["keywords"]:
+        vec = np.array(kw["vectors"], np.float32)
+        tpls = []
+        for u in np.split(vec, np.cumsum(kw.get("segments") or [len(vec)])[:-1]):
+            t = head(hsess, context, u)
+            tpls.append(t[trim:len(t) - trim] if len(t) > 2 * trim else t)
+        per_tpl = np.stack([template_scores(t, stream) for t in tpls], axis=1)   # (n, templates)
+        score, best = per_tpl.max(axis=1), per_tpl.argmax(axis=1)
+        lengths = np.array([len(t) for t in tpls])[best]                        # best template's length
+        e = int(score.argmax())
+        r = {"threshold": kw["threshold"], "best": float(score[e]),
+             "best_at": word_times(e, lengths[e], inset)[0],
+             "detections": [(*word_times(p, lengths[p], inset), float(score[p]))
+                            for p in peaks(score, kw["threshold"])]}
+        results[kw["name"]] = r
+        print(f"{kw['name']}: best {r['best']:.4f} at {r['best_at']:.2f} s, threshold {r['threshold']:.4f}")
+        for start, end, s in r["detections"]:
+            print(f"  detected at {start:.2f}-{end:.2f} s, score {s:.4f}")
+    return results
 
 
 if __name__ == "__main__":

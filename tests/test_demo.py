@@ -1,23 +1,52 @@
+import json
 import subprocess
 import sys
 
-import numpy as np
-
-from kws import Bundle
-from kws.bundle import default_bundle_path
-from kws.demo import sample_recording
+from kws import Detector, Model
+from kws.audio import load_audio
+from kws.demo import demo_store, sample_recording
+from kws.detector import DetectorConfig
+from kws.keywords import KeywordSet, export_doc
+from kws.model import default_model_path
+from kws.templates import Matcher
 from tests.conftest import ROOT, SPOKEN
 
 DEMO = ROOT / "demos" / "embedded_match.py"
 
 
-def test_embedded_demo_finds_keyword_without_importing_kws(tmp_path):
-    np.save(tmp_path / "jarvis.npy", Bundle.load().embed_text("jarvis"))
-    args = [str(default_bundle_path() / "audio.int8.onnx"), str(tmp_path / "jarvis.npy"), str(sample_recording())]
-    code = (f"import runpy, sys; sys.argv = [{str(DEMO)!r}] + {args!r}; "
-            f"runpy.run_path({str(DEMO)!r}, run_name='__main__'); "
-            "assert not [m for m in sys.modules if m == 'kws' or m.startswith('kws.')], 'kws imported'")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+def test_embedded_demo_matches_kws_without_importing_it(tmp_path):
+    model = Model.load()
+    ks = KeywordSet.load(demo_store(), model.model_id)
+    # the file `python -m kws enroll --store kws/assets/demo export keywords.json` writes
+    (tmp_path / "keywords.json").write_text(json.dumps(export_doc(ks, model)))
+    args = [str(default_model_path()), str(tmp_path / "keywords.json"), str(sample_recording())]
+    # run the demo's main() (it prints its lines, then the test prints what it returned) in a
+    # fresh process that must never import kws
+    code = (f"import json, runpy, sys; "
+            f"r = runpy.run_path({str(DEMO)!r})['main'](*{args!r}); "
+            "assert not [m for m in sys.modules if m == 'kws' or m.startswith('kws.')], 'kws imported'; "
+            "print(json.dumps(r))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                       cwd=tmp_path, check=False)
     assert r.returncode == 0, r.stderr
-    words = r.stdout.split()          # "best score S at T s"
-    assert float(words[2]) > 0.4 and abs(float(words[4]) - SPOKEN["jarvis"]) < 1.0
+    *lines, last = r.stdout.strip().splitlines()
+    got = json.loads(last)
+    assert list(got) == ks.names and all(any(ln.startswith(n + ":") for ln in lines) for n in ks.names)
+
+    audio = load_audio(sample_recording())
+    det = Detector(ks, model, DetectorConfig(vad=False))
+    best = Matcher(det.bank).scores(model.vectors(audio)).max(axis=0)
+    for k, name in enumerate(ks.names):
+        assert abs(got[name]["best"] - float(best[k])) < 1e-4, name
+        assert abs(got[name]["threshold"] - ks[name].threshold) < 1e-9
+    events = det.detect(audio)
+    mine = [(n, start, end, s) for n in got for start, end, s in got[n]["detections"]]
+    assert len(mine) == len(events)
+    for e in events:
+        match = [m for m in mine if m[0] == e.keyword and abs(m[1] - e.start) < 0.01]
+        assert len(match) == 1, (e, mine)
+        assert abs(match[0][2] - e.end) < 0.01 and abs(match[0][3] - e.score) < 1e-4
+    # the sample says each demo keyword once, where it was spoken
+    assert sorted(n for n, *_ in mine) == sorted(SPOKEN)
+    for n, start, _, _ in mine:
+        assert abs(start - SPOKEN[n]) < 0.3
