@@ -107,12 +107,14 @@ def test_benchmark_examples_enroll_as_the_product(shared_data, tmp_path, monkeyp
         assert bench.source == product[name].source == source and bench.segments == product[name].segments
     typed = ce.make_engine("kws-typed", s, enrolled, model, renders)
     assert typed.name == "kws, typed" and typed.keywords["alexa"].origins == [f"kokoro:{v}" for v in few_voices]
-    # the kws engine scores a clip as the detector does
+    # the kws engine scores a clip as a detector that has been listening to silence does
     from kws.detector import Detector
 
     clip = ce.padded(load_audio(files[0]))
     det = Detector(typed.keywords, model)
-    assert typed.clip_scores([clip])[0, 0] == pytest.approx(det.best_scores(clip, pad_s=0.0)[0], abs=1e-4)
+    heard = np.concatenate([np.zeros(int(ce.LISTENING_S * 16000), np.float32), clip])
+    assert typed.clip_scores([clip])[0, 0] == pytest.approx(det.best_scores(heard, pad_s=0.0)[0], abs=1e-4)
+    assert typed.clip_scores([clip])[0, 0] != pytest.approx(det.best_scores(clip, pad_s=0.0)[0], abs=1e-4)
     assert len(typed.background_events([clip])) == 1 and typed.model_mb() > 1.0
     # EfficientWord-Net gets those trimmed examples, not the files as they are
     monkeypatch.setattr(ce, "EfficientWordEngine", lambda examples: examples)
