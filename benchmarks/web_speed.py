@@ -7,7 +7,7 @@ Runs ``python -m kws web``'s server in this process and the page in headless Deb
 
 - JS vs Python: the largest absolute difference between the page's mel frames and backbone
   vectors of the sample and Python's (kws.backbone, onnxruntime on the CPU);
-- the detector's real-time factor on the sample (20.7 s), pushed in 80 ms chunks as the page's
+- the detector's real-time factor on the sample (22.3 s), pushed in 80 ms chunks as the page's
   audio capture posts them, with 3 keywords (the demo ones) and 10 (the demo ones and 7 typed
   keywords, each with its 28 Kokoro templates), for 1, 4 and 8 vectors per backbone run:
   wall-clock time in the page (performance.now) and CPU time of the renderer's main thread (the one
