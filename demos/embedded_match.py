@@ -2,7 +2,8 @@
 
 This is what a port to a device needs. For a 16 kHz mono 16-bit WAV it computes what kws does:
 
-  audio -> log-mel (10 ms frames; constants from backbone_mel.npz)
+  audio, after 1.28 s of silence (a stream starts as if the detector had been listening)
+        -> log-mel (10 ms frames; constants from backbone_mel.npz)
         -> backbone.onnx: one raw 96-d vector every 80 ms (vector j hears samples [1280 j, 1280 j + 12512))
         -> head.onnx: context C vectors in, one unit vector out (the first vector repeated C-1 times before)
   keyword utterances (raw vectors) -> head.onnx -> `trim` vectors cut at each end = the templates
@@ -35,6 +36,7 @@ import onnxruntime as ort
 SR, MEL_WIN, MEL_HOP, CONTEXT, STRIDE = 16000, 512, 160, 76, 8   # mel frames; 76 per vector, every 8th
 HOP, SPAN = MEL_HOP * STRIDE, MEL_HOP * (CONTEXT - 1) + MEL_WIN    # a vector: 1280 samples apart, hears 12512
 REFRACTORY = 12      # 1 s in vectors, rounded half to even as kws does: detections are >= 13 vectors apart
+PRIMED = 16 * HOP    # silence heard before the recording, as kws's detector starts a stream (1.28 s)
 
 
 def session(path):
@@ -90,8 +92,8 @@ def word_times(e, length, inset):
     """Where (s) the word heard by a template of ``length`` vectors ending at vector e lies: the
     template's vectors hear it from ``inset`` after the first one's start to as much before the
     last one's end (inset = pad_s - trim * 80 ms)."""
-    start = max(0.0, (e - length + 1) * HOP / SR + inset)
-    return start, max(start, (e * HOP + SPAN) / SR - inset)
+    start = max(0.0, ((e - length + 1) * HOP - PRIMED) / SR + inset)
+    return start, max(start, (e * HOP + SPAN - PRIMED) / SR - inset)
 
 
 def read_json(path):
@@ -109,7 +111,9 @@ def main(model, keywords_json, wav_path):
         x = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float32) / 32768.0
     assert x.size >= SPAN, "the recording is shorter than one vector (0.782 s)"
     hsess, context = session(os.path.join(model, manifest["head"]["file"])), int(manifest["head"]["context"])
-    stream = head(hsess, context, raw_vectors(model, x))
+    # the recording after PRIMED samples of silence; the vectors that silence completes alone are not scored
+    stream = head(hsess, context, raw_vectors(model, np.concatenate([np.zeros(PRIMED, np.float32), x])))
+    n0 = (PRIMED - SPAN) // HOP + 1
     doc = read_json(keywords_json)
     assert doc["model_id"] == manifest["model_id"], "keywords made for another model: export them again"
     results = {}
@@ -121,12 +125,13 @@ def main(model, keywords_json, wav_path):
             tpls.append(t[trim:len(t) - trim] if len(t) > 2 * trim else t)
         per_tpl = np.stack([template_scores(t, stream) for t in tpls], axis=1)   # (n, templates)
         score, best = per_tpl.max(axis=1), per_tpl.argmax(axis=1)
+        score[:n0] = -np.inf                                                    # heard before the recording
         lengths = np.array([len(t) for t in tpls])[best]                        # best template's length
         e = int(score.argmax())
         r = {"threshold": kw["threshold"], "best": float(score[e]),
              "best_at": word_times(e, lengths[e], inset)[0],
              "detections": [(*word_times(p, lengths[p], inset), float(score[p]))
-                            for p in peaks(score, kw["threshold"])]}
+                            for p in n0 + np.array(peaks(score[n0:], kw["threshold"]), int)]}
         results[kw["name"]] = r
         print(f"{kw['name']}: best {r['best']:.4f} at {r['best_at']:.2f} s, threshold {r['threshold']:.4f}")
         for start, end, s in r["detections"]:

@@ -13,7 +13,9 @@ are matched in (kws.head); every new vector is scored against every template of 
 (kws.templates.Matcher); a keyword fires at a local peak of its score at or above its threshold,
 then stays quiet for ``refractory_s``. With ``vad`` on, a vector whose longest template's stretch
 of audio holds too little speech (webrtcvad and a noise-floor check, kws.vad) scores -1. The
-result does not depend on how the audio is chunked.
+result does not depend on how the audio is chunked. A stream begins as if 1.28 s of silence had
+come before it (``PRIMED_VECTORS``), so a keyword said at its very start is heard as it would be
+later on.
 """
 from __future__ import annotations
 
@@ -31,6 +33,10 @@ from kws.templates import Matcher, TemplateBank, keyword_templates
 
 _SLICE = 16000      # samples handled at a time
 _VAD_SLOT = 160     # samples per webrtcvad decision (10 ms)
+# A stream starts as if the detector had been listening to silence for this many vectors (1.28 s):
+# a word said at once is then heard with the context it has later on (the backbone's 0.78 s window,
+# the head's 8 vectors), not with the start of a stream's edge padding. Times stay the stream's own.
+PRIMED_VECTORS = 16
 
 
 @dataclass(frozen=True)
@@ -145,6 +151,14 @@ class Detector:
             self._vad = StreamingVad(cfg.vad_mode, capacity_slots=span // _VAD_SLOT + 8,
                                      noise_margin_db=cfg.vad_noise_margin_db)
         self._tracks = [_Track() for _ in self._names]
+        # the silence heard before the stream: through the front end, head, matcher and VAD, unscored
+        self._offset = PRIMED_VECTORS * fe.hop
+        silence = np.zeros(self._offset, np.float32)
+        if self._vad is not None:
+            self._vad.push(silence)
+        raw = self._stream.push(silence)
+        if raw.shape[0]:
+            self._matcher.push(self._head.push(raw))
 
     # ------------------------------------------------------------------ streaming
     def process(self, chunk: np.ndarray) -> List[Detection]:
@@ -235,7 +249,7 @@ class Detector:
     def _event(self, k: int, score: float, span: Tuple[int, int]) -> Detection:
         """Where the word lies: the template's vectors heard it from ``pad_s - trim * 80 ms`` after
         the first one's start to as much before the last one's end (kws.templates.cut)."""
-        a, b = self.frontend.samples(*span)
+        a, b = (v - self._offset for v in self.frontend.samples(*span))
         inset = self.model.pad_s - self.model.trim * self.frontend.hop / SAMPLE_RATE
         start = max(0.0, a / SAMPLE_RATE + inset)
         end = max(start, b / SAMPLE_RATE - inset)

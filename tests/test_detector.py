@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from kws import Detector, DetectorConfig
+from kws.detector import PRIMED_VECTORS
 from kws.audio import load_audio
 from kws.demo import DEMO_KEYWORDS, sample_recording
 from kws.keywords import KeywordSet, OtherModelError
@@ -53,12 +54,15 @@ def test_streaming_equals_offline(model, sample, vad):
         pos += n
     events += det.flush()
     assert _key(events) == offline and offline
-    assert det.vectors - counted == counted == model.vectors(sample).shape[0]     # one each 80 ms
+    # one each 80 ms, after the silence a stream starts with (PRIMED_VECTORS of it, unscored)
+    silence = np.zeros(PRIMED_VECTORS * det.frontend.hop, np.float32)
+    heard = model.vectors(np.concatenate([silence, sample])).shape[0] - model.vectors(silence).shape[0]
+    assert det.vectors - counted == counted == heard
 
 
 def test_streamed_scores_are_the_templates_scores_of_the_whole_recording(model, sample):
     """Every vector's score while streaming (any chunking, VAD off) is what the templates give on
-    the whole recording's vectors, and best_scores is the best of them on the padded clip."""
+    the whole recording's vectors (after the silence a stream starts with), and best_scores is the best of them on the padded clip."""
     det = Detector(demo_set(), model, DetectorConfig(vad=False))
     x = sample[: 16000 * 8]
     seen = []
@@ -67,10 +71,11 @@ def test_streamed_scores_are_the_templates_scores_of_the_whole_recording(model, 
     det.reset()
     for s in range(0, x.size, 1234):
         det.process(x[s:s + 1234])
-    v = model.vectors(x)
-    assert len(seen) == v.shape[0] > 50
-    np.testing.assert_allclose(np.stack(seen), Matcher(det.bank).scores(v), atol=1e-5)
-    np.testing.assert_allclose(np.stack(seen), det.bank.keyword_max(template_scores(det.bank, v)), atol=1e-4)
+    silence = np.zeros(PRIMED_VECTORS * det.frontend.hop, np.float32)     # what a stream starts after
+    v, n0 = model.vectors(np.concatenate([silence, x])), model.vectors(silence).shape[0]
+    assert len(seen) == v.shape[0] - n0 > 50
+    np.testing.assert_allclose(np.stack(seen), Matcher(det.bank).scores(v)[n0:], atol=1e-5)
+    np.testing.assert_allclose(np.stack(seen), det.bank.keyword_max(template_scores(det.bank, v))[n0:], atol=1e-4)
     assert det.bank.keywords == 3 and det.bank.length.size == sum(len(k.segments) for k in det.keywords)
 
 
@@ -160,3 +165,16 @@ def test_demo_keywords_ship_for_the_shipped_model(model, monkeypatch, tmp_path, 
     made = demo_keywords(Model.load(other))
     assert made.model_id == "tpl-other-model" and made.names == list(DEMO_KEYWORDS)
     assert made["jarvis"].origins == [f"kokoro:{v}" for v in few_voices]
+
+
+def test_a_keyword_said_at_the_start_of_a_stream_is_heard_as_later_on(model, sample):
+    """jarvis cut out of the sample with 0.1 s before it, as a file that starts with the word: the
+    detector fires on it with the score it has when 5 s of the sample come before it, since a
+    stream starts as if silence had been heard before it (PRIMED_VECTORS)."""
+    det = Detector(demo_set(), model, DetectorConfig(vad=False))
+    at = int((SPOKEN["jarvis"] - 0.1) * 16000)
+    clip = sample[at:at + 2 * 16000]
+    alone = [e for e in det.detect(clip) if e.keyword == "jarvis"]
+    later = [e for e in det.detect(sample[at - 5 * 16000:at + 2 * 16000]) if e.keyword == "jarvis"]
+    assert len(alone) == len(later) == 1
+    assert alone[0].start < 0.5 and abs(alone[0].score - later[0].score) < 0.05, (alone, later)

@@ -37,6 +37,10 @@ export const CONTEXT = 76;
 export const STRIDE = 8;
 export const VEC_HOP = MEL_HOP * STRIDE;                        // 1280 samples, 80 ms
 export const VEC_SPAN = MEL_HOP * (CONTEXT - 1) + MEL_WIN;      // 12512 samples
+// A stream starts as if this many vectors of silence had been heard (kws.detector.PRIMED_VECTORS):
+// a word said at once gets the context it has later on. Times stay the stream's own.
+export const PRIMED_VECTORS = 16;
+const PRIMED_SAMPLES = PRIMED_VECTORS * VEC_HOP;
 const PCM_SCALE = 32768;
 const LOG_FLOOR = 1e-10;
 const N_BINS = MEL_WIN / 2 + 1;
@@ -502,6 +506,8 @@ export class KeywordSpotter {
     this.scores = new Float64Array(this.names.length);
     this.best = new Int32Array(this.names.length);
     this.lastScores = new Float64Array(this.names.length).fill(-1);
+    this.primed = false;                                    // the silence before the stream: not yet heard
+    this.silentVectors = numVectors(PRIMED_SAMPLES);        // vectors it completes on its own: unscored
   }
 
   /** Feed 16 kHz mono samples (Float32Array); resolves to the detections this chunk completed. */
@@ -544,7 +550,11 @@ export class KeywordSpotter {
     }
     this.stats.samples += chunk.length;
     let buf = chunk;
-    if (this.pending.length) {
+    if (!this.primed) {                                     // the stream begins after PRIMED_SAMPLES of silence
+      buf = new Float32Array(PRIMED_SAMPLES + chunk.length);
+      buf.set(chunk, PRIMED_SAMPLES);
+      this.primed = true;
+    } else if (this.pending.length) {
       buf = new Float32Array(this.pending.length + chunk.length);
       buf.set(this.pending); buf.set(chunk, this.pending.length);
     }
@@ -586,6 +596,7 @@ export class KeywordSpotter {
   _vector(v) {
     const e = this.matcher.count;
     this.matcher.push(v, this.scores, this.best);
+    if (e < this.silentVectors) return [];                  // heard before the stream began
     this.stats.vectors++;
     const events = [];
     for (let k = 0; k < this.tracks.length; k++) {
@@ -602,13 +613,15 @@ export class KeywordSpotter {
       tr.prevSpan = span;
     }
     this.lastScores.set(this.scores);
-    if (this.onScores) this.onScores(e, (e * VEC_HOP + VEC_SPAN) / SAMPLE_RATE, this.lastScores);
+    if (this.onScores) {
+      this.onScores(e - this.silentVectors, (e * VEC_HOP + VEC_SPAN - PRIMED_SAMPLES) / SAMPLE_RATE, this.lastScores);
+    }
     return events;
   }
 
   /** Where the word lies (kws.detector.Detector._event). */
   _event(k, score, span) {
-    const a = span[0] * VEC_HOP, b = (span[1] - 1) * VEC_HOP + VEC_SPAN;
+    const a = span[0] * VEC_HOP - PRIMED_SAMPLES, b = (span[1] - 1) * VEC_HOP + VEC_SPAN - PRIMED_SAMPLES;
     const inset = this.model.padS - this.model.trim * VEC_HOP / SAMPLE_RATE;
     const start = Math.max(0, a / SAMPLE_RATE + inset);
     const end = Math.max(start, b / SAMPLE_RATE - inset);
