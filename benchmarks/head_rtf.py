@@ -12,7 +12,6 @@ fp32 and int8. The front end itself (kws.backbone) is not included.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import numpy as np
 
 from kws.head import Head, Identity
 from kws.templates import Matcher, TemplateBank
+from kws.train.head_eval import head_graphs
 
 
 def rtf(head, dim: int, keywords: int, seconds: float, seed: int = 0, feed_dim: int = 96) -> float:
@@ -47,24 +47,14 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args(argv)
-    if (args.head / "manifest.json").exists():
-        meta = json.loads((args.head / "manifest.json").read_text()).get("head")
-        if not meta:
-            raise SystemExit(f"{args.head}: this model has no head")
-        graphs = {meta.get("precision", "fp32"): meta["file"]}
-    else:
-        meta = json.loads((args.head / "head.json").read_text())
-        graphs = {"fp32": meta.get("fp32", meta)["file"]}
-        if "int8" in meta:
-            graphs["int8"] = meta["int8"]["file"]
-    ctx, dim = meta["context"], meta["dim"]
+    ctx, dim, graphs = head_graphs(args.head)
     out = {}
     for rep in range(args.repeats):                  # the best of the repeats: least disturbed
         res = {"raw matcher (96-d)": rtf(Identity(), 96, args.keywords, args.seconds),
                f"matcher alone ({dim}-d)": rtf(Identity(), dim, args.keywords, args.seconds, feed_dim=dim)}
         for name, f in graphs.items():
-            if (args.head / f).exists():
-                res[f"head {name} + matcher"] = rtf(Head(args.head / f, ctx, threads=1), dim, args.keywords, args.seconds)
+            if f.exists():
+                res[f"head {name} + matcher"] = rtf(Head(f, ctx, threads=1), dim, args.keywords, args.seconds)
         for k, v in res.items():
             out[k] = min(out.get(k, v), v)
     for k, v in out.items():

@@ -226,24 +226,35 @@ def identity(v: np.ndarray) -> np.ndarray:
     return unit(v)
 
 
-def onnx_head(folder_or_file: Path, int8: bool = False):
-    """A kws.head.Head from an exported head folder (head.json) or a model folder whose manifest has a head."""
-    from kws.head import Head
-
-    p = Path(folder_or_file)
+def head_graphs(folder: Path):
+    """(context, dim, {precision: ONNX file}) of the head in a model folder (its manifest's head)
+    or in a head export folder (head.json: its fp32 graph and, when exported, its int8 one)."""
+    p = Path(folder)
     if p.is_dir() and (p / "manifest.json").exists():
         meta = json.loads((p / "manifest.json").read_text()).get("head")
         if not meta:
             raise SystemExit(f"{p}: this model has no head")
-        if int8 and meta.get("precision") != "int8":
-            raise SystemExit(f"{p}: this model's head is {meta.get('precision', 'fp32')}; for its int8 graph "
-                             "give the head's export folder (head.json)")
-        return Head(p / meta["file"], meta["context"], threads=1)
-    if p.is_dir():
+        graphs = {meta.get("precision", "fp32"): p / meta["file"]}
+    elif p.is_dir() and (p / "head.json").exists():
         meta = json.loads((p / "head.json").read_text())
-        f = p / (meta["int8"]["file"] if int8 else meta.get("fp32", meta)["file"])
-        return Head(f, meta["context"], threads=1)
-    raise SystemExit(f"{p}: expected a folder with head.json or a model folder (manifest.json)")
+        graphs = {"fp32": p / meta.get("fp32", meta)["file"]}
+        if "int8" in meta:
+            graphs["int8"] = p / meta["int8"]["file"]
+    else:
+        raise SystemExit(f"{p}: expected a folder with head.json or a model folder (manifest.json)")
+    return int(meta["context"]), int(meta["dim"]), graphs
+
+
+def onnx_head(folder: Path, int8: bool = False):
+    """A kws.head.Head from an exported head folder (head.json) or a model folder whose manifest has a head."""
+    from kws.head import Head
+
+    context, _, graphs = head_graphs(folder)
+    precision = "int8" if int8 else ("fp32" if "fp32" in graphs else next(iter(graphs)))
+    if precision not in graphs:
+        raise SystemExit(f"{folder}: no {precision} graph of the head here (a model folder holds the one it "
+                         "ships; the head's export folder holds both)")
+    return Head(graphs[precision], context, threads=1)
 
 
 def main(argv=None) -> int:
