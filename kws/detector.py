@@ -19,8 +19,9 @@ later on.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+import os
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -29,6 +30,7 @@ from kws.errors import UsageError
 from kws.frontend import SAMPLE_RATE
 from kws.keywords import KeywordSet, OtherModelError
 from kws.model import Model
+from kws.room import AdaptConfig, PeakTracker, Room, RoomState
 from kws.templates import Matcher, TemplateBank, keyword_templates
 
 _SLICE = 16000      # samples handled at a time
@@ -49,6 +51,9 @@ class DetectorConfig:
     vad_min_speech: float = 0.1      # fraction of 10 ms slots heard by the longest template that must be speech
     # a speech slot must also stand this far above the noise floor (kws.vad); None: webrtcvad only
     vad_noise_margin_db: Optional[float] = 4.0
+    # thresholds that learn the room (kws.room); AdaptConfig(enabled=False) keeps the bank's
+    adapt: AdaptConfig = field(default_factory=AdaptConfig)
+    room_save_s: float = 300.0       # audio between saves of what was learnt (when a room file is given)
 
     def __post_init__(self):
         if self.refractory_s < 0 or not 0 <= self.vad_min_speech <= 1:
@@ -79,9 +84,16 @@ class _Track:
 
 class Detector:
     def __init__(self, keywords: KeywordSet, model: Optional[Model] = None,
-                 config: DetectorConfig = DetectorConfig()):
+                 config: DetectorConfig = DetectorConfig(),
+                 room: Optional[Union[str, os.PathLike]] = None):
         """A detector for the keywords of ``keywords`` (made for ``model``, default the shipped
-        one; :class:`~kws.keywords.OtherModelError` otherwise)."""
+        one; :class:`~kws.keywords.OtherModelError` otherwise).
+
+        Each keyword's threshold starts at its enrolled one (set on the model's background bank)
+        and, with ``config.adapt`` on (the default), learns the room (kws.room). ``room``: a file,
+        or a keyword store's folder (``room.json`` in it), where what was learnt is read from at
+        the start and saved every ``config.room_save_s`` of audio and by :meth:`save_room`;
+        None keeps it in memory only."""
         if len(keywords) == 0:
             raise UsageError("no keywords to detect: enroll some first (python -m kws.enroll add ...)")
         self.config = config
@@ -94,9 +106,17 @@ class Detector:
         self.frontend = self.model.frontend
         self.templates = [keyword_templates(self.model, k) for k in keywords]
         self.bank = TemplateBank.build(self.templates)
-        self._thr = np.array([k.threshold for k in keywords], np.float32)
         self._names = keywords.names
         self._refractory = int(round(config.refractory_s * SAMPLE_RATE / self.frontend.hop))
+        self.room_path = room
+        self.room: Optional[Room] = None
+        if config.adapt.enabled:
+            saved = RoomState.load(room, self.model.model_id) if room is not None else None
+            self.room = Room.for_keywords(self.model, keywords, config.adapt, saved)
+            self._thr = self.room.current()
+        else:
+            self._thr = np.array([k.threshold for k in keywords], np.float32)
+        self._since_save = 0
         self.reset()
         self.vectors = 0             # statistics for benchmarks
         self.vectors_skipped = 0
@@ -135,7 +155,34 @@ class Detector:
 
     @property
     def thresholds(self) -> Dict[str, float]:
+        """Each keyword's threshold now (learnt from the room when adapting)."""
         return {n: float(t) for n, t in zip(self._names, self._thr)}
+
+    @property
+    def bank_thresholds(self) -> Dict[str, float]:
+        """Each keyword's enrolled threshold (set on the model's background bank)."""
+        return {k.name: float(k.threshold) for k in self.keywords}
+
+    def attach_room(self, path: Optional[Union[str, os.PathLike]]) -> None:
+        """Learn into ``path`` (a file, or a keyword store's folder): what was saved there for
+        these keywords is taken up now, and what is learnt is saved there from now on. None
+        keeps it in memory only. Nothing happens when adaptation is off."""
+        self.room_path = path
+        if self.room is None or path is None:
+            return
+        saved = RoomState.load(path, self.model.model_id)
+        self.room = Room.for_keywords(self.model, self.keywords, self.config.adapt, saved)
+        self._thr = self.room.current()
+
+    def save_room(self, path: Optional[Union[str, os.PathLike]] = None) -> Optional[str]:
+        """Save what the thresholds learnt (to ``path``, default the detector's room file);
+        returns the file written, or None when there is nothing to save or nowhere to."""
+        path = path if path is not None else self.room_path
+        if self.room is None or path is None:
+            return None
+        state = RoomState.load(path, self.model.model_id)
+        state.update(self._names, self.room)
+        return str(state.save(path))
 
     def reset(self) -> None:
         """Forget the stream: the next chunk starts at time 0."""
@@ -151,6 +198,7 @@ class Detector:
             self._vad = StreamingVad(cfg.vad_mode, capacity_slots=span // _VAD_SLOT + 8,
                                      noise_margin_db=cfg.vad_noise_margin_db)
         self._tracks = [_Track() for _ in self._names]
+        self._peaks = PeakTracker(len(self._names), self._refractory) if self.room is not None else None
         # the silence heard before the stream: through the front end, head, matcher and VAD, unscored
         self._offset = PRIMED_VECTORS * fe.hop
         silence = np.zeros(self._offset, np.float32)
@@ -189,7 +237,29 @@ class Detector:
                 s = np.full_like(s, -1.0)
             spans = [(e - int(self.bank.length[t]) + 1, e + 1) for t in best[i]]
             events += self._update(s, spans)
+            if self.room is not None:
+                self._learn(s)
         return events
+
+    def _learn(self, s: np.ndarray) -> None:
+        """The room's part of one vector: peaks below threshold kept, time counted, thresholds
+        moved at each update, saved now and then."""
+        found = self._peaks.push(s)
+        if found is not None:
+            for k, p in zip(*found[:2]):
+                if p < self._thr[k]:
+                    self.room.observe(int(k), float(p))
+        # time counts where there is sound to score: a quiet room must not lower its thresholds
+        if s[0] > -1.0 and self.room.listened(1):
+            self._thr = self.room.current()
+        if self.room_path is not None:
+            self._since_save += 1
+            if self._since_save * self.frontend.hop >= self.config.room_save_s * SAMPLE_RATE:
+                self._since_save = 0
+                try:
+                    self.save_room()
+                except OSError:
+                    pass                     # a full or read-only disk must not stop detection
 
     def flush(self) -> List[Detection]:
         """End of stream: report a keyword whose score was still rising at the last vector."""

@@ -368,6 +368,7 @@ class _Connection:
         finally:
             if self.streaming:
                 why += " (mid-stream, no audio-stop)"
+            self._save_room()
             self.det = self.conv = None
             self.writer.close()
             log.info("%s: closed: %s; %.1f s of audio, %d detection(s)", self.name, why,
@@ -416,8 +417,16 @@ class _Connection:
         return KeywordSet(ks.model_id, [replace(ks[n]) for n in have])
 
     def _new_detector(self) -> None:
-        version, ks = self.server.source.current()
-        self.det = Detector(self._selected(ks), self.server.model, self.cfg.detector)
+        from kws.room import AdaptConfig, room_file
+
+        src = self.server.source
+        version, ks = src.current()
+        cfg, room = self.cfg.detector, None
+        if self.cfg.threshold is not None:          # thresholds given: they stay
+            cfg = replace(cfg, adapt=AdaptConfig(enabled=False))
+        elif not self.cfg.texts:                     # what the store's keywords learnt persists
+            room = room_file(src.store, src.demo)
+        self.det = Detector(self._selected(ks), self.server.model, cfg, room=room)
         self.version = version
         self.fed = 0
 
@@ -494,7 +503,17 @@ class _Connection:
             await self.send(wake.NotDetected().event())
         self.streaming = False
         self.found = 0
+        self._save_room()
         self.det = self.conv = None
+
+    def _save_room(self) -> None:
+        """Keep what this stream's thresholds learnt (kws.room), for the next stream and restarts."""
+        if self.det is None:
+            return
+        try:
+            self.det.save_room()
+        except OSError as exc:
+            log.warning("%s: learnt thresholds not saved: %s", self.name, exc)
 
 
 def _bound_uri(scheme: str, sock) -> str:

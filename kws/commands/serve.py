@@ -20,11 +20,14 @@ def add_parser(sub) -> None:
     p.add_argument("--idle-timeout", type=float, help="drop a client silent this many seconds (default 60)")
     p.add_argument("--workers", type=int, help="detector threads (default: one per CPU core)")
     p.add_argument("--debug", action="store_true", help="log every connection's events")
+    p.add_argument("--no-adapt", action="store_true",
+                   help="keep the enrolled thresholds (default: they learn the room, kws.room; kept in the store)")
     p.set_defaults(run=run, interrupted="stopped")
 
 
 def run(args) -> int:
     from kws.detector import DetectorConfig
+    from kws.room import AdaptConfig
     from kws.serve import ServeConfig, require_wyoming, serve
 
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
@@ -35,7 +38,7 @@ def run(args) -> int:
         uri=args.uri, store=Path(args.store) if args.store else None, texts=tuple(args.keyword or ()),
         threshold=args.threshold, fa_per_hour=args.false_alarms_per_hour,
         model=Path(args.model) if args.model else None,
-        detector=DetectorConfig(vad=not args.no_vad),
+        detector=DetectorConfig(vad=not args.no_vad, adapt=AdaptConfig(enabled=not args.no_adapt)),
         max_clients=args.max_clients or defaults.max_clients,
         idle_timeout_s=args.idle_timeout or defaults.idle_timeout_s,
         workers=args.workers or defaults.workers)
