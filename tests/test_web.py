@@ -2,7 +2,8 @@
 Chromium driven by Playwright for Python) with its microphone replaced by the sample recording.
 
 The page's detector (kws/web/kws.js) must give what ``python -m kws detect`` gives on the sample,
-its mel frames and vectors must equal Python's, and the page must edit the store. The browser tests
+its mel frames and vectors must equal Python's, its thresholds must learn the room as kws.room's
+do (and what they learn must reach the store's room.json), and the page must edit the store. The browser tests
 skip, saying why, where Chromium or Playwright is missing (.ci/run installs both).
 
 KWS_WEB_SCREENSHOT=docs/web.png saves the page's screenshot there (docs/web.md shows it).
@@ -499,7 +500,10 @@ def test_model_with_a_head(browser, head_model, demo, tmp_path):
     from kws.templates import Matcher
 
     sample = load_audio(SAMPLE)
-    ks = KeywordSet(head_model.model_id, [k for k in demo])       # raw utterance vectors: any head
+    import copy
+
+    # raw utterance vectors: any head (copies: their thresholds are set for this head below)
+    ks = KeywordSet(head_model.model_id, [copy.deepcopy(k) for k in demo])
     det = Detector(ks, head_model, DetectorConfig(vad=False))
     scores = Matcher(det.bank).scores(head_model.vectors(sample))
     for k, kw in enumerate(ks):        # thresholds where this head fires, in a wide gap between scores
@@ -568,3 +572,330 @@ def test_keyword_file_with_low_thresholds_fires_as_python(browser, demo_server, 
     assert [(e["keyword"], e["start"]) for e in got] == [(e["keyword"], round(e["start"], 3)) for e in want]
     assert max(abs(g["score"] - w["score"]) for g, w in zip(got, want)) < 1e-3
     p.close()
+
+
+# ------------------------------------------------------------------ thresholds that learn the room
+
+FAST = {"update_s": 10.0, "min_minutes": 0.2, "max_step": 0.02}      # learns within 90 s of audio
+FAST_JS = {"updateS": 10.0, "minMinutes": 0.2, "maxStep": 0.02}
+
+
+def _fast_config(**kw):
+    from kws.detector import DetectorConfig
+    from kws.room import AdaptConfig
+
+    return DetectorConfig(vad=False, adapt=AdaptConfig(**dict(FAST, **kw)))
+
+
+@pytest.fixture
+def room_server(tmp_path, model):
+    """A server whose store holds the demo keywords and nothing learnt yet."""
+    srv = _server(tmp_path / "store", model)
+    srv.app.add_demo()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def _room_json(store):
+    p = Path(store) / "room.json"
+    return json.loads(p.read_text()) if p.exists() else None
+
+
+def _f32(x):
+    return np.asarray(x, np.float64).astype(np.float32)
+
+
+def _bank(keywords):
+    return [float(k.threshold) for k in keywords]
+
+
+def _thr_equal(got, want):
+    """Thresholds equal as the float32 the detectors keep them in (1 float32 step apart at most:
+    exp and log of the browser and of C may differ in the last bit of a double)."""
+    g, w = (_f32(x).view(np.int32).astype(np.int64) for x in (got, want))
+    assert g.shape == w.shape and np.all(np.abs(g - w) <= 1), (got, want)
+
+
+def _python_learning(model, demo, audio, **kw):
+    """Python's detector with fast learning over ``audio``: its events (Detection), its thresholds
+    after each update, and the detector."""
+    from kws.detector import Detector
+
+    det = Detector(demo, model, _fast_config(**kw))
+    traj = []
+    listened = det.room.listened
+
+    def spy(n):
+        updated = listened(n)
+        if updated:
+            traj.append(det.room.current().tolist())
+        return updated
+
+    det.room.listened = spy
+    return det.detect(audio), traj, det
+
+
+def test_room_in_keywords_and_the_endpoint_round_trip_and_refusals(room_server, model):
+    """/api/keywords gives each keyword's room entry; POST /api/room merges what was learnt into
+    the store's room.json (what the page sent, checked), and refuses what is wrong."""
+    from kws.room import AdaptConfig, RoomState
+
+    url, store = room_server.url, room_server.app.store
+    doc = json.loads(_get(url + "api/keywords")[1])
+    rooms = {k["name"]: k["room"] for k in doc["keywords"]}
+    assert list(rooms) == ["computer", "jarvis", "alexa"]
+    cfg = AdaptConfig()
+    n = round((2 * cfg.bound + cfg.window + 0.05) / cfg.bin_width) + 1     # bins from lo to bank + bound
+    for k in doc["keywords"]:
+        r = k["room"]
+        assert r["bank"] == k["threshold"] and r["threshold"] is None and r["hours"] == 0 and r["lowest"] == r["bank"]
+        assert set(r["tail"]) == {"u", "beta", "m", "hours"} and r["target"] == 1.0
+        assert len(r["counts"]) in (n - 1, n, n + 1)
+    assert "vectors" not in doc["keywords"][0] and "room" not in json.loads(_get(url + "api/export")[1])["keywords"][0]
+    # the fresh entries are kept at once: their bank tails are not fitted again
+    assert {n: e.to_json() for n, e in RoomState.load(store, model.model_id).entries.items()} == rooms
+
+    r = rooms["computer"]
+    learnt = dict(r, counts=[0.0] * (len(r["counts"]) - 1) + [2.5], hours=0.05, listened_h=0.06,
+                  threshold=r["bank"] - 0.012, lowest=r["bank"] - 0.012)
+    status, body = _post(url + "api/room", {"keywords": {"computer": learnt}})
+    assert status == 200 and body["saved"] == ["computer"], body
+    saved = RoomState.load(store, model.model_id).entries
+    assert saved["computer"].to_json() == learnt and saved["jarvis"].to_json() == rooms["jarvis"]
+    again = {k["name"]: k["room"] for k in json.loads(_get(url + "api/keywords")[1])["keywords"]}
+    assert again["computer"] == learnt and again["jarvis"] == rooms["jarvis"]     # a reload takes it up
+
+    before = (store / "room.json").read_bytes()
+    bad = [
+        ({"keywords": {"nothing": learnt}}, 400, "no keyword named 'nothing'"),
+        ({"keywords": []}, 400, "'keywords' must be an object"),
+        ({}, 400, "'keywords' must be an object"),
+        ({"keywords": {"computer": "x"}}, 400, "must be an object"),
+        ({"keywords": {"computer": dict(learnt, key=None)}}, 400, "no 'key'"),
+        ({"keywords": {"computer": dict(learnt, key="0123456789abcdef")}}, 409, "changed since the page loaded it"),
+        ({"keywords": {"computer": dict(learnt, bank=0.3)}}, 409, "changed since the page loaded it"),
+        ({"keywords": {"computer": dict(learnt, lo=0.0)}}, 400, "histogram starts at"),
+        ({"keywords": {"computer": dict(learnt, counts=[1.0] * 3)}}, 400, "'counts' must be a list of"),
+        ({"keywords": {"computer": dict(learnt, counts=[-1.0] * len(learnt["counts"]))}}, 400, "'counts'"),
+        ({"keywords": {"computer": dict(learnt, counts=[True] * len(learnt["counts"]))}}, 400, "'counts'"),
+        ({"keywords": {"computer": dict(learnt, hours="1")}}, 400, "'hours'"),
+        ({"keywords": {"computer": dict(learnt, hours=0.5, listened_h=0.1)}}, 400, "hours <= listened_h"),
+        ({"keywords": {"computer": dict(learnt, threshold=r["bank"] + 0.2)}}, 400, "'threshold' must be null or"),
+        ({"keywords": {"computer": dict(learnt, lowest=r["bank"] + 0.2)}}, 400, "'lowest' must be null or"),
+        # a good entry beside a bad one: nothing is saved
+        ({"keywords": {"jarvis": rooms["jarvis"], "computer": dict(learnt, threshold="low")}}, 400, "'threshold'"),
+    ]
+    for body, status, text in bad:
+        got = _post(url + "api/room", body)
+        assert got[0] == status and text in got[1]["error"], (body if len(str(body)) < 300 else text, got)
+    nan = json.dumps({"keywords": {"computer": dict(learnt, hours=0.0)}}).replace('"hours": 0.0', '"hours": NaN')
+    got = _post(url + "api/room", nan.encode())
+    assert got[0] == 400 and "'hours'" in got[1]["error"], got
+    assert _post(url + "api/room", b"keywords=1", ctype="application/x-www-form-urlencoded")[0] == 415
+    # a body over the limit is refused on its Content-Length, unread
+    import http.client
+    from urllib.parse import urlsplit
+
+    c = http.client.HTTPConnection(urlsplit(url).hostname, urlsplit(url).port, timeout=30)
+    c.putrequest("POST", "/api/room")
+    c.putheader("Content-Type", "application/json")
+    c.putheader("Content-Length", str(5 << 20))
+    c.endheaders()
+    resp = c.getresponse()
+    assert resp.status == 413 and "at most" in json.loads(resp.read())["error"]
+    c.close()
+    assert (store / "room.json").read_bytes() == before                  # the refusals changed nothing
+
+
+@requires_browser
+def test_js_room_and_peaks_equal_python(browser, demo_server):
+    """kws.js's PeakTracker and Room against kws.room's on the same inputs: random score series
+    (plateaus, -1 stretches); and 16 minutes of random peaks for three keywords learning fast: one
+    with many peaks just below its bank threshold (it rises to the bound), one with a few below its
+    threshold, one with a confusion floor and almost none (it falls to the floor)."""
+    from kws.room import AdaptConfig, KeywordRoom, PeakTracker, Room
+
+    rng = np.random.default_rng(3)
+    s = (rng.normal(size=(2000, 3)).cumsum(0) * 0.05 + rng.normal(size=(2000, 3)) * 0.1).astype(np.float32)
+    s = np.clip(s, -0.95, None)
+    s[100:110] = 0.3
+    s[200:230, 1] = -1.0
+    tr, peaks_py = PeakTracker(3, 12), []
+    for x in s:
+        f = tr.push(x)
+        if f is not None:
+            peaks_py += [[int(k), float(p), int(f[2])] for k, p in zip(f[0], f[1])]
+
+    cfg = AdaptConfig(update_s=10.0, min_minutes=0.2, max_step=0.02, bound=0.06)
+    entries = []
+    for k in range(3):
+        bank, beta = float(rng.uniform(0.45, 0.7)), float(rng.uniform(0.015, 0.04))
+        entries.append(KeywordRoom(key=f"k{k}", bank=bank, target=1.0, lo=bank - 0.25, lowest=bank,
+                                   tail={"u": bank - 0.05, "beta": beta, "m": 40.0, "hours": 3.4},
+                                   floor=bank - 0.03 if k == 2 else None))
+    start = [e.to_json() for e in entries]
+    room, ops, traj = Room(entries, cfg), [], []
+    for _ in range(12000):
+        for k, rate in enumerate((0.3, 0.004, 0.0005)):
+            if rng.uniform() < rate:
+                top = room.entries[k].bank if k == 0 else float(room.current()[k])
+                p = float(np.float32(top - rng.uniform(0, 0.12)))
+                ops.append([k, p])
+                room.observe(k, p)
+        ops.append(None)
+        if room.listened(1):
+            traj.append(room.current().tolist())
+    end = [e.to_json() for e in room.entries]
+    assert end[0]["threshold"] == pytest.approx(end[0]["bank"] + 0.06)      # the bound was met
+    assert 0.01 < end[1]["threshold"] - end[1]["bank"] < 0.05
+    assert end[2]["threshold"] == pytest.approx(end[2]["floor"])            # the floor was met
+
+    p = Page(browser, demo_server.url)
+    r = p.page.evaluate("""async ([series, start, ops, cfg]) => {
+        const { PeakTracker, Room, adaptConfig, roomEntryFromJSON, roomEntryToJSON } = await import('./kws.js');
+        const t = new PeakTracker(3, 12), peaks = [];
+        series.forEach((x, i) => {
+            const f = t.push(Float64Array.from(x));
+            if (f) for (const [k, v] of f) peaks.push([k, v, i - 12]);
+        });
+        const room = new Room(start.map(e => roomEntryFromJSON(e)), adaptConfig(cfg)), traj = [];
+        for (const o of ops) {
+            if (o) room.observe(o[0], o[1]);
+            else if (room.listened(1)) traj.push(Array.from(room.current([0, 0, 0])));
+        }
+        return { peaks, traj, end: room.entries.map(roomEntryToJSON) };
+    }""", [s.astype(float).tolist(), start, ops, dict(FAST_JS, bound=0.06)])
+    p.close()
+    assert r["peaks"] == peaks_py and len(peaks_py) > 150
+    assert len(r["traj"]) == len(traj) == 96
+    _thr_equal(r["traj"], traj)
+    for g, w in zip(r["end"], end):
+        assert g["counts"] == w["counts"] and g["hours"] == w["hours"] and g["listened_h"] == w["listened_h"]
+        assert g["threshold"] == pytest.approx(w["threshold"], abs=1e-12)
+        assert g["lowest"] == pytest.approx(w["lowest"], abs=1e-12)
+
+
+@requires_browser
+def test_page_learns_the_room_as_python_does(browser, room_server, model, demo):
+    """The sample 4 times (89 s) through the page's detector and Python's, both learning fast
+    (AdaptConfig(update_s=10, min_minutes=0.2, max_step=0.02)) from the same fresh entries: the same
+    events (fired against the same moving thresholds), the same thresholds after every update,
+    and the same learnt state."""
+    from kws.audio import load_audio
+
+    want, traj, det = _python_learning(model, demo, np.tile(load_audio(SAMPLE), 4))
+    assert det.thresholds != det.bank_thresholds and len(traj) == 8      # it learnt: 8 updates moved
+
+    p = Page(browser, room_server.url)
+    r = p.page.evaluate("""async (fast) => {
+        const { KeywordSpotter } = await import('./kws.js');
+        const doc = await (await fetch('api/keywords')).json();
+        const a = await kwsApp.decodeFile(await (await fetch('sample.wav')).arrayBuffer());
+        const x = new Float32Array(4 * a.length);
+        for (let i = 0; i < 4; i++) x.set(a, i * a.length);
+        const traj = [];
+        const s = new KeywordSpotter(doc, kwsApp.model, { adapt: fast, onThresholds: (t) => traj.push(Array.from(t)) });
+        const events = await s.detect(x, 1280);
+        return { events, traj, thresholds: Array.from(s.thresholds), bank: Array.from(s.bankThresholds),
+                 room: s.roomState() };
+    }""", FAST_JS)
+    p.close()
+    print(f"\nthresholds after 89 s, page: {np.round(r['thresholds'], 4).tolist()}; Python: "
+          f"{np.round(list(det.thresholds.values()), 4).tolist()}; bank: {np.round(r['bank'], 4).tolist()}")
+    assert [e["keyword"] for e in r["events"]] == [e.keyword for e in want] and len(want) == 12
+    for g, w in zip(r["events"], want):
+        assert abs(g["start"] - w.start) < 1e-3 and abs(g["score"] - w.score) < 1e-3, (g, w)
+    _thr_equal([e["threshold"] for e in r["events"]], [e.threshold for e in want])   # fired against the same
+    _thr_equal(r["traj"], traj)
+    _thr_equal(r["thresholds"], list(det.thresholds.values()))
+    _thr_equal(r["bank"], list(det.bank_thresholds.values()))
+    for name, e in zip(demo.names, det.room.entries):
+        g, w = r["room"][name], e.to_json()
+        assert g["key"] == w["key"] and g["hours"] == w["hours"] and g["listened_h"] == w["listened_h"]
+        assert np.abs(np.array(g["counts"]) - np.array(w["counts"])).max() <= 1e-4, name
+        _thr_equal([g["threshold"], g["lowest"]], [w["threshold"], w["lowest"]])
+
+
+def _wait_for(fn, timeout_s=30.0, what="the condition"):
+    t0 = time.time()
+    while time.time() - t0 < timeout_s:
+        got = fn()
+        if got:
+            return got
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def _learnt(store):
+    doc = _room_json(store)
+    return doc["keywords"] if doc else None
+
+
+@requires_browser
+def test_page_keeps_what_it_learnt_and_the_switch(browser, room_server, model, demo, python_events):
+    """The page listens (the fake microphone plays the sample) with fast learning; Stop sends what
+    it learnt to the server: the store's room.json then holds what Python's detector learns from
+    the same audio, and a reload takes it up. The switch off gives the bank's thresholds (and
+    detect's events), stays off after a reload, and on again gives the learnt ones. Closing the
+    page while it listens sends what it learnt too."""
+    store = room_server.app.store
+    p = Page(browser, room_server.url)
+    assert p.page.get_attribute("#learning", "data-on") == "yes" and p.page.is_checked("#learn")
+    bank_text = [f"{t:.3f}" for t in _bank(demo)]
+    assert p.page.locator("#thresholds td.bank").all_inner_texts() == bank_text
+    assert p.page.locator("#thresholds td.now").all_inner_texts() == bank_text
+    p.page.evaluate("(fast) => { kwsApp.adaptSettings = fast; kwsApp.useKeywords(kwsApp.doc); }", FAST_JS)
+    p.page.click("#listen")
+    p.page.wait_for_function("kwsApp.run && kwsApp.run.kind === 'microphone'", timeout=30_000)
+    t0 = time.time()
+    p.page.wait_for_function("kwsApp.events.length >= 2", timeout=60_000)
+    p.page.wait_for_timeout(int(max(0.0, 23.0 - (time.time() - t0)) * 1000))   # past the sample's end
+    p.page.click("#stop")
+    saved = _wait_for(lambda: (_learnt(store) or {}).get("computer", {}).get("listened_h") and _learnt(store),
+                      what="room.json after Stop")
+    heard = np.array(p.page.evaluate("Array.from(kwsApp.heardAudio())"), np.float32)
+    now = p.page.evaluate("Array.from(kwsApp.spotter.thresholds)")
+    p.close()
+
+    _, traj, det = _python_learning(model, demo, heard)
+    assert len(traj) >= 2 and det.thresholds != det.bank_thresholds, (heard.size, traj)
+    _thr_equal(now, list(det.thresholds.values()))
+    for name, e in zip(demo.names, det.room.entries):
+        g, w = saved[name], e.to_json()
+        assert g["key"] == w["key"] and g["hours"] == w["hours"] and g["listened_h"] == w["listened_h"], name
+        assert np.abs(np.array(g["counts"]) - np.array(w["counts"])).max() <= 1e-4, name
+        _thr_equal([g["threshold"], g["lowest"]], [w["threshold"], w["lowest"]])
+    learnt = list(det.thresholds.values())
+
+    # a new visit takes up what was learnt
+    p = Page(browser, room_server.url)
+    _thr_equal(p.page.evaluate("Array.from(kwsApp.spotter.thresholds)"), learnt)
+    assert p.page.locator("#thresholds td.now").all_inner_texts() == [f"{t:.3f}" for t in _f32(learnt)]
+    assert p.page.locator("#thresholds td.bank").all_inner_texts() == bank_text
+    # the switch: off gives the bank's thresholds and detect's events; it stays off after a reload
+    p.page.click("#learn")
+    p.page.wait_for_selector("#learning[data-on=no]")
+    r = p.page.evaluate("({ learning: kwsApp.spotter.learning, now: Array.from(kwsApp.spotter.thresholds) })")
+    assert r["learning"] is False and r["now"] == _f32(_bank(demo)).tolist()
+    assert p.page.locator("#thresholds td.now").all_inner_texts() == bank_text
+    assert "off" in p.page.inner_text("#learning-state")
+    p.page.click("#analyse")
+    p.page.wait_for_function("kwsApp.events.length >= 2 && !kwsApp.run", timeout=120_000)
+    _check_events(p.detections(), python_events)
+    p.page.reload()
+    p.page.wait_for_selector("body[data-ready]", timeout=120_000)
+    assert not p.page.is_checked("#learn") and p.page.evaluate("kwsApp.spotter.learning") is False
+    assert p.page.evaluate("Array.from(kwsApp.spotter.thresholds)") == _f32(_bank(demo)).tolist()
+    p.page.click("#learn")
+    p.page.wait_for_selector("#learning[data-on=yes]")
+    _thr_equal(p.page.evaluate("Array.from(kwsApp.spotter.thresholds)"), learnt)
+
+    # closing the page while it listens: what it learnt reaches the store all the same
+    before = saved["computer"]["listened_h"]
+    p.page.evaluate("() => { kwsApp.adaptSettings = { updateS: 1 }; kwsApp.useKeywords(kwsApp.doc); }")
+    p.page.click("#listen")
+    p.page.wait_for_function(f"kwsApp.spotter.room.entries[0].listened_h > {before}", timeout=30_000)
+    p.close()
+    _wait_for(lambda: (_learnt(store) or {}).get("computer", {}).get("listened_h", 0) > before,
+              what="room.json after the page was closed")

@@ -21,8 +21,21 @@ const app = {
   heard: new Float32Array(HEARD_S * SAMPLE_RATE),
   heardCount: 0,
   loadMs: null,
+  learn: stored('kws.learn') !== 'off',    // the switch: thresholds learn the room
+  adaptSettings: {},        // kws.js's adapt settings (ADAPT_DEFAULTS where not given)
+  roomDirty: false,         // learnt from the microphone since the last save
+  roomBefore: null,         // what was learnt before a file or an analysis (put back after it)
 };
 window.kwsApp = app;
+
+/** localStorage, where the browser allows it (the page's settings: the switch). */
+function stored(key, value) {
+  try {
+    if (value === undefined) return localStorage.getItem(key);
+    localStorage.setItem(key, value);
+  } catch (e) { /* storage refused: the setting lasts this visit */ }
+  return null;
+}
 
 // ------------------------------------------------------------------ messages
 
@@ -80,6 +93,7 @@ function setStatus(text) { $('status').textContent = text; }
 // ------------------------------------------------------------------ keywords
 
 async function refreshKeywords() {
+  await saveRoom().catch(fail);         // what was learnt so far, so that the new detector takes it up
   const doc = await api('api/keywords');
   renderKeywords(doc);
   if (!app.fromFile) useKeywords(doc);
@@ -167,10 +181,58 @@ function useKeywords(doc) {
   if (app.spotter) app.offset += app.spotter.stats.samples / SAMPLE_RATE;
   app.spotter = null;
   app.history = [];                     // the plot starts again with the new keywords
+  app.roomBefore = null;
   if (!app.model || !doc.keywords.length) { drawLegend(); return; }
-  app.spotter = new KeywordSpotter(doc, app.model, { onScores: onScores });
+  app.spotter = new KeywordSpotter(doc, app.model, {
+    onScores, adapt: { ...app.adaptSettings, enabled: app.learn },
+    onThresholds: () => { drawLegend(); },
+    onRoomSave: () => { saveRoom().catch(fail); },
+  });
+  if (app.run && app.run.kind !== 'microphone') app.roomBefore = app.spotter.snapshotRoom();
   drawLegend();
 }
+app.useKeywords = useKeywords;
+
+// ------------------------------------------------------------------ thresholds that learn the room
+
+/** Send what the thresholds learnt from the microphone to the server (the store's room.json).
+ * `keepalive`: the page is being hidden or closed (the request outlives it). */
+async function saveRoom({ keepalive = false } = {}) {
+  const spotter = app.spotter;
+  if (!spotter || app.fromFile || !app.roomDirty) return null;
+  app.roomDirty = false;
+  if (!keepalive) await spotter.idle();             // the chunks given so far learnt from too
+  const state = spotter.roomState();
+  if (!Object.keys(state).length) return null;
+  const body = { keywords: state };
+  if (keepalive) {
+    const text = JSON.stringify(body);
+    fetch('api/room', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: text,
+                        keepalive: text.length < 60000 }).catch(() => {});
+    return null;
+  }
+  try {
+    return await api('api/room', body);
+  } catch (err) {
+    throw new KwsError(`what the thresholds learnt could not be saved: ${readable(err)}`);
+  }
+}
+app.saveRoom = saveRoom;
+
+document.addEventListener('visibilitychange', () => {
+  if (document.visibilityState === 'hidden') saveRoom({ keepalive: true });
+});
+window.addEventListener('pagehide', () => { saveRoom({ keepalive: true }); });
+
+$('learn').checked = app.learn;
+$('learn').addEventListener('change', async () => {
+  const on = $('learn').checked;
+  app.learn = on;
+  stored('kws.learn', on ? 'on' : 'off');
+  if (!on) await saveRoom().catch(fail);
+  if (app.spotter) app.spotter.learning = on;
+  drawLegend();
+});
 
 // ------------------------------------------------------------------ enrollment
 
@@ -295,6 +357,7 @@ $('keyword-file').addEventListener('change', async (e) => {
       throw new KwsError(`${f.name} is not JSON: ${err.message}`);
     }
     new KeywordSpotter(doc, app.model);          // check it before switching to it
+    await saveRoom().catch(fail);                // what the store's keywords learnt so far
     app.fromFile = f.name;
     useKeywords(doc);
     message(`the detector now runs the ${doc.keywords.length} keyword(s) of ${f.name}`, 'info');
@@ -314,7 +377,11 @@ function requireSpotter() {
   }
 }
 
-function resetRun(kind) {
+/** Start a run labelled `kind`; `room`: it is the room (the microphone), so what the thresholds learn
+ * is kept; otherwise (a file) they learn while it runs and what was learnt before is put back after. */
+function resetRun(kind, room = false) {
+  if (app.roomBefore) app.spotter.restoreRoom(app.roomBefore);
+  app.roomBefore = room ? null : app.spotter.snapshotRoom();
   app.spotter.reset();
   app.offset = 0;
   app.history = [];
@@ -383,9 +450,11 @@ async function startMic(onChunk, kind) {
 }
 
 function feed(chunk) {
+  if (!app.run) return;                 // stopped: a block posted before the stop
   keepHeard(chunk);
   const spotter = app.spotter;
   if (!spotter) return;
+  if (app.run.kind === 'microphone' && spotter.learning) app.roomDirty = true;
   spotter.process(chunk).then((events) => showEvents(events, spotter)).catch(onDetectorError);
 }
 
@@ -404,7 +473,7 @@ $('listen').addEventListener('click', async () => {
   try {
     requireSpotter();
     if (app.run) stop();
-    resetRun('microphone');
+    resetRun('microphone', true);
     await startMic(feed, 'microphone');
   } catch (err) {
     stop();
@@ -540,6 +609,11 @@ $('analyse').addEventListener('click', async () => {
 function stop() {
   const run = app.run;
   app.run = null;
+  if (app.roomBefore && app.spotter) {            // a file taught the thresholds while it ran: forget it
+    app.spotter.restoreRoom(app.roomBefore).then(drawLegend);
+    app.roomBefore = null;
+  }
+  if (run && run.kind === 'microphone') saveRoom().catch(fail);
   if (run) {
     if (run.source && run.source.stop && run.kind === 'file') { try { run.source.stop(); } catch (e) { /* not started */ } }
     if (run.stream) run.stream.getTracks().forEach(t => t.stop());
@@ -625,17 +699,51 @@ function schedulePlot() {
   requestAnimationFrame(() => { plotPending = false; drawPlot(); });
 }
 
+/** The table under the plot: each keyword's threshold now and the bank's; and whether they learn. */
 function drawLegend() {
-  const legend = $('legend');
-  legend.replaceChildren();
-  if (!app.spotter) return;
-  app.spotter.names.forEach((n, i) => {
-    const s = document.createElement('span');
-    const sw = document.createElement('i');
-    sw.style.background = COLORS[i % COLORS.length];
-    s.append(sw, `${n} (threshold ${app.spotter.thresholds[i].toFixed(3)})`);
-    legend.append(s);
-  });
+  const tbody = document.querySelector('#thresholds tbody');
+  tbody.replaceChildren();
+  const spotter = app.spotter;
+  $('thresholds').hidden = !spotter;
+  const state = $('learning-state');
+  const learns = spotter ? spotter.learns.filter(Boolean).length : 0;
+  $('learn').disabled = !learns;
+  if (!spotter) {
+    state.textContent = '';
+  } else if (!learns) {
+    state.textContent = app.doc && app.doc.room_error ? `unavailable: ${app.doc.room_error}`
+      : 'unavailable: these keywords carry no bank tail (tuned_on.tail); their thresholds stay the bank\'s';
+  } else if (!spotter.learning) {
+    state.textContent = 'off: the bank\'s thresholds';
+  } else {
+    const part = learns < spotter.names.length ? ` (${learns} of ${spotter.names.length} keywords)` : '';
+    state.textContent = `on${part}: each threshold moves toward ` +
+      (app.fromFile ? 'its false-alarm target as heard here; not saved (the keywords of a file)'
+                    : 'its false-alarm target as heard by the microphone here, and is kept in the store');
+  }
+  $('learning').dataset.on = spotter && spotter.learning ? 'yes' : 'no';
+  if (spotter) {
+    spotter.names.forEach((n, k) => {
+      const e = spotter.room.entries[k];
+      const tr = document.createElement('tr');
+      tr.dataset.name = n;
+      const cells = [
+        ['name', n], ['num now', spotter.thresholds[k].toFixed(3)], ['num bank', spotter.bankThresholds[k].toFixed(3)],
+        ['num listened', e ? `${(e.listened_h * 60).toFixed(1)} min` : '-'],
+      ];
+      for (const [cls, text] of cells) {
+        const td = document.createElement('td');
+        td.className = cls;
+        td.textContent = text;
+        tr.append(td);
+      }
+      const sw = document.createElement('span');
+      sw.className = 'swatch';
+      sw.style.background = COLORS[k % COLORS.length];
+      tr.firstChild.prepend(sw);
+      tbody.append(tr);
+    });
+  }
   drawPlot();
 }
 

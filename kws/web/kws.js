@@ -9,7 +9,7 @@
 //     console.log(e.keyword, e.score, e.start, e.end);    // seconds from the start of the stream
 //   await spotter.flush();                                // at the end of a file
 //
-// It mirrors the Python detector (kws.backbone, kws.head, kws.templates, kws.detector):
+// It mirrors the Python detector (kws.backbone, kws.head, kws.templates, kws.detector, kws.room):
 // - the backbone's log-mel front end: 512-sample frames every 160 samples, the model's window and
 //   32-band mel matrix (backbone_mel.npz), power spectrum, log10(max(mel power, 1e-10)) + 2, audio
 //   scaled to 16-bit range;
@@ -23,7 +23,10 @@
 //   template's (-1 until one fits);
 // - a keyword fires at a local peak of its score at or above its threshold (when the score falls
 //   after rising); a peak within the refractory time (1 s, 12 vectors) after an event's peak stays
-//   quiet.
+//   quiet;
+// - thresholds that learn the room (kws.room): the peaks that stay below a keyword's threshold and
+//   the time listened move its threshold toward its false-alarm target as heard here (option
+//   `adapt`; `roomState()` is what was learnt, for the server to keep).
 // The Python detector can also gate scores by voice activity (webrtcvad); this one does not (the
 // `--no-vad` detector): see docs/web.md.
 
@@ -401,7 +404,9 @@ export function parseKeywords(doc, model) {
       t.forEach((r, i) => flat.set(r, i * d));
       templates.push({ rows: unitRows(flat, t.length, d), length: t.length });
     }
-    out.push({ name, threshold: k.threshold, templates, expectedPerHour: k.tuned_on ? k.tuned_on.expected_per_hour : undefined });
+    const room = k.room === undefined || k.room === null ? null : roomEntryFromJSON(k.room, `keyword ${JSON.stringify(name)}`);
+    out.push({ name, threshold: k.threshold, templates, tunedOn: k.tuned_on || null, room,
+               expectedPerHour: k.tuned_on ? k.tuned_on.expected_per_hour : undefined });
   }
   return { keywords: out, dim };
 }
@@ -465,6 +470,256 @@ class Matcher {
   }
 }
 
+// ------------------------------------------------------------------ thresholds that learn the room (kws.room)
+//
+// Each keyword's threshold was set on the model's background bank for a false-alarm target (one
+// an hour by default). The detector also listens to the room: it keeps a histogram of the
+// keyword's score peaks that stay below its threshold and the hours listened, and every `updateS`
+// of audio moves the threshold (at most `maxStep`) toward the bank tail's threshold for
+// `target / rho`, `rho` the room's peaks just below the lowest threshold so far over those the
+// bank's tail expects there. The whole design is in kws/room.py; this is the same computation,
+// in the same order, with the same float32 thresholds.
+
+export const HOP_S = VEC_HOP / SAMPLE_RATE;                     // 0.08 s of audio per vector
+
+/** kws.room.AdaptConfig's defaults (the shipped ones), camelCase. */
+export const ADAPT_DEFAULTS = Object.freeze({
+  enabled: true,
+  bound: 0.10,          // the threshold stays within the bank's threshold +- bound
+  window: 0.10,         // peaks counted in [c - window, c), c the lowest threshold so far
+  priorPeaks: 3.0,      // peaks of prior belief in the bank's level
+  maxStep: 0.01,        // most a threshold moves at one update
+  updateS: 60.0,        // audio between updates
+  minMinutes: 5.0,      // no move before this much listening
+  halfLifeH: 4.0,       // evidence older than this counts half
+  binWidth: 0.0025,     // histogram resolution of the kept peaks
+});
+
+/** How thresholds learn: true (the defaults), false (off: the bank's thresholds), or some of
+ * ADAPT_DEFAULTS' settings. KwsError for settings out of range (as kws.room.AdaptConfig). */
+export function adaptConfig(adapt = true) {
+  if (adapt === true || adapt === undefined || adapt === null) return { ...ADAPT_DEFAULTS };
+  if (adapt === false) return { ...ADAPT_DEFAULTS, enabled: false };
+  if (typeof adapt !== 'object') throw new KwsError(`adapt: true, false or an object of settings, not ${JSON.stringify(adapt)}`);
+  const unknown = Object.keys(adapt).filter(k => !(k in ADAPT_DEFAULTS));
+  if (unknown.length) throw new KwsError(`adapt: unknown setting ${unknown.join(', ')} (known: ${Object.keys(ADAPT_DEFAULTS).join(', ')})`);
+  const c = { ...ADAPT_DEFAULTS, ...adapt };
+  for (const k of Object.keys(ADAPT_DEFAULTS)) {
+    if (k === 'enabled' ? typeof c[k] !== 'boolean' : (typeof c[k] !== 'number' || Number.isNaN(c[k]))) {
+      throw new KwsError(`adapt: ${k} is ${JSON.stringify(c[k])}`);
+    }
+  }
+  if (!(c.bound >= 0 && c.window > 0 && c.priorPeaks > 0 && c.maxStep > 0 && c.updateS > 0 &&
+        c.minMinutes >= 0 && c.halfLifeH > 0 && c.binWidth > 0)) {
+    throw new KwsError('AdaptConfig: bound, min_minutes >= 0 and the other settings > 0');
+  }
+  return c;
+}
+
+const isNum = (x) => typeof x === 'number' && Number.isFinite(x);
+
+/** A keyword's fresh room entry (kws.room.new_entry) from its bank threshold and `tuned_on` (its
+ * `tail`, `target_per_hour`, `floor`); null when it holds no bank tail (the keyword cannot learn).
+ * It has no key: it is not the store's, so it is not sent back to one. */
+export function newRoomEntry(threshold, tunedOn, config = ADAPT_DEFAULTS, tail = null) {
+  const tuned = tunedOn && typeof tunedOn === 'object' ? tunedOn : {};
+  tail = tail || tuned.tail;
+  if (!(tail && typeof tail === 'object' && ['u', 'beta', 'm', 'hours'].every(k => isNum(tail[k])))) return null;
+  let target = tuned.target_per_hour;
+  target = isNum(target) && target > 0 ? target : 1.0;
+  const bank = threshold;
+  return {
+    key: null, bank, target, tail: { u: tail.u, beta: tail.beta, m: tail.m, hours: tail.hours },
+    lo: bank - config.bound - config.window - 0.05, counts: new Float64Array(0), hours: 0.0,
+    listened_h: 0.0, lowest: bank, threshold: null, floor: isNum(tuned.floor) ? tuned.floor : null,
+  };
+}
+
+/** A room entry from its JSON (kws.room.KeywordRoom.to_json, the server's `room` of a keyword). */
+export function roomEntryFromJSON(d, label = 'a keyword') {
+  const bad = (what) => new KwsError(`${label}: its room entry (what its threshold learnt) is damaged: ${what}`);
+  if (!d || typeof d !== 'object') throw bad('not an object');
+  for (const k of ['bank', 'target', 'lo', 'hours']) if (!isNum(d[k])) throw bad(`${k} is ${JSON.stringify(d[k])}`);
+  if (!d.tail || !['u', 'beta', 'm', 'hours'].every(k => isNum(d.tail[k]))) throw bad('no bank tail (u, beta, m, hours)');
+  if (!Array.isArray(d.counts) || !d.counts.every(isNum)) throw bad('counts is not a list of numbers');
+  for (const k of ['lowest', 'threshold', 'floor', 'listened_h']) {
+    if (d[k] !== undefined && d[k] !== null && !isNum(d[k])) throw bad(`${k} is ${JSON.stringify(d[k])}`);
+  }
+  return {
+    key: d.key === undefined || d.key === null ? null : String(d.key), bank: d.bank, target: d.target,
+    tail: { u: d.tail.u, beta: d.tail.beta, m: d.tail.m, hours: d.tail.hours }, lo: d.lo,
+    counts: Float64Array.from(d.counts), hours: d.hours,
+    listened_h: isNum(d.listened_h) ? d.listened_h : d.hours,
+    lowest: isNum(d.lowest) ? d.lowest : Infinity,
+    threshold: isNum(d.threshold) ? d.threshold : null, floor: isNum(d.floor) ? d.floor : null,
+  };
+}
+
+// Python's round(x, 4): the nearest multiple of 1e-4 as a decimal, halves to even
+function round4(x) {
+  const exact = x.toFixed(30);                  // the binary value's decimal digits (enough for a tie)
+  if (/^-?\d+\.\d{4}50*$/.test(exact)) {
+    const down = Number(exact.slice(0, exact.indexOf('.') + 5));
+    const last = Number(exact[exact.indexOf('.') + 4]);
+    return last % 2 === 0 ? down : Number((down + Math.sign(x) * 1e-4).toFixed(4));
+  }
+  return Number(x.toFixed(4));
+}
+
+/** A room entry as kws.room.KeywordRoom.to_json writes it (counts to 4 decimals). */
+export function roomEntryToJSON(e) {
+  return {
+    key: e.key, bank: e.bank, target: e.target, tail: { ...e.tail }, lo: e.lo,
+    counts: Array.from(e.counts, round4), hours: e.hours, listened_h: e.listened_h,
+    lowest: Number.isFinite(e.lowest) ? e.lowest : null, threshold: e.threshold, floor: e.floor,
+  };
+}
+
+function bankRate(tail, t) {           // false alarms an hour the bank's tail gives at t (extended below u)
+  return tail.m / tail.hours * Math.exp(-(t - tail.u) / tail.beta);
+}
+
+function bankThreshold(tail, rate) {
+  return tail.u + tail.beta * Math.log(tail.m / (rate * tail.hours));
+}
+
+/** kws.room.Room: the learning state of a detector's keywords (one entry each, or null for a
+ * keyword that does not learn). */
+export class Room {
+  constructor(entries, config = ADAPT_DEFAULTS) {
+    this.config = config;
+    this.entries = entries.map(e => (e ? { ...e, tail: { ...e.tail }, counts: Float64Array.from(e.counts) } : null));
+    for (const e of this.entries) if (e) this._fitHist(e);
+    this.sinceUpdate = 0.0;
+  }
+
+  _fitHist(e) {
+    const top = e.bank + this.config.bound;
+    const n = Math.ceil((top - e.lo) / this.config.binWidth) + 1;
+    if (e.counts.length !== n) {
+      const c = new Float64Array(n);
+      c.set(e.counts.subarray(0, n));
+      e.counts = c;
+    }
+  }
+
+  /** Each keyword's threshold now: Float32Array (the bank's where it does not learn or has not moved). */
+  current(bank) {
+    return Float32Array.from(this.entries, (e, k) => (e ? (e.threshold === null ? e.bank : e.threshold) : bank[k]));
+  }
+
+  /** A peak of keyword `k`'s score that stayed below its threshold. */
+  observe(k, peak) {
+    const e = this.entries[k];
+    if (!e || peak < e.lo) return;
+    const i = Math.trunc((peak - e.lo) / this.config.binWidth);
+    if (i < e.counts.length) e.counts[i] += 1.0;
+  }
+
+  /** `vectors` more vectors heard; true when the thresholds were updated (every updateS of audio). */
+  listened(vectors) {
+    this.sinceUpdate += vectors * HOP_S;
+    if (this.sinceUpdate < this.config.updateS) return false;
+    const h = this.sinceUpdate / 3600.0;
+    this.sinceUpdate = 0.0;
+    const fade = 0.5 ** (h / this.config.halfLifeH);
+    for (const e of this.entries) {
+      if (!e) continue;
+      e.hours = e.hours * fade + h;
+      e.listened_h += h;
+      for (let i = 0; i < e.counts.length; i++) e.counts[i] = e.counts[i] * fade;
+      this._update(e);
+    }
+    return true;
+  }
+
+  _bounds(e) {
+    let lo = e.bank - this.config.bound;
+    if (e.floor !== null) lo = Math.max(lo, e.floor);
+    return [lo, e.bank + this.config.bound];
+  }
+
+  /** The threshold the room's peaks call for (bounded), or null before enough listening. */
+  estimate(e) {
+    const cfg = this.config;
+    if (e.listened_h * 60.0 < cfg.minMinutes) return null;
+    const tNow = e.threshold === null ? e.bank : e.threshold;
+    const c = Math.min(e.lowest, tNow);
+    const a = c - cfg.window;
+    const i0 = Math.max(0, Math.floor((a - e.lo) / cfg.binWidth));
+    const i1 = Math.max(0, Math.floor((c - e.lo) / cfg.binWidth));          // bins wholly below c
+    let n = 0;
+    for (let i = i0; i < Math.min(i1, e.counts.length); i++) n += e.counts[i];
+    const aEdge = e.lo + i0 * cfg.binWidth, cEdge = e.lo + i1 * cfg.binWidth;
+    const expected = e.hours * (bankRate(e.tail, aEdge) - bankRate(e.tail, cEdge));
+    const rho = (n + cfg.priorPeaks) / (Math.max(expected, 0.0) + cfg.priorPeaks);
+    let want = bankThreshold(e.tail, e.target / rho);
+    want = e.bank + (want - bankThreshold(e.tail, e.target));
+    const [lo, hi] = this._bounds(e);
+    return Math.min(Math.max(want, lo), hi);
+  }
+
+  _update(e) {
+    const want = this.estimate(e);
+    if (want === null) return;
+    const tNow = e.threshold === null ? e.bank : e.threshold;
+    const step = Math.max(-this.config.maxStep, Math.min(this.config.maxStep, want - tNow));
+    e.threshold = tNow + step;
+    e.lowest = Math.min(e.lowest, e.threshold, e.bank);
+  }
+
+  /** A copy of what was learnt, for restore(). */
+  snapshot() {
+    return { sinceUpdate: this.sinceUpdate,
+             entries: this.entries.map(e => (e ? { ...e, tail: { ...e.tail }, counts: e.counts.slice() } : null)) };
+  }
+
+  restore(snap) {
+    this.sinceUpdate = snap.sinceUpdate;
+    this.entries = snap.entries.map(e => (e ? { ...e, tail: { ...e.tail }, counts: e.counts.slice() } : null));
+  }
+}
+
+/** kws.room.PeakTracker: each keyword's peaks as the one event rule counts them (a local maximum
+ * reached by a rise, the highest within `refractory` vectors on either side, ties: the first),
+ * confirmed `refractory` vectors later. Scores are kept as float32, as Python keeps them. */
+export class PeakTracker {
+  constructor(keywords, refractory) {
+    this.K = keywords;
+    this.r = Math.trunc(refractory);
+    this.w = 2 * this.r + 2;   // the window and the value before it
+    this.ring = new Float32Array(this.w * keywords).fill(-Infinity);
+    this.n = 0;
+    this.lastI = new Float64Array(keywords).fill(-(2 ** 40));          // each keyword's last peak
+    this.lastS = new Float32Array(keywords).fill(NaN);
+  }
+
+  /** One vector's scores (K) -> [[keyword, peak score], ...] for the vector `refractory` back, or null. */
+  push(scores) {
+    const { K, r, w, ring } = this;
+    ring.set(scores.length === K ? scores : scores.subarray(0, K), (this.n % w) * K);
+    this.n++;
+    const i = this.n - 1 - r;                         // the candidate
+    if (i < 0) return null;
+    let found = null;
+    const ci = (i % w) * K, bi = (((i - 1) % w) + w) % w * K;
+    for (let k = 0; k < K; k++) {
+      const cand = ring[ci + k];
+      const before = i > 0 ? ring[bi + k] : -Infinity;
+      let left = -Infinity, right = -Infinity;
+      for (let j = Math.max(0, i - r); j < i; j++) left = Math.max(left, ring[(j % w) * K + k]);
+      for (let j = i + 1; j < i + r + 1; j++) right = Math.max(right, ring[(j % w) * K + k]);
+      let ok = cand > before && cand >= left && cand >= right && cand > -1.0;
+      if (ok && this.lastI[k] >= i - r && this.lastS[k] === cand) ok = false;     // equal maxima: the first
+      if (!ok) continue;
+      this.lastI[k] = i;
+      this.lastS[k] = cand;
+      (found || (found = [])).push([k, cand]);
+    }
+    return found;
+  }
+}
+
 // Python's round(): halves to even (the refractory time of 1 s is 12.5 vectors -> 12)
 function roundHalfEven(x) {
   const r = Math.round(x);
@@ -472,10 +727,17 @@ function roundHalfEven(x) {
 }
 
 /**
- * The detector. `keywords`: a keyword document (`python -m kws enroll export FILE`); `model`: from
- * loadModel(). Options: refractoryS (1 s), vectorsPerRun (how many 80 ms vectors the backbone
- * computes per call when streaming: more is cheaper, and later by that much; default 4),
- * onScores(vectorIndex, time, scores) called with every keyword's score at each vector.
+ * The detector. `keywords`: a keyword document (`python -m kws enroll export FILE`, or the page
+ * server's /api/keywords, whose keywords carry their `room` entries); `model`: from loadModel().
+ * Options: refractoryS (1 s), vectorsPerRun (how many 80 ms vectors the backbone computes per call
+ * when streaming: more is cheaper, and later by that much; default 4), onScores(vectorIndex, time,
+ * scores) called with every keyword's score at each vector; and for the thresholds that learn the
+ * room: adapt (true: ADAPT_DEFAULTS; false: the bank's thresholds; or some of ADAPT_DEFAULTS'
+ * settings), onThresholds(thresholds) called after each update of them, roomSaveS (300) and
+ * onRoomSave(state) called every roomSaveS of audio with roomState().
+ *
+ * A keyword learns from its `room` entry (what it learnt so far, from the server), else from the
+ * bank tail in its `tuned_on.tail`; a keyword with neither keeps its threshold.
  */
 export class KeywordSpotter {
   constructor(keywords, model, options = {}) {
@@ -484,15 +746,70 @@ export class KeywordSpotter {
     this.model = model;
     this.keywords = parsed.keywords;
     this.names = this.keywords.map(k => k.name);
-    this.thresholds = Float64Array.from(this.keywords.map(k => k.threshold));
+    // thresholds are float32, as the Python detector keeps them
+    this.bankThresholds = Float32Array.from(this.keywords.map(k => k.threshold));
+    this.adapt = adaptConfig(options.adapt);
+    // kws.room.Room.for_keywords: an entry whose bank threshold is no longer the keyword's starts afresh
+    this.room = new Room(this.keywords.map((k) => {
+      if (k.room && Math.abs(k.room.bank - k.threshold) < 1e-6) return k.room;
+      return newRoomEntry(k.threshold, k.tunedOn, this.adapt, k.room ? k.room.tail : null);
+    }), this.adapt);
+    this.learns = this.room.entries.map(e => e !== null);
+    this._learning = this.adapt.enabled && this.learns.some(Boolean);
+    this.thresholds = this._learning ? this.room.current(this.bankThresholds) : this.bankThresholds.slice();
     this.matcher = new Matcher(this.keywords, parsed.dim);
     this.refractory = roundHalfEven((options.refractoryS ?? 1.0) * SAMPLE_RATE / VEC_HOP);
     this.vectorsPerRun = Math.max(1, options.vectorsPerRun ?? 4);
     this.maxPerRun = 64;
     this.onScores = options.onScores || null;
+    this.onThresholds = options.onThresholds || null;
+    this.onRoomSave = options.onRoomSave || null;
+    this.roomSaveS = options.roomSaveS ?? 300;
+    this._sinceSave = 0;
     this.stats = { vectors: 0, samples: 0, busyMs: 0, melMs: 0, networkMs: 0, matchMs: 0 };
     this._queue = Promise.resolve();
     this.reset();
+  }
+
+  /** Whether the thresholds learn the room now. Set false: the bank's thresholds, nothing learnt
+   * (what was learnt is kept); set true: the learnt thresholds again, learning on. */
+  get learning() { return this._learning; }
+
+  set learning(on) {
+    on = Boolean(on) && this.learns.some(Boolean);
+    if (on === this._learning) return;
+    this._learning = on;
+    this.thresholds.set(on ? this.room.current(this.bankThresholds) : this.bankThresholds);
+    this.peaks = on ? new PeakTracker(this.names.length, this.refractory) : null;
+    if (this.onThresholds) this.onThresholds(this.thresholds);
+  }
+
+  /** What the store's keywords learnt, to send back to the server: {name: entry (the JSON of
+   * kws.room.KeywordRoom)}; keywords not from a store (no key) are left out. */
+  roomState() {
+    const out = {};
+    this.room.entries.forEach((e, k) => { if (e && e.key !== null) out[this.names[k]] = roomEntryToJSON(e); });
+    return out;
+  }
+
+  /** A promise of what was learnt after the chunks given so far (for restoreRoom). */
+  snapshotRoom() {
+    const run = this._queue.then(() => this.room.snapshot());
+    this._queue = run.catch(() => {});
+    return run;
+  }
+
+  /** Put back what was learnt at snapshotRoom() (a snapshot or its promise), after the chunks given so far. */
+  restoreRoom(snapshot) {
+    const run = this._queue.then(async () => {
+      this.room.restore(await snapshot);
+      if (this._learning) {
+        this.thresholds.set(this.room.current(this.bankThresholds));
+        if (this.onThresholds) this.onThresholds(this.thresholds);
+      }
+    });
+    this._queue = run.catch(() => {});
+    return run;
   }
 
   /** Forget the stream: the next chunk starts at time 0. */
@@ -508,7 +825,11 @@ export class KeywordSpotter {
     this.lastScores = new Float64Array(this.names.length).fill(-1);
     this.primed = false;                                    // the silence before the stream: not yet heard
     this.silentVectors = numVectors(PRIMED_SAMPLES);        // vectors it completes on its own: unscored
+    this.peaks = this._learning ? new PeakTracker(this.names.length, this.refractory) : null;
   }
+
+  /** Resolves when the chunks given so far have been processed. */
+  idle() { return this._queue; }
 
   /** Feed 16 kHz mono samples (Float32Array); resolves to the detections this chunk completed. */
   process(chunk) {
@@ -612,11 +933,32 @@ export class KeywordSpotter {
       tr.prev = s;
       tr.prevSpan = span;
     }
+    if (this._learning) this._learn();
     this.lastScores.set(this.scores);
     if (this.onScores) {
       this.onScores(e - this.silentVectors, (e * VEC_HOP + VEC_SPAN - PRIMED_SAMPLES) / SAMPLE_RATE, this.lastScores);
     }
     return events;
+  }
+
+  /** The room's part of one vector (kws.detector.Detector._learn): peaks below threshold kept,
+   * time counted, thresholds moved at each update, handed to onRoomSave now and then. */
+  _learn() {
+    const found = this.peaks.push(this.scores);
+    if (found !== null) {
+      for (const [k, p] of found) if (p < this.thresholds[k]) this.room.observe(k, p);
+    }
+    if (this.room.listened(1)) {
+      this.thresholds.set(this.room.current(this.bankThresholds));
+      if (this.onThresholds) this.onThresholds(this.thresholds);
+    }
+    if (this.onRoomSave) {
+      this._sinceSave += 1;
+      if (this._sinceSave * VEC_HOP >= this.roomSaveS * SAMPLE_RATE) {
+        this._sinceSave = 0;
+        this.onRoomSave(this.roomState());
+      }
+    }
   }
 
   /** Where the word lies (kws.detector.Detector._event). */

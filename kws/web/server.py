@@ -11,7 +11,12 @@ API (JSON in and out; an error is ``{"error": "readable message"}`` with a 4xx/5
 
     GET  /api/info                  model id, store folder, the voices a typed keyword is rendered in
     GET  /api/keywords              the store's keywords with their templates (the format of
-                                    ``python -m kws enroll export``, without the raw vectors)
+                                    ``python -m kws enroll export``, without the raw vectors), each
+                                    with its ``room`` entry: what its threshold learnt so far
+                                    (kws.room.KeywordRoom.to_json, from the store's room.json, or
+                                    fresh: its bank tail, target and floor)
+    POST /api/room                  {"keywords": {name: room entry}}: what the page's thresholds
+                                    learnt, merged into the store's room.json (atomic save)
     GET  /api/export                the whole export file (``enroll export``), as a download
     POST /api/check-take            {"audio": base64 float32 16 kHz}: one recorded take checked as
                                     ``enroll add --examples`` checks a file
@@ -28,6 +33,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import math
 import mimetypes
 import queue
 import sys
@@ -46,10 +52,16 @@ from kws.web import static_dir
 
 MAX_BODY = 32 << 20                  # bytes of a POST body (3 takes of 10 s are under 2 MB)
 MAX_TAKES = 10
+MAX_ROOM_BODY = 4 << 20              # bytes of a POST /api/room body (about 1 kB a keyword)
 STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                 ".mjs": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
                 ".gz": "application/gzip", ".png": "image/png", ".txt": "text/plain; charset=utf-8"}
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+# fitting a keyword's bank tail scores its templates along the model's background bank (seconds):
+# one at a time (kws.room keeps each one for the process)
+_TAILS_LOCK = threading.Lock()
 
 
 class ApiError(Exception):
@@ -100,6 +112,7 @@ class WebApp:
         self.jobs: Dict[str, Job] = {}
         self._ids = itertools.count(1)
         self._queue: "queue.Queue" = queue.Queue()
+        self._room_lock = threading.Lock()
         self._worker = threading.Thread(target=self._work, name="kws-web-enroll", daemon=True)
         self._worker.start()
 
@@ -112,14 +125,92 @@ class WebApp:
         return KeywordSet.load(self.store, self.model.model_id)
 
     def keyword_doc(self, with_vectors: bool = False) -> dict:
+        """The store's keywords as ``enroll export`` writes them; for the page (not
+        ``with_vectors``) without the raw vectors and with each keyword's room entry."""
         from kws.keywords import export_doc
 
-        doc = export_doc(self.keywords(), self.model)
+        ks = self.keywords()
+        doc = export_doc(ks, self.model)
         if not with_vectors:
+            try:
+                rooms = self.room_entries(ks)
+            except KwsError as exc:          # e.g. no background bank: the thresholds stay the bank's
+                rooms = {}
+                doc["room_error"] = f"the thresholds cannot learn the room: {exc}"
             for k in doc["keywords"]:
                 k.pop("vectors", None)
+                if k["name"] in rooms:
+                    k["room"] = rooms[k["name"]].to_json()
         doc["store"] = str(self.store)
         return doc
+
+    # ---------------------------------------------------------------- thresholds that learn the room
+    @property
+    def room_path(self) -> Path:
+        from kws.room import ROOM_FILE
+
+        return self.store / ROOM_FILE
+
+    def _room(self, keywords) -> "object":
+        """kws.room.Room for ``keywords`` (a list of Keyword), with the shipped AdaptConfig: the
+        store's room.json where it holds the same keyword, else fresh entries (the bank tail from
+        the keyword's enrollment record, or fitted now)."""
+        from kws.room import AdaptConfig, Room, RoomState
+
+        saved = RoomState.load(self.room_path, self.model.model_id)
+        with _TAILS_LOCK:
+            return Room.for_keywords(self.model, list(keywords), AdaptConfig(), saved)
+
+    def room_entries(self, ks) -> Dict[str, "object"]:
+        """Each keyword's room entry (kws.room.KeywordRoom), by name. Fresh entries are written to
+        the store's room.json at once (nothing learnt yet), so that their bank tails are not fitted
+        again by the next server, ``kws serve`` or a detector given the store."""
+        from kws.room import RoomState
+
+        if len(ks) == 0:
+            return {}
+        with self._room_lock:
+            entries = dict(zip(ks.names, self._room(list(ks)).entries))
+            state = RoomState.load(self.room_path, self.model.model_id)
+            fresh = {n: e for n, e in entries.items() if n not in state.entries
+                     or (state.entries[n].key, state.entries[n].bank) != (e.key, e.bank)}
+            if fresh:
+                state.entries.update(fresh)
+                try:
+                    state.save(self.room_path)
+                except OSError:
+                    pass                     # a read-only store: fitted again next time
+        return entries
+
+    def save_room(self, body: dict) -> dict:
+        """Merge what the page's thresholds learnt (``{"keywords": {name: room entry}}``) into the
+        store's room.json. Only what was learnt is taken (the peaks' histogram, the hours, the
+        lowest and the current threshold); the bank tail, target, floor and bins stay the store's.
+        400 for malformed entries or unknown keywords, 409 for a keyword that changed since the
+        page loaded it (re-enrolled, or its threshold set again)."""
+        from kws.room import AdaptConfig, RoomState
+
+        posted = body.get("keywords")
+        if not isinstance(posted, dict) or not posted:
+            raise ApiError(400, "'keywords' must be an object: keyword name -> what its threshold learnt")
+        ks = self.keywords()
+        unknown = [n for n in posted if n not in ks]
+        if unknown:
+            raise ApiError(400, f"no keyword named {unknown[0]!r} in the store")
+        names = list(posted)
+        with self._room_lock:
+            current = dict(zip(names, self._room([ks[n] for n in names]).entries))
+            learnt = {n: _learnt_entry(n, posted[n], current[n], AdaptConfig()) for n in names}
+            state = RoomState.load(self.room_path, self.model.model_id)
+            for n, e in learnt.items():
+                state.entries[n] = e
+            try:
+                path = state.save(self.room_path)
+            except OSError as exc:
+                raise ApiError(500, f"what the thresholds learnt could not be saved to {self.room_path}: "
+                                    f"{exc}") from None
+        return {"saved": names, "file": str(path),
+                "thresholds": {n: (e.bank if e.threshold is None else e.threshold) for n, e in learnt.items()}}
 
     def voice_names(self) -> List[str]:
         if self.voices is not None:
@@ -244,6 +335,11 @@ class WebApp:
         job.update(step="setting the threshold on the background bank", done=0, total=0)
         kw = build_keyword(self.model, name, text, None, examples, tune=True, progress=job.line,
                            utterances=rendered or None)
+        job.update(step="fitting the bank's tail of its scores (for thresholds that learn the room)")
+        try:
+            self._room([kw])                 # kws.room keeps its tail: the page's next /api/keywords needs it
+        except KwsError:
+            pass                             # /api/keywords says why
         job.update(step="saving")
         with edit_store(self.store, self.model.model_id) as ks:
             ks.add(kw)
@@ -264,6 +360,48 @@ class WebApp:
         if not p.is_file():
             raise ApiError(404, f"the model's file {name} is missing from {self.model.path}")
         return p
+
+
+def _learnt_entry(name: str, d: object, cur, cfg) -> "object":
+    """The store's entry ``cur`` (kws.room.KeywordRoom) with what the page learnt, ``d``, checked."""
+    from kws.room import KeywordRoom
+
+    label = f"keyword {name!r}"
+
+    def num(x) -> bool:
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(float(x))
+
+    if not isinstance(d, dict):
+        raise ApiError(400, f"{label}: what its threshold learnt must be an object")
+    key = d.get("key")
+    if not isinstance(key, str):
+        raise ApiError(400, f"{label}: no 'key' (the room entry the page was given)")
+    if key != cur.key or ("bank" in d and not (num(d["bank"]) and abs(float(d["bank"]) - cur.bank) < 1e-6)):
+        raise ApiError(409, f"{label} changed since the page loaded it (enrolled or tuned again): "
+                            f"what it learnt there was not saved; reload the page")
+    if "lo" in d and not (num(d["lo"]) and abs(float(d["lo"]) - cur.lo) < 1e-9):
+        raise ApiError(400, f"{label}: its histogram starts at {d['lo']!r}, the store's at {cur.lo!r}")
+    counts = d.get("counts")
+    n = len(cur.counts)
+    if not (isinstance(counts, list) and len(counts) == n and all(num(c) and 0 <= c <= 1e9 for c in counts)):
+        raise ApiError(400, f"{label}: 'counts' must be a list of {n} numbers >= 0 (the histogram of its peaks)")
+    hours, listened = d.get("hours"), d.get("listened_h")
+    if not (num(hours) and num(listened) and 0 <= hours <= 1e6 and 0 <= listened <= 1e6
+            and hours <= listened * (1 + 1e-9) + 1e-12):
+        raise ApiError(400, f"{label}: 'hours' and 'listened_h' must be numbers, 0 <= hours <= listened_h")
+    lo_t, hi_t = cur.bank - cfg.bound - 1e-6, cur.bank + cfg.bound + 1e-6
+    if cur.floor is not None:
+        lo_t = max(lo_t, cur.floor - 1e-6)
+    thr, lowest = d.get("threshold"), d.get("lowest")
+    if not (thr is None or (num(thr) and lo_t <= thr <= hi_t)):
+        raise ApiError(400, f"{label}: 'threshold' must be null or a number within [{lo_t:.4f}, {hi_t:.4f}]")
+    if not (lowest is None or (num(lowest) and cur.bank - cfg.bound - 1e-6 <= lowest <= cur.bank + 1e-6)):
+        raise ApiError(400, f"{label}: 'lowest' must be null or a number within "
+                            f"[{cur.bank - cfg.bound:.4f}, {cur.bank:.4f}]")
+    return KeywordRoom(key=cur.key, bank=cur.bank, target=cur.target, tail=dict(cur.tail), lo=cur.lo,
+                       counts=[float(c) for c in counts], hours=float(hours), listened_h=float(listened),
+                       lowest=math.inf if lowest is None else float(lowest),
+                       threshold=None if thr is None else float(thr), floor=cur.floor)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -307,7 +445,7 @@ class Handler(BaseHTTPRequestHandler):
             name = host.rsplit(":", 1)[0] if ":" in host else host
         return name in LOOPBACK
 
-    def _body(self) -> dict:
+    def _body(self, limit: int = MAX_BODY) -> dict:
         ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         if ctype != "application/json":
             raise ApiError(415, "send JSON (Content-Type: application/json)")
@@ -315,8 +453,8 @@ class Handler(BaseHTTPRequestHandler):
             n = int(self.headers.get("Content-Length") or 0)
         except ValueError:
             raise ApiError(400, "bad Content-Length") from None
-        if n > MAX_BODY:
-            raise ApiError(413, f"request body of {n} bytes; at most {MAX_BODY}")
+        if n > limit:
+            raise ApiError(413, f"request body of {n} bytes; at most {limit}")
         raw = self.rfile.read(n)
         try:
             doc = json.loads(raw.decode("utf-8")) if raw else {}
@@ -392,7 +530,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _post(self) -> None:
         path = urlsplit(self.path).path
-        body = self._body()
+        body = self._body(MAX_ROOM_BODY if path == "/api/room" else MAX_BODY)
         app = self.app
         if path == "/api/check-take":
             return self._json(app.check_take(body.get("audio"), str(body.get("label") or "the take")))
@@ -413,6 +551,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._json({"ok": True})
         if path == "/api/demo":
             return self._json({"added": app.add_demo()})
+        if path == "/api/room":
+            return self._json(app.save_room(body))
         raise ApiError(404, f"no API {path}")
 
 
