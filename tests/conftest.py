@@ -1,4 +1,5 @@
 import os
+import tempfile
 import sys
 from pathlib import Path
 
@@ -6,6 +7,8 @@ from pathlib import Path
 # multi-threaded BLAS makes the small matrix products of thresholds and matching many times slower.
 # Set before numpy is imported; the commands tests start inherit it.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# renderings and typed keywords cached for this test run only, never in the user's cache
+os.environ.setdefault("KWS_RENDER_CACHE", tempfile.mkdtemp(prefix="kws-render-cache-"))
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -49,16 +52,17 @@ def _few_voices(mp, voices=VOICES):
     (Kokoro's output is a deterministic function of the phonemes and the voice)."""
     from kws import kokoro
 
-    real = kokoro.render
+    real = kokoro.render_timed
 
-    def render(phonemes, rendering, threads=1):
+    def render_timed(phonemes, rendering, threads=1):
         key = (phonemes, rendering)
         if key not in _RENDERS:
             _RENDERS[key] = real(phonemes, rendering, threads)
-        return _RENDERS[key].copy()
+        t = _RENDERS[key]
+        return t._replace(audio=t.audio.copy()) if hasattr(t, "_replace") else t
 
     mp.setattr(kokoro, "default_renderings", lambda: [kokoro.Rendering(v) for v in voices])
-    mp.setattr(kokoro, "render", render)
+    mp.setattr(kokoro, "render_timed", render_timed)
     return voices
 
 

@@ -104,13 +104,15 @@ def test_enroll_by_text_then_list_rename_remove(tmp_path, capsys, few_voices):
     assert "added 'hey snowboy' [HH EY | S N OW B OY] source=text, 3 templates" in out
     # the threshold line: the rate expected there, on how much background, and the recall measured
     assert "false alarms an hour expected on 3.4 h of speech, babble, music and noise" in out
-    assert "~1 false alarms an hour" in out and "recall" in out and "EER" in out
+    assert "recall" in out and "EER" in out and "rating: " in out and "closest: " in out
     k = KeywordSet.load(st)["hey snowboy"]
     assert k.source == "text" and k.origins == [f"kokoro:{v}" for v in few_voices] and len(k.segments) == 3
     assert k.vectors.shape == (sum(k.segments), 96)
     t = k.tuned_on
     assert t["method"] == "false-alarm-rate" and t["target_per_hour"] == 1.0 and t["templates"] == 3
-    assert t["expected_per_hour"] == pytest.approx(1.0, rel=0.01) and t["background_hours"] > 3
+    assert t["background_hours"] > 3 and f"~{t['expected_per_hour']:.2g} false alarms an hour" in out
+    assert t["expected_per_hour"] == pytest.approx(1.0, rel=0.01) or k.threshold > t["bank_threshold"]
+    assert {"hey", "snowboy"} <= {n["text"] for n in t["neighbours"]} and "floor" in t
     assert t["positives"] == 6 and 0 <= t["recall_at_threshold"] <= 1 and 0 <= k.eer < 0.5
     assert 0.3 <= k.threshold < 1 and f"threshold {k.threshold:.3f}" in out
     # a looser false-alarm target: a lower threshold, the rate it expects said and listed
@@ -119,12 +121,20 @@ def test_enroll_by_text_then_list_rename_remove(tmp_path, capsys, few_voices):
     out = capsys.readouterr().out
     loose = KeywordSet.load(st)["loose"]
     assert loose.tuned_on["target_per_hour"] == 5.0 and loose.eer is None and "recall" not in out
-    assert loose.tuned_on["expected_per_hour"] == pytest.approx(5.0, rel=0.01) and "~5 false alarms an hour" in out
-    assert loose.text == "hey snowboy" and loose.threshold < k.threshold
+    # the threshold 5 an hour gives, unless 'snowboy' alone would fire there: then just above it
+    lt = loose.tuned_on
+    assert loose.threshold == pytest.approx(max(lt["bank_threshold"], lt["floor"]), abs=1e-4)
+    assert lt["bank_threshold"] < t["bank_threshold"] and loose.threshold <= k.threshold
+    if lt["floor"] < lt["bank_threshold"]:
+        assert lt["expected_per_hour"] == pytest.approx(5.0, rel=0.01) and "~5 false alarms an hour" in out
+    else:
+        assert lt["expected_per_hour"] < 5.0 and f"~{lt['expected_per_hour']:.2g} false alarms an hour" in out
+        assert f"raised from {lt['bank_threshold']:.3f}" in out
+    assert loose.text == "hey snowboy"
     assert enroll(["--store", st, "list"]) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0].split() == ["name", "source", "threshold", "FA/h", "EER", "phonemes"]
-    assert table[2].split()[:4] == ["loose", "text", f"{loose.threshold:.3f}", "5"]
+    assert table[2].split()[:4] == ["loose", "text", f"{loose.threshold:.3f}", f"{lt['expected_per_hour']:.2g}"]
     assert enroll(["--store", st, "remove", "loose"]) == 0
     assert enroll(["--store", st, "rename", "hey snowboy", "snowboy"]) == 0
     capsys.readouterr()

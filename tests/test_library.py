@@ -52,7 +52,7 @@ def test_enroll_keyword_by_text_without_tuning_or_by_phonemes(model, few_voices)
     assert by_phonemes.phonemes == "S N OW B OY" and by_phonemes.text is None
     assert by_phonemes.source == "text" and len(by_phonemes.segments) == len(few_voices)
     loose = kws.enroll_keyword("hey snowboy", tune=False, model=model, fa_per_hour=10.0)
-    assert loose.threshold < kw.threshold and loose.tuned_on["target_per_hour"] == 10.0
+    assert loose.threshold <= kw.threshold and loose.tuned_on["target_per_hour"] == 10.0
     with pytest.raises(kws.KwsError, match="no Kokoro voice"):
         kws.enroll_keyword("hey snowboy", model=model, voices=["xx_nobody"])
 

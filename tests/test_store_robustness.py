@@ -380,7 +380,7 @@ def test_store_of_an_earlier_kws_says_to_migrate_and_migrate_makes_typed_keyword
     ks = KeywordSet.load(d, model.model_id)
     k = ks["hey computer"]
     assert ks.names == ["hey computer"] and k.origins == [f"kokoro:{v}" for v in few_voices]
-    assert k.tuned_on["target_per_hour"] == 2.0 and k.tuned_on["expected_per_hour"] == pytest.approx(2.0, rel=0.01)
+    assert k.tuned_on["target_per_hour"] == 2.0 and k.tuned_on["expected_per_hour"] <= 2.0 * 1.01
     assert k.phonemes == "HH EY | K AH M P Y UW T ER" and k.eer is not None
     (old,) = d.glob("old-*")                                # the earlier files, kept
     assert _files(old) == {n: b for n, b in before.items() if not n.startswith(".")}

@@ -1,9 +1,13 @@
-"""python -m kws enroll (or python -m kws.enroll): add keywords by text or by recorded examples,
+"""python -m kws enroll (also python -m kws.enroll): add keywords, by text or recordings, check,
 list, remove, rename, test, export and import them. A typed keyword is rendered by Kokoro in 28
-voices; each keyword's threshold is set for a false-alarm rate, 1 an hour by default
-(kws.enrollment, kws.thresholds).
+voices; each keyword's threshold is set for a false-alarm rate, 1 an hour by default, and raised
+where a phrase's own words or prefixes (or words given with --not) would fire it
+(kws.enrollment, kws.thresholds, kws.confusions). Renderings and typed keywords are cached
+(kws.render_cache): the same text again starts at once.
 
     python -m kws enroll add "hey computer"
+    python -m kws enroll add "hey computer" --not computer --not commuter
+    python -m kws enroll check "hey toaster"    # how good a wake word it is; stores nothing
     python -m kws enroll add snowboy --examples a.wav b.wav c.wav
     python -m kws enroll add jarvis --record 3
     python -m kws enroll list
@@ -19,16 +23,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
-from typing import List
+from typing import List, Tuple
 
 import numpy as np
 
 from kws.audio import load_audio
 from kws.model import Model
 from kws.commands import store_argument
-from kws.enrollment import EnrollError, build_keyword, check_example, load_examples, migrate_store
+from kws.enrollment import (EnrollError, build_keyword, check_example, check_rate, load_examples,
+                            migrate_store, plan_keyword)
 from kws.keywords import (Keyword, KeywordSet, StoreError, edit_store, export_doc, parse_export,
                           reset_store, resolve_store, restore_backup)
 
@@ -43,9 +49,30 @@ def record_examples(n: int, seconds: float = 2.0, device=None) -> List[np.ndarra
     return out
 
 
-def _open(args):
+def check_store_path(store: Path, write: bool = False) -> Path:
+    """Refuse, before anything slow, a store path that is a file, or (``write``) a folder that
+    cannot be made or written."""
+    if store.exists() and not store.is_dir():
+        raise StoreError(f"{store}: is a file, not a keyword store folder (--store and $KWS_STORE name "
+                         f"a folder)")
+    if write:
+        if store.is_dir():
+            if not os.access(store, os.W_OK | os.X_OK):
+                raise StoreError(f"{store}: the keyword store folder cannot be written (permission denied)")
+        else:
+            up = store.parent
+            while not up.exists() and up != up.parent:
+                up = up.parent
+            if not up.is_dir():
+                raise StoreError(f"{store}: cannot be made: {up} is a file, not a folder")
+            if not os.access(up, os.W_OK | os.X_OK):
+                raise StoreError(f"{store}: cannot be made: {up} cannot be written (permission denied)")
+    return store
+
+
+def _open(args, write: bool = False):
     model = Model.load(args.model)
-    store = resolve_store(args.store)
+    store = check_store_path(resolve_store(args.store), write)
     if (store / "keywords.json").exists():
         ks = KeywordSet.load(store, model.model_id)
     else:
@@ -53,28 +80,85 @@ def _open(args):
     return model, store, ks
 
 
+def _say(line: str) -> None:
+    from kws.kokoro import stderr_line
+
+    stderr_line(line)
+
+
 def cmd_add(args) -> int:
-    model, store, ks = _open(args)
+    # everything that can be refused is refused before anything is rendered
+    check_rate(args.false_alarms_per_hour)
+    model, store, ks = _open(args, write=True)
     name = args.name or args.text or (Path(args.examples[0]).stem if args.examples else None)
     if not name:
         raise EnrollError("give the keyword's text or --name")
-    if name.strip() in ks:
-        raise StoreError(f"a keyword named {name!r} exists already (remove or rename it first)")
+    if name.strip() in ks and not args.replace:
+        raise StoreError(f"a keyword named {name!r} exists already (remove or rename it first, or add "
+                         f"--replace)")
+    plan_keyword(args.text, args.phonemes, args.false_alarms_per_hour, None, args.not_words or ())
     examples = load_examples(args.examples or [])
     if args.record:
         for i, a in enumerate(record_examples(args.record, device=args.device)):
             examples.append(check_example(a, f"recording {i + 1}"))
     t0 = time.time()
     kw = build_keyword(model, name, args.text, args.phonemes, examples, tune=not args.no_tune,
-                       fa_per_hour=args.false_alarms_per_hour, progress=print, quiet=False)
+                       fa_per_hour=args.false_alarms_per_hour, progress=print, quiet=False,
+                       not_words=args.not_words or (), lexical=not args.no_tune, say=_say)
     # rendering and tuning take seconds and run unlocked; the store is re-read under its lock, so
     # keywords that other processes added meanwhile are kept
     with edit_store(store, model.model_id) as ks:
-        ks.add(kw)
+        ks.add(kw, replace=args.replace)
     print(f"added {kw.name!r} [{kw.phonemes or 'from examples'}] source={kw.source}, "
           f"{len(kw.segments)} templates ({time.time() - t0:.1f} s) -> {store}")
-    print("  " + describe_threshold(kw))
+    for line in report(kw):
+        print("  " + line)
     return 0
+
+
+def cmd_check(args) -> int:
+    """How good a wake word a text would be: the add report, nothing stored."""
+    check_rate(args.false_alarms_per_hour)
+    model = Model.load(args.model)
+    if not args.text and not args.phonemes:
+        raise EnrollError("give the keyword's text (or --phonemes)")
+    plan_keyword(args.text, args.phonemes, args.false_alarms_per_hour, None, args.not_words or ())
+    t0 = time.time()
+    kw = build_keyword(model, args.text or args.phonemes, args.text, args.phonemes, [], tune=True,
+                       fa_per_hour=args.false_alarms_per_hour, progress=print, quiet=False,
+                       not_words=args.not_words or (), lexical=True, say=_say)
+    print(f"{kw.name!r} [{kw.phonemes}], {len(kw.segments)} templates ({time.time() - t0:.1f} s); "
+          f"not stored")
+    for line in report(kw):
+        print("  " + line)
+    return 0
+
+
+def report(kw: Keyword, top: int = 5) -> List[str]:
+    """The lines ``enroll add`` and ``enroll check`` print under a keyword: threshold and expected
+    false alarms, recall, what the threshold was raised for, the closest neighbours, the rating."""
+    t = kw.tuned_on
+    out = [describe_threshold(kw)]
+    bank, floor = t.get("bank_threshold"), t.get("floor")
+    near = [n for n in t.get("neighbours", []) if isinstance(n, dict) and "text" in n and "score" in n]
+    if isinstance(bank, (int, float)) and isinstance(floor, (int, float)) and floor > bank:
+        must = next((n for n in near if n.get("kind") in ("word", "prefix", "not")), None)
+        what = f"{must['text']!r} ({must['score']:.3f})" if must else "its parts"
+        line = f"raised from {bank:.3f} (the false-alarm rate's threshold) so that {what} does not fire it"
+        if "recall_at_bank_threshold" in t and "recall_at_threshold" in t:
+            line += (f"; recall {t['recall_at_bank_threshold']:.0%} -> {t['recall_at_threshold']:.0%}")
+        out.append(line)
+    if near:
+        kinds = {"word": "a word of it", "prefix": "its first words", "partial": "its start",
+                 "suffix": "its last words", "not": "--not", "start": "", "end": ""}
+        shown = []
+        for n in near[:top]:
+            k = kinds.get(n.get("kind"), "")
+            shown.append(f"{n['text']} {n['score']:.3f}" + (f" ({k})" if k else ""))
+        out.append("closest: " + ", ".join(shown))
+    if "rating" in t:
+        out.append(f"rating: {t['rating']}: {t.get('rating_reason', '')}")
+    return out
 
 
 def describe_threshold(kw: Keyword) -> str:
@@ -126,13 +210,35 @@ def cmd_rename(args) -> int:
     return 0
 
 
+def scan(det, audio: np.ndarray) -> Tuple[list, np.ndarray]:
+    """The detector's events in a recording and each keyword's best score, from one pass of the
+    detector's own streaming path: the audio goes in pieces of half a vector's hop, so each piece
+    gives at most one vector, whose scores (``last_scores``: -1 where the VAD skipped it) are the
+    ones the detector decides its events on."""
+    audio = np.asarray(audio, np.float32).reshape(-1)
+    step = max(1, det.frontend.hop // 2)
+    best = np.full(len(det.keywords), -1.0)
+    det.reset()
+    events = []
+    for i in range(0, audio.size, step):
+        seen = det.vectors
+        events += det.process(audio[i:i + step])
+        if det.vectors != seen:
+            best = np.maximum(best, list(det.last_scores.values()))
+    events += det.flush()
+    det.reset()
+    return events, best
+
+
 def cmd_test(args) -> int:
     from kws.detector import Detector, DetectorConfig
 
-    model, _, ks = _open(args)
-    det = Detector(ks, model, DetectorConfig())
     if not args.files and not args.mic:
         raise EnrollError("give recordings to score, or --mic SECONDS")
+    for f in args.files:                       # every file checked before any work
+        check_audio_file(f)
+    model, _, ks = _open(args)
+    det = Detector(ks, model, DetectorConfig())
     inputs = [(f, None) for f in args.files]
     if args.mic:
         from kws.mic import record
@@ -141,15 +247,37 @@ def cmd_test(args) -> int:
         inputs.append(("microphone", record(args.mic, device=args.device)))
     for f, audio in inputs:
         audio = load_audio(f) if audio is None else audio
-        best = det.best_scores(audio)
-        events = det.detect(audio)
+        events, best = scan(det, audio)
+        fired = {e.keyword for e in events}
+        thr = det.thresholds
         print(f"{f}:")
         for k, s in zip(ks, best):
-            mark = "DETECTED" if s >= k.threshold else ""
-            print(f"  {k.name:24} best {s:.3f}  threshold {k.threshold:.3f}  {mark}")
+            mark = "DETECTED" if k.name in fired else ""
+            print(f"  {k.name:24} best {s:.3f}  threshold {thr[k.name]:.3f}  {mark}")
         for e in events:
             print(f"  event {e.keyword!r} at {e.start:.2f}-{e.end:.2f} s, score {e.score:.3f}")
+        if not events:
+            print("  nothing heard: no keyword reached its threshold")
     return 0
+
+
+def check_audio_file(f) -> None:
+    """A recording to read later: refused now if it is missing, a folder, unreadable or not audio."""
+    import soundfile as sf
+
+    from kws.audio import AudioError
+
+    p = Path(f)
+    if not p.exists():
+        raise AudioError(f"{p}: no such file")
+    if p.is_dir():
+        raise AudioError(f"{p}: is a directory, not an audio file")
+    if not os.access(p, os.R_OK):
+        raise AudioError(f"{p}: cannot be read (permission denied)")
+    try:
+        sf.info(str(p))
+    except Exception as exc:            # soundfile raises several types
+        raise AudioError(f"{p}: cannot be read as audio ({exc})") from None
 
 
 def cmd_export(args) -> int:
@@ -233,8 +361,8 @@ def add_parser(sub) -> None:
                         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     model_arguments(ap, top=True)
     ap.set_defaults(interrupted="interrupted; the store is unchanged")
-    sub = ap.add_subparsers(dest="enroll_command", metavar="{add,list,remove,rename,test,export,import,"
-                            "restore,reset,migrate}", required=True)
+    sub = ap.add_subparsers(dest="enroll_command", metavar="{add,check,list,remove,rename,test,export,"
+                            "import,restore,reset,migrate}", required=True)
     a = sub.add_parser("add", help="add a keyword by text and/or examples")
     a.add_argument("text", nargs="?", help="the keyword as text (any word or phrase)")
     a.add_argument("--name", help="name to store it under (default: the text)")
@@ -246,7 +374,20 @@ def add_parser(sub) -> None:
                    help="skip the recall and EER report (the threshold is set for the false-alarm rate either way)")
     a.add_argument("--false-alarms-per-hour", type=float, default=None, metavar="N",
                    help="expected false alarms an hour the threshold is set for (default 1)")
+    a.add_argument("--not", dest="not_words", action="append", metavar="WORD",
+                   help="a word or phrase that must not fire the keyword (repeatable): the threshold "
+                        "is raised above its score where needed")
+    a.add_argument("--replace", action="store_true", help="replace a keyword of the same name")
     a.set_defaults(run=cmd_add)
+    c = sub.add_parser("check", help="how good a wake word a text is (false alarms, recall, confusable "
+                       "words, a rating); stores nothing")
+    c.add_argument("text", nargs="?", help="the keyword as text")
+    c.add_argument("--phonemes", help="explicit ARPAbet pronunciation, e.g. 'S N OW B OY'")
+    c.add_argument("--false-alarms-per-hour", type=float, default=None, metavar="N",
+                   help="expected false alarms an hour the threshold is set for (default 1)")
+    c.add_argument("--not", dest="not_words", action="append", metavar="WORD",
+                   help="a word or phrase that must not fire the keyword (repeatable)")
+    c.set_defaults(run=cmd_check)
     s = sub.add_parser("list", help="list keywords")
     s.add_argument("--json", action="store_true")
     s.set_defaults(run=cmd_list)
