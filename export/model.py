@@ -3,117 +3,52 @@
     python -m export.model --data ../shared/data --music music.ogg            # kws/assets/model
     python -m export.model --data ../shared/data --music music.ogg --head runs/head/c8h512/export --out DIR
 
-The music file: ``python -m kws.corpus.stage music --deb wesnoth-1.16-music_1%3a1.16.9-1_all.deb
---minutes 20 --out music.ogg`` (``apt-get download wesnoth-1.16-music``; GPL-2+ game music, of
-which only front-end vectors are kept). The evaluation uses another package's music, never this.
+The bank's sources (export/bank.py says what each kind is and how much):
+
+    apt-get download wesnoth-1.16-music ufoai-music singularity-music sound-theme-freedesktop
+    python -m kws.corpus.stage music --deb wesnoth-1.16-music_1%3a1.16.9-1_all.deb --minutes 40 --out music-wesnoth.ogg
+    python -m kws.corpus.stage music --deb ufoai-music_2.5-2_all.deb --minutes 40 --out music-ufoai.ogg
+    python -m kws.corpus.stage music --deb singularity-music_007-2_all.deb --minutes 30 --out music-singularity.ogg
+    python -m kws.corpus.kokoro_talk --split bank --hours 4.5 --out talk-bank     # Kokoro talk (16 cores: minutes)
+    python -m export.model --data ../shared/data --talk talk-bank --music music-wesnoth.ogg \
+        --music music-ufoai.ogg --music music-singularity.ogg --household sound-theme-freedesktop_0.8-2_all.deb
+
+(GPL-2+ game music and CC-BY-SA / GPL-2+ theme sounds, of which only vectors are kept.) The
+evaluation uses another package's music (warzone2100-music), the other half of the speakers and
+another split of the talk, never these.
 
 The folder (kws.model) gets ``backbone.onnx``, ``backbone_mel.npz`` and ``NOTICE.backbone`` (taken
 from ``--backbone``, default: already there), ``head.onnx`` when ``--head`` names a folder with
-``head.onnx`` and ``head.json`` (context, dim; its ``check.npz`` too, as ``head_check.npz``), and the background bank ``background.npz``; for the shipped model,
-the demo keywords' store too (kws/assets/demo, kws.demo): front-end
-vectors of about 3.5 hours of audio that holds no keyword, none of it audio the evaluation tests
-on (kws.evaluate uses the other speakers of speechocean762, LibriSpeech test-other, and other
-music and noise):
-
-- read speech: LibriSpeech train-clean-100 (251 speakers) and the tuning half of the
-  speechocean762 speakers, utterances joined into 60 s stretches as a stream would bring them;
-- the same speech with babble of 3-8 other talkers at 5-15 dB;
-- babble of 2-30 talkers alone, music alone, white, pink and brown noise alone, at levels from
-  -30 to 0 dB.
-
-Vectors are stored raw (the head is applied when a model is loaded, kws.thresholds), int8 with one
-float16 scale per vector. The run is deterministic: run again, it gives the same files.
+``head.onnx`` and ``head.json`` (context, dim; its ``check.npz`` too, as ``head_check.npz``), the
+background bank ``background.npz`` (kws.background: the head's vectors of about 11 hours of audio
+that holds no keyword, 4 bits a value) and, for the shipped model, the demo keywords' store
+(kws/assets/demo, kws.demo). The bank's front-end vectors are kept in ``--raw-cache``
+(runs/bank-raw.npz), so ``--reuse-background`` makes the bank again for a new head in seconds.
+The run is deterministic: run again, it gives the same files.
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
 import json
-import random
 import shutil
 from pathlib import Path
-from typing import Iterator, List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from kws.audio import load_audio
 from kws.bundle import sha256_file
-from kws.corpus.real import DEFAULT_DATA, babble, speech_files
+from kws.corpus.real import DEFAULT_DATA
 from kws.model import FORMAT, FORMAT_VERSION, default_model_path
 from kws.progress import progress
 from kws.templates import PAD_S, TRIM
 
-SEGMENT_S = 60.0
 BACKBONE_FILES = ("backbone.onnx", "backbone_mel.npz", "NOTICE.backbone")
+RAW_CACHE = Path("runs/bank-raw.npz")      # the bank's front-end vectors, kept for a rebuild with another head
 
 
-def speech_sources(data: Path) -> List[Path]:
-    """Training-side read speech: never the evaluation's speakers."""
-    ls = sorted((Path(data) / "librispeech-bits" / "train-clean-100").glob("*.opus"))
-    return ls + speech_files(data, "a")
-
-
-def stretches(files: List[Path], seconds: float, rng: random.Random) -> Iterator[np.ndarray]:
-    """The files' audio, in a shuffled order, cut into stretches of ``seconds`` (the last shorter)."""
-    files = list(files)
-    rng.shuffle(files)
-    buf: List[np.ndarray] = []
-    n = 0
-    want = int(seconds * 16000)
-    for f in files:
-        x = load_audio(f)
-        buf.append(x)
-        n += x.size
-        while n >= want:
-            cat = np.concatenate(buf)
-            yield cat[:want]
-            buf, n = [cat[want:]], cat.size - want
-    if n > 16000 * 5:
-        yield np.concatenate(buf)
-
-
-def coloured_noise(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
-    w = rng.normal(size=n)
-    if kind == "white":
-        x = w
-    else:
-        f = np.fft.rfftfreq(n, 1 / 16000)
-        f[0] = f[1]
-        spec = np.fft.rfft(w) / (np.sqrt(f) if kind == "pink" else f)
-        x = np.fft.irfft(spec, n)
-    return (x / np.abs(x).max()).astype(np.float32)
-
-
-def level(x: np.ndarray, db: float) -> np.ndarray:
-    """``x`` scaled to an RMS of ``db`` dBFS."""
-    rms = float(np.sqrt(np.mean(x ** 2))) + 1e-9
-    return (x * (10 ** (db / 20) / rms)).astype(np.float32)
-
-
-def background_audio(data: Path, music: Optional[np.ndarray], seed: int = 0) -> List[Tuple[str, np.ndarray]]:
-    rng = random.Random(seed)
-    nrng = np.random.default_rng(seed)
-    files = speech_sources(data)
-    out: List[Tuple[str, np.ndarray]] = [("speech", x) for x in stretches(files, SEGMENT_S, rng)]
-    for _ in range(20):                      # 20 minutes of speech with babble
-        x = next(stretches([rng.choice(files) for _ in range(12)], SEGMENT_S, rng))
-        b = babble(data, rng.randint(3, 8), x.size / 16000, rng.randrange(1 << 30), files)
-        snr = rng.uniform(5, 15)
-        out.append(("speech+babble", (x + level(b, 20 * np.log10(np.sqrt(np.mean(x ** 2)) + 1e-9) - snr))))
-    for _ in range(15):                      # 15 minutes of babble and crowd alone
-        out.append(("babble", level(babble(data, rng.randint(2, 30), SEGMENT_S, rng.randrange(1 << 30), files),
-                                    rng.uniform(-35, -15))))
-    if music is not None:                    # all the music given, in minutes, at random levels
-        for s in range(0, music.size - 16000 * 10, int(SEGMENT_S * 16000)):
-            out.append(("music", level(music[s:s + int(SEGMENT_S * 16000)], rng.uniform(-35, -12))))
-    for kind in ("white", "pink", "brown"):  # 2 minutes of each noise
-        for _ in range(2):
-            out.append((f"noise-{kind}", level(coloured_noise(kind, int(SEGMENT_S * 16000), nrng),
-                                               rng.uniform(-50, -20))))
-    return out
-
-
-def build_bank(out_dir: Path, segs: List[Tuple[str, np.ndarray]], quiet: bool = False) -> dict:
+def raw_vectors(out_dir: Path, segs, quiet: bool = False) -> Tuple[np.ndarray, List[int], List[str]]:
+    """The segments' front-end vectors (float32), their lengths and kinds."""
     from kws.backbone import Backbone, as_files
 
     bb = Backbone(as_files(out_dir))
@@ -122,17 +57,44 @@ def build_bank(out_dir: Path, segs: List[Tuple[str, np.ndarray]], quiet: bool = 
         v = bb(np.clip(x, -1, 1))
         if v.shape[0] == 0:
             continue
-        vecs.append(v)
+        vecs.append(v.astype(np.float32))
         counts.append(v.shape[0])
         kinds.append(kind)
-    v = np.concatenate(vecs)
-    scale = np.maximum(np.abs(v).max(axis=1), 1e-6) / 127.0
-    q = np.clip(np.round(v / scale[:, None]), -127, 127).astype(np.int8)
-    np.savez_compressed(out_dir / "background.npz", vectors=q, scales=scale.astype(np.float16),
-                        segments=np.array(counts, np.int64), kinds=np.array(kinds))
+    return np.concatenate(vecs), counts, kinds
+
+
+def save_raw(path: Path, raw: np.ndarray, counts, kinds) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scale = np.maximum(np.abs(raw).max(axis=1), 1e-6) / 127.0
+    q = np.clip(np.round(raw / scale[:, None]), -127, 127).astype(np.int8)
+    np.savez(path, vectors=q, scales=scale.astype(np.float16), segments=np.array(counts, np.int64),
+             kinds=np.array(kinds))
+
+
+def load_raw(path: Path) -> Tuple[np.ndarray, List[int], List[str]]:
+    z = np.load(path)
+    raw = z["vectors"].astype(np.float32) * z["scales"].astype(np.float32)[:, None]
+    return raw, [int(c) for c in z["segments"]], [str(k) for k in z["kinds"]]
+
+
+def build_bank(out_dir: Path, raw: np.ndarray, counts, kinds, head_file: Optional[Path], context: int) -> dict:
+    """``background.npz``: the raw vectors through the head (each segment from its start), 4-bit."""
+    from kws.background import save
+    from kws.head import Head
+
+    parts = np.split(raw, np.cumsum(counts)[:-1])
+    if head_file is not None:
+        head = Head(head_file, context)
+        vec = np.concatenate([head(p) for p in parts])
+    else:
+        vec = raw
+    vec = vec / np.maximum(np.linalg.norm(vec, axis=1, keepdims=True), 1e-12)
+    save(out_dir / "background.npz", vec, counts, kinds)
     hours = {k: round(sum(c for c, kk in zip(counts, kinds) if kk == k) * 0.08 / 3600, 3)
              for k in sorted(set(kinds))}
-    return {"vectors": int(v.shape[0]), "hours": round(float(v.shape[0]) * 0.08 / 3600, 3), "by_kind": hours}
+    return {"vectors": int(vec.shape[0]), "hours": round(float(vec.shape[0]) * 0.08 / 3600, 3), "by_kind": hours,
+            "space": "head" if head_file is not None else "raw", "encoding": "int4",
+            "head_sha256": sha256_file(head_file) if head_file is not None else None}
 
 
 def _old_manifest(out_dir: Path) -> dict:
@@ -142,9 +104,10 @@ def _old_manifest(out_dir: Path) -> dict:
         return {}
 
 
-def write(out_dir: Path, data: Path, music: Optional[Path], head: Optional[Path] = None,
+def write(out_dir: Path, data: Path, music: Sequence[Path] = (), head: Optional[Path] = None,
           backbone: Optional[Path] = None, seed: int = 0, quiet: bool = False, no_head: bool = False,
-          reuse_background: bool = False, pad_s: float = PAD_S, trim: int = TRIM, int8: bool = False) -> dict:
+          reuse_background: bool = False, pad_s: float = PAD_S, trim: int = TRIM, int8: bool = False,
+          talk: Optional[Path] = None, household: Optional[Path] = None, raw_cache: Path = RAW_CACHE) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     if backbone is not None and Path(backbone).resolve() != out_dir.resolve():
         for name in BACKBONE_FILES:
@@ -168,14 +131,23 @@ def write(out_dir: Path, data: Path, music: Optional[Path], head: Optional[Path]
     elif head_meta is None:
         for f in ("head.onnx", "head_check.npz"):
             (out_dir / f).unlink(missing_ok=True)
-    if reuse_background and (out_dir / "background.npz").exists() and old.get("background"):
-        bank = {k: v for k, v in old["background"].items() if k != "file"}
+    if reuse_background and Path(raw_cache).exists():
+        raw, counts, kinds = load_raw(Path(raw_cache))
+        sources = old.get("background", {}).get("sources", "")
     else:
-        segs = background_audio(data, load_audio(music) if music else None, seed)
-        bank = build_bank(out_dir, segs, quiet)
-        bank["sources"] = ("LibriSpeech train-clean-100 and the tuning half of the speechocean762 speakers "
-                           "(read speech, alone and with babble of them), babble of them alone, music: "
-                           + (Path(music).name if music else "none") + ", white/pink/brown noise")
+        from export.bank import segments
+
+        music = [Path(m) for m in music]
+        raw, counts, kinds = raw_vectors(out_dir, segments(data, talk, music, household, seed), quiet)
+        save_raw(Path(raw_cache), raw, counts, kinds)
+        sources = ("read speech: LibriSpeech train-clean-100 and the tuning half of the speechocean762 speakers "
+                   "(alone, under babble of them, under music as from a TV); Kokoro-82M talk: "
+                   + (Path(talk).name if talk else "none") + "; babble of them alone; music: "
+                   + (", ".join(m.name for m in music) or "none") + "; household noise"
+                   + (" and " + Path(household).name if household else "") + "; white/pink/brown noise")
+    head_file = out_dir / "head.onnx" if head_meta else None
+    bank = build_bank(out_dir, raw, counts, kinds, head_file, int(head_meta["context"]) if head_meta else 1)
+    bank["sources"] = sources
     files = ["backbone.onnx", "backbone_mel.npz", "background.npz"] + (["head.onnx"] if head_meta else [])
     if head_meta and (out_dir / "head_check.npz").exists():
         files.append("head_check.npz")
@@ -207,21 +179,27 @@ def main(argv=None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=default_model_path())
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    ap.add_argument("--music", type=Path, help="music for the bank (training-side: never the evaluation's)")
+    ap.add_argument("--music", type=Path, action="append", default=[],
+                    help="music for the bank, repeatable (training-side: never the evaluation's)")
+    ap.add_argument("--talk", type=Path, help="a folder of Kokoro talk for the bank (kws.corpus.kokoro_talk --split bank)")
+    ap.add_argument("--household", type=Path, help="sound-theme-freedesktop's .deb (household sounds for the bank)")
+    ap.add_argument("--raw-cache", type=Path, default=RAW_CACHE,
+                    help="where the bank's front-end vectors are kept for --reuse-background")
     ap.add_argument("--head", type=Path, help="a folder with the head's ONNX and head.json (python -m "
                     "kws.train.head export); default: keep the model's head")
     ap.add_argument("--no-head", action="store_true", help="a model without a head (raw vectors)")
     ap.add_argument("--int8", action="store_true", help="ship the head's int8 graph (smaller; streamed "
                     "scores then differ from whole-recording scores in the 4th decimal)")
     ap.add_argument("--reuse-background", action="store_true",
-                    help="keep the background bank already in --out (it holds raw vectors: any head fits)")
+                    help="the bank's front-end vectors from --raw-cache (made by an earlier run), through the head again")
     ap.add_argument("--pad", type=float, default=PAD_S, help="silence around an utterance before its template is cut (s)")
     ap.add_argument("--trim", type=int, default=TRIM, help="vectors dropped at each end of a padded utterance")
     ap.add_argument("--backbone", type=Path, help="a folder with the front end's files (default: --out)")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
     m = write(args.out, args.data, args.music, args.head, args.backbone, quiet=args.quiet, no_head=args.no_head,
-              reuse_background=args.reuse_background, pad_s=args.pad, trim=args.trim, int8=args.int8)
+              reuse_background=args.reuse_background, pad_s=args.pad, trim=args.trim, int8=args.int8,
+              talk=args.talk, household=args.household, raw_cache=args.raw_cache)
     print(json.dumps({"model_id": m["model_id"], "background": m["background"]}, indent=2))
     return 0
 

@@ -23,13 +23,14 @@ and the threshold for ``r`` is ``u + beta * ln(m / (r H))``. Below ``u`` the pea
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
+from kws.background import Background
+from kws.background import load as load_background
 from kws.metrics import eer
-from kws.templates import TemplateBank, template_scores, unit
+from kws.templates import TemplateBank, template_scores
 
 DEFAULT_FA_PER_HOUR = 1.0     # per keyword: the default target of every threshold
 TAIL_PEAKS = 40               # background peaks the exponential tail is fitted to
@@ -38,40 +39,14 @@ MIN_THRESHOLD = 0.3           # no threshold below this (a keyword that matches 
 REFRACTORY = 12               # vectors (80 ms) the detector stays quiet after an event: 1 s (DetectorConfig)
 
 
-@dataclass(frozen=True)
-class Background:
-    """The model's background bank, in matching space (the head applied)."""
-
-    vectors: np.ndarray           # (N, D) unit vectors, segments back to back
-    segments: np.ndarray          # (S,) vectors in each segment
-    kinds: Tuple[str, ...]        # (S,) what each segment is: speech, babble, music, noise, ...
-    hours: float
-
-    def split(self) -> List[np.ndarray]:
-        return np.split(self.vectors, np.cumsum(self.segments)[:-1])
-
-
 _BACKGROUNDS: dict = {}
 
 
-def _load_background(model) -> Background:
-    z = np.load(model.background_file)
-    raw = z["vectors"].astype(np.float32) * z["scales"].astype(np.float32)[:, None]
-    segments = z["segments"].astype(np.int64)
-    kinds = tuple(str(k) for k in z["kinds"])
-    head = model.head
-    if head.context == 1:
-        vec = head(raw)
-    else:                          # a head with context runs on each segment from its start
-        vec = np.concatenate([head(s) for s in np.split(raw, np.cumsum(segments)[:-1])])
-    return Background(unit(vec), segments, kinds, float(segments.sum()) * 0.08 / 3600)
-
-
 def background(model) -> Background:
-    """The model's background bank with its head applied (cached per model)."""
+    """The model's background bank in matching space (kws.background; cached per model)."""
     key = (str(model.background_file), model.model_id)
     if key not in _BACKGROUNDS:
-        _BACKGROUNDS[key] = _load_background(model)
+        _BACKGROUNDS[key] = load_background(model)
     return _BACKGROUNDS[key]
 
 
