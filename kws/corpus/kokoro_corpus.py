@@ -1,12 +1,17 @@
 """The head's training corpus, rendered by Kokoro-82M (kws.kokoro): words alone and inside sentences.
 
     python -m kws.corpus.kokoro_corpus --out /tmp/kcorpus --workers 16 [--words 2500]
-        [--per-word 4] [--sentences 3000] [--max-minutes 6] [--seed 0]
+        [--made-up 0] [--per-word 4] [--sentences 3000] [--max-minutes 6] [--seed 0] [--shard I/N]
+    python -m kws.corpus.kokoro_corpus pack /tmp/kcorpus --out shard-0-of-16      # Ogg/Opus chunks
+    python -m kws.corpus.kokoro_corpus unpack shard-0-of-16 shard-1-of-16 ... --out /tmp/kcorpus
 
 Vocabulary: every word type the tuning half of the speechocean762 speakers say (their forced
 alignments, kws/corpus/data), then the most frequent words of the in-vocabulary list
-(kws/corpus/vocab/iv.txt) until ``--words``; never a word of the held-out list (oov.txt, which holds
-the digits and wake words), never a word of fewer than three phonemes.
+(kws/corpus/vocab/iv.txt) until ``--words``, then ``--made-up`` made-up, brand-like words
+(:func:`made_up_words`: random pronounceable syllables, the same for the same ``--seed``, spoken
+as the fallback G2P of kws.phonemes says them); never a word of the held-out list (oov.txt, which
+holds the digits and wake words) nor a made-up word that sounds like one, never a word of fewer
+than three phonemes.
 
 - **words alone**: ``--per-word`` renderings of each word, each by a random voice of the 28 or a
   blend of two (style = t x A + (1 - t) x B, t in [0.2, 0.8]) at a random speed in [0.8, 1.2],
@@ -17,14 +22,27 @@ the digits and wake words), never a word of fewer than three phonemes.
 
 Jobs are interleaved (a round of words alone, a share of the sentences, the next round ...), so a
 run cut short by ``--max-minutes`` still covers the vocabulary evenly. The renderings run in
-``--workers`` processes of one onnxruntime thread each (about 16 renderings a second on 16 cores).
+``--workers`` processes of one onnxruntime thread each.
 
-Writes ``audio.npy`` (all samples, int16, 16 kHz) and ``index.npz`` (offsets, lengths, words,
-renderings, word times) into ``--out``.
+**Shards.** ``--shard I/N`` renders only shard ``I`` (0-based) of ``N`` of the same plan (the same
+other arguments): the words alone of the words whose index is ``I`` modulo ``N`` (all their
+renderings) and the sentences whose number is ``I`` modulo ``N``. Different machines or times can
+render different shards; ``unpack`` joins any set of them (the vocabulary, and so every word id, is
+the whole corpus's in every shard; words of shards not rendered have no renderings alone).
+
+Writes ``audio.npy`` (all samples, int16, 16 kHz), ``index.npz`` (offsets, lengths, words,
+renderings, word times; what kws.train.head reads) and ``stats.json`` into ``--out``. ``pack``
+writes such a folder as 16 kHz mono Ogg/Opus chunk files (whole renderings back to back, about
+``--chunk-seconds`` each, about 24 kbit/s) and ``index.json``: the words and their phonemes, each
+rendering's chunk, start and length in samples, its word (words alone) or its words' start and
+end in samples from the sentence's start (sentences), and its voice (``voice``, or
+``voice*t+other`` for a blend, then ``@speed``). ``unpack`` reads one or more packed shards back
+into ``audio.npy`` + ``index.npz``.
 """
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import random
@@ -43,8 +61,9 @@ BLEND = 0.5                     # share of renderings by a blend of two voices
 MIN_PHONES = 3
 
 
-def vocabulary(n_words: int) -> List[str]:
-    """Real words of the tuning half first, then frequent in-vocabulary words."""
+def vocabulary(n_words: int, made_up: int = 0, seed: int = 0) -> List[str]:
+    """Real words of the tuning half first, then frequent in-vocabulary words (``n_words`` in
+    all), then ``made_up`` made-up words (:func:`made_up_words`)."""
     from kws.corpus.align import load_alignments
     from kws.corpus.real import speaker_half
     from kws.corpus.vocab import HELD_OUT, read_list
@@ -63,6 +82,51 @@ def vocabulary(n_words: int) -> List[str]:
                 add(w.lower())
     for w in read_list("iv"):
         add(w)
+    if made_up:
+        out += made_up_words(made_up, seed)
+    return out
+
+
+ONSETS = ("b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr", "fl",
+          "gr", "kl", "pl", "pr", "sk", "st", "tr", "sh", "ch", "j", "")
+VOWELS = ("a", "e", "i", "o", "u", "a", "e", "i", "o", "ee", "oo", "ai", "oa")
+CODAS = ("", "", "", "", "n", "r", "s", "x", "l", "m", "k", "nd", "st", "nt")
+
+
+def made_up_words(n: int, seed: int = 0) -> List[str]:
+    """``n`` made-up, brand-like words ("geeflam", "zoaga", "kleno"): two or three random syllables
+    (onset and vowel) and a coda, the same for the same seed. None is a CMUdict word, a word of the
+    vocabulary lists or the held-out words, or sounds like a held-out word (the same phonemes),
+    and each has at least MIN_PHONES phonemes by kws.phonemes.pronounce (the fallback G2P)."""
+    from kws.corpus.vocab import HELD_OUT, read_list
+    from kws.lexicon import cmu_lexicon
+    from kws.phonemes import pronounce
+
+    lex = cmu_lexicon()
+    held = set(read_list("oov")) | set(HELD_OUT)
+    known = held | set(read_list("iv"))
+    held_sounds = set()
+    for w in held:
+        try:
+            held_sounds.add(pronounce(w).phonemes)
+        except Exception:
+            pass
+    rng = random.Random(f"made-up:{seed}")
+    out: List[str] = []
+    seen = set()
+    while len(out) < n:
+        k = rng.choice((2, 2, 3))
+        w = "".join(rng.choice(ONSETS) + rng.choice(VOWELS) for _ in range(k)) + rng.choice(CODAS)
+        if not 4 <= len(w) <= 10 or w in seen or w in lex or w in known:
+            continue
+        seen.add(w)
+        try:
+            pron = pronounce(w)
+        except Exception:
+            continue
+        if pron.phonemes in held_sounds or sum(p != "|" for p in pron.phonemes) < MIN_PHONES:
+            continue
+        out.append(w)
     return out
 
 
@@ -188,15 +252,44 @@ def plan(words: List[str], phs: List[str], per_word: int, sentences: int, seed: 
     return jobs
 
 
+def shard_jobs(jobs: list, shard: int, n_shards: int) -> list:
+    """The jobs of shard ``shard`` of ``n_shards``: words alone of the words whose index is
+    ``shard`` modulo ``n_shards``, sentences whose number (in plan order) is too."""
+    out, k = [], 0
+    for j in jobs:
+        if j[0] == "word":
+            if j[1] % n_shards == shard:
+                out.append(j)
+        else:
+            if k % n_shards == shard:
+                out.append(j)
+            k += 1
+    return out
+
+
+def parse_shard(text: str) -> Tuple[int, int]:
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard takes I/N (e.g. 0/16), not {text!r}") from None
+    if not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"--shard {text}: I must be in 0 .. N - 1")
+    return i, n
+
+
 def build(out: Path, n_words: int = 2500, per_word: int = 4, sentences: int = 3000,
-          workers: int = 0, seed: int = 0, max_minutes: float = 1e9, quiet: bool = False) -> dict:
+          workers: int = 0, seed: int = 0, max_minutes: float = 1e9, quiet: bool = False,
+          made_up: int = 0, shard: Tuple[int, int] = (0, 1)) -> dict:
     from multiprocessing import get_context
 
     from kws import kokoro
 
     t0 = time.time()
-    words, phs = phonemes_of(vocabulary(n_words))
+    words, phs = phonemes_of(vocabulary(n_words, made_up, seed))
     jobs = plan(words, phs, per_word, sentences, seed, kokoro.voices().max_tokens)
+    all_jobs = len(jobs)
+    if shard[1] > 1:
+        jobs = shard_jobs(jobs, *shard)
     model = str(kokoro.model_path())
     workers = workers or os.cpu_count() or 1
     out.mkdir(parents=True, exist_ok=True)
@@ -244,24 +337,173 @@ def build(out: Path, n_words: int = 2500, per_word: int = 4, sentences: int = 30
              "word_renderings": len(iso["off"]), "sentences": len(sen["off"]),
              "sentence_words": len(occ["word"]), "hours": round(audio.size / 16000 / 3600, 3),
              "seconds": round(time.time() - t0, 1), "workers": workers, "seed": seed,
-             "complete": done == len(jobs)}
+             "complete": done == len(jobs), "shard": f"{shard[0]}/{shard[1]}", "plan_jobs": all_jobs,
+             "args": {"words": n_words, "made_up": made_up, "per_word": per_word, "sentences": sentences,
+                      "seed": seed},
+             "renderings_per_s": round(done / max(time.time() - t0, 1e-9), 2),
+             "audio_s_per_s": round(audio.size / 16000 / max(time.time() - t0, 1e-9), 2)}
+    (out / "stats.json").write_text(json.dumps(stats))
+    return stats
+
+
+# ----------------------------------------------------------------------------- Ogg/Opus shards
+SR = 16000
+PACK_FORMAT = "kws-kokoro-corpus-opus"
+
+
+def write_opus(path: Path, audio: np.ndarray) -> None:
+    """16 kHz mono Ogg/Opus (libsndfile's default bit rate: about 24 kbit/s), written whole to a
+    temporary name first."""
+    import soundfile as sf
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    buf = io.BytesIO()
+    sf.write(buf, np.clip(audio, -1, 1).astype(np.float32), SR, format="OGG", subtype="OPUS")
+    tmp.write_bytes(buf.getvalue())
+    os.replace(tmp, path)
+
+
+def read_opus(path: Path) -> np.ndarray:
+    import soundfile as sf
+
+    x, sr = sf.read(str(path), dtype="float32", always_2d=False)
+    if sr != SR:
+        raise ValueError(f"{path}: {sr} Hz, not {SR}")
+    return x
+
+
+def pack(src: Path, out: Path, chunk_s: float = 600.0) -> dict:
+    """A rendered folder (audio.npy, index.npz, stats.json) as Ogg/Opus chunks + index.json."""
+    z = np.load(src / "index.npz")
+    audio = np.load(src / "audio.npy", mmap_mode="r")
+    stats = json.loads((src / "stats.json").read_text()) if (src / "stats.json").exists() else {}
+    rend = sorted([(int(o), int(n), "iso", i) for i, (o, n) in enumerate(zip(z["iso_off"], z["iso_len"]))] +
+                  [(int(o), int(n), "sen", i) for i, (o, n) in enumerate(zip(z["sen_off"], z["sen_len"]))])
+    out.mkdir(parents=True, exist_ok=True)
+    iso = {"chunk": [0] * z["iso_off"].size, "start": [0] * z["iso_off"].size,
+           "len": z["iso_len"].tolist(), "word": z["iso_word"].tolist(), "voice": [str(v) for v in z["iso_voice"]]}
+    sen = {"chunk": [0] * z["sen_off"].size, "start": [0] * z["sen_off"].size,
+           "len": z["sen_len"].tolist(), "voice": [str(v) for v in z["sen_voice"]]}
+    chunks: List[dict] = []
+    limit = int(chunk_s * SR)
+    i = 0
+    while i < len(rend):
+        j, n = i, 0
+        while j < len(rend) and (j == i or n + rend[j][1] <= limit):
+            n += rend[j][1]
+            j += 1
+        k = len(chunks)
+        parts, pos = [], 0
+        for off, ln, kind, r in rend[i:j]:
+            d = iso if kind == "iso" else sen
+            d["chunk"][r], d["start"][r] = k, pos
+            parts.append(np.asarray(audio[off:off + ln], np.float32) / 32767.0)
+            pos += ln
+        name = f"chunk-{k:04d}.ogg"
+        write_opus(out / name, np.concatenate(parts))
+        chunks.append({"file": name, "samples": pos})
+        i = j
+    sen_off = z["sen_off"]
+    occ = {"sentence": z["occ_sentence"].tolist(), "word": z["occ_word"].tolist(),
+           "start": (z["occ_start"] - sen_off[z["occ_sentence"]]).tolist() if z["occ_start"].size else [],
+           "end": (z["occ_end"] - sen_off[z["occ_sentence"]]).tolist() if z["occ_end"].size else []}
+    index = {"format": PACK_FORMAT, "version": 1, "sample_rate": SR, "stats": stats,
+             "words": [str(w) for w in z["words"]], "phonemes": [str(p) for p in z["phonemes"]],
+             "chunks": chunks, "iso": iso, "sen": sen, "occ": occ}
+    (out / "index.json").write_text(json.dumps(index, ensure_ascii=False, separators=(",", ":")))
+    return {"chunks": len(chunks), "word_renderings": len(iso["len"]), "sentences": len(sen["len"]),
+            "hours": round(sum(c["samples"] for c in chunks) / SR / 3600, 3),
+            "bytes": sum((out / c["file"]).stat().st_size for c in chunks)}
+
+
+def unpack(srcs: List[Path], out: Path) -> dict:
+    """Packed shards (:func:`pack`) back into one audio.npy + index.npz (kws.train.head's input)."""
+    words = phs = None
+    pcm: List[np.ndarray] = []
+    pos = 0
+    keys = ("iso_off", "iso_len", "iso_word", "iso_voice", "sen_off", "sen_len", "sen_voice",
+            "occ_sentence", "occ_word", "occ_start", "occ_end")
+    acc = {k: [] for k in keys}
+    shards, n_sen = [], 0
+    for src in srcs:
+        ix = json.loads((src / "index.json").read_text())
+        if ix.get("format") != PACK_FORMAT:
+            raise ValueError(f"{src}: not a packed Kokoro corpus (index.json format {ix.get('format')!r})")
+        if words is None:
+            words, phs = ix["words"], ix["phonemes"]
+        elif ix["words"] != words:
+            raise ValueError(f"{src}: another vocabulary than {srcs[0]} (other --words, --made-up or --seed)")
+        shard = ix.get("stats", {}).get("shard")
+        if shard in shards:
+            raise ValueError(f"{src}: shard {shard} given twice")
+        shards.append(shard)
+        base = []
+        for c in ix["chunks"]:
+            x = read_opus(src / c["file"])
+            if x.size != c["samples"]:
+                raise ValueError(f"{src / c['file']}: {x.size} samples, index.json says {c['samples']}")
+            base.append(pos)
+            pcm.append(np.round(np.clip(x, -1, 1) * 32767).astype(np.int16))
+            pos += x.size
+        iso, sen, occ = ix["iso"], ix["sen"], ix["occ"]
+        acc["iso_off"] += [base[c] + s for c, s in zip(iso["chunk"], iso["start"])]
+        acc["iso_len"] += iso["len"]
+        acc["iso_word"] += iso["word"]
+        acc["iso_voice"] += iso["voice"]
+        soff = [base[c] + s for c, s in zip(sen["chunk"], sen["start"])]
+        acc["sen_off"] += soff
+        acc["sen_len"] += sen["len"]
+        acc["sen_voice"] += sen["voice"]
+        acc["occ_sentence"] += [n_sen + k for k in occ["sentence"]]
+        acc["occ_word"] += occ["word"]
+        acc["occ_start"] += [soff[k] + s for k, s in zip(occ["sentence"], occ["start"])]
+        acc["occ_end"] += [soff[k] + e for k, e in zip(occ["sentence"], occ["end"])]
+        n_sen += len(sen["len"])
+    out.mkdir(parents=True, exist_ok=True)
+    audio = np.concatenate(pcm) if pcm else np.zeros(0, np.int16)
+    np.save(out / "audio.npy", audio)
+    a = lambda k: np.array(acc[k], dtype=np.int64)  # noqa: E731
+    np.savez(out / "index.npz", words=np.array(words), phonemes=np.array(phs),
+             iso_off=a("iso_off"), iso_len=a("iso_len"), iso_word=a("iso_word"), iso_voice=np.array(acc["iso_voice"]),
+             sen_off=a("sen_off"), sen_len=a("sen_len"), sen_voice=np.array(acc["sen_voice"]),
+             occ_sentence=a("occ_sentence"), occ_word=a("occ_word"), occ_start=a("occ_start"), occ_end=a("occ_end"))
+    stats = {"words": len(words or []), "shards": shards, "word_renderings": len(acc["iso_off"]),
+             "words_rendered": len(set(acc["iso_word"])), "sentences": n_sen,
+             "sentence_words": len(acc["occ_word"]), "hours": round(audio.size / SR / 3600, 3)}
     (out / "stats.json").write_text(json.dumps(stats))
     return stats
 
 
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("pack", "unpack"):
+        ap = argparse.ArgumentParser(prog=f"python -m kws.corpus.kokoro_corpus {argv[0]}")
+        if argv[0] == "pack":
+            ap.add_argument("src", type=Path)
+            ap.add_argument("--chunk-seconds", type=float, default=600.0)
+        else:
+            ap.add_argument("src", type=Path, nargs="+")
+        ap.add_argument("--out", type=Path, required=True)
+        args = ap.parse_args(argv[1:])
+        if argv[0] == "pack":
+            print(json.dumps(pack(args.src, args.out, args.chunk_seconds)))
+        else:
+            print(json.dumps(unpack(args.src, args.out)))
+        return 0
     ap = argparse.ArgumentParser(prog="python -m kws.corpus.kokoro_corpus", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--words", type=int, default=2500)
+    ap.add_argument("--made-up", type=int, default=0, help="made-up words after the real ones")
     ap.add_argument("--per-word", type=int, default=4)
     ap.add_argument("--sentences", type=int, default=3000)
     ap.add_argument("--workers", type=int, default=0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-minutes", type=float, default=1e9)
+    ap.add_argument("--shard", type=parse_shard, default=(0, 1), help="I/N: render shard I of N")
     args = ap.parse_args(argv)
     print(json.dumps(build(args.out, args.words, args.per_word, args.sentences, args.workers,
-                           args.seed, args.max_minutes)))
+                           args.seed, args.max_minutes, made_up=args.made_up, shard=args.shard)))
     return 0
 
 
