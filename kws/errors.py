@@ -18,7 +18,7 @@ class                                     raised for                      also a
 ``kws.templates.TemplateError``           audio too short for a template  ValueError
 ``kws.kokoro.KokoroError``                TTS model missing or damaged,   RuntimeError
                                           a text too long to speak
-``kws.bundle.BundleError``                a missing or damaged model      RuntimeError
+``kws.model.ModelError``                  a missing or damaged model      RuntimeError
 ``kws.keywords.StoreError``               keyword store problems          RuntimeError
 ``kws.keywords.CorruptStoreError``        damaged store files             RuntimeError
 ``kws.keywords.OtherModelError``          keywords made by another model  RuntimeError, ValueError

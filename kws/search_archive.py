@@ -63,6 +63,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Un
 
 import numpy as np
 
+from kws.checksum import sha256_file
 from kws.errors import SearchIndexError, UsageError
 
 ARCHIVE_VERSION = 1
@@ -298,14 +299,6 @@ def diagonal_scores(x: np.ndarray, T: np.ndarray) -> np.ndarray:
     for j in range(L):
         s += G[j:n - L + 1 + j, j]
     return s / L
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -580,7 +573,7 @@ class ArchiveIndex:
             if size != c["size"]:
                 raise ArchiveDamaged(f"{p}: {size} bytes, the manifest says {c['size']} "
                                      "(half-written or damaged): rebuild the index")
-            if (full or size <= SMALL_FILE) and _sha256(p) != c["sha256"]:
+            if (full or size <= SMALL_FILE) and sha256_file(p) != c["sha256"]:
                 raise ArchiveDamaged(f"{p} does not match its sha256 (damaged): rebuild the index")
 
     def verify(self) -> dict:
@@ -791,7 +784,7 @@ class ArchiveIndex:
             if key in old and old[key].get("stamp") == stamp:
                 out[key] = old[key]                # the same file as when it was summed
             else:
-                out[key] = {"size": stamp[0], "sha256": _sha256(self.root / rel), "stamp": stamp}
+                out[key] = {"size": stamp[0], "sha256": sha256_file(self.root / rel), "stamp": stamp}
         return out
 
     def _clean_orphans(self) -> None:

@@ -1058,10 +1058,7 @@ def export(ckpt: str, out: Path, int8: bool = True, summary: Optional[dict] = No
     """``head.onnx`` (fp32), ``head.int8.onnx`` (weights dynamically quantised to int8; the one
     ``file`` names when ``int8``), ``check.npz`` (a fixed input and the torch twin's unit outputs
     for it, kws.head's edge padding included) and ``head.json`` (context, dim, sha256, training)."""
-    import hashlib
-
-    def sha(p: Path) -> str:
-        return hashlib.sha256(p.read_bytes()).hexdigest()
+    from kws.checksum import sha256_file as sha
 
     h = load_head(ckpt)
     out.mkdir(parents=True, exist_ok=True)

@@ -231,7 +231,9 @@ def head_graphs(folder: Path):
     or in a head export folder (head.json: its fp32 graph and, when exported, its int8 one)."""
     p = Path(folder)
     if p.is_dir() and (p / "manifest.json").exists():
-        meta = json.loads((p / "manifest.json").read_text()).get("head")
+        from kws.model import read_manifest
+
+        meta = read_manifest(p).get("head")
         if not meta:
             raise SystemExit(f"{p}: this model has no head")
         graphs = {meta.get("precision", "fp32"): p / meta["file"]}
