@@ -10,9 +10,10 @@ Public API::
     kw = enroll_keyword("snowboy", examples=["a.wav", "b.wav", "c.wav"])   # threshold set
     det = Detector(KeywordSet(Model.load().model_id, [kw]))
 
-    from kws import SearchIndex
-    ix = SearchIndex("my.index"); ix.add(["recordings/"])
-    hits = ix.query(ix.embed_query("elephant"), top=10)
+    from kws import ArchiveIndex                          # spoken-term search (kws.search_archive)
+    from kws.search_archive import templates_from_text
+    ix = ArchiveIndex("my.index"); ix.add(["recordings/"])
+    hits = ix.query(templates_from_text("elephant"), top=10)
 
 Every error kws raises for bad input, settings or files is a :class:`KwsError`.
 
@@ -24,9 +25,16 @@ from kws.enrollment import enroll_keyword
 from kws.errors import KwsError
 from kws.keywords import Keyword, KeywordSet, StoreError
 from kws.model import Model
-from kws.search import Hit, IndexConfig, SearchIndex, SearchIndexError
 
 __version__ = "0.1.0"
-__all__ = ["Bundle", "BundleError", "Detection", "Detector", "DetectorConfig", "Hit", "IndexConfig",
-           "Keyword", "KeywordSet", "KwsError", "Model", "SearchIndex", "SearchIndexError", "StoreError",
-           "enroll_keyword", "__version__"]
+__all__ = ["ArchiveIndex", "Bundle", "BundleError", "Detection", "Detector", "DetectorConfig",
+           "Keyword", "KeywordSet", "KwsError", "Model", "StoreError", "enroll_keyword", "__version__"]
+
+
+def __getattr__(name):
+    """``kws.ArchiveIndex`` is imported when first used: ``import kws`` loads no search code."""
+    if name == "ArchiveIndex":
+        from kws.search_archive import ArchiveIndex
+
+        return ArchiveIndex
+    raise AttributeError(f"module 'kws' has no attribute {name!r}")

@@ -23,7 +23,7 @@ class                                     raised for                      also a
 ``kws.keywords.CorruptStoreError``        damaged store files             RuntimeError
 ``kws.keywords.OtherModelError``          keywords made by another model  RuntimeError, ValueError
 ``kws.keywords.OldStoreError``            a store of an earlier kws       RuntimeError, ValueError
-``kws.search.SearchIndexError``           an index that cannot be used    RuntimeError
+``kws.errors.SearchIndexError``           an index that cannot be used    RuntimeError
 ``kws.search_archive.ArchiveDamaged``     a damaged or unfinished index   RuntimeError
 ``kws.mic.NoMicrophone``                  no usable audio input           RuntimeError
 ``kws.errors.UsageError``                 a setting or argument refused   ValueError
@@ -48,5 +48,5 @@ class MissingExtra(KwsError, ImportError):
 
 
 class SearchIndexError(KwsError, RuntimeError):
-    """A search index that cannot be used (other model, other settings, damaged); also
-    ``kws.search.SearchIndexError``."""
+    """A search index that cannot be used (another front end, other settings, damaged:
+    kws.search_archive)."""
