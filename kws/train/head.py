@@ -172,11 +172,9 @@ class LossParams(nn.Module):
         self.theta = nn.Parameter(torch.tensor(0.5))
         self.clap = clap
         if clap:
-            from kws.train.encoders import EncoderConfig, TextEncoder
+            from kws.train.encoders import TextEncoder
 
-            ecfg = EncoderConfig(phone_dim=64, hidden=128, layers=1, embed_dim=128, dropout=0.0,
-                                 n_tokens=n_tokens)
-            self.text = TextEncoder(ecfg)
+            self.text = TextEncoder(n_tokens, phone_dim=64, hidden=128, layers=1, embed_dim=128)
             self.proj = nn.Linear(dim, 128)
             self.logit_scale = nn.Parameter(torch.tensor(2.6593))
 
@@ -984,7 +982,7 @@ def train(cfg: TrainConfig, device=None, log=print) -> dict:
     L_item = VEC_SPAN + max(0, -(-(L_item - VEC_SPAN) // VEC_HOP)) * VEC_HOP
     lmax = cfg.template_max
     Nt = cfg.templates_per_word
-    from kws.train.trainer import pad_ids
+    from kws.train.encoders import pad_ids
 
     start = time.time()
     next_eval = start + cfg.eval_minutes * 60
