@@ -19,7 +19,6 @@ Every error kws raises for bad input, settings or files is a :class:`KwsError`.
 
 Importing kws never imports torch (the run-time path is numpy + onnxruntime).
 """
-from kws.bundle import Bundle, BundleError
 from kws.detector import Detection, Detector, DetectorConfig
 from kws.enrollment import enroll_keyword
 from kws.errors import KwsError
@@ -27,8 +26,8 @@ from kws.keywords import Keyword, KeywordSet, StoreError
 from kws.model import Model
 
 __version__ = "0.1.0"
-__all__ = ["ArchiveIndex", "Bundle", "BundleError", "Detection", "Detector", "DetectorConfig",
-           "Keyword", "KeywordSet", "KwsError", "Model", "StoreError", "enroll_keyword", "__version__"]
+__all__ = ["ArchiveIndex", "Detection", "Detector", "DetectorConfig", "Keyword", "KeywordSet", "KwsError",
+           "Model", "StoreError", "enroll_keyword", "__version__"]
 
 
 def __getattr__(name):

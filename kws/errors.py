@@ -3,7 +3,7 @@
     import kws
     try:
         det = kws.Detector(kws.KeywordSet.load(store))
-    except kws.KwsError as exc:          # bad audio, text, store, bundle, index, microphone, ...
+    except kws.KwsError as exc:          # bad audio, text, store, model, index, microphone, ...
         print(f"error: {exc}")
 
 Each kind has its own class beside the code that raises it, and also derives from the built-in

@@ -50,8 +50,8 @@ class NoiseFloor:
 
 
 class StreamingVad:
-    """Speech flags of a stream. ``noise_margin_db`` None: webrtcvad alone (what the search index
-    uses); the detector passes ``DetectorConfig.vad_noise_margin_db`` (4 dB)."""
+    """Speech flags of a stream. ``noise_margin_db`` None: webrtcvad alone; the detector passes
+    ``DetectorConfig.vad_noise_margin_db`` (4 dB)."""
 
     def __init__(self, mode: int = 2, capacity_slots: int = 1000,
                  noise_margin_db: Optional[float] = None, floor_s: float = 1.5):

@@ -150,7 +150,6 @@ ERRORS = {   # kind: (how to meet it, the class, the built-in class it also is)
     "audio": (lambda tmp, mp: load_audio(tmp / "missing.wav"), "kws.audio.AudioError", ValueError),
     "text": (lambda tmp, mp: kws.Detector.from_texts(["???"]), "kws.phonemes.TextError", ValueError),
     "model": (lambda tmp, mp: kws.Model.load(tmp), "kws.model.ModelError", RuntimeError),
-    "bundle": (lambda tmp, mp: kws.Bundle.load(tmp), "kws.bundle.BundleError", RuntimeError),
     "store": (lambda tmp, mp: kws.KeywordSet.load(tmp), "kws.keywords.StoreError", RuntimeError),
     "corrupt store": (lambda tmp, mp: (tmp / "keywords.json").write_text("{") and kws.KeywordSet.load(tmp),
                       "kws.keywords.CorruptStoreError", RuntimeError),
