@@ -1,4 +1,7 @@
-"""kws: open-vocabulary on-device keyword spotting with joint audio-text word embeddings.
+"""kws: open-vocabulary keyword spotting on the device. A typed keyword is spoken by Kokoro in 28
+voices (or given as recordings); what a frozen speech-embedding network and a small head hear in
+those utterances become its templates, and a streaming detector matches them against the
+microphone. Run time: numpy and onnxruntime.
 
 Public API::
 
@@ -17,17 +20,17 @@ Public API::
 
 Every error kws raises for bad input, settings or files is a :class:`KwsError`.
 
-Importing kws never imports torch (the run-time path is numpy + onnxruntime).
+Importing kws imports neither torch nor any search or training code (tests/test_layout.py).
 """
 from kws.detector import Detection, Detector, DetectorConfig
 from kws.enrollment import enroll_keyword
 from kws.errors import KwsError
-from kws.keywords import Keyword, KeywordSet, StoreError
+from kws.keywords import Keyword, KeywordSet
 from kws.model import Model
 
 __version__ = "0.1.0"
 __all__ = ["ArchiveIndex", "Detection", "Detector", "DetectorConfig", "Keyword", "KeywordSet", "KwsError",
-           "Model", "StoreError", "enroll_keyword", "__version__"]
+           "Model", "enroll_keyword"]
 
 
 def __getattr__(name):
