@@ -811,7 +811,8 @@ def _pad_batch(seqs: List[np.ndarray], device) -> Tuple[torch.Tensor, torch.Tens
 def validate(head: Optional[HeadNet], val: dict, device, lmax: int = 40) -> dict:
     """kws.train.head_eval's measures computed on the device (``head`` None: raw templates)."""
     from kws.metrics import eer, miss_at_false_alarm_rate
-    from kws.train.head_eval import DIGIT_WORDS, WAKE, peaks
+    from kws.thresholds import peaks
+    from kws.train.head_eval import DIGIT_WORDS, WAKE
 
     def run(x):
         return apply_head(head, x) if head is not None else F.normalize(x, dim=-1)
@@ -843,7 +844,7 @@ def validate(head: Optional[HeadNet], val: dict, device, lmax: int = 40) -> dict
         Wk = torch.full((G.shape[0], len(WAKE)), -2.0, device=device)
         Wk = Wk.scatter_reduce(1, own[None].expand(G.shape[0], -1), G, "amax").cpu().numpy()
         for k, w in enumerate(WAKE):
-            pk[w] += peaks(Wk[:, k])
+            pk[w] += peaks(Wk[:, k]).tolist()
     lab = np.array(val["wake_label"])
     for cond, seqs in val["wake"].items():
         sc = clip_scores(T, L, own, seqs, len(WAKE))
