@@ -51,11 +51,11 @@ def validation_speaker(speaker: str) -> bool:
 
 # ----------------------------------------------------------------------------- preparing
 def _backbone():
-    from importlib import resources
-
+    """The shipped model's front end (kws/assets/model)."""
     from kws.backbone import Backbone, as_files
+    from kws.model import default_model_path
 
-    return Backbone(as_files(Path(str(resources.files("kws") / "assets" / "backbone"))))
+    return Backbone(as_files(default_model_path()))
 
 
 def render_templates(bb, words, quiet=False) -> Dict[str, List[np.ndarray]]:
