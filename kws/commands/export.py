@@ -27,7 +27,13 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    return _export_module("model").main(["--head", args.head, *args.options])
+    from kws.errors import UsageError
+
+    model = _export_module("model")
+    if not (Path(args.head) / "head.json").is_file():
+        raise UsageError(f"{args.head}: no head.json here; give the folder python -m kws.train.head export "
+                         f"wrote (its --out)")
+    return model.main(["--head", args.head, *args.options])
 
 
 def _export_module(name: str):
