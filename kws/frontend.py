@@ -21,7 +21,9 @@ class BackboneFrontend:
         from kws.backbone import DIM, VEC_HOP, VEC_SPAN, Backbone, BackboneFiles
 
         self._bb = Backbone(BackboneFiles(network, constants))
-        self.dim, self.hop, self.span = DIM, VEC_HOP, VEC_SPAN   # samples between vectors, seen by one
+        self.dim = DIM              # values in a vector
+        self.hop = VEC_HOP          # samples from one vector to the next
+        self.span = VEC_SPAN        # samples one vector sees
 
     def frames(self, audio: np.ndarray) -> np.ndarray:
         """(T, 96) vectors of a whole recording."""
