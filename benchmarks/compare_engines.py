@@ -78,6 +78,7 @@ from kws.keywords import KeywordSet  # noqa: E402
 from kws.metrics import eer, miss_at_false_alarm_rate, roc_points  # noqa: E402
 from kws.model import Model  # noqa: E402
 from kws.progress import progress  # noqa: E402
+from kws.thresholds import peaks  # noqa: E402
 
 # PocketSphinx keyphrase thresholds, permissive to strict: above 1e0 it still detects a third of
 # the wake-word clips (up to 1e50), and at 1e0 it gave 'alexa' over 1 false alarm an hour
@@ -92,18 +93,10 @@ class NotApplicable(Exception):
     """The engine has nothing to listen for in this set."""
 
 
-def peaks(series: np.ndarray, hop_s: float, refractory_s: float = 1.0) -> List[float]:
-    """Event scores of a score series: local maxima, each suppressing lower ones within 1 s."""
-    order = np.argsort(-series)
-    taken = np.zeros(series.size, bool)
-    r = int(round(refractory_s / hop_s))
-    out = []
-    for i in order:
-        if taken[i] or series[i] <= -1:
-            continue
-        out.append(float(series[i]))
-        taken[max(0, i - r): i + r + 1] = True
-    return out
+def events(series: np.ndarray, hop_s: float, refractory_s: float = 1.0) -> List[float]:
+    """Event scores of another engine's score series (one score every ``hop_s``): its peaks by
+    kws's rule (kws.thresholds.peaks), ``refractory_s`` apart, any score counting."""
+    return peaks(series, refractory=int(round(refractory_s / hop_s)), floor=-np.inf).tolist()
 
 
 def pcm16(x: np.ndarray) -> np.ndarray:
@@ -272,7 +265,7 @@ class EfficientWordEngine:
             s = np.stack([self._score(self.model.audioToVector(x[i:i + n]))
                           for i in range(0, x.size - n + 1, hop)])
             for k in range(len(self.words)):
-                ev[k] += peaks(s[:, k], self.hop_s)
+                ev[k] += events(s[:, k], self.hop_s)
         return ev
 
     def model_mb(self) -> float:
@@ -310,7 +303,7 @@ class OpenWakeWordEngine:
             s = np.array([[p[h] for h in self.heads] for p in
                           (self.model.predict(pcm[i:i + self.FRAME]) for i in range(0, pcm.size - self.FRAME + 1, self.FRAME))])
             for k in range(len(self.words)):
-                ev[k] += peaks(s[:, k], self.FRAME / 16000)
+                ev[k] += events(s[:, k], self.FRAME / 16000)
         return ev
 
     def model_mb(self) -> float:

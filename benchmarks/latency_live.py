@@ -44,9 +44,9 @@ def build_stream(keywords, count: int, seed: int):
     Returns the audio and, per clip, (keyword, start_s, end_s, clip); end_s is the last 10 ms
     within 40 dB of the clip's loudest (the TTS trimming margin of 30 ms is taken off).
     """
-    from kws.tts import available_engines, random_render, synthesize
+    from classic_tts import available_engines, random_render, synthesize
 
-    engines = [e for e in available_engines() if e in ("espeak-ng", "flite")]
+    engines = available_engines()
     if not engines:
         raise SystemExit("needs espeak-ng or flite (apt-get install espeak-ng flite)")
     rng = random.Random(seed)

@@ -37,9 +37,9 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from kws.bundle import sha256_file
+from kws.checksum import sha256_file
 from kws.corpus.real import DEFAULT_DATA
-from kws.model import FORMAT, FORMAT_VERSION, default_model_path
+from kws.model import FORMAT, FORMAT_VERSION, ModelError, default_model_path, read_manifest
 from kws.progress import progress
 from kws.templates import PAD_S, TRIM
 
@@ -98,9 +98,10 @@ def build_bank(out_dir: Path, raw: np.ndarray, counts, kinds, head_file: Optiona
 
 
 def _old_manifest(out_dir: Path) -> dict:
+    """The manifest already in ``out_dir`` (its head and bank may be kept), or {}."""
     try:
-        return json.loads((out_dir / "manifest.json").read_text())
-    except (OSError, ValueError):
+        return read_manifest(out_dir)
+    except ModelError:
         return {}
 
 

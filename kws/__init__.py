@@ -1,4 +1,7 @@
-"""kws: open-vocabulary on-device keyword spotting with joint audio-text word embeddings.
+"""kws: open-vocabulary keyword spotting on the device. A typed keyword is spoken by Kokoro in 28
+voices (or given as recordings); what a frozen speech-embedding network and a small head hear in
+those utterances become its templates, and a streaming detector matches them against the
+microphone. Run time: numpy and onnxruntime.
 
 Public API::
 
@@ -10,23 +13,30 @@ Public API::
     kw = enroll_keyword("snowboy", examples=["a.wav", "b.wav", "c.wav"])   # threshold set
     det = Detector(KeywordSet(Model.load().model_id, [kw]))
 
-    from kws import SearchIndex
-    ix = SearchIndex("my.index"); ix.add(["recordings/"])
-    hits = ix.query(ix.embed_query("elephant"), top=10)
+    from kws import ArchiveIndex                          # spoken-term search (kws.search_archive)
+    from kws.search_archive import templates_from_text
+    ix = ArchiveIndex("my.index"); ix.add(["recordings/"])
+    hits = ix.query(templates_from_text("elephant"), top=10)
 
 Every error kws raises for bad input, settings or files is a :class:`KwsError`.
 
-Importing kws never imports torch (the run-time path is numpy + onnxruntime).
+Importing kws imports neither torch nor any search or training code (tests/test_layout.py).
 """
-from kws.bundle import Bundle, BundleError
 from kws.detector import Detection, Detector, DetectorConfig
 from kws.enrollment import enroll_keyword
 from kws.errors import KwsError
-from kws.keywords import Keyword, KeywordSet, StoreError
+from kws.keywords import Keyword, KeywordSet
 from kws.model import Model
-from kws.search import Hit, IndexConfig, SearchIndex, SearchIndexError
 
 __version__ = "0.1.0"
-__all__ = ["Bundle", "BundleError", "Detection", "Detector", "DetectorConfig", "Hit", "IndexConfig",
-           "Keyword", "KeywordSet", "KwsError", "Model", "SearchIndex", "SearchIndexError", "StoreError",
-           "enroll_keyword", "__version__"]
+__all__ = ["ArchiveIndex", "Detection", "Detector", "DetectorConfig", "Keyword", "KeywordSet", "KwsError",
+           "Model", "enroll_keyword"]
+
+
+def __getattr__(name):
+    """``kws.ArchiveIndex`` is imported when first used: ``import kws`` loads no search code."""
+    if name == "ArchiveIndex":
+        from kws.search_archive import ArchiveIndex
+
+        return ArchiveIndex
+    raise AttributeError(f"module 'kws' has no attribute {name!r}")

@@ -1,9 +1,9 @@
 """Speech-embedding front end (numpy + onnxruntime, run time): audio -> one 96-d vector per 80 ms.
 
-The audio encoder of format-2 bundles stands on Google's ``speech_embedding`` network (Lin et al.
-2020, arXiv 2002.01322; Apache-2.0), a convolutional network trained on a large amount of real
-speech, frozen. Its two parts come from the ``openwakeword==0.5.1`` wheel (see
-``export/backbone.py`` and the bundle's NOTICE):
+The model's front end is Google's ``speech_embedding`` network (Lin et al. 2020, arXiv
+2002.01322; Apache-2.0), a convolutional network trained on a large amount of real speech,
+frozen. Its two parts come from the ``openwakeword==0.5.1`` wheel (see ``export/backbone.py`` and
+the model's NOTICE.backbone):
 
 - a log-mel front end: 512-sample frames every 160 samples (10 ms), the wheel's analysis window
   and 32-band mel filterbank, ``log10(max(power, 1e-10)) + 2`` (openWakeWord's scaling of the same
@@ -55,7 +55,7 @@ def vector_span(first: int, count: int) -> tuple:
 
 @dataclass(frozen=True)
 class BackboneFiles:
-    """Where a bundle keeps the front end: the ONNX network and the mel constants."""
+    """Where a model folder keeps the front end: the ONNX network and the mel constants."""
 
     network: Path            # ONNX: mel [B, T, 32] -> vectors [B, 1 + (T-76)//8, 96]
     constants: Path          # npz: window (512,), melW (257, 32)

@@ -3,7 +3,7 @@
     import kws
     try:
         det = kws.Detector(kws.KeywordSet.load(store))
-    except kws.KwsError as exc:          # bad audio, text, store, bundle, index, microphone, ...
+    except kws.KwsError as exc:          # bad audio, text, store, model, index, microphone, ...
         print(f"error: {exc}")
 
 Each kind has its own class beside the code that raises it, and also derives from the built-in
@@ -18,12 +18,12 @@ class                                     raised for                      also a
 ``kws.templates.TemplateError``           audio too short for a template  ValueError
 ``kws.kokoro.KokoroError``                TTS model missing or damaged,   RuntimeError
                                           a text too long to speak
-``kws.bundle.BundleError``                a missing or damaged model      RuntimeError
+``kws.model.ModelError``                  a missing or damaged model      RuntimeError
 ``kws.keywords.StoreError``               keyword store problems          RuntimeError
 ``kws.keywords.CorruptStoreError``        damaged store files             RuntimeError
 ``kws.keywords.OtherModelError``          keywords made by another model  RuntimeError, ValueError
 ``kws.keywords.OldStoreError``            a store of an earlier kws       RuntimeError, ValueError
-``kws.search.SearchIndexError``           an index that cannot be used    RuntimeError
+``kws.errors.SearchIndexError``           an index that cannot be used    RuntimeError
 ``kws.search_archive.ArchiveDamaged``     a damaged or unfinished index   RuntimeError
 ``kws.mic.NoMicrophone``                  no usable audio input           RuntimeError
 ``kws.errors.UsageError``                 a setting or argument refused   ValueError
@@ -48,5 +48,5 @@ class MissingExtra(KwsError, ImportError):
 
 
 class SearchIndexError(KwsError, RuntimeError):
-    """A search index that cannot be used (other model, other settings, damaged); also
-    ``kws.search.SearchIndexError``."""
+    """A search index that cannot be used (another front end, other settings, damaged:
+    kws.search_archive)."""

@@ -54,6 +54,7 @@ from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
+from kws.checksum import sha256_file as _sha256
 from kws.errors import KwsError
 
 MODEL_NAME = "kokoro-v1.0.int8.onnx"
@@ -250,14 +251,6 @@ def part_files() -> List[Path]:
             raise KokoroError(f"{f}: missing; reinstall {name.replace('_', '-')}")
         out.append(f)
     return out
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _check(path: Path) -> None:

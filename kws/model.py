@@ -26,14 +26,45 @@ from typing import Optional, Union
 
 import numpy as np
 
-from kws.bundle import BundleError, sha256_file
+from kws.checksum import sha256_file
+from kws.errors import KwsError
 
 FORMAT = "kws-model"
 FORMAT_VERSION = 3
 
 
+class ModelError(KwsError, RuntimeError):
+    """A model folder that is missing, damaged, or not one this kws reads."""
+
+
 def default_model_path() -> Path:
     return Path(str(resources.files("kws") / "assets" / "model"))
+
+
+def read_manifest(path: Union[str, os.PathLike]) -> dict:
+    """The manifest of the model folder ``path``, its format checked (not its files: Model.load).
+
+    Raises:
+        ModelError: no manifest, not JSON, another format or format version, another front end.
+    """
+    p = Path(path)
+    mf = p / "manifest.json"
+    if not mf.exists():
+        raise ModelError(f"{p}: not a kws model (no manifest.json)")
+    try:
+        manifest = json.loads(mf.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{mf}: not valid JSON ({exc})") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        fmt = manifest.get("format") if isinstance(manifest, dict) else None
+        hint = " (an encoder bundle of kws 0.1, no longer read)" if fmt == "kws-bundle" else ""
+        raise ModelError(f"{p}: format {fmt!r} is not a kws model{hint}")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ModelError(f"{p}: model format version {manifest.get('format_version')!r}; this kws "
+                         f"reads {FORMAT_VERSION} (a newer kws made it?)")
+    if manifest.get("frontend", {}).get("kind") != "speech_embedding":
+        raise ModelError(f"{p}: unknown front end {manifest.get('frontend')!r}")
+    return manifest
 
 
 @dataclass
@@ -48,37 +79,21 @@ class Model:
         """Open and check a model (default: the one shipped in the package).
 
         Raises:
-            kws.bundle.BundleError: not a model folder, another format, a file missing, or a file
-                whose sha256 differs from the manifest's (corrupt or replaced).
+            ModelError: not a model folder, another format (:func:`read_manifest`), a file
+                missing, or a file whose sha256 differs from the manifest's (corrupt or replaced).
         """
         p = Path(path) if path is not None else default_model_path()
-        mf = p / "manifest.json"
-        if not mf.exists():
-            raise BundleError(f"{p}: not a kws model (no manifest.json)")
-        try:
-            manifest = json.loads(mf.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise BundleError(f"{mf}: not valid JSON ({exc})") from exc
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-            fmt = manifest.get("format") if isinstance(manifest, dict) else None
-            hint = (" (an encoder bundle of kws 0.1: it serves spoken-term search, kws.Bundle)"
-                    if fmt == "kws-bundle" else "")
-            raise BundleError(f"{p}: format {fmt!r} is not a kws model{hint}")
-        if manifest.get("format_version") != FORMAT_VERSION:
-            raise BundleError(f"{p}: model format version {manifest.get('format_version')!r}; this kws "
-                              f"reads {FORMAT_VERSION} (a newer kws made it?)")
-        if manifest.get("frontend", {}).get("kind") != "speech_embedding":
-            raise BundleError(f"{p}: unknown front end {manifest.get('frontend')!r}")
+        manifest = read_manifest(p)
         for name in cls._files(manifest):
             f = p / name
             if not f.exists():
-                raise BundleError(f"{f}: missing from the model")
+                raise ModelError(f"{f}: missing from the model")
             if verify:
                 want = manifest["files"][name]["sha256"]
                 got = _sha256_cached(str(f), f.stat().st_size, f.stat().st_mtime_ns)
                 if got != want:
-                    raise BundleError(f"{f}: checksum mismatch (file is corrupt or was replaced): "
-                                      f"sha256 {got[:12]}..., manifest says {want[:12]}...")
+                    raise ModelError(f"{f}: checksum mismatch (file is corrupt or was replaced): "
+                                     f"sha256 {got[:12]}..., manifest says {want[:12]}...")
         return cls(p, manifest)
 
     @staticmethod

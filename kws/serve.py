@@ -543,7 +543,7 @@ class KwsServer:
         self._tasks: Set[asyncio.Task] = set()
         self._seen = 0
         self._info: Tuple[int, Optional["Info"]] = (-1, None)
-        # first encoder calls allocate; make them here, not in the first client's stream
+        # the first calls of the front end and head allocate; make them here, not in the first client's stream
         Detector(self.source.keywords, self.model, replace(config.detector, vad=False)).process(
             np.zeros(SAMPLE_RATE, np.float32))
 

@@ -51,10 +51,17 @@ def background(model) -> Background:
 
 
 def peaks(series: np.ndarray, refractory: int = REFRACTORY, floor: float = PEAK_FLOOR) -> np.ndarray:
-    """The events a detector at threshold ``floor`` would give on a score series: local maxima
-    reached by a rise, each the highest within ``refractory`` vectors on either side (ties: the
-    first; the detector likewise fires no two events ``refractory`` or fewer vectors apart), at or
-    above ``floor``; their scores, highest first."""
+    """The events of a score series, their scores highest first: the local maxima reached by a
+    rise, each the highest score within ``refractory`` vectors on both sides (of equal ones, the
+    first), at or above ``floor``.
+
+    This is kws's one rule from a score series to events: thresholds are set on it, and
+    kws.evaluate, kws.train.head_eval and benchmarks/compare_engines.py count events with it.
+    The streaming detector (kws.detector), which cannot look ahead, fires at a maximum reached by
+    a rise as soon as the score falls and then stays quiet for ``refractory`` vectors: wherever
+    the maxima at or above its threshold each are the highest score within ``refractory`` vectors
+    (isolated peaks), it fires at exactly these peaks (tests/test_event_rule.py); where a higher
+    one follows closer, it fires at the first and this rule keeps the higher."""
     s = np.asarray(series, np.float64)
     if s.size == 0:
         return np.zeros(0)

@@ -4,7 +4,7 @@ A slot is speech when webrtcvad says so for its 30 ms frame *and* (with ``noise_
 the speech-band energy (250-3500 Hz) of that frame and the one before stands at least the margin
 above the noise floor, the lowest such energy of the last ``floor_s`` seconds. webrtcvad alone
 takes loud stationary noise for speech (white noise at -20 dBFS, pink at -30 dBFS: nearly every
-hop passed and the encoder fired on it). Stationary noise never rises far above its own
+frame passed, and the detector fired on it). Stationary noise never rises far above its own
 minimum: over an hour of pink noise at -30 dBFS, two isolated 60 ms frames stood more than 4 dB
 above the 1.5 s minimum, none in white noise over half an hour; speech comes and goes in
 syllables that stand well above it. (Brown noise, whose band energy swings more, webrtcvad
@@ -50,8 +50,8 @@ class NoiseFloor:
 
 
 class StreamingVad:
-    """Speech flags of a stream. ``noise_margin_db`` None: webrtcvad alone (what the search index
-    uses); the detector passes ``DetectorConfig.vad_noise_margin_db`` (4 dB)."""
+    """Speech flags of a stream. ``noise_margin_db`` None: webrtcvad alone; the detector passes
+    ``DetectorConfig.vad_noise_margin_db`` (4 dB)."""
 
     def __init__(self, mode: int = 2, capacity_slots: int = 1000,
                  noise_margin_db: Optional[float] = None, floor_s: float = 1.5):

@@ -111,7 +111,7 @@ def tone(freq=440.0, seconds=1.0, sr=16000, amp=0.3):
 
 
 def speechlike(rng, seconds=1.0, sr=16000):
-    """Noise bursts with a moving formant-like tone: enough for VAD and the encoder to react."""
+    """Noise bursts with a moving formant-like tone: enough for VAD and the front end to react."""
     n = int(seconds * sr)
     t = np.arange(n) / sr
     f = 200 + 150 * np.sin(2 * np.pi * 3 * t)

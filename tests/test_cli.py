@@ -75,11 +75,11 @@ def test_search_cli_index_and_query(tmp_path, capsys):
     from kws.demo import sample_recording
 
     ix = tmp_path / "ix"
-    assert main(["search", "index", str(sample_recording()), "--index", str(ix), "--representation",
-                 "windows"]) == 0
+    assert main(["search", "index", str(sample_recording()), "--index", str(ix), "--workers", "1",
+                 "--quiet"]) == 0
     stats = json.loads(capsys.readouterr().out)
-    assert stats["indexed"] == 1 and stats["windows"] > 0
-    assert main(["search", "query", str(ix), "jarvis", "--json", "--top", "3",
+    assert stats["indexed"] == 1 and stats["vectors"] > 0
+    assert main(["search", "query", str(ix), "jarvis", "--json", "--top", "3", "--voices", "2",
                  "--plot", str(tmp_path / "p.png")]) == 0
     hits = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
     assert len(hits) == 3 and hits[0]["score"] >= hits[1]["score"] >= hits[2]["score"]
@@ -109,7 +109,7 @@ def test_bad_inputs_exit_2_with_message(tmp_path, capsys, monkeypatch, few_voice
 def test_runtime_never_imports_torch():
     code = ("import sys, numpy as np; import kws; from kws import Detector; "
             "d = Detector.from_texts(['computer'], voices=['af_heart']); d.process(np.zeros(16000, np.float32)); "
-            "from kws import enroll, commands, evaluate, enrollment, search, serve; commands.build_parser(); "
+            "from kws import enroll, commands, evaluate, enrollment, search_archive, serve; commands.build_parser(); "
             "assert 'torch' not in sys.modules, 'torch imported'; print('ok')")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr

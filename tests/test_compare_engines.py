@@ -51,7 +51,7 @@ def test_pocketsphinx_spots_made_up_word_and_phrase(tmp_path):
     _need("pocketsphinx", "pip install pocketsphinx")
     if not shutil.which("flite"):
         pytest.skip("flite not installed (apt-get install flite)")
-    from kws.corpus import tts
+    import classic_tts as tts
 
     eng = ce.PocketSphinxEngine(["zorblax", "Hey Zorblax", "computer"], thresholds=[1e-20, 1.0])
     assert eng.phrases == ["zorblax", "hey zorblax", "computer"]

@@ -180,13 +180,21 @@ def test_fuzz_prepare_any_array(shape, dtype, rate, value):
 
 
 # ------------------------------------------------------------------ train extra, cwd, installed evaluate
-@pytest.mark.parametrize("cmd", ["train", "export"])
-def test_train_without_torch_says_what_to_install(cmd):
+def test_train_without_torch_says_what_to_install():
     code = ("import sys; sys.modules['torch'] = None; from kws.commands import main; "
-            f"sys.exit(main([{cmd!r}, 'x.json']))")
+            "sys.exit(main(['train', 'x.json']))")
     r = _run(["-c", code])
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "needs torch and the train extra" in r.stderr and "pip install 'kws[train]' torch==" in r.stderr
+
+
+def test_export_needs_no_torch_and_says_what_head_it_wants():
+    """kws export builds the model folder (export/model.py: numpy and onnxruntime)."""
+    code = ("import sys; sys.modules['torch'] = None; from kws.commands import main; "
+            "sys.exit(main(['export', 'x.json']))")
+    r = _run(["-c", code], cwd=ROOT)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "no head.json" in r.stderr and "python -m kws.train.head export" in r.stderr
 
 
 def test_run_from_the_parent_of_a_checkout_named_kws(tmp_path):

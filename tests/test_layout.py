@@ -84,3 +84,23 @@ def test_runtime_path_never_imports_torch():
             "det.detect(np.zeros(32000, np.float32))\n"
             "assert 'torch' not in sys.modules, 'torch imported'\n")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_import_kws_loads_the_run_time_only_and_quickly():
+    """``import kws`` gives the public API and loads no search, training or corpus code (nor
+    torch, FAISS or Dask); best of three fresh interpreters within 0.3 s."""
+    code = ("import sys, time; t = time.perf_counter(); import kws; dt = time.perf_counter() - t; "
+            "print(dt); print(' '.join(sorted(sys.modules))); print(' '.join(kws.__all__)); "
+            "print(kws.ArchiveIndex.__module__)")
+    times = []
+    for _ in range(3):
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+        dt, modules, public, archive = r.stdout.splitlines()
+        times.append(float(dt))
+    loaded = [m for m in modules.split() if m.startswith(("kws.search", "kws.train", "kws.corpus",
+                                                           "kws.commands", "torch", "faiss", "dask"))]
+    assert not loaded, f"import kws loaded {loaded}"
+    assert set(public.split()) == {"Detector", "DetectorConfig", "Detection", "Model", "KeywordSet", "Keyword",
+                                   "enroll_keyword", "KwsError", "ArchiveIndex"}
+    assert archive == "kws.search_archive"
+    assert min(times) <= 0.3, times

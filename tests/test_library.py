@@ -149,8 +149,7 @@ def _no_microphone(monkeypatch):
 ERRORS = {   # kind: (how to meet it, the class, the built-in class it also is)
     "audio": (lambda tmp, mp: load_audio(tmp / "missing.wav"), "kws.audio.AudioError", ValueError),
     "text": (lambda tmp, mp: kws.Detector.from_texts(["???"]), "kws.phonemes.TextError", ValueError),
-    "model": (lambda tmp, mp: kws.Model.load(tmp), "kws.bundle.BundleError", RuntimeError),
-    "bundle": (lambda tmp, mp: kws.Bundle.load(tmp), "kws.bundle.BundleError", RuntimeError),
+    "model": (lambda tmp, mp: kws.Model.load(tmp), "kws.model.ModelError", RuntimeError),
     "store": (lambda tmp, mp: kws.KeywordSet.load(tmp), "kws.keywords.StoreError", RuntimeError),
     "corrupt store": (lambda tmp, mp: (tmp / "keywords.json").write_text("{") and kws.KeywordSet.load(tmp),
                       "kws.keywords.CorruptStoreError", RuntimeError),
@@ -160,8 +159,10 @@ ERRORS = {   # kind: (how to meet it, the class, the built-in class it also is)
                                "kws.keywords.OtherModelError", ValueError),
     "store of an earlier kws": (lambda tmp, mp: kws.KeywordSet.load(_old_store(tmp)),
                                 "kws.keywords.OldStoreError", ValueError),
-    "search index": (lambda tmp, mp: (tmp / "x").write_text("x") and kws.SearchIndex(tmp),
-                     "kws.search.SearchIndexError", RuntimeError),
+    "search index": (lambda tmp, mp: (tmp / "manifest.json").write_text("{}") and kws.ArchiveIndex(tmp),
+                     "kws.errors.SearchIndexError", RuntimeError),
+    "damaged search index": (lambda tmp, mp: (tmp / "x").write_text("x") and kws.ArchiveIndex(tmp),
+                             "kws.search_archive.ArchiveDamaged", RuntimeError),
     "microphone": (lambda tmp, mp: _no_microphone(mp), "kws.mic.NoMicrophone", RuntimeError),
     "setting": (lambda tmp, mp: kws.DetectorConfig(refractory_s=-1), "kws.errors.UsageError", ValueError),
     "missing extra": (lambda tmp, mp: _missing_wyoming(mp), "kws.errors.MissingExtra", ImportError),
@@ -241,18 +242,14 @@ def test_closed_pipe_ends_quietly(tmp_path):
 
 
 def test_export_outside_the_checkout_says_where_to_run(tmp_path):
-    import importlib.util
-
-    if importlib.util.find_spec("torch") is None:
-        pytest.skip("torch not installed (the train extra)")
-    r = _run("-m", "kws", "export", "model.pt", cwd=tmp_path)
+    r = _run("-m", "kws", "export", "head", "--out", "model", cwd=tmp_path)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert f"cd {ROOT}" in r.stderr, r.stderr
 
 
 # ------------------------------------------------------------------ what imports what
 def test_run_time_never_imports_the_training_data_package():
-    code = ("import sys, numpy as np, kws; from kws import commands, enrollment, search, serve, mic, "
+    code = ("import sys, numpy as np, kws; from kws import commands, enrollment, search_archive, serve, mic, "
             "thresholds, kokoro, templates; commands.build_parser(); "
             "kws.enroll_keyword('computer', examples=[np.random.default_rng(0).normal(size=8000) * 0.1], "
             "tune=False); kws.Detector.from_texts(['hello'], voices=['af_heart']); "

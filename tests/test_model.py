@@ -5,8 +5,7 @@ import shutil
 import numpy as np
 import pytest
 
-from kws.bundle import BundleError
-from kws.model import Model, default_model_path
+from kws.model import Model, ModelError, default_model_path
 
 
 def test_shipped_model_loads_and_gives_vectors():
@@ -29,23 +28,23 @@ def test_corrupt_or_missing_files_are_refused(copy):
     data = bytearray(f.read_bytes())
     data[5000] ^= 0xFF
     f.write_bytes(bytes(data))
-    with pytest.raises(BundleError, match="checksum mismatch"):
+    with pytest.raises(ModelError, match="checksum mismatch"):
         Model.load(copy)
     f.unlink()
-    with pytest.raises(BundleError, match="missing"):
+    with pytest.raises(ModelError, match="missing"):
         Model.load(copy)
 
 
 def test_not_a_model(copy, tmp_path):
-    with pytest.raises(BundleError, match="no manifest"):
+    with pytest.raises(ModelError, match="no manifest"):
         Model.load(tmp_path)
     mf = copy / "manifest.json"
     mf.write_text("{not json")
-    with pytest.raises(BundleError, match="not valid JSON"):
+    with pytest.raises(ModelError, match="not valid JSON"):
         Model.load(copy)
     mf.write_text(json.dumps({"format": "kws-bundle", "format_version": 1}))
-    with pytest.raises(BundleError, match="encoder bundle"):
+    with pytest.raises(ModelError, match="encoder bundle"):
         Model.load(copy)
     mf.write_text(json.dumps({"format": "kws-model", "format_version": 99}))
-    with pytest.raises(BundleError, match="newer kws"):
+    with pytest.raises(ModelError, match="newer kws"):
         Model.load(copy)

@@ -4,6 +4,7 @@ shard redone, and the command line."""
 import json
 import os
 import signal
+import sys
 import time
 
 import numpy as np
@@ -11,8 +12,9 @@ import pytest
 
 from kws.audio import load_audio, write_wav
 from kws.commands import main
-from kws.search_archive import (HOP_S, PAD_S, ArchiveConfig, ArchiveDamaged, ArchiveIndex, Template,
-                                audio_rows, diagonal_scores, row_hash, template_from_audio, top_hits)
+from kws.search_archive import (HOP_S, PAD_S, ArchiveConfig, ArchiveDamaged, ArchiveIndex, Hit, Template,
+                                audio_rows, clip_hits, diagonal_scores, import_faiss, row_hash,
+                                template_from_audio, top_hits)
 
 faiss = pytest.importorskip("faiss", reason='FAISS not installed (pip install "kws[search]")')
 
@@ -245,9 +247,6 @@ def test_cli_index_query_verify(recordings, tmp_path, capsys, monkeypatch):
     hit = json.loads(capsys.readouterr().out.splitlines()[0])
     assert hit["query"] == "computer" and -1 <= hit["score"] <= 1
     assert (tmp_path / "p.png").stat().st_size > 1000
-    assert main(["search", "index", str(recordings / "r1.wav"), "--index", str(ix), "--representation",
-                 "windows"]) == 2
-    assert "is a templates index" in capsys.readouterr().err
     shard = next(ix.glob("seg-*/shard-*.json"))
     shard.write_text(shard.read_text().replace("r3", "r4"))
     assert main(["search", "verify", str(ix)]) == 2
@@ -261,3 +260,34 @@ def test_rows_follow_the_audio():
     assert rows.shape[0] == 1 + (int((5 + 2 * PAD_S) * 16000) - 12512) // 1280
     norms = np.linalg.norm(rows.astype(np.float32) / 127, axis=1)
     assert np.all(np.abs(norms - 1) < 0.02)
+
+
+def test_small_index_without_the_extras_and_what_they_say_when_needed(recordings, tmp_path, monkeypatch):
+    """Under min_list_rows an index needs neither FAISS nor Dask; asked for, each missing extra
+    names the package to install."""
+    monkeypatch.setitem(sys.modules, "faiss", None)             # import faiss -> ImportError
+    monkeypatch.setitem(sys.modules, "dask.distributed", None)
+    from kws.errors import MissingExtra
+    from kws.search_dist import default_workers
+
+    assert default_workers() == 1
+    with pytest.raises(MissingExtra, match=r"kws\[search\]"):
+        import_faiss()
+    ix = ArchiveIndex(tmp_path / "ix")
+    assert ix.add([recordings / "r0.wav"], quiet=True)["indexed"] == 1
+    T = template_from_audio(load_audio(recordings / "r0.wav")[16000:40000])
+    assert ix.query([T], top=1)[0].file.endswith("r0.wav")
+    with pytest.raises(MissingExtra, match="Dask"):
+        ix.add([recordings / "r1.wav"], workers=2, quiet=True)
+
+
+def test_clips_are_the_hits_with_their_context(recordings, tmp_path):
+    f = str(recordings / "r1.wav")
+    x = load_audio(f)
+    hits = [Hit(f, 2.0, 2.5, 0.9), Hit(f, 0.1, 0.6, 0.8), Hit(f, 5.7, 5.95, 0.7)]
+    paths = clip_hits(hits, tmp_path / "clips", context=0.5)
+    assert [p.name[:7] for p in paths] == ["01_r1_2", "02_r1_0", "03_r1_5"]
+    for h, p in zip(hits, paths):
+        s = max(0, int((h.start - 0.5) * 16000))
+        e = min(x.size, int(np.ceil((h.end + 0.5) * 16000)))
+        assert np.array_equal(load_audio(p), x[s:e])

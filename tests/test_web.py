@@ -465,7 +465,7 @@ def head_model(tmp_path, model):
     onnx = pytest.importorskip("onnx", reason="onnx builds the test head (pip install onnx)")
     from onnx import TensorProto, helper, numpy_helper
 
-    from kws.bundle import sha256_file
+    from kws.checksum import sha256_file
     from kws.model import Model
 
     rng = np.random.default_rng(7)

@@ -1,4 +1,4 @@
-"""python -m kws evaluate (or python -m kws.evaluate): the evaluation report of a model bundle on
+"""python -m kws evaluate (or python -m kws.evaluate): the evaluation report of a model on
 real recordings (kws.evaluate); the tables of docs/evaluation.md come from it."""
 from __future__ import annotations
 

@@ -1,10 +1,11 @@
-"""python -m kws export CHECKPOINT --out DIR [--data DIR] [--model-version V] [--backbone DIR]:
-a trained v1.1-style encoder checkpoint to an encoder bundle (export/build_bundle.py: ONNX fp32 + int8, background bank,
-manifest, parity checks). The shipped keyword-spotting model is built by python -m export.model
-(docs/model.md); the shipped encoder bundle (search windows, docs/encoders.md) is kws/assets/encoders.
+"""python -m kws export HEAD [OPTION ...]: the model folder (front end, head, background bank,
+manifest) from a head exported by python -m kws.train.head export; the same as
+python -m export.model --head HEAD [OPTION ...] (export/model.py: --out DIR, default the shipped
+kws/assets/model; --data DIR, --music FILE for the background bank; --int8, --reuse-background,
+...). How the shipped model was made: docs/model.md; the whole recipe: python -m kws train --help.
 
 export/ is part of the source checkout, not of the installed package: run this from the
-checkout's root folder, with the 'train' extra installed.
+checkout's root folder.
 """
 from __future__ import annotations
 
@@ -14,23 +15,25 @@ import importlib.util
 from pathlib import Path
 
 from kws.commands import checkout_root
-from kws.commands.train import TRAIN_INSTALL, need_train_extra
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("export", help="encoder checkpoint -> encoder bundle (needs a checkout and the 'train' extra)",
+    p = sub.add_parser("export", help="an exported head -> the model folder (needs a checkout)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("checkpoint", help="model.pt (weights-only checkpoint from kws.train)")
+    p.add_argument("head", help="folder of the head's ONNX graph and head.json (python -m kws.train.head export)")
     p.add_argument("options", nargs=argparse.REMAINDER, metavar="OPTION",
-                   help="options of export/build_bundle.py: --out DIR (required), "
-                        "--data DIR, --model-version V, --backbone DIR")
+                   help="options of python -m export.model (its --help lists them)")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
-    need_train_extra("export")
-    build_bundle = _export_module("build_bundle")
-    return build_bundle.main([args.checkpoint, *args.options])
+    from kws.errors import UsageError
+
+    model = _export_module("model")
+    if not (Path(args.head) / "head.json").is_file():
+        raise UsageError(f"{args.head}: no head.json here; give the folder python -m kws.train.head export "
+                         f"wrote (its --out)")
+    return model.main(["--head", args.head, *args.options])
 
 
 def _export_module(name: str):
@@ -51,4 +54,4 @@ def _export_module(name: str):
     try:
         return importlib.import_module(f"export.{name}")
     except ModuleNotFoundError as exc:
-        raise MissingExtra(f"'export' needs {exc.name!r} (part of the train extra):\n  {TRAIN_INSTALL}") from exc
+        raise MissingExtra(f"'export' needs {exc.name!r}: pip install -e '.[train]'") from exc

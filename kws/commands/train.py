@@ -1,6 +1,16 @@
-"""python -m kws train CONFIG.json [key=value ...] [--resume] (or python -m kws.train): train the
-encoders (kws.train; needs torch and the 'train' extra). How the shipped model was trained, with
-the exact commands: docs/encoders.md."""
+"""python -m kws train CONFIG.json [key=value ...]: train the head of the shipped model, the same as
+python -m kws.train.head train CONFIG.json [key=value ...] (needs torch and the 'train' extra).
+
+The recipe of the shipped model, each step from the checkout's root folder (docs/model.md and
+docs/head.md have every step, with the data each one needs):
+
+    python -m kws train configs/head-short.json                           # checkpoints in /tmp/run2
+    python -m kws.train.head export /tmp/run2/c8h512/best.pt --out /tmp/head   # the head as ONNX
+    python -m kws export /tmp/head --reuse-background --pad 0.6 --trim 2       # the model folder
+
+python -m kws.train.head also stages the speech and the validation file the config names
+(stage-speech, val-file).
+"""
 from __future__ import annotations
 
 import argparse
@@ -11,28 +21,21 @@ TRAIN_INSTALL = ("pip install 'kws[train]' torch==2.13.0  (from a checkout: pip 
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("train", help="train the encoders (needs the 'train' extra)", description=__doc__)
-    p.add_argument("config", help="JSON file of TrainConfig fields (configs/*.json)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
-    p.add_argument("overrides", nargs=argparse.REMAINDER, metavar="key=value",
-                   help="values (JSON) overriding the file's, e.g. schedule_minutes=14")
+    p = sub.add_parser("train", help="train the model's head (kws.train.head; needs the 'train' extra)",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("config", help="JSON file of kws.train.head.TrainConfig fields (configs/head.json)")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="values (JSON) overriding the file's, e.g. minutes=3")
     p.set_defaults(run=run)
-
-
-def need_train_extra(command: str) -> None:
-    """train and export need torch and the other 'train' extras: say so instead of a traceback."""
-    from kws.errors import MissingExtra
-
-    if importlib.util.find_spec("torch") is None:
-        raise MissingExtra(f"'{command}' needs torch and the train extra, not installed here:\n  {TRAIN_INSTALL}")
 
 
 def run(args) -> int:
     from kws.errors import MissingExtra
 
-    need_train_extra("train")
+    if importlib.util.find_spec("torch") is None:
+        raise MissingExtra(f"'train' needs torch and the train extra, not installed here:\n  {TRAIN_INSTALL}")
     try:
-        from kws.train.__main__ import main
+        from kws.train.head import main
     except ModuleNotFoundError as exc:
         raise MissingExtra(f"'train' needs {exc.name!r} (part of the train extra):\n  {TRAIN_INSTALL}") from exc
-    return main([args.config, *args.overrides] + (["--resume"] if args.resume else []))
+    return main(["train", args.config, *args.overrides])

@@ -14,8 +14,7 @@ no aligner; rebuild it with
     python -m kws.corpus.align --data ../shared/data --out kws/corpus/data/speechocean762_align.jsonl.gz
 
 ``--clips DIR`` also cuts every aligned word into a WAV clip (real word clips for training or
-checks); ``--spot-check N`` prints N random words with their times for listening; ``--check N``
-measures with the shipped model whether N random cuts match their word's text (see ``check``).
+checks); ``--spot-check N`` prints N random words with their times for listening.
 """
 from __future__ import annotations
 
@@ -151,37 +150,6 @@ def cut_clips(data: Path, records: List[dict], out: Path, margin_s: float = 0.03
     return n
 
 
-def check(data: Path, records: List[dict], n: int = 150, seed: int = 0) -> dict:
-    """Automatic spot check with the shipped model: for n random aligned words (4+ phonemes), is
-    the cut clip closer to its own word's text than to the other words of its sentence? The same
-    cut shifted 0.5 s later is the control (a misaligned cut)."""
-    from kws.bundle import Bundle
-    from kws.phonemes import pronounce
-
-    b = Bundle.load(variant="int8")
-    rnd = random.Random(seed)
-    ok = shifted = done = 0
-    chance = []
-    for r in rnd.sample(records, len(records)):
-        words = [w for w in r["words"] if len(pronounce(w[0]).phonemes) >= 4]
-        uniq = sorted({w for w, _, _ in r["words"]})
-        if not words or len(uniq) < 3:
-            continue
-        w, s, e = rnd.choice(words)
-        x = load_audio(Path(data) / SUBDIR / r["path"])
-        T = np.stack([b.embed_text(u) for u in uniq])
-        ok += uniq[int(np.argmax(T @ b.embed_audio(x[int(s * 16000):int(e * 16000)])))] == w
-        sh = x[int((s + 0.5) * 16000):int((e + 0.5) * 16000)]
-        if sh.size > 800:
-            shifted += uniq[int(np.argmax(T @ b.embed_audio(sh)))] == w
-        chance.append(1 / len(uniq))
-        done += 1
-        if done == n:
-            break
-    return {"words": done, "aligned_cut_matches_own_text": ok / done,
-            "shifted_cut_matches": shifted / done, "chance": float(np.mean(chance))}
-
-
 def main(argv=None) -> int:
     from kws.progress import progress
 
@@ -193,8 +161,6 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=0)
     ap.add_argument("--clips", default=None, help="also cut word clips into this folder")
     ap.add_argument("--spot-check", type=int, default=0, metavar="N")
-    ap.add_argument("--check", type=int, default=0, metavar="N",
-                    help="automatic check of N aligned words with the shipped model")
     args = ap.parse_args(argv)
     try:
         import pocketsphinx  # noqa: F401
@@ -227,8 +193,6 @@ def main(argv=None) -> int:
                       "hours": round(sum(r["seconds"] for r in records) / 3600, 3), "out": str(out)}))
     if args.clips:
         print(f"{cut_clips(Path(args.data), records, Path(args.clips))} word clips in {args.clips}")
-    if args.check:
-        print(json.dumps(check(Path(args.data), records, args.check)))
     if args.spot_check:
         rnd = random.Random(0)
         for r in rnd.sample(records, min(args.spot_check, len(records))):

@@ -1,1 +1,2 @@
-"""Training code (torch). Never imported by the run-time path (kws.detector, kws.bundle, ...)."""
+"""Training code (torch) of the head the model ships (kws.train.head, measured by
+kws.train.head_eval). Never imported by the run-time path (kws.detector, kws.model, ...)."""

@@ -1,6 +1,6 @@
 """Torch twin of :mod:`kws.backbone` for training: the frozen speech-embedding front end on the GPU.
 
-Built from the same files a bundle ships (``backbone.onnx``, ``backbone_mel.npz``), so training
+Built from the same files the model ships (``backbone.onnx``, ``backbone_mel.npz``), so training
 sees exactly the vectors the run-time front end computes (tested). Waveforms in, vectors out,
 batched, so augmentation can happen on the waveform before it.
 """

@@ -172,11 +172,9 @@ class LossParams(nn.Module):
         self.theta = nn.Parameter(torch.tensor(0.5))
         self.clap = clap
         if clap:
-            from kws.train.encoders import EncoderConfig, TextEncoder
+            from kws.train.encoders import TextEncoder
 
-            ecfg = EncoderConfig(phone_dim=64, hidden=128, layers=1, embed_dim=128, dropout=0.0,
-                                 n_tokens=n_tokens)
-            self.text = TextEncoder(ecfg)
+            self.text = TextEncoder(n_tokens, phone_dim=64, hidden=128, layers=1, embed_dim=128)
             self.proj = nn.Linear(dim, 128)
             self.logit_scale = nn.Parameter(torch.tensor(2.6593))
 
@@ -813,7 +811,8 @@ def _pad_batch(seqs: List[np.ndarray], device) -> Tuple[torch.Tensor, torch.Tens
 def validate(head: Optional[HeadNet], val: dict, device, lmax: int = 40) -> dict:
     """kws.train.head_eval's measures computed on the device (``head`` None: raw templates)."""
     from kws.metrics import eer, miss_at_false_alarm_rate
-    from kws.train.head_eval import DIGIT_WORDS, WAKE, peaks
+    from kws.thresholds import peaks
+    from kws.train.head_eval import DIGIT_WORDS, WAKE
 
     def run(x):
         return apply_head(head, x) if head is not None else F.normalize(x, dim=-1)
@@ -845,7 +844,7 @@ def validate(head: Optional[HeadNet], val: dict, device, lmax: int = 40) -> dict
         Wk = torch.full((G.shape[0], len(WAKE)), -2.0, device=device)
         Wk = Wk.scatter_reduce(1, own[None].expand(G.shape[0], -1), G, "amax").cpu().numpy()
         for k, w in enumerate(WAKE):
-            pk[w] += peaks(Wk[:, k])
+            pk[w] += peaks(Wk[:, k]).tolist()
     lab = np.array(val["wake_label"])
     for cond, seqs in val["wake"].items():
         sc = clip_scores(T, L, own, seqs, len(WAKE))
@@ -984,7 +983,7 @@ def train(cfg: TrainConfig, device=None, log=print) -> dict:
     L_item = VEC_SPAN + max(0, -(-(L_item - VEC_SPAN) // VEC_HOP)) * VEC_HOP
     lmax = cfg.template_max
     Nt = cfg.templates_per_word
-    from kws.train.trainer import pad_ids
+    from kws.train.encoders import pad_ids
 
     start = time.time()
     next_eval = start + cfg.eval_minutes * 60
@@ -1058,10 +1057,7 @@ def export(ckpt: str, out: Path, int8: bool = True, summary: Optional[dict] = No
     """``head.onnx`` (fp32), ``head.int8.onnx`` (weights dynamically quantised to int8; the one
     ``file`` names when ``int8``), ``check.npz`` (a fixed input and the torch twin's unit outputs
     for it, kws.head's edge padding included) and ``head.json`` (context, dim, sha256, training)."""
-    import hashlib
-
-    def sha(p: Path) -> str:
-        return hashlib.sha256(p.read_bytes()).hexdigest()
+    from kws.checksum import sha256_file as sha
 
     h = load_head(ckpt)
     out.mkdir(parents=True, exist_ok=True)

@@ -21,8 +21,8 @@ templates are matched in, kws.head):
 
 ``report`` prints, for raw templates and for the head: per condition the mean over the three wake
 words of the clip EER and of the miss rate at 1 false alarm an hour (the threshold that lets one
-background peak an hour through; peaks are local maxima of a keyword's score at least 1 s
-apart), and the digits' 10-way accuracy from text and mean EER.
+background peak an hour through; peaks as kws.thresholds.peaks finds them, 1 s of refractory
+time), and the digits' 10-way accuracy from text and mean EER.
 """
 from __future__ import annotations
 
@@ -36,12 +36,12 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 
 from kws.templates import TemplateBank, cut, source_vectors, template_scores, unit
+from kws.thresholds import peaks
 
 WAKE = ("alexa", "computer", "jarvis")
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 WAKE_CONDITIONS = ("clean", "babble10", "music10", "reverb", "reverb12")
 FSDD_CONDITIONS = ("clean", "babble10")
-PEAK_GAP = 12                      # vectors (~1 s) between two background peaks of one keyword
 
 
 def validation_speaker(speaker: str) -> bool:
@@ -51,11 +51,11 @@ def validation_speaker(speaker: str) -> bool:
 
 # ----------------------------------------------------------------------------- preparing
 def _backbone():
-    from importlib import resources
-
+    """The shipped model's front end (kws/assets/model)."""
     from kws.backbone import Backbone, as_files
+    from kws.model import default_model_path
 
-    return Backbone(as_files(Path(str(resources.files("kws") / "assets" / "backbone"))))
+    return Backbone(as_files(default_model_path()))
 
 
 def render_templates(bb, words, quiet=False) -> Dict[str, List[np.ndarray]]:
@@ -147,19 +147,6 @@ def validation_subset(sets: dict) -> dict:
 
 
 # ----------------------------------------------------------------------------- measuring
-def peaks(series: np.ndarray, gap: int = PEAK_GAP, floor: float = 0.0) -> List[float]:
-    """Scores of the local maxima of a score series, each the highest within ``gap`` vectors."""
-    out = []
-    taken = np.zeros(series.size, bool)
-    for i in np.argsort(-series):
-        if series[i] < floor:
-            break
-        if not taken[max(0, i - gap):i + gap + 1].any():
-            out.append(float(series[i]))
-        taken[i] = True
-    return out
-
-
 def head_template(head, vectors: np.ndarray) -> np.ndarray:
     """A template through a head: the head runs over the whole padded utterance, then the
     template is cut (kws.templates.cut), as for the raw vectors."""
@@ -184,7 +171,7 @@ def evaluate(sets: dict, head: Callable[[np.ndarray], np.ndarray], wake_conditio
     for v in sets["background"]:
         s = bank.keyword_max(template_scores(bank, head(v.astype(np.float32))))
         for k, w in enumerate(WAKE):
-            pk[w] += peaks(s[:, k])
+            pk[w] += peaks(s[:, k]).tolist()
     labels = np.array(sets["wake_label"])
     for cond in wake_conditions:
         sc = np.stack([bank.keyword_max(template_scores(bank, head(v.astype(np.float32)))).max(0)
@@ -231,7 +218,9 @@ def head_graphs(folder: Path):
     or in a head export folder (head.json: its fp32 graph and, when exported, its int8 one)."""
     p = Path(folder)
     if p.is_dir() and (p / "manifest.json").exists():
-        meta = json.loads((p / "manifest.json").read_text()).get("head")
+        from kws.model import read_manifest
+
+        meta = read_manifest(p).get("head")
         if not meta:
             raise SystemExit(f"{p}: this model has no head")
         graphs = {meta.get("precision", "fp32"): p / meta["file"]}

@@ -1,0 +1,72 @@
+"""The one event rule (kws.thresholds.peaks) and the streaming detector's events (kws.detector).
+
+Thresholds are set on ``peaks`` (a false alarm is a background peak at or above the threshold),
+so the detector must fire where ``peaks`` says. It cannot look ahead, though: it fires as soon as
+the score falls after a rise, then holds quiet for the refractory time. On isolated peaks the two
+agree exactly; where a higher peak follows within the refractory time they differ, and the test
+below pins down how.
+"""
+import numpy as np
+import pytest
+
+from kws.detector import Detector, _Track
+from kws.thresholds import peaks
+
+
+def detector_events(series: np.ndarray, threshold: float, refractory: int):
+    """(score, vector) of each event the detector's own event logic (Detector._update, then
+    flush at the end) gives on a one-keyword score series."""
+    det = Detector.__new__(Detector)            # the event logic only: no model, no audio
+    det._names, det._thr, det._refractory = ["k"], np.array([threshold], np.float32), refractory
+    det._tracks = [_Track()]
+    det._event = lambda k, score, span: (score, span[1] - 1)
+    events = []
+    for e, s in enumerate(series):
+        events += det._update(np.array([s], np.float32), [(e, e + 1)])
+    return events + det.flush()
+
+
+def isolated_peaks(rng, n: int, refractory: int, threshold: float) -> np.ndarray:
+    """Noise under the threshold and bumps (triangles, some with a flat top, some under the
+    threshold, the first and last possibly cut by the ends of the series) more than
+    ``refractory`` vectors apart."""
+    s = rng.uniform(0, threshold - 0.1, n)
+    pos = int(rng.integers(-3, 5))
+    while pos < n:
+        w = int(rng.integers(1, 4))
+        shape = 1 - np.abs(np.arange(-w, w + 1)) / (w + 1)
+        if rng.random() < 0.2:
+            shape = np.insert(shape, w, 1.0)                 # a flat top: equal neighbours
+        bump = rng.uniform(threshold - 0.2, 1.0) * shape
+        idx = pos + np.arange(bump.size)
+        keep = (idx >= 0) & (idx < n)
+        s[idx[keep]] = np.maximum(s[idx[keep]], bump[keep])
+        pos += bump.size + refractory + 1 + int(rng.integers(0, 20))
+    return s.astype(np.float32)
+
+
+def test_detector_fires_at_the_peaks_where_they_stand_apart():
+    """Random series of isolated peaks, refractory times of 1-15 vectors: the detector's events
+    are ``peaks(series, refractory, floor=threshold)``, events at the ends of a series included."""
+    total = 0
+    for seed in range(60):
+        rng = np.random.default_rng(seed)
+        r = int(rng.integers(1, 16))
+        thr = float(np.float32(rng.uniform(0.4, 0.8)))
+        s = isolated_peaks(rng, int(rng.integers(50, 800)), r, thr)
+        got = detector_events(s, thr, r)
+        want = peaks(s, refractory=r, floor=thr)
+        assert sorted((score for score, _ in got), reverse=True) == want.tolist(), seed
+        assert all(e2 - e1 > r for (_, e1), (_, e2) in zip(got, got[1:])), seed
+        total += len(got)
+    assert total > 300
+
+
+def test_where_a_higher_peak_follows_within_the_refractory_time():
+    """The detector fires at the first peak and stays quiet through the higher one; ``peaks``
+    keeps the higher one, the highest within the refractory time on both sides."""
+    s = np.array([0.0, 0.6, 0.2, 0.9, 0.1, 0.0, 0.0, 0.0, 0.7, 0.0], np.float32)
+    assert detector_events(s, 0.5, 3) == [(pytest.approx(0.6), 1), (pytest.approx(0.7), 8)]
+    assert peaks(s, refractory=3, floor=0.5).tolist() == pytest.approx([0.9, 0.7])
+    assert [e for _, e in detector_events(s, 0.5, 1)] == [1, 3, 8]      # further apart: the same
+    assert peaks(s, refractory=1, floor=0.5).tolist() == pytest.approx([0.9, 0.7, 0.6])
