@@ -309,6 +309,24 @@ def room_file(store, demo: bool = False) -> Path:
     return Path(store) / ("room-demo.json" if demo else ROOM_FILE)
 
 
+def rename_learnt(store, renames: Dict[str, Optional[str]], model_id: str) -> None:
+    """Keep ``room.json`` in step with the store: ``{old: new}`` moves what a keyword learnt to
+    its new name, ``{old: None}`` forgets it (the keyword was removed)."""
+    p = room_file(store)
+    if not p.exists():
+        return
+    state = RoomState.load(p, model_id)
+    changed = False
+    for old, new in renames.items():
+        e = state.entries.pop(old, None)
+        if e is not None:
+            changed = True
+            if new is not None:
+                state.entries[new] = e
+    if changed:
+        state.save(p)
+
+
 class PeakTracker:
     """Streaming twin of :func:`kws.thresholds.peaks` for many keywords at once: push each
     vector's scores, get the peaks confirmed ``refractory`` vectors later (a local maximum reached

@@ -41,6 +41,9 @@ def detector_arguments(p: argparse.ArgumentParser) -> None:
     store_argument(p)
     p.add_argument("--model", help="model folder (default: the shipped one)")
     p.add_argument("--no-vad", action="store_true", help="score silence and noise too")
+    p.add_argument("--no-adapt", action="store_true",
+                   help="keep the enrolled thresholds (listen and serve: by default they learn the room "
+                        "and keep what they learnt beside the store, docs/thresholds.md)")
 
 
 def check_detector_args(args) -> None:
@@ -133,17 +136,25 @@ def keywords_from_args(args, model, say=None) -> Tuple[object, List[str]]:
 
 
 def detector_from_args(args, model, say=None):
-    """A detector for --keyword texts, else the store's keywords, else the demo keywords."""
+    """A detector for --keyword texts, else the store's keywords, else the demo keywords; its
+    thresholds learn the room (kws.room) unless --no-adapt or --threshold, and what they learn
+    is kept beside the store (room.json; room-demo.json for the demo keywords), not for texts."""
     from kws.detector import Detector, DetectorConfig
+    from kws.keywords import resolve_store
     from kws.kokoro import stderr_line
+    from kws.room import AdaptConfig, room_file
 
     check_detector_args(args)
-    cfg = DetectorConfig(vad=not args.no_vad)
-    ks, _ = keywords_from_args(args, model, say or stderr_line)
+    adapt = not getattr(args, "no_adapt", False) and args.threshold is None
+    cfg = DetectorConfig(vad=not args.no_vad, adapt=AdaptConfig(enabled=adapt))
+    ks, where = keywords_from_args(args, model, say or stderr_line)
     if args.threshold is not None:
         for k in ks:
             k.threshold = float(args.threshold)
-    return Detector(ks, model, cfg)
+    room = None
+    if adapt and not args.keyword:
+        room = room_file(resolve_store(args.store), demo=bool(where) and where[0] == "demo")
+    return Detector(ks, model, cfg, room=room)
 
 
 def _check_files(files: List[str]) -> None:
@@ -166,6 +177,7 @@ def describe(det, where: Optional[List[str]] = None) -> str:
 def run(args) -> int:
     from kws.audio import load_audio
     from kws.detector import Detector, DetectorConfig
+    from kws.room import AdaptConfig
     from kws.kokoro import stderr_line
     from kws.model import Model
 
@@ -178,7 +190,8 @@ def run(args) -> int:
         for k in ks:
             k.threshold = float(args.threshold)
         where = [f"{w}; --threshold" for w in where]
-    det = Detector(ks, model, DetectorConfig(vad=not args.no_vad))
+    # offline detection keeps the enrolled thresholds: a file's events do not depend on the files before it
+    det = Detector(ks, model, DetectorConfig(vad=not args.no_vad, adapt=AdaptConfig(enabled=False)))
     print(describe(det, where), file=sys.stderr, flush=True)
     for f in files:
         events = det.detect(load_audio(f))

@@ -195,17 +195,23 @@ def cmd_list(args) -> int:
 
 def cmd_remove(args) -> int:
     model, store, _ = _open(args)
+    from kws.room import rename_learnt
+
     with edit_store(store, model.model_id) as ks:
         for n in args.names:
             ks.remove(n)
+    rename_learnt(store, {n: None for n in args.names}, model.model_id)
     print(f"removed {', '.join(args.names)}")
     return 0
 
 
 def cmd_rename(args) -> int:
     model, store, _ = _open(args)
+    from kws.room import rename_learnt
+
     with edit_store(store, model.model_id) as ks:
         ks.rename(args.old, args.new)
+    rename_learnt(store, {args.old: args.new}, model.model_id)
     print(f"renamed {args.old!r} to {args.new!r}")
     return 0
 

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from kws.commands.detect import detector_arguments, detector_from_args
+from kws.commands.detect import describe, detector_arguments, detector_from_args
 from kws.demo import sample_recording
 
 MAX_BAD_BLOCKS = 50        # listen gives up after this many failing audio blocks in a row
@@ -59,6 +59,7 @@ def run(args) -> int:
             mic.close()
         raise
     sink = _EventSink(args)
+    print(thresholds_line(det), file=sys.stderr, flush=True)
     if mic is None:
         print(f"{fallback}\nNo microphone here: running on the bundled sample recording instead "
               f"({sample_recording().name}){', in real time' if args.realtime else ''}.", file=sys.stderr)
@@ -72,8 +73,31 @@ def run(args) -> int:
     finally:
         mic.close()
         sink.close()
-    print(f"stopped: {mic.summary()}, {sink.count} detection(s)", file=sys.stderr, flush=True)
+        _keep_room(det)
+    print(f"stopped: {mic.summary()}, {_heard(sink.count)}", file=sys.stderr, flush=True)
     return 0
+
+
+def thresholds_line(det) -> str:
+    """The keywords and thresholds in use, and whether they learn the room."""
+    line = describe(det).replace("detecting ", "keywords: ", 1)
+    if det.room is None:
+        return line + "; thresholds as enrolled (--no-adapt or --threshold)"
+    moved = [n for n, t in det.thresholds.items() if abs(t - det.bank_thresholds[n]) > 5e-4]
+    where = f", kept in {det.room_path}" if det.room_path is not None else ""
+    learnt = f" ({len(moved)} moved from the enrolled one so far)" if moved else ""
+    return line + f"; thresholds learn the room{where}{learnt}"
+
+
+def _heard(count: int) -> str:
+    return f"{count} detection(s)" if count else "no keyword heard"
+
+
+def _keep_room(det) -> None:
+    try:
+        det.save_room()
+    except OSError as exc:
+        print(f"warning: learnt thresholds not saved: {exc}", file=sys.stderr)
 
 
 def _listen_file(det, path: Path, args, sink: "_EventSink") -> int:
@@ -91,10 +115,12 @@ def _listen_file(det, path: Path, args, sink: "_EventSink") -> int:
         if _listen_loop(det, blocks(), args, sink):
             for e in det.flush():
                 sink.emit(e, audio.size / 16000)
+            print(f"end of {path.name}: {_heard(sink.count)}", file=sys.stderr)
         else:
-            print("stopped", file=sys.stderr)
+            print(f"stopped: {_heard(sink.count)}", file=sys.stderr)
     finally:
         sink.close()
+        _keep_room(det)
     return 0
 
 

@@ -20,8 +20,6 @@ def add_parser(sub) -> None:
     p.add_argument("--idle-timeout", type=float, help="drop a client silent this many seconds (default 60)")
     p.add_argument("--workers", type=int, help="detector threads (default: one per CPU core)")
     p.add_argument("--debug", action="store_true", help="log every connection's events")
-    p.add_argument("--no-adapt", action="store_true",
-                   help="keep the enrolled thresholds (default: they learn the room, kws.room; kept in the store)")
     p.set_defaults(run=run, interrupted="stopped")
 
 
