@@ -727,7 +727,7 @@ def test_js_room_and_peaks_equal_python(browser, demo_server):
         if f is not None:
             peaks_py += [[int(k), float(p), int(f[2])] for k, p in zip(f[0], f[1])]
 
-    cfg = AdaptConfig(update_s=10.0, min_minutes=0.2, max_step=0.02, bound=0.06)
+    cfg = AdaptConfig(update_s=10.0, min_minutes=0.2, max_step=0.02, bound=0.06, window=0.10)
     entries = []
     for k in range(3):
         bank, beta = float(rng.uniform(0.45, 0.7)), float(rng.uniform(0.015, 0.04))
@@ -765,7 +765,7 @@ def test_js_room_and_peaks_equal_python(browser, demo_server):
             else if (room.listened(1)) traj.push(Array.from(room.current([0, 0, 0])));
         }
         return { peaks, traj, end: room.entries.map(roomEntryToJSON) };
-    }""", [s.astype(float).tolist(), start, ops, dict(FAST_JS, bound=0.06)])
+    }""", [s.astype(float).tolist(), start, ops, dict(FAST_JS, bound=0.06, window=0.10)])
     p.close()
     assert r["peaks"] == peaks_py and len(peaks_py) > 150
     assert len(r["traj"]) == len(traj) == 96

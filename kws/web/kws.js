@@ -486,7 +486,7 @@ export const HOP_S = VEC_HOP / SAMPLE_RATE;                     // 0.08 s of aud
 export const ADAPT_DEFAULTS = Object.freeze({
   enabled: true,
   bound: 0.10,          // the threshold stays within the bank's threshold +- bound
-  window: 0.10,         // peaks counted in [c - window, c), c the lowest threshold so far
+  window: 0.05,         // peaks counted in [c - window, c), c the lowest threshold so far
   priorPeaks: 3.0,      // peaks of prior belief in the bank's level
   maxStep: 0.01,        // most a threshold moves at one update
   updateS: 60.0,        // audio between updates
