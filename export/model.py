@@ -5,13 +5,16 @@
 
 The bank's sources (export/bank.py says what each kind is and how much):
 
-    apt-get download wesnoth-1.16-music ufoai-music singularity-music sound-theme-freedesktop
+    apt-get download wesnoth-1.16-music singularity-music hyperrogue-music planetblupi-music-ogg \\
+        sound-theme-freedesktop fortunes fortunes-min
     python -m kws.corpus.stage music --deb wesnoth-1.16-music_1%3a1.16.9-1_all.deb --minutes 40 --out music-wesnoth.ogg
-    python -m kws.corpus.stage music --deb ufoai-music_2.5-2_all.deb --minutes 40 --out music-ufoai.ogg
     python -m kws.corpus.stage music --deb singularity-music_007-2_all.deb --minutes 30 --out music-singularity.ogg
-    python -m kws.corpus.kokoro_talk --split bank --hours 4.5 --out talk-bank     # Kokoro talk (16 cores: minutes)
-    python -m export.model --data ../shared/data --talk talk-bank --music music-wesnoth.ogg \
-        --music music-ufoai.ogg --music music-singularity.ogg --household sound-theme-freedesktop_0.8-2_all.deb
+    python -m kws.corpus.stage music --deb hyperrogue-music_12.0q-1_all.deb --minutes 35 --out music-hyperrogue.ogg
+    python -m kws.corpus.stage music --deb planetblupi-music-ogg_1.14.2-3_all.deb --minutes 20 --out music-planetblupi.ogg
+    python -m kws.corpus.kokoro_talk texts --fortunes DIR... --out talk-texts.json.xz      # the fortunes packages, dpkg -x each
+    python -m kws.corpus.kokoro_talk render --texts talk-texts.json.xz --split bank --hours 4.6 --seed 1 --out talk-bank
+    python -m export.model --data ../shared/data --talk talk-bank --music music-wesnoth.ogg --music music-singularity.ogg \\
+        --music music-hyperrogue.ogg --music music-planetblupi.ogg --household sound-theme-freedesktop_0.8-2_all.deb
 
 (GPL-2+ game music and CC-BY-SA / GPL-2+ theme sounds, of which only vectors are kept.) The
 evaluation uses another package's music (warzone2100-music), the other half of the speakers and

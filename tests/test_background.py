@@ -1,0 +1,72 @@
+"""The background bank's storage (kws.background): 4 bits a value, and thresholds that stay put."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from kws.background import Background, BackgroundError, decode, encode, load, save
+from kws.templates import TemplateBank, keyword_templates, unit
+from kws.thresholds import fit_tail, keyword_peaks
+
+
+def test_encode_decode_round_trip_error():
+    rng = np.random.default_rng(0)
+    v = unit(rng.normal(size=(500, 128)))
+    back = decode(*encode(v))
+    step = np.abs(v).max(axis=1) / 7.5
+    assert np.all(np.abs(back - v) <= step[:, None] / 2 + 1e-3)
+    cos = np.sum(unit(back) * v, axis=1)
+    assert cos.min() > 0.98
+    with pytest.raises(ValueError):
+        encode(np.zeros((3, 5)))
+
+
+def _speech_bank(model):
+    """A small bank of real-ish audio: the sample recording and noisy, shifted copies of it."""
+    from kws.audio import load_audio
+    from kws.demo import sample_recording
+
+    x = load_audio(sample_recording())
+    rng = np.random.default_rng(1)
+    parts = [x] + [np.roll(x, int(rng.integers(1000, x.size))) * 0.7 + 0.01 * rng.normal(size=x.size).astype(np.float32)
+                   for _ in range(5)]
+    vecs = [model.vectors(p) for p in parts]
+    return np.concatenate(vecs), [v.shape[0] for v in vecs]
+
+
+def test_thresholds_from_the_4_bit_bank_equal_the_float_ones(model, tmp_path):
+    from kws.demo import demo_keywords
+
+    vec, segs = _speech_bank(model)
+    vec = unit(vec)
+    exact = Background(vec, np.array(segs), tuple("speech" for _ in segs), float(sum(segs)) * 0.08 / 3600)
+    save(tmp_path / "bank.npz", vec, segs, ["speech"] * len(segs))
+    z = np.load(tmp_path / "bank.npz")
+    assert z["codes"].dtype == np.uint8 and z["codes"].shape == (vec.shape[0], vec.shape[1] // 2)
+    coded = Background(unit(decode(z["codes"], z["scales"])), exact.segments, exact.kinds, exact.hours)
+    for kw in demo_keywords(model):
+        bank = TemplateBank.build([keyword_templates(model, kw)])
+        a, b = keyword_peaks(bank, exact)[0][:20], keyword_peaks(bank, coded)[0][:20]
+        assert np.max(np.abs(a - b)) < 0.01, kw.name          # the peaks thresholds are read from
+        ta, tb = fit_tail(a, exact.hours, m=20), fit_tail(b, coded.hours, m=20)
+        assert abs(ta.threshold(10 / exact.hours) - tb.threshold(10 / exact.hours)) < 0.01, kw.name
+
+
+def test_load_refuses_a_bank_of_another_head(model, tmp_path):
+    from kws.model import Model
+
+    d = tmp_path / "model"
+    shutil.copytree(model.path, d)
+    m = Model.load(d)
+    good = load(m)
+    assert good.vectors.shape[1] == 128 and good.hours > 1
+    mf = json.loads((d / "manifest.json").read_text())
+    mf["background"]["head_sha256"] = "0" * 64
+    (d / "manifest.json").write_text(json.dumps(mf))
+    if "codes" in np.load(d / "background.npz").files:
+        with pytest.raises(BackgroundError, match="another head"):
+            load(Model.load(d))
+    (d / "background.npz").write_bytes(b"not a bank")
+    with pytest.raises(BackgroundError, match="cannot be read"):
+        load(Model.load(d, verify=False))
