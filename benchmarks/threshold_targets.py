@@ -13,7 +13,8 @@ the bank:
 - ``talk``: Kokoro talk of the held-out split (``python -m kws.corpus.kokoro_talk --split heldout``:
   other sentences, other seed);
 - ``music``: the evaluation's music (warzone2100-music), alone;
-- ``tv``: the held-out talk over the evaluation's music at 0-15 dB;
+- ``tv``: the held-out talk (without ``--talk``: the held-out read speech) over the evaluation's
+  music at 0-15 dB;
 - ``speech+babble``: the held-out speech under babble of other held-out speakers at 5-15 dB.
 
 Each keyword's score is computed along every stretch as the detector computes it, and its false
@@ -57,13 +58,13 @@ def stretches(data: Path, talk: Path, music: Path, seed: int = 0) -> List[Tuple[
     rng = random.Random(seed)
     speech = [load_audio(f) for f in held_out_speech_files(data)]
     out = [("speech", x) for x in speech]
-    talks = sorted(p for p in Path(talk).rglob("*") if p.suffix.lower() in (".ogg", ".opus", ".wav"))
+    talks = sorted(p for p in Path(talk).rglob("*") if p.suffix.lower() in (".ogg", ".opus", ".wav")) if talk else []
     talk_audio = [load_audio(p) for p in talks]
     out += [("talk", x) for x in talk_audio]
     m = load_audio(music)
     minute = 60 * SR
     out += [("music", _level(m[s:s + minute], rng.uniform(-35, -12))) for s in range(0, m.size - 10 * SR, minute)]
-    for x in talk_audio:
+    for x in talk_audio or [np.concatenate(speech[i:i + 8]) for i in range(0, len(speech), 8)]:
         s = rng.randrange(0, max(1, m.size - x.size))
         bed = np.resize(m[s:s + x.size], x.size)
         out.append(("tv", np.clip(x + _level(bed, _db(x) - rng.uniform(0, 15)), -1, 1).astype(np.float32)))
@@ -101,7 +102,8 @@ def vectors(model: Model, parts, cache: Path) -> Background:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
-    ap.add_argument("--talk", type=Path, required=True, help="held-out Kokoro talk (kokoro_talk --split heldout)")
+    ap.add_argument("--talk", type=Path, help="held-out Kokoro talk (kokoro_talk --split heldout); without it "
+                    "the television is the held-out read speech over the music")
     ap.add_argument("--music", type=Path, required=True, help="the evaluation's music")
     ap.add_argument("--model", type=Path, default=None)
     ap.add_argument("--cache", type=Path, default=Path("runs/room-keywords"))

@@ -11,9 +11,9 @@ Kinds (hours with the defaults; ``export.model`` writes the exact hours into the
 - ``talk`` (>= 4 h): Kokoro-82M talk, natural sentences in the 28 voices and blends of two at
   0.85-1.15x speed, paused as someone talking (``python -m kws.corpus.kokoro_talk --split bank``;
   never the split the evaluation uses);
-- ``tv`` (``tv_minutes``, 100 by default): talk or read speech over music at 0-15 dB, as a
+- ``tv`` (``tv_minutes``, 150 by default): talk or read speech over music at 0-15 dB, as a
   television brings it;
-- ``speech+babble`` (20 min) and ``babble`` (30 min): real speech under babble of 3-8 other
+- ``speech+babble`` (20 min) and ``babble`` (45 min): real speech under babble of 3-8 other
   talkers, and babble or crowd of 2-30 talkers alone;
 - ``music`` (all the music given, about 1.7 h): four Debian music packages (GPL-2+ game music:
   wesnoth-1.16-music, singularity-music, hyperrogue-music, planetblupi-music-ogg), cut by
@@ -154,7 +154,7 @@ def talk_files(talk: Optional[Path]) -> List[Path]:
 
 
 def segments(data: Path, talk: Optional[Path], music: Sequence[Path], household_deb: Optional[Path] = None,
-             seed: int = 0, tv_minutes: int = 100, babble_minutes: int = 30,
+             seed: int = 0, tv_minutes: int = 150, babble_minutes: int = 45,
              household_minutes: int = 20) -> Iterator[Tuple[str, np.ndarray]]:
     """The bank's segments, one at a time (11 hours of audio do not fit in memory at once)."""
     rng = random.Random(seed)

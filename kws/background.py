@@ -116,5 +116,5 @@ def load(model) -> Background:
 def save(path: Path, vectors: np.ndarray, segments, kinds) -> None:
     """Write a bank of matching-space vectors (unit rows) as :func:`load` reads it."""
     codes, scales = encode(vectors)
-    np.savez(path, codes=codes, scales=scales, segments=np.asarray(segments, np.int64),
+    np.savez_compressed(path, codes=codes, scales=scales, segments=np.asarray(segments, np.int64),
              kinds=np.array(list(kinds)))
