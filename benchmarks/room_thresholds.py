@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from kws.audio import AudioError, load_audio  # noqa: E402
 from kws.corpus.real import babble, held_out_speech_files, load_clip, split_of, wakeword_clips  # noqa: E402
 from kws.detector import Detector, DetectorConfig  # noqa: E402
-from kws.evaluate import planted_stream  # noqa: E402
+from kws.evaluate import match_events as classify, planted_stream  # noqa: E402
 from kws.keywords import KeywordSet  # noqa: E402
 from kws.model import Model  # noqa: E402
 from kws.room import AdaptConfig  # noqa: E402
@@ -134,22 +134,6 @@ def run_stream(det: Detector, stream: np.ndarray, planted, every_s: float = 60.0
             next_log += every_s
     events += det.flush()
     return events, thr_t
-
-
-def classify(events, planted, tolerance_s: float = 0.5):
-    found = [False] * len(planted)
-    fa = []
-    for e in events:
-        hit = None
-        for i, (w, a, b) in enumerate(planted):
-            if w == e.keyword and not found[i] and e.end >= a - tolerance_s and e.start <= b + tolerance_s:
-                hit = i
-                break
-        if hit is None:
-            fa.append(e)
-        else:
-            found[hit] = True
-    return found, fa
 
 
 def stream_scores(model: Model, ks: KeywordSet, stream: np.ndarray) -> np.ndarray:

@@ -108,6 +108,24 @@ def planted_stream(background: List[np.ndarray], clips: List[np.ndarray], labels
     return np.concatenate(parts).astype(np.float32), planted
 
 
+def match_events(events, planted: List[Tuple[str, float, float]], tolerance_s: float = 0.5):
+    """(found, false alarms): a planted clip is found when an event of its keyword overlaps it
+    (+- ``tolerance_s``); every other event is a false alarm."""
+    found = [False] * len(planted)
+    false_alarms = []
+    for e in events:
+        hit = None
+        for i, (w, a, b) in enumerate(planted):
+            if w == e.keyword and not found[i] and e.end >= a - tolerance_s and e.start <= b + tolerance_s:
+                hit = i
+                break
+        if hit is None:
+            false_alarms.append(e)
+        else:
+            found[hit] = True
+    return found, false_alarms
+
+
 def streamed(det: Detector, stream: np.ndarray, planted: List[Tuple[str, float, float]],
              chunk_s: float = 0.1, tolerance_s: float = 0.5) -> Dict:
     """Run ``stream`` through the detector exactly as deployed (chunks of ``chunk_s``): a planted
@@ -121,18 +139,7 @@ def streamed(det: Detector, stream: np.ndarray, planted: List[Tuple[str, float, 
         events += det.process(stream[s:s + n])
     events += det.flush()
     cpu = time.process_time() - t0
-    found = [False] * len(planted)
-    false_alarms = []
-    for e in events:
-        hit = None
-        for i, (w, a, b) in enumerate(planted):
-            if w == e.keyword and not found[i] and e.end >= a - tolerance_s and e.start <= b + tolerance_s:
-                hit = i
-                break
-        if hit is None:
-            false_alarms.append(e)
-        else:
-            found[hit] = True
+    found, false_alarms = match_events(events, planted, tolerance_s)
     planted_s = sum(b - a for _, a, b in planted)
     hours = (stream.size / 16000 - planted_s) / 3600
     per_kw = {w: float(np.mean([f for f, (ww, _, _) in zip(found, planted) if ww == w]))

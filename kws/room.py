@@ -39,7 +39,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
@@ -289,17 +288,10 @@ class RoomState:
             p = p / ROOM_FILE
         doc = {"version": ROOM_VERSION, "model_id": self.model_id,
                "keywords": {n: e.to_json() for n, e in self.entries.items()}}
+        from kws.keywords import _atomic_write
+
         p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".room-", suffix=".json", dir=str(p.parent))
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(doc, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, p)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        _atomic_write(p, json.dumps(doc).encode("utf-8"))
         return p
 
 
