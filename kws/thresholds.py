@@ -1,8 +1,9 @@
 """Per-keyword thresholds, set for a false-alarm rate on hours of background.
 
-The model ships a **background bank** (``background.npz``, built by ``python -m export.model``):
-hours of front-end vectors of speech, babble, music and noise that hold no keyword, as contiguous
-segments. A keyword's templates are scored along every segment exactly as the detector scores a
+The model ships a **background bank** (kws.background; ``background.npz``, built by ``python -m
+export.model``): about 11 hours of speech, talk, television, babble, music and noise that hold no
+keyword, as the matcher sees them (the head's vectors), in contiguous segments. These thresholds
+are where a keyword starts; while the detector listens they learn the room (kws.room). A keyword's templates are scored along every segment exactly as the detector scores a
 stream (kws.templates); the detector fires at a local peak above the threshold and then stays
 quiet for ``refractory`` vectors, so the false alarms a threshold ``t`` gives are the **peaks** of
 that score series at or above ``t``, each the highest within the refractory time around it
