@@ -167,7 +167,7 @@ def describe_threshold(kw: Keyword) -> str:
     out = f"threshold {kw.threshold:.3f}"
     if "expected_per_hour" in t:
         out += (f": ~{t['expected_per_hour']:.2g} false alarms an hour expected on "
-                f"{t.get('background_hours', 0):.1f} h of speech, babble, music and noise")
+                f"{t.get('background_hours', 0):.1f} h of speech, talk, TV, babble, music and noise")
     if "recall_at_threshold" in t:
         out += (f"; recall {t['recall_at_threshold']:.0%} of its own utterances against the others' "
                 f"templates (clean and with noise at 10 dB)")
