@@ -36,6 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from export.bank import level, rms_db  # noqa: E402
 from kws.audio import load_audio  # noqa: E402
 from kws.background import Background  # noqa: E402
 from kws.corpus.real import babble, held_out_speech_files  # noqa: E402
@@ -44,14 +45,6 @@ from kws.templates import TemplateBank, keyword_templates, unit  # noqa: E402
 from kws.thresholds import calibrate, keyword_peaks  # noqa: E402
 
 SR = 16000
-
-
-def _level(x, db):
-    return x * (10 ** (db / 20) / (float(np.sqrt(np.mean(x ** 2))) + 1e-9))
-
-
-def _db(x):
-    return 20 * np.log10(float(np.sqrt(np.mean(x ** 2))) + 1e-9)
 
 
 def stretches(data: Path, talk: Path, music: Path, seed: int = 0) -> List[Tuple[str, np.ndarray]]:
@@ -63,16 +56,16 @@ def stretches(data: Path, talk: Path, music: Path, seed: int = 0) -> List[Tuple[
     out += [("talk", x) for x in talk_audio]
     m = load_audio(music)
     minute = 60 * SR
-    out += [("music", _level(m[s:s + minute], rng.uniform(-35, -12))) for s in range(0, m.size - 10 * SR, minute)]
+    out += [("music", level(m[s:s + minute], rng.uniform(-35, -12))) for s in range(0, m.size - 10 * SR, minute)]
     for x in talk_audio or [np.concatenate(speech[i:i + 8]) for i in range(0, len(speech), 8)]:
         s = rng.randrange(0, max(1, m.size - x.size))
         bed = np.resize(m[s:s + x.size], x.size)
-        out.append(("tv", np.clip(x + _level(bed, _db(x) - rng.uniform(0, 15)), -1, 1).astype(np.float32)))
+        out.append(("tv", np.clip(x + level(bed, rms_db(x) - rng.uniform(0, 15)), -1, 1).astype(np.float32)))
     files = held_out_speech_files(data)
     for i in range(0, len(speech), 8):
         x = np.concatenate(speech[i:i + 8])
         b = babble(data, rng.randint(3, 8), x.size / SR, seed=rng.randrange(1 << 30), files=files)
-        out.append(("speech+babble", (x + _level(b, _db(x) - rng.uniform(5, 15))).astype(np.float32)))
+        out.append(("speech+babble", (x + level(b, rms_db(x) - rng.uniform(5, 15))).astype(np.float32)))
     return out
 
 
@@ -118,18 +111,21 @@ def main(argv=None) -> int:
     print(f"held-out background: {bg.hours:.2f} h " + ", ".join(f"{k} {h:.2f} h" for k, h in bg.hours_by_kind().items()))
     report: Dict = {"model": model.model_id, "hours": bg.hours, "by_kind_hours": bg.hours_by_kind(), "targets": {}}
     kinds = sorted(set(bg.kinds))
+    segs = bg.split()
+    by_kind = {}
+    for kind in kinds:
+        idx = [i for i, k in enumerate(bg.kinds) if k == kind]
+        by_kind[kind] = Background(np.concatenate([segs[i] for i in idx]), bg.segments[idx], tuple(kind for _ in idx),
+                                   float(bg.segments[idx].sum()) * 0.08 / 3600)
     for target in (1.0, 0.1):
         rows = {}
         for kw in ks:
             tpl = keyword_templates(model, kw)
             thr = calibrate(model, tpl, target).threshold
+            tb = TemplateBank.build([tpl])
             per_kind = {}
-            for kind in kinds:
-                idx = [i for i, k in enumerate(bg.kinds) if k == kind]
-                segs = bg.split()
-                sub = Background(np.concatenate([segs[i] for i in idx]), bg.segments[idx], tuple(kind for _ in idx),
-                                 float(bg.segments[idx].sum()) * 0.08 / 3600)
-                p = keyword_peaks(TemplateBank.build([tpl]), sub)[0]
+            for kind, sub in by_kind.items():
+                p = keyword_peaks(tb, sub)[0]
                 per_kind[kind] = {"false_alarms": int(np.sum(p >= thr)), "hours": sub.hours}
             rows[kw.name] = {"threshold": thr, "per_kind": per_kind,
                              "per_hour": sum(v["false_alarms"] for v in per_kind.values()) / bg.hours}

@@ -87,7 +87,8 @@ def level(x: np.ndarray, db: float) -> np.ndarray:
     return (x * (10 ** (db / 20) / rms)).astype(np.float32)
 
 
-def _rms_db(x: np.ndarray) -> float:
+def rms_db(x: np.ndarray) -> float:
+    """``x``'s RMS level in dBFS."""
     return 20 * float(np.log10(np.sqrt(np.mean(x ** 2)) + 1e-9))
 
 
@@ -176,12 +177,12 @@ def segments(data: Path, talk: Optional[Path], music: Sequence[Path], household_
             m = tracks[rng.randrange(len(tracks))]
             s = rng.randrange(0, max(1, m.size - x.size))
             bed = np.resize(m[s:s + x.size], x.size)
-            x = x + level(bed, _rms_db(x) - rng.uniform(0, 15))
+            x = x + level(bed, rms_db(x) - rng.uniform(0, 15))
         yield "tv", np.clip(x, -1, 1).astype(np.float32)
     for _ in range(20):                              # read speech under babble
         x = next(stretches([rng.choice(files) for _ in range(12)], SEGMENT_S, rng))
         b = babble(data, rng.randint(3, 8), x.size / SR, rng.randrange(1 << 30), files)
-        yield "speech+babble", x + level(b, _rms_db(x) - rng.uniform(5, 15))
+        yield "speech+babble", x + level(b, rms_db(x) - rng.uniform(5, 15))
     for _ in range(babble_minutes):                  # babble and crowd alone
         yield "babble", level(babble(data, rng.randint(2, 30), SEGMENT_S, rng.randrange(1 << 30), files),
                               rng.uniform(-35, -15))

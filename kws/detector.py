@@ -163,17 +163,6 @@ class Detector:
         """Each keyword's enrolled threshold (set on the model's background bank)."""
         return {k.name: float(k.threshold) for k in self.keywords}
 
-    def attach_room(self, path: Optional[Union[str, os.PathLike]]) -> None:
-        """Learn into ``path`` (a file, or a keyword store's folder): what was saved there for
-        these keywords is taken up now, and what is learnt is saved there from now on. None
-        keeps it in memory only. Nothing happens when adaptation is off."""
-        self.room_path = path
-        if self.room is None or path is None:
-            return
-        saved = RoomState.load(path, self.model.model_id)
-        self.room = Room.for_keywords(self.model, self.keywords, self.config.adapt, saved)
-        self._thr = self.room.current()
-
     def save_room(self, path: Optional[Union[str, os.PathLike]] = None) -> Optional[str]:
         """Save what the thresholds learnt (to ``path``, default the detector's room file);
         returns the file written, or None when there is nothing to save or nowhere to."""

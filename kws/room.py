@@ -103,14 +103,13 @@ class KeywordRoom:
 
     @classmethod
     def from_json(cls, d: dict) -> "KeywordRoom":
-        r = cls(key=str(d["key"]), bank=float(d["bank"]), target=float(d["target"]),
-                tail={k: float(v) for k, v in d["tail"].items()}, lo=float(d["lo"]),
-                counts=[float(c) for c in d["counts"]], hours=float(d["hours"]),
-                listened_h=float(d.get("listened_h", d["hours"])),
-                lowest=math.inf if d.get("lowest") is None else float(d["lowest"]),
-                threshold=None if d.get("threshold") is None else float(d["threshold"]),
-                floor=None if d.get("floor") is None else float(d["floor"]))
-        return r
+        return cls(key=str(d["key"]), bank=float(d["bank"]), target=float(d["target"]),
+                   tail={k: float(v) for k, v in d["tail"].items()}, lo=float(d["lo"]),
+                   counts=[float(c) for c in d["counts"]], hours=float(d["hours"]),
+                   listened_h=float(d.get("listened_h", d["hours"])),
+                   lowest=math.inf if d.get("lowest") is None else float(d["lowest"]),
+                   threshold=None if d.get("threshold") is None else float(d["threshold"]),
+                   floor=None if d.get("floor") is None else float(d["floor"]))
 
 
 def _bank_rate(tail: Dict[str, float], t: float) -> float:
@@ -124,7 +123,7 @@ def _bank_threshold(tail: Dict[str, float], rate: float) -> float:
 
 class Room:
     """The learning state of a detector's keywords: fed each keyword's peaks below threshold and
-    the time listened, it moves the thresholds (:meth:`thresholds`)."""
+    the time listened, it moves the thresholds (:meth:`current`)."""
 
     def __init__(self, entries: Sequence[KeywordRoom], config: AdaptConfig = AdaptConfig()):
         self.config = config
@@ -331,6 +330,10 @@ class PeakTracker:
         self._n = 0
         self._last_i = np.full(keywords, -(1 << 40), np.int64)     # each keyword's last peak
         self._last_s = np.full(keywords, np.nan, np.float32)
+        # ring slots of the candidate's neighbours, relative to it; a slot not yet written holds
+        # -inf, which is what the event rule sees before a stream's start
+        self._left = np.arange(-self.r, 0)
+        self._right = np.arange(1, self.r + 1)
 
     def push(self, scores: np.ndarray):
         """One vector's (K,) scores -> (indices of keywords with a peak, their scores, the peak's
@@ -342,13 +345,9 @@ class PeakTracker:
             return None
         ring, w = self._ring, self.w
         cand = ring[i % w]
-        before = ring[(i - 1) % w] if i > 0 else np.full_like(cand, -np.inf)
-        left = np.full_like(cand, -np.inf)
-        for j in range(max(0, i - self.r), i):
-            left = np.maximum(left, ring[j % w])
-        right = np.full_like(cand, -np.inf)
-        for j in range(i + 1, i + self.r + 1):
-            right = np.maximum(right, ring[j % w])
+        before = ring[(i - 1) % w]
+        left = ring[(i + self._left) % w].max(axis=0, initial=-np.inf)
+        right = ring[(i + self._right) % w].max(axis=0, initial=-np.inf)
         ok = (cand > before) & (cand >= left) & (cand >= right) & (cand > -1.0)
         ok &= ~((self._last_i >= i - self.r) & (self._last_s == cand))      # equal maxima: the first
         if not ok.any():

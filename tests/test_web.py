@@ -319,6 +319,17 @@ def test_file_played_through_the_capture_path(browser, demo_server, python_event
     p.close()
 
 
+def _listen_through_the_sample(p) -> None:
+    """Listen on the fake microphone (it plays the bundled sample) until past the sample's end,
+    then Stop."""
+    p.page.click("#listen")
+    p.page.wait_for_function("kwsApp.run && kwsApp.run.kind === 'microphone'", timeout=30_000)
+    t0 = time.time()
+    p.page.wait_for_function("kwsApp.events.length >= 2", timeout=60_000)
+    p.page.wait_for_timeout(int(max(0.0, 23.0 - (time.time() - t0)) * 1000))   # past the sample's end
+    p.page.click("#stop")
+
+
 @requires_browser
 def test_microphone_fires_at_python_times(browser, demo_server, model, demo, python_events):
     """The fake microphone plays the sample once; the page listens.
@@ -334,12 +345,7 @@ def test_microphone_fires_at_python_times(browser, demo_server, model, demo, pyt
     from kws.detector import Detector, DetectorConfig
 
     p = Page(browser, demo_server.url)
-    p.page.click("#listen")
-    p.page.wait_for_function("kwsApp.run && kwsApp.run.kind === 'microphone'", timeout=30_000)
-    t0 = time.time()
-    p.page.wait_for_function("kwsApp.events.length >= 2", timeout=60_000)
-    p.page.wait_for_timeout(int(max(0.0, 23.0 - (time.time() - t0)) * 1000))   # past the sample's end
-    p.page.click("#stop")
+    _listen_through_the_sample(p)
     heard = np.array(p.page.evaluate("Array.from(kwsApp.heardAudio())"), np.float32)
     got = p.detections()
     p.close()
@@ -846,12 +852,7 @@ def test_page_keeps_what_it_learnt_and_the_switch(browser, room_server, model, d
     assert p.page.locator("#thresholds td.bank").all_inner_texts() == bank_text
     assert p.page.locator("#thresholds td.now").all_inner_texts() == bank_text
     p.page.evaluate("(fast) => { kwsApp.adaptSettings = fast; kwsApp.useKeywords(kwsApp.doc); }", FAST_JS)
-    p.page.click("#listen")
-    p.page.wait_for_function("kwsApp.run && kwsApp.run.kind === 'microphone'", timeout=30_000)
-    t0 = time.time()
-    p.page.wait_for_function("kwsApp.events.length >= 2", timeout=60_000)
-    p.page.wait_for_timeout(int(max(0.0, 23.0 - (time.time() - t0)) * 1000))   # past the sample's end
-    p.page.click("#stop")
+    _listen_through_the_sample(p)
     saved = _wait_for(lambda: (_learnt(store) or {}).get("computer", {}).get("listened_h") and _learnt(store),
                       what="room.json after Stop")
     heard = np.array(p.page.evaluate("Array.from(kwsApp.heardAudio())"), np.float32)

@@ -139,22 +139,29 @@ def detector_from_args(args, model, say=None):
     """A detector for --keyword texts, else the store's keywords, else the demo keywords; its
     thresholds learn the room (kws.room) unless --no-adapt or --threshold, and what they learn
     is kept beside the store (room.json; room-demo.json for the demo keywords), not for texts."""
+    return _detector(args, model, say, learn=True)[0]
+
+
+def _detector(args, model, say, learn: bool):
+    """(detector, where each keyword came from) for the detector options; ``learn``: thresholds
+    learn the room where the options allow it."""
     from kws.detector import Detector, DetectorConfig
     from kws.keywords import resolve_store
     from kws.kokoro import stderr_line
     from kws.room import AdaptConfig, room_file
 
     check_detector_args(args)
-    adapt = not getattr(args, "no_adapt", False) and args.threshold is None
+    adapt = learn and not getattr(args, "no_adapt", False) and args.threshold is None
     cfg = DetectorConfig(vad=not args.no_vad, adapt=AdaptConfig(enabled=adapt))
     ks, where = keywords_from_args(args, model, say or stderr_line)
     if args.threshold is not None:
         for k in ks:
             k.threshold = float(args.threshold)
+        where = [f"{w}; --threshold" for w in where]
     room = None
     if adapt and not args.keyword:
         room = room_file(resolve_store(args.store), demo=bool(where) and where[0] == "demo")
-    return Detector(ks, model, cfg, room=room)
+    return Detector(ks, model, cfg, room=room), where
 
 
 def _check_files(files: List[str]) -> None:
@@ -164,34 +171,27 @@ def _check_files(files: List[str]) -> None:
         check_audio_file(f)
 
 
-def describe(det, where: Optional[List[str]] = None) -> str:
+def describe(det, where: Optional[List[str]] = None, lead: str = "detecting") -> str:
     """One line naming the keywords and thresholds in use."""
     thr = det.thresholds
     parts = []
     for i, k in enumerate(det.keywords):
         w = f", {where[i]}" if where and i < len(where) else ""
         parts.append(f"{k.name!r} (threshold {thr[k.name]:.3f}{w})")
-    return "detecting " + ", ".join(parts)
+    return f"{lead} " + ", ".join(parts)
 
 
 def run(args) -> int:
     from kws.audio import load_audio
-    from kws.detector import Detector, DetectorConfig
-    from kws.room import AdaptConfig
-    from kws.kokoro import stderr_line
     from kws.model import Model
 
     files = args.files or [str(sample_recording())]
     check_detector_args(args)
     _check_files(files)
     model = Model.load(args.model)
-    ks, where = keywords_from_args(args, model, stderr_line)
-    if args.threshold is not None:
-        for k in ks:
-            k.threshold = float(args.threshold)
-        where = [f"{w}; --threshold" for w in where]
     # offline detection keeps the enrolled thresholds: a file's events do not depend on the files before it
-    det = Detector(ks, model, DetectorConfig(vad=not args.no_vad, adapt=AdaptConfig(enabled=False)))
+    det, where = _detector(args, model, None, learn=False)
+    ks = det.keywords
     print(describe(det, where), file=sys.stderr, flush=True)
     for f in files:
         events = det.detect(load_audio(f))

@@ -80,7 +80,7 @@ def run(args) -> int:
 
 def thresholds_line(det) -> str:
     """The keywords and thresholds in use, and whether they learn the room."""
-    line = describe(det).replace("detecting ", "keywords: ", 1)
+    line = describe(det, lead="keywords:")
     if det.room is None:
         return line + "; thresholds as enrolled (--no-adapt or --threshold)"
     moved = [n for n, t in det.thresholds.items() if abs(t - det.bank_thresholds[n]) > 5e-4]

@@ -99,27 +99,33 @@ async function refreshKeywords() {
   if (!app.fromFile) useKeywords(doc);
 }
 
+/** A table row for keyword ``name`` (the ``i``-th, whose colour its swatch shows): a name cell,
+ * then ``cells`` as [class, text] pairs. */
+function keywordRow(name, i, cells) {
+  const tr = document.createElement('tr');
+  tr.dataset.name = name;
+  for (const [cls, text] of [['name', name], ...cells]) {
+    const td = document.createElement('td');
+    td.className = cls;
+    td.textContent = text;
+    tr.append(td);
+  }
+  const sw = document.createElement('span');
+  sw.className = 'swatch';
+  sw.style.background = COLORS[i % COLORS.length];
+  tr.firstChild.prepend(sw);
+  return tr;
+}
+
 function renderKeywords(doc) {
   const tbody = document.querySelector('#keywords tbody');
   tbody.replaceChildren();
   doc.keywords.forEach((k, i) => {
-    const tr = document.createElement('tr');
-    tr.dataset.name = k.name;
     const fa = k.tuned_on && typeof k.tuned_on.expected_per_hour === 'number' ? k.tuned_on.expected_per_hour : null;
-    const cells = [
-      ['name', k.name], ['source', k.source], ['num threshold', k.threshold.toFixed(3)],
+    const tr = keywordRow(k.name, i, [
+      ['source', k.source], ['num threshold', k.threshold.toFixed(3)],
       ['num fa', fa === null ? '-' : fa.toPrecision(2)],
-    ];
-    for (const [cls, text] of cells) {
-      const td = document.createElement('td');
-      td.className = cls;
-      td.textContent = text;
-      tr.append(td);
-    }
-    const sw = document.createElement('span');
-    sw.className = 'swatch';
-    sw.style.background = COLORS[i % COLORS.length];
-    tr.firstChild.prepend(sw);
+    ]);
     const act = document.createElement('td');
     act.className = 'actions';
     const ren = button('rename', () => startRename(tr, k.name));
@@ -725,23 +731,10 @@ function drawLegend() {
   if (spotter) {
     spotter.names.forEach((n, k) => {
       const e = spotter.room.entries[k];
-      const tr = document.createElement('tr');
-      tr.dataset.name = n;
-      const cells = [
-        ['name', n], ['num now', spotter.thresholds[k].toFixed(3)], ['num bank', spotter.bankThresholds[k].toFixed(3)],
+      tbody.append(keywordRow(n, k, [
+        ['num now', spotter.thresholds[k].toFixed(3)], ['num bank', spotter.bankThresholds[k].toFixed(3)],
         ['num listened', e ? `${(e.listened_h * 60).toFixed(1)} min` : '-'],
-      ];
-      for (const [cls, text] of cells) {
-        const td = document.createElement('td');
-        td.className = cls;
-        td.textContent = text;
-        tr.append(td);
-      }
-      const sw = document.createElement('span');
-      sw.className = 'swatch';
-      sw.style.background = COLORS[k % COLORS.length];
-      tr.firstChild.prepend(sw);
-      tbody.append(tr);
+      ]));
     });
   }
   drawPlot();
