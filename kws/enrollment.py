@@ -269,20 +269,20 @@ def _timing(ph: str, origin: str, audio: np.ndarray):
 
 
 def _warm_background(model: Model, n_renderings: int):
-    """On a machine of several cores, load the model's background bank (seconds: the head over
-    hours of vectors) on a thread while Kokoro renders; None where there is one core."""
+    """On a machine of several cores, load the model's background bank (seconds: decoding and
+    normalising about half a million vectors) on a thread while Kokoro renders; None where there
+    is one core."""
     import threading
 
     from kws import render_cache
     from kws import thresholds as th
 
-    load = getattr(th, "background", None)
-    if load is None or render_cache.workers(max(n_renderings, 2)) < 2:
+    if render_cache.workers(max(n_renderings, 2)) < 2:
         return None
 
     def run() -> None:
         try:
-            load(model)
+            th.background(model)
         except Exception:
             pass                       # calibrate() loads it again and says what is wrong
 
