@@ -176,6 +176,14 @@ def test_batches_place_the_target_words():
     g = torch.Generator().manual_seed(0)
     out = th.Augment(d, cfg, g, rng)(torch.from_numpy(wav), torch.from_numpy(prep["target"]))
     assert out.shape == wav.shape and torch.isfinite(out).all() and out.abs().max() <= 1
+    # TV noise (a talker over music) and clipping: every item gets them
+    d.music = torch.from_numpy(np.random.default_rng(1).standard_normal(3 * th.SR).astype(np.float32) * 0.1)
+    tv = th.TrainConfig(words_per_batch=4, item_s=3.0, noise_kinds=(0, 0, 0, 0, 0, 1), p_noise=1.0,
+                        p_reverb=0.0, p_clip=1.0, p_bandlimit=0.0, gain_db=(0.0, 0.0))
+    out = th.Augment(d, tv, g, rng)(torch.from_numpy(wav), torch.from_numpy(prep["target"]))
+    assert out.shape == wav.shape and torch.isfinite(out).all()
+    flat = (out.abs() >= 0.8999).float().mean(1)              # clipped: many samples at the peak
+    assert flat.min() > 0.001
 
 
 def test_shipped_head_matches_its_training_twin():
@@ -196,3 +204,12 @@ def test_shipped_head_matches_its_training_twin():
     got = Head(f, meta["context"], threads=1)(chk["vectors"])
     assert got.shape == (chk["vectors"].shape[0], meta["dim"])
     assert np.sum(got * chk["out"], axis=1).min() > 0.99
+
+
+def test_command_line_overrides_reach_inside_the_config():
+    cfg = {"minutes": 3.0, "variants": [{"name": "a"}, {"name": "b", "head": {"context": 8}}]}
+    th._overrides(cfg, ["minutes=16", "variants.1.init=runs/x/last.pt", "variants.1.head.context=12",
+                        'music=["a.ogg", "b.ogg"]', "out=/tmp/run"])
+    assert cfg["minutes"] == 16 and cfg["out"] == "/tmp/run" and cfg["music"] == ["a.ogg", "b.ogg"]
+    assert cfg["variants"][1] == {"name": "b", "init": "runs/x/last.pt", "head": {"context": 12}}
+    assert th.TrainConfig.from_dict(cfg).variants[1].head.context == 12

@@ -44,7 +44,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -218,7 +218,7 @@ class TrainConfig:
     speech: Optional[str] = None            # head speech staging (scripts/head_gpu.sh): index.json + audio
     backbone: str = "kws/assets/model"            # a folder with backbone.onnx + backbone_mel.npz
     noise: Optional[str] = None
-    music: Optional[str] = None
+    music: Optional[Union[str, List[str]]] = None   # one file or several (joined)
     rooms: Optional[str] = None
     val: Optional[str] = None               # kws.train.head_eval validation file (npy)
     out: str = "runs/head"
@@ -240,10 +240,13 @@ class TrainConfig:
     drr_db: Tuple[float, float] = (-15.0, 10.0)
     p_reverb_after_noise: float = 0.5
     p_noise: float = 0.85
-    noise_kinds: Tuple[float, float, float, float, float] = (0.15, 0.2, 0.4, 0.15, 0.1)  # real, music, babble, one talker, coloured
+    # real, music, babble, one talker, coloured, TV (one talker over music); a config of five
+    # weights (before TV) gives TV none
+    noise_kinds: Tuple[float, ...] = (0.15, 0.2, 0.4, 0.15, 0.1, 0.0)
     snr_db: Tuple[float, float] = (-5.0, 20.0)
     babble_talkers: Tuple[int, int] = (2, 8)
     p_bandlimit: float = 0.1
+    p_clip: float = 0.0                     # driven into clipping by 3-15 dB
     gain_db: Tuple[float, float] = (-30.0, 3.0)
     minutes: float = 8.0
     steps: int = 0                          # > 0: stop after this many steps (tests)
@@ -340,7 +343,8 @@ def load_data(cfg: TrainConfig, device, workers: int = 0) -> Tuple[Data, dict]:
             return None
         from kws.audio import load_audio
 
-        return torch.from_numpy(load_audio(path)).to(device)
+        paths = [path] if isinstance(path, str) else list(path)
+        return torch.from_numpy(np.concatenate([load_audio(p) for p in paths])).to(device)
 
     rooms = None
     if cfg.rooms:
@@ -641,8 +645,9 @@ def _u(n, lo, hi, g, dev):
 
 class Augment:
     """Rooms (simulated, or a synthetic tail with RT60 up to 2.5 s and a chosen direct-to-reverberant
-    ratio), before or after the noise (then the noise is reverberant too); noise of five kinds at
-    -5-20 dB SNR on the target (absolute level on items without speech); telephone band; gain."""
+    ratio), before or after the noise (then the noise is reverberant too); noise of six kinds at
+    -5-20 dB SNR on the target (absolute level on items without speech); telephone band; clipping;
+    gain."""
 
     def __init__(self, data: Data, cfg: TrainConfig, g: torch.Generator, rng: np.random.Generator):
         self.d, self.cfg, self.g, self.rng = data, cfg, g, rng
@@ -702,7 +707,10 @@ class Augment:
 
     def noise(self, n: int, L: int, dev) -> torch.Tensor:
         cfg, g = self.cfg, self.g
-        kinds = torch.multinomial(torch.tensor(cfg.noise_kinds, device=dev, dtype=torch.float), n,
+        weights = list(cfg.noise_kinds) + [0.0] * (6 - len(cfg.noise_kinds))
+        if self.d.music is None:          # no music: neither music nor TV
+            weights[1] = weights[5] = 0.0
+        kinds = torch.multinomial(torch.tensor(weights, device=dev, dtype=torch.float), n,
                                   replacement=True, generator=g)
         out = self._coloured(n, L, dev)
         if self.d.noise is not None:
@@ -712,6 +720,11 @@ class Augment:
         k = int(self.rng.integers(cfg.babble_talkers[0], cfg.babble_talkers[1] + 1))
         out = torch.where((kinds == 2)[:, None], self._talkers(n, L, k), out)
         out = torch.where((kinds == 3)[:, None], self._talkers(n, L, 1), out)
+        if self.d.music is not None and bool((kinds == 5).any()):
+            music = self._bank(self.d.music, n, L)
+            music = music / music.square().mean(1, keepdim=True).sqrt().clamp(min=1e-5)
+            tv = self._talkers(n, L, 1) + music * 10 ** (_u(n, -10.0, 6.0, g, dev)[:, None] / 20)
+            out = torch.where((kinds == 5)[:, None], tv, out)
         return out
 
     def __call__(self, wav: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -744,6 +757,10 @@ class Augment:
             freqs = torch.fft.rfftfreq(L, 1 / SR).to(dev)
             band = torch.fft.irfft(spec * ((freqs[None, :] < cut[:, None]) & (freqs[None, :] > lo[:, None])), L)
             wav = torch.where(pick(cfg.p_bandlimit), band, wav)
+        if cfg.p_clip > 0:
+            drive = 10 ** (_u(n, 3.0, 15.0, g, dev)[:, None] / 20)
+            peak = wav.abs().amax(1, keepdim=True).clamp(min=1e-4)
+            wav = torch.where(pick(cfg.p_clip), (wav / peak * drive).clamp(-1, 1), wav)
         peak = wav.abs().amax(1, keepdim=True).clamp(min=1e-4)
         gain = 10 ** (_u(n, cfg.gain_db[0], cfg.gain_db[1], g, dev)[:, None] / 20)
         return (wav / peak * 0.9 * gain).clamp(-1, 1)
@@ -1113,12 +1130,19 @@ def stage_speech(data: Optional[Path], out: Path) -> dict:
 
 # ============================================================================ CLI
 def _overrides(cfg: dict, items: Sequence[str]) -> dict:
+    """``key=value`` items over a config (values as JSON where they parse); a dotted key reaches
+    inside: ``variants.0.init=runs/x/last.pt``."""
     for it in items:
         k, v = it.split("=", 1)
         try:
-            cfg[k] = json.loads(v)
+            value = json.loads(v)
         except json.JSONDecodeError:
-            cfg[k] = v
+            value = v
+        *path, last = k.split(".")
+        node = cfg
+        for p in path:
+            node = node[int(p)] if isinstance(node, list) else node.setdefault(p, {})
+        node[int(last) if isinstance(node, list) else last] = value
     return cfg
 
 

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# The head trained at scale (docs/head.md): the corpus rendered on a CPU machine in shards
+# (scripts/corpus_local.sh), everything the training reads gathered in .hc/stage, cut into chunks
+# that travel with the repository to one GPU machine (one NVIDIA H100 or H200, 16 CPU cores), and
+# the training run there in its own session (setsid), watched, and its checkpoints and logs
+# brought back. From the repository root:
+#
+#   on the CPU machine
+#     scripts/head_scale.sh gather        # .hc/stage: wheels, rooms, noise, music, speech, val, shards
+#     scripts/head_scale.sh chunks        # .hc/c1 .. .hc/cN, each at most CHUNK_MB (33)
+#   on the GPU machine, one call a chunk, back to back (the machine keeps /tmp between calls)
+#     bash scripts/head_scale.sh stage 1  # ... and 2 .. N
+#     MINUTES=16 bash scripts/head_scale.sh start 60   # unpacks the corpus, starts training, waits 60 s
+#     bash scripts/head_scale.sh watch 540             # progress after 540 s (repeat)
+#     bash scripts/head_scale.sh collect               # waits for the end: checkpoints + logs into $OUT
+#   to go on from a checkpoint brought back (runs/head-scale/<variant>/last.pt):
+#     INIT=runs/head-scale ... start ...   (each variant starts from its own last.pt, if carried)
+#
+# CONFIG (default configs/head-scale.json) and TRAIN_ARGS (key=value overrides) choose the run;
+# BASE (default /tmp) moves every folder the GPU side uses.
+set -euo pipefail
+B=${BASE:-/tmp}
+OUT=${OUT:-$B/out}
+H=.hc
+CHUNK_MB=${CHUNK_MB:-33}
+CONFIG=${CONFIG:-configs/head-scale.json}
+SHARDS=${SHARDS:-/work/corpus/kcorpus-shards}
+DATA=${DATA:-../shared/data}
+export PYTHONPATH=$B/site:$B/code PYTHONUNBUFFERED=1
+phase=${1:?phase: gather | chunks | stage N | start SEC | watch SEC | collect}
+
+progress() {
+  grep -v '"loss"' $B/train.log 2>/dev/null | tail -n 5 | cut -c1-900 || true
+  grep '"loss"' $B/train.log 2>/dev/null | tail -n 1 | cut -c1-600 || true
+}
+
+case $phase in
+gather)
+  # what the training reads; the corpus shards that are complete (DONE) at this moment
+  mkdir -p $H/stage/shards $H/stage/music
+  [ -f $H/stage/rooms.npz ] || python -m kws.corpus.rooms --out $H/stage/rooms.npz --n 1000
+  [ -f $H/stage/noise.ogg ] || python -m kws.corpus.stage noise --data $DATA --out $H/stage/noise.ogg
+  [ -d $H/stage/speech ] || python -m kws.train.head stage-speech --data $DATA --out $H/stage/speech
+  [ -d runs/eval-sets ] || python -m kws.train.head_eval prepare --data $DATA --music eval-music.ogg --out runs/eval-sets
+  [ -f $H/stage/val.npy ] || python -m kws.train.head val-file --sets runs/eval-sets --out $H/stage/val.npy
+  for f in ${MUSIC:?MUSIC: the training music, Ogg files staged by kws.corpus.stage music}; do cp -n "$f" $H/stage/music/; done
+  for d in "$SHARDS"/shard-*-of-*; do
+    [ -f "$d/DONE" ] && [ ! -d $H/stage/shards/$(basename "$d") ] && cp -r "$d" $H/stage/shards/
+  done
+  [ -d $H/whl ] && cp -rn $H/whl $H/stage/
+  du -sh $H/stage; ls $H/stage/shards
+  ;;
+chunks)
+  rm -rf $H/c[0-9]*
+  python - "$H" "$CHUNK_MB" <<'PY'
+import shutil, sys
+from pathlib import Path
+h, limit = Path(sys.argv[1]), int(float(sys.argv[2]) * 1e6)
+files = sorted(p for p in (h / "stage").rglob("*") if p.is_file())
+n, used = 1, 0
+def put(src, rel, data=None):
+    global n, used
+    size = len(data) if data is not None else src.stat().st_size
+    if used and used + size > limit:
+        n, used = n + 1, 0
+    dst = h / f"c{n}" / rel
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_bytes(data) if data is not None else shutil.copy(src, dst)
+    used += size
+for f in files:
+    rel = f.relative_to(h / "stage")
+    if f.stat().st_size <= limit:
+        put(f, rel)
+    else:                                   # a large file travels in parts, joined by `start`
+        raw = f.read_bytes()
+        for i in range(0, len(raw), limit):
+            put(None, rel.with_name(f"{rel.name}.part{i // limit:03d}"), raw[i:i + limit])
+print(f"{n} chunks")
+PY
+  du -sb $H/c[0-9]* | awk '{printf "%s %.1f MB\n", $2, $1 / 1e6}'
+  ;;
+stage)
+  n=${2:?chunk number}
+  mkdir -p $B/stage $B/code
+  cp -r "$H/c$n/." $B/stage/
+  if [ ! -d $B/code/kws ]; then           # the code, apart from the working tree each call replaces
+    cp -r kws scripts configs setup.cfg pyproject.toml $B/code/
+  fi
+  if [ -d $B/stage/whl ] && [ ! -d $B/site ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target $B/site $B/stage/whl/*.whl
+    nvidia-smi --query-gpu=name,memory.total --format=csv,noheader; nproc
+  fi
+  du -sh $B/stage; ls $B/stage/shards 2>/dev/null | wc -l
+  ;;
+start)
+  cd $B/stage
+  for p in $(find . -name '*.part000'); do
+    f=${p%.part000}; cat "$f".part[0-9][0-9][0-9] > "$f" && rm "$f".part[0-9][0-9][0-9]
+  done
+  cd $B/code
+  [ -f $B/kcorpus/stats.json ] || python3 -m kws.corpus.kokoro_corpus unpack $B/stage/shards/shard-* --out $B/kcorpus
+  cat $B/kcorpus/stats.json; echo
+  music=$(ls $B/stage/music/*.ogg | python3 -c "import json, sys; print(json.dumps([l.strip() for l in sys.stdin]))")
+  init=()
+  if [ -n "${INIT:-}" ]; then
+    i=0
+    for v in $(python3 -c "import json; print(' '.join(v['name'] for v in json.load(open('$CONFIG'))['variants']))"); do
+      [ -f "$ROOT/$INIT/$v/last.pt" ] && init+=("variants.$i.init=$ROOT/$INIT/$v/last.pt"); i=$((i + 1))
+    done
+  fi
+  mkdir -p $B/run
+  setsid nohup python3 -m kws.train.head train "$CONFIG" minutes="${MINUTES:-16}" corpus=$B/kcorpus \
+    speech=$B/stage/speech noise=$B/stage/noise.ogg music="$music" rooms=$B/stage/rooms.npz \
+    val=$B/stage/val.npy out=$B/run "${init[@]}" ${TRAIN_ARGS:-} > $B/train.log 2>&1 < /dev/null &
+  sleep "${2:-60}"; progress
+  ;;
+watch)
+  sleep "${2:-300}"; progress; nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader
+  ;;
+collect)
+  while pgrep -f "kws.train.head train" > /dev/null; do sleep 5; done
+  progress
+  mkdir -p "$OUT"
+  cd $B/run
+  for d in */; do d=${d%/}; tar czf "$OUT/head-$d.tgz" "$d/best.pt" "$d/last.pt"; done
+  cp $B/train.log $B/kcorpus/stats.json .
+  tar czf "$OUT/logs.tgz" config.json summary.json history.json train.log stats.json
+  ls -la "$OUT"
+  ;;
+esac
