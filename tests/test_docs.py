@@ -40,7 +40,7 @@ def anchors(page: Path) -> set:
 
 
 def module_exists(name: str) -> bool:
-    """A module of the checkout, or a name defined in one (kws.templates.cut)."""
+    """A module of the checkout, or a name defined in one (kws.spot.templates.cut)."""
     parts = name.split(".")
     for n in range(len(parts), 0, -1):
         base = ROOT.joinpath(*parts[:n])

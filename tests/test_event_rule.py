@@ -1,4 +1,4 @@
-"""The one event rule (kws.thresholds.peaks) and the streaming detector's events (kws.detector).
+"""The one event rule (kws.enroll.thresholds.peaks) and the streaming detector's events (kws.spot.detector).
 
 Thresholds are set on ``peaks`` (a false alarm is a background peak at or above the threshold),
 so the detector must fire where ``peaks`` says. It cannot look ahead, though: it fires as soon as
@@ -9,8 +9,8 @@ below pins down how.
 import numpy as np
 import pytest
 
-from kws.detector import Detector, _Track
-from kws.thresholds import peaks
+from kws.enroll.thresholds import peaks
+from kws.spot.detector import Detector, _Track
 
 
 def detector_events(series: np.ndarray, threshold: float, refractory: int):

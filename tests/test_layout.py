@@ -78,7 +78,7 @@ def test_cycle_finder_finds_a_circle():
 
 def test_runtime_path_never_imports_torch():
     code = ("import sys, numpy as np, kws\n"
-            "from kws.demo import demo_keywords\n"
+            "from kws.enroll.demo import demo_keywords\n"
             "m = kws.Model.load()\n"
             "det = kws.Detector(demo_keywords(m), m)\n"
             "det.detect(np.zeros(32000, np.float32))\n"
@@ -102,5 +102,5 @@ def test_import_kws_loads_the_run_time_only_and_quickly():
     assert not loaded, f"import kws loaded {loaded}"
     assert set(public.split()) == {"Detector", "DetectorConfig", "Detection", "Model", "KeywordSet", "Keyword",
                                    "enroll_keyword", "KwsError", "ArchiveIndex"}
-    assert archive == "kws.search_archive"
+    assert archive == "kws.search.archive"
     assert min(times) <= 0.3, times

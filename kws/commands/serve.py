@@ -1,4 +1,4 @@
-"""python -m kws serve: the Wyoming wake-word server for Home Assistant (kws.serve; needs the
+"""python -m kws serve: the Wyoming wake-word server for Home Assistant (kws.serve.server; needs the
 'serve' extra). Setting it up in Home Assistant: docs/home-assistant.md."""
 from __future__ import annotations
 
@@ -24,9 +24,9 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from kws.detector import DetectorConfig
-    from kws.room import AdaptConfig
-    from kws.serve import ServeConfig, require_wyoming, serve
+    from kws.serve.server import ServeConfig, require_wyoming, serve
+    from kws.spot.detector import DetectorConfig
+    from kws.spot.room import AdaptConfig
 
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -1,4 +1,4 @@
-"""The head's training corpus, rendered by Kokoro-82M (kws.kokoro): words alone and inside sentences.
+"""The head's training corpus, rendered by Kokoro-82M (kws.enroll.kokoro): words alone and inside sentences.
 
     python -m kws.corpus.kokoro_corpus --out /tmp/kcorpus --workers 16 [--words 2500]
         [--made-up 0] [--per-word 4] [--sentences 3000] [--max-minutes 6] [--seed 0] [--shard I/N]
@@ -9,13 +9,13 @@ Vocabulary: every word type the tuning half of the speechocean762 speakers say (
 alignments, kws/corpus/data), then the most frequent words of the in-vocabulary list
 (kws/corpus/vocab/iv.txt) until ``--words``, then ``--made-up`` made-up, brand-like words
 (:func:`made_up_words`: random pronounceable syllables, the same for the same ``--seed``, spoken
-as the fallback G2P of kws.phonemes says them); never a word of the held-out list (oov.txt, which
+as the fallback G2P of kws.enroll.phonemes says them); never a word of the held-out list (oov.txt, which
 holds the digits and wake words) nor a made-up word that sounds like one, never a word of fewer
 than three phonemes.
 
 - **words alone**: ``--per-word`` renderings of each word, each by a random voice of the 28 or a
   blend of two (style = t x A + (1 - t) x B, t in [0.2, 0.8]) at a random speed in [0.8, 1.2],
-  trimmed of silence as templates are (kws.templates);
+  trimmed of silence as templates are (kws.spot.templates);
 - **sentences**: ``--sentences`` random sequences of 3-6 vocabulary words, rendered the same way;
   Kokoro's predicted phoneme durations (an inner tensor of the model, read out with the audio)
   give where each word starts and ends, so words can be cut with their coarticulated context.
@@ -97,10 +97,10 @@ def made_up_words(n: int, seed: int = 0) -> List[str]:
     """``n`` made-up, brand-like words ("geeflam", "zoaga", "kleno"): two or three random syllables
     (onset and vowel) and a coda, the same for the same seed. None is a CMUdict word, a word of the
     vocabulary lists or the held-out words, or sounds like a held-out word (the same phonemes),
-    and each has at least MIN_PHONES phonemes by kws.phonemes.pronounce (the fallback G2P)."""
+    and each has at least MIN_PHONES phonemes by kws.enroll.phonemes.pronounce (the fallback G2P)."""
     from kws.corpus.vocab import HELD_OUT, read_list
-    from kws.lexicon import cmu_lexicon
-    from kws.phonemes import pronounce
+    from kws.enroll.lexicon import cmu_lexicon
+    from kws.enroll.phonemes import pronounce
 
     lex = cmu_lexicon()
     held = set(read_list("oov")) | set(HELD_OUT)
@@ -132,8 +132,8 @@ def made_up_words(n: int, seed: int = 0) -> List[str]:
 
 def phonemes_of(words: List[str]) -> Tuple[List[str], List[str]]:
     """Misaki phonemes of each word that has a pronunciation of >= MIN_PHONES phonemes."""
-    from kws import kokoro
-    from kws.phonemes import pronounce
+    from kws.enroll import kokoro
+    from kws.enroll.phonemes import pronounce
 
     kept, phs = [], []
     for w in words:
@@ -171,8 +171,8 @@ def _init_worker(model_path: str) -> None:
 def render_with_durations(phonemes: str, rendering) -> Tuple[np.ndarray, np.ndarray]:
     """16 kHz audio and each token's duration in 16 kHz samples (the first and last are the
     model's boundary tokens: leading and trailing silence)."""
-    from kws import kokoro
-    from kws.audio import resample
+    from kws.enroll import kokoro
+    from kws.audio.io import resample
 
     ids = kokoro.tokens(phonemes)
     style = rendering.style(kokoro.voices(), ids.size - 2)
@@ -194,8 +194,8 @@ def word_spans(phonemes: str, dur: np.ndarray) -> List[Tuple[int, int]]:
 
 
 def _job(job):
-    from kws.audio import trim_silence
-    from kws.templates import TRIM_TOP_DB
+    from kws.audio.io import trim_silence
+    from kws.spot.templates import TRIM_TOP_DB
 
     kind, payload, r, phonemes = job
     try:
@@ -216,7 +216,7 @@ def _pcm(x: np.ndarray) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- plan
 def random_rendering(rng: random.Random, names):
-    from kws.kokoro import Rendering
+    from kws.enroll.kokoro import Rendering
 
     speed = round(rng.uniform(*SPEED), 3)
     a = rng.choice(names)
@@ -228,7 +228,7 @@ def random_rendering(rng: random.Random, names):
 
 def plan(words: List[str], phs: List[str], per_word: int, sentences: int, seed: int,
          max_tokens: int) -> list:
-    from kws import kokoro
+    from kws.enroll import kokoro
 
     names = kokoro.voices().names
     rng = random.Random(seed)
@@ -282,7 +282,7 @@ def build(out: Path, n_words: int = 2500, per_word: int = 4, sentences: int = 30
           made_up: int = 0, shard: Tuple[int, int] = (0, 1)) -> dict:
     from multiprocessing import get_context
 
-    from kws import kokoro
+    from kws.enroll import kokoro
 
     t0 = time.time()
     words, phs = phonemes_of(vocabulary(n_words, made_up, seed))

@@ -1,10 +1,10 @@
 """Per-keyword thresholds, set for a false-alarm rate on hours of background.
 
-The model ships a **background bank** (kws.background; ``background.npz``, built by ``python -m
+The model ships a **background bank** (kws.enroll.background; ``background.npz``, built by ``python -m
 export.model``): about 11 hours of speech, talk, television, babble, music and noise that hold no
 keyword, as the matcher sees them (the head's vectors), in contiguous segments. These thresholds
-are where a keyword starts; while the detector listens they learn the room (kws.room). A keyword's templates are scored along every segment exactly as the detector scores a
-stream (kws.templates); the detector fires at a local peak above the threshold and then stays
+are where a keyword starts; while the detector listens they learn the room (kws.spot.room). A keyword's templates are scored along every segment exactly as the detector scores a
+stream (kws.spot.templates); the detector fires at a local peak above the threshold and then stays
 quiet for ``refractory`` vectors, so the false alarms a threshold ``t`` gives are the **peaks** of
 that score series at or above ``t``, each the highest within the refractory time around it
 (:func:`peaks`).
@@ -28,10 +28,10 @@ from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
-from kws.background import Background
-from kws.background import load as load_background
+from kws.enroll.background import Background
+from kws.enroll.background import load as load_background
 from kws.metrics import eer
-from kws.templates import TemplateBank, template_scores
+from kws.spot.templates import TemplateBank, template_scores
 
 DEFAULT_FA_PER_HOUR = 1.0     # per keyword: the default target of every threshold
 TAIL_PEAKS = 40               # background peaks the exponential tail is fitted to
@@ -44,7 +44,7 @@ _BACKGROUNDS: dict = {}
 
 
 def background(model) -> Background:
-    """The model's background bank in matching space (kws.background; cached per model)."""
+    """The model's background bank in matching space (kws.enroll.background; cached per model)."""
     key = (str(model.background_file), model.model_id)
     if key not in _BACKGROUNDS:
         _BACKGROUNDS[key] = load_background(model)
@@ -58,7 +58,7 @@ def peaks(series: np.ndarray, refractory: int = REFRACTORY, floor: float = PEAK_
 
     This is kws's one rule from a score series to events: thresholds are set on it, and
     kws.evaluate, kws.train.head_eval and benchmarks/compare_engines.py count events with it.
-    The streaming detector (kws.detector), which cannot look ahead, fires at a maximum reached by
+    The streaming detector (kws.spot.detector), which cannot look ahead, fires at a maximum reached by
     a rise as soon as the score falls and then stays quiet for ``refractory`` vectors: wherever
     the maxima at or above its threshold each are the highest score within ``refractory`` vectors
     (isolated peaks), it fires at exactly these peaks (tests/test_event_rule.py); where a higher

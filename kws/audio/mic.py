@@ -1,7 +1,7 @@
 """Microphone input through sounddevice (PortAudio), converted to 16 kHz mono float32 on the fly.
 
     from kws import Detector
-    from kws.mic import Microphone
+    from kws.audio.mic import Microphone
 
     det = Detector.from_texts(["hey computer"])
     with Microphone() as mic:                  # MicConfig(device="USB") to pick a device
@@ -30,7 +30,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
-from kws.audio import SAMPLE_RATE
+from kws.audio.io import SAMPLE_RATE
 from kws.errors import KwsError, UsageError
 
 Device = Union[int, str, None]

@@ -1,6 +1,6 @@
 """Work on a Dask cluster for indexing: workers run the tasks, this process alone writes the index.
 
-``ArchiveIndex.add(paths, workers=N)`` (kws.search_archive) starts a local cluster of N
+``ArchiveIndex.add(paths, workers=N)`` (kws.search.archive) starts a local cluster of N
 single-threaded worker processes (``kws search index`` uses all cores by default);
 ``address="tcp://host:8786"`` uses a running cluster instead (``dask scheduler`` + ``dask worker``
 on each machine, with kws installed and the recordings and the index at the same paths, e.g. a

@@ -17,7 +17,11 @@ from typing import Optional, Union
 
 import numpy as np
 
-from kws.templates import unit
+
+def unit(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (float32)."""
+    x = np.asarray(x, np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 class Identity:
@@ -44,7 +48,7 @@ class Head:
         self._threads = threads
 
     def _session(self):
-        from kws.backbone import _session
+        from kws.model.backbone import _session
 
         return _session(str(self.path), self._threads)
 

@@ -13,22 +13,22 @@ DEMO_KEYWORDS = ("computer", "jarvis", "alexa")
 
 def sample_recording() -> Path:
     """``kws/assets/sample.wav``: TTS sentences over noise that hold the three demo keywords."""
-    return Path(__file__).resolve().parent / "assets" / "sample.wav"
+    return Path(__file__).resolve().parents[1] / "assets" / "sample.wav"
 
 
 def demo_store() -> Path:
-    return Path(__file__).resolve().parent / "assets" / "demo"
+    return Path(__file__).resolve().parents[1] / "assets" / "demo"
 
 
 def demo_keywords(model):
-    """The demo keywords for ``model`` (kws.keywords.KeywordSet): the shipped store when it was
+    """The demo keywords for ``model`` (kws.enroll.store.KeywordSet): the shipped store when it was
     made for this model, else enrolled now from their text."""
-    from kws.keywords import KeywordSet, OtherModelError, StoreError
+    from kws.enroll.store import KeywordSet, OtherModelError, StoreError
 
     try:
         return KeywordSet.load(demo_store(), model.model_id)
     except (OtherModelError, StoreError):
-        from kws.enrollment import enroll_keyword
+        from kws.enroll.build import enroll_keyword
 
         return KeywordSet(model.model_id, [enroll_keyword(w, model=model, tune=False) for w in DEMO_KEYWORDS])
 
@@ -37,8 +37,8 @@ def write_demo_store(model, progress=print) -> Path:
     """Enroll the demo keywords for ``model`` into ``kws/assets/demo`` (replacing what is there)."""
     import shutil
 
-    from kws.enrollment import enroll_keyword
-    from kws.keywords import KeywordSet
+    from kws.enroll.build import enroll_keyword
+    from kws.enroll.store import KeywordSet
 
     d = demo_store()
     if d.exists():

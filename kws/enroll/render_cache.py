@@ -1,24 +1,24 @@
 """Kokoro renderings and typed keywords kept on disk: a keyword typed again starts at once.
 
-Rendering a keyword in Kokoro's 28 voices takes 15-25 s on one core (kws.kokoro). What it gives
+Rendering a keyword in Kokoro's 28 voices takes 15-25 s on one core (kws.enroll.kokoro). What it gives
 depends only on the model and the input, so it is kept:
 
 - **renderings**: one file per rendering, ``renderings/<ab>/<sha256>.npz``: the 16 kHz audio and
-  each token's duration (kws.kokoro.render_timed). The key is the Kokoro model's identity (its
-  sha256, :data:`kws.kokoro.MODEL_SHA256`), the token ids of the phoneme string, the style vector
+  each token's duration (kws.enroll.kokoro.render_timed). The key is the Kokoro model's identity (its
+  sha256, :data:`kws.enroll.kokoro.MODEL_SHA256`), the token ids of the phoneme string, the style vector
   the rendering used (the sha256 of the voice's, or the blend's, 256 numbers for that text
   length, so a changed voice table is another key), the speed, and :data:`RENDER_VERSION`.
 - **keywords**: one file per typed keyword, ``keywords/<sha256>.npz``: its utterances' vectors and
-  everything :func:`kws.enrollment.build_keyword` set (threshold, how it was tuned, the
+  everything :func:`kws.enroll.build.build_keyword` set (threshold, how it was tuned, the
   confusions it was checked against). The key is the Kokoro model's identity, the kws model's id
   and the sha256 of its background bank file, the phoneme string, the renderings, the false-alarm
   target, the words that must not fire, and the source of the modules that compute it
-  (kws.enrollment, kws.confusions, kws.thresholds, kws.templates, kws.kokoro): a change to any of
+  (kws.enroll.build, kws.enroll.confusions, kws.enroll.thresholds, kws.spot.templates, kws.enroll.kokoro): a change to any of
   them is another key. ``python -m kws detect FILE -k TEXT`` of an earlier text reads it instead
   of rendering (about half a second in all).
 
 **Where.** ``$KWS_RENDER_CACHE`` if set (``off`` turns the cache off), else ``renders/`` in the
-user cache folder that also holds the joined Kokoro model (kws.kokoro.cache_dir:
+user cache folder that also holds the joined Kokoro model (kws.enroll.kokoro.cache_dir:
 ``$KWS_CACHE``, else platformdirs' user cache folder, ``~/.cache/kws/renders`` on Linux).
 
 **Size.** At most ``$KWS_RENDER_CACHE_MB`` megabytes (default :data:`DEFAULT_MB`; a rendering
@@ -67,7 +67,7 @@ def root() -> Optional[Path]:
         return None
     if env:
         return Path(env).expanduser()
-    from kws.kokoro import cache_dir
+    from kws.enroll.kokoro import cache_dir
 
     return cache_dir() / "renders"
 
@@ -181,7 +181,7 @@ def size() -> int:
 def rendering_key(phonemes: str, rendering) -> str:
     """What one rendering depends on: the Kokoro model, the token ids, the style vector used,
     the speed."""
-    from kws import kokoro
+    from kws.enroll import kokoro
 
     ids = kokoro.tokens(phonemes)
     style = np.ascontiguousarray(rendering.style(kokoro.voices(), ids.size - 2), np.float32)
@@ -198,8 +198,8 @@ def _remember(key: str, value) -> None:
 
 
 def cached_rendering(phonemes: str, rendering):
-    """The rendering (kws.kokoro.Timed) if this process or the disk cache has it, else None."""
-    from kws.kokoro import Timed
+    """The rendering (kws.enroll.kokoro.Timed) if this process or the disk cache has it, else None."""
+    from kws.enroll.kokoro import Timed
 
     key = rendering_key(phonemes, rendering)
     with _memo_lock:
@@ -250,15 +250,15 @@ def workers(n: int) -> int:
 
 def render(phonemes: str, renderings: Sequence, *, label: Optional[str] = None,
            say: Optional[Callable[[str], None]] = None, quiet: bool = True) -> List:
-    """Each rendering of ``phonemes`` (kws.kokoro.Timed: audio and token durations), from the
+    """Each rendering of ``phonemes`` (kws.enroll.kokoro.Timed: audio and token durations), from the
     cache where it has them; the others are rendered and kept.
 
     ``say`` gets ``rendering 'LABEL' in N voices ...`` when rendering takes longer than a
-    second (and the Kokoro model's first join, kws.kokoro.model_path); with ``quiet`` off and
+    second (and the Kokoro model's first join, kws.enroll.kokoro.model_path); with ``quiet`` off and
     stderr a terminal, a progress bar counts the voices. Renderings are made on :func:`workers`
     threads at once (one per core; a machine of one core makes them one after the other).
     """
-    from kws import kokoro
+    from kws.enroll import kokoro
 
     out: List = [None] * len(renderings)
     todo = []
@@ -312,10 +312,10 @@ def render(phonemes: str, renderings: Sequence, *, label: Optional[str] = None,
 
 
 # ------------------------------------------------------------------ keywords
-_SOURCES = ("kws/enrollment.py", "kws/confusions.py", "kws/thresholds.py", "kws/background.py",
-            "kws/templates.py", "kws/kokoro.py", "kws/render_cache.py")
+_SOURCES = ("kws/enroll/build.py", "kws/enroll/confusions.py", "kws/enroll/thresholds.py", "kws/enroll/background.py",
+            "kws/spot/templates.py", "kws/enroll/kokoro.py", "kws/enroll/render_cache.py")
 # what turns a text into phonemes (an alias from a text to its keyword entry depends on them)
-_PRONUNCIATION = ("kws/phonemes.py", "kws/lexicon.py", "kws/g2p.py", "kws/data/g2p.json.gz", "kws/kokoro.py")
+_PRONUNCIATION = ("kws/enroll/phonemes.py", "kws/enroll/lexicon.py", "kws/enroll/g2p.py", "kws/assets/g2p.json.gz", "kws/enroll/kokoro.py")
 _stamps: Dict[Tuple[str, ...], str] = {}
 
 
@@ -324,7 +324,7 @@ def code_stamp(sources: Sequence[str] = _SOURCES) -> str:
     by default the modules a typed keyword's threshold depends on."""
     key = tuple(sources)
     if key not in _stamps:
-        base = Path(__file__).resolve().parent.parent
+        base = Path(__file__).resolve().parents[2]
         h = hashlib.sha256()
         for rel in key:
             try:
@@ -367,7 +367,7 @@ def keyword_key(model, phonemes: str, renderings: Iterable, **settings) -> str:
     """What a typed keyword depends on: the Kokoro model, the kws model and its background bank,
     the phonemes, the renderings, the code, and ``settings`` (false-alarm target, words that must
     not fire, seed)."""
-    from kws import kokoro
+    from kws.enroll import kokoro
 
     bg = model.manifest.get("files", {}).get(model.manifest.get("background", {}).get("file", ""), {})
     return _json_key({"v": KEYWORD_VERSION, "kokoro": kokoro.MODEL_SHA256, "model": model.model_id,
@@ -378,9 +378,9 @@ def keyword_key(model, phonemes: str, renderings: Iterable, **settings) -> str:
 
 
 def load_keyword(key: str, need: Sequence[str] = ()):
-    """The cached keyword (kws.keywords.Keyword) of ``key`` whose entry did all of ``need`` (e.g.
+    """The cached keyword (kws.enroll.store.Keyword) of ``key`` whose entry did all of ``need`` (e.g.
     ``"tune"``, ``"lexical"``), else None."""
-    from kws.keywords import Keyword
+    from kws.enroll.store import Keyword
 
     a = _read(_path("keywords", key), key)
     if a is None:

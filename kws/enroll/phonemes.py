@@ -12,8 +12,8 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
+from kws.enroll.lexicon import cmu_lexicon
 from kws.errors import KwsError
-from kws.lexicon import cmu_lexicon
 
 PHONEMES: Tuple[str, ...] = (
     "AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER", "EY", "F", "G", "HH",
@@ -118,7 +118,7 @@ def word_phonemes(word: str) -> Tuple[List[str], bool]:
     lex = cmu_lexicon()
     if word in lex:
         return list(lex[word]), False
-    from kws.g2p import G2P          # loaded when first needed (python -m kws.g2p runs it as __main__)
+    from kws.enroll.g2p import G2P          # loaded when first needed (python -m kws.enroll.g2p runs it as __main__)
 
     phones = G2P.default()(word.replace("'", ""))
     if not phones:

@@ -3,11 +3,11 @@
 Model: each letter emits zero, one or two phonemes. Letters and phonemes of CMUdict are aligned by
 hard (Viterbi) EM, then each letter's output is predicted from its neighbours with a back-off
 table: the widest letter context seen in training wins. The table is pruned of entries that
-agree with what the narrower context would say, and shipped as ``kws/data/g2p.json.gz``.
+agree with what the narrower context would say, and shipped as ``kws/assets/g2p.json.gz``.
 
 Build and evaluate it (pure Python, about two minutes on one core)::
 
-    python -m kws g2p build            # writes kws/data/g2p.json.gz, prints held-out PER
+    python -m kws g2p build            # writes kws/assets/g2p.json.gz, prints held-out PER
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Dict, Iterable, List, Sequence, Tuple
 
-from kws.lexicon import cmu_lexicon
+from kws.enroll.lexicon import cmu_lexicon
 
 # Contexts tried from widest to narrowest: (letters to the left, letters to the right).
 BACKOFF: Tuple[Tuple[int, int], ...] = (
@@ -45,7 +45,7 @@ class G2P:
     @classmethod
     @lru_cache(maxsize=1)
     def default(cls) -> "G2P":
-        data = resources.files("kws.data").joinpath(TABLE_RESOURCE).read_bytes()
+        data = (resources.files("kws") / "assets" / TABLE_RESOURCE).read_bytes()
         return cls(json.loads(gzip.decompress(data).decode("utf-8"))["table"])
 
     def letter_output(self, word: str, i: int) -> str:

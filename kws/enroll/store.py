@@ -2,10 +2,10 @@
 
 A :class:`Keyword` holds its **utterances** as the front end heard them: the raw speech-embedding
 vectors of each Kokoro rendering of its text and of each of its recordings, padded as
-kws.templates pads them, one after another (``sources``; ``segments`` gives each one's length,
+kws.spot.templates pads them, one after another (``sources``; ``segments`` gives each one's length,
 ``origins`` what it was). The detector cuts its templates from them (through the model's head),
 so a keyword needs no re-enrolling when only the head changes; its threshold on the template
-score is set for a false-alarm rate (kws.thresholds). A :class:`KeywordSet` is what the detector
+score is set for a false-alarm rate (kws.enroll.thresholds). A :class:`KeywordSet` is what the detector
 matches against; it is saved as a store::
 
     DIR/keywords.json            version, model id, keywords (name, text, phonemes, threshold, EER, ...)
@@ -414,7 +414,7 @@ def export_doc(ks: "KeywordSet", model=None) -> dict:
     for k in ks:
         d = dict(k.meta(), vectors=k.vectors.tolist())
         if model is not None:
-            from kws.templates import keyword_templates
+            from kws.spot.templates import keyword_templates
 
             d["templates"] = [np.round(t, 5).tolist() for t in keyword_templates(model, k)]
         docs.append(d)

@@ -17,8 +17,8 @@ from typing import Deque, Optional, Tuple
 
 import numpy as np
 
+from kws.audio.ringbuffer import RingBuffer
 from kws.errors import UsageError
-from kws.ringbuffer import RingBuffer
 
 FRAME = 480      # 30 ms at 16 kHz, webrtcvad's longest frame
 SLOT = 160       # 10 ms, one mel hop

@@ -8,7 +8,7 @@ The protocol's events come from the ``wyoming`` package (the ``serve`` extra):
 - ``detect`` (names): which of them to listen for on this connection (default: all);
 - ``audio-start`` / ``audio-chunk`` / ``audio-stop``: PCM of any rate, 1-4 byte samples and any
   number of channels, converted to 16 kHz mono float32 (streaming soxr resampling) and fed to one
-  :class:`~kws.detector.Detector` per connection;
+  :class:`~kws.spot.detector.Detector` per connection;
 - each detection is sent as ``detection`` (name, timestamp: milliseconds of the keyword's end on
   the client's clock, i.e. the first chunk's timestamp plus the keyword's end in the stream), and
   ``audio-stop`` is answered with ``not-detected`` when nothing fired since ``audio-start``;
@@ -44,12 +44,12 @@ from urllib.parse import urlparse
 import numpy as np
 
 from kws import __version__
-from kws.audio import SAMPLE_RATE, AudioError, prepare
-from kws.demo import demo_keywords
-from kws.detector import Detection, Detector, DetectorConfig
+from kws.audio.io import SAMPLE_RATE, AudioError, prepare
+from kws.enroll.demo import demo_keywords
+from kws.enroll.store import STORE_FILE, KeywordSet, StoreError, default_store_dir
 from kws.errors import MissingExtra, UsageError
-from kws.keywords import STORE_FILE, KeywordSet, StoreError, default_store_dir
-from kws.model import Model
+from kws.model.model import Model
+from kws.spot.detector import Detection, Detector, DetectorConfig
 
 try:
     from wyoming import wake
@@ -79,7 +79,7 @@ def require_wyoming() -> None:
 class ServeConfig:
     """Server settings; the defaults are those of ``python -m kws serve``."""
     uri: str = "tcp://127.0.0.1:10400"     # tcp://HOST:PORT (port 0: any free port) or unix://PATH
-    store: Optional[Path] = None            # keyword store folder; None: kws.keywords.default_store_dir()
+    store: Optional[Path] = None            # keyword store folder; None: kws.enroll.store.default_store_dir()
     texts: Tuple[str, ...] = ()             # serve these text keywords instead of the store (no reload)
     threshold: Optional[float] = None       # one threshold for every keyword (default: each its own)
     fa_per_hour: Optional[float] = None     # false alarms an hour the thresholds of ``texts`` are set for (default 1)
@@ -417,7 +417,7 @@ class _Connection:
         return KeywordSet(ks.model_id, [replace(ks[n]) for n in have])
 
     def _new_detector(self) -> None:
-        from kws.room import AdaptConfig, room_file
+        from kws.spot.room import AdaptConfig, room_file
 
         src = self.server.source
         version, ks = src.current()
@@ -507,7 +507,7 @@ class _Connection:
         self.det = self.conv = None
 
     def _save_room(self) -> None:
-        """Keep what this stream's thresholds learnt (kws.room), for the next stream and restarts."""
+        """Keep what this stream's thresholds learnt (kws.spot.room), for the next stream and restarts."""
         if self.det is None:
             return
         try:

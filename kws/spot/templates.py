@@ -1,14 +1,14 @@
 """Keyword templates and how the stream is matched against them.
 
 A **template** is one utterance of a keyword as the front end hears it: the sequence of vectors
-(one every 80 ms, kws.backbone, through the model's head if it has one) of a Kokoro rendering
-of the typed keyword (kws.kokoro) or of a user's recording. A keyword holds several: one per
+(one every 80 ms, kws.model.backbone, through the model's head if it has one) of a Kokoro rendering
+of the typed keyword (kws.enroll.kokoro) or of a user's recording. A keyword holds several: one per
 voice, one per recording.
 
 A template is cut from its utterance (:func:`source_vectors`, :func:`cut`): the sound, trimmed of
 silence, is padded with ``pad_s`` of silence on both sides, run through the front end, and
 ``trim`` vectors are dropped at each end; what is left are the vectors that hear the word and the
-silence just around it. Both are the model's (its manifest's ``templates``; kws.model), defaults
+silence just around it. Both are the model's (its manifest's ``templates``; kws.model.model), defaults
 ``PAD_S`` and ``TRIM``.
 
 **Score.** Template ``T`` (``L`` unit vectors) scored at stream vector ``e``: the mean cosine
@@ -25,8 +25,9 @@ from typing import List, Sequence, Tuple
 
 import numpy as np
 
-from kws.audio import SAMPLE_RATE, trim_silence
+from kws.audio.io import SAMPLE_RATE, trim_silence
 from kws.errors import KwsError
+from kws.model.head import unit
 
 PAD_S = 0.6           # silence around an utterance before the front end
 TRIM = 2              # vectors dropped at each end of the padded utterance
@@ -66,18 +67,13 @@ def check_length(length: int, name: str = "the utterance") -> None:
 
 def keyword_templates(model, kw) -> List[np.ndarray]:
     """A keyword's templates in the model's matching space: each of its utterances
-    (kws.keywords.Keyword.utterances) through the model's head, then :func:`cut`."""
+    (kws.enroll.store.Keyword.utterances) through the model's head, then :func:`cut`."""
     out = []
     for u in kw.utterances():
         v = model.head(u)
         a, b = cut(v.shape[0], model.trim)
         out.append(v[a:b] if b > a else v)
     return out
-
-
-def unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The model's background bank: hours of audio that hold no keyword, as the matcher sees them.
 
-Thresholds are set on it (kws.thresholds): a keyword's templates are scored along every segment
+Thresholds are set on it (kws.enroll.thresholds): a keyword's templates are scored along every segment
 of the bank exactly as the detector scores a stream, and the highest peaks of those scores say
 how often the keyword would fire where nobody says it.
 
@@ -27,6 +27,7 @@ from typing import Iterator, List, Tuple
 import numpy as np
 
 from kws.errors import KwsError
+from kws.model.head import unit
 
 LEVELS = 16                  # 4 bits
 _MID = (LEVELS - 1) / 2.0    # codes 0..15 stand for -7.5 .. +7.5 steps
@@ -34,11 +35,6 @@ _MID = (LEVELS - 1) / 2.0    # codes 0..15 stand for -7.5 .. +7.5 steps
 
 class BackgroundError(KwsError, RuntimeError):
     """A background bank that cannot be used with this model."""
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 def encode(vectors: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
@@ -84,7 +80,7 @@ class Background:
 
 
 def load(model) -> Background:
-    """The bank of ``model`` (kws.model.Model) in its matching space."""
+    """The bank of ``model`` (kws.model.model.Model) in its matching space."""
     path = Path(model.background_file)
     try:
         z = np.load(path)
@@ -97,7 +93,7 @@ def load(model) -> Background:
             if want is not None and have is not None and want != have:
                 raise BackgroundError(f"{path}: the background bank was made for another head; rebuild it "
                                       f"(python -m export.model --out {path.parent})")
-            vec = _unit(decode(z["codes"], z["scales"]))
+            vec = unit(decode(z["codes"], z["scales"]))
         else:                                    # format 3: raw front-end vectors, int8
             raw = z["vectors"].astype(np.float32) * z["scales"].astype(np.float32)[:, None]
             head = model.head
@@ -105,7 +101,7 @@ def load(model) -> Background:
                 vec = head(raw)
             else:                                # a head with context runs on each segment from its start
                 vec = np.concatenate([head(s) for s in np.split(raw, np.cumsum(segments)[:-1])])
-            vec = _unit(vec)
+            vec = unit(vec)
     except (OSError, KeyError, ValueError) as exc:
         raise BackgroundError(f"{path}: the model's background bank cannot be read ({exc})") from None
     if int(segments.sum()) != vec.shape[0]:

@@ -8,11 +8,11 @@
     det.flush()                                      # at the end of a file
 
 The pipeline: the model's front end turns audio into one speech-embedding vector every 80 ms
-(kws.backbone), once for all keywords; its head, if it has one, maps them into the space templates
-are matched in (kws.head); every new vector is scored against every template of every keyword
-(kws.templates.Matcher); a keyword fires at a local peak of its score at or above its threshold,
+(kws.model.backbone), once for all keywords; its head, if it has one, maps them into the space templates
+are matched in (kws.model.head); every new vector is scored against every template of every keyword
+(kws.spot.templates.Matcher); a keyword fires at a local peak of its score at or above its threshold,
 then stays quiet for ``refractory_s``. With ``vad`` on, a vector whose longest template's stretch
-of audio holds too little speech (webrtcvad and a noise-floor check, kws.vad) scores -1. The
+of audio holds too little speech (webrtcvad and a noise-floor check, kws.audio.vad) scores -1. The
 result does not depend on how the audio is chunked. A stream begins as if 1.28 s of silence had
 come before it (``PRIMED_VECTORS``), so a keyword said at its very start is heard as it would be
 later on.
@@ -25,13 +25,13 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from kws.audio import AudioError
+from kws.audio.io import AudioError
+from kws.enroll.store import KeywordSet, OtherModelError
 from kws.errors import UsageError
-from kws.frontend import SAMPLE_RATE
-from kws.keywords import KeywordSet, OtherModelError
-from kws.model import Model
-from kws.room import AdaptConfig, PeakTracker, Room, RoomState
-from kws.templates import Matcher, TemplateBank, keyword_templates
+from kws.model.frontend import SAMPLE_RATE
+from kws.model.model import Model
+from kws.spot.room import AdaptConfig, PeakTracker, Room, RoomState
+from kws.spot.templates import Matcher, TemplateBank, keyword_templates
 
 _SLICE = 16000      # samples handled at a time
 _VAD_SLOT = 160     # samples per webrtcvad decision (10 ms)
@@ -49,9 +49,9 @@ class DetectorConfig:
     vad: bool = True
     vad_mode: int = 2
     vad_min_speech: float = 0.1      # fraction of 10 ms slots heard by the longest template that must be speech
-    # a speech slot must also stand this far above the noise floor (kws.vad); None: webrtcvad only
+    # a speech slot must also stand this far above the noise floor (kws.audio.vad); None: webrtcvad only
     vad_noise_margin_db: Optional[float] = 4.0
-    # thresholds that learn the room (kws.room); AdaptConfig(enabled=False) keeps the bank's
+    # thresholds that learn the room (kws.spot.room); AdaptConfig(enabled=False) keeps the bank's
     adapt: AdaptConfig = field(default_factory=AdaptConfig)
     room_save_s: float = 300.0       # audio between saves of what was learnt (when a room file is given)
 
@@ -87,10 +87,10 @@ class Detector:
                  config: DetectorConfig = DetectorConfig(),
                  room: Optional[Union[str, os.PathLike]] = None):
         """A detector for the keywords of ``keywords`` (made for ``model``, default the shipped
-        one; :class:`~kws.keywords.OtherModelError` otherwise).
+        one; :class:`~kws.enroll.store.OtherModelError` otherwise).
 
         Each keyword's threshold starts at its enrolled one (set on the model's background bank)
-        and, with ``config.adapt`` on (the default), learns the room (kws.room). ``room``: a file,
+        and, with ``config.adapt`` on (the default), learns the room (kws.spot.room). ``room``: a file,
         or a keyword store's folder (``room.json`` in it), where what was learnt is read from at
         the start and saved every ``config.room_save_s`` of audio and by :meth:`save_room`;
         None keeps it in memory only."""
@@ -126,7 +126,7 @@ class Detector:
                    model: Optional[Model] = None, config: DetectorConfig = DetectorConfig(),
                    fa_per_hour: Optional[float] = None, voices: Optional[Sequence[str]] = None) -> "Detector":
         """Detector for typed keywords (Kokoro renders each one in 28 voices: a few seconds a
-        keyword on one core; kws.enrollment).
+        keyword on one core; kws.enroll.build).
 
         Args:
             texts: the keywords (words or phrases; any spelling: unknown words are pronounced
@@ -137,7 +137,7 @@ class Detector:
             fa_per_hour: false alarms an hour each threshold is set for (default 1).
             voices: the Kokoro voices that speak them (default: all 28).
         """
-        from kws.enrollment import enroll_keyword
+        from kws.enroll.build import enroll_keyword
 
         model = model or Model.load()
         ks = KeywordSet(model.model_id)
@@ -181,7 +181,7 @@ class Detector:
         self._matcher = Matcher(self.bank)
         self._vad = None
         if cfg.vad:
-            from kws.vad import StreamingVad
+            from kws.audio.vad import StreamingVad
 
             span = fe.samples(0, self.bank.longest + _SLICE // fe.hop + 4)[1]
             self._vad = StreamingVad(cfg.vad_mode, capacity_slots=span // _VAD_SLOT + 8,
@@ -296,7 +296,7 @@ class Detector:
         for k, tr in enumerate(self._tracks):
             s = float(scores[k])
             # the peak is the previous vector; after an event, peaks up to refractory vectors later
-            # stay quiet (kws.thresholds.peaks counts events the same way)
+            # stay quiet (kws.enroll.thresholds.peaks counts events the same way)
             if tr.rising and s < tr.prev and tr.prev >= self._thr[k] and tr.prev_span[1] >= tr.quiet_until:
                 events.append(self._event(k, tr.prev, tr.prev_span))
                 tr.quiet_until = tr.prev_span[1] + self._refractory + 1
@@ -307,7 +307,7 @@ class Detector:
 
     def _event(self, k: int, score: float, span: Tuple[int, int]) -> Detection:
         """Where the word lies: the template's vectors heard it from ``pad_s - trim * 80 ms`` after
-        the first one's start to as much before the last one's end (kws.templates.cut)."""
+        the first one's start to as much before the last one's end (kws.spot.templates.cut)."""
         a, b = (v - self._offset for v in self.frontend.samples(*span))
         inset = self.model.pad_s - self.model.trim * self.frontend.hop / SAMPLE_RATE
         start = max(0.0, a / SAMPLE_RATE + inset)

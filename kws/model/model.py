@@ -4,15 +4,15 @@ A model is a folder::
 
     manifest.json        format, model id, front end, head, template geometry, background bank,
                          sha256 and size of every file
-    backbone.onnx        the speech-embedding network (kws.backbone; Google, Apache-2.0,
+    backbone.onnx        the speech-embedding network (kws.model.backbone; Google, Apache-2.0,
     backbone_mel.npz     NOTICE.backbone) and its mel constants
-    head.onnx            optional: a learned head on the vectors (kws.head)
+    head.onnx            optional: a learned head on the vectors (kws.model.head)
     background.npz       hours of front-end vectors of speech, babble, music and noise that hold
-                         no keyword: what thresholds are set on (kws.thresholds)
+                         no keyword: what thresholds are set on (kws.enroll.thresholds)
 
 The shipped model is ``kws/assets/model``; ``Model.load(path)`` opens any other. The model id
 names the vector space keywords are matched in (front end and head): a keyword store is made for
-one model id (kws.keywords). Run time: numpy and onnxruntime only.
+one model id (kws.enroll.store). Run time: numpy and onnxruntime only.
 """
 from __future__ import annotations
 
@@ -110,9 +110,9 @@ class Model:
 
     @property
     def frontend(self):
-        """The speech-embedding front end (kws.frontend.BackboneFrontend): audio -> raw vectors."""
+        """The speech-embedding front end (kws.model.frontend.BackboneFrontend): audio -> raw vectors."""
         if self._frontend is None:
-            from kws.frontend import BackboneFrontend
+            from kws.model.frontend import BackboneFrontend
 
             fe = self.manifest["frontend"]
             self._frontend = BackboneFrontend(self.path / fe["network"], self.path / fe["constants"])
@@ -120,9 +120,9 @@ class Model:
 
     @property
     def head(self):
-        """Raw vectors -> matching vectors (kws.head.Head, or Identity for a model without one)."""
+        """Raw vectors -> matching vectors (kws.model.head.Head, or Identity for a model without one)."""
         if self._head is None:
-            from kws.head import Head, Identity
+            from kws.model.head import Head, Identity
 
             h = self.manifest.get("head")
             self._head = Identity() if not h else Head(self.path / h["file"], int(h["context"]))
@@ -130,15 +130,15 @@ class Model:
 
     @property
     def pad_s(self) -> float:
-        """Silence an utterance is padded with before its template is cut (kws.templates)."""
-        from kws.templates import PAD_S
+        """Silence an utterance is padded with before its template is cut (kws.spot.templates)."""
+        from kws.spot.templates import PAD_S
 
         return float(self.manifest.get("templates", {}).get("pad_s", PAD_S))
 
     @property
     def trim(self) -> int:
-        """Vectors dropped at each end of a padded utterance (kws.templates.cut)."""
-        from kws.templates import TRIM
+        """Vectors dropped at each end of a padded utterance (kws.spot.templates.cut)."""
+        from kws.spot.templates import TRIM
 
         return int(self.manifest.get("templates", {}).get("trim", TRIM))
 

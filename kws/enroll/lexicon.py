@@ -1,5 +1,5 @@
-"""The pronunciation dictionary (CMUdict), read once: what kws.phonemes looks words up in and
-kws.g2p is fitted on. Neither of them imports the other for it."""
+"""The pronunciation dictionary (CMUdict), read once: what kws.enroll.phonemes looks words up in and
+kws.enroll.g2p is fitted on. Neither of them imports the other for it."""
 from __future__ import annotations
 
 import sys
@@ -16,7 +16,7 @@ def cmu_lexicon() -> Dict[str, List[str]]:
 @lru_cache(maxsize=1)
 def cmu_lexicon_stressed() -> Dict[str, List[str]]:
     """CMUdict (first pronunciation of each word) with its stress digits (``K AH0 M P Y UW1 T
-    ER0``): what the neural TTS reads (kws.kokoro)."""
+    ER0``): what the neural TTS reads (kws.enroll.kokoro)."""
     return _parse(stress=True)
 
 

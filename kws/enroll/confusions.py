@@ -1,13 +1,13 @@
 """What a keyword could be confused with, checked when it is enrolled, and how good a wake word it is.
 
-A keyword's threshold is set on hours of background (kws.thresholds), which hold few of the words
+A keyword's threshold is set on hours of background (kws.enroll.thresholds), which hold few of the words
 that sound most like it. Three kinds of such words are checked here, at enrollment:
 
 - **parts of a phrase**: each of its words said alone ("toaster"), its prefixes of whole words
   ("hey", "ok google"), and, reported only, the first words with the start of the last one
   ("hey toa", kind ``partial``) and, from three words on, its suffixes ("google home"). They are
   cut from the keyword's own Kokoro renderings: Kokoro's predicted duration of each phoneme
-  (kws.kokoro.render_timed) says where each word and phoneme lies in each rendering, so this
+  (kws.enroll.kokoro.render_timed) says where each word and phoneme lies in each rendering, so this
   costs no rendering at all.
   **A phrase must not fire on one of its words alone, nor on a prefix of whole words**: where
   one scores at or above the threshold the false-alarm rate gives, the threshold is raised to its
@@ -35,9 +35,9 @@ listed, not floored; ``--not "hey toast"`` makes one such confusion a floor wher
 it is: not trimmed of silence, see :func:`clip_scores`) is padded with the model's ``pad_s`` of
 silence on both sides (a short one with more silence before it, so that the longest template
 fits: the detector hears a word said alone after silence), and matched against the keyword's
-templates (kws.templates.Matcher over its vectors), best score anywhere. A clip is never matched against
+templates (kws.spot.templates.Matcher over its vectors), best score anywhere. A clip is never matched against
 the template of its own voice (the same voice saying the same word would match itself: the
-detector will hear voices it has no template of), as kws.enrollment.own_scores measures recall.
+detector will hear voices it has no template of), as kws.enroll.build.own_scores measures recall.
 A part's or neighbour's score is its highest over the voices.
 
 The floor costs recall where it raises the threshold; ``enroll add`` prints it, and
@@ -187,8 +187,8 @@ def phrase_parts(words: Sequence[str], phonemes: str) -> List[Part]:
 
 
 def cut_part(timed, part: Part) -> List[np.ndarray]:
-    """The audio of ``part`` in one rendering (kws.kokoro.Timed), once per occurrence."""
-    from kws.kokoro import char_span
+    """The audio of ``part`` in one rendering (kws.enroll.kokoro.Timed), once per occurrence."""
+    from kws.enroll.kokoro import char_span
 
     out = []
     for a, b in part.ranges:
@@ -205,10 +205,10 @@ def _pool() -> Tuple[Tuple[str, Tuple[str, ...]], ...]:
     kws/corpus/vocab, read as files: the training package itself is not imported at run time)."""
     from pathlib import Path
 
-    from kws.lexicon import cmu_lexicon
+    from kws.enroll.lexicon import cmu_lexicon
 
     lex = cmu_lexicon()
-    folder = Path(__file__).resolve().parent / "corpus" / "vocab"
+    folder = Path(__file__).resolve().parents[1] / "corpus" / "vocab"
     seen, out = set(), []
     for name in ("iv", "oov"):
         try:
@@ -264,8 +264,8 @@ def lexical_neighbours(words: Sequence[Tuple[str, Sequence[str]]], n_start: int 
 
 
 def _misaki(text: str) -> Optional[str]:
-    from kws import kokoro
-    from kws.phonemes import pronounce
+    from kws.enroll import kokoro
+    from kws.enroll.phonemes import pronounce
 
     try:
         ph = kokoro.pronunciation_phonemes(pronounce(text))
@@ -278,8 +278,8 @@ def _misaki(text: str) -> Optional[str]:
 def not_word(text: str) -> Part:
     """A word or phrase given to ``--not``: checked (pronounceable, short enough for Kokoro)
     before anything is rendered; KwsError otherwise."""
-    from kws import kokoro
-    from kws.phonemes import pronounce
+    from kws.enroll import kokoro
+    from kws.enroll.phonemes import pronounce
 
     ph = kokoro.pronunciation_phonemes(pronounce(text))
     n = kokoro.tokens(ph).size - 2
@@ -296,10 +296,10 @@ def clip_scores(model, templates: Sequence[np.ndarray], owners: Sequence[str],
     (not trimmed: a word's faint start and end, and the near-silence Kokoro renders around a word,
     are what a microphone hears too; trimmed at 40 dB, a word alone scored up to 0.12 lower than
     in a stream), padded with the model's ``pad_s`` of silence, its vectors through
-    kws.templates.Matcher; the templates whose owner is the clip's (its voice) left out.
+    kws.spot.templates.Matcher; the templates whose owner is the clip's (its voice) left out.
     ``clips``: (owner, audio)."""
-    from kws.audio import SAMPLE_RATE
-    from kws.templates import Matcher, TemplateBank
+    from kws.audio.io import SAMPLE_RATE
+    from kws.spot.templates import Matcher, TemplateBank
 
     owners = np.asarray(list(owners))
     bank = TemplateBank.build([[t] for t in templates])                 # one column per template
@@ -308,7 +308,7 @@ def clip_scores(model, templates: Sequence[np.ndarray], owners: Sequence[str],
     fe = model.frontend
     # before a short clip, more silence, so that the longest template fits (and two vectors more):
     # the detector hears a word said alone after silence (a stream starts primed with silence,
-    # kws.detector), so every template can lie over it and the silence before it
+    # kws.spot.detector), so every template can lie over it and the silence before it
     need = fe.span + (bank.longest + 1) * fe.hop
     out = []
     for owner, x in clips:
@@ -340,14 +340,14 @@ def check(model, templates: Sequence[np.ndarray], owners: Sequence[str], *,
         owners: each template's origin (``kokoro:<voice>``, ``recording``).
         words: the keyword's words (for the parts of a phrase).
         phonemes: its misaki phoneme string.
-        timed: (origin, kws.kokoro.Timed) of its renderings whose timing is known.
+        timed: (origin, kws.enroll.kokoro.Timed) of its renderings whose timing is known.
         arpabet: (word, phonemes) of its words, for the dictionary neighbours.
         not_parts: words that must not fire (:func:`not_word`), rendered here.
         lexical: also find and render dictionary neighbours.
         voices: the voices neighbours may be rendered in (default: :data:`LEXICAL_VOICES`).
         say: told about renderings that take longer than a second.
     """
-    from kws import kokoro, render_cache
+    from kws.enroll import kokoro, render_cache
 
     out = Confusions()
     clips: List[Tuple[str, np.ndarray]] = []
