@@ -30,7 +30,7 @@ How each engine gives a score:
 - kws: the template score (kws.spot.templates: mean cosine of a template's vectors along the
   diagonal, best template of the keyword) at every 80 ms vector of the model's front end, as the
   detector scores a stream (computed offline in batches: kws.evaluate.clip_scores); background
-  events are the score's peaks as the detector fires on them (kws.enroll.thresholds.peaks, 1 s apart).
+  events are the score's peaks as the detector fires on them (kws.spot.events.peaks, 1 s apart).
 - PocketSphinx 5 (bundled en-us model, keyphrase search, all keywords of a set in one search):
   it only says detected / not detected at a threshold, so each clip or file of background is
   decoded at 11 thresholds 1e-60..1e50 and a clip's score is the log10 of the highest threshold
@@ -73,7 +73,7 @@ from kws.audio.io import AudioError, load_audio  # noqa: E402
 from kws.corpus.real import (DIGITS, WAKEWORDS, fsdd_clips, held_out_speech_files, load_clip,  # noqa: E402
                              split_of, wakeword_clips)
 from kws.enroll.store import KeywordSet  # noqa: E402
-from kws.enroll.thresholds import peaks  # noqa: E402
+from kws.spot.events import peaks  # noqa: E402
 from kws.evaluate import (Renders, _noise_bank, accepted_examples, background_peaks, clip_scores,  # noqa: E402
                           keywords, raw_recordings)
 from kws.metrics import eer, miss_at_false_alarm_rate, roc_points  # noqa: E402
@@ -95,7 +95,7 @@ class NotApplicable(Exception):
 
 def events(series: np.ndarray, hop_s: float, refractory_s: float = 1.0) -> List[float]:
     """Event scores of another engine's score series (one score every ``hop_s``): its peaks by
-    kws's rule (kws.enroll.thresholds.peaks), ``refractory_s`` apart, any score counting."""
+    kws's rule (kws.spot.events.peaks), ``refractory_s`` apart, any score counting."""
     return peaks(series, refractory=int(round(refractory_s / hop_s)), floor=-np.inf).tolist()
 
 

@@ -14,7 +14,7 @@ Conditions: clean; babble of 6 held-out talkers at 10 dB over the whole stream; 
 (``--music``, never music of the bank); a room that changes: clean, then babble from the middle on.
 
 ``--offline`` replays each keyword's score series (the same scores, computed once for the whole
-stream, no VAD, peaks by kws.enroll.thresholds.peaks) through kws.spot.room.Room instead of streaming the
+stream, no VAD, peaks by kws.spot.events.peaks) through kws.spot.room.Room instead of streaming the
 detector: minutes instead of an hour for all conditions, and settings can be compared
 (``--window``, ``--bound``); the detector's rows are the deployed truth.
 
@@ -43,7 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from kws.audio.io import AudioError, load_audio  # noqa: E402
 from kws.corpus.real import babble, held_out_speech_files, load_clip, split_of, wakeword_clips  # noqa: E402
 from kws.enroll.store import KeywordSet  # noqa: E402
-from kws.enroll.thresholds import calibrate, peaks  # noqa: E402
+from kws.enroll.thresholds import calibrate  # noqa: E402
+from kws.spot.events import peaks  # noqa: E402
 from kws.evaluate import match_events as classify, planted_stream  # noqa: E402
 from kws.model.model import Model  # noqa: E402
 from kws.spot.detector import Detector, DetectorConfig  # noqa: E402

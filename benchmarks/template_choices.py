@@ -33,7 +33,7 @@ from kws.corpus.real import (DEFAULT_DATA, WAKEWORDS, babble, load_clip, read_sp
                              wakeword_clips)
 from kws.enroll import kokoro  # noqa: E402
 from kws.enroll.phonemes import pronounce  # noqa: E402
-from kws.enroll.thresholds import peaks  # noqa: E402
+from kws.spot.events import peaks  # noqa: E402
 from kws.evaluate import condition, mix  # noqa: E402
 from kws.model.head import unit  # noqa: E402
 from kws.model.model import Model  # noqa: E402

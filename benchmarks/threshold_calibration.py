@@ -26,7 +26,8 @@ from kws.corpus.real import DEFAULT_DATA, read_speech  # noqa: E402
 from kws.corpus.vocab import read_list  # noqa: E402
 from kws.enroll import kokoro  # noqa: E402
 from kws.enroll.build import build_keyword  # noqa: E402
-from kws.enroll.thresholds import TAIL_PEAKS, background, fit_tail, peaks  # noqa: E402
+from kws.enroll.thresholds import TAIL_PEAKS, background, fit_tail  # noqa: E402
+from kws.spot.events import peaks  # noqa: E402
 from kws.model.model import Model  # noqa: E402
 from kws.spot.templates import TemplateBank, keyword_templates, template_scores  # noqa: E402
 

@@ -19,7 +19,7 @@ the bank:
 
 Each keyword's score is computed along every stretch as the detector computes it, and its false
 alarms are the score's peaks at or above the threshold by the one event rule
-(kws.enroll.thresholds.peaks; no VAD, which can only remove some). Printed: per kind and pooled, the
+(kws.spot.events.peaks; no VAD, which can only remove some). Printed: per kind and pooled, the
 false alarms an hour pooled over the keywords, the worst keyword, and the share above 5 (target
 1) or the pooled rate (target 0.1).
 """

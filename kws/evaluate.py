@@ -6,7 +6,7 @@ gives the enrollment examples and is what settings were chosen on):
 - **wake words** alexa, computer, jarvis, enrolled as users enroll them: typed (Kokoro renderings
   as templates), from 3 recordings of half 'a', and both. Per keyword: the EER between its clips
   and the other keywords' clips, and the miss rate at 1 false alarm an hour, where the false
-  alarms are the keyword's score peaks (kws.enroll.thresholds.peaks: what the detector fires on) over
+  alarms are the keyword's score peaks (kws.spot.events.peaks: what the detector fires on) over
   held-out read speech (speechocean762, the test half's speakers). Clean; with real noise at
   20/10/5/0 dB; with babble (6 talkers), crowd (24) and music at 10 dB; reverberant.
 - **thresholds**: at each keyword's default threshold (1 false alarm an hour), the false alarms
@@ -35,7 +35,7 @@ from kws.corpus.real import (DIGITS, WAKEWORDS, Clip, babble, fsdd_clips, load_c
                              split_of, wakeword_clips)
 from kws.enroll.build import EnrollError, build_keyword, check_example, render_utterances, keyword_pronunciation
 from kws.enroll.store import KeywordSet
-from kws.enroll.thresholds import peaks
+from kws.spot.events import peaks
 from kws.metrics import eer, miss_at_false_alarm_rate, roc_points
 from kws.model.model import Model
 from kws.progress import progress

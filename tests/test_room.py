@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from kws.enroll.thresholds import peaks
-from kws.spot.room import AdaptConfig, KeywordRoom, PeakTracker, Room, RoomState
+from kws.spot.events import PeakTracker, peaks
+from kws.spot.room import AdaptConfig, KeywordRoom, Room, RoomState
 
 
 def _tracked(series: np.ndarray, r: int):

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from kws.enroll.thresholds import fit_tail, peaks, tune
+from kws.enroll.thresholds import fit_tail, tune
+from kws.spot.events import peaks
 
 
 def test_peaks_are_local_maxima_a_refractory_time_apart():

@@ -720,7 +720,8 @@ def test_js_room_and_peaks_equal_python(browser, demo_server):
     (plateaus, -1 stretches); and 16 minutes of random peaks for three keywords learning fast: one
     with many peaks just below its bank threshold (it rises to the bound), one with a few below its
     threshold, one with a confusion floor and almost none (it falls to the floor)."""
-    from kws.spot.room import AdaptConfig, KeywordRoom, PeakTracker, Room
+    from kws.spot.events import PeakTracker
+    from kws.spot.room import AdaptConfig, KeywordRoom, Room
 
     rng = np.random.default_rng(3)
     s = (rng.normal(size=(2000, 3)).cumsum(0) * 0.05 + rng.normal(size=(2000, 3)) * 0.1).astype(np.float32)

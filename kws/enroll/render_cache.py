@@ -313,7 +313,7 @@ def render(phonemes: str, renderings: Sequence, *, label: Optional[str] = None,
 
 # ------------------------------------------------------------------ keywords
 _SOURCES = ("kws/enroll/build.py", "kws/enroll/confusions.py", "kws/enroll/thresholds.py", "kws/enroll/background.py",
-            "kws/spot/templates.py", "kws/enroll/kokoro.py", "kws/enroll/render_cache.py")
+            "kws/spot/events.py", "kws/spot/templates.py", "kws/enroll/kokoro.py", "kws/enroll/render_cache.py")
 # what turns a text into phonemes (an alias from a text to its keyword entry depends on them)
 _PRONUNCIATION = ("kws/enroll/phonemes.py", "kws/enroll/lexicon.py", "kws/enroll/g2p.py", "kws/assets/g2p.json.gz", "kws/enroll/kokoro.py")
 _stamps: Dict[Tuple[str, ...], str] = {}

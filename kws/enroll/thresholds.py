@@ -1,13 +1,14 @@
 """Per-keyword thresholds, set for a false-alarm rate on hours of background.
 
-The model ships a **background bank** (kws.enroll.background; ``background.npz``, built by ``python -m
-export.model``): about 11 hours of speech, talk, television, babble, music and noise that hold no
-keyword, as the matcher sees them (the head's vectors), in contiguous segments. These thresholds
-are where a keyword starts; while the detector listens they learn the room (kws.spot.room). A keyword's templates are scored along every segment exactly as the detector scores a
-stream (kws.spot.templates); the detector fires at a local peak above the threshold and then stays
-quiet for ``refractory`` vectors, so the false alarms a threshold ``t`` gives are the **peaks** of
-that score series at or above ``t``, each the highest within the refractory time around it
-(:func:`peaks`).
+The model ships a **background bank** (kws.enroll.background; ``background.npz``, built by
+``python -m export.model``): about 11 hours of speech, talk, television, babble, music and noise
+that hold no keyword, as the matcher sees them (the head's vectors), in contiguous segments.
+These thresholds are where a keyword starts; while the detector listens they learn the room
+(kws.spot.room). A keyword's templates are scored along every segment exactly as the detector
+scores a stream (kws.spot.templates); the detector fires at a local peak above the threshold and
+then stays quiet for ``refractory`` vectors, so the false alarms a threshold ``t`` gives are the
+**peaks** of that score series at or above ``t``, each the highest within the refractory time
+around it (kws.spot.events.peaks).
 
 With ``H`` hours of background the threshold for ``r`` false alarms an hour lies between the
 ``r*H``-th and the next highest peak. At the rates users want (about one an hour) that is the
@@ -31,13 +32,12 @@ import numpy as np
 from kws.enroll.background import Background
 from kws.enroll.background import load as load_background
 from kws.metrics import eer
+from kws.spot.events import REFRACTORY, peaks
 from kws.spot.templates import TemplateBank, template_scores
 
 DEFAULT_FA_PER_HOUR = 1.0     # per keyword: the default target of every threshold
 TAIL_PEAKS = 40               # background peaks the exponential tail is fitted to
-PEAK_FLOOR = 0.0              # scores under this are never counted as peaks
 MIN_THRESHOLD = 0.3           # no threshold below this (a keyword that matches everything)
-REFRACTORY = 12               # vectors (80 ms) the detector stays quiet after an event: 1 s (DetectorConfig)
 
 
 _BACKGROUNDS: dict = {}
@@ -49,34 +49,6 @@ def background(model) -> Background:
     if key not in _BACKGROUNDS:
         _BACKGROUNDS[key] = load_background(model)
     return _BACKGROUNDS[key]
-
-
-def peaks(series: np.ndarray, refractory: int = REFRACTORY, floor: float = PEAK_FLOOR) -> np.ndarray:
-    """The events of a score series, their scores highest first: the local maxima reached by a
-    rise, each the highest score within ``refractory`` vectors on both sides (of equal ones, the
-    first), at or above ``floor``.
-
-    This is kws's one rule from a score series to events: thresholds are set on it, and
-    kws.evaluate, kws.train.head_eval and benchmarks/compare_engines.py count events with it.
-    The streaming detector (kws.spot.detector), which cannot look ahead, fires at a maximum reached by
-    a rise as soon as the score falls and then stays quiet for ``refractory`` vectors: wherever
-    the maxima at or above its threshold each are the highest score within ``refractory`` vectors
-    (isolated peaks), it fires at exactly these peaks (tests/test_event_rule.py); where a higher
-    one follows closer, it fires at the first and this rule keeps the higher."""
-    s = np.asarray(series, np.float64)
-    if s.size == 0:
-        return np.zeros(0)
-    r = int(refractory)
-    padded = np.concatenate([np.full(r, -np.inf), s, np.full(r, -np.inf)])
-    win_max = np.lib.stride_tricks.sliding_window_view(padded, 2 * r + 1).max(axis=1)
-    rose = s > np.concatenate([[-np.inf], s[:-1]])       # reached by a rise, as the detector sees it
-    idx = np.nonzero((s >= win_max) & rose & (s >= floor))[0]
-    # equal maxima within the window: the first one only
-    keep = np.ones(idx.size, bool)
-    for a in range(1, idx.size):
-        if keep[a - 1] and idx[a] - idx[a - 1] <= r and s[idx[a]] == s[idx[a - 1]]:
-            keep[a] = False
-    return np.sort(s[idx[keep]])[::-1]
 
 
 def keyword_peaks(bank: TemplateBank, bg: Background, refractory: int = REFRACTORY) -> List[np.ndarray]:

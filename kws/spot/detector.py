@@ -8,14 +8,14 @@
     det.flush()                                      # at the end of a file
 
 The pipeline: the model's front end turns audio into one speech-embedding vector every 80 ms
-(kws.model.backbone), once for all keywords; its head, if it has one, maps them into the space templates
-are matched in (kws.model.head); every new vector is scored against every template of every keyword
-(kws.spot.templates.Matcher); a keyword fires at a local peak of its score at or above its threshold,
-then stays quiet for ``refractory_s``. With ``vad`` on, a vector whose longest template's stretch
-of audio holds too little speech (webrtcvad and a noise-floor check, kws.audio.vad) scores -1. The
-result does not depend on how the audio is chunked. A stream begins as if 1.28 s of silence had
-come before it (``PRIMED_VECTORS``), so a keyword said at its very start is heard as it would be
-later on.
+(kws.model.backbone), once for all keywords; its head, if it has one, maps them into the space
+templates are matched in (kws.model.head); every new vector is scored against every template of
+every keyword (kws.spot.templates.Matcher); a keyword fires at a local peak of its score at or
+above its threshold, then stays quiet for ``refractory_s`` (kws.spot.events). With ``vad`` on, a
+vector whose longest template's stretch of audio holds too little speech (webrtcvad and a
+noise-floor check, kws.audio.vad) scores -1. The result does not depend on how the audio is
+chunked. A stream begins as if 1.28 s of silence had come before it (``PRIMED_VECTORS``), so a
+keyword said at its very start is heard as it would be later on.
 """
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ from kws.enroll.store import KeywordSet, OtherModelError
 from kws.errors import UsageError
 from kws.model.frontend import SAMPLE_RATE
 from kws.model.model import Model
-from kws.spot.room import AdaptConfig, PeakTracker, Room, RoomState
+from kws.spot.events import Firing, PeakTracker
+from kws.spot.room import AdaptConfig, Room, RoomState
 from kws.spot.templates import Matcher, TemplateBank, keyword_templates
 
 _SLICE = 16000      # samples handled at a time
@@ -72,14 +73,6 @@ class Detection:
         return {"keyword": self.keyword, "score": round(self.score, 4),
                 "threshold": round(self.threshold, 4), "start": round(self.start, 3),
                 "end": round(self.end, 3)}
-
-
-@dataclass
-class _Track:
-    prev: float = -2.0
-    prev_span: Tuple[int, int] = (0, 0)
-    rising: bool = False
-    quiet_until: int = -1            # vector index before which the keyword may not fire
 
 
 class Detector:
@@ -151,7 +144,7 @@ class Detector:
     @property
     def last_scores(self) -> Dict[str, float]:
         """Each keyword's score at the latest vector (-1 where the VAD skipped it), for live views."""
-        return {n: float(tr.prev) for n, tr in zip(self._names, self._tracks)}
+        return {n: float(s) for n, s in zip(self._names, self._firing.last)}
 
     @property
     def thresholds(self) -> Dict[str, float]:
@@ -186,7 +179,7 @@ class Detector:
             span = fe.samples(0, self.bank.longest + _SLICE // fe.hop + 4)[1]
             self._vad = StreamingVad(cfg.vad_mode, capacity_slots=span // _VAD_SLOT + 8,
                                      noise_margin_db=cfg.vad_noise_margin_db)
-        self._tracks = [_Track() for _ in self._names]
+        self._firing = Firing(len(self._names), self._refractory)
         self._peaks = PeakTracker(len(self._names), self._refractory) if self.room is not None else None
         # the silence heard before the stream: through the front end, head, matcher and VAD, unscored
         self._offset = PRIMED_VECTORS * fe.hop
@@ -252,12 +245,7 @@ class Detector:
 
     def flush(self) -> List[Detection]:
         """End of stream: report a keyword whose score was still rising at the last vector."""
-        events = []
-        for k, tr in enumerate(self._tracks):
-            if tr.rising and tr.prev >= self._thr[k] and tr.prev_span[1] >= tr.quiet_until:
-                events.append(self._event(k, tr.prev, tr.prev_span))
-            self._tracks[k] = _Track()
-        return events
+        return [self._event(k, s, span) for k, s, span in self._firing.flush(self._thr)]
 
     def detect(self, audio: np.ndarray) -> List[Detection]:
         """Every detection in a whole recording (the same events as streaming it).
@@ -292,18 +280,8 @@ class Detector:
         return self._vad.speech_fraction(a // _VAD_SLOT, b // _VAD_SLOT) >= self.config.vad_min_speech
 
     def _update(self, scores: np.ndarray, spans) -> List[Detection]:
-        events = []
-        for k, tr in enumerate(self._tracks):
-            s = float(scores[k])
-            # the peak is the previous vector; after an event, peaks up to refractory vectors later
-            # stay quiet (kws.enroll.thresholds.peaks counts events the same way)
-            if tr.rising and s < tr.prev and tr.prev >= self._thr[k] and tr.prev_span[1] >= tr.quiet_until:
-                events.append(self._event(k, tr.prev, tr.prev_span))
-                tr.quiet_until = tr.prev_span[1] + self._refractory + 1
-            tr.rising = s > tr.prev or (tr.rising and s == tr.prev)
-            tr.prev = s
-            tr.prev_span = spans[k]
-        return events
+        """One vector's scores -> the events it completes (kws.spot.events.Firing)."""
+        return [self._event(k, s, span) for k, s, span in self._firing.push(scores, spans, self._thr)]
 
     def _event(self, k: int, score: float, span: Tuple[int, int]) -> Detection:
         """Where the word lies: the template's vectors heard it from ``pad_s - trim * 80 ms`` after

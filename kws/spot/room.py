@@ -8,7 +8,7 @@ other phrases said again and again, a television) the same threshold can give te
 target or a tenth of it. So the detector also listens to the room:
 
 - **What it keeps.** Each keyword's score peaks that stay *below* its threshold (peaks as the one
-  event rule counts them, :func:`kws.enroll.thresholds.peaks`: local maxima reached by a rise, each the
+  event rule counts them, :func:`kws.spot.events.peaks`: local maxima reached by a rise, each the
   highest within the refractory time on either side), as a histogram, and the hours listened to
   sound (time the VAD skips does not count: a room that is mostly quiet must not lower its
   thresholds for the hour someone talks).
@@ -316,43 +316,3 @@ def rename_learnt(store, renames: Dict[str, Optional[str]], model_id: str) -> No
                 state.entries[new] = e
     if changed:
         state.save(p)
-
-
-class PeakTracker:
-    """Streaming twin of :func:`kws.enroll.thresholds.peaks` for many keywords at once: push each
-    vector's scores, get the peaks confirmed ``refractory`` vectors later (a local maximum reached
-    by a rise, the highest within ``refractory`` vectors on either side, ties: the first)."""
-
-    def __init__(self, keywords: int, refractory: int):
-        self.r = int(refractory)
-        self.w = 2 * self.r + 2          # the window and the value before it
-        self._ring = np.full((self.w, keywords), -np.inf, np.float32)
-        self._n = 0
-        self._last_i = np.full(keywords, -(1 << 40), np.int64)     # each keyword's last peak
-        self._last_s = np.full(keywords, np.nan, np.float32)
-        # ring slots of the candidate's neighbours, relative to it; a slot not yet written holds
-        # -inf, which is what the event rule sees before a stream's start
-        self._left = np.arange(-self.r, 0)
-        self._right = np.arange(1, self.r + 1)
-
-    def push(self, scores: np.ndarray):
-        """One vector's (K,) scores -> (indices of keywords with a peak, their scores, the peak's
-        vector index) for the vector ``refractory`` back."""
-        self._ring[self._n % self.w] = scores
-        self._n += 1
-        i = self._n - 1 - self.r                       # the candidate
-        if i < 0:
-            return None
-        ring, w = self._ring, self.w
-        cand = ring[i % w]
-        before = ring[(i - 1) % w]
-        left = ring[(i + self._left) % w].max(axis=0, initial=-np.inf)
-        right = ring[(i + self._right) % w].max(axis=0, initial=-np.inf)
-        ok = (cand > before) & (cand >= left) & (cand >= right) & (cand > -1.0)
-        ok &= ~((self._last_i >= i - self.r) & (self._last_s == cand))      # equal maxima: the first
-        if not ok.any():
-            return None
-        ks = np.nonzero(ok)[0]
-        self._last_i[ks] = i
-        self._last_s[ks] = cand[ks]
-        return ks, cand[ks], i

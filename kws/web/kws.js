@@ -680,7 +680,7 @@ export class Room {
   }
 }
 
-/** kws.spot.room.PeakTracker: each keyword's peaks as the one event rule counts them (a local maximum
+/** kws.spot.events.PeakTracker: each keyword's peaks as the one event rule counts them (a local maximum
  * reached by a rise, the highest within `refractory` vectors on either side, ties: the first),
  * confirmed `refractory` vectors later. Scores are kept as float32, as Python keeps them. */
 export class PeakTracker {
