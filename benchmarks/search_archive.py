@@ -56,9 +56,9 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kws.corpus.real import DEFAULT_DATA  # noqa: E402
-from kws.search.archive import (ArchiveConfig, ArchiveIndex, Template, backbone_vectors,  # noqa: E402
-                                fit_whitening, quantize_rows, template_from_audio, templates_from_text,
-                                to_rows, whiten)
+from kws.search.archive import ArchiveConfig, ArchiveIndex  # noqa: E402
+from kws.search.rows import backbone_vectors, fit_whitening, quantize_rows, to_rows, whiten  # noqa: E402
+from kws.search.terms import Template, template_from_audio, templates_from_text  # noqa: E402
 
 TEXT_WORDS = ["elephant", "computer", "beautiful", "yesterday", "chocolate", "restaurant", "basketball",
               "sister", "museum", "morning", "window", "teacher", "airport", "birthday", "hospital",
@@ -314,7 +314,7 @@ def query_process(args) -> int:
 
 
 def measure(ix_dir: Path, qs, args, label_hours: float, build: dict, results: list, tmp: Path):
-    from kws.search.archive import Hit
+    from kws.search.query import Hit
 
     ix = ArchiveIndex(ix_dir)
     hours = ix.seconds / 3600
@@ -459,7 +459,7 @@ def std(args) -> int:
     from kws.corpus.real import speaker_half
     from kws.metrics import eer
     from kws.progress import progress
-    from kws.search.archive import diagonal_scores
+    from kws.search.rows import diagonal_scores
 
     recs = load_alignments()
     utts = choose_utterances(recs, "b", args.utterances, 0)

@@ -14,7 +14,7 @@ Public API::
     det = Detector(KeywordSet(Model.load().model_id, [kw]))
 
     from kws import ArchiveIndex                          # spoken-term search (kws.search.archive)
-    from kws.search.archive import templates_from_text
+    from kws.search.terms import templates_from_text
     ix = ArchiveIndex("my.index"); ix.add(["recordings/"])
     hits = ix.query(templates_from_text("elephant"), top=10)
 

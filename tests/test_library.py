@@ -162,7 +162,7 @@ ERRORS = {   # kind: (how to meet it, the class, the built-in class it also is)
     "search index": (lambda tmp, mp: (tmp / "manifest.json").write_text("{}") and kws.ArchiveIndex(tmp),
                      "kws.errors.SearchIndexError", RuntimeError),
     "damaged search index": (lambda tmp, mp: (tmp / "x").write_text("x") and kws.ArchiveIndex(tmp),
-                             "kws.search.archive.ArchiveDamaged", RuntimeError),
+                             "kws.errors.ArchiveDamaged", RuntimeError),
     "microphone": (lambda tmp, mp: _no_microphone(mp), "kws.audio.mic.NoMicrophone", RuntimeError),
     "setting": (lambda tmp, mp: kws.DetectorConfig(refractory_s=-1), "kws.errors.UsageError", ValueError),
     "missing extra": (lambda tmp, mp: _missing_wyoming(mp), "kws.errors.MissingExtra", ImportError),

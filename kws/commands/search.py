@@ -110,7 +110,8 @@ def run_verify(args) -> int:
 def run_query(args) -> int:
     from kws.audio.io import load_audio
     from kws.errors import SearchIndexError, UsageError
-    from kws.search.archive import ArchiveIndex, template_from_audio, templates_from_text
+    from kws.search.archive import ArchiveIndex
+    from kws.search.terms import template_from_audio, templates_from_text
 
     if not is_index(args.index):
         raise SearchIndexError(f"{args.index} is not a kws index (build one with: python -m kws search "
@@ -157,7 +158,7 @@ def _print_hits(args, hits, label, n_files, seconds, how, took, embed_s) -> None
 def _clips(args, hits) -> None:
     import tempfile
 
-    from kws.search.archive import clip_hits
+    from kws.search.query import clip_hits
 
     with tempfile.TemporaryDirectory(prefix="kws-hits-") as tmp:
         paths = clip_hits(hits, args.clip or tmp, args.context)

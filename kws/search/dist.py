@@ -91,3 +91,15 @@ def run_tasks(fn: Callable, jobs: Sequence[tuple], workers: int = 0, address: Op
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def run_jobs(fn: Callable, jobs: list, workers: int, address: Optional[str], quiet: bool, desc: str):
+    """Yield (job, fn(job...)) for every job: in this process (workers <= 1, no address), else on
+    a Dask cluster (:func:`run_tasks`), where a job whose worker dies is run again elsewhere."""
+    if workers > 1 or address:
+        yield from run_tasks(fn, jobs, workers=workers, address=address, quiet=quiet, desc=desc)
+        return
+    from kws.progress import progress
+
+    for job in progress(jobs, desc, quiet=quiet or len(jobs) < 2, unit="shard"):
+        yield job, fn(*job)
