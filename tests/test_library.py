@@ -133,10 +133,10 @@ def _old_store(where):
 
 
 def _missing_wyoming(monkeypatch):
-    import kws.serve.server
+    import kws.serve.framing
 
-    monkeypatch.setattr(kws.serve.server, "_MISSING", ImportError("No module named 'wyoming'"))
-    kws.serve.server.require_wyoming()
+    monkeypatch.setattr(kws.serve.framing, "_MISSING", ImportError("No module named 'wyoming'"))
+    kws.serve.framing.require_wyoming()
 
 
 def _no_microphone(monkeypatch):

@@ -229,7 +229,7 @@ def test_other_formats_are_converted(server, pcm, reference, rate, width, channe
 
 
 def test_pcm_converter_is_chunking_independent(pcm, rng):
-    from kws.serve.server import PcmConverter
+    from kws.serve.pcm import PcmConverter
 
     raw = _convert(pcm[1][:48000], 44100, 3, 2)
     whole = PcmConverter(44100, 3, 2)
@@ -475,7 +475,8 @@ def test_cli_errors_without_wyoming_and_on_bad_uri(server):
 def test_keyword_source_texts_and_a_store_broken_while_serving(tmp_path, caplog, few_voices):
     from kws.enroll.store import KeywordSet
     from kws.model.model import Model
-    from kws.serve.server import KeywordSource, ServeConfig
+    from kws.serve.config import ServeConfig
+    from kws.serve.source import KeywordSource
 
     model = Model.load()
     fixed = KeywordSource(model, ServeConfig(texts=("hey kitchen",), store=tmp_path / "unused"))

@@ -1,4 +1,4 @@
-"""python -m kws serve: the Wyoming wake-word server for Home Assistant (kws.serve.server; needs the
+"""python -m kws serve: the Wyoming wake-word server for Home Assistant (kws.serve; needs the
 'serve' extra). Setting it up in Home Assistant: docs/home-assistant.md."""
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from kws.serve.server import ServeConfig, require_wyoming, serve
+    from kws.serve.config import ServeConfig
+    from kws.serve.framing import require_wyoming
     from kws.spot.detector import DetectorConfig
     from kws.spot.room import AdaptConfig
 
@@ -40,6 +41,8 @@ def run(args) -> int:
         max_clients=args.max_clients or defaults.max_clients,
         idle_timeout_s=args.idle_timeout or defaults.idle_timeout_s,
         workers=args.workers or defaults.workers)
+    from kws.serve.server import serve
+
     try:
         serve(cfg)
     except OSError as exc:         # address in use, permission denied, ...
