@@ -508,16 +508,15 @@ def own_scores(model: Model, templates: Sequence[np.ndarray], audio: Sequence[np
     and with white noise at ``CHECK_SNR_DB``: how a voice or recording the keyword has not heard
     scores."""
     from kws.enroll.thresholds import add_noise
-    from kws.spot.templates import Matcher
+    from kws.spot.templates import TRIM_TOP_DB, Matcher
 
     out = []
-    pad = np.zeros(int(model.pad_s * SAMPLE_RATE), np.float32)
     for i, x in enumerate(audio):
         others = [t for j, t in enumerate(templates) if j != i]
         m = Matcher(TemplateBank.build([others]))
-        x = trim_silence(np.asarray(x, np.float32), top_db=40.0, margin_s=0.0)
+        x = trim_silence(np.asarray(x, np.float32), top_db=TRIM_TOP_DB, margin_s=0.0)
         for clip in (x, add_noise(x, CHECK_SNR_DB, rng)):
-            v = model.vectors(np.concatenate([pad, clip, pad]))
+            v = source_vectors(model.vectors, clip, trim=False, pad_s=model.pad_s)
             out.append(float(m.scores(v).max()) if v.shape[0] else -1.0)
     return np.array(out)
 

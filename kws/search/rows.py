@@ -15,6 +15,8 @@ from typing import Dict
 
 import numpy as np
 
+from kws.spot.templates import source_vectors
+
 DIM = 96
 HOP_S = 0.08                    # seconds between vectors
 SPAN_S = 12512 / 16000          # audio seen by one vector (0.782 s)
@@ -84,9 +86,7 @@ def to_rows(raw: np.ndarray) -> np.ndarray:
 
 def backbone_vectors(audio: np.ndarray, backbone=None, pad_s: float = PAD_S) -> np.ndarray:
     """Raw front-end vectors of a recording with ``pad_s`` of silence either side."""
-    b = backbone or default_backbone()
-    pad = np.zeros(int(round(pad_s * 16000)), np.float32)
-    return b(np.concatenate([pad, np.asarray(audio, np.float32).reshape(-1), pad]))
+    return source_vectors(backbone or default_backbone(), audio, trim=False, pad_s=pad_s)
 
 
 def audio_rows(audio: np.ndarray, backbone=None) -> np.ndarray:

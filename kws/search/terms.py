@@ -39,7 +39,9 @@ TEMPLATE_PAD_S = 0.25        # silence around a recorded example (held-out read 
 def template_from_audio(audio: np.ndarray, label: str = "", backbone=None, trim: bool = True,
                         pad_s: float = TEMPLATE_PAD_S) -> Template:
     """A recorded word or phrase as a template: leading and trailing silence trimmed, then
-    ``pad_s`` of silence added either side (at least enough for one vector)."""
+    ``pad_s`` of silence added either side (at least enough for one vector). This is search's
+    own geometry, measured on its whitened vectors (docs/search.md); keywords' templates are cut
+    with the model's (kws.spot.templates)."""
     from kws.audio.io import AudioError, trim_silence
 
     x = trim_silence(np.asarray(audio, np.float32)) if trim else np.asarray(audio, np.float32)

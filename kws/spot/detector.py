@@ -32,7 +32,7 @@ from kws.model.frontend import SAMPLE_RATE
 from kws.model.model import Model
 from kws.spot.events import Firing, PeakTracker
 from kws.spot.room import AdaptConfig, Room, RoomState
-from kws.spot.templates import Matcher, TemplateBank, keyword_templates
+from kws.spot.templates import Matcher, TemplateBank, keyword_templates, source_vectors
 
 _SLICE = 16000      # samples handled at a time
 _VAD_SLOT = 160     # samples per webrtcvad decision (10 ms)
@@ -265,9 +265,7 @@ class Detector:
         sides (default: the model's template padding; no VAD, no threshold): (K,) float32, in the
         order of ``self.keywords``."""
         pad_s = self.model.pad_s if pad_s is None else pad_s
-        x = np.asarray(clip, np.float32).reshape(-1)
-        pad = np.zeros(int(pad_s * SAMPLE_RATE), np.float32)
-        v = self.model.vectors(np.concatenate([pad, x, pad]))
+        v = source_vectors(self.model.vectors, clip, trim=False, pad_s=pad_s)
         if v.shape[0] == 0:
             return np.full(len(self._names), -1.0, np.float32)
         return Matcher(self.bank).scores(v).max(axis=0)

@@ -43,11 +43,13 @@ class TemplateError(KwsError, ValueError):
 def source_vectors(frames, audio: np.ndarray, trim: bool = True, pad_s: float = PAD_S) -> np.ndarray:
     """Front-end vectors of one utterance: trimmed of silence (``trim``), padded with ``pad_s``
     of silence on both sides. ``frames`` maps 16 kHz audio to (n, D) vectors (a front end's
-    ``frames``)."""
+    ``frames``, or the model's ``vectors``). Every utterance or clip kws pads before the front end
+    goes through here: templates, clips scored whole (kws.spot.detector.Detector.best_scores,
+    kws.enroll.build.own_scores) and search's rows and templates (kws.search.rows)."""
     x = np.asarray(audio, np.float32).reshape(-1)
     if trim:
         x = trim_silence(x, top_db=TRIM_TOP_DB, margin_s=0.0)
-    pad = np.zeros(int(pad_s * SAMPLE_RATE), np.float32)
+    pad = np.zeros(int(round(pad_s * SAMPLE_RATE)), np.float32)
     return frames(np.concatenate([pad, x, pad]))
 
 
