@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import replace
-from typing import TYPE_CHECKING, List, Optional
+from typing import List, Optional
 
 import numpy as np
 
@@ -24,9 +24,6 @@ from kws.serve.framing import (AudioChunk, AudioStart, AudioStop, ClientError, D
 from kws.serve.pcm import PcmConverter
 from kws.spot.detector import Detection, Detector
 
-if TYPE_CHECKING:
-    from kws.serve.server import KwsServer
-
 log = logging.getLogger("kws.serve")
 
 
@@ -35,9 +32,10 @@ def _name_key(name: str) -> str:
 
 
 class Connection:
-    """One client: reads events with limits, one Detector per audio stream."""
+    """One client of ``server`` (a kws.serve.server.KwsServer: its config, model, keyword
+    source and thread pool): reads events with limits, one Detector per audio stream."""
 
-    def __init__(self, server: "KwsServer", reader: asyncio.StreamReader,
+    def __init__(self, server, reader: asyncio.StreamReader,
                  writer: asyncio.StreamWriter, name: str):
         self.server = server
         self.cfg = server.config
