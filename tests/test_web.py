@@ -279,6 +279,36 @@ def test_js_mel_and_vectors_equal_python(browser, demo_server, model):
 
 
 @requires_browser
+def test_js_matches_the_conformance_file(browser, demo_server):
+    """kws.js on the conformance file (tests/make_conformance.py): its front end's and head's
+    vectors of the stream, every scored vector's scores and the detections (thresholds fixed)."""
+    from tests import make_conformance as mc
+    from tests.test_conformance import TOL, TOL_RAW, check_events
+
+    doc, audio = mc.load()
+    stream = np.concatenate([np.zeros(doc["primed_samples"], np.float32), audio])
+    keywords = {"format": "kws-keywords", "model_id": doc["model_id"], "keywords": doc["keywords"]}
+    p = Page(browser, demo_server.url)
+    r = p.page.evaluate("""async ([keywords, stream, audio]) => {
+        const { loadModel, KeywordSpotter } = await import('./kws.js');
+        const f32 = (b64) => new Float32Array(Uint8Array.from(atob(b64), c => c.charCodeAt(0)).buffer);
+        const model = await loadModel('model/');
+        const raw = await model.vectors(f32(stream));
+        const v = await model.headStream().push(raw.data, raw.count, raw.dim);
+        const scores = [];
+        const s = new KeywordSpotter(keywords, model, { adapt: false, onScores: (i, t, sc) => scores.push(Array.from(sc)) });
+        const events = await s.detect(f32(audio));
+        return { raw: Array.from(raw.data), vectors: Array.from(v.data), dim: v.dim, scores, events };
+    }""", [keywords, base64.b64encode(stream.astype("<f4").tobytes()).decode(),
+           base64.b64encode(audio.astype("<f4").tobytes()).decode()])
+    p.close()
+    np.testing.assert_allclose(np.array(r["raw"]).reshape(-1, 96), doc["raw"], atol=TOL_RAW)
+    np.testing.assert_allclose(np.array(r["vectors"]).reshape(-1, r["dim"]), doc["vectors"], atol=TOL)
+    np.testing.assert_allclose(r["scores"], np.array(doc["scores"])[doc["unscored"]:], atol=TOL)
+    check_events(r["events"], doc["events"])
+
+
+@requires_browser
 def test_page_detects_the_sample_as_python_does(browser, demo_server, python_events):
     """"Analyse at full speed" on the sample: the same events as python -m kws detect (the scores
     too); then a screenshot."""
