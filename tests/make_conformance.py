@@ -14,7 +14,7 @@ geometry:
 - ``keywords``: the two demo keywords with three of their utterances each, in the format of
   ``python -m kws enroll export`` (``vectors``: the utterances' raw front-end vectors, the input;
   ``templates``: what the model's head and cut make of them, rounded to 5 decimals) and
-  thresholds chosen halfway between each keyword's two highest peaks here;
+  thresholds halfway between each keyword's two highest local maxima of the score here;
 - ``raw``: the front end's vectors of the stream: ``primed_samples`` of silence (a detector
   starts as if it had listened to silence), then the recording; the first ``unscored`` of them
   hear the silence alone and are not scored;
@@ -75,24 +75,24 @@ def build() -> tuple:
                           for a, b in STRETCHES])
     audio = pcm.astype(np.float32) / 32768.0              # as load_audio reads the WAV
     demo = demo_keywords(model)
-    kws = []
+    chosen = []
     for name in KEYWORDS:
         k = demo[name]
         n = sum(k.segments[:UTTERANCES])
         vectors = np.asarray(_rounded(k.vectors[:n]), np.float32)       # the input, as the file holds it
-        kws.append(Keyword(name=name, vectors=vectors, threshold=0.0, segments=list(k.segments[:UTTERANCES]),
+        chosen.append(Keyword(name=name, vectors=vectors, threshold=0.0, segments=list(k.segments[:UTTERANCES]),
                            origins=list(k.origins[:UTTERANCES]), text=k.text, phonemes=k.phonemes))
     primed = PRIMED_VECTORS * model.frontend.hop
     raw = model.frontend.frames(np.concatenate([np.zeros(primed, np.float32), audio]))
     unscored = model.frontend.frames(np.zeros(primed, np.float32)).shape[0]
     vec = model.head(raw)
-    bank = TemplateBank.build([keyword_templates(model, k) for k in kws])
+    bank = TemplateBank.build([keyword_templates(model, k) for k in chosen])
     scores = Matcher(bank).scores(vec)
-    for i, k in enumerate(kws):                 # halfway between the two highest maxima (or -1)
+    for i, k in enumerate(chosen):              # halfway between the two highest maxima (or -1)
         p = np.append(peaks(scores[unscored:, i], refractory=1, floor=-1.0), -1.0)      # every local maximum
         k.threshold = round(float(p[0] + p[1]) / 2, 4)
         assert min(p[0] - k.threshold, k.threshold - p[1]) >= MARGIN, (k.name, p[:3])
-    ks = KeywordSet(model.model_id, kws)
+    ks = KeywordSet(model.model_id, chosen)
     off = DetectorConfig(vad=False, adapt=AdaptConfig(enabled=False))
     events = [e.to_dict() for e in Detector(ks, model, off).detect(audio)]
     assert [e["keyword"] for e in events] == list(KEYWORDS), events
