@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -110,6 +111,13 @@ def build() -> tuple:
     return doc, pcm
 
 
+def dumps(doc: dict) -> str:
+    """JSON with one vector (a list of numbers) a line."""
+    text = json.dumps(doc, indent=1)
+    return re.sub(r"\[\s*(-?[0-9][-0-9.e,\s]*?)\s*\]",
+                  lambda m: "[" + ",".join(m.group(1).split()).replace(",,", ",") + "]", text) + "\n"
+
+
 def load() -> tuple:
     """(the JSON document, the recording as float32 samples), the recording checked."""
     doc = json.loads(JSON.read_text())
@@ -126,7 +134,7 @@ def main() -> int:
     doc, pcm = build()
     DATA.mkdir(exist_ok=True)
     sf.write(str(WAV), pcm, 16000, subtype="PCM_16")
-    JSON.write_text(json.dumps(doc, separators=(",", ":")) + "\n")
+    JSON.write_text(dumps(doc))
     print(f"{JSON.relative_to(ROOT)} ({JSON.stat().st_size // 1024} kB), {WAV.relative_to(ROOT)} "
           f"({pcm.size / 16000:.1f} s): model {doc['model_id']}, events {[e['keyword'] for e in doc['events']]}")
     return 0

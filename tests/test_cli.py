@@ -109,8 +109,8 @@ def test_bad_inputs_exit_2_with_message(tmp_path, capsys, monkeypatch, few_voice
 def test_runtime_never_imports_torch():
     code = ("import sys, numpy as np; import kws; from kws import Detector; "
             "d = Detector.from_texts(['computer'], voices=['af_heart']); d.process(np.zeros(16000, np.float32)); "
-            "import kws.enroll.build, kws.evaluate, kws.search.archive, kws.serve.server; from kws import commands; "
-            "commands.build_parser(); "
+            "import kws.enroll.build, kws.evaluate, kws.search.archive, kws.serve.server; "
+            "from kws import commands; commands.build_parser(); "
             "assert 'torch' not in sys.modules, 'torch imported'; print('ok')")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr

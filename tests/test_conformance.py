@@ -97,5 +97,6 @@ print(json.dumps({{"raw": raw.tolist(), "vectors": stream.tolist(), "unscored": 
     for ts, d in zip(got["templates"], doc["keywords"]):
         np.testing.assert_allclose(np.concatenate(ts), np.concatenate(d["templates"]), atol=TOL)
     events = sorted(({"keyword": n, "start": a, "end": b, "score": s}
-                     for n, r_ in got["results"].items() for a, b, s in r_["detections"]), key=lambda e: e["start"])
+                     for n, res in got["results"].items() for a, b, s in res["detections"]),
+                    key=lambda e: e["start"])
     check_events(events, doc["events"])

@@ -100,7 +100,8 @@ def test_ci_installs_and_tests_as_the_readme_says():
     apt = [ln for ln in lines if ln.startswith("sudo apt-get install")]
     assert len(apt) == 1
     ci = (ROOT / ".ci" / "run").read_text()
-    steps = [ln for ln in ci.split('# README, "Test"', 1)[1].splitlines()[1:] if ln.strip() and not ln.startswith("#")]
+    ci_lines = ci.split('# README, "Test"', 1)[1].splitlines()[1:]
+    steps = [ln for ln in ci_lines if ln.strip() and not ln.startswith("#")]
     assert steps == [ln for ln in lines if ln not in apt]
     packages = {p for group in re.findall(r'need="\$need ([^"]+)"', ci) for p in group.split()}
     assert packages == set(apt[0].split()[4:])

@@ -296,7 +296,8 @@ def test_js_matches_the_conformance_file(browser, demo_server):
         const raw = await model.vectors(f32(stream));
         const v = await model.headStream().push(raw.data, raw.count, raw.dim);
         const scores = [];
-        const s = new KeywordSpotter(keywords, model, { adapt: false, onScores: (i, t, sc) => scores.push(Array.from(sc)) });
+        const s = new KeywordSpotter(keywords, model,
+                                     { adapt: false, onScores: (i, t, sc) => scores.push(Array.from(sc)) });
         const events = await s.detect(f32(audio));
         return { raw: Array.from(raw.data), vectors: Array.from(v.data), dim: v.dim, scores, events };
     }""", [keywords, base64.b64encode(stream.astype("<f4").tobytes()).decode(),

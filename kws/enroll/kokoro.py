@@ -25,8 +25,8 @@ denormals as zero: within 3 %), the decoder's convolutions in float (1.4x slower
 as int8 instead of uint8 (3x slower), one batch of several voices (the export takes one text at
 a time), and shorter silence before and after the word by capping the first and last tokens'
 durations (saves 10-30 %, but changes the rendering itself, the speech too: the capped
-rendering scored 0.39-0.98 against the uncapped one's template, as much as another voice). kws.enroll.render_cache makes renderings on one thread
-per core and keeps them.
+rendering scored 0.39-0.98 against the uncapped one's template, as much as another voice).
+kws.enroll.render_cache makes renderings on one thread per core and keeps them.
 
 **Timing.** The session also returns the model's per-token durations (the inner tensor
 ``/encoder/Clip_output_0``, added to the graph's outputs when the session is made, by

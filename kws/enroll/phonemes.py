@@ -118,7 +118,7 @@ def word_phonemes(word: str) -> Tuple[List[str], bool]:
     lex = cmu_lexicon()
     if word in lex:
         return list(lex[word]), False
-    from kws.enroll.g2p import G2P          # loaded when first needed (python -m kws.enroll.g2p runs it as __main__)
+    from kws.enroll.g2p import G2P          # loaded when first needed (python -m kws.enroll.g2p runs it)
 
     phones = G2P.default()(word.replace("'", ""))
     if not phones:

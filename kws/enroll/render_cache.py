@@ -13,8 +13,8 @@ depends only on the model and the input, so it is kept:
   confusions it was checked against). The key is the Kokoro model's identity, the kws model's id
   and the sha256 of its background bank file, the phoneme string, the renderings, the false-alarm
   target, the words that must not fire, and the source of the modules that compute it
-  (kws.enroll.build, kws.enroll.confusions, kws.enroll.thresholds, kws.spot.templates, kws.enroll.kokoro): a change to any of
-  them is another key. ``python -m kws detect FILE -k TEXT`` of an earlier text reads it instead
+  (kws.enroll.build, kws.enroll.confusions, kws.enroll.thresholds, kws.spot.events,
+  kws.spot.templates, kws.enroll.kokoro): a change to any of them is another key. ``python -m kws detect FILE -k TEXT`` of an earlier text reads it instead
   of rendering (about half a second in all).
 
 **Where.** ``$KWS_RENDER_CACHE`` if set (``off`` turns the cache off), else ``renders/`` in the
@@ -312,10 +312,12 @@ def render(phonemes: str, renderings: Sequence, *, label: Optional[str] = None,
 
 
 # ------------------------------------------------------------------ keywords
-_SOURCES = ("kws/enroll/build.py", "kws/enroll/confusions.py", "kws/enroll/thresholds.py", "kws/enroll/background.py",
-            "kws/spot/events.py", "kws/spot/templates.py", "kws/enroll/kokoro.py", "kws/enroll/render_cache.py")
+_SOURCES = ("kws/enroll/build.py", "kws/enroll/confusions.py", "kws/enroll/thresholds.py",
+            "kws/enroll/background.py", "kws/spot/events.py", "kws/spot/templates.py", "kws/enroll/kokoro.py",
+            "kws/enroll/render_cache.py")
 # what turns a text into phonemes (an alias from a text to its keyword entry depends on them)
-_PRONUNCIATION = ("kws/enroll/phonemes.py", "kws/enroll/lexicon.py", "kws/enroll/g2p.py", "kws/assets/g2p.json.gz", "kws/enroll/kokoro.py")
+_PRONUNCIATION = ("kws/enroll/phonemes.py", "kws/enroll/lexicon.py", "kws/enroll/g2p.py", "kws/assets/g2p.json.gz",
+                  "kws/enroll/kokoro.py")
 _stamps: Dict[Tuple[str, ...], str] = {}
 
 

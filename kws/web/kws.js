@@ -9,7 +9,8 @@
 //     console.log(e.keyword, e.score, e.start, e.end);    // seconds from the start of the stream
 //   await spotter.flush();                                // at the end of a file
 //
-// It mirrors the Python detector (kws.model.backbone, kws.model.head, kws.spot.templates, kws.spot.detector, kws.spot.room):
+// It mirrors the Python detector (kws.model.backbone, kws.model.head, kws.spot.templates,
+// kws.spot.events, kws.spot.detector, kws.spot.room):
 // - the backbone's log-mel front end: 512-sample frames every 160 samples, the model's window and
 //   32-band mel matrix (backbone_mel.npz), power spectrum, log10(max(mel power, 1e-10)) + 2, audio
 //   scaled to 16-bit range;
@@ -24,8 +25,8 @@
 // - a keyword fires at a local peak of its score at or above its threshold (when the score falls
 //   after rising); a peak within the refractory time (1 s, 12 vectors) after an event's peak stays
 //   quiet;
-// - thresholds that learn the room (kws.spot.room): the peaks that stay below a keyword's threshold and
-//   the time listened move its threshold toward its false-alarm target as heard here (option
+// - thresholds that learn the room (kws.spot.room): the peaks that stay below a keyword's threshold
+//   and the time listened move its threshold toward its false-alarm target as heard here (option
 //   `adapt`; `roomState()` is what was learnt, for the server to keep).
 // The Python detector can also gate scores by voice activity (webrtcvad); this one does not (the
 // `--no-vad` detector): see docs/web.md.
@@ -470,7 +471,7 @@ class Matcher {
   }
 }
 
-// ------------------------------------------------------------------ thresholds that learn the room (kws.spot.room)
+// ------------------------------------------------------------ thresholds that learn the room (kws.spot.room)
 //
 // Each keyword's threshold was set on the model's background bank for a false-alarm target (one
 // an hour by default). The detector also listens to the room: it keeps a histogram of the
