@@ -19,7 +19,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from kws.audio import SAMPLE_RATE, resample, trim_silence
+from kws.audio.io import SAMPLE_RATE, resample, trim_silence
 
 ESPEAK_ACCENTS = ("en-us", "en-us", "en-us", "en-gb", "en-gb-x-rp", "en-gb-scotland",
                   "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029", "en-us-nyc")

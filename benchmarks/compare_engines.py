@@ -27,10 +27,10 @@ replaced by the next, the silence trimmed); "typed + 3 examples" is `add NAME --
 EfficientWord-Net gets the same trimmed examples.
 
 How each engine gives a score:
-- kws: the template score (kws.templates: mean cosine of a template's vectors along the
+- kws: the template score (kws.spot.templates: mean cosine of a template's vectors along the
   diagonal, best template of the keyword) at every 80 ms vector of the model's front end, as the
   detector scores a stream (computed offline in batches: kws.evaluate.clip_scores); background
-  events are the score's peaks as the detector fires on them (kws.thresholds.peaks, 1 s apart).
+  events are the score's peaks as the detector fires on them (kws.spot.events.peaks, 1 s apart).
 - PocketSphinx 5 (bundled en-us model, keyphrase search, all keywords of a set in one search):
   it only says detected / not detected at a threshold, so each clip or file of background is
   decoded at 11 thresholds 1e-60..1e50 and a clip's score is the log10 of the highest threshold
@@ -69,16 +69,16 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kws.audio import AudioError, load_audio  # noqa: E402
+from kws.audio.io import AudioError, load_audio  # noqa: E402
 from kws.corpus.real import (DIGITS, WAKEWORDS, fsdd_clips, held_out_speech_files, load_clip,  # noqa: E402
                              split_of, wakeword_clips)
+from kws.enroll.store import KeywordSet  # noqa: E402
+from kws.spot.events import peaks  # noqa: E402
 from kws.evaluate import (Renders, _noise_bank, accepted_examples, background_peaks, clip_scores,  # noqa: E402
                           keywords, raw_recordings)
-from kws.keywords import KeywordSet  # noqa: E402
 from kws.metrics import eer, miss_at_false_alarm_rate, roc_points  # noqa: E402
-from kws.model import Model  # noqa: E402
+from kws.model.model import Model  # noqa: E402
 from kws.progress import progress  # noqa: E402
-from kws.thresholds import peaks  # noqa: E402
 
 # PocketSphinx keyphrase thresholds, permissive to strict: above 1e0 it still detects a third of
 # the wake-word clips (up to 1e50), and at 1e0 it gave 'alexa' over 1 false alarm an hour
@@ -95,7 +95,7 @@ class NotApplicable(Exception):
 
 def events(series: np.ndarray, hop_s: float, refractory_s: float = 1.0) -> List[float]:
     """Event scores of another engine's score series (one score every ``hop_s``): its peaks by
-    kws's rule (kws.thresholds.peaks), ``refractory_s`` apart, any score counting."""
+    kws's rule (kws.spot.events.peaks), ``refractory_s`` apart, any score counting."""
     return peaks(series, refractory=int(round(refractory_s / hop_s)), floor=-np.inf).tolist()
 
 
@@ -139,7 +139,7 @@ def add_missing_words(decoder, phrases: Sequence[str]) -> Dict[str, str]:
     """Give a PocketSphinx decoder kws's pronunciation of every word of ``phrases`` (normalised,
     space-separated) that its dictionary lacks: one word at a time, in upper-case ARPAbet, which
     is what PocketSphinx 5 accepts. Returns {word: phones} of the words added."""
-    from kws.phonemes import word_phonemes
+    from kws.enroll.phonemes import word_phonemes
 
     added: Dict[str, str] = {}
     for phrase in phrases:
@@ -157,7 +157,7 @@ class PocketSphinxEngine:
     def __init__(self, words: Sequence[str], thresholds: Sequence[float] = PS_THRESHOLDS):
         import pocketsphinx
 
-        from kws.phonemes import normalize
+        from kws.enroll.phonemes import normalize
 
         self.words = list(words)
         self.thresholds = list(thresholds)

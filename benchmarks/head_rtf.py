@@ -3,11 +3,11 @@
     taskset -c 1 python benchmarks/head_rtf.py --head kws/assets/model [--keywords 10] [--seconds 60]
 
 Streams ``--seconds`` of front-end vectors (random: the cost does not depend on the values) one
-at a time, as the detector gets them, through the head (kws.head.Head, one onnxruntime thread) and a
-kws.templates.Matcher holding ``--keywords`` keywords of 28 templates of 14 vectors each, and
+at a time, as the detector gets them, through the head (kws.model.head.Head, one onnxruntime thread) and a
+kws.spot.templates.Matcher holding ``--keywords`` keywords of 28 templates of 14 vectors each, and
 prints the real-time factor (seconds of compute per second of audio, the best of ``--repeats``) of
 the raw matcher, of the matcher alone at the head's dimension, and of the head plus its matcher,
-fp32 and int8. The front end itself (kws.backbone) is not included.
+fp32 and int8. The front end itself (kws.model.backbone) is not included.
 """
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kws.head import Head, Identity
-from kws.templates import Matcher, TemplateBank
+from kws.model.head import Head, Identity
+from kws.spot.templates import Matcher, TemplateBank
 from kws.train.head_eval import head_graphs
 
 

@@ -32,8 +32,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from kws.audio import SAMPLE_RATE, write_wav  # noqa: E402
-from kws.mic import NoMicrophone, null_sink  # noqa: E402
+from kws.audio.io import SAMPLE_RATE, write_wav  # noqa: E402
+from kws.audio.mic import NoMicrophone, null_sink  # noqa: E402
 
 SR = SAMPLE_RATE
 
@@ -73,7 +73,7 @@ def build_stream(keywords, count: int, seed: int):
 def enroll(keywords, store: Path, voices=None):
     """The keywords typed, as `python -m kws enroll add` makes them, saved in ``store``."""
     from kws import KeywordSet, Model
-    from kws.enrollment import enroll_keyword
+    from kws.enroll.build import enroll_keyword
 
     model = Model.load()
     ks = KeywordSet(model.model_id, [enroll_keyword(k, model=model, tune=False, voices=voices) for k in keywords])
@@ -227,7 +227,7 @@ def main() -> int:
     keywords = [k.strip() for k in args.keywords.split(",") if k.strip()]
     voices = None
     if args.voices:
-        from kws import kokoro
+        from kws.enroll import kokoro
 
         voices = list(kokoro.voices().names[: args.voices])
 

@@ -1,4 +1,4 @@
-"""The VAD gate in noise: webrtcvad alone against webrtcvad + the noise-floor check (kws.vad).
+"""The VAD gate in noise: webrtcvad alone against webrtcvad + the noise-floor check (kws.audio.vad).
 
     python benchmarks/noise_gate.py                  # 40 clips, about 10 minutes on 2 cores
     python benchmarks/noise_gate.py --clips 20 --noise-only-s 60
@@ -26,9 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from kws import Detector, DetectorConfig, KeywordSet, Model  # noqa: E402
-from kws.audio import load_audio  # noqa: E402
+from kws.audio.io import load_audio  # noqa: E402
 from kws.corpus.real import DEFAULT_DATA, wakeword_clips  # noqa: E402
-from kws.enrollment import enroll_keyword  # noqa: E402
+from kws.enroll.build import enroll_keyword  # noqa: E402
 
 SR = 16000
 GATES = {"webrtcvad only": None, "webrtcvad + noise floor": DetectorConfig().vad_noise_margin_db}
@@ -61,7 +61,7 @@ def main() -> int:
     model = Model.load()
     voices = None
     if args.voices:
-        from kws import kokoro
+        from kws.enroll import kokoro
 
         voices = list(kokoro.voices().names[: args.voices])
     ks = KeywordSet(model.model_id, [enroll_keyword(w, model=model, tune=False, voices=voices)

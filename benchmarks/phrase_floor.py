@@ -1,10 +1,10 @@
 """What the confusion floor costs typed phrases: recall on their own renderings at the bank's
-threshold and at the threshold the floor sets (kws.confusions).
+threshold and at the threshold the floor sets (kws.enroll.confusions).
 
     python benchmarks/phrase_floor.py ["hey toaster" "ok jarvis" ...]
 
 Each phrase is enrolled as ``enroll add`` does (Kokoro, 28 voices, the model's bank); recall is
-measured leave-one-voice-out, clean and at 10 dB (kws.enrollment.own_scores), and the word or
+measured leave-one-voice-out, clean and at 10 dB (kws.enroll.build.own_scores), and the word or
 prefix that set the floor is named.
 """
 from __future__ import annotations
@@ -19,9 +19,9 @@ PHRASES = ("hey toaster", "hey computer", "hey snowboy", "ok jarvis", "hey kitch
 
 
 def main(argv=None) -> int:
-    from kws.confusions import MARGIN
-    from kws.enrollment import enroll_keyword
-    from kws.model import Model
+    from kws.enroll.build import enroll_keyword
+    from kws.enroll.confusions import MARGIN
+    from kws.model.model import Model
 
     phrases = (argv if argv is not None else sys.argv[1:]) or PHRASES
     model = Model.load()

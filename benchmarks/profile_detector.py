@@ -6,7 +6,7 @@
 1. cProfile over 60 s of held-out read speech streamed in 50 ms chunks (default DetectorConfig,
    10 typed keywords as ``enroll add`` makes them, one onnxruntime and BLAS thread): share of the
    time in onnxruntime (the speech-embedding network, and the head if the model has one), the
-   front end's streaming push around it, the head's, the template matching (kws.templates.Matcher),
+   front end's streaming push around it, the head's, the template matching (kws.spot.templates.Matcher),
    the VAD and everything else.
 2. CPU time per vector of the front end (one backbone step: 1280 new samples), the head and the
    template matching of 1, 3 and 10 keywords (Matcher.push of one vector).
@@ -33,15 +33,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from kws import Detector, KeywordSet, Model  # noqa: E402
 from kws.corpus.real import DEFAULT_DATA, WAKEWORDS, read_speech  # noqa: E402
 from kws.corpus.vocab import read_list  # noqa: E402
-from kws.enrollment import enroll_keyword  # noqa: E402
-from kws.templates import Matcher, TemplateBank  # noqa: E402
+from kws.enroll.build import enroll_keyword  # noqa: E402
+from kws.spot.templates import Matcher, TemplateBank  # noqa: E402
 
 # (label, part of the file name, function) whose cumulative time is counted
 PARTS = [("onnxruntime (network and head)", "onnxruntime/capi/onnxruntime_inference_collection.py", "run"),
-         ("front end, streaming (kws.backbone)", "kws/backbone.py", "push"),
-         ("head, streaming (kws.head)", "kws/head.py", "push"),
-         ("template matching (kws.templates.Matcher)", "kws/templates.py", "push"),
-         ("VAD (kws.vad)", "kws/vad.py", "push")]
+         ("front end, streaming (kws.model.backbone)", "kws/model/backbone.py", "push"),
+         ("head, streaming (kws.model.head)", "kws/model/head.py", "push"),
+         ("template matching (kws.spot.templates.Matcher)", "kws/spot/templates.py", "push"),
+         ("VAD (kws.audio.vad)", "kws/audio/vad.py", "push")]
 
 
 def per_call_ms(fn, n: int) -> float:
@@ -66,7 +66,7 @@ def main() -> int:
     model = Model.load(args.model)
     voices = None
     if args.voices:
-        from kws import kokoro
+        from kws.enroll import kokoro
 
         voices = list(kokoro.voices().names[: args.voices])
     ks = KeywordSet(model.model_id, [enroll_keyword(w, model=model, tune=False, voices=voices)
@@ -78,7 +78,7 @@ def main() -> int:
         det.process(speech[s:s + 800])
     prof.disable()
     stats = pstats.Stats(prof).stats
-    total = max(v[3] for (f, _, n), v in stats.items() if n == "process" and f.endswith("kws/detector.py"))
+    total = max(v[3] for (f, _, n), v in stats.items() if n == "process" and f.endswith("kws/spot/detector.py"))
     print(f"{model.model_id} ({'head' if model.manifest.get('head') else 'no head'}), {len(ks)} keywords, "
           f"{det.bank.length.size} templates of {det.bank.rows.shape[0]} vectors, {det.vectors} vectors of "
           f"{speech.size / 16000:.0f} s of speech: {total:.2f} s profiled\n")

@@ -1,4 +1,4 @@
-"""Thresholds that learn the room (kws.room), measured on held-out speech streamed as deployed.
+"""Thresholds that learn the room (kws.spot.room), measured on held-out speech streamed as deployed.
 
     python benchmarks/room_thresholds.py --data ../shared/data [--music eval-music.ogg] [--out room-report]
 
@@ -14,7 +14,7 @@ Conditions: clean; babble of 6 held-out talkers at 10 dB over the whole stream; 
 (``--music``, never music of the bank); a room that changes: clean, then babble from the middle on.
 
 ``--offline`` replays each keyword's score series (the same scores, computed once for the whole
-stream, no VAD, peaks by kws.thresholds.peaks) through kws.room.Room instead of streaming the
+stream, no VAD, peaks by kws.spot.events.peaks) through kws.spot.room.Room instead of streaming the
 detector: minutes instead of an hour for all conditions, and settings can be compared
 (``--window``, ``--bound``); the detector's rows are the deployed truth.
 
@@ -40,15 +40,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kws.audio import AudioError, load_audio  # noqa: E402
+from kws.audio.io import AudioError, load_audio  # noqa: E402
 from kws.corpus.real import babble, held_out_speech_files, load_clip, split_of, wakeword_clips  # noqa: E402
-from kws.detector import Detector, DetectorConfig  # noqa: E402
+from kws.enroll.store import KeywordSet  # noqa: E402
+from kws.enroll.thresholds import calibrate  # noqa: E402
+from kws.spot.events import peaks  # noqa: E402
 from kws.evaluate import match_events as classify, planted_stream  # noqa: E402
-from kws.keywords import KeywordSet  # noqa: E402
-from kws.model import Model  # noqa: E402
-from kws.room import AdaptConfig  # noqa: E402
-from kws.templates import keyword_templates  # noqa: E402
-from kws.thresholds import calibrate, peaks  # noqa: E402
+from kws.model.model import Model  # noqa: E402
+from kws.spot.detector import Detector, DetectorConfig  # noqa: E402
+from kws.spot.room import AdaptConfig  # noqa: E402
+from kws.spot.templates import keyword_templates  # noqa: E402
 
 WAKE = ("alexa", "computer", "jarvis")
 N_WORDS = 34
@@ -68,7 +69,7 @@ def word_list(seed: int = 31) -> List[str]:
 def enrolled(model: Model, texts: Sequence[str], cache: Path) -> KeywordSet:
     """The keywords as ``enroll add`` makes them; utterances kept in ``cache`` (a store),
     thresholds set on the model's bank now."""
-    from kws.enrollment import build_keyword
+    from kws.enroll.build import build_keyword
 
     try:
         ks = KeywordSet.load(cache, model.model_id)
@@ -139,7 +140,7 @@ def run_stream(det: Detector, stream: np.ndarray, planted, every_s: float = 60.0
 def stream_scores(model: Model, ks: KeywordSet, stream: np.ndarray) -> np.ndarray:
     """(n, K) each keyword's score at each vector of the whole stream (batched; equal to the
     detector's matcher up to float rounding; no VAD)."""
-    from kws.templates import TemplateBank, template_scores
+    from kws.spot.templates import TemplateBank, template_scores
 
     bank = TemplateBank.build([keyword_templates(model, k) for k in ks])
     return bank.keyword_max(template_scores(bank, model.vectors(stream)))
@@ -179,9 +180,9 @@ class _Ev:
 
 def replay(model: Model, ks: KeywordSet, S: np.ndarray, cfg: AdaptConfig):
     """Events and thresholds each minute from each keyword's score series (``S``, from
-    :func:`stream_scores`) replayed through kws.room.Room (``cfg.enabled`` False: the bank's
+    :func:`stream_scores`) replayed through kws.spot.room.Room (``cfg.enabled`` False: the bank's
     thresholds)."""
-    from kws.room import Room, new_entry
+    from kws.spot.room import Room, new_entry
 
     hop = model.frontend.hop / 16000
     per = int(round(cfg.update_s / hop))
@@ -254,7 +255,7 @@ def main(argv=None) -> int:
     ap.add_argument("--conditions", default="clean,babble,music,change")
     ap.add_argument("--bound", type=float, default=AdaptConfig.bound)
     ap.add_argument("--window", type=float, default=AdaptConfig.window)
-    ap.add_argument("--offline", action="store_true", help="replay score series through kws.room (fast)")
+    ap.add_argument("--offline", action="store_true", help="replay score series through kws.spot.room (fast)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     model = Model.load(args.model) if args.model else Model.load()

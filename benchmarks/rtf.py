@@ -31,10 +31,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from kws import Detector, DetectorConfig, KeywordSet, Model  # noqa: E402
-from kws.audio import load_audio  # noqa: E402
+from kws.audio.io import load_audio  # noqa: E402
 from kws.corpus.real import DEFAULT_DATA, read_speech  # noqa: E402
-from kws.demo import demo_keywords, sample_recording  # noqa: E402
-from kws.enrollment import enroll_keyword  # noqa: E402
+from kws.enroll.build import enroll_keyword  # noqa: E402
+from kws.enroll.demo import demo_keywords, sample_recording  # noqa: E402
 
 COUNTS = (1, 3, 10)
 
@@ -84,7 +84,7 @@ def main() -> int:
     audio = speech(args.data, args.seconds)
     voices = None
     if args.voices:
-        from kws import kokoro
+        from kws.enroll import kokoro
 
         voices = list(kokoro.voices().names[: args.voices])
     ks = typed_keywords(model, max(COUNTS), voices)

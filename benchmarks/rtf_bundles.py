@@ -2,7 +2,7 @@
 
     python benchmarks/rtf_bundles.py [MODEL ...] [--data ../shared/data] [--seconds 60] [--voices N]
 
-MODEL: model folders (kws.model; default: the shipped one). 10 typed keywords, as ``enroll add``
+MODEL: model folders (kws.model.model; default: the shipped one). 10 typed keywords, as ``enroll add``
 makes them for each model (Kokoro's renderings made once, before timing; thresholds for 1 false
 alarm an hour), held-out read speech (speechocean762, half 'b'), 0.1 s chunks, one onnxruntime
 and BLAS thread; CPU time over audio time, with the VAD gate on and off. Prints one line per
@@ -24,9 +24,9 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kws.corpus.real import DEFAULT_DATA, read_speech  # noqa: E402
-from kws.detector import Detector, DetectorConfig  # noqa: E402
 from kws.evaluate import Renders, keywords  # noqa: E402
-from kws.model import Model  # noqa: E402
+from kws.model.model import Model  # noqa: E402
+from kws.spot.detector import Detector, DetectorConfig  # noqa: E402
 
 WORDS = ["computer", "jarvis", "alexa", "hey snowboy", "turn on the light", "stop", "music",
          "weather", "kitchen", "elephant"]
@@ -42,7 +42,7 @@ def main() -> int:
     args = ap.parse_args()
     x = np.concatenate(read_speech(args.data, args.seconds, random.Random(0), half="b"))
     if args.voices:
-        from kws import kokoro
+        from kws.enroll import kokoro
 
         names = kokoro.voices().names[: args.voices]
         kokoro.default_renderings = lambda: [kokoro.Rendering(v) for v in names]

@@ -1,4 +1,4 @@
-"""Archive index (kws.search_archive) at 1, 10, 100 and 1,000 indexed hours, and its quality on
+"""Archive index (kws.search.archive) at 1, 10, 100 and 1,000 indexed hours, and its quality on
 held-out read speech.
 
     python benchmarks/search_archive.py pool  --data ../shared/data --cache /tmp/kws-pool.npz
@@ -56,9 +56,9 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kws.corpus.real import DEFAULT_DATA  # noqa: E402
-from kws.search_archive import (ArchiveConfig, ArchiveIndex, Template, backbone_vectors,  # noqa: E402
-                                fit_whitening, quantize_rows, template_from_audio, templates_from_text,
-                                to_rows, whiten)
+from kws.search.archive import ArchiveConfig, ArchiveIndex  # noqa: E402
+from kws.search.rows import backbone_vectors, fit_whitening, quantize_rows, to_rows, whiten  # noqa: E402
+from kws.search.terms import Template, template_from_audio, templates_from_text  # noqa: E402
 
 TEXT_WORDS = ["elephant", "computer", "beautiful", "yesterday", "chocolate", "restaurant", "basketball",
               "sister", "museum", "morning", "window", "teacher", "airport", "birthday", "hospital",
@@ -85,7 +85,7 @@ def make_pool(data: Path, cache: Path):
     if cache.exists():
         z = np.load(cache)
         return z["vectors"], z["offsets"], z["names"], z["seconds"], z["variant"]
-    from kws.audio import load_audio
+    from kws.audio.io import load_audio
     from kws.progress import progress
 
     files = sorted((data / "librispeech-bits").rglob("*.opus")) + \
@@ -219,10 +219,10 @@ def word_examples(data: Path, n: int, seed: int = 0):
     half-'a' speakers (committed alignment), one clip a word, plus wake-word recordings."""
     import random
 
-    from kws.audio import load_audio
+    from kws.audio.io import load_audio
     from kws.corpus.align import load_alignments
     from kws.corpus.real import speaker_half
-    from kws.phonemes import pronounce
+    from kws.enroll.phonemes import pronounce
 
     recs = [r for r in load_alignments() if speaker_half(r["speaker"]) == "a"]
     random.Random(seed).shuffle(recs)
@@ -314,7 +314,7 @@ def query_process(args) -> int:
 
 
 def measure(ix_dir: Path, qs, args, label_hours: float, build: dict, results: list, tmp: Path):
-    from kws.search_archive import Hit
+    from kws.search.query import Hit
 
     ix = ArchiveIndex(ix_dir)
     hours = ix.seconds / 3600
@@ -430,7 +430,7 @@ def choose_queries(utts, max_queries: int, seed: int = 0, min_phones: int = 4, m
     ``max_queries`` in vocabulary ('iv', kws/corpus/vocab/iv.txt) and as many out of it ('oov')."""
     import random
 
-    from kws.phonemes import pronounce
+    from kws.enroll.phonemes import pronounce
 
     vocab = Path(__file__).resolve().parents[1] / "kws" / "corpus" / "vocab"
     iv = set((vocab / "iv.txt").read_text().split())
@@ -454,12 +454,12 @@ def _overlaps(a0, a1, b0, b1) -> bool:
 
 
 def std(args) -> int:
-    from kws.audio import load_audio
+    from kws.audio.io import load_audio
     from kws.corpus.align import load_alignments
     from kws.corpus.real import speaker_half
     from kws.metrics import eer
     from kws.progress import progress
-    from kws.search_archive import diagonal_scores
+    from kws.search.rows import diagonal_scores
 
     recs = load_alignments()
     utts = choose_utterances(recs, "b", args.utterances, 0)

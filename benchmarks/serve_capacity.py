@@ -35,8 +35,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from kws.audio import load_audio  # noqa: E402
-from kws.demo import sample_recording  # noqa: E402
+from kws.audio.io import load_audio  # noqa: E402
+from kws.enroll.demo import sample_recording  # noqa: E402
 
 try:
     from wyoming.audio import AudioChunk, AudioStart, AudioStop

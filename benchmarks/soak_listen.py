@@ -32,10 +32,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from kws import Detector, Model  # noqa: E402
-from kws.audio import load_audio  # noqa: E402
+from kws.audio.io import load_audio  # noqa: E402
 from kws.commands.listen import _EventSink, _listen_loop  # noqa: E402
-from kws.demo import DEMO_KEYWORDS, demo_keywords, sample_recording  # noqa: E402
 from kws.corpus.real import DEFAULT_DATA, read_speech  # noqa: E402
+from kws.enroll.demo import DEMO_KEYWORDS, demo_keywords, sample_recording  # noqa: E402
 
 SR = 16000
 

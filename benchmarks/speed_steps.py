@@ -34,9 +34,9 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kws import Detector, DetectorConfig, KeywordSet, Model  # noqa: E402
-from kws.audio import AudioError, load_audio  # noqa: E402
+from kws.audio.io import AudioError, load_audio  # noqa: E402
 from kws.corpus.real import DEFAULT_DATA, WAKEWORDS, load_clip, read_speech, split_of, wakeword_clips  # noqa: E402
-from kws.enrollment import build_keyword  # noqa: E402
+from kws.enroll.build import build_keyword  # noqa: E402
 from kws.evaluate import Renders  # noqa: E402
 
 
@@ -100,7 +100,7 @@ def main() -> int:
     models = [Model.load(args.model)] + ([Model.load(args.compare)] if args.compare else [])
     full = min(28, args.max_voices)
     if full < 28:                          # render only the voices used
-        from kws import kokoro
+        from kws.enroll import kokoro
 
         names = kokoro.voices().names[:full]
         kokoro.default_renderings = lambda: [kokoro.Rendering(v) for v in names]

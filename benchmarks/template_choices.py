@@ -9,7 +9,7 @@ miss rate at 1 false alarm an hour against the score peaks on the same half's re
 at 10 dB, and with other speech 50 ms after it. Choices compared:
 
 - the silence each rendering is padded with before the front end and the vectors dropped at
-  each end (kws.templates PAD_S and TRIM);
+  each end (kws.spot.templates PAD_S and TRIM);
 - the renderings: the 28 voices at speed 1; 28 two-voice blends at speeds 0.85-1.15; the 28
   voices at speeds 0.85 and 1.15; voices and blends together.
 
@@ -28,15 +28,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from kws import kokoro  # noqa: E402
-from kws.audio import trim_silence  # noqa: E402
+from kws.audio.io import trim_silence  # noqa: E402
 from kws.corpus.real import (DEFAULT_DATA, WAKEWORDS, babble, load_clip, read_speech, split_of,  # noqa: E402
                              wakeword_clips)
+from kws.enroll import kokoro  # noqa: E402
+from kws.enroll.phonemes import pronounce  # noqa: E402
+from kws.spot.events import peaks  # noqa: E402
 from kws.evaluate import condition, mix  # noqa: E402
-from kws.model import Model  # noqa: E402
-from kws.phonemes import pronounce  # noqa: E402
-from kws.templates import TemplateBank, template_scores, unit  # noqa: E402
-from kws.thresholds import peaks  # noqa: E402
+from kws.model.head import unit  # noqa: E402
+from kws.model.model import Model  # noqa: E402
+from kws.spot.templates import TemplateBank, template_scores  # noqa: E402
 
 
 def renderings(kind: str, rng: random.Random):

@@ -4,7 +4,7 @@
 
 Typed keywords (words of the held-out OOV list, rendered by a few Kokoro voices) get thresholds
 from one half of the model's background bank (its segments alternately split, each kind in both
-halves) by several estimators of the score tail (kws.thresholds), and the false alarms those
+halves) by several estimators of the score tail (kws.enroll.thresholds), and the false alarms those
 thresholds give are counted on the other half, and on read speech the bank never held (the test
 half of the speechocean762 speakers, as `python -m kws evaluate` uses). Target: 1 an hour.
 Estimators: the exponential tail over the top m peaks (the shipped one is m = TAIL_PEAKS), and the
@@ -22,13 +22,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from kws import kokoro  # noqa: E402
 from kws.corpus.real import DEFAULT_DATA, read_speech  # noqa: E402
 from kws.corpus.vocab import read_list  # noqa: E402
-from kws.enrollment import build_keyword  # noqa: E402
-from kws.model import Model  # noqa: E402
-from kws.templates import TemplateBank, keyword_templates, template_scores  # noqa: E402
-from kws.thresholds import TAIL_PEAKS, background, fit_tail, peaks  # noqa: E402
+from kws.enroll import kokoro  # noqa: E402
+from kws.enroll.build import build_keyword  # noqa: E402
+from kws.enroll.thresholds import TAIL_PEAKS, background, fit_tail  # noqa: E402
+from kws.spot.events import peaks  # noqa: E402
+from kws.model.model import Model  # noqa: E402
+from kws.spot.templates import TemplateBank, keyword_templates, template_scores  # noqa: E402
 
 
 def keyword_peaks(bank, segments):

@@ -19,7 +19,7 @@ the bank:
 
 Each keyword's score is computed along every stretch as the detector computes it, and its false
 alarms are the score's peaks at or above the threshold by the one event rule
-(kws.thresholds.peaks; no VAD, which can only remove some). Printed: per kind and pooled, the
+(kws.spot.events.peaks; no VAD, which can only remove some). Printed: per kind and pooled, the
 false alarms an hour pooled over the keywords, the worst keyword, and the share above 5 (target
 1) or the pooled rate (target 0.1).
 """
@@ -37,12 +37,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from export.bank import level, rms_db  # noqa: E402
-from kws.audio import load_audio  # noqa: E402
-from kws.background import Background  # noqa: E402
+from kws.audio.io import load_audio  # noqa: E402
 from kws.corpus.real import babble, held_out_speech_files  # noqa: E402
-from kws.model import Model  # noqa: E402
-from kws.templates import TemplateBank, keyword_templates, unit  # noqa: E402
-from kws.thresholds import calibrate, keyword_peaks  # noqa: E402
+from kws.enroll.background import Background  # noqa: E402
+from kws.enroll.thresholds import calibrate, keyword_peaks  # noqa: E402
+from kws.model.head import unit  # noqa: E402
+from kws.model.model import Model  # noqa: E402
+from kws.spot.templates import TemplateBank, keyword_templates  # noqa: E402
 
 SR = 16000
 

@@ -6,7 +6,7 @@ Runs ``python -m kws web``'s server in this process and the page in headless Deb
 (Playwright; tests/webutil.py), then measures:
 
 - JS vs Python: the largest absolute difference between the page's mel frames and backbone
-  vectors of the sample and Python's (kws.backbone, onnxruntime on the CPU);
+  vectors of the sample and Python's (kws.model.backbone, onnxruntime on the CPU);
 - the detector's real-time factor on the sample (22.3 s), pushed in 80 ms chunks as the page's
   audio capture posts them, with 3 keywords (the demo ones) and 10 (the demo ones and 7 typed
   keywords, each with its 28 Kokoro templates), for 1, 4 and 8 vectors per backbone run:
@@ -73,8 +73,8 @@ PARITY_JS = """async (b64) => {
 def phases(model, sample) -> list:
     """Python's events on the sample when the stream starts 0, 80, ..., 1200 samples before it
     (as a live capture starts anywhere in the 80 ms vector grid): times in the sample's clock."""
-    from kws.demo import demo_keywords
-    from kws.detector import Detector, DetectorConfig
+    from kws.enroll.demo import demo_keywords
+    from kws.spot.detector import Detector, DetectorConfig
 
     det = Detector(demo_keywords(model), model, DetectorConfig(vad=True))
     rows = []
@@ -100,9 +100,9 @@ def memory(page, pid: int) -> dict:
 
 
 def ensure_store(store: Path, model) -> None:
-    from kws.demo import demo_keywords
-    from kws.enrollment import enroll_keyword
-    from kws.keywords import STORE_FILE, KeywordSet, edit_store
+    from kws.enroll.build import enroll_keyword
+    from kws.enroll.demo import demo_keywords
+    from kws.enroll.store import STORE_FILE, KeywordSet, edit_store
 
     have = KeywordSet.load(store, model.model_id).names if (store / STORE_FILE).exists() else []
     if not have:
@@ -132,9 +132,9 @@ def main() -> int:
 
     from playwright.sync_api import sync_playwright
 
-    from kws.audio import load_audio
-    from kws.backbone import Backbone, as_files
-    from kws.model import Model
+    from kws.audio.io import load_audio
+    from kws.model.backbone import Backbone, as_files
+    from kws.model.model import Model
     from kws.web.server import make_server
 
     model = Model.load()

@@ -66,6 +66,23 @@ def head(sess, context, v):
     return unit(sess.run(None, {"vectors": padded[None]})[0][0])
 
 
+def stream_vectors(model, hsess, context, x):
+    """The matching vectors of a recording heard after PRIMED samples of silence, and how many of
+    them hear that silence alone (they are not scored)."""
+    v = head(hsess, context, raw_vectors(model, np.concatenate([np.zeros(PRIMED, np.float32), x])))
+    return v, (PRIMED - SPAN) // HOP + 1
+
+
+def keyword_templates(hsess, context, trim, kw):
+    """A keyword's templates: each utterance's raw vectors through the head, `trim` cut at each end."""
+    vec = np.array(kw["vectors"], np.float32)
+    tpls = []
+    for u in np.split(vec, np.cumsum(kw.get("segments") or [len(vec)])[:-1]):
+        t = head(hsess, context, u)
+        tpls.append(t[trim:len(t) - trim] if len(t) > 2 * trim else t)
+    return tpls
+
+
 def template_scores(tpl, x):
     """Mean cosine along the diagonal of template tpl (L, D) ending at each stream vector of x
     (n, D); -1 before the template fits."""
@@ -74,6 +91,12 @@ def template_scores(tpl, x):
     if x.shape[0] >= L:
         out[L - 1:] = sum(g[j:x.shape[0] - L + 1 + j, j] for j in range(L)) / L
     return out
+
+
+def keyword_scores(tpls, stream):
+    """A keyword's score at each stream vector (its best template's) and that template's length."""
+    per_tpl = np.stack([template_scores(t, stream) for t in tpls], axis=1)   # (n, templates)
+    return per_tpl.max(axis=1), np.array([len(t) for t in tpls])[per_tpl.argmax(axis=1)]
 
 
 def peaks(s, threshold):
@@ -111,22 +134,13 @@ def main(model, keywords_json, wav_path):
         x = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float32) / 32768.0
     assert x.size >= SPAN, "the recording is shorter than one vector (0.782 s)"
     hsess, context = session(os.path.join(model, manifest["head"]["file"])), int(manifest["head"]["context"])
-    # the recording after PRIMED samples of silence; the vectors that silence completes alone are not scored
-    stream = head(hsess, context, raw_vectors(model, np.concatenate([np.zeros(PRIMED, np.float32), x])))
-    n0 = (PRIMED - SPAN) // HOP + 1
+    stream, n0 = stream_vectors(model, hsess, context, x)
     doc = read_json(keywords_json)
     assert doc["model_id"] == manifest["model_id"], "keywords made for another model: export them again"
     results = {}
     for kw in doc["keywords"]:
-        vec = np.array(kw["vectors"], np.float32)
-        tpls = []
-        for u in np.split(vec, np.cumsum(kw.get("segments") or [len(vec)])[:-1]):
-            t = head(hsess, context, u)
-            tpls.append(t[trim:len(t) - trim] if len(t) > 2 * trim else t)
-        per_tpl = np.stack([template_scores(t, stream) for t in tpls], axis=1)   # (n, templates)
-        score, best = per_tpl.max(axis=1), per_tpl.argmax(axis=1)
+        score, lengths = keyword_scores(keyword_templates(hsess, context, trim, kw), stream)
         score[:n0] = -np.inf                                                    # heard before the recording
-        lengths = np.array([len(t) for t in tpls])[best]                        # best template's length
         e = int(score.argmax())
         r = {"threshold": kw["threshold"], "best": float(score[e]),
              "best_at": word_times(e, lengths[e], inset)[0],

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from kws import kokoro
-from kws.audio import write_wav
-from kws.phonemes import pronounce
+from kws.audio.io import write_wav
+from kws.enroll import kokoro
+from kws.enroll.phonemes import pronounce
 
 LINES = [
     "Good morning. I think it will rain later today.",

@@ -10,7 +10,7 @@ speech_embedding network, converted to ONNX by openWakeWord; both Apache-2.0) an
   takes mel ``[B, T, 32]`` of any length ``T >= 76`` and returns ``[B, 1 + (T-76)//8, 96]``; every
   convolution, weight and activation is the original's, untouched;
 - ``backbone_mel.npz``: the analysis window (512) and mel filterbank (257 x 32) read from the
-  mel graph's weights, for the numpy front end in ``kws.backbone``;
+  mel graph's weights, for the numpy front end in ``kws.model.backbone``;
 - ``NOTICE.backbone``: where they come from and under which licence.
 
 The checks in ``check()`` run the original graphs (76-frame windows one by one) beside the
@@ -111,7 +111,7 @@ def check(wheel: Path, out: Path, seconds: float = 3.0, seed: int = 0) -> dict:
     """Largest differences between the original graphs and the front end written here."""
     import onnxruntime as ort
 
-    from kws.backbone import CONTEXT, STRIDE, Backbone, as_files
+    from kws.model.backbone import CONTEXT, STRIDE, Backbone, as_files
 
     mel_onnx, net_onnx = read_wheel(wheel)
     rng = np.random.default_rng(seed)

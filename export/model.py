@@ -20,12 +20,12 @@ The bank's sources (export/bank.py says what each kind is and how much):
 evaluation uses another package's music (warzone2100-music), the other half of the speakers and
 another split of the talk, never these.
 
-The folder (kws.model) gets ``backbone.onnx``, ``backbone_mel.npz`` and ``NOTICE.backbone`` (taken
+The folder (kws.model.model) gets ``backbone.onnx``, ``backbone_mel.npz`` and ``NOTICE.backbone`` (taken
 from ``--backbone``, default: already there), ``head.onnx`` when ``--head`` names a folder with
 ``head.onnx`` and ``head.json`` (context, dim; its ``check.npz`` too, as ``head_check.npz``), the
-background bank ``background.npz`` (kws.background: the head's vectors of about 11 hours of audio
+background bank ``background.npz`` (kws.enroll.background: the head's vectors of about 11 hours of audio
 that holds no keyword, 4 bits a value) and, for the shipped model, the demo keywords' store
-(kws/assets/demo, kws.demo). The bank's front-end vectors are kept in ``--raw-cache``
+(kws/assets/demo, kws.enroll.demo). The bank's front-end vectors are kept in ``--raw-cache``
 (runs/bank-raw.npz), so ``--reuse-background`` makes the bank again for a new head in seconds.
 The run is deterministic: run again, it gives the same files.
 """
@@ -42,9 +42,9 @@ import numpy as np
 
 from kws.checksum import sha256_file
 from kws.corpus.real import DEFAULT_DATA
-from kws.model import FORMAT, FORMAT_VERSION, ModelError, default_model_path, read_manifest
+from kws.model.model import FORMAT, FORMAT_VERSION, ModelError, default_model_path, read_manifest
 from kws.progress import progress
-from kws.templates import PAD_S, TRIM
+from kws.spot.templates import PAD_S, TRIM
 
 BACKBONE_FILES = ("backbone.onnx", "backbone_mel.npz", "NOTICE.backbone")
 RAW_CACHE = Path("runs/bank-raw.npz")      # the bank's front-end vectors, kept for a rebuild with another head
@@ -52,7 +52,7 @@ RAW_CACHE = Path("runs/bank-raw.npz")      # the bank's front-end vectors, kept 
 
 def raw_vectors(out_dir: Path, segs, quiet: bool = False) -> Tuple[np.ndarray, List[int], List[str]]:
     """The segments' front-end vectors (float32), their lengths and kinds."""
-    from kws.backbone import Backbone, as_files
+    from kws.model.backbone import Backbone, as_files
 
     bb = Backbone(as_files(out_dir))
     vecs, counts, kinds = [], [], []
@@ -82,8 +82,8 @@ def load_raw(path: Path) -> Tuple[np.ndarray, List[int], List[str]]:
 
 def build_bank(out_dir: Path, raw: np.ndarray, counts, kinds, head_file: Optional[Path], context: int) -> dict:
     """``background.npz``: the raw vectors through the head (each segment from its start), 4-bit."""
-    from kws.background import save
-    from kws.head import Head
+    from kws.enroll.background import save
+    from kws.model.head import Head
 
     parts = np.split(raw, np.cumsum(counts)[:-1])
     if head_file is not None:
@@ -171,8 +171,8 @@ def write(out_dir: Path, data: Path, music: Sequence[Path] = (), head: Optional[
     }
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     if Path(out_dir).resolve() == default_model_path().resolve():
-        from kws.demo import write_demo_store
-        from kws.model import Model
+        from kws.enroll.demo import write_demo_store
+        from kws.model.model import Model
 
         write_demo_store(Model.load(out_dir), progress=lambda line: None if quiet else print(line))
     return manifest

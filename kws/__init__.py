@@ -13,8 +13,8 @@ Public API::
     kw = enroll_keyword("snowboy", examples=["a.wav", "b.wav", "c.wav"])   # threshold set
     det = Detector(KeywordSet(Model.load().model_id, [kw]))
 
-    from kws import ArchiveIndex                          # spoken-term search (kws.search_archive)
-    from kws.search_archive import templates_from_text
+    from kws import ArchiveIndex                          # spoken-term search (kws.search.archive)
+    from kws.search.terms import templates_from_text
     ix = ArchiveIndex("my.index"); ix.add(["recordings/"])
     hits = ix.query(templates_from_text("elephant"), top=10)
 
@@ -22,11 +22,11 @@ Every error kws raises for bad input, settings or files is a :class:`KwsError`.
 
 Importing kws imports neither torch nor any search or training code (tests/test_layout.py).
 """
-from kws.detector import Detection, Detector, DetectorConfig
-from kws.enrollment import enroll_keyword
+from kws.enroll.build import enroll_keyword
+from kws.enroll.store import Keyword, KeywordSet
 from kws.errors import KwsError
-from kws.keywords import Keyword, KeywordSet
-from kws.model import Model
+from kws.model.model import Model
+from kws.spot.detector import Detection, Detector, DetectorConfig
 
 __version__ = "0.1.0"
 __all__ = ["ArchiveIndex", "Detection", "Detector", "DetectorConfig", "Keyword", "KeywordSet", "KwsError",
@@ -36,7 +36,7 @@ __all__ = ["ArchiveIndex", "Detection", "Detector", "DetectorConfig", "Keyword",
 def __getattr__(name):
     """``kws.ArchiveIndex`` is imported when first used: ``import kws`` loads no search code."""
     if name == "ArchiveIndex":
-        from kws.search_archive import ArchiveIndex
+        from kws.search.archive import ArchiveIndex
 
         return ArchiveIndex
     raise AttributeError(f"module 'kws' has no attribute {name!r}")

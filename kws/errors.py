@@ -6,29 +6,30 @@
     except kws.KwsError as exc:          # bad audio, text, store, model, index, microphone, ...
         print(f"error: {exc}")
 
-Each kind has its own class beside the code that raises it, and also derives from the built-in
-class it has always been, so ``except ValueError`` keeps working where it did:
+Each kind has its own class beside the code that raises it (the search's two, raised by
+several of its modules, here), and also derives from the built-in class it has always been,
+so ``except ValueError`` keeps working where it did:
 
-========================================  ==============================  ===================
+========================================  ==============================  ========================
 class                                     raised for                      also a
-========================================  ==============================  ===================
-``kws.audio.AudioError``                  unreadable or unusable audio    ValueError
-``kws.phonemes.TextError``                text that cannot be a keyword   ValueError
-``kws.enrollment.EnrollError``            examples or arguments refused   ValueError
-``kws.templates.TemplateError``           audio too short for a template  ValueError
-``kws.kokoro.KokoroError``                TTS model missing or damaged,   RuntimeError
+========================================  ==============================  ========================
+``kws.audio.io.AudioError``               unreadable or unusable audio    ValueError
+``kws.enroll.phonemes.TextError``         text that cannot be a keyword   ValueError
+``kws.enroll.build.EnrollError``          examples or arguments refused   ValueError
+``kws.spot.templates.TemplateError``      audio too short for a template  ValueError
+``kws.enroll.kokoro.KokoroError``         TTS model missing or damaged,   RuntimeError
                                           a text too long to speak
-``kws.model.ModelError``                  a missing or damaged model      RuntimeError
-``kws.keywords.StoreError``               keyword store problems          RuntimeError
-``kws.keywords.CorruptStoreError``        damaged store files             RuntimeError
-``kws.keywords.OtherModelError``          keywords made by another model  RuntimeError, ValueError
-``kws.keywords.OldStoreError``            a store of an earlier kws       RuntimeError, ValueError
+``kws.model.model.ModelError``            a missing or damaged model      RuntimeError
+``kws.enroll.store.StoreError``           keyword store problems          RuntimeError
+``kws.enroll.store.CorruptStoreError``    damaged store files             RuntimeError
+``kws.enroll.store.OtherModelError``      keywords made by another model  RuntimeError, ValueError
+``kws.enroll.store.OldStoreError``        a store of an earlier kws       RuntimeError, ValueError
 ``kws.errors.SearchIndexError``           an index that cannot be used    RuntimeError
-``kws.search_archive.ArchiveDamaged``     a damaged or unfinished index   RuntimeError
-``kws.mic.NoMicrophone``                  no usable audio input           RuntimeError
+``kws.errors.ArchiveDamaged``             a damaged or unfinished index   RuntimeError
+``kws.audio.mic.NoMicrophone``            no usable audio input           RuntimeError
 ``kws.errors.UsageError``                 a setting or argument refused   ValueError
 ``kws.errors.MissingExtra``               an optional package missing     ImportError
-========================================  ==============================  ===================
+========================================  ==============================  ========================
 """
 from __future__ import annotations
 
@@ -49,4 +50,8 @@ class MissingExtra(KwsError, ImportError):
 
 class SearchIndexError(KwsError, RuntimeError):
     """A search index that cannot be used (another front end, other settings, damaged:
-    kws.search_archive)."""
+    kws.search)."""
+
+
+class ArchiveDamaged(SearchIndexError):
+    """An archive whose files do not match their checksums, or that was not finished."""

@@ -6,7 +6,7 @@ gives the enrollment examples and is what settings were chosen on):
 - **wake words** alexa, computer, jarvis, enrolled as users enroll them: typed (Kokoro renderings
   as templates), from 3 recordings of half 'a', and both. Per keyword: the EER between its clips
   and the other keywords' clips, and the miss rate at 1 false alarm an hour, where the false
-  alarms are the keyword's score peaks (kws.thresholds.peaks: what the detector fires on) over
+  alarms are the keyword's score peaks (kws.spot.events.peaks: what the detector fires on) over
   held-out read speech (speechocean762, the test half's speakers). Clean; with real noise at
   20/10/5/0 dB; with babble (6 talkers), crowd (24) and music at 10 dB; reverberant.
 - **thresholds**: at each keyword's default threshold (1 false alarm an hour), the false alarms
@@ -30,18 +30,18 @@ from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequenc
 
 import numpy as np
 
-from kws.audio import AudioError, load_audio
+from kws.audio.io import AudioError, load_audio
 from kws.corpus.real import (DIGITS, WAKEWORDS, Clip, babble, fsdd_clips, load_clip, read_speech,
                              split_of, wakeword_clips)
-from kws.detector import Detector, DetectorConfig
-from kws.templates import keyword_templates
-from kws.enrollment import EnrollError, build_keyword, check_example, render_utterances, keyword_pronunciation
-from kws.keywords import KeywordSet
+from kws.enroll.build import EnrollError, build_keyword, check_example, render_utterances, keyword_pronunciation
+from kws.enroll.store import KeywordSet
+from kws.spot.events import peaks
 from kws.metrics import eer, miss_at_false_alarm_rate, roc_points
-from kws.model import Model
+from kws.model.model import Model
 from kws.progress import progress
-from kws.templates import TemplateBank, template_scores
-from kws.thresholds import peaks
+from kws.spot.detector import Detector, DetectorConfig
+from kws.spot.templates import keyword_templates
+from kws.spot.templates import TemplateBank, template_scores
 
 FA_TARGET = 1.0
 CLIP_PAD_S = 1.0          # silence around each clip scored alone (the planted stream has 0.3-1.0 s, then speech)
@@ -167,7 +167,7 @@ class Examples(NamedTuple):
 
 
 def accepted_examples(recordings: Dict[str, Iterable[np.ndarray]], n: int = 3) -> Examples:
-    """The first ``n`` recordings of each keyword that enrollment accepts (kws.enrollment.
+    """The first ``n`` recordings of each keyword that enrollment accepts (kws.enroll.build.
     check_example refuses unusable ones and trims the silence around the word; a refused one is
     replaced by the next, as a user records again): what ``enroll add --examples`` would keep."""
     kept: Dict[str, List[np.ndarray]] = {}

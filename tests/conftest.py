@@ -50,7 +50,7 @@ _RENDERS: dict = {}
 def _few_voices(mp, voices=VOICES):
     """Typed keywords rendered by ``voices`` only; each rendering made once per test session
     (Kokoro's output is a deterministic function of the phonemes and the voice)."""
-    from kws import kokoro
+    from kws.enroll import kokoro
 
     real = kokoro.render_timed
 
@@ -81,7 +81,7 @@ def one_voice(monkeypatch):
 def kws_command(voices=VOICES):
     """The command line of ``python -m kws`` with typed keywords rendered by ``voices`` only:
     append the arguments (``[*kws_command(), "detect", "-k", "jarvis"]``)."""
-    code = ("import sys; from kws import kokoro; "
+    code = ("import sys; from kws.enroll import kokoro; "
             f"kokoro.default_renderings = lambda: [kokoro.Rendering(v) for v in {list(voices)!r}]; "
             "from kws.commands import main; sys.exit(main(sys.argv[1:]))")
     return [sys.executable, "-c", code]
@@ -89,7 +89,7 @@ def kws_command(voices=VOICES):
 
 @pytest.fixture(scope="session")
 def model():
-    from kws.model import Model
+    from kws.model.model import Model
 
     return Model.load()
 
@@ -97,9 +97,9 @@ def model():
 def demo_set(names=None):
     """The demo keywords shipped for the shipped model (kws/assets/demo), or those of ``names``,
     read afresh (the caller may change them)."""
-    from kws.demo import demo_store
-    from kws.keywords import KeywordSet
-    from kws.model import Model
+    from kws.enroll.demo import demo_store
+    from kws.enroll.store import KeywordSet
+    from kws.model.model import Model
 
     ks = KeywordSet.load(demo_store(), Model.load().model_id)
     return ks if names is None else KeywordSet(ks.model_id, [ks[n] for n in names])

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from kws.audio import AudioError, load_audio, prepare
+from kws.audio.io import AudioError, load_audio, prepare
 
 
 def test_reads_stereo_44k_and_resamples(tmp_path):

@@ -1,11 +1,11 @@
-"""The speech-embedding front end (kws.backbone) and its torch twin (kws.train.backbone)."""
+"""The speech-embedding front end (kws.model.backbone) and its torch twin (kws.train.backbone)."""
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from kws.backbone import (CONTEXT, STRIDE, VEC_HOP, VEC_SPAN, Backbone, StreamingBackbone, as_files,
+from kws.model.backbone import (CONTEXT, STRIDE, VEC_HOP, VEC_SPAN, Backbone, StreamingBackbone, as_files,
                           num_vectors)
 
 FILES = as_files(Path(str(resources.files("kws") / "assets" / "model")))

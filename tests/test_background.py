@@ -1,13 +1,14 @@
-"""The background bank's storage (kws.background): 4 bits a value, and thresholds that stay put."""
+"""The background bank's storage (kws.enroll.background): 4 bits a value, and thresholds that stay put."""
 import json
 import shutil
 
 import numpy as np
 import pytest
 
-from kws.background import Background, BackgroundError, decode, encode, load, save
-from kws.templates import TemplateBank, keyword_templates, unit
-from kws.thresholds import fit_tail, keyword_peaks
+from kws.enroll.background import Background, BackgroundError, decode, encode, load, save
+from kws.enroll.thresholds import fit_tail, keyword_peaks
+from kws.model.head import unit
+from kws.spot.templates import TemplateBank, keyword_templates
 
 
 def test_encode_decode_round_trip_error():
@@ -24,8 +25,8 @@ def test_encode_decode_round_trip_error():
 
 def _speech_bank(model):
     """A small bank of real-ish audio: the sample recording and noisy, shifted copies of it."""
-    from kws.audio import load_audio
-    from kws.demo import sample_recording
+    from kws.audio.io import load_audio
+    from kws.enroll.demo import sample_recording
 
     x = load_audio(sample_recording())
     rng = np.random.default_rng(1)
@@ -36,7 +37,7 @@ def _speech_bank(model):
 
 
 def test_thresholds_from_the_4_bit_bank_equal_the_float_ones(model, tmp_path):
-    from kws.demo import demo_keywords
+    from kws.enroll.demo import demo_keywords
 
     vec, segs = _speech_bank(model)
     vec = unit(vec)
@@ -54,7 +55,7 @@ def test_thresholds_from_the_4_bit_bank_equal_the_float_ones(model, tmp_path):
 
 
 def test_load_refuses_a_bank_of_another_head(model, tmp_path):
-    from kws.model import Model
+    from kws.model.model import Model
 
     d = tmp_path / "model"
     shutil.copytree(model.path, d)

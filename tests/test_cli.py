@@ -52,18 +52,18 @@ def test_listen_without_microphone_falls_back_to_sample(capsys, tmp_path, monkey
     """No input device: listen runs on the bundled sample with the demo keywords, and prints the
     detector's detections there."""
     monkeypatch.setenv("KWS_STORE", str(tmp_path))
-    import kws.mic
-    from kws.detector import Detector
+    import kws.audio.mic
+    from kws.spot.detector import Detector
 
     def no_mic(device=None):
-        raise kws.mic.NoMicrophone("no input device")
+        raise kws.audio.mic.NoMicrophone("no input device")
 
-    monkeypatch.setattr(kws.mic, "input_device", no_mic)
+    monkeypatch.setattr(kws.audio.mic, "input_device", no_mic)
     assert main(["listen", "--no-realtime", "--no-view"]) == 0
     cap = capsys.readouterr()
     assert "bundled sample" in cap.err and "using the demo keywords" in cap.err
-    from kws.audio import load_audio
-    from kws.demo import sample_recording
+    from kws.audio.io import load_audio
+    from kws.enroll.demo import sample_recording
 
     want = Detector(demo_set(), model).detect(load_audio(sample_recording()))
     assert len(want) >= 2
@@ -72,7 +72,7 @@ def test_listen_without_microphone_falls_back_to_sample(capsys, tmp_path, monkey
 
 
 def test_search_cli_index_and_query(tmp_path, capsys):
-    from kws.demo import sample_recording
+    from kws.enroll.demo import sample_recording
 
     ix = tmp_path / "ix"
     assert main(["search", "index", str(sample_recording()), "--index", str(ix), "--workers", "1",
@@ -109,7 +109,8 @@ def test_bad_inputs_exit_2_with_message(tmp_path, capsys, monkeypatch, few_voice
 def test_runtime_never_imports_torch():
     code = ("import sys, numpy as np; import kws; from kws import Detector; "
             "d = Detector.from_texts(['computer'], voices=['af_heart']); d.process(np.zeros(16000, np.float32)); "
-            "from kws import enroll, commands, evaluate, enrollment, search_archive, serve; commands.build_parser(); "
+            "import kws.enroll.build, kws.evaluate, kws.search.archive, kws.serve.server; "
+            "from kws import commands; commands.build_parser(); "
             "assert 'torch' not in sys.modules, 'torch imported'; print('ok')")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr

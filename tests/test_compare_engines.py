@@ -8,10 +8,10 @@ import sys
 import numpy as np
 import pytest
 
-from kws.audio import load_audio
-from kws.keywords import KeywordSet
-from kws.model import Model
-from kws.phonemes import word_phonemes
+from kws.audio.io import load_audio
+from kws.enroll.phonemes import word_phonemes
+from kws.enroll.store import KeywordSet
+from kws.model.model import Model
 from tests.conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -67,8 +67,8 @@ def test_pocketsphinx_spots_made_up_word_and_phrase(tmp_path):
 
 def _product_files(clips, n=3):
     """The first ``n`` files that `kws.enroll add --examples` accepts, in the given order."""
-    from kws.audio import AudioError
-    from kws.enrollment import EnrollError, check_example
+    from kws.audio.io import AudioError
+    from kws.enroll.build import EnrollError, check_example
 
     out = []
     for c in clips:
@@ -83,8 +83,8 @@ def _product_files(clips, n=3):
 
 
 def test_benchmark_examples_enroll_as_the_product(shared_data, tmp_path, monkeypatch, few_voices):
-    from kws.enroll import main as enroll_main
-    from kws.enrollment import check_example
+    from kws.commands import run_as
+    from kws.enroll.build import check_example
     from kws.evaluate import Renders
 
     model = Model.load()
@@ -93,8 +93,8 @@ def test_benchmark_examples_enroll_as_the_product(shared_data, tmp_path, monkeyp
     enrolled = ce.enroll_set(model, s)
     files = _product_files(s["example_clips"]["alexa"])
     store = tmp_path / "store"
-    assert enroll_main(["--store", str(store), "add", "--name", "alexa", "--examples", *map(str, files)]) == 0
-    assert enroll_main(["--store", str(store), "add", "alexa", "--name", "alexa both", "--examples",
+    assert run_as("enroll", ["--store", str(store), "add", "--name", "alexa", "--examples", *map(str, files)]) == 0
+    assert run_as("enroll", ["--store", str(store), "add", "alexa", "--name", "alexa both", "--examples",
                         *map(str, files)]) == 0
     product = KeywordSet.load(store, model.model_id)
     renders = Renders()
@@ -108,7 +108,7 @@ def test_benchmark_examples_enroll_as_the_product(shared_data, tmp_path, monkeyp
     typed = ce.make_engine("kws-typed", s, enrolled, model, renders)
     assert typed.name == "kws, typed" and typed.keywords["alexa"].origins == [f"kokoro:{v}" for v in few_voices]
     # the kws engine scores a clip as a detector that has been listening to silence does
-    from kws.detector import Detector
+    from kws.spot.detector import Detector
 
     clip = ce.padded(load_audio(files[0]))
     det = Detector(typed.keywords, model)
@@ -128,7 +128,7 @@ def test_benchmark_examples_enroll_as_the_product(shared_data, tmp_path, monkeyp
 
 def test_openwakeword_scores_only_its_heads(shared_data):
     _need("openwakeword", "pip install --no-deps openwakeword==0.5.1")
-    from kws.audio import AudioError
+    from kws.audio.io import AudioError
     from kws.corpus.real import load_clip, split_of, wakeword_clips
 
     with pytest.raises(ce.NotApplicable):

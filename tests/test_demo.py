@@ -3,12 +3,12 @@ import subprocess
 import sys
 
 from kws import Detector, Model
-from kws.audio import load_audio
-from kws.demo import demo_store, sample_recording
-from kws.detector import DetectorConfig
-from kws.keywords import KeywordSet, export_doc
-from kws.model import default_model_path
-from kws.templates import Matcher
+from kws.audio.io import load_audio
+from kws.enroll.demo import demo_store, sample_recording
+from kws.enroll.store import KeywordSet, export_doc
+from kws.model.model import default_model_path
+from kws.spot.detector import DetectorConfig
+from kws.spot.templates import Matcher
 from tests.conftest import ROOT, SPOKEN
 
 DEMO = ROOT / "demos" / "embedded_match.py"

@@ -1,14 +1,14 @@
-"""The streaming detector (kws.detector) on the bundled sample and the demo keywords shipped for
+"""The streaming detector (kws.spot.detector) on the bundled sample and the demo keywords shipped for
 the shipped model: events, streaming equals offline, the VAD gate, bad input, other models."""
 import numpy as np
 import pytest
 
 from kws import Detector, DetectorConfig
-from kws.detector import PRIMED_VECTORS
-from kws.audio import load_audio
-from kws.demo import DEMO_KEYWORDS, sample_recording
-from kws.keywords import KeywordSet, OtherModelError
-from kws.templates import Matcher, template_scores
+from kws.audio.io import load_audio
+from kws.enroll.demo import DEMO_KEYWORDS, sample_recording
+from kws.enroll.store import KeywordSet, OtherModelError
+from kws.spot.detector import PRIMED_VECTORS
+from kws.spot.templates import Matcher, template_scores
 from tests.conftest import SPOKEN, VOICES, demo_set
 
 
@@ -145,19 +145,19 @@ def test_demo_keywords_ship_for_the_shipped_model(model, monkeypatch, tmp_path, 
     import json
     import shutil
 
-    import kws.enrollment
-    from kws.demo import demo_keywords, demo_store
-    from kws.model import Model
+    import kws.enroll.build
+    from kws.enroll.demo import demo_keywords, demo_store
+    from kws.model.model import Model
 
     ks = KeywordSet.load(demo_store(), model.model_id)
     assert ks.names == list(DEMO_KEYWORDS)
     for k in ks:
         assert k.text == k.name and k.source == "text" and len(k.origins) == 28
         assert k.tuned_on["target_per_hour"] == 1.0 and k.threshold >= 0.3
-    real = kws.enrollment.enroll_keyword
-    monkeypatch.setattr(kws.enrollment, "enroll_keyword", lambda *a, **k: pytest.fail("enrolled again"))
+    real = kws.enroll.build.enroll_keyword
+    monkeypatch.setattr(kws.enroll.build, "enroll_keyword", lambda *a, **k: pytest.fail("enrolled again"))
     assert [(k.name, k.threshold) for k in demo_keywords(model)] == [(k.name, k.threshold) for k in ks]
-    monkeypatch.setattr(kws.enrollment, "enroll_keyword", real)
+    monkeypatch.setattr(kws.enroll.build, "enroll_keyword", real)
     other = tmp_path / "model"
     shutil.copytree(model.path, other)
     m = json.loads((other / "manifest.json").read_text())

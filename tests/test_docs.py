@@ -40,7 +40,7 @@ def anchors(page: Path) -> set:
 
 
 def module_exists(name: str) -> bool:
-    """A module of the checkout, or a name defined in one (kws.templates.cut)."""
+    """A module of the checkout, or a name defined in one (kws.spot.templates.cut)."""
     parts = name.split(".")
     for n in range(len(parts), 0, -1):
         base = ROOT.joinpath(*parts[:n])
@@ -78,3 +78,46 @@ def test_page_names_only_what_exists(page):
             if not module_exists(m):
                 missing.append(m)
     assert not missing, f"{page.relative_to(ROOT)} names what does not exist: {sorted(missing)}"
+
+
+# ------------------------------------------------------------------ the README as a new user meets it
+README = ROOT / "README.md"
+
+
+def _blocks(text: str, lang: str) -> list:
+    return re.findall(rf"```{lang}\n(.*?)```", text, re.S)
+
+
+def _section(text: str, heading: str) -> str:
+    return text.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_ci_installs_and_tests_as_the_readme_says():
+    """.ci/run runs the README's "Test" commands line for line (the apt-get line by its own
+    means: the same packages), and "Two commands" shows the same test command."""
+    readme = README.read_text()
+    lines = [ln for ln in _blocks(_section(readme, "Test"), "bash")[0].splitlines() if ln.strip()]
+    apt = [ln for ln in lines if ln.startswith("sudo apt-get install")]
+    assert len(apt) == 1
+    ci = (ROOT / ".ci" / "run").read_text()
+    ci_lines = ci.split('# README, "Test"', 1)[1].splitlines()[1:]
+    steps = [ln for ln in ci_lines if ln.strip() and not ln.startswith("#")]
+    assert steps == [ln for ln in lines if ln not in apt]
+    packages = {p for group in re.findall(r'need="\$need ([^"]+)"', ci) for p in group.split()}
+    assert packages == set(apt[0].split()[4:])
+    two = _section(readme, "Two commands")
+    assert f"`{lines[-1]}`" in two and "`python -m kws listen`" in two
+    install = [ln for ln in _blocks(_section(readme, "Install"), "bash")[0].splitlines() if ln.strip()]
+    assert install[0] == lines[1]                              # the same virtual environment
+
+
+def test_readme_python_runs_as_pasted(few_voices, monkeypatch, capsys):
+    """The README's first Python snippet, pasted in the checkout's root (typed keywords in the
+    tests' few voices), prints the sample's words; the next one names the files of your own."""
+    snippets = _blocks(README.read_text(), "python")
+    monkeypatch.chdir(ROOT)
+    exec(compile(snippets[0], "README.md", "exec"), {})
+    heard = [ln.split()[0] for ln in capsys.readouterr().out.splitlines()]
+    assert heard == ["computer", "jarvis"], heard
+    assert "a.wav" not in snippets[0] and "a.wav" in snippets[1]
+    assert "`a.wav`, `b.wav` and `c.wav`" in README.read_text().split(snippets[1])[0][-200:]

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from kws import kokoro, render_cache
 from kws.commands import main
-from kws.keywords import Keyword, KeywordSet
-from kws.model import Model
+from kws.enroll import kokoro, render_cache
+from kws.enroll.store import Keyword, KeywordSet
+from kws.model.model import Model
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Renderings and typed keywords cached on disk (kws.render_cache): hits, misses, damaged entries,
+"""Renderings and typed keywords cached on disk (kws.enroll.render_cache): hits, misses, damaged entries,
 the size bound; detect -k of an enrolled or earlier-typed text without rendering."""
 import json
 import os
@@ -6,9 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from kws import kokoro, render_cache
 from kws.commands import main
-from kws.keywords import KeywordSet
+from kws.enroll import kokoro, render_cache
+from kws.enroll.store import KeywordSet
 
 VOICE = kokoro.Rendering("af_heart")
 PH = "hˈA"                                  # "hey": the shortest rendering worth caching
@@ -101,7 +101,7 @@ def test_cache_off_and_size_bound(cache, monkeypatch, renders):
 def test_typed_keyword_cached_and_detect_takes_it_without_rendering(cache, tmp_path, monkeypatch, capsys,
                                                                        one_voice):
     import kws
-    from kws.model import Model
+    from kws.model.model import Model
 
     model = Model.load()
     kw = kws.enroll_keyword("hey snowboy", model=model, tune=False)

@@ -1,15 +1,15 @@
-"""Confusions at enrollment (kws.confusions): a phrase's parts cut from its renderings at Kokoro's
+"""Confusions at enrollment (kws.enroll.confusions): a phrase's parts cut from its renderings at Kokoro's
 word boundaries, the threshold floor, ``enroll check``, and ``enroll test`` from one pass of the
 detector."""
 import numpy as np
 import pytest
 import soundfile as sf
 
-from kws import confusions, kokoro, render_cache
-from kws.audio import trim_silence
+from kws.audio.io import trim_silence
 from kws.commands import main
-from kws.keywords import KeywordSet
-from kws.phonemes import pronounce
+from kws.enroll import confusions, kokoro, render_cache
+from kws.enroll.phonemes import pronounce
+from kws.enroll.store import KeywordSet
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,7 @@ def test_the_floor_raises_the_threshold(few_voices):
     """A word that must not fire (here the keyword itself, said by another voice) scores above
     the false-alarm threshold: the threshold goes above it, and tuned_on says so."""
     import kws
-    from kws.model import Model
+    from kws.model.model import Model
 
     model = Model.load()
     plain = kws.enroll_keyword("hey snowboy", model=model)
@@ -142,7 +142,7 @@ def test_enroll_add_reports_and_the_not_words(tmp_path, capsys, few_voices):
 
 
 def test_enroll_test_is_the_detectors_one_pass(tmp_path, capsys, few_voices, monkeypatch, model):
-    from kws.detector import Detector
+    from kws.spot.detector import Detector
 
     st = tmp_path / "store"
     assert main(["enroll", "--store", str(st), "add", "snowboy", "--no-tune", "--false-alarms-per-hour", "30"]) == 0

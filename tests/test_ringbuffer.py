@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from kws.ringbuffer import RingBuffer
+from kws.audio.ringbuffer import RingBuffer
 
 
 def test_wraps_and_keeps_last_rows(rng):

@@ -1,4 +1,4 @@
-"""Thresholds that learn the room (kws.room): the streamed peak rule, the fit, bounds, persistence,
+"""Thresholds that learn the room (kws.spot.room): the streamed peak rule, the fit, bounds, persistence,
 and the detector's use of it."""
 import json
 import math
@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from kws.room import AdaptConfig, KeywordRoom, PeakTracker, Room, RoomState
-from kws.thresholds import peaks
+from kws.spot.events import PeakTracker, peaks
+from kws.spot.room import AdaptConfig, KeywordRoom, Room, RoomState
 
 
 def _tracked(series: np.ndarray, r: int):
@@ -109,22 +109,22 @@ def test_state_round_trip_other_model_and_damage(tmp_path):
 # ---------------------------------------------------------------- the detector
 @pytest.fixture(scope="module")
 def demo():
-    from kws.demo import demo_keywords
-    from kws.model import Model
+    from kws.enroll.demo import demo_keywords
+    from kws.model.model import Model
 
     m = Model.load()
     return m, demo_keywords(m)
 
 
 def _sample():
-    from kws.audio import load_audio
-    from kws.demo import sample_recording
+    from kws.audio.io import load_audio
+    from kws.enroll.demo import sample_recording
 
     return load_audio(sample_recording())
 
 
 def test_learning_streams_as_offline_and_persists(demo, tmp_path):
-    from kws.detector import Detector, DetectorConfig
+    from kws.spot.detector import Detector, DetectorConfig
 
     model, ks = demo
     x = np.tile(_sample(), 4)                   # ~90 s
@@ -153,7 +153,7 @@ def test_learning_streams_as_offline_and_persists(demo, tmp_path):
 
 
 def test_events_are_never_learnt_from(demo):
-    from kws.detector import Detector, DetectorConfig
+    from kws.spot.detector import Detector, DetectorConfig
 
     model, ks = demo
     det = Detector(ks, model, DetectorConfig(adapt=AdaptConfig(update_s=1e9)))
@@ -167,7 +167,7 @@ def test_events_are_never_learnt_from(demo):
 
 
 def test_rename_and_remove_keep_room_json_in_step(tmp_path):
-    from kws.room import rename_learnt
+    from kws.spot.room import rename_learnt
 
     room = Room([_entry(), _entry()], AdaptConfig())
     st = RoomState("m1")

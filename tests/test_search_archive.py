@@ -1,4 +1,4 @@
-"""Archive index (kws.search_archive): the template score, building in shards, approximate against
+"""Archive index (kws.search.archive): the template score, building in shards, approximate against
 exact, appending without rebuilding, damaged and half-written indexes refused, a killed worker's
 shard redone, and the command line."""
 import json
@@ -10,11 +10,14 @@ import time
 import numpy as np
 import pytest
 
-from kws.audio import load_audio, write_wav
+from kws.audio.io import load_audio, write_wav
 from kws.commands import main
-from kws.search_archive import (HOP_S, PAD_S, ArchiveConfig, ArchiveDamaged, ArchiveIndex, Hit, Template,
-                                audio_rows, clip_hits, diagonal_scores, import_faiss, row_hash,
-                                template_from_audio, top_hits)
+from kws.errors import ArchiveDamaged
+from kws.search.archive import ArchiveConfig, ArchiveIndex
+from kws.search.query import Hit, clip_hits, top_hits
+from kws.search.rows import HOP_S, PAD_S, audio_rows, diagonal_scores, row_hash
+from kws.search.shards import import_faiss
+from kws.search.terms import Template, template_from_audio
 
 faiss = pytest.importorskip("faiss", reason='FAISS not installed (pip install "kws[search]")')
 
@@ -22,7 +25,7 @@ SMALL = ArchiveConfig(min_list_rows=0, nlist=8, coarse_cells=2, retrain_growth=1
 
 
 def _sample():
-    from kws.demo import sample_recording
+    from kws.enroll.demo import sample_recording
 
     return load_audio(sample_recording())
 
@@ -54,7 +57,7 @@ def test_diagonal_score_and_hits_by_hand(rng):
     with pytest.raises(ValueError):
         Template(np.zeros((3, 5)), 0, 1)
     # an entry of the lists: the inner product of two is the sum of cosines row by row
-    from kws.search_archive import context_vectors
+    from kws.search.shards import context_vectors
 
     a = context_vectors(x, np.array([3, 29]), 3, np.eye(288, dtype=np.float32))
     b = context_vectors(T.vectors, np.array([0]), 3, np.eye(288, dtype=np.float32))
@@ -124,18 +127,18 @@ def test_damage_and_half_written_index_are_refused(recordings, tmp_path, monkeyp
     T = template_from_audio(load_audio(files[1])[16000:int(1.8 * 16000)])
     ref = [h.to_dict() for h in ix.query([T], top=3)]
     # an append interrupted before its manifest: the index answers as before, the leftovers go
-    import kws.search_archive as sa
+    import kws.search.archive as sa
 
-    real = sa._write_atomic
+    real = sa.write_atomic
 
     def crash(path, data):
         if path.name == "manifest.json":
             raise KeyboardInterrupt
         real(path, data)
-    monkeypatch.setattr(sa, "_write_atomic", crash)
+    monkeypatch.setattr(sa, "write_atomic", crash)
     with pytest.raises(KeyboardInterrupt):
         ArchiveIndex(root).add(files, quiet=True)
-    monkeypatch.setattr(sa, "_write_atomic", real)
+    monkeypatch.setattr(sa, "write_atomic", real)
     assert (root / "seg-0001").exists()
     assert [h.to_dict() for h in ArchiveIndex(root).query([T], top=3)] == ref
     (root / "seg-0001" / "left-over").write_text("x")
@@ -268,7 +271,7 @@ def test_small_index_without_the_extras_and_what_they_say_when_needed(recordings
     monkeypatch.setitem(sys.modules, "faiss", None)             # import faiss -> ImportError
     monkeypatch.setitem(sys.modules, "dask.distributed", None)
     from kws.errors import MissingExtra
-    from kws.search_dist import default_workers
+    from kws.search.dist import default_workers
 
     assert default_workers() == 1
     with pytest.raises(MissingExtra, match=r"kws\[search\]"):

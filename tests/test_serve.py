@@ -28,7 +28,7 @@ from wyoming.info import Describe, Info  # noqa: E402
 from wyoming.ping import Ping, Pong  # noqa: E402
 from wyoming.wake import Detect, Detection, NotDetected  # noqa: E402
 
-from kws.demo import DEMO_KEYWORDS, sample_recording  # noqa: E402
+from kws.enroll.demo import DEMO_KEYWORDS, sample_recording  # noqa: E402
 from tests.conftest import demo_set  # noqa: E402
 
 TOL_S = 0.3
@@ -120,7 +120,7 @@ def pcm():
 @pytest.fixture(scope="module")
 def reference(pcm):
     """The offline detections (what `python -m kws detect` prints) for the demo keywords."""
-    from kws.detector import Detector
+    from kws.spot.detector import Detector
 
     events = [(e.keyword, e.end) for e in Detector(demo_set()).detect(pcm[1])]
     assert events, "the offline detector finds nothing in the sample: nothing to compare with"
@@ -229,7 +229,7 @@ def test_other_formats_are_converted(server, pcm, reference, rate, width, channe
 
 
 def test_pcm_converter_is_chunking_independent(pcm, rng):
-    from kws.serve import PcmConverter
+    from kws.serve.pcm import PcmConverter
 
     raw = _convert(pcm[1][:48000], 44100, 3, 2)
     whole = PcmConverter(44100, 3, 2)
@@ -473,9 +473,10 @@ def test_cli_errors_without_wyoming_and_on_bad_uri(server):
 
 
 def test_keyword_source_texts_and_a_store_broken_while_serving(tmp_path, caplog, few_voices):
-    from kws.keywords import KeywordSet
-    from kws.model import Model
-    from kws.serve import KeywordSource, ServeConfig
+    from kws.enroll.store import KeywordSet
+    from kws.model.model import Model
+    from kws.serve.config import ServeConfig
+    from kws.serve.source import KeywordSource
 
     model = Model.load()
     fixed = KeywordSource(model, ServeConfig(texts=("hey kitchen",), store=tmp_path / "unused"))
@@ -506,11 +507,11 @@ def test_keyword_source_texts_and_a_store_broken_while_serving(tmp_path, caplog,
 
 
 def test_serve_command_passes_its_settings(monkeypatch, tmp_path):
-    import kws.serve
+    import kws.serve.server
     from kws.commands import main
 
     got = []
-    monkeypatch.setattr(kws.serve, "serve", got.append)
+    monkeypatch.setattr(kws.serve.server, "serve", got.append)
     assert main(["serve", "-k", "hey kitchen", "--threshold", "0.7", "--false-alarms-per-hour", "3",
                  "--no-vad", "--uri", "unix:///tmp/x.sock", "--store", str(tmp_path), "--model", str(tmp_path / "m"),
                  "--max-clients", "5", "--workers", "2"]) == 0

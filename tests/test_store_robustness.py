@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -12,11 +13,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kws.enroll import main as enroll
-from kws.keywords import (BACKUP_FILE, STORE_FILE, CorruptStoreError, Keyword, KeywordSet, OldStoreError,
+from kws.commands import run_as
+from kws.enroll.store import (BACKUP_FILE, STORE_FILE, CorruptStoreError, Keyword, KeywordSet, OldStoreError,
                           OtherModelError, StoreError, edit_store, reset_store, resolve_store, restore_backup)
-from kws.model import Model
+from kws.model.model import Model
 from tests.conftest import demo_set, kws_command
+
+enroll = partial(run_as, "enroll")          # python -m kws enroll ARGS
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_ID = Model.load().model_id
@@ -101,7 +104,7 @@ def test_edit_store_writes_nothing_when_the_block_fails(tmp_path):
 def test_lock_timeout_is_a_clear_error(tmp_path):
     from filelock import FileLock
 
-    from kws.keywords import LOCK_FILE, store_lock
+    from kws.enroll.store import LOCK_FILE, store_lock
 
     tmp_path.mkdir(exist_ok=True)
     ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
@@ -283,7 +286,7 @@ def test_export_import_round_trip(tmp_path, capsys, model):
     assert "exported 2 keywords" in capsys.readouterr().out
     doc = json.loads((tmp_path / "demo.json").read_text())
     assert doc["format"] == "kws-keywords" and doc["model_id"] == model.model_id
-    from kws.templates import keyword_templates
+    from kws.spot.templates import keyword_templates
 
     for k, kw in zip(doc["keywords"], demo_set(["jarvis", "alexa"])):
         assert k["segments"] == kw.segments and len(k["templates"]) == len(kw.segments) == 28

@@ -1,8 +1,8 @@
-"""Template matching (kws.templates): hand-computed scores, streaming equals offline, any chunking."""
+"""Template matching (kws.spot.templates): hand-computed scores, streaming equals offline, any chunking."""
 import numpy as np
 import pytest
 
-from kws.templates import (MIN_LENGTH, Matcher, TemplateBank, TemplateError, check_length, cut,
+from kws.spot.templates import (MIN_LENGTH, Matcher, TemplateBank, TemplateError, check_length, cut,
                            template_scores, unit)
 
 

@@ -1,8 +1,9 @@
-"""Thresholds for a false-alarm rate (kws.thresholds): peaks as the detector fires, the tail."""
+"""Thresholds for a false-alarm rate (kws.enroll.thresholds): peaks as the detector fires, the tail."""
 import numpy as np
 import pytest
 
-from kws.thresholds import fit_tail, peaks, tune
+from kws.enroll.thresholds import fit_tail, tune
+from kws.spot.events import peaks
 
 
 def test_peaks_are_local_maxima_a_refractory_time_apart():

@@ -2,7 +2,7 @@
 Chromium driven by Playwright for Python) with its microphone replaced by the sample recording.
 
 The page's detector (kws/web/kws.js) must give what ``python -m kws detect`` gives on the sample,
-its mel frames and vectors must equal Python's, its thresholds must learn the room as kws.room's
+its mel frames and vectors must equal Python's, its thresholds must learn the room as kws.spot.room's
 do (and what they learn must reach the store's room.json), and the page must edit the store. The browser tests
 skip, saying why, where Chromium or Playwright is missing (.ci/run installs both).
 
@@ -36,14 +36,14 @@ VOICES = ["af_heart", "am_adam"]  # typed keywords in tests: two voices (28 by d
 
 @pytest.fixture(scope="module")
 def model():
-    from kws.model import Model
+    from kws.model.model import Model
 
     return Model.load()
 
 
 @pytest.fixture(scope="module")
 def demo(model):
-    from kws.demo import demo_keywords
+    from kws.enroll.demo import demo_keywords
 
     return demo_keywords(model)
 
@@ -51,8 +51,8 @@ def demo(model):
 @pytest.fixture(scope="module")
 def python_events(model, demo):
     """What python -m kws detect gives on the sample (VAD on), checked equal to --no-vad's."""
-    from kws.audio import load_audio
-    from kws.detector import Detector, DetectorConfig
+    from kws.audio.io import load_audio
+    from kws.spot.detector import Detector, DetectorConfig
 
     audio = load_audio(SAMPLE)
     with_vad = [e.to_dict() for e in Detector(demo, model, DetectorConfig(vad=True)).detect(audio)]
@@ -152,7 +152,7 @@ def test_api_answers_errors_as_readable_json(empty_server):
 
 
 def test_api_rename_remove_and_export(empty_server, model):
-    from kws.keywords import KeywordSet
+    from kws.enroll.store import KeywordSet
 
     url, store = empty_server.url, empty_server.app.store
     assert _post(url + "api/demo", {}) == (200, {"added": ["computer", "jarvis", "alexa"]})
@@ -234,8 +234,8 @@ def test_js_mel_and_vectors_equal_python(browser, demo_server, model):
     """The page's front end: its mel frames and backbone vectors of the sample's samples (as Python
     reads them) against Python's (onnxruntime on the CPU), offline and streamed in the detector's
     80 ms chunks (after the silence a stream starts with)."""
-    from kws.audio import load_audio
-    from kws.backbone import Backbone, as_files
+    from kws.audio.io import load_audio
+    from kws.model.backbone import Backbone, as_files
 
     audio = load_audio(SAMPLE)
     p = Page(browser, demo_server.url)
@@ -265,8 +265,8 @@ def test_js_mel_and_vectors_equal_python(browser, demo_server, model):
     streamed = np.array(r["streamed"], np.float32).reshape(-1, 96)
     assert mel_js.shape == mel_py.shape and vec_js.shape == vec_py.shape == (r["count"], 96)
     d_mel, d_vec = float(np.abs(mel_js - mel_py).max()), float(np.abs(vec_js - vec_py).max())
-    # the detector's stream begins after the silence it starts with (kws.detector.PRIMED_VECTORS)
-    from kws.detector import PRIMED_VECTORS
+    # the detector's stream begins after the silence it starts with (kws.spot.detector.PRIMED_VECTORS)
+    from kws.spot.detector import PRIMED_VECTORS
 
     heard_py = bb(np.concatenate([np.zeros(PRIMED_VECTORS * 1280, np.float32), audio]))
     assert streamed.shape == heard_py.shape
@@ -279,10 +279,41 @@ def test_js_mel_and_vectors_equal_python(browser, demo_server, model):
 
 
 @requires_browser
+def test_js_matches_the_conformance_file(browser, demo_server):
+    """kws.js on the conformance file (tests/make_conformance.py): its front end's and head's
+    vectors of the stream, every scored vector's scores and the detections (thresholds fixed)."""
+    from tests import make_conformance as mc
+    from tests.test_conformance import TOL, TOL_RAW, check_events
+
+    doc, audio = mc.load()
+    stream = np.concatenate([np.zeros(doc["primed_samples"], np.float32), audio])
+    keywords = {"format": "kws-keywords", "model_id": doc["model_id"], "keywords": doc["keywords"]}
+    p = Page(browser, demo_server.url)
+    r = p.page.evaluate("""async ([keywords, stream, audio]) => {
+        const { loadModel, KeywordSpotter } = await import('./kws.js');
+        const f32 = (b64) => new Float32Array(Uint8Array.from(atob(b64), c => c.charCodeAt(0)).buffer);
+        const model = await loadModel('model/');
+        const raw = await model.vectors(f32(stream));
+        const v = await model.headStream().push(raw.data, raw.count, raw.dim);
+        const scores = [];
+        const s = new KeywordSpotter(keywords, model,
+                                     { adapt: false, onScores: (i, t, sc) => scores.push(Array.from(sc)) });
+        const events = await s.detect(f32(audio));
+        return { raw: Array.from(raw.data), vectors: Array.from(v.data), dim: v.dim, scores, events };
+    }""", [keywords, base64.b64encode(stream.astype("<f4").tobytes()).decode(),
+           base64.b64encode(audio.astype("<f4").tobytes()).decode()])
+    p.close()
+    np.testing.assert_allclose(np.array(r["raw"]).reshape(-1, 96), doc["raw"], atol=TOL_RAW)
+    np.testing.assert_allclose(np.array(r["vectors"]).reshape(-1, r["dim"]), doc["vectors"], atol=TOL)
+    np.testing.assert_allclose(r["scores"], np.array(doc["scores"])[doc["unscored"]:], atol=TOL)
+    check_events(r["events"], doc["events"])
+
+
+@requires_browser
 def test_page_detects_the_sample_as_python_does(browser, demo_server, python_events):
     """"Analyse at full speed" on the sample: the same events as python -m kws detect (the scores
     too); then a screenshot."""
-    from kws.audio import load_audio
+    from kws.audio.io import load_audio
 
     p = Page(browser, demo_server.url)
     assert p.page.locator("#keywords tbody tr").count() == 3
@@ -340,9 +371,9 @@ def test_microphone_fires_at_python_times(browser, demo_server, model, demo, pyt
        another phase of the sample than detect's, so the reference is detect on the sample from
        that phase on. Same keywords, times within 0.2 s; and the sample's own events among them.
     """
-    from kws.audio import load_audio
-    from kws.backbone import VEC_HOP
-    from kws.detector import Detector, DetectorConfig
+    from kws.audio.io import load_audio
+    from kws.model.backbone import VEC_HOP
+    from kws.spot.detector import Detector, DetectorConfig
 
     p = Page(browser, demo_server.url)
     _listen_through_the_sample(p)
@@ -371,7 +402,7 @@ def test_microphone_fires_at_python_times(browser, demo_server, model, demo, pyt
 
 @requires_browser
 def test_enroll_by_text_rename_and_remove_through_the_page(browser, empty_server, model):
-    from kws.keywords import KeywordSet
+    from kws.enroll.store import KeywordSet
 
     store = empty_server.app.store
     p = Page(browser, empty_server.url)
@@ -411,7 +442,7 @@ def test_enroll_by_text_rename_and_remove_through_the_page(browser, empty_server
 @requires_browser
 def test_enroll_by_recording_three_takes(browser, empty_server, model):
     """Three 2-second takes from the (fake) microphone, each checked by the server, make a keyword."""
-    from kws.keywords import KeywordSet
+    from kws.enroll.store import KeywordSet
 
     p = Page(browser, empty_server.url)
     p.page.fill("#record-name", "recorded")
@@ -472,7 +503,7 @@ def head_model(tmp_path, model):
     from onnx import TensorProto, helper, numpy_helper
 
     from kws.checksum import sha256_file
-    from kws.model import Model
+    from kws.model.model import Model
 
     rng = np.random.default_rng(7)
     w = (rng.normal(size=(64, 96, 3)) / np.sqrt(96 * 3)).astype(np.float32)
@@ -499,11 +530,11 @@ def head_model(tmp_path, model):
 @requires_browser
 def test_model_with_a_head(browser, head_model, demo, tmp_path):
     """A model with a head: the page streams the vectors through it (context 3, edge-padded start)
-    as kws.head does, and detects what the Python detector detects with it."""
-    from kws.audio import load_audio
-    from kws.detector import Detector, DetectorConfig
-    from kws.keywords import KeywordSet
-    from kws.templates import Matcher
+    as kws.model.head does, and detects what the Python detector detects with it."""
+    from kws.audio.io import load_audio
+    from kws.enroll.store import KeywordSet
+    from kws.spot.detector import Detector, DetectorConfig
+    from kws.spot.templates import Matcher
 
     sample = load_audio(SAMPLE)
     import copy
@@ -556,9 +587,9 @@ def test_keyword_file_with_low_thresholds_fires_as_python(browser, demo_server, 
     together: the refractory logic fires and holds back the same peaks as the Python detector."""
     import copy
 
-    from kws.audio import load_audio
-    from kws.detector import Detector, DetectorConfig
-    from kws.keywords import KeywordSet, export_doc
+    from kws.audio.io import load_audio
+    from kws.enroll.store import KeywordSet, export_doc
+    from kws.spot.detector import Detector, DetectorConfig
 
     ks = KeywordSet(model.model_id, [copy.deepcopy(k) for k in demo])
     for kw, thr in zip(ks, (0.24, 0.25, 0.26)):          # about the 90th percentile of their scores
@@ -587,8 +618,8 @@ FAST_JS = {"updateS": 10.0, "minMinutes": 0.2, "maxStep": 0.02}
 
 
 def _fast_config(**kw):
-    from kws.detector import DetectorConfig
-    from kws.room import AdaptConfig
+    from kws.spot.detector import DetectorConfig
+    from kws.spot.room import AdaptConfig
 
     return DetectorConfig(vad=False, adapt=AdaptConfig(**dict(FAST, **kw)))
 
@@ -626,7 +657,7 @@ def _thr_equal(got, want):
 def _python_learning(model, demo, audio, **kw):
     """Python's detector with fast learning over ``audio``: its events (Detection), its thresholds
     after each update, and the detector."""
-    from kws.detector import Detector
+    from kws.spot.detector import Detector
 
     det = Detector(demo, model, _fast_config(**kw))
     traj = []
@@ -645,7 +676,7 @@ def _python_learning(model, demo, audio, **kw):
 def test_room_in_keywords_and_the_endpoint_round_trip_and_refusals(room_server, model):
     """/api/keywords gives each keyword's room entry; POST /api/room merges what was learnt into
     the store's room.json (what the page sent, checked), and refuses what is wrong."""
-    from kws.room import AdaptConfig, RoomState
+    from kws.spot.room import AdaptConfig, RoomState
 
     url, store = room_server.url, room_server.app.store
     doc = json.loads(_get(url + "api/keywords")[1])
@@ -716,11 +747,12 @@ def test_room_in_keywords_and_the_endpoint_round_trip_and_refusals(room_server, 
 
 @requires_browser
 def test_js_room_and_peaks_equal_python(browser, demo_server):
-    """kws.js's PeakTracker and Room against kws.room's on the same inputs: random score series
+    """kws.js's PeakTracker and Room against kws.spot.room's on the same inputs: random score series
     (plateaus, -1 stretches); and 16 minutes of random peaks for three keywords learning fast: one
     with many peaks just below its bank threshold (it rises to the bound), one with a few below its
     threshold, one with a confusion floor and almost none (it falls to the floor)."""
-    from kws.room import AdaptConfig, KeywordRoom, PeakTracker, Room
+    from kws.spot.events import PeakTracker
+    from kws.spot.room import AdaptConfig, KeywordRoom, Room
 
     rng = np.random.default_rng(3)
     s = (rng.normal(size=(2000, 3)).cumsum(0) * 0.05 + rng.normal(size=(2000, 3)) * 0.1).astype(np.float32)
@@ -788,7 +820,7 @@ def test_page_learns_the_room_as_python_does(browser, room_server, model, demo):
     (AdaptConfig(update_s=10, min_minutes=0.2, max_step=0.02)) from the same fresh entries: the same
     events (fired against the same moving thresholds), the same thresholds after every update,
     and the same learnt state."""
-    from kws.audio import load_audio
+    from kws.audio.io import load_audio
 
     want, traj, det = _python_learning(model, demo, np.tile(load_audio(SAMPLE), 4))
     assert det.thresholds != det.bank_thresholds and len(traj) == 8      # it learnt: 8 updates moved

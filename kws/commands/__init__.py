@@ -36,7 +36,7 @@ def build_parser(prog: str = "python -m kws") -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Run one command line (``argv`` without the program name); returns the exit status."""
-    from kws.audio import plain_warnings
+    from kws.audio.io import plain_warnings
     from kws.errors import KwsError
 
     check_package()

@@ -2,7 +2,7 @@
 
 The keywords: ``--keyword`` texts, else the store's, else the demo keywords. A ``--keyword`` text
 the store holds as a typed keyword (the same words, false-alarm target and voices) is taken from
-the store; one typed before is read from the cache (kws.render_cache); only a new text is
+the store; one typed before is read from the cache (kws.enroll.render_cache); only a new text is
 rendered (with a line on stderr saying so). Every argument and file is checked before that.
 stderr names the keywords and thresholds in use and says when a file held none of them; stdout
 holds only the JSON lines.
@@ -18,7 +18,7 @@ from dataclasses import replace
 from typing import List, Optional, Tuple
 
 from kws.commands import store_argument
-from kws.demo import DEMO_KEYWORDS, sample_recording
+from kws.enroll.demo import DEMO_KEYWORDS, sample_recording
 
 
 def add_parser(sub) -> None:
@@ -50,10 +50,10 @@ def check_detector_args(args) -> None:
     """The detector options, refused before anything slow: a false-alarm rate that is not a
     positive number, a threshold outside [-1, 1], a store path that is a file, keyword texts that
     cannot be spoken."""
-    from kws.enrollment import check_rate
+    from kws.enroll.build import check_rate
+    from kws.enroll.phonemes import normalize
+    from kws.enroll.store import StoreError, resolve_store
     from kws.errors import UsageError
-    from kws.keywords import StoreError, resolve_store
-    from kws.phonemes import normalize
 
     check_rate(getattr(args, "false_alarms_per_hour", None))
     t = getattr(args, "threshold", None)
@@ -67,7 +67,7 @@ def check_detector_args(args) -> None:
 
 
 def _same_words(a: str, b: str) -> bool:
-    from kws.phonemes import normalize
+    from kws.enroll.phonemes import normalize
 
     try:
         return normalize(a) == normalize(b)
@@ -90,11 +90,11 @@ def keywords_from_args(args, model, say=None) -> Tuple[object, List[str]]:
     """The keywords to detect (a KeywordSet) and where each came from: ``--keyword`` texts (from
     the store, typed before and cached, or made now: every text still to make is checked before
     the first one is rendered), else the store's, else the demo keywords."""
-    from kws import kokoro
-    from kws import thresholds as th
-    from kws.demo import demo_keywords
-    from kws.enrollment import cached_keyword, enroll_keyword, plan_keyword
-    from kws.keywords import KeywordSet, StoreError, resolve_store
+    from kws.enroll import kokoro
+    from kws.enroll import thresholds as th
+    from kws.enroll.build import cached_keyword, enroll_keyword, plan_keyword
+    from kws.enroll.demo import demo_keywords
+    from kws.enroll.store import KeywordSet, StoreError, resolve_store
 
     store = resolve_store(args.store)
     if args.keyword:
@@ -137,7 +137,7 @@ def keywords_from_args(args, model, say=None) -> Tuple[object, List[str]]:
 
 def detector_from_args(args, model, say=None):
     """A detector for --keyword texts, else the store's keywords, else the demo keywords; its
-    thresholds learn the room (kws.room) unless --no-adapt or --threshold, and what they learn
+    thresholds learn the room (kws.spot.room) unless --no-adapt or --threshold, and what they learn
     is kept beside the store (room.json; room-demo.json for the demo keywords), not for texts."""
     return _detector(args, model, say, learn=True)[0]
 
@@ -145,10 +145,10 @@ def detector_from_args(args, model, say=None):
 def _detector(args, model, say, learn: bool):
     """(detector, where each keyword came from) for the detector options; ``learn``: thresholds
     learn the room where the options allow it."""
-    from kws.detector import Detector, DetectorConfig
-    from kws.keywords import resolve_store
-    from kws.kokoro import stderr_line
-    from kws.room import AdaptConfig, room_file
+    from kws.enroll.kokoro import stderr_line
+    from kws.enroll.store import resolve_store
+    from kws.spot.detector import Detector, DetectorConfig
+    from kws.spot.room import AdaptConfig, room_file
 
     check_detector_args(args)
     adapt = learn and not getattr(args, "no_adapt", False) and args.threshold is None
@@ -182,8 +182,8 @@ def describe(det, where: Optional[List[str]] = None, lead: str = "detecting") ->
 
 
 def run(args) -> int:
-    from kws.audio import load_audio
-    from kws.model import Model
+    from kws.audio.io import load_audio
+    from kws.model.model import Model
 
     files = args.files or [str(sample_recording())]
     check_detector_args(args)

@@ -2,8 +2,8 @@
 list, remove, rename, test, export and import them. A typed keyword is rendered by Kokoro in 28
 voices; each keyword's threshold is set for a false-alarm rate, 1 an hour by default, and raised
 where a phrase's own words or prefixes (or words given with --not) would fire it
-(kws.enrollment, kws.thresholds, kws.confusions). Renderings and typed keywords are cached
-(kws.render_cache): the same text again starts at once.
+(kws.enroll.build, kws.enroll.thresholds, kws.enroll.confusions). Renderings and typed keywords are cached
+(kws.enroll.render_cache): the same text again starts at once.
 
     python -m kws enroll add "hey computer"
     python -m kws enroll add "hey computer" --not computer --not commuter
@@ -30,17 +30,17 @@ from typing import List, Tuple
 
 import numpy as np
 
-from kws.audio import load_audio
-from kws.model import Model
+from kws.audio.io import load_audio
 from kws.commands import store_argument
-from kws.enrollment import (EnrollError, build_keyword, check_example, check_rate, load_examples,
+from kws.enroll.build import (EnrollError, build_keyword, check_example, check_rate, load_examples,
                             migrate_store, plan_keyword)
-from kws.keywords import (Keyword, KeywordSet, StoreError, edit_store, export_doc, parse_export,
+from kws.enroll.store import (Keyword, KeywordSet, StoreError, edit_store, export_doc, parse_export,
                           reset_store, resolve_store, restore_backup)
+from kws.model.model import Model
 
 
 def record_examples(n: int, seconds: float = 2.0, device=None) -> List[np.ndarray]:
-    from kws.mic import record
+    from kws.audio.mic import record
 
     out = []
     for i in range(n):
@@ -81,7 +81,7 @@ def _open(args, write: bool = False):
 
 
 def _say(line: str) -> None:
-    from kws.kokoro import stderr_line
+    from kws.enroll.kokoro import stderr_line
 
     stderr_line(line)
 
@@ -195,7 +195,7 @@ def cmd_list(args) -> int:
 
 def cmd_remove(args) -> int:
     model, store, _ = _open(args)
-    from kws.room import rename_learnt
+    from kws.spot.room import rename_learnt
 
     with edit_store(store, model.model_id) as ks:
         for n in args.names:
@@ -207,7 +207,7 @@ def cmd_remove(args) -> int:
 
 def cmd_rename(args) -> int:
     model, store, _ = _open(args)
-    from kws.room import rename_learnt
+    from kws.spot.room import rename_learnt
 
     with edit_store(store, model.model_id) as ks:
         ks.rename(args.old, args.new)
@@ -237,7 +237,7 @@ def scan(det, audio: np.ndarray) -> Tuple[list, np.ndarray]:
 
 
 def cmd_test(args) -> int:
-    from kws.detector import Detector, DetectorConfig
+    from kws.spot.detector import Detector, DetectorConfig
 
     if not args.files and not args.mic:
         raise EnrollError("give recordings to score, or --mic SECONDS")
@@ -247,7 +247,7 @@ def cmd_test(args) -> int:
     det = Detector(ks, model, DetectorConfig())
     inputs = [(f, None) for f in args.files]
     if args.mic:
-        from kws.mic import record
+        from kws.audio.mic import record
 
         print(f"recording {args.mic:.0f} s: say a keyword ...")
         inputs.append(("microphone", record(args.mic, device=args.device)))
@@ -271,7 +271,7 @@ def check_audio_file(f) -> None:
     """A recording to read later: refused now if it is missing, a folder, unreadable or not audio."""
     import soundfile as sf
 
-    from kws.audio import AudioError
+    from kws.audio.io import AudioError
 
     p = Path(f)
     if not p.exists():

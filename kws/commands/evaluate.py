@@ -38,11 +38,11 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from kws.audio import load_audio
+    from kws.audio.io import load_audio
     from kws.corpus.real import DEFAULT_DATA
     from kws.errors import UsageError
     from kws.evaluate import markdown, run as evaluate, save_report
-    from kws.model import Model
+    from kws.model.model import Model
 
     if args.data is None:
         if checkout_root() is None:

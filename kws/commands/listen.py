@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from kws.commands.detect import describe, detector_arguments, detector_from_args
-from kws.demo import sample_recording
+from kws.enroll.demo import sample_recording
 
 MAX_BAD_BLOCKS = 50        # listen gives up after this many failing audio blocks in a row
 
@@ -36,7 +36,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from kws.mic import MicConfig, Microphone, NoMicrophone, describe_devices, list_input_devices
+    from kws.audio.mic import MicConfig, Microphone, NoMicrophone, describe_devices, list_input_devices
 
     if args.list_devices:
         devices = list_input_devices()      # NoMicrophone: "error: ...", status 2
@@ -51,7 +51,7 @@ def run(args) -> int:
         mic = None
         fallback = str(exc)
     try:
-        from kws.model import Model
+        from kws.model.model import Model
 
         det = detector_from_args(args, Model.load(args.model))
     except BaseException:
@@ -101,7 +101,7 @@ def _keep_room(det) -> None:
 
 
 def _listen_file(det, path: Path, args, sink: "_EventSink") -> int:
-    from kws.audio import load_audio
+    from kws.audio.io import load_audio
 
     audio = load_audio(path)
     block = 800

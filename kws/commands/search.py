@@ -4,7 +4,7 @@
     python -m kws search query DIR "term"                   # or --example clip.wav
     python -m kws search verify DIR                         # sha256 of every file of an archive
 
-The index (kws.search_archive) holds the model's speech-embedding vectors of every recording on
+The index (kws.search.archive) holds the model's speech-embedding vectors of every recording on
 disk; a term is searched by templates: Kokoro renderings of its text, or a recorded example.
 
 How the index works, its speed and quality: docs/search.md.
@@ -69,13 +69,13 @@ def is_index(folder) -> bool:
 
 def run_index(args) -> int:
     from kws.errors import UsageError
-    from kws.search_archive import ArchiveIndex
+    from kws.search.archive import ArchiveIndex
 
     if args.workers < 0:
         raise UsageError("--workers must be 0 (all cores) or more")
     workers = args.workers
     if workers == 0 and not args.address:
-        from kws.search_dist import default_workers
+        from kws.search.dist import default_workers
 
         workers = default_workers()
     idx = ArchiveIndex(args.index)
@@ -97,7 +97,7 @@ def run_index(args) -> int:
 
 def run_verify(args) -> int:
     from kws.errors import SearchIndexError
-    from kws.search_archive import ArchiveIndex
+    from kws.search.archive import ArchiveIndex
 
     if not is_index(args.index):
         raise SearchIndexError(f"{args.index} is not a kws index (no manifest.json)")
@@ -108,9 +108,10 @@ def run_verify(args) -> int:
 
 
 def run_query(args) -> int:
-    from kws.audio import load_audio
+    from kws.audio.io import load_audio
     from kws.errors import SearchIndexError, UsageError
-    from kws.search_archive import ArchiveIndex, template_from_audio, templates_from_text
+    from kws.search.archive import ArchiveIndex
+    from kws.search.terms import template_from_audio, templates_from_text
 
     if not is_index(args.index):
         raise SearchIndexError(f"{args.index} is not a kws index (build one with: python -m kws search "
@@ -157,7 +158,7 @@ def _print_hits(args, hits, label, n_files, seconds, how, took, embed_s) -> None
 def _clips(args, hits) -> None:
     import tempfile
 
-    from kws.search_archive import clip_hits
+    from kws.search.query import clip_hits
 
     with tempfile.TemporaryDirectory(prefix="kws-hits-") as tmp:
         paths = clip_hits(hits, args.clip or tmp, args.context)
@@ -185,7 +186,7 @@ def _plot(args, idx, templates, label, hits) -> int:
 
 def play_clips(paths) -> None:
     """Play clips one after the other on the default output device (sounddevice)."""
-    from kws.audio import AudioError, load_audio
+    from kws.audio.io import AudioError, load_audio
 
     try:
         import sounddevice as sd

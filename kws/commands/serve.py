@@ -24,9 +24,10 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from kws.detector import DetectorConfig
-    from kws.room import AdaptConfig
-    from kws.serve import ServeConfig, require_wyoming, serve
+    from kws.serve.config import ServeConfig
+    from kws.serve.framing import require_wyoming
+    from kws.spot.detector import DetectorConfig
+    from kws.spot.room import AdaptConfig
 
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -40,6 +41,8 @@ def run(args) -> int:
         max_clients=args.max_clients or defaults.max_clients,
         idle_timeout_s=args.idle_timeout or defaults.idle_timeout_s,
         workers=args.workers or defaults.workers)
+    from kws.serve.server import serve
+
     try:
         serve(cfg)
     except OSError as exc:         # address in use, permission denied, ...

@@ -27,8 +27,8 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from kws.keywords import resolve_store
-    from kws.model import Model
+    from kws.enroll.store import resolve_store
+    from kws.model.model import Model
     from kws.web.server import main_loop, make_server
 
     model = Model.load(args.model)

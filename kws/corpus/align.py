@@ -31,7 +31,7 @@ from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
-from kws.audio import AudioError, load_audio
+from kws.audio.io import AudioError, load_audio
 
 ALIGNMENTS = Path(__file__).resolve().parent / "data" / "speechocean762_align.jsonl.gz"
 SUBDIR = "speechocean762-train"
@@ -82,7 +82,7 @@ def _init(root: str) -> None:
 def _pronunciation(word: str) -> str:
     if word in _LEX:
         return _LEX[word]
-    from kws.phonemes import pronounce
+    from kws.enroll.phonemes import pronounce
 
     return " ".join(pronounce(word).phonemes)
 

@@ -99,8 +99,8 @@ def made_up_words(n: int, seed: int = 0) -> List[str]:
     vocabulary lists or the held-out words, or sounds like a held-out word (the same phonemes),
     and each has at least MIN_PHONES phonemes by kws.phonemes.pronounce (the fallback G2P)."""
     from kws.corpus.vocab import HELD_OUT, read_list
-    from kws.lexicon import cmu_lexicon
-    from kws.phonemes import pronounce
+    from kws.enroll.lexicon import cmu_lexicon
+    from kws.enroll.phonemes import pronounce
 
     lex = cmu_lexicon()
     held = set(read_list("oov")) | set(HELD_OUT)
@@ -132,8 +132,8 @@ def made_up_words(n: int, seed: int = 0) -> List[str]:
 
 def phonemes_of(words: List[str]) -> Tuple[List[str], List[str]]:
     """Misaki phonemes of each word that has a pronunciation of >= MIN_PHONES phonemes."""
-    from kws import kokoro
-    from kws.phonemes import pronounce
+    from kws.enroll import kokoro
+    from kws.enroll.phonemes import pronounce
 
     kept, phs = [], []
     for w in words:
@@ -171,8 +171,8 @@ def _init_worker(model_path: str) -> None:
 def render_with_durations(phonemes: str, rendering) -> Tuple[np.ndarray, np.ndarray]:
     """16 kHz audio and each token's duration in 16 kHz samples (the first and last are the
     model's boundary tokens: leading and trailing silence)."""
-    from kws import kokoro
-    from kws.audio import resample
+    from kws.enroll import kokoro
+    from kws.audio.io import resample
 
     ids = kokoro.tokens(phonemes)
     style = rendering.style(kokoro.voices(), ids.size - 2)
@@ -194,8 +194,8 @@ def word_spans(phonemes: str, dur: np.ndarray) -> List[Tuple[int, int]]:
 
 
 def _job(job):
-    from kws.audio import trim_silence
-    from kws.templates import TRIM_TOP_DB
+    from kws.audio.io import trim_silence
+    from kws.spot.templates import TRIM_TOP_DB
 
     kind, payload, r, phonemes = job
     try:
@@ -216,7 +216,7 @@ def _pcm(x: np.ndarray) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- plan
 def random_rendering(rng: random.Random, names):
-    from kws.kokoro import Rendering
+    from kws.enroll.kokoro import Rendering
 
     speed = round(rng.uniform(*SPEED), 3)
     a = rng.choice(names)
@@ -228,7 +228,7 @@ def random_rendering(rng: random.Random, names):
 
 def plan(words: List[str], phs: List[str], per_word: int, sentences: int, seed: int,
          max_tokens: int) -> list:
-    from kws import kokoro
+    from kws.enroll import kokoro
 
     names = kokoro.voices().names
     rng = random.Random(seed)
@@ -282,7 +282,7 @@ def build(out: Path, n_words: int = 2500, per_word: int = 4, sentences: int = 30
           made_up: int = 0, shard: Tuple[int, int] = (0, 1)) -> dict:
     from multiprocessing import get_context
 
-    from kws import kokoro
+    from kws.enroll import kokoro
 
     t0 = time.time()
     words, phs = phonemes_of(vocabulary(n_words, made_up, seed))

@@ -146,7 +146,7 @@ def tokens_of(sentence: str) -> List[Tuple[str, str]]:
 
 def clean_sentence(s: str) -> Optional[str]:
     """The sentence as it is kept, or None when it is not plain English prose of 3-30 words."""
-    from kws.phonemes import transliterate
+    from kws.enroll.phonemes import transliterate
 
     s = transliterate(s).replace("``", '"').replace("''", '"')
     s = re.sub(r"\s+", " ", s).strip()
@@ -184,8 +184,8 @@ def split_of(sentence: str) -> str:
 @lru_cache(maxsize=None)
 def word_phonemes(word: str) -> Optional[Tuple[str, bool]]:
     """(misaki phonemes, guessed by the fallback G2P) of one lower-case word, or None."""
-    from kws import kokoro
-    from kws.phonemes import pronounce
+    from kws.enroll import kokoro
+    from kws.enroll.phonemes import pronounce
 
     try:
         pron = pronounce(word)
@@ -389,7 +389,7 @@ def render_sentence(s: dict, rendering) -> Tuple[np.ndarray, List[Tuple[str, int
 
 def render_file(job: Tuple[dict, str]) -> dict:
     """Render one planned file into the folder ``job[1]``; its index entry."""
-    from kws.kokoro import Rendering
+    from kws.enroll.kokoro import Rendering
 
     f, out = job
     t0 = time.time()
@@ -447,7 +447,7 @@ def render(texts_path: Path, split: str, hours: float, seed: int, out: Path, wor
            file_s: float = FILE_S, skip: Sequence[Path] = ()) -> dict:
     from multiprocessing import get_context
 
-    from kws import kokoro
+    from kws.enroll import kokoro
     from kws.corpus.kokoro_corpus import _init_worker
 
     t0 = time.time()

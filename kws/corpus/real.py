@@ -17,8 +17,8 @@ from typing import List, NamedTuple, Optional
 
 import numpy as np
 
-from kws.audio import AudioError, load_audio
-from kws.audio import trim_silence
+from kws.audio.io import AudioError, load_audio
+from kws.audio.io import trim_silence
 
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 WAKEWORDS = ("alexa", "computer", "jarvis")

@@ -29,7 +29,7 @@ from typing import List
 
 import numpy as np
 
-from kws.audio import load_audio
+from kws.audio.io import load_audio
 from kws.corpus.align import SUBDIR, load_alignments
 from kws.corpus.real import DEFAULT_DATA, speaker_half
 

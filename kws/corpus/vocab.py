@@ -31,7 +31,7 @@ def read_list(name: str) -> List[str]:
 def build(seed: int = 0) -> dict:
     from wordfreq import top_n_list
 
-    from kws.phonemes import cmu_lexicon
+    from kws.enroll.phonemes import cmu_lexicon
 
     lex = cmu_lexicon()
     words = []

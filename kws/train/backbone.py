@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kws.backbone import (CONTEXT, LOG_FLOOR, MEL_HOP, MEL_WIN, PCM_SCALE, STRIDE, VEC_HOP,
+from kws.model.backbone import (CONTEXT, LOG_FLOOR, MEL_HOP, MEL_WIN, PCM_SCALE, STRIDE, VEC_HOP,
                           BackboneFiles)
 
 

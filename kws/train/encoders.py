@@ -45,7 +45,7 @@ class TextEncoder(nn.Module):
 
 def pad_ids(seqs: Sequence[np.ndarray], device) -> Tuple[torch.Tensor, torch.Tensor]:
     """kws.phonemes.pad_ids, as tensors on ``device``: (B, L) ids and (B,) lengths."""
-    from kws import phonemes
+    from kws.enroll import phonemes
 
     ids, lengths = phonemes.pad_ids(seqs)
     return torch.from_numpy(ids).to(device), torch.from_numpy(lengths).to(device)

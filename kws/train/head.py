@@ -51,8 +51,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kws.backbone import DIM, VEC_HOP, VEC_SPAN, as_files, num_vectors
-from kws.templates import MIN_LENGTH, PAD_S, TRIM
+from kws.model.backbone import DIM, VEC_HOP, VEC_SPAN, as_files, num_vectors
+from kws.spot.templates import MIN_LENGTH, PAD_S, TRIM
 
 SR = 16000
 RECIPE = "head-template-dwd-clap-1"
@@ -301,7 +301,7 @@ class Data:
 
 
 def _decode(path: str) -> np.ndarray:
-    from kws.audio import load_audio
+    from kws.audio.io import load_audio
 
     return np.round(np.clip(load_audio(path), -1, 1) * 32767).astype(np.int16)
 
@@ -341,7 +341,7 @@ def load_data(cfg: TrainConfig, device, workers: int = 0) -> Tuple[Data, dict]:
     def audio_file(path):
         if not path:
             return None
-        from kws.audio import load_audio
+        from kws.audio.io import load_audio
 
         paths = [path] if isinstance(path, str) else list(path)
         return torch.from_numpy(np.concatenate([load_audio(p) for p in paths])).to(device)
@@ -349,7 +349,7 @@ def load_data(cfg: TrainConfig, device, workers: int = 0) -> Tuple[Data, dict]:
     rooms = None
     if cfg.rooms:
         rooms = torch.from_numpy(np.load(cfg.rooms)["rir"].astype(np.float32)).to(device)
-    from kws.phonemes import pronounce
+    from kws.enroll.phonemes import pronounce
 
     phone_ids = [np.array(pronounce(w).ids(), np.int64) for w in words]
     a = lambda v: np.array(v, dtype=np.int64)  # noqa: E731
@@ -828,7 +828,7 @@ def _pad_batch(seqs: List[np.ndarray], device) -> Tuple[torch.Tensor, torch.Tens
 def validate(head: Optional[HeadNet], val: dict, device, lmax: int = 40) -> dict:
     """kws.train.head_eval's measures computed on the device (``head`` None: raw templates)."""
     from kws.metrics import eer, miss_at_false_alarm_rate
-    from kws.thresholds import peaks
+    from kws.spot.events import peaks
     from kws.train.head_eval import DIGIT_WORDS, WAKE
 
     def run(x):
@@ -953,7 +953,7 @@ def lr_factor(frac: float, warmup: float) -> float:
 
 
 def train(cfg: TrainConfig, device=None, log=print) -> dict:
-    from kws.phonemes import TOKENS
+    from kws.enroll.phonemes import TOKENS
     from kws.train.backbone import TorchBackbone
 
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))

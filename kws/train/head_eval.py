@@ -35,8 +35,9 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
-from kws.templates import TemplateBank, cut, source_vectors, template_scores, unit
-from kws.thresholds import peaks
+from kws.model.head import unit
+from kws.spot.templates import TemplateBank, cut, source_vectors, template_scores
+from kws.spot.events import peaks
 
 WAKE = ("alexa", "computer", "jarvis")
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -52,8 +53,8 @@ def validation_speaker(speaker: str) -> bool:
 # ----------------------------------------------------------------------------- preparing
 def _backbone():
     """The shipped model's front end (kws/assets/model)."""
-    from kws.backbone import Backbone, as_files
-    from kws.model import default_model_path
+    from kws.model.backbone import Backbone, as_files
+    from kws.model.model import default_model_path
 
     return Backbone(as_files(default_model_path()))
 
@@ -61,8 +62,8 @@ def _backbone():
 def render_templates(bb, words, quiet=False) -> Dict[str, List[np.ndarray]]:
     """Raw vectors of each word's padded utterance (kws.templates.source_vectors; not yet cut)
     in the 28 voices, speed 1."""
-    from kws import kokoro
-    from kws.phonemes import pronounce
+    from kws.enroll import kokoro
+    from kws.enroll.phonemes import pronounce
 
     out = {}
     for w in words:
@@ -77,7 +78,7 @@ def render_templates(bb, words, quiet=False) -> Dict[str, List[np.ndarray]]:
 
 
 def prepare(data: Path, out: Path, music: Optional[Path] = None, quiet: bool = False) -> dict:
-    from kws.audio import AudioError, load_audio
+    from kws.audio.io import AudioError, load_audio
     from kws.corpus.real import babble, fsdd_clips, load_clip, speech_files, split_of, wakeword_clips
     from kws.evaluate import mix, reverb
 
@@ -218,7 +219,7 @@ def head_graphs(folder: Path):
     or in a head export folder (head.json: its fp32 graph and, when exported, its int8 one)."""
     p = Path(folder)
     if p.is_dir() and (p / "manifest.json").exists():
-        from kws.model import read_manifest
+        from kws.model.model import read_manifest
 
         meta = read_manifest(p).get("head")
         if not meta:
@@ -236,7 +237,7 @@ def head_graphs(folder: Path):
 
 def onnx_head(folder: Path, int8: bool = False):
     """A kws.head.Head from an exported head folder (head.json) or a model folder whose manifest has a head."""
-    from kws.head import Head
+    from kws.model.head import Head
 
     context, _, graphs = head_graphs(folder)
     precision = "int8" if int8 else ("fp32" if "fp32" in graphs else next(iter(graphs)))

@@ -9,7 +9,8 @@
 //     console.log(e.keyword, e.score, e.start, e.end);    // seconds from the start of the stream
 //   await spotter.flush();                                // at the end of a file
 //
-// It mirrors the Python detector (kws.backbone, kws.head, kws.templates, kws.detector, kws.room):
+// It mirrors the Python detector (kws.model.backbone, kws.model.head, kws.spot.templates,
+// kws.spot.events, kws.spot.detector, kws.spot.room):
 // - the backbone's log-mel front end: 512-sample frames every 160 samples, the model's window and
 //   32-band mel matrix (backbone_mel.npz), power spectrum, log10(max(mel power, 1e-10)) + 2, audio
 //   scaled to 16-bit range;
@@ -24,8 +25,8 @@
 // - a keyword fires at a local peak of its score at or above its threshold (when the score falls
 //   after rising); a peak within the refractory time (1 s, 12 vectors) after an event's peak stays
 //   quiet;
-// - thresholds that learn the room (kws.room): the peaks that stay below a keyword's threshold and
-//   the time listened move its threshold toward its false-alarm target as heard here (option
+// - thresholds that learn the room (kws.spot.room): the peaks that stay below a keyword's threshold
+//   and the time listened move its threshold toward its false-alarm target as heard here (option
 //   `adapt`; `roomState()` is what was learnt, for the server to keep).
 // The Python detector can also gate scores by voice activity (webrtcvad); this one does not (the
 // `--no-vad` detector): see docs/web.md.
@@ -40,7 +41,7 @@ export const CONTEXT = 76;
 export const STRIDE = 8;
 export const VEC_HOP = MEL_HOP * STRIDE;                        // 1280 samples, 80 ms
 export const VEC_SPAN = MEL_HOP * (CONTEXT - 1) + MEL_WIN;      // 12512 samples
-// A stream starts as if this many vectors of silence had been heard (kws.detector.PRIMED_VECTORS):
+// A stream starts as if this many vectors of silence had been heard (kws.spot.detector.PRIMED_VECTORS):
 // a word said at once gets the context it has later on. Times stay the stream's own.
 export const PRIMED_VECTORS = 16;
 const PRIMED_SAMPLES = PRIMED_VECTORS * VEC_HOP;
@@ -153,7 +154,7 @@ function readNpy(b) {
 
 // ------------------------------------------------------------------ mel front end
 
-/** Log-mel frames as the backbone reads them (kws.backbone.Backbone.mel_frames). */
+/** Log-mel frames as the backbone reads them (kws.model.backbone.Backbone.mel_frames). */
 export class MelFrontEnd {
   constructor(window, melW) {
     if (window.length !== MEL_WIN || melW.length !== N_BINS * N_MELS) {
@@ -337,7 +338,7 @@ function unitRows(data, count, dim) {
   return out;
 }
 
-/** kws.head.HeadStream: the head's outputs of a stream of raw vectors (identity without a head). */
+/** kws.model.head.HeadStream: the head's outputs of a stream of raw vectors (identity without a head). */
 class HeadStream {
   constructor(head) { this.head = head; this.hist = null; }
 
@@ -411,7 +412,7 @@ export function parseKeywords(doc, model) {
   return { keywords: out, dim };
 }
 
-/** kws.templates.Matcher: every keyword's score at each new stream vector. */
+/** kws.spot.templates.Matcher: every keyword's score at each new stream vector. */
 class Matcher {
   constructor(keywords, dim) {
     this.dim = dim;
@@ -470,19 +471,19 @@ class Matcher {
   }
 }
 
-// ------------------------------------------------------------------ thresholds that learn the room (kws.room)
+// ------------------------------------------------------------ thresholds that learn the room (kws.spot.room)
 //
 // Each keyword's threshold was set on the model's background bank for a false-alarm target (one
 // an hour by default). The detector also listens to the room: it keeps a histogram of the
 // keyword's score peaks that stay below its threshold and the hours listened, and every `updateS`
 // of audio moves the threshold (at most `maxStep`) toward the bank tail's threshold for
 // `target / rho`, `rho` the room's peaks just below the lowest threshold so far over those the
-// bank's tail expects there. The whole design is in kws/room.py; this is the same computation,
+// bank's tail expects there. The whole design is in kws/spot/room.py; this is the same computation,
 // in the same order, with the same float32 thresholds.
 
 export const HOP_S = VEC_HOP / SAMPLE_RATE;                     // 0.08 s of audio per vector
 
-/** kws.room.AdaptConfig's defaults (the shipped ones), camelCase. */
+/** kws.spot.room.AdaptConfig's defaults (the shipped ones), camelCase. */
 export const ADAPT_DEFAULTS = Object.freeze({
   enabled: true,
   bound: 0.10,          // the threshold stays within the bank's threshold +- bound
@@ -496,7 +497,7 @@ export const ADAPT_DEFAULTS = Object.freeze({
 });
 
 /** How thresholds learn: true (the defaults), false (off: the bank's thresholds), or some of
- * ADAPT_DEFAULTS' settings. KwsError for settings out of range (as kws.room.AdaptConfig). */
+ * ADAPT_DEFAULTS' settings. KwsError for settings out of range (as kws.spot.room.AdaptConfig). */
 export function adaptConfig(adapt = true) {
   if (adapt === true || adapt === undefined || adapt === null) return { ...ADAPT_DEFAULTS };
   if (adapt === false) return { ...ADAPT_DEFAULTS, enabled: false };
@@ -518,7 +519,7 @@ export function adaptConfig(adapt = true) {
 
 const isNum = (x) => typeof x === 'number' && Number.isFinite(x);
 
-/** A keyword's fresh room entry (kws.room.new_entry) from its bank threshold and `tuned_on` (its
+/** A keyword's fresh room entry (kws.spot.room.new_entry) from its bank threshold and `tuned_on` (its
  * `tail`, `target_per_hour`, `floor`); null when it holds no bank tail (the keyword cannot learn).
  * It has no key: it is not the store's, so it is not sent back to one. */
 export function newRoomEntry(threshold, tunedOn, config = ADAPT_DEFAULTS, tail = null) {
@@ -535,7 +536,7 @@ export function newRoomEntry(threshold, tunedOn, config = ADAPT_DEFAULTS, tail =
   };
 }
 
-/** A room entry from its JSON (kws.room.KeywordRoom.to_json, the server's `room` of a keyword). */
+/** A room entry from its JSON (kws.spot.room.KeywordRoom.to_json, the server's `room` of a keyword). */
 export function roomEntryFromJSON(d, label = 'a keyword') {
   const bad = (what) => new KwsError(`${label}: its room entry (what its threshold learnt) is damaged: ${what}`);
   if (!d || typeof d !== 'object') throw bad('not an object');
@@ -566,7 +567,7 @@ function round4(x) {
   return Number(x.toFixed(4));
 }
 
-/** A room entry as kws.room.KeywordRoom.to_json writes it (counts to 4 decimals). */
+/** A room entry as kws.spot.room.KeywordRoom.to_json writes it (counts to 4 decimals). */
 export function roomEntryToJSON(e) {
   return {
     key: e.key, bank: e.bank, target: e.target, tail: { ...e.tail }, lo: e.lo,
@@ -583,7 +584,7 @@ function bankThreshold(tail, rate) {
   return tail.u + tail.beta * Math.log(tail.m / (rate * tail.hours));
 }
 
-/** kws.room.Room: the learning state of a detector's keywords (one entry each, or null for a
+/** kws.spot.room.Room: the learning state of a detector's keywords (one entry each, or null for a
  * keyword that does not learn). */
 export class Room {
   constructor(entries, config = ADAPT_DEFAULTS) {
@@ -680,7 +681,7 @@ export class Room {
   }
 }
 
-/** kws.room.PeakTracker: each keyword's peaks as the one event rule counts them (a local maximum
+/** kws.spot.events.PeakTracker: each keyword's peaks as the one event rule counts them (a local maximum
  * reached by a rise, the highest within `refractory` vectors on either side, ties: the first),
  * confirmed `refractory` vectors later. Scores are kept as float32, as Python keeps them. */
 export class PeakTracker {
@@ -749,7 +750,7 @@ export class KeywordSpotter {
     // thresholds are float32, as the Python detector keeps them
     this.bankThresholds = Float32Array.from(this.keywords.map(k => k.threshold));
     this.adapt = adaptConfig(options.adapt);
-    // kws.room.Room.for_keywords: an entry whose bank threshold is no longer the keyword's starts afresh
+    // kws.spot.room.Room.for_keywords: an entry whose bank threshold is no longer the keyword's starts afresh
     this.room = new Room(this.keywords.map((k) => {
       if (k.room && Math.abs(k.room.bank - k.threshold) < 1e-6) return k.room;
       return newRoomEntry(k.threshold, k.tunedOn, this.adapt, k.room ? k.room.tail : null);
@@ -785,7 +786,7 @@ export class KeywordSpotter {
   }
 
   /** What the store's keywords learnt, to send back to the server: {name: entry (the JSON of
-   * kws.room.KeywordRoom)}; keywords not from a store (no key) are left out. */
+   * kws.spot.room.KeywordRoom)}; keywords not from a store (no key) are left out. */
   roomState() {
     const out = {};
     this.room.entries.forEach((e, k) => { if (e && e.key !== null) out[this.names[k]] = roomEntryToJSON(e); });
@@ -941,7 +942,7 @@ export class KeywordSpotter {
     return events;
   }
 
-  /** The room's part of one vector (kws.detector.Detector._learn): peaks below threshold kept,
+  /** The room's part of one vector (kws.spot.detector.Detector._learn): peaks below threshold kept,
    * time counted, thresholds moved at each update, handed to onRoomSave now and then. */
   _learn() {
     const found = this.peaks.push(this.scores);
@@ -961,7 +962,7 @@ export class KeywordSpotter {
     }
   }
 
-  /** Where the word lies (kws.detector.Detector._event). */
+  /** Where the word lies (kws.spot.detector.Detector._event). */
   _event(k, score, span) {
     const a = span[0] * VEC_HOP - PRIMED_SAMPLES, b = (span[1] - 1) * VEC_HOP + VEC_SPAN - PRIMED_SAMPLES;
     const inset = this.model.padS - this.model.trim * VEC_HOP / SAMPLE_RATE;

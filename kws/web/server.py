@@ -13,7 +13,7 @@ API (JSON in and out; an error is ``{"error": "readable message"}`` with a 4xx/5
     GET  /api/keywords              the store's keywords with their templates (the format of
                                     ``python -m kws enroll export``, without the raw vectors), each
                                     with its ``room`` entry: what its threshold learnt so far
-                                    (kws.room.KeywordRoom.to_json, from the store's room.json, or
+                                    (kws.spot.room.KeywordRoom.to_json, from the store's room.json, or
                                     fresh: its bank tail, target and floor)
     POST /api/room                  {"keywords": {name: room entry}}: what the page's thresholds
                                     learnt, merged into the store's room.json (atomic save)
@@ -60,7 +60,7 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 # fitting a keyword's bank tail scores its templates along the model's background bank (seconds):
-# one at a time (kws.room keeps each one for the process)
+# one at a time (kws.spot.room keeps each one for the process)
 _TAILS_LOCK = threading.Lock()
 
 
@@ -118,7 +118,7 @@ class WebApp:
 
     # ---------------------------------------------------------------- store
     def keywords(self):
-        from kws.keywords import STORE_FILE, KeywordSet
+        from kws.enroll.store import STORE_FILE, KeywordSet
 
         if not (self.store / STORE_FILE).exists():
             return KeywordSet(self.model.model_id)
@@ -127,7 +127,7 @@ class WebApp:
     def keyword_doc(self, with_vectors: bool = False) -> dict:
         """The store's keywords as ``enroll export`` writes them; for the page (not
         ``with_vectors``) without the raw vectors and with each keyword's room entry."""
-        from kws.keywords import export_doc
+        from kws.enroll.store import export_doc
 
         ks = self.keywords()
         doc = export_doc(ks, self.model)
@@ -147,25 +147,25 @@ class WebApp:
     # ---------------------------------------------------------------- thresholds that learn the room
     @property
     def room_path(self) -> Path:
-        from kws.room import ROOM_FILE
+        from kws.spot.room import ROOM_FILE
 
         return self.store / ROOM_FILE
 
     def _room(self, keywords) -> "object":
-        """kws.room.Room for ``keywords`` (a list of Keyword), with the shipped AdaptConfig: the
+        """kws.spot.room.Room for ``keywords`` (a list of Keyword), with the shipped AdaptConfig: the
         store's room.json where it holds the same keyword, else fresh entries (the bank tail from
         the keyword's enrollment record, or fitted now)."""
-        from kws.room import AdaptConfig, Room, RoomState
+        from kws.spot.room import AdaptConfig, Room, RoomState
 
         saved = RoomState.load(self.room_path, self.model.model_id)
         with _TAILS_LOCK:
             return Room.for_keywords(self.model, list(keywords), AdaptConfig(), saved)
 
     def room_entries(self, ks) -> Dict[str, "object"]:
-        """Each keyword's room entry (kws.room.KeywordRoom), by name. Fresh entries are written to
+        """Each keyword's room entry (kws.spot.room.KeywordRoom), by name. Fresh entries are written to
         the store's room.json at once (nothing learnt yet), so that their bank tails are not fitted
         again by the next server, ``kws serve`` or a detector given the store."""
-        from kws.room import RoomState
+        from kws.spot.room import RoomState
 
         if len(ks) == 0:
             return {}
@@ -188,7 +188,7 @@ class WebApp:
         lowest and the current threshold); the bank tail, target, floor and bins stay the store's.
         400 for malformed entries or unknown keywords, 409 for a keyword that changed since the
         page loaded it (re-enrolled, or its threshold set again)."""
-        from kws.room import AdaptConfig, RoomState
+        from kws.spot.room import AdaptConfig, RoomState
 
         posted = body.get("keywords")
         if not isinstance(posted, dict) or not posted:
@@ -215,32 +215,32 @@ class WebApp:
     def voice_names(self) -> List[str]:
         if self.voices is not None:
             return self.voices
-        from kws import kokoro
+        from kws.enroll import kokoro
 
         return [r.voice for r in kokoro.default_renderings()]
 
     def info(self) -> dict:
-        from kws import enrollment as en
+        from kws.enroll import build as en
 
         return {"model_id": self.model.model_id, "store": str(self.store),
                 "voices": len(self.voice_names()), "take_limits": {
                     "min_s": en.MIN_EXAMPLE_S, "max_s": en.MAX_EXAMPLE_S, "max_sound_s": en.MAX_SPEECH_S}}
 
     def rename(self, old: str, new: str) -> None:
-        from kws.keywords import edit_store
+        from kws.enroll.store import edit_store
 
         with edit_store(self.store, self.model.model_id) as ks:
             ks.rename(old, new)
 
     def remove(self, name: str) -> None:
-        from kws.keywords import edit_store
+        from kws.enroll.store import edit_store
 
         with edit_store(self.store, self.model.model_id) as ks:
             ks.remove(name)
 
     def add_demo(self) -> List[str]:
-        from kws.demo import demo_keywords
-        from kws.keywords import edit_store
+        from kws.enroll.demo import demo_keywords
+        from kws.enroll.store import edit_store
 
         demo = demo_keywords(self.model)
         added = []
@@ -268,8 +268,8 @@ class WebApp:
         return audio
 
     def check_take(self, b64: object, label: str = "the take") -> dict:
-        from kws.audio import SAMPLE_RATE
-        from kws.enrollment import check_example
+        from kws.audio.io import SAMPLE_RATE
+        from kws.enroll.build import check_example
 
         audio = self.decode_take(b64, label)
         speech = check_example(audio, label)
@@ -278,8 +278,8 @@ class WebApp:
 
     # ---------------------------------------------------------------- enrollment
     def submit(self, body: dict) -> Job:
-        from kws.enrollment import check_example
-        from kws.keywords import _validate_name
+        from kws.enroll.build import check_example
+        from kws.enroll.store import _validate_name
 
         text = body.get("text")
         text = text.strip() if isinstance(text, str) else None
@@ -319,8 +319,8 @@ class WebApp:
                 job.update(seconds=round(time.time() - job.started, 1))
 
     def _enroll(self, job: Job, name: str, text: Optional[str], examples: List[np.ndarray]) -> None:
-        from kws.enrollment import build_keyword, keyword_pronunciation, render_utterances
-        from kws.keywords import edit_store
+        from kws.enroll.build import build_keyword, keyword_pronunciation, render_utterances
+        from kws.enroll.store import edit_store
 
         job.update(state="running", started=time.time())
         rendered = []
@@ -337,7 +337,7 @@ class WebApp:
                            utterances=rendered or None)
         job.update(step="fitting the bank's tail of its scores (for thresholds that learn the room)")
         try:
-            self._room([kw])                 # kws.room keeps its tail: the page's next /api/keywords needs it
+            self._room([kw])                 # kws.spot.room keeps its tail: the page's next /api/keywords needs it
         except KwsError:
             pass                             # /api/keywords says why
         job.update(step="saving")
@@ -363,8 +363,8 @@ class WebApp:
 
 
 def _learnt_entry(name: str, d: object, cur, cfg) -> "object":
-    """The store's entry ``cur`` (kws.room.KeywordRoom) with what the page learnt, ``d``, checked."""
-    from kws.room import KeywordRoom
+    """The store's entry ``cur`` (kws.spot.room.KeywordRoom) with what the page learnt, ``d``, checked."""
+    from kws.spot.room import KeywordRoom
 
     label = f"keyword {name!r}"
 
@@ -512,7 +512,7 @@ class Handler(BaseHTTPRequestHandler):
             f = app.model_file(path[len("/model/"):])
             return self._send(200, f.read_bytes(), mimetypes.guess_type(f.name)[0] or "application/octet-stream")
         if path == "/sample.wav":
-            from kws.demo import sample_recording
+            from kws.enroll.demo import sample_recording
 
             return self._send(200, sample_recording().read_bytes(), "audio/wav")
         if path in ("/", "/index.html"):
@@ -575,7 +575,7 @@ class WebServer(ThreadingHTTPServer):
 def make_server(store, model=None, host: str = "127.0.0.1", port: int = 8765,
                 voices: Optional[Sequence[str]] = None, verbose: bool = False) -> WebServer:
     """A server for ``store`` (not yet serving: call ``serve_forever``, e.g. in a thread)."""
-    from kws.model import Model
+    from kws.model.model import Model
 
     return WebServer(WebApp(Path(store), model or Model.load(), voices), host, port, verbose)
 

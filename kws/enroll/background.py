@@ -1,0 +1,116 @@
+"""The model's background bank: hours of audio that hold no keyword, as the matcher sees them.
+
+Thresholds are set on it (kws.enroll.thresholds): a keyword's templates are scored along every segment
+of the bank exactly as the detector scores a stream, and the highest peaks of those scores say
+how often the keyword would fire where nobody says it.
+
+``background.npz`` in the model folder (built by ``python -m export.model``; kws/assets/model):
+
+    codes     (N, D/2) uint8   the vectors in matching space (the model's head applied), unit
+                               length, 4 bits a value: two values a byte, low nibble first
+    scales    (N,)     float16 each vector's step: value = (code - 7.5) * scale
+    segments  (S,)     int64   vectors in each segment (segments lie back to back)
+    kinds     (S,)     str     what each segment is: speech, talk, music, tv, babble, noise, ...
+
+4 bits a value keep a keyword's thresholds within about 0.01 of the float vectors' (checked by
+tests/test_background.py on a bank of its own) at a quarter of int8's size. The bank holds the
+head's vectors, so it belongs to one head: the manifest records the head's sha256 and
+:func:`load` refuses a bank of another head. Older model folders (format 3) kept raw front-end
+vectors, int8, and applied the head when loaded; those still load.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, List, Tuple
+
+import numpy as np
+
+from kws.errors import KwsError
+from kws.model.head import unit
+
+LEVELS = 16                  # 4 bits
+_MID = (LEVELS - 1) / 2.0    # codes 0..15 stand for -7.5 .. +7.5 steps
+
+
+class BackgroundError(KwsError, RuntimeError):
+    """A background bank that cannot be used with this model."""
+
+
+def encode(vectors: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """(N, D) float vectors (D even) -> (codes (N, D/2) uint8, scales (N,) float16)."""
+    v = np.asarray(vectors, np.float32)
+    if v.ndim != 2 or v.shape[1] % 2:
+        raise ValueError("encode needs (N, D) vectors with D even")
+    scale = (np.abs(v).max(axis=1) / _MID).astype(np.float16)
+    s = np.maximum(scale.astype(np.float32), 1e-8)[:, None]
+    q = np.clip(np.round(v / s + _MID), 0, LEVELS - 1).astype(np.uint8)
+    return (q[:, 0::2] | (q[:, 1::2] << 4)).astype(np.uint8), scale
+
+
+def decode(codes: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`encode`: (N, D) float32."""
+    c = np.asarray(codes, np.uint8)
+    q = np.empty((c.shape[0], c.shape[1] * 2), np.float32)
+    q[:, 0::2] = c & 0x0F
+    q[:, 1::2] = c >> 4
+    return (q - _MID) * np.asarray(scales, np.float32)[:, None]
+
+
+@dataclass(frozen=True)
+class Background:
+    """The bank in matching space: ``vectors`` (N, D) unit rows, ``segments`` back to back."""
+
+    vectors: np.ndarray
+    segments: np.ndarray
+    kinds: Tuple[str, ...]
+    hours: float
+
+    def split(self) -> List[np.ndarray]:
+        return np.split(self.vectors, np.cumsum(self.segments)[:-1])
+
+    def segment_kinds(self) -> Iterator[Tuple[str, np.ndarray]]:
+        return zip(self.kinds, self.split())
+
+    def hours_by_kind(self) -> dict:
+        out: dict = {}
+        for k, n in zip(self.kinds, self.segments):
+            out[k] = out.get(k, 0.0) + float(n) * 0.08 / 3600
+        return out
+
+
+def load(model) -> Background:
+    """The bank of ``model`` (kws.model.model.Model) in its matching space."""
+    path = Path(model.background_file)
+    try:
+        z = np.load(path)
+        segments = z["segments"].astype(np.int64)
+        kinds = tuple(str(k) for k in z["kinds"])
+        if "codes" in z.files:
+            meta = model.manifest.get("background", {})
+            want = meta.get("head_sha256")
+            have = model.manifest.get("files", {}).get("head.onnx", {}).get("sha256")
+            if want is not None and have is not None and want != have:
+                raise BackgroundError(f"{path}: the background bank was made for another head; rebuild it "
+                                      f"(python -m export.model --out {path.parent})")
+            vec = unit(decode(z["codes"], z["scales"]))
+        else:                                    # format 3: raw front-end vectors, int8
+            raw = z["vectors"].astype(np.float32) * z["scales"].astype(np.float32)[:, None]
+            head = model.head
+            if head.context == 1:
+                vec = head(raw)
+            else:                                # a head with context runs on each segment from its start
+                vec = np.concatenate([head(s) for s in np.split(raw, np.cumsum(segments)[:-1])])
+            vec = unit(vec)
+    except (OSError, KeyError, ValueError) as exc:
+        raise BackgroundError(f"{path}: the model's background bank cannot be read ({exc})") from None
+    if int(segments.sum()) != vec.shape[0]:
+        raise BackgroundError(f"{path}: segments hold {int(segments.sum())} vectors, the bank {vec.shape[0]}")
+    return Background(vec, segments, kinds, float(segments.sum()) * 0.08 / 3600)
+
+
+def save(path: Path, vectors: np.ndarray, segments, kinds) -> None:
+    """Write a bank of matching-space vectors (unit rows) as :func:`load` reads it."""
+    codes, scales = encode(vectors)
+    np.savez_compressed(path, codes=codes, scales=scales, segments=np.asarray(segments, np.int64),
+             kinds=np.array(list(kinds)))

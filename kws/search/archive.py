@@ -1,0 +1,455 @@
+"""Archive index: speech-embedding vectors of many hours on disk, searched by templates.
+
+    python -m kws search index ~/archive --index big.archive        # build, or append new files
+    python -m kws search query big.archive "elephant"                # text: TTS renderings as templates
+    python -m kws search query big.archive --example clip.wav        # a recorded word or phrase
+
+What is stored of a recording: kws.search.rows; what a query is: kws.search.terms; how it is
+answered: kws.search.query; what the workers write: kws.search.shards.
+
+Layout of an archive folder (docs/search.md):
+
+- ``manifest.json``: written last and atomically (write a temporary file, fsync, rename). It
+  lists the segments, their files and, for every other file of the index, its size and sha256.
+  A folder without it, or whose files do not match it, is refused (a half-written index).
+- ``trained.faiss``: the FAISS coarse quantizer and scalar quantizer, trained once on a sample of
+  rows (retrained, with the lists rebuilt from the stored rows, when the archive has grown
+  ``retrain_growth`` times past the rows it was trained on).
+- ``seg-NNNN/``: one segment per indexing run. Its recordings were split into **shards**, one per
+  worker (kws.search.dist runs them on a Dask cluster): ``shard-KKK.i8`` (rows),
+  ``shard-KKK.hash`` (a 32-bit hash of every row) and ``shard-KKK.json`` (its files). Every
+  shard's rows were added to a copy of the trained index, and these blocks were merged into one
+  FAISS inverted-file index whose lists stay on disk, memory-mapped (``ivf-G.faiss`` +
+  ``ivf-G.ivfdata``, FAISS ``OnDiskInvertedLists``), with a CRC-32 of every list
+  (``ivf-G.crc.npy``). The lists hold an entry for every ``stride``-th row (default 2:
+  neighbouring vectors overlap by 90 % of their 0.78 s span): ``context`` consecutive rows
+  concatenated and projected to ``listed_dim`` dimensions (uncentred PCA, ``trained-G.proj.npy``),
+  so that the inner product of two entries is about the template score over ``context`` rows;
+  coded with 8 bits a dimension.
+
+Integrity, with no wrong answer from damaged files: opening checks that every file listed has its
+size and that the small files have their sha256; the large files are checked where a query reads
+them: the CRC-32 of every inverted list it scans, and the hash of every row it scores (sha256 of
+gigabytes at every open would cost seconds). ``verify()`` (``kws search verify``) checks the
+sha256 of everything. Appending recordings adds a segment and rewrites only the manifest.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from kws.checksum import sha256_file
+from kws.errors import ArchiveDamaged, SearchIndexError, UsageError
+from kws.search.dist import cluster_workers, run_jobs
+from kws.search.query import ArchiveQueries, Segment
+from kws.search.rows import DIM, backbone_id
+from kws.search.shards import (add_shard_to_block, audio_files, c_output_muted, context_vectors, embed_shard,
+                               import_faiss, list_crcs, read_rows, save_npy, write_atomic, write_shard)
+
+ARCHIVE_VERSION = 1
+SMALL_FILE = 64 << 20           # files up to this size get their sha256 checked at every open
+
+
+@dataclass(frozen=True)
+class ArchiveConfig:
+    """Build settings (stored in the manifest) and query defaults."""
+    nlist: int = 0                 # inverted lists; 0: about sqrt(listed rows), a power of two
+    coarse_cells: int = 64         # top level of the two-level coarse quantizer (list centroids)
+    coarse_probe: int = 8          # top-level cells searched to assign a row to a list
+    stride: int = 2                # every stride-th row goes into the lists
+    context: int = 1               # a listed entry: this many consecutive rows, concatenated ...
+    listed_dim: int = 96           # ... and projected to this many dimensions (uncentred PCA)
+    train_rows: int = 0            # rows sampling the training; 0: 30 a list, at least 20,000
+    kmeans_iter: int = 10
+    retrain_growth: float = 4.0    # retrain when the archive grows this many times past its training
+    min_list_rows: int = 20_000    # smaller segments (under 27 minutes) get no lists: scanned exactly
+    seed: int = 0
+    # query defaults
+    nprobe: int = 16               # lists scanned per query vector
+    k: int = 1024                  # nearest entries kept per query vector, shared by the templates
+                                   # (each template's vectors keep k / templates, at least 64)
+    query_step: int = 1            # every query_step-th template vector looks up rows
+
+    def __post_init__(self):
+        if self.nlist < 0 or self.coarse_cells < 1 or self.coarse_probe < 1 or self.stride < 1:
+            raise UsageError("nlist >= 0, coarse_cells >= 1, coarse_probe >= 1 and stride >= 1 are required")
+        if self.context < 1 or not 8 <= self.listed_dim <= self.context * DIM:
+            raise UsageError(f"context >= 1 and 8 <= listed_dim <= context x {DIM} are required")
+        if min(self.nprobe, self.k, self.query_step, self.kmeans_iter) < 1:
+            raise UsageError("nprobe, k, query_step and kmeans_iter must be at least 1")
+        if self.min_list_rows < 0:
+            raise UsageError("min_list_rows must be 0 or more")
+        if self.retrain_growth <= 1:
+            raise UsageError("retrain_growth must be above 1")
+
+    def build_part(self) -> dict:
+        d = asdict(self)
+        for q in ("nprobe", "k", "query_step"):
+            d.pop(q)
+        return d
+
+
+def auto_nlist(listed_rows: int) -> int:
+    """About 2 sqrt(listed entries) lists, a power of two, between 16 and 65536, at least 39
+    training entries each."""
+    want = 2 ** int(round(np.log2(max(16.0, 2 * np.sqrt(max(1, listed_rows))))))
+    return int(max(1, min(want, 65536, listed_rows // 39 or 1)))
+
+
+class ArchiveIndex(ArchiveQueries):
+    """A folder of segments of int8 speech-embedding rows with an on-disk FAISS index (see the
+    module docstring). ``ArchiveIndex(root)`` opens one (checking it) or prepares a new one."""
+
+    def __init__(self, root: Union[str, os.PathLike], config: Optional[ArchiveConfig] = None,
+                 verify: bool = False):
+        self.root = Path(root)
+        self.manifest: Optional[dict] = None
+        self._segments: Optional[List[Segment]] = None
+        mpath = self.root / "manifest.json"
+        if mpath.exists():
+            try:
+                m = json.loads(mpath.read_text())
+            except json.JSONDecodeError as exc:
+                raise ArchiveDamaged(f"{mpath}: damaged ({exc})") from exc
+            if m.get("kind") != "kws-archive" or m.get("version") != ARCHIVE_VERSION:
+                raise SearchIndexError(f"{mpath}: not a kws archive index of version {ARCHIVE_VERSION}")
+            if m.get("backbone") != backbone_id():
+                raise SearchIndexError(f"{self.root} was built with the front end {m.get('backbone')}, "
+                                       f"not {backbone_id()}: re-index into a new folder")
+            stored = ArchiveConfig(**m["config"])
+            if config is not None and config.build_part() != stored.build_part():
+                raise SearchIndexError(f"{self.root} was built with {stored}; use another folder for {config}")
+            self.config = config or stored
+            self.manifest = m
+            self._check(full=verify)
+        else:
+            if self.root.exists() and any(self.root.iterdir()):
+                raise ArchiveDamaged(f"{self.root} has no manifest.json: a half-written or foreign index. "
+                                     "Delete the folder and index again")
+            self.config = config or ArchiveConfig()
+
+    # ------------------------------------------------------------------ integrity
+    def _listed(self) -> Dict[str, dict]:
+        return self.manifest["checksums"] if self.manifest else {}
+
+    def _check(self, full: bool = False) -> None:
+        for rel, c in self._listed().items():
+            p = self.root / rel
+            try:
+                size = p.stat().st_size
+            except FileNotFoundError:
+                raise ArchiveDamaged(f"{p} is missing: the index is incomplete; rebuild it") from None
+            if size != c["size"]:
+                raise ArchiveDamaged(f"{p}: {size} bytes, the manifest says {c['size']} "
+                                     "(half-written or damaged): rebuild the index")
+            if (full or size <= SMALL_FILE) and sha256_file(p) != c["sha256"]:
+                raise ArchiveDamaged(f"{p} does not match its sha256 (damaged): rebuild the index")
+
+    def verify(self) -> dict:
+        """sha256 of every file of the index and CRC-32 of every list. Raises ArchiveDamaged."""
+        t0 = time.perf_counter()
+        self._check(full=True)
+        for seg in self.segments():
+            if seg.index is not None:
+                seg.check_lists(np.arange(seg.crc.size))
+        return {"files": len(self._listed()), "bytes": self.size_bytes(), "seconds": time.perf_counter() - t0}
+
+    # ------------------------------------------------------------------ state
+    @property
+    def files(self) -> Dict[str, dict]:
+        return self.manifest["files"] if self.manifest else {}
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    @property
+    def seconds(self) -> float:
+        return float(sum(f["seconds"] for f in self.files.values()))
+
+    @property
+    def rows(self) -> int:
+        return int(sum(s["rows"] for s in self.manifest["segments"])) if self.manifest else 0
+
+    def size_bytes(self) -> int:
+        return int(sum(c["size"] for c in self._listed().values()))
+
+    def segments(self) -> List[Segment]:
+        if self._segments is None:
+            faiss = import_faiss() if any(s.get("ivf") for s in self.manifest["segments"]) else None
+            self._segments = [Segment(self.root, e, faiss, self.files, self.manifest["trained"])
+                              for e in self.manifest["segments"]]
+        return self._segments
+
+    # ------------------------------------------------------------------ building
+    def add(self, paths: Sequence[Union[str, os.PathLike]], workers: int = 1,
+            address: Optional[str] = None, quiet: bool = False, prune: bool = True,
+            shards: Optional[int] = None) -> dict:
+        """Index new and changed recordings under ``paths`` into a new segment, leaving the
+        existing segments as they are; files gone or changed are removed (their rows no longer
+        answer). ``shards`` (default: one per worker, of the local cluster of ``workers``
+        processes or of the running cluster at ``address``) split the files by size. Returns
+        counts and timings."""
+        files = audio_files(paths)
+        old = self.files
+        todo, unchanged = [], 0
+        for p in files:
+            st = p.stat()
+            e = old.get(str(p))
+            if e and e["size"] == st.st_size and e["mtime_ns"] == st.st_mtime_ns:
+                unchanged += 1
+            else:
+                todo.append((str(p), st.st_size, st.st_mtime_ns))
+        gone = [k for k in old if not Path(k).exists()] if prune else []
+        changed = [p for p, _, _ in todo if p in old]
+        stats = {"indexed": 0, "unchanged": unchanged, "removed": len(gone), "failed": [],
+                 "audio_s": 0.0, "rows": 0}
+        t0 = time.perf_counter()
+
+        def shard_jobs(seg_dir: Path, n_shards: int):
+            buckets = [[] for _ in range(n_shards)]
+            load = [0] * n_shards
+            for item in sorted(todo, key=lambda t: -t[1]):        # largest first, to the lightest
+                i = int(np.argmin(load))
+                buckets[i].append(item)
+                load[i] += item[1]
+            return [(str(seg_dir / f"shard-{i:03d}"), sorted(b)) for i, b in enumerate(buckets) if b]
+
+        def embed(jobs):
+            return run_jobs(embed_shard, jobs, workers, address, quiet, "embedding shards")
+
+        if not todo:                       # nothing to embed: at most files to forget
+            if gone and self.manifest is not None:
+                m = json.loads(json.dumps(self.manifest))
+                for k in gone:
+                    m["files"].pop(k, None)
+                write_atomic(self.root / "manifest.json", json.dumps(m, indent=1).encode())
+                self.manifest, self._segments = m, None
+            stats.update({"segment": None, "rows_added": 0, "retrained": False,
+                          "build_s": time.perf_counter() - t0})
+            return stats
+        if shards is None:
+            if address:
+                shards = cluster_workers(address)
+            else:
+                shards = max(1, workers)
+        rep = self._new_segment(lambda seg_dir: shard_jobs(seg_dir, max(1, shards)), embed,
+                                remove=gone + changed, quiet=quiet, workers=workers, address=address)
+        for meta in rep.pop("shard_meta"):
+            stats["failed"] += meta.get("failed", [])
+            stats["indexed"] += len(meta["files"])
+            stats["audio_s"] += sum(f[3] for f in meta["files"])
+            stats["rows"] += meta["rows"]
+        stats.update(rep)
+        stats["build_s"] = time.perf_counter() - t0
+        return stats
+
+    def add_rows(self, shards: Sequence[Iterable[Tuple[str, np.ndarray, float]]],
+                 workers: int = 1, address: Optional[str] = None, quiet: bool = True) -> dict:
+        """Add recordings given as rows already: ``shards`` holds, per shard, an iterable of
+        (key, int8 rows, seconds). The same segment, shards and lists as :meth:`add` (benchmarks
+        use it for vectors made without audio; the shard files are written here)."""
+        shards = list(shards)
+
+        def jobs(seg_dir: Path):
+            return [(str(seg_dir / f"shard-{i:03d}"), i) for i in range(len(shards))]
+
+        def write(js):
+            for job in js:
+                meta = write_shard(Path(job[0]), ((k, r, s, 0, 0) for k, r, s in shards[job[1]]))
+                yield job, meta
+        t0 = time.perf_counter()
+        rep = self._new_segment(jobs, write, remove=[], quiet=quiet, workers=workers, address=address)
+        rep.pop("shard_meta")
+        rep["build_s"] = time.perf_counter() - t0
+        return rep
+
+    def _new_segment(self, make_jobs, run_jobs, remove: List[str], quiet: bool, workers: int,
+                     address: Optional[str]) -> dict:
+        """Run the shard jobs into a new segment, (re)build the lists that need it, then replace
+        the manifest. Files are only ever added under new names, so the old manifest and every
+        file it lists stay valid until the new manifest replaces it (an interrupted run leaves
+        the index as it was; the next run removes what it left)."""
+        from kws.progress import progress
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._clean_orphans()
+        m = self.manifest or {"kind": "kws-archive", "version": ARCHIVE_VERSION, "backbone": backbone_id(),
+                              "config": asdict(self.config), "segments": [], "files": {},
+                              "checksums": {}, "trained": None, "trained_rows": 0, "generation": 0}
+        m = json.loads(json.dumps(m))               # a copy: the old manifest stays valid until replaced
+        gen = m["generation"]
+        m["generation"] = gen + 1
+        name = f"seg-{gen:04d}"
+        seg_dir = self.root / name
+        seg_dir.mkdir()
+        jobs = make_jobs(seg_dir)
+        metas: Dict[str, dict] = {}
+        timing = {}
+        t0 = time.perf_counter()
+        for job, meta in run_jobs(jobs):
+            metas[job[0]] = meta
+        timing["shards_s"] = time.perf_counter() - t0
+        shards, first = [], 0
+        for job in jobs:
+            meta = metas[job[0]]
+            shards.append({"name": Path(job[0]).name, "first": first, "rows": meta["rows"]})
+            first += meta["rows"]
+        for k in remove:
+            m["files"].pop(k, None)
+        for sh, job in zip(shards, jobs):
+            for key, f0, n, sec, size, mtime_ns in metas[job[0]]["files"]:
+                m["files"][key] = {"segment": name, "seconds": sec, "rows": n, "size": size,
+                                   "mtime_ns": mtime_ns}
+        seg = {"name": name, "rows": first, "shards": shards, "ivf": None}
+        total = sum(s["rows"] for s in m["segments"]) + first
+        report = {"segment": name, "rows_added": first, "retrained": False}
+        if total >= max(1, self.config.min_list_rows):      # FAISS is needed from here on only
+            faiss = import_faiss()
+            retrain = (m["trained"] is None or total > self.config.retrain_growth * m["trained_rows"])
+            t0 = time.perf_counter()
+            if retrain:
+                m["trained"] = f"trained-{gen:04d}.faiss"
+                self._train(m["segments"] + [seg], m["trained"], faiss)
+                m["trained_rows"] = total
+                report["retrained"] = True
+            timing["train_s"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            redo = m["segments"] + [seg] if retrain else [seg]
+            for s in progress(redo, "inverted lists", quiet=quiet or len(redo) == 1, unit="segment"):
+                s["ivf"] = (self._build_lists(s, m["trained"], f"ivf-{gen:04d}", faiss, workers, address, quiet)
+                            if s["rows"] and s["rows"] >= self.config.min_list_rows else None)
+            timing["lists_s"] = time.perf_counter() - t0
+        m["segments"].append(seg)
+        m["config"] = asdict(self.config)
+        t0 = time.perf_counter()
+        m["checksums"] = self._checksums(m)
+        timing["checksums_s"] = time.perf_counter() - t0
+        write_atomic(self.root / "manifest.json", json.dumps(m, indent=1).encode())
+        self.manifest, self._segments = m, None
+        self._clean_orphans()
+        report.update(timing)
+        report["shard_meta"] = list(metas.values())
+        return report
+
+    def _checksums(self, m: dict) -> Dict[str, dict]:
+        old = self._listed()
+        out = {}
+        paths = [Path(m["trained"]), Path(m["trained"].replace(".faiss", ".proj.npy"))] if m["trained"] else []
+        for s in m["segments"]:
+            for sh in s["shards"]:
+                paths += [Path(s["name"]) / (sh["name"] + x) for x in (".i8", ".hash", ".json")]
+            if s["ivf"]:
+                paths += [Path(s["name"]) / (s["ivf"] + x) for x in (".faiss", ".ivfdata", ".crc.npy")]
+        for rel in paths:
+            key = rel.as_posix()
+            stamp = _stamp(self.root / rel)
+            if key in old and old[key].get("stamp") == stamp:
+                out[key] = old[key]                # the same file as when it was summed
+            else:
+                out[key] = {"size": stamp[0], "sha256": sha256_file(self.root / rel), "stamp": stamp}
+        return out
+
+    def _clean_orphans(self) -> None:
+        """Remove what an interrupted or superseded run left: segments and files that the
+        manifest does not list."""
+        listed = set(self._listed())
+        segs = {s["name"] for s in (self.manifest or {}).get("segments", [])}
+        for p in self.root.iterdir() if self.root.exists() else ():
+            if p.is_dir() and p.name.startswith("seg-"):
+                if p.name not in segs:
+                    shutil.rmtree(p)
+                    continue
+                for q in p.iterdir():
+                    if f"{p.name}/{q.name}" not in listed:
+                        q.unlink()
+            elif p.is_file() and p.name not in listed and p.name != "manifest.json":
+                p.unlink()
+
+    def _sample(self, segs: List[dict], want: int) -> np.ndarray:
+        """About ``want`` entries (``context`` rows from a random start, concatenated) drawn
+        evenly from every shard of ``segs``, as float32."""
+        rng = np.random.default_rng(self.config.seed)
+        total = sum(s["rows"] for s in segs)
+        share = min(1.0, want / max(1, total))
+        parts = []
+        for s in segs:
+            for sh in s["shards"]:
+                x = read_rows(self.root / s["name"] / (sh["name"] + ".i8"), sh["rows"])
+                take = sh["rows"] if share >= 1 else int(rng.binomial(sh["rows"], share))
+                if take:
+                    idx = np.sort(rng.choice(sh["rows"], take, replace=False))
+                    parts.append(context_vectors(x, idx, self.config.context,
+                                                 np.eye(self.config.context * DIM, dtype=np.float32)))
+        return np.concatenate(parts)
+
+    def _train(self, segs: List[dict], name: str, faiss) -> None:
+        """Coarse quantizer (two levels: spherical k-means lists, found through a small IVF over
+        their centroids, so that assigning a row costs a few hundred inner products, not nlist)
+        and the 8-bit scalar quantizer, trained on a sample of rows; written to ``name``."""
+        c = self.config
+        total = sum(s["rows"] for s in segs)
+        nlist = c.nlist or auto_nlist(total // c.stride)
+        want = c.train_rows or max(20_000, 30 * nlist)
+        z = self._sample(segs, want)
+        # uncentred PCA: inner products, and so the ranking, survive the projection
+        w, v = np.linalg.eigh(z.astype(np.float64).T @ z.astype(np.float64) / max(1, z.shape[0]))
+        P = np.ascontiguousarray(v[:, ::-1][:, :c.listed_dim], dtype=np.float32)
+        x = np.ascontiguousarray(z @ P)
+        d = P.shape[1]
+        nlist = max(1, min(nlist, x.shape[0] // 39 or 1))
+        km = faiss.Kmeans(d, nlist, niter=c.kmeans_iter, spherical=True, seed=c.seed,
+                          verbose=False, max_points_per_centroid=256)
+        with c_output_muted():           # FAISS warns of few training points on small archives
+            km.train(x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12))
+        cells = max(1, min(c.coarse_cells, nlist // 39 or 1))
+        top = faiss.IndexFlatIP(d)
+        quant = faiss.IndexIVFFlat(top, d, cells, faiss.METRIC_INNER_PRODUCT)
+        quant.cp.spherical = True
+        quant.cp.seed = c.seed
+        with c_output_muted():
+            quant.train(km.centroids)
+        quant.add(km.centroids)
+        quant.nprobe = min(c.coarse_probe, cells)
+        index = faiss.IndexIVFScalarQuantizer(quant, d, nlist, faiss.ScalarQuantizer.QT_8bit,
+                                              faiss.METRIC_INNER_PRODUCT, False)
+        index.train(x)
+        save_npy(self.root / name.replace(".faiss", ".proj.npy"), P)
+        tmp = self.root / (name + ".tmp")
+        faiss.write_index(index, str(tmp))
+        os.replace(tmp, self.root / name)
+
+    def _build_lists(self, seg: dict, trained: str, ivf: str, faiss, workers: int,
+                     address: Optional[str], quiet: bool) -> str:
+        """Each shard's rows into a block (on the workers), the blocks merged into one on-disk
+        index ``ivf``.faiss/.ivfdata with a CRC-32 of every list (.crc.npy). Returns ``ivf``."""
+        import faiss.contrib.ondisk as ondisk
+
+        d = self.root / seg["name"]
+        jobs = [(str(self.root / trained), str(d / (sh["name"] + ".i8")), sh["rows"], sh["first"],
+                 self.config.stride, self.config.context, str(d / f"{sh['name']}.{ivf}.block"))
+                for sh in seg["shards"] if sh["rows"]]
+        blocks = [out for _, out in run_jobs(add_shard_to_block, jobs, workers, address, quiet, "shard lists")]
+        for x in (".faiss", ".ivfdata"):
+            if (d / (ivf + x)).exists():
+                (d / (ivf + x)).unlink()
+        index = faiss.read_index(str(self.root / trained))
+        with c_output_muted():
+            ondisk.merge_ondisk(index, sorted(blocks), str(d / (ivf + ".ivfdata")))
+        faiss.write_index(index, str(d / (ivf + ".faiss")))
+        save_npy(d / (ivf + ".crc.npy"), list_crcs(index))
+        del index
+        for b in blocks:
+            Path(b).unlink()
+        return ivf
+
+
+def _stamp(path: Path) -> List[int]:
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns, st.st_ino]

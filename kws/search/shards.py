@@ -1,0 +1,193 @@
+"""Shards: what the workers of an indexing run write (kws.search.dist runs them, here or on a Dask
+cluster), and the FAISS pieces they need.
+
+A segment's recordings are split into shards, one per worker. :func:`embed_shard` turns a
+shard's recordings into rows and writes ``shard-KKK.i8`` (rows), ``shard-KKK.hash`` (a 32-bit
+hash of every row) and ``shard-KKK.json`` (its files), each atomically, so a shard redone after
+a worker's death replaces nothing half-written; :func:`add_shard_to_block` adds a shard's entries
+to a copy of the trained index, to be merged into the segment's inverted lists.
+"""
+from __future__ import annotations
+
+import json
+import os
+import zlib
+from pathlib import Path
+from typing import Iterable, List, Tuple, Union
+
+import numpy as np
+
+from kws.errors import MissingExtra
+from kws.search.rows import DIM, ROW_SCALE, audio_rows, backbone_id, row_hash
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif")
+
+
+def audio_files(paths: Iterable[Union[str, os.PathLike]]) -> List[Path]:
+    """Audio files named, or found under the folders named (sorted, absolute, each once)."""
+    from kws.audio.io import AudioError
+
+    out: List[Path] = []
+    for p in paths:
+        p = Path(p).expanduser()
+        if p.is_dir():
+            out += sorted(q.resolve() for q in p.rglob("*") if q.suffix.lower() in AUDIO_SUFFIXES
+                          and q.is_file())
+        elif p.exists():
+            out.append(p.resolve())
+        else:
+            raise AudioError(f"{p}: no such file or folder")
+    return list(dict.fromkeys(out))
+
+
+def import_faiss():
+    """FAISS (its threads set by $KWS_THREADS), or a :class:`MissingExtra` that says how to
+    install it."""
+    try:
+        import faiss
+    except ImportError as exc:
+        raise MissingExtra('a large archive index needs FAISS: pip install "kws[search]" '
+                           "(or pip install faiss-cpu)") from exc
+    threads = os.environ.get("KWS_THREADS")
+    if threads:
+        faiss.omp_set_num_threads(max(1, int(threads)))
+    return faiss
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def save_npy(path: Path, arr: np.ndarray) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        np.save(fh, arr)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def write_shard(path: Path, files: Iterable[Tuple[str, np.ndarray, float, int, int]]) -> dict:
+    """Write one shard: ``files`` yields (key, int8 rows, seconds, size, mtime_ns). Writes
+    ``path.i8`` (rows), ``path.hash`` and ``path.json``, each atomically; returns the json."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".i8.tmp")
+    entries, hashes, n = [], [], 0
+    with open(tmp, "wb") as fh:
+        for key, rows, seconds, size, mtime_ns in files:
+            rows = np.ascontiguousarray(rows, np.int8)
+            fh.write(rows.tobytes())
+            hashes.append(row_hash(rows))
+            entries.append([key, n, int(rows.shape[0]), round(float(seconds), 3), int(size), int(mtime_ns)])
+            n += rows.shape[0]
+        fh.flush()
+        os.fsync(fh.fileno())
+    write_atomic(path.with_name(path.name + ".hash"),
+                  (np.concatenate(hashes) if hashes else np.zeros(0, np.uint32)).tobytes())
+    os.replace(tmp, path.with_name(path.name + ".i8"))
+    meta = {"rows": n, "files": entries}
+    write_atomic(path.with_name(path.name + ".json"), json.dumps(meta).encode())
+    return meta
+
+
+def embed_shard(path: str, items: List[Tuple[str, int, int]]) -> dict:
+    """Runs on a worker: embed the recordings ``items`` (path, size, mtime_ns) into the shard
+    ``path``. Unreadable files are listed under ``failed``. Re-running it rewrites the shard."""
+    from kws.audio.io import AudioError, load_audio
+
+    failed = []
+
+    def gen():
+        for p, size, mtime_ns in items:
+            try:
+                audio = load_audio(p)
+            except AudioError as exc:
+                failed.append(str(exc))
+                continue
+            yield str(p), audio_rows(audio), audio.size / 16000, size, mtime_ns
+    meta = write_shard(Path(path), gen())
+    meta["failed"] = failed
+    meta["backbone"] = backbone_id()
+    return meta
+
+
+def read_rows(path: Path, rows: int) -> np.ndarray:
+    if rows == 0:
+        return np.zeros((0, DIM), np.int8)
+    return np.memmap(path, np.int8, "r", shape=(rows, DIM))
+
+
+def context_vectors(x: np.ndarray, at: np.ndarray, context: int, P: np.ndarray) -> np.ndarray:
+    """Listed entries of unit rows ``x`` (float or int8 x 127) at positions ``at``: rows
+    at .. at + context - 1 (the last row repeated past the end) concatenated, then projected by
+    ``P``. The inner product of two such entries is about the sum of the cosines of their rows,
+    position by position (the diagonal of the template score over ``context`` rows)."""
+    n = x.shape[0]
+    idx = np.minimum(at[:, None] + np.arange(context)[None], n - 1)
+    z = np.asarray(x[idx.ravel()], np.float32).reshape(at.size, context * DIM)
+    if x.dtype == np.int8:
+        z /= ROW_SCALE
+    return np.ascontiguousarray(z @ P)
+
+
+def add_shard_to_block(trained_path: str, shard_i8: str, rows: int, first_id: int, stride: int,
+                       context: int, out: str) -> str:
+    """Runs on a worker: add the entries of every ``stride``-th row of a shard (ids ``first_id`` +
+    row) to a copy of the trained index and write it to ``out`` (atomically)."""
+    faiss = import_faiss()
+    index = faiss.read_index(trained_path)
+    P = np.load(trained_path.replace(".faiss", ".proj.npy"))
+    x = read_rows(Path(shard_i8), rows)
+    step = 1 << 17
+    for s in range(0, rows, step):
+        sel = np.arange(s + (-s) % stride, min(rows, s + step), stride)
+        if sel.size:
+            a, b = int(sel[0]), min(rows, int(sel[-1]) + context)
+            z = context_vectors(np.asarray(x[a:b]), sel - a, context, P)
+            index.add_with_ids(z, (sel + first_id).astype(np.int64))
+    faiss.write_index(index, out + ".tmp")
+    os.replace(out + ".tmp", out)
+    return out
+
+
+def list_crcs(index) -> np.ndarray:
+    import faiss
+
+    ivf = faiss.extract_index_ivf(index)
+    il = ivf.invlists
+    out = np.zeros(ivf.nlist, np.uint32)
+    for l in range(ivf.nlist):
+        n = il.list_size(l)
+        if n:
+            codes = faiss.rev_swig_ptr(il.get_codes(l), n * il.code_size)
+            ids = faiss.rev_swig_ptr(il.get_ids(l), n)
+            out[l] = zlib.crc32(ids, zlib.crc32(codes))
+    return out
+
+
+class c_output_muted:
+    """Silence what FAISS's C++ code prints on stdout/stderr (file names it resizes or updates)."""
+
+    def __enter__(self):
+        import sys
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.saved = [os.dup(1), os.dup(2)]
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        os.close(null)
+        return self
+
+    def __exit__(self, *exc):
+        os.dup2(self.saved[0], 1)
+        os.dup2(self.saved[1], 2)
+        for fd in self.saved:
+            os.close(fd)
+        return False

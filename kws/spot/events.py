@@ -1,0 +1,136 @@
+"""Events: kws's one rule from a keyword's score series to its events, offline and streaming.
+
+:func:`peaks` is the rule: the local maxima of the score reached by a rise, each the highest
+score within ``refractory`` vectors on both sides. A keyword's false alarms on the background
+bank are its peaks there, so thresholds are set on it (kws.enroll.thresholds), and evaluations
+count events with it. :class:`PeakTracker` finds the same peaks in a stream, ``refractory``
+vectors late (thresholds that learn the room keep the peaks below the threshold, kws.spot.room).
+
+:class:`Firing` is the streaming detector's side (kws.spot.detector): it cannot wait, so a
+keyword fires at a maximum reached by a rise, at or above its threshold, as soon as the score
+falls, and then stays quiet for ``refractory`` vectors. Wherever the maxima at or above the
+threshold each are the highest score within ``refractory`` vectors (isolated peaks), it fires at
+exactly :func:`peaks`' events (tests/test_event_rule.py); where a higher one follows closer, it
+fires at the first and :func:`peaks` keeps the higher.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Sequence, Tuple
+
+import numpy as np
+
+PEAK_FLOOR = 0.0              # scores under this are never counted as peaks
+REFRACTORY = 12               # vectors (80 ms) the detector stays quiet after an event: 1 s (DetectorConfig)
+
+
+def peaks(series: np.ndarray, refractory: int = REFRACTORY, floor: float = PEAK_FLOOR) -> np.ndarray:
+    """The events of a score series, their scores highest first: the local maxima reached by a
+    rise, each the highest score within ``refractory`` vectors on both sides (of equal ones, the
+    first), at or above ``floor``.
+
+    Thresholds are set on it (kws.enroll.thresholds), and kws.evaluate, kws.train.head_eval and
+    benchmarks/compare_engines.py count events with it."""
+    s = np.asarray(series, np.float64)
+    if s.size == 0:
+        return np.zeros(0)
+    r = int(refractory)
+    padded = np.concatenate([np.full(r, -np.inf), s, np.full(r, -np.inf)])
+    win_max = np.lib.stride_tricks.sliding_window_view(padded, 2 * r + 1).max(axis=1)
+    rose = s > np.concatenate([[-np.inf], s[:-1]])       # reached by a rise, as the detector sees it
+    idx = np.nonzero((s >= win_max) & rose & (s >= floor))[0]
+    # equal maxima within the window: the first one only
+    keep = np.ones(idx.size, bool)
+    for a in range(1, idx.size):
+        if keep[a - 1] and idx[a] - idx[a - 1] <= r and s[idx[a]] == s[idx[a - 1]]:
+            keep[a] = False
+    return np.sort(s[idx[keep]])[::-1]
+
+
+class PeakTracker:
+    """Streaming twin of :func:`peaks` for many keywords at once: push each
+    vector's scores, get the peaks confirmed ``refractory`` vectors later (a local maximum reached
+    by a rise, the highest within ``refractory`` vectors on either side, ties: the first)."""
+
+    def __init__(self, keywords: int, refractory: int):
+        self.r = int(refractory)
+        self.w = 2 * self.r + 2          # the window and the value before it
+        self._ring = np.full((self.w, keywords), -np.inf, np.float32)
+        self._n = 0
+        self._last_i = np.full(keywords, -(1 << 40), np.int64)     # each keyword's last peak
+        self._last_s = np.full(keywords, np.nan, np.float32)
+        # ring slots of the candidate's neighbours, relative to it; a slot not yet written holds
+        # -inf, which is what the event rule sees before a stream's start
+        self._left = np.arange(-self.r, 0)
+        self._right = np.arange(1, self.r + 1)
+
+    def push(self, scores: np.ndarray):
+        """One vector's (K,) scores -> (indices of keywords with a peak, their scores, the peak's
+        vector index) for the vector ``refractory`` back."""
+        self._ring[self._n % self.w] = scores
+        self._n += 1
+        i = self._n - 1 - self.r                       # the candidate
+        if i < 0:
+            return None
+        ring, w = self._ring, self.w
+        cand = ring[i % w]
+        before = ring[(i - 1) % w]
+        left = ring[(i + self._left) % w].max(axis=0, initial=-np.inf)
+        right = ring[(i + self._right) % w].max(axis=0, initial=-np.inf)
+        ok = (cand > before) & (cand >= left) & (cand >= right) & (cand > -1.0)
+        ok &= ~((self._last_i >= i - self.r) & (self._last_s == cand))      # equal maxima: the first
+        if not ok.any():
+            return None
+        ks = np.nonzero(ok)[0]
+        self._last_i[ks] = i
+        self._last_s[ks] = cand[ks]
+        return ks, cand[ks], i
+
+
+@dataclass
+class _Track:
+    prev: float = -2.0
+    prev_span: Tuple[int, int] = (0, 0)
+    rising: bool = False
+    quiet_until: int = -1            # vector index before which the keyword may not fire
+
+
+class Firing:
+    """The detector's events for many keywords at once: push each vector's scores, with the span
+    of vectors [first, end) each keyword's best template lies over, get (keyword, score, span) of
+    the peaks the vector ends: the previous vector's, where its score was reached by a rise, is
+    at or above the threshold and lies at least ``refractory`` vectors after the last event."""
+
+    def __init__(self, keywords: int, refractory: int):
+        self.refractory = int(refractory)
+        self.tracks = [_Track() for _ in range(keywords)]
+
+    @property
+    def last(self) -> List[float]:
+        """Each keyword's latest score (-2 before the first)."""
+        return [tr.prev for tr in self.tracks]
+
+    def push(self, scores: np.ndarray, spans: Sequence[Tuple[int, int]],
+             thresholds: np.ndarray) -> List[Tuple[int, float, Tuple[int, int]]]:
+        events = []
+        for k, tr in enumerate(self.tracks):
+            s = float(scores[k])
+            # the peak is the previous vector; after an event, peaks up to refractory vectors later
+            # stay quiet
+            if tr.rising and s < tr.prev and tr.prev >= thresholds[k] and tr.prev_span[1] >= tr.quiet_until:
+                events.append((k, tr.prev, tr.prev_span))
+                tr.quiet_until = tr.prev_span[1] + self.refractory + 1
+            tr.rising = s > tr.prev or (tr.rising and s == tr.prev)
+            tr.prev = s
+            tr.prev_span = spans[k]
+        return events
+
+    def flush(self, thresholds: np.ndarray) -> List[Tuple[int, float, Tuple[int, int]]]:
+        """End of stream: a keyword whose score was still rising at the last vector fires there.
+        The tracks start afresh."""
+        events = []
+        for k, tr in enumerate(self.tracks):
+            if tr.rising and tr.prev >= thresholds[k] and tr.prev_span[1] >= tr.quiet_until:
+                events.append((k, tr.prev, tr.prev_span))
+            self.tracks[k] = _Track()
+        return events
