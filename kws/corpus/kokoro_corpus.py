@@ -1,4 +1,4 @@
-"""The head's training corpus, rendered by Kokoro-82M (kws.kokoro): words alone and inside sentences.
+"""The head's training corpus, rendered by Kokoro-82M (kws.enroll.kokoro): words alone and inside sentences.
 
     python -m kws.corpus.kokoro_corpus --out /tmp/kcorpus --workers 16 [--words 2500]
         [--made-up 0] [--per-word 4] [--sentences 3000] [--max-minutes 6] [--seed 0] [--shard I/N]
@@ -9,13 +9,13 @@ Vocabulary: every word type the tuning half of the speechocean762 speakers say (
 alignments, kws/corpus/data), then the most frequent words of the in-vocabulary list
 (kws/corpus/vocab/iv.txt) until ``--words``, then ``--made-up`` made-up, brand-like words
 (:func:`made_up_words`: random pronounceable syllables, the same for the same ``--seed``, spoken
-as the fallback G2P of kws.phonemes says them); never a word of the held-out list (oov.txt, which
+as the fallback G2P of kws.enroll.phonemes says them); never a word of the held-out list (oov.txt, which
 holds the digits and wake words) nor a made-up word that sounds like one, never a word of fewer
 than three phonemes.
 
 - **words alone**: ``--per-word`` renderings of each word, each by a random voice of the 28 or a
   blend of two (style = t x A + (1 - t) x B, t in [0.2, 0.8]) at a random speed in [0.8, 1.2],
-  trimmed of silence as templates are (kws.templates);
+  trimmed of silence as templates are (kws.spot.templates);
 - **sentences**: ``--sentences`` random sequences of 3-6 vocabulary words, rendered the same way;
   Kokoro's predicted phoneme durations (an inner tensor of the model, read out with the audio)
   give where each word starts and ends, so words can be cut with their coarticulated context.
@@ -97,7 +97,7 @@ def made_up_words(n: int, seed: int = 0) -> List[str]:
     """``n`` made-up, brand-like words ("geeflam", "zoaga", "kleno"): two or three random syllables
     (onset and vowel) and a coda, the same for the same seed. None is a CMUdict word, a word of the
     vocabulary lists or the held-out words, or sounds like a held-out word (the same phonemes),
-    and each has at least MIN_PHONES phonemes by kws.phonemes.pronounce (the fallback G2P)."""
+    and each has at least MIN_PHONES phonemes by kws.enroll.phonemes.pronounce (the fallback G2P)."""
     from kws.corpus.vocab import HELD_OUT, read_list
     from kws.enroll.lexicon import cmu_lexicon
     from kws.enroll.phonemes import pronounce

@@ -11,7 +11,7 @@
 attribution (from a line starting with ``--`` to its end) and overstruck letters; it is split
 into sentences, and a sentence is kept when it is plain English: ASCII letters and ``.,;:!?'"()-``
 only (no digits, no symbols, no abbreviations such as "Mr." or initials), 3-30 words, every word
-pronounceable by kws (kws.phonemes: CMUdict, or the fallback G2P for at most one word of the
+pronounceable by kws (kws.enroll.phonemes: CMUdict, or the fallback G2P for at most one word of the
 sentence), and no wake word of the evaluation sets (alexa, computer, jarvis, snowboy, porcupine:
 a bank that speaks them would raise their thresholds). Duplicates (the same words) are kept once.
 Each sentence goes to the split ``heldout`` or ``bank`` by a hash of its words
@@ -22,7 +22,7 @@ fortunes alone give more than 40 hours of talk, so no second source is used.
 of the 28 voices or a blend of two (style = t x A + (1 - t) x B, t in [0.2, 0.8], half the files)
 at a base speed in [0.85, 1.15], each sentence at that speed +- 5 % (kept in [0.85, 1.15]); the
 sentences follow each other with pauses of 0.15-1.0 s, as someone talking or a presenter reads.
-A sentence whose phonemes are longer than the shipped voices' rows (kws.kokoro: 125 phoneme
+A sentence whose phonemes are longer than the shipped voices' rows (kws.enroll.kokoro: 125 phoneme
 tokens) is rendered in pieces, split at a comma where one fits, joined by 0.12-0.3 s (after a
 comma) or 0.04-0.1 s. Every piece is trimmed of Kokoro's silence before it is placed. Kokoro's
 predicted phoneme durations (an inner tensor, read out with the audio: kws.corpus.kokoro_corpus),

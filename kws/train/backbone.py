@@ -1,4 +1,4 @@
-"""Torch twin of :mod:`kws.backbone` for training: the frozen speech-embedding front end on the GPU.
+"""Torch twin of :mod:`kws.model.backbone` for training: the frozen speech-embedding front end on the GPU.
 
 Built from the same files the model ships (``backbone.onnx``, ``backbone_mel.npz``), so training
 sees exactly the vectors the run-time front end computes (tested). Waveforms in, vectors out,
@@ -75,7 +75,7 @@ def network_from_onnx(path: str) -> nn.Sequential:
 
 class TorchBackbone(nn.Module):
     """(B, samples) waveforms in [-1, 1] -> (B, vectors, 96); vector j sees samples
-    [1280 j, 1280 j + 12512), as in kws.backbone."""
+    [1280 j, 1280 j + 12512), as in kws.model.backbone."""
 
     def __init__(self, files: BackboneFiles):
         super().__init__()

@@ -44,7 +44,7 @@ class TextEncoder(nn.Module):
 
 
 def pad_ids(seqs: Sequence[np.ndarray], device) -> Tuple[torch.Tensor, torch.Tensor]:
-    """kws.phonemes.pad_ids, as tensors on ``device``: (B, L) ids and (B,) lengths."""
+    """kws.enroll.phonemes.pad_ids, as tensors on ``device``: (B, L) ids and (B,) lengths."""
     from kws.enroll import phonemes
 
     ids, lengths = phonemes.pad_ids(seqs)

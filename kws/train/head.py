@@ -3,20 +3,20 @@
     python -m kws.train.head train configs/head.json [key=value ...]
     python -m kws.train.head export runs/head/c4h256/best.pt --out runs/head/c4h256/export   # then: python -m export.model --head runs/head/c4h256/export
 
-The head (:class:`HeadNet`) maps raw backbone vectors (96-d, one every 80 ms; kws.backbone) to the
-vectors templates are matched in (kws.head): output ``j`` reads inputs ``j .. j + C - 1`` (a window
+The head (:class:`HeadNet`) maps raw backbone vectors (96-d, one every 80 ms; kws.model.backbone) to the
+vectors templates are matched in (kws.model.head): output ``j`` reads inputs ``j .. j + C - 1`` (a window
 of ``C`` vectors ending at the current one), through a linear layer, ``layers`` ReLU layers of
 ``hidden`` units and a linear output of ``dim``, plus a linear skip from the current vector (set to
 the identity at the start, so training starts from the raw templates).
 
 **Loss at the matcher's level.** A template is the head's vectors of a clean Kokoro rendering of a
-word (silence-trimmed, padded with kws.templates.PAD_S of silence, TRIM vectors cut off each end;
+word (silence-trimmed, padded with kws.spot.templates.PAD_S of silence, TRIM vectors cut off each end;
 the shipped head was trained with 0.5 s of padding); a query is
 the head's vectors of a whole *item* as the stream gives it: a word in context (another rendering
 of it between silence, another word or real speech; the word inside a rendered sentence; a real
 word of a speechocean762 speaker inside their sentence), augmented on the GPU (rooms, noise,
 music, babble at -5-20 dB, reverberation with RT60 up to 2.5 s, telephone band, gain). The score of
-template ``T`` (``L`` vectors) on a query is what :class:`kws.templates.Matcher` computes: the best,
+template ``T`` (``L`` vectors) on a query is what :class:`kws.spot.templates.Matcher` computes: the best,
 over the query's vectors ``e``, of the mean cosine ``(1/L) sum_j cos(T[j], x[e - L + 1 + j])``; a
 word's score is the best of its templates. Then:
 
@@ -121,7 +121,7 @@ class HeadNet(nn.Module):
 
 def apply_head(head: HeadNet, x: torch.Tensor) -> torch.Tensor:
     """[B, T, 96] -> unit [B, T, D]: the start edge-padded (the first vector repeated C - 1 times),
-    as kws.head does."""
+    as kws.model.head does."""
     C = head.context
     if C > 1:
         x = torch.cat([x[:, :1].expand(-1, C - 1, -1), x], dim=1)
@@ -146,7 +146,7 @@ def score_series(T: torch.Tensor, L: torch.Tensor, X: torch.Tensor,
                  xlen: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Template scores at every query vector: ``T`` [nt, lmax, D] right-aligned unit templates of
     lengths ``L``, ``X`` [nq, N, D] unit query vectors -> [nq, N, nt]; -2 where a template does
-    not fit yet (e < L - 1) or past ``xlen``. The score at ``e`` is kws.templates' mean aligned
+    not fit yet (e < L - 1) or past ``xlen``. The score at ``e`` is kws.spot.templates' mean aligned
     cosine."""
     nt, lmax, D = T.shape
     nq, N, _ = X.shape
@@ -370,7 +370,7 @@ def load_data(cfg: TrainConfig, device, workers: int = 0) -> Tuple[Data, dict]:
 # ============================================================================ templates
 @torch.no_grad()
 def template_vectors(data: Data, backbone, device, batch: int = 512) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Raw vectors of every word rendering as a template source (kws.templates.source_vectors:
+    """Raw vectors of every word rendering as a template source (kws.spot.templates.source_vectors:
     trimmed audio padded with PAD_S of silence): [n_iso, F, 96] and the vector count of each."""
     pad = int(PAD_S * SR)
     lens = data.iso_len + 2 * pad
@@ -1073,7 +1073,7 @@ def load_head(path: str) -> HeadNet:
 def export(ckpt: str, out: Path, int8: bool = True, summary: Optional[dict] = None) -> dict:
     """``head.onnx`` (fp32), ``head.int8.onnx`` (weights dynamically quantised to int8; the one
     ``file`` names when ``int8``), ``check.npz`` (a fixed input and the torch twin's unit outputs
-    for it, kws.head's edge padding included) and ``head.json`` (context, dim, sha256, training)."""
+    for it, kws.model.head's edge padding included) and ``head.json`` (context, dim, sha256, training)."""
     from kws.checksum import sha256_file as sha
 
     h = load_head(ckpt)

@@ -3,14 +3,14 @@
     python -m kws.train.head_eval prepare --data ../shared/data --music eval-music.ogg --out eval-sets
     python -m kws.train.head_eval report --sets eval-sets --half b --head kws/assets/model [--json out.json]
 
-``prepare`` turns the recordings into raw front-end vectors once (kws.backbone, 96-d every 80 ms),
+``prepare`` turns the recordings into raw front-end vectors once (kws.model.backbone, 96-d every 80 ms),
 so any head is measured in seconds on the same numbers (a head maps raw vectors to the vectors
-templates are matched in, kws.head):
+templates are matched in, kws.model.head):
 
 - typed-keyword templates: Kokoro renderings of alexa / computer / jarvis and of the ten digit
-  words in the 28 shipped voices at speed 1 (kws.kokoro), cut as kws.templates cuts them;
+  words in the 28 shipped voices at speed 1 (kws.enroll.kokoro), cut as kws.spot.templates cuts them;
 - the wake-word clips (kws.corpus.real.wakeword_clips), each half (split_of), as the matcher sees
-  a whole clip (padded with PAD_S of silence; kws.templates.source_vectors): clean; with babble of
+  a whole clip (padded with PAD_S of silence; kws.spot.templates.source_vectors): clean; with babble of
   6 held-out talkers at 10 dB (kws.corpus.real.babble); with evaluation-only music at 10 dB;
   with synthetic reverberation of RT60 0.5 s and 1.2 s (kws.evaluate.reverb);
 - the FSDD digit clips, each half, clean and with babble at 10 dB;
@@ -21,7 +21,7 @@ templates are matched in, kws.head):
 
 ``report`` prints, for raw templates and for the head: per condition the mean over the three wake
 words of the clip EER and of the miss rate at 1 false alarm an hour (the threshold that lets one
-background peak an hour through; peaks as kws.thresholds.peaks finds them, 1 s of refractory
+background peak an hour through; peaks as kws.spot.events.peaks finds them, 1 s of refractory
 time), and the digits' 10-way accuracy from text and mean EER.
 """
 from __future__ import annotations
@@ -60,7 +60,7 @@ def _backbone():
 
 
 def render_templates(bb, words, quiet=False) -> Dict[str, List[np.ndarray]]:
-    """Raw vectors of each word's padded utterance (kws.templates.source_vectors; not yet cut)
+    """Raw vectors of each word's padded utterance (kws.spot.templates.source_vectors; not yet cut)
     in the 28 voices, speed 1."""
     from kws.enroll import kokoro
     from kws.enroll.phonemes import pronounce
@@ -150,7 +150,7 @@ def validation_subset(sets: dict) -> dict:
 # ----------------------------------------------------------------------------- measuring
 def head_template(head, vectors: np.ndarray) -> np.ndarray:
     """A template through a head: the head runs over the whole padded utterance, then the
-    template is cut (kws.templates.cut), as for the raw vectors."""
+    template is cut (kws.spot.templates.cut), as for the raw vectors."""
     a, b = cut(vectors.shape[0])
     return head(np.asarray(vectors, np.float32))[a:b]
 
@@ -236,7 +236,7 @@ def head_graphs(folder: Path):
 
 
 def onnx_head(folder: Path, int8: bool = False):
-    """A kws.head.Head from an exported head folder (head.json) or a model folder whose manifest has a head."""
+    """A kws.model.head.Head from an exported head folder (head.json) or a model folder whose manifest has a head."""
     from kws.model.head import Head
 
     context, _, graphs = head_graphs(folder)
