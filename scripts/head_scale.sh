@@ -90,7 +90,7 @@ stage)
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target $B/site $B/stage/whl/*.whl
     nvidia-smi --query-gpu=name,memory.total --format=csv,noheader; nproc
   fi
-  du -sh $B/stage; ls $B/stage/shards 2>/dev/null | wc -l
+  du -sh $B/stage; find $B/stage/shards -maxdepth 1 -name "shard-*" 2>/dev/null | wc -l
   ;;
 start)
   cd $B/stage

@@ -215,7 +215,7 @@ class Variant:
 @dataclass
 class TrainConfig:
     corpus: str = "/tmp/kcorpus"            # kws.corpus.kokoro_corpus output
-    speech: Optional[str] = None            # head speech staging (scripts/head_gpu.sh): index.json + audio
+    speech: Optional[str] = None            # stage-speech output (scripts/head_scale.sh gather): index.json + audio
     backbone: str = "kws/assets/model"            # a folder with backbone.onnx + backbone_mel.npz
     noise: Optional[str] = None
     music: Optional[Union[str, List[str]]] = None   # one file or several (joined)
