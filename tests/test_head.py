@@ -1,6 +1,7 @@
 """The learned head: torch twin == ONNX (offline and streaming), the training's template scores ==
 the run-time matcher's, template cuts, Kokoro word times, batches."""
 import json
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -11,13 +12,15 @@ pytest.importorskip("onnx")
 from kws.model.head import Head  # noqa: E402
 from kws.model.head import unit  # noqa: E402
 from kws.spot.templates import TemplateBank, cut, template_scores  # noqa: E402
+from kws.train import augment, batches, config, losses, net  # noqa: E402
+from kws.train import data as tdata  # noqa: E402
 from kws.train import head as th  # noqa: E402
 
 
 def _random_head(context=4, hidden=32, layers=2, dim=24, seed=0):
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    h = th.HeadNet(th.HeadConfig(context, hidden, layers, dim), rng.normal(size=96), rng.uniform(0.5, 2, 96), 3.0)
+    h = net.HeadNet(net.HeadConfig(context, hidden, layers, dim), rng.normal(size=96), rng.uniform(0.5, 2, 96), 3.0)
     with torch.no_grad():
         for p in h.parameters():
             p.add_(0.2 * torch.randn_like(p))
@@ -26,7 +29,7 @@ def _random_head(context=4, hidden=32, layers=2, dim=24, seed=0):
 
 def _export(h, tmp_path):
     ck = tmp_path / "h.pt"
-    torch.save({"head": th.asdict(h.cfg), "state": h.state_dict(), "step": 1, "val": None, "variant": None}, ck)
+    torch.save({"head": asdict(h.cfg), "state": h.state_dict(), "step": 1, "val": None, "variant": None}, ck)
     out = tmp_path / "head"
     meta = th.export(str(ck), out)
     return out, meta
@@ -43,7 +46,7 @@ def test_onnx_equals_torch_offline_and_streaming(tmp_path, context):
     rng = np.random.default_rng(1)
     for T in (1, 2, 5, 37):
         x = rng.normal(size=(T, 96)).astype(np.float32) * 3
-        ref = th.apply_head(h, torch.from_numpy(x)[None])[0].detach().numpy()
+        ref = net.apply_head(h, torch.from_numpy(x)[None])[0].detach().numpy()
         got = onnx_head(x)
         assert got.shape == (T, 24)
         np.testing.assert_allclose(got, ref, atol=2e-5)
@@ -60,9 +63,9 @@ def test_onnx_equals_torch_offline_and_streaming(tmp_path, context):
 
 def test_identity_start():
     """A fresh head (output layer zero, skip = identity) reproduces the raw vectors' directions."""
-    h = th.HeadNet(th.HeadConfig(4, 32, 2, 96), np.zeros(96), np.ones(96), 5.0).eval()
+    h = net.HeadNet(net.HeadConfig(4, 32, 2, 96), np.zeros(96), np.ones(96), 5.0).eval()
     x = np.random.default_rng(2).normal(size=(9, 96)).astype(np.float32)
-    got = th.apply_head(h, torch.from_numpy(x)[None])[0].detach().numpy()
+    got = net.apply_head(h, torch.from_numpy(x)[None])[0].detach().numpy()
     np.testing.assert_allclose(got, unit(x), atol=1e-5)
 
 
@@ -82,9 +85,9 @@ def test_score_series_is_the_matchers_score():
     for i, f in enumerate(full):
         F_[i, : f.shape[0]] = torch.from_numpy(f)
     n = torch.tensor([f.shape[0] for f in full])
-    T, L = th.right_aligned(F_, n, lmax=10)
+    T, L = net.right_aligned(F_, n, lmax=10)
     assert L.tolist() == lens
-    G = th.score_series(T, L, torch.from_numpy(stream)[None].float())[0].numpy()
+    G = net.score_series(T, L, torch.from_numpy(stream)[None].float())[0].numpy()
     fit = ref > -1
     np.testing.assert_allclose(G[fit], ref[fit], atol=1e-5)
     assert (G[~fit] == -2).all()
@@ -94,7 +97,7 @@ def test_score_series_is_the_matchers_score():
 def test_right_aligned_keeps_the_last_rows_when_capped():
     D = 4
     f = torch.arange(20 * D, dtype=torch.float32).view(1, 20, D)
-    T, L = th.right_aligned(f, torch.tensor([20]), lmax=6)
+    T, L = net.right_aligned(f, torch.tensor([20]), lmax=6)
     assert L.tolist() == [6]
     a, b = cut(20)
     np.testing.assert_array_equal(T[0].numpy(), f[0, b - 6:b].numpy())
@@ -110,17 +113,17 @@ def test_word_spans_from_durations():
 
 
 def test_dwd_prefers_the_right_word():
-    p = th.LossParams(8, False, 10)
+    p = losses.LossParams(8, False, 10)
     labels = torch.tensor([0, 1, 2, -1])
     good = torch.tensor([[0.9, 0.1, 0.0], [0.1, 0.8, 0.2], [0.0, 0.1, 0.9], [0.1, 0.2, 0.1]])
     bad = good[:, [1, 2, 0]]
-    assert th.dwd_template_loss(good, labels, p) < th.dwd_template_loss(bad, labels, p)
+    assert losses.dwd_template_loss(good, labels, p) < losses.dwd_template_loss(bad, labels, p)
 
 
 def _synthetic_data(n_words=6, per_word=3, seed=0):
     """Words as distinct tone sequences; sentences as their concatenations."""
     rng = np.random.default_rng(seed)
-    sr = th.SR
+    sr = tdata.SR
     pcm, iso, occ, sen = [], {"off": [], "len": [], "word": []}, {"s": [], "w": [], "a": [], "b": []}, {"off": [], "len": []}
     pos = 0
 
@@ -147,7 +150,7 @@ def _synthetic_data(n_words=6, per_word=3, seed=0):
     buf = torch.from_numpy(np.concatenate(pcm))
     a = lambda v: np.array(v, np.int64)  # noqa: E731
     e = np.zeros(0, np.int64)
-    return th.Data(buffer=buf, words=[f"w{i}" for i in range(n_words)], phone_ids=[np.array([2, 3])] * n_words,
+    return tdata.Data(buffer=buf, words=[f"w{i}" for i in range(n_words)], phone_ids=[np.array([2, 3])] * n_words,
                    iso_off=a(iso["off"]), iso_len=a(iso["len"]), iso_word=a(iso["word"]),
                    sen_off=a(sen["off"]), sen_len=a(sen["len"]), occ_sentence=a(occ["s"]), occ_word=a(occ["w"]),
                    occ_start=a(occ["a"]), occ_end=a(occ["b"]), real_off=e, real_len=e, rocc_file=e, rocc_word=e,
@@ -156,10 +159,10 @@ def _synthetic_data(n_words=6, per_word=3, seed=0):
 
 def test_batches_place_the_target_words():
     d = _synthetic_data()
-    cfg = th.TrainConfig(words_per_batch=4, item_s=3.0)
+    cfg = config.TrainConfig(words_per_batch=4, item_s=3.0)
     rng = np.random.default_rng(0)
     tpl_n = np.full(d.iso_off.size, 12)
-    b = th.Batcher(d, cfg, tpl_n, rng)
+    b = batches.Batcher(d, cfg, tpl_n, rng)
     prep = b.prepare()
     K, Nq = 4, cfg.queries_per_word
     assert len(prep["words"]) == K and prep["templates"].shape == (K, cfg.templates_per_word)
@@ -168,20 +171,20 @@ def test_batches_place_the_target_words():
     # templates are renderings of their word; query renderings differ from the templates
     for k, w in enumerate(prep["words"]):
         assert (d.iso_word[prep["templates"][k]] == w).all()
-    wav = th.assemble(d.buffer, prep["segments"], int(cfg.item_s * th.SR)).numpy()
+    wav = batches.assemble(d.buffer, prep["segments"], int(cfg.item_s * tdata.SR)).numpy()
     for i in range(K * Nq):
         t0, t1 = prep["target"][i]
         assert 0 <= t0 < t1 <= wav.shape[1]
         seg = wav[i, t0:t1]
         assert np.sqrt(np.mean(seg ** 2)) > 0.05        # the word is where the target says
     g = torch.Generator().manual_seed(0)
-    out = th.Augment(d, cfg, g, rng)(torch.from_numpy(wav), torch.from_numpy(prep["target"]))
+    out = augment.Augment(d, cfg, g, rng)(torch.from_numpy(wav), torch.from_numpy(prep["target"]))
     assert out.shape == wav.shape and torch.isfinite(out).all() and out.abs().max() <= 1
     # TV noise (a talker over music) and clipping: every item gets them
-    d.music = torch.from_numpy(np.random.default_rng(1).standard_normal(3 * th.SR).astype(np.float32) * 0.1)
-    tv = th.TrainConfig(words_per_batch=4, item_s=3.0, noise_kinds=(0, 0, 0, 0, 0, 1), p_noise=1.0,
+    d.music = torch.from_numpy(np.random.default_rng(1).standard_normal(3 * tdata.SR).astype(np.float32) * 0.1)
+    tv = config.TrainConfig(words_per_batch=4, item_s=3.0, noise_kinds=(0, 0, 0, 0, 0, 1), p_noise=1.0,
                         p_reverb=0.0, p_clip=1.0, p_bandlimit=0.0, gain_db=(0.0, 0.0))
-    out = th.Augment(d, tv, g, rng)(torch.from_numpy(wav), torch.from_numpy(prep["target"]))
+    out = augment.Augment(d, tv, g, rng)(torch.from_numpy(wav), torch.from_numpy(prep["target"]))
     assert out.shape == wav.shape and torch.isfinite(out).all()
     flat = (out.abs() >= 0.8999).float().mean(1)              # clipped: many samples at the peak
     assert flat.min() > 0.001
@@ -209,8 +212,8 @@ def test_shipped_head_matches_its_training_twin():
 
 def test_command_line_overrides_reach_inside_the_config():
     cfg = {"minutes": 3.0, "variants": [{"name": "a"}, {"name": "b", "head": {"context": 8}}]}
-    th._overrides(cfg, ["minutes=16", "variants.1.init=runs/x/last.pt", "variants.1.head.context=12",
+    config.overrides(cfg, ["minutes=16", "variants.1.init=runs/x/last.pt", "variants.1.head.context=12",
                         'music=["a.ogg", "b.ogg"]', "out=/tmp/run"])
     assert cfg["minutes"] == 16 and cfg["out"] == "/tmp/run" and cfg["music"] == ["a.ogg", "b.ogg"]
     assert cfg["variants"][1] == {"name": "b", "init": "runs/x/last.pt", "head": {"context": 12}}
-    assert th.TrainConfig.from_dict(cfg).variants[1].head.context == 12
+    assert config.TrainConfig.from_dict(cfg).variants[1].head.context == 12

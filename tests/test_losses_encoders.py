@@ -48,7 +48,7 @@ def test_padding_does_not_change_text_embeddings():
 def test_head_loss_parameters_keep_their_checkpoint_names():
     """A head checkpoint stores LossParams' state ('loss'), which a run with ``init`` loads."""
     from kws.enroll.phonemes import TOKENS
-    from kws.train.head import LossParams
+    from kws.train.losses import LossParams
 
     sd = LossParams(64, True, len(TOKENS)).state_dict()
     assert set(sd) == {"log_scale", "theta", "logit_scale", "proj.weight", "proj.bias",

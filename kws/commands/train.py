@@ -23,7 +23,7 @@ TRAIN_INSTALL = ("pip install 'kws[train]' torch==2.13.0  (from a checkout: pip 
 def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train the model's head (kws.train.head; needs the 'train' extra)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("config", help="JSON file of kws.train.head.TrainConfig fields (configs/head.json)")
+    p.add_argument("config", help="JSON file of kws.train.config.TrainConfig fields (configs/head-scale.json)")
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="values (JSON) overriding the file's, e.g. minutes=3")
     p.set_defaults(run=run)

@@ -1,12 +1,22 @@
-"""The audio-text loss of the head's training (kws.train.head): CLAP-style symmetric InfoNCE.
+"""The losses of the head's training (kws.train.head): the DWD loss over template scores with a null
+class (:func:`dwd_template_loss`), the CLAP-style audio-text InfoNCE (:func:`clap_loss`), and one
+batch's loss for one head (:func:`batch_loss`).
+
+CLAP:
 
 A batch holds N audio embeddings, each of one of K words (``labels[i]`` in 0..K-1), and K text
 embeddings, row ``k`` of word ``k``; both unit vectors.
 """
 from __future__ import annotations
 
+import math
+from typing import Tuple
+
 import torch
 import torch.nn.functional as F
+from torch import nn
+
+from kws.train.net import HeadNet, apply_head, right_aligned, score_series
 
 
 def clap_loss(audio: torch.Tensor, text: torch.Tensor, labels: torch.Tensor,
@@ -25,3 +35,83 @@ def clap_loss(audio: torch.Tensor, text: torch.Tensor, labels: torch.Tensor,
     pos = (labels[None, :] == torch.arange(K, device=labels.device)[:, None]).to(logp.dtype)
     t2a = -((logp * pos).sum(1) / pos.sum(1).clamp(min=1)).mean()
     return 0.5 * (a2t + t2a)
+
+
+class LossParams(nn.Module):
+    """The DWD scale and threshold, and the CLAP side: text encoder, projection, temperature."""
+
+    def __init__(self, dim: int, clap: bool, n_tokens: int):
+        super().__init__()
+        self.log_scale = nn.Parameter(torch.tensor(math.log(10.0)))
+        self.theta = nn.Parameter(torch.tensor(0.5))
+        self.clap = clap
+        if clap:
+            from kws.train.encoders import TextEncoder
+
+            self.text = TextEncoder(n_tokens, phone_dim=64, hidden=128, layers=1, embed_dim=128)
+            self.proj = nn.Linear(dim, 128)
+            self.logit_scale = nn.Parameter(torch.tensor(2.6593))
+
+
+def dwd_template_loss(wscore: torch.Tensor, labels: torch.Tensor, params: LossParams) -> torch.Tensor:
+    """``wscore`` [nq, K] word scores, ``labels`` [nq] word index or -1 (none) -> the mean of two
+    cross-entropies: each query over the K words and the null class, and each word over the
+    queries (its own are the positives)."""
+    scale = params.log_scale.clamp(max=math.log(100.0)).exp()
+    K = wscore.shape[1]
+    logits = scale * torch.cat([wscore, params.theta.expand(wscore.shape[0], 1)], dim=1)
+    target = torch.where(labels >= 0, labels, torch.full_like(labels, K))
+    rows = F.cross_entropy(logits, target)
+    # each word against every query (its own queries are the positives): the keyword's view,
+    # where one threshold per keyword separates its utterances from everything else
+    logp = F.log_softmax(scale * wscore.t(), dim=1)                     # [K, nq]
+    pos = (labels[None, :] == torch.arange(K, device=labels.device)[:, None]).to(logp.dtype)
+    cols = -((logp * pos).sum(1) / pos.sum(1).clamp(min=1)).mean()
+    return 0.5 * (rows + cols)
+
+
+def batch_loss(head: HeadNet, params: LossParams, tpl_raw: torch.Tensor, tpl_n: torch.Tensor,
+               q_raw: torch.Tensor, labels: torch.Tensor, K: int, Nt: int, lmax: int,
+               alpha_clap: float, alpha_dwd: float, text_ids=None) -> Tuple[torch.Tensor, dict]:
+    """The loss of one batch for one head. ``tpl_raw`` [K*Nt, F, 96] raw vectors of the template
+    utterances (word-major), ``q_raw`` [nq, N, 96] of the query items, ``labels`` [nq] word index
+    or -1."""
+    T_full = apply_head(head, tpl_raw)
+    T, L = right_aligned(T_full, tpl_n, lmax)
+    X = apply_head(head, q_raw)
+    G = score_series(T, L, X)                                  # [nq, N, nt]
+    S = G.amax(1)                                              # [nq, nt]
+    W = S.view(S.shape[0], K, Nt).amax(-1)                     # [nq, K]
+    zero = X.new_zeros(())
+    ld = dwd_template_loss(W, labels, params) if alpha_dwd else zero
+    lc = zero
+    if alpha_clap and params.clap:
+        from kws.train.losses import clap_loss
+
+        pos = torch.nonzero(labels >= 0).squeeze(1)
+        lab = labels[pos]
+        cols = lab[:, None] * Nt + torch.arange(Nt, device=X.device)[None, :]      # own templates
+        Gp = torch.gather(G[pos], 2, cols[:, None, :].expand(-1, G.shape[1], -1))  # [np, N, Nt]
+        flat = Gp.reshape(Gp.shape[0], -1).argmax(1)
+        e = flat // Nt
+        t = cols.gather(1, (flat % Nt)[:, None]).squeeze(1)
+        Lt = L[t]
+        n = torch.arange(X.shape[1], device=X.device)[None, :]
+        m = ((n <= e[:, None]) & (n > (e - Lt)[:, None])).to(X.dtype)
+        q_emb = (m[..., None] * X[pos]).sum(1) / Lt[:, None].to(X.dtype)
+        tm = (T.abs().sum(-1) > 0).to(X.dtype)
+        t_emb = (T * tm[..., None]).sum(1) / L[:, None].to(X.dtype)
+        audio = F.normalize(params.proj(torch.cat([q_emb, t_emb])), dim=-1)
+        a_lab = torch.cat([lab, torch.arange(K, device=X.device).repeat_interleave(Nt)])
+        ids, ln = text_ids
+        text = params.text(ids, ln)
+        lc = clap_loss(audio, text, a_lab, params.logit_scale)
+    total = alpha_dwd * ld + alpha_clap * lc
+    with torch.no_grad():
+        own = W.gather(1, labels.clamp(min=0)[:, None]).squeeze(1)
+        other = W.clone()
+        other.scatter_(1, labels.clamp(min=0)[:, None], -2.0)
+        posm = labels >= 0
+        acc = (own > other.amax(1))[posm].float().mean() if posm.any() else X.new_zeros(())
+    return total, {"dwd": float(ld.detach()), "clap": float(lc.detach()), "top1": float(acc),
+                   "theta": float(params.theta.detach()), "scale": float(params.log_scale.detach().exp())}

@@ -1,0 +1,254 @@
+"""The host side of a training batch: which words, which renderings, where every segment of every
+item goes (:class:`Batcher`), and the items assembled on the device (:func:`assemble`)."""
+from __future__ import annotations
+
+from typing import List, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from kws.spot.templates import MIN_LENGTH, TRIM
+from kws.train.config import TrainConfig
+from kws.train.data import SR, Data
+
+
+class Batcher:
+    """Host side of a batch: which words, which renderings, where every segment of every item goes."""
+
+    def __init__(self, data: Data, cfg: TrainConfig, tpl_count: np.ndarray, rng: np.random.Generator):
+        self.d, self.cfg, self.rng = data, cfg, rng
+        W = len(data.words)
+        ok_tpl = (tpl_count - 2 * TRIM) >= MIN_LENGTH
+        ok_len = data.iso_len <= cfg.max_word_s * SR
+        self.iso_by_word = _group(data.iso_word[ok_tpl & ok_len], np.flatnonzero(ok_tpl & ok_len), W)
+        okw = (data.occ_end - data.occ_start) <= cfg.max_word_s * SR
+        self.occ_by_word = _group(data.occ_word[okw], np.flatnonzero(okw), W)
+        rk = (data.rocc_word >= 0) & ((data.rocc_end - data.rocc_start) <= cfg.max_word_s * SR) & \
+             ((data.rocc_end - data.rocc_start) >= 0.15 * SR)
+        self.rocc_by_word = _group(data.rocc_word[rk], np.flatnonzero(rk), W)
+        Nt = cfg.templates_per_word
+        self.eligible = np.array([w for w in range(W) if len(self.iso_by_word[w]) >= Nt and
+                                  (len(self.iso_by_word[w]) > Nt or len(self.occ_by_word[w]) or len(self.rocc_by_word[w]))])
+        if len(self.eligible) < 2:
+            raise ValueError("fewer than two words have enough renderings to train on")
+        # in spelling order, neighbours share their beginning (compute, computer, computing)
+        spelled = [data.words[w] for w in self.eligible]
+        self.by_sound = self.eligible[np.argsort(spelled, kind="stable")]
+        # occurrences of each sentence (rendered and real), for context free of batch words
+        self.sen_occ = _group(data.occ_sentence, np.arange(data.occ_sentence.size), data.sen_off.size)
+        self.real_occ = _group(data.rocc_file, np.arange(data.rocc_file.size), data.real_off.size)
+        self.item = int(cfg.item_s * SR)
+
+    # ---------------------------------------------------------------- words
+    def draw_words(self) -> np.ndarray:
+        cfg, rng = self.cfg, self.rng
+        K = min(cfg.words_per_batch, len(self.eligible))
+        n_cl = int(K * cfg.cluster) // 4 * 4
+        chosen: List[int] = []
+        seen = set()
+        tries = 0
+        while len(chosen) < n_cl and tries < 10 * K:
+            tries += 1
+            s = int(rng.integers(0, max(1, len(self.by_sound) - 4)))
+            for w in self.by_sound[s:s + 4]:
+                if int(w) not in seen and len(chosen) < n_cl:
+                    seen.add(int(w))
+                    chosen.append(int(w))
+        rest = np.setdiff1d(self.eligible, np.array(chosen, dtype=np.int64))
+        chosen += [int(w) for w in rng.choice(rest, size=K - len(chosen), replace=False)]
+        return np.array(chosen, dtype=np.int64)
+
+    # ---------------------------------------------------------------- context
+    def _context(self, side: int, want: int, batch: set, speech: bool = False) -> Tuple[int, int]:
+        """(start, length) of a piece of a rendered sentence or of real speech with no batch word,
+        ``want`` samples long at most, or (0, 0) for silence. ``side`` 0: before the target (the
+        piece's end is used), 1: after it. ``speech``: never silence."""
+        cfg, rng, d = self.cfg, self.rng, self.d
+        kind = rng.choice(3, p=np.array(cfg.p_context) / sum(cfg.p_context))
+        if speech and kind == 0:
+            kind = int(rng.integers(1, 3))
+        if kind == 0 or want < 800:
+            return 0, 0
+        for _ in range(4):
+            if kind == 1 and d.sen_off.size:
+                f = int(rng.integers(0, d.sen_off.size))
+                off, ln = int(d.sen_off[f]), int(d.sen_len[f])
+                occ = self.sen_occ[f]
+                ws, we, wid = d.occ_start[occ], d.occ_end[occ], d.occ_word[occ]
+            elif d.real_off.size:
+                f = int(rng.integers(0, d.real_off.size))
+                off, ln = int(d.real_off[f]), int(d.real_len[f])
+                occ = self.real_occ[f]
+                ws, we, wid = d.rocc_start[occ], d.rocc_end[occ], d.rocc_word[occ]
+            else:
+                return 0, 0
+            piece = min(want, ln)
+            st = off + int(rng.integers(0, ln - piece + 1))
+            hit = np.isin(wid, list(batch)) & (ws < st + piece) & (we > st)
+            if not hit.any():
+                return st, piece
+        return 0, 0
+
+    # ---------------------------------------------------------------- items
+    def prepare(self) -> dict:
+        cfg, rng, d = self.cfg, self.rng, self.d
+        words = self.draw_words()
+        K, Nt, Nq = len(words), cfg.templates_per_word, cfg.queries_per_word
+        batch = set(int(w) for w in words)
+        tpl = np.zeros((K, Nt), np.int64)
+        segs: List[list] = []          # per item: list of (src, length, dst, speed, gain)
+        target: List[Tuple[int, int]] = []
+        labels: List[int] = []
+        pq = np.array(cfg.p_query, dtype=np.float64)
+        for k, w in enumerate(words):
+            iso = self.iso_by_word[w]
+            pick = rng.permutation(iso)
+            tpl[k] = pick[:Nt]
+            spare = list(pick[Nt:])
+            for _ in range(Nq):
+                avail = np.array([len(spare) > 0, len(self.occ_by_word[w]) > 0, len(self.rocc_by_word[w]) > 0])
+                p = pq * avail
+                if p.sum() == 0:           # only the template renderings: reuse one of them
+                    spare = list(pick[:Nt])
+                    p = pq * np.array([1, 0, 0])
+                kind = int(rng.choice(3, p=p / p.sum()))
+                if kind == 0:
+                    r = spare.pop(int(rng.integers(0, len(spare))))
+                    s, t = self._word_alone(int(d.iso_off[r]), int(d.iso_len[r]), batch)
+                elif kind == 1:
+                    o = int(rng.choice(self.occ_by_word[w]))
+                    s, t = self._in_sentence(d.occ_start[o], d.occ_end[o], d.occ_sentence[o], False, batch)
+                else:
+                    o = int(rng.choice(self.rocc_by_word[w]))
+                    s, t = self._in_sentence(d.rocc_start[o], d.rocc_end[o], d.rocc_file[o], True, batch)
+                segs.append(s), target.append(t), labels.append(k)
+        n_neg = int(round(cfg.negatives * K * Nq))
+        pn = np.array(cfg.p_negative) / sum(cfg.p_negative)
+        for _ in range(n_neg):
+            kind = int(rng.choice(4, p=pn))
+            if kind <= 1:
+                w = int(words[int(rng.integers(0, K))])
+                r = int(rng.choice(self.iso_by_word[w]))
+                s, t = self._partial(int(d.iso_off[r]), int(d.iso_len[r]), kind == 0, batch)
+            elif kind == 2:
+                want = int(rng.uniform(1.0, 3.5) * SR)
+                st, ln = self._context(1, want, batch, speech=True)
+                s = [(st, ln, int(rng.uniform(0.1, 0.4) * SR), 1.0, 1.0)] if ln else []
+                t = (s[0][2], s[0][2] + ln) if ln else (0, 0)
+            else:
+                s, t = [], (0, 0)
+            segs.append(s), target.append(t), labels.append(-1)
+        return {"words": words, "templates": tpl, "segments": segs, "target": np.array(target, np.int64),
+                "labels": np.array(labels, np.int64)}
+
+    def _word_alone(self, off: int, ln: int, batch: set):
+        rng = self.rng
+        left = int(rng.uniform(0.05, 1.0) * SR)
+        gap_l, gap_r = (int(rng.uniform(0.03, 0.3) * SR) for _ in range(2))
+        ls, ll = self._context(0, left, batch)
+        t0 = (ll + gap_l) if ll else left
+        segs = []
+        if ll:
+            segs.append((ls, ll, 0, 1.0, _db(rng.uniform(-8, 4))))
+        segs.append((off, ln, t0, 1.0, 1.0))
+        room = self.item - (t0 + ln) - gap_r
+        rs, rl = self._context(1, min(int(rng.uniform(0.1, 1.0) * SR), max(room, 0)), batch)
+        if rl:
+            segs.append((rs, rl, t0 + ln + gap_r, 1.0, _db(rng.uniform(-8, 4))))
+        return segs, (t0, t0 + ln)
+
+    def _in_sentence(self, ws: int, we: int, f: int, real: bool, batch: set):
+        """A word with its own sentence around it (up to 1 s each side), never reaching another
+        batch word's occurrence in that sentence."""
+        rng, d = self.rng, self.d
+        if real:
+            lo, hi = int(d.real_off[f]), int(d.real_off[f] + d.real_len[f])
+            occ = self.real_occ[f]
+            os_, oe, ow = d.rocc_start[occ], d.rocc_end[occ], d.rocc_word[occ]
+        else:
+            lo, hi = int(d.sen_off[f]), int(d.sen_off[f] + d.sen_len[f])
+            occ = self.sen_occ[f]
+            os_, oe, ow = d.occ_start[occ], d.occ_end[occ], d.occ_word[occ]
+        other = np.isin(ow, list(batch)) & ~((os_ == ws) & (oe == we))
+        left = max(lo, int(ws) - int(rng.uniform(0.05, 1.0) * SR))
+        right = min(hi, int(we) + int(rng.uniform(0.1, 1.0) * SR))
+        if other.any():
+            before = oe[other & (oe <= ws)]
+            after = os_[other & (os_ >= we)]
+            if before.size:
+                left = max(left, int(before.max()))
+            if after.size:
+                right = min(right, int(after.min()))
+        f_speed = rng.uniform(0.9, 1.1) if real else 1.0
+        lead = int(rng.uniform(0.0, 0.3) * SR)
+        ln = right - left
+        out_len = int(ln / f_speed)
+        if lead + out_len > self.item:
+            ln = int((self.item - lead) * f_speed)
+        t0 = lead + int((ws - left) / f_speed)
+        t1 = lead + int((we - left) / f_speed)
+        return [(left, ln, lead, f_speed, 1.0)], (t0, min(t1, self.item))
+
+    def _partial(self, off: int, ln: int, prefix: bool, batch: set):
+        """The first 30-60 % (prefix) or the last 35-60 % (suffix) of a rendering, with context
+        on the open side (silence or speech without batch words)."""
+        rng = self.rng
+        if prefix:
+            part = int(ln * rng.uniform(0.3, 0.6))
+            src, sl = off, part
+        else:
+            part = int(ln * rng.uniform(0.35, 0.6))
+            src, sl = off + ln - part, part
+        t0 = int(rng.uniform(0.1, 1.0) * SR)
+        segs = [(src, sl, t0, 1.0, 1.0)]
+        if prefix:
+            cs, cl = self._context(1, int(rng.uniform(0.3, 1.5) * SR), batch)
+            if cl:
+                segs.append((cs, cl, t0 + sl + int(rng.uniform(0.0, 0.2) * SR), 1.0, _db(rng.uniform(-6, 3))))
+        else:
+            cs, cl = self._context(0, min(t0, int(rng.uniform(0.3, 1.0) * SR)), batch)
+            if cl:
+                segs.append((cs, cl, max(0, t0 - cl - int(rng.uniform(0.0, 0.2) * SR)), 1.0, _db(rng.uniform(-6, 3))))
+        return segs, (t0, t0 + sl)
+
+
+def _db(x: float) -> float:
+    return float(10 ** (x / 20))
+
+
+def _group(keys: np.ndarray, values: np.ndarray, n: int) -> List[np.ndarray]:
+    order = np.argsort(keys, kind="stable")
+    k, v = keys[order], values[order]
+    out = [np.zeros(0, np.int64)] * n
+    if k.size:
+        cuts = np.flatnonzero(np.diff(k)) + 1
+        for s, e in zip(np.r_[0, cuts], np.r_[cuts, k.size]):
+            out[int(k[s])] = v[s:e].astype(np.int64)
+    return out
+
+
+def assemble(buffer: torch.Tensor, segments: Sequence[list], length: int) -> torch.Tensor:
+    """Items from segments (src, length, dst, speed, gain): [n, length] float waveforms."""
+    dev = buffer.device
+    n = len(segments)
+    S = max(1, max(len(s) for s in segments))
+    arr = np.zeros((n, S, 5), np.float64)
+    for i, s in enumerate(segments):
+        for j, seg in enumerate(s):
+            arr[i, j] = seg
+    a = torch.from_numpy(arr).to(dev)
+    src, ln, dst, f, gain = (a[..., c] for c in range(5))
+    out_len = torch.floor(ln / f)
+    pos = torch.arange(length, device=dev, dtype=torch.float64)[None, :]
+    wav = torch.zeros(n, length, device=dev)
+    top = buffer.numel() - 1
+    for j in range(S):
+        rel = pos - dst[:, j:j + 1]
+        valid = (rel >= 0) & (rel < out_len[:, j:j + 1]) & (ln[:, j:j + 1] > 0)
+        q = src[:, j:j + 1] + rel.clamp(min=0) * f[:, j:j + 1]
+        q = torch.minimum(q, (src[:, j:j + 1] + ln[:, j:j + 1] - 1).clamp(min=0))
+        lo = q.floor().long().clamp(0, top)
+        w = (q - lo.double()).clamp(0, 1).float()
+        x = buffer[lo].float() * (1 - w) + buffer[(lo + 1).clamp(max=top)].float() * w
+        wav = wav + torch.where(valid, x / 32768.0 * gain[:, j:j + 1].float(), torch.zeros((), device=dev))
+    return wav
