@@ -333,9 +333,12 @@ class Listen:
     """`python -m kws listen --json` as a subprocess; stderr lines are collected as they come."""
 
     def __init__(self, env, *args):
+        # Ctrl-C is what stop() sends: a suite started in the background inherits SIGINT ignored,
+        # so the child gets the default disposition back (Python then turns it into KeyboardInterrupt)
         self.p = subprocess.Popen([sys.executable, "-m", "kws", "listen", "--json", *args], cwd=ROOT,
                                   env={**os.environ, **env}, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True)
+                                  stderr=subprocess.PIPE, text=True,
+                                  preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         self.err = []
         self.reader = threading.Thread(target=lambda: self.err.extend(self.p.stderr), daemon=True)
         self.reader.start()
@@ -353,8 +356,8 @@ class Listen:
 
     def stop(self):
         self.p.send_signal(signal.SIGINT)
+        self.p.wait(timeout=30)                 # a listen that ignores Ctrl-C fails here, never hangs
         out = self.p.stdout.read()
-        self.p.wait(timeout=30)
         self.reader.join(timeout=30)
         return self.p.returncode, [json.loads(l) for l in out.splitlines()], "".join(self.err)
 
