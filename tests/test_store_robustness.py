@@ -407,7 +407,8 @@ def test_migrate_a_store_of_another_model_keeps_its_utterances(tmp_path, capsys,
     assert got["jarvis"].threshold == pytest.approx(want.threshold, abs=1e-6)    # the same model in effect
     np.testing.assert_array_equal(got["jarvis"].vectors, want.vectors)
     mine = got["mine"]
-    assert mine.tuned_on["target_per_hour"] == 3.0 and mine.tuned_on["expected_per_hour"] == pytest.approx(3.0, rel=0.01)
+    # the target is kept; the threshold never promises more false alarms than it (a floor may hold it higher)
+    assert mine.tuned_on["target_per_hour"] == 3.0 and 0 < mine.tuned_on["expected_per_hour"] <= 3.0 * 1.01
     assert mine.eer is None and "recall_at_threshold" not in mine.tuned_on and mine.threshold != 0.5
 
 

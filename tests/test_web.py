@@ -592,11 +592,11 @@ def test_keyword_file_with_low_thresholds_fires_as_python(browser, demo_server, 
     from kws.spot.detector import Detector, DetectorConfig
 
     ks = KeywordSet(model.model_id, [copy.deepcopy(k) for k in demo])
-    for kw, thr in zip(ks, (0.24, 0.25, 0.26)):          # about the 90th percentile of their scores
+    for kw, thr in zip(ks, (0.20, 0.21, 0.22)):          # about the 90th percentile of their scores
         kw.threshold = thr
     want = [e.to_dict() for e in Detector(ks, model, DetectorConfig(vad=False)).detect(load_audio(SAMPLE))]
     gaps = [b["start"] - a["start"] for a, b in zip(want, want[1:]) if a["keyword"] == b["keyword"]]
-    assert len(want) > 10 and min(gaps) < 1.5          # peaks close to the refractory time
+    assert len(want) > 10 and min(gaps) < 2.0          # peaks close to the refractory time
     f = tmp_path / "low.json"
     f.write_text(json.dumps(export_doc(ks, model)))
 
