@@ -122,7 +122,12 @@ collect)
   progress
   mkdir -p "$OUT"
   cd $B/run
-  for d in */; do d=${d%/}; tar czf "$OUT/head-$d.tgz" "$d/best.pt" "$d/last.pt"; done
+  for d in */; do
+    d=${d%/}; tar czf "$OUT/head-$d.tgz" "$d/best.pt" "$d/last.pt"
+    # the snapshots (snapshots=true), at most 6 a file (about 11 MB)
+    ls "$d"/snap-*.pt 2>/dev/null | split -l 6 - "$B/snaps-$d-" || true
+    for l in "$B"/snaps-"$d"-??; do [ -f "$l" ] && tar czf "$OUT/$(basename "$l").tgz" -T "$l" && rm "$l"; done
+  done
   cp $B/train.log $B/kcorpus/stats.json .
   tar czf "$OUT/logs.tgz" config.json summary.json history.json train.log stats.json
   ls -la "$OUT"

@@ -34,6 +34,7 @@ class TrainConfig:
     rooms: Optional[str] = None
     val: Optional[str] = None               # kws.train.head_eval validation file (npy)
     out: str = "runs/head"
+    snapshots: bool = False                 # also keep the head of every validation (snap-STEP.pt, fp16)
     variants: List[Variant] = field(default_factory=lambda: [Variant()])
     words_per_batch: int = 256
     templates_per_word: int = 2

@@ -166,12 +166,15 @@ def train(cfg: TrainConfig, device=None, log=print) -> dict:
     start = time.time()
     next_eval = start + cfg.eval_minutes * 60
     step = 0
+    waited = 0.0                    # seconds the loop waited for the host's batches
     while True:
         el = (time.time() - start) / 60
         if (cfg.steps and step >= cfg.steps) or (not cfg.steps and el >= cfg.minutes):
             break
         frac = step / cfg.steps if cfg.steps else el / cfg.minutes
+        t_wait = time.time()
         prep = feed.next()
+        waited += time.time() - t_wait
         with torch.no_grad():
             wav = assemble(data.buffer, prep["segments"], L_item)
             tgt = torch.from_numpy(prep["target"]).to(device)
@@ -196,7 +199,7 @@ def train(cfg: TrainConfig, device=None, log=print) -> dict:
         step += 1
         if step % 50 == 0 or step == 1:
             log(json.dumps({"step": step, "min": round((time.time() - start) / 60, 2), "items": int(labels.numel()),
-                            "loss": logs}))
+                            "waited_min": round(waited / 60, 2), "loss": logs}))
         last = (cfg.steps and step >= cfg.steps) or (not cfg.steps and (time.time() - start) / 60 >= cfg.minutes)
         if time.time() >= next_eval or last:
             next_eval = time.time() + cfg.eval_minutes * 60
@@ -209,6 +212,10 @@ def train(cfg: TrainConfig, device=None, log=print) -> dict:
                 ck = {"recipe": RECIPE, "head": asdict(v.head), "state": h.state_dict(), "loss": p.state_dict(),
                       "step": step, "val": r, "variant": asdict(v)}
                 torch.save(ck, d / "last.pt")
+                if cfg.snapshots:       # the head alone in half precision, to choose among later
+                    torch.save({**ck, "loss": {}, "state": {k: t.half() if t.numel() > 4096 else t
+                                                          for k, t in h.state_dict().items()}},
+                               d / f"snap-{step:06d}.pt")
                 if val is None or r["score"] < best[i]:
                     best[i] = r["score"]
                     torch.save(ck, d / "best.pt")
