@@ -41,6 +41,22 @@ def test_voices_shipped():
     np.testing.assert_allclose(v.blend("af_heart", "am_adam", 1.0, 5), v.style("af_heart", 5))
 
 
+def test_typed_keywords_are_rendered_in_the_ten_enrollment_voices():
+    from kws.commands import build_parser
+    from kws.commands.enroll import _voices
+    from kws.enroll.confusions import LEXICAL_VOICES
+
+    names = kokoro.voices().names
+    assert len(kokoro.ENROLL_VOICES) == 10 and set(kokoro.ENROLL_VOICES) <= set(names)
+    assert [r.voice for r in kokoro.default_renderings()] == list(kokoro.ENROLL_VOICES)
+    assert [r.voice for r in kokoro.all_renderings()] == list(names)
+    assert set(LEXICAL_VOICES) <= set(kokoro.ENROLL_VOICES)    # neighbours: two of the keyword's voices
+    ap = build_parser()
+    assert _voices(ap.parse_args(["enroll", "add", "hey lantern"])) is None
+    assert _voices(ap.parse_args(["enroll", "add", "hey lantern", "--all-voices"])) == list(names)
+    assert _voices(ap.parse_args(["enroll", "check", "hey lantern", "--all-voices"])) == list(names)
+
+
 def test_missing_part_says_what_to_install(monkeypatch, tmp_path):
     monkeypatch.setenv("KWS_CACHE", str(tmp_path))
     monkeypatch.delenv(kokoro.MODEL_ENV, raising=False)

@@ -1,9 +1,10 @@
 """python -m kws enroll (also python -m kws.enroll): add keywords, by text or recordings, check,
-list, remove, rename, test, export and import them. A typed keyword is rendered by Kokoro in 28
-voices; each keyword's threshold is set for a false-alarm rate, 1 an hour by default, and raised
-where a phrase's own words or prefixes (or words given with --not) would fire it
-(kws.enroll.build, kws.enroll.thresholds, kws.enroll.confusions). Renderings and typed keywords are cached
-(kws.enroll.render_cache): the same text again starts at once.
+list, remove, rename, test, export and import them. A typed keyword is rendered by Kokoro in ten
+voices (--all-voices: all 28, about three times as long); each keyword's threshold is set for a
+false-alarm rate, 1 an hour by default, and raised where a phrase's own words or prefixes (or
+words given with --not) would fire it (kws.enroll.build, kws.enroll.thresholds,
+kws.enroll.confusions). Renderings and typed keywords are cached (kws.enroll.render_cache): the
+same text again starts at once.
 
     python -m kws enroll add "hey computer"
     python -m kws enroll add "hey computer" --not computer --not commuter
@@ -80,6 +81,15 @@ def _open(args, write: bool = False):
     return model, store, ks
 
 
+def _voices(args):
+    """The voices to render a typed keyword in: None (kws.enroll.kokoro.ENROLL_VOICES) or all 28."""
+    if not getattr(args, "all_voices", False):
+        return None
+    from kws.enroll import kokoro
+
+    return list(kokoro.voices().names)
+
+
 def _say(line: str) -> None:
     from kws.enroll.kokoro import stderr_line
 
@@ -96,7 +106,8 @@ def cmd_add(args) -> int:
     if name.strip() in ks and not args.replace:
         raise StoreError(f"a keyword named {name!r} exists already (remove or rename it first, or add "
                          f"--replace)")
-    plan_keyword(args.text, args.phonemes, args.false_alarms_per_hour, None, args.not_words or ())
+    voices = _voices(args)
+    plan_keyword(args.text, args.phonemes, args.false_alarms_per_hour, voices, args.not_words or ())
     examples = load_examples(args.examples or [])
     if args.record:
         for i, a in enumerate(record_examples(args.record, device=args.device)):
@@ -104,7 +115,7 @@ def cmd_add(args) -> int:
     t0 = time.time()
     kw = build_keyword(model, name, args.text, args.phonemes, examples, tune=not args.no_tune,
                        fa_per_hour=args.false_alarms_per_hour, progress=print, quiet=False,
-                       not_words=args.not_words or (), lexical=not args.no_tune, say=_say)
+                       not_words=args.not_words or (), lexical=not args.no_tune, say=_say, voices=voices)
     # rendering and tuning take seconds and run unlocked; the store is re-read under its lock, so
     # keywords that other processes added meanwhile are kept
     with edit_store(store, model.model_id) as ks:
@@ -122,11 +133,12 @@ def cmd_check(args) -> int:
     model = Model.load(args.model)
     if not args.text and not args.phonemes:
         raise EnrollError("give the keyword's text (or --phonemes)")
-    plan_keyword(args.text, args.phonemes, args.false_alarms_per_hour, None, args.not_words or ())
+    voices = _voices(args)
+    plan_keyword(args.text, args.phonemes, args.false_alarms_per_hour, voices, args.not_words or ())
     t0 = time.time()
     kw = build_keyword(model, args.text or args.phonemes, args.text, args.phonemes, [], tune=True,
                        fa_per_hour=args.false_alarms_per_hour, progress=print, quiet=False,
-                       not_words=args.not_words or (), lexical=True, say=_say)
+                       not_words=args.not_words or (), lexical=True, say=_say, voices=voices)
     print(f"{kw.name!r} [{kw.phonemes}], {len(kw.segments)} templates ({time.time() - t0:.1f} s); "
           f"not stored")
     for line in report(kw):
@@ -384,6 +396,8 @@ def add_parser(sub) -> None:
                    help="a word or phrase that must not fire the keyword (repeatable): the threshold "
                         "is raised above its score where needed")
     a.add_argument("--replace", action="store_true", help="replace a keyword of the same name")
+    a.add_argument("--all-voices", action="store_true",
+                   help="render the text in all 28 Kokoro voices instead of ten (about three times as long)")
     a.set_defaults(run=cmd_add)
     c = sub.add_parser("check", help="how good a wake word a text is (false alarms, recall, confusable "
                        "words, a rating); stores nothing")
@@ -393,6 +407,8 @@ def add_parser(sub) -> None:
                    help="expected false alarms an hour the threshold is set for (default 1)")
     c.add_argument("--not", dest="not_words", action="append", metavar="WORD",
                    help="a word or phrase that must not fire the keyword (repeatable)")
+    c.add_argument("--all-voices", action="store_true",
+                   help="render the text in all 28 Kokoro voices instead of ten (about three times as long)")
     c.set_defaults(run=cmd_check)
     s = sub.add_parser("list", help="list keywords")
     s.add_argument("--json", action="store_true")

@@ -1,6 +1,7 @@
 """Kokoro renderings and typed keywords kept on disk: a keyword typed again starts at once.
 
-Rendering a keyword in Kokoro's 28 voices takes 15-25 s on one core (kws.enroll.kokoro). What it gives
+Rendering a keyword in Kokoro's ten enrollment voices takes 6-9 s on one core (all 28: 15-25 s;
+kws.enroll.kokoro). What it gives
 depends only on the model and the input, so it is kept:
 
 - **renderings**: one file per rendering, ``renderings/<ab>/<sha256>.npz``: the 16 kHz audio and
@@ -22,7 +23,7 @@ user cache folder that also holds the joined Kokoro model (kws.enroll.kokoro.cac
 ``$KWS_CACHE``, else platformdirs' user cache folder, ``~/.cache/kws/renders`` on Linux).
 
 **Size.** At most ``$KWS_RENDER_CACHE_MB`` megabytes (default :data:`DEFAULT_MB`; a rendering
-is about 100 kB, a typed keyword of 28 voices about 3 MB of renderings and 0.2 MB of vectors).
+is about 100 kB, a typed keyword of ten voices about 1 MB of renderings and 0.1 MB of vectors).
 After a write that takes it over, the entries used longest ago (a hit refreshes an entry's
 modification time) are deleted until it is under 80 % of that.
 
