@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import marshal
-import os
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Dict, Iterator, List, Mapping, Optional
@@ -106,21 +104,11 @@ def _load(path: Path) -> Optional[Dict[str, str]]:
 
 
 def _save(path: Path, entries: Dict[str, str]) -> None:
-    """Atomic write (a reader sees the whole file or none); nothing where it cannot be written."""
+    """The table and its sha256, written atomically (nothing where it cannot be written)."""
+    from kws.enroll.render_cache import write_atomic
+
     body = marshal.dumps(entries)
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.stem, suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(hashlib.sha256(body).hexdigest().encode("ascii") + b"\n" + body)
-        os.replace(tmp, path)
-    except OSError:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+    write_atomic(path, hashlib.sha256(body).hexdigest().encode("ascii") + b"\n" + body)
 
 
 def parse(raw: str) -> Dict[str, str]:

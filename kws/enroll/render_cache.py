@@ -102,12 +102,19 @@ def _write(path: Path, arrays: Dict[str, np.ndarray]) -> bool:
     """Atomic write; False (and nothing left behind) where the folder cannot be written."""
     buf = io.BytesIO()
     np.savez(buf, **arrays)
+    return write_atomic(path, buf.getvalue())
+
+
+def write_atomic(path: Path, data: bytes) -> bool:
+    """``data`` into ``path`` through a temporary file in the same folder and ``os.replace`` (a
+    reader sees the whole file or none); False, and nothing left behind, where the folder cannot
+    be written."""
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.stem, suffix=".tmp")
         with os.fdopen(fd, "wb") as fh:
-            fh.write(buf.getvalue())
+            fh.write(data)
         os.replace(tmp, path)
         return True
     except OSError:
