@@ -163,7 +163,7 @@ def main() -> int:
                 cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
                 results.setdefault("Kokoro join", []).append((cpu, wall, None, ""))
                 shutil.rmtree(tmp / f"join-{r}")
-    print(f"\n| case | CPU s | wall s |")
+    print("\n| case | CPU s | wall s |")
     print("|---|---|---|")
     for case, runs in results.items():
         print(f"| {case} | {statistics.median(x[0] for x in runs):.1f} | {statistics.median(x[1] for x in runs):.1f} |")

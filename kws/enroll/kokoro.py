@@ -56,6 +56,7 @@ from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 import numpy as np
 
 from kws.checksum import sha256_file as _sha256
+from kws.enroll.cachefiles import cache_dir  # noqa: F401  (kokoro.cache_dir: where the model is joined)
 from kws.errors import KwsError
 
 MODEL_NAME = "kokoro-v1.0.int8.onnx"
@@ -232,12 +233,6 @@ def voices() -> Voices:
 
 
 # ----------------------------------------------------------------------------- model file
-def cache_dir() -> Path:
-    from platformdirs import user_cache_dir
-
-    return Path(os.environ.get("KWS_CACHE") or user_cache_dir("kws", appauthor=False))
-
-
 def part_files() -> List[Path]:
     """The four installed parts of the model, in order."""
     out = []

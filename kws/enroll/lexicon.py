@@ -3,7 +3,7 @@ kws.enroll.g2p is fitted on. Neither of them imports the other for it.
 
 Parsing CMUdict's 126k lines takes about a second; every ``enroll add`` and ``detect -k`` of a
 new text needs it. So the parsed dictionary is kept in a compact file in the user cache folder
-(``lexicon/cmudict-<sha256>.marshal`` under kws.enroll.kokoro.cache_dir, beside the joined
+(``lexicon/cmudict-<sha256>.marshal`` under kws.enroll.cachefiles.cache_dir, beside the joined
 Kokoro model), named by the sha256 of CMUdict's text and this module's :data:`FORMAT`: another
 CMUdict version is another file. It is read in about 0.1 s; a file that is damaged (its own
 sha256, stored in it, does not match) or cannot be read is parsed again, and a cache folder that
@@ -17,6 +17,8 @@ import marshal
 from functools import lru_cache
 from pathlib import Path
 from typing import Dict, Iterator, List, Mapping, Optional
+
+from kws.enroll.cachefiles import cache_dir, write_atomic
 
 FORMAT = 1                      # bump when what the cache file holds, or how it is parsed, changes
 _NODIGITS = str.maketrans("", "", "0123456789")
@@ -67,8 +69,6 @@ def _source() -> str:
 def cache_file(raw: str) -> Optional[Path]:
     """Where the parsed dictionary of CMUdict text ``raw`` is kept (None: no cache folder)."""
     try:
-        from kws.enroll.kokoro import cache_dir
-
         folder = cache_dir() / "lexicon"
     except Exception:
         return None
@@ -105,8 +105,6 @@ def _load(path: Path) -> Optional[Dict[str, str]]:
 
 def _save(path: Path, entries: Dict[str, str]) -> None:
     """The table and its sha256, written atomically (nothing where it cannot be written)."""
-    from kws.enroll.render_cache import write_atomic
-
     body = marshal.dumps(entries)
     write_atomic(path, hashlib.sha256(body).hexdigest().encode("ascii") + b"\n" + body)
 

@@ -19,7 +19,7 @@ depends only on the model and the input, so it is kept:
   of rendering (about half a second in all).
 
 **Where.** ``$KWS_RENDER_CACHE`` if set (``off`` turns the cache off), else ``renders/`` in the
-user cache folder that also holds the joined Kokoro model (kws.enroll.kokoro.cache_dir:
+user cache folder that also holds the joined Kokoro model (kws.enroll.cachefiles.cache_dir:
 ``$KWS_CACHE``, else platformdirs' user cache folder, ``~/.cache/kws/renders`` on Linux).
 
 **Size.** At most ``$KWS_RENDER_CACHE_MB`` megabytes (default :data:`DEFAULT_MB`; a rendering
@@ -40,13 +40,14 @@ import io
 import json
 import os
 import sys
-import tempfile
 import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+from kws.enroll.cachefiles import cache_dir, write_atomic
 
 RENDER_VERSION = 1              # bump when what a rendering entry holds, or how it is made, changes
 KEYWORD_VERSION = 1             # the same for keyword entries
@@ -68,8 +69,6 @@ def root() -> Optional[Path]:
         return None
     if env:
         return Path(env).expanduser()
-    from kws.enroll.kokoro import cache_dir
-
     return cache_dir() / "renders"
 
 
@@ -104,26 +103,6 @@ def _write(path: Path, arrays: Dict[str, np.ndarray]) -> bool:
     np.savez(buf, **arrays)
     return write_atomic(path, buf.getvalue())
 
-
-def write_atomic(path: Path, data: bytes) -> bool:
-    """``data`` into ``path`` through a temporary file in the same folder and ``os.replace`` (a
-    reader sees the whole file or none); False, and nothing left behind, where the folder cannot
-    be written."""
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.stem, suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-        return True
-    except OSError:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-        return False
 
 
 def _read(path: Optional[Path], key: str) -> Optional[Dict[str, np.ndarray]]:
