@@ -270,9 +270,9 @@ def _timing(ph: str, origin: str, audio: np.ndarray):
 
 
 def _warm_background(model: Model, n_renderings: int):
-    """On a machine of several cores, load the model's background bank (seconds: decoding and
-    normalising about half a million vectors) on a thread while Kokoro renders; None where there
-    is one core."""
+    """On a machine of several cores, load the model's background bank (reading and unpacking its
+    codes; they are decoded where scored) on a thread while Kokoro renders; None where there is
+    one core."""
     import threading
 
     from kws.enroll import render_cache
