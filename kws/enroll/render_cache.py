@@ -1,7 +1,7 @@
 """Kokoro renderings and typed keywords kept on disk: a keyword typed again starts at once.
 
-Rendering a keyword in Kokoro's ten enrollment voices takes 6-9 s on one core (all 28: 15-25 s;
-kws.enroll.kokoro). What it gives
+Rendering a two-word keyword in Kokoro's ten enrollment voices takes about 8 s of one core (all
+28: about 23 s; kws.enroll.kokoro). What it gives
 depends only on the model and the input, so it is kept:
 
 - **renderings**: one file per rendering, ``renderings/<ab>/<sha256>.npz``: the 16 kHz audio and
