@@ -2,7 +2,7 @@
 
     taskset -c 1 python benchmarks/enroll_speed.py "hey lantern"
     taskset -c 1 python benchmarks/enroll_speed.py "hey lantern" --runs 3     # the median of 3
-    taskset -c 1 python benchmarks/enroll_speed.py "hey lantern" --all-voices # all 28 voices
+    taskset -c 1 python benchmarks/enroll_speed.py "hey lantern" --quick      # the ten voices of --quick
     taskset -c 1 python benchmarks/enroll_speed.py --tree ../other-checkout    # another kws to compare
 
 Each run is a fresh process (``python -m kws enroll add TEXT --store <tmp>``, run in a child
@@ -113,7 +113,8 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=1, help="runs of each case (the median is printed)")
     ap.add_argument("--join", action="store_true", help="also time the Kokoro model's first join")
     ap.add_argument("--show", action="store_true", help="print what enroll add printed")
-    ap.add_argument("--all-voices", action="store_true", help="enroll add --all-voices (all 28 voices)")
+    ap.add_argument("--quick", action="store_true",
+                    help="enroll add --quick (the ten voices of kws.enroll.kokoro.QUICK_VOICES; default: all 28)")
     ap.add_argument("--tree", type=Path, default=ROOT,
                     help="the kws checkout to time (default: this one), e.g. another version to compare")
     args = ap.parse_args()
@@ -139,7 +140,7 @@ def main() -> int:
             if (user_cache / "kokoro").is_dir():
                 os.symlink(user_cache / "kokoro", fresh / "kokoro")
             env = dict(env0, KWS_RENDER_CACHE=str(renders), KWS_CACHE=str(fresh))
-            extra = ["--all-voices"] if args.all_voices else []
+            extra = ["--quick"] if args.quick else []
             out = child(["enroll", "add", args.text, *extra, "--store", str(tmp / f"first-{r}")], env, root)
             results.setdefault("first use", []).append(out)
             shutil.rmtree(renders)

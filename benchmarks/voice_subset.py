@@ -181,7 +181,8 @@ def main() -> int:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--half", default="a", help="the half chosen on (default a, the tuning half)")
     ap.add_argument("--check", default=None, help="only evaluate --voices (and all 28) on this half")
-    ap.add_argument("--voices", default="", help="comma-separated voices to evaluate with --check")
+    ap.add_argument("--voices", default="", help="comma-separated voices to evaluate with --check or "
+                    "--phrases (default kws.enroll.kokoro.QUICK_VOICES, those of enroll add --quick)")
     ap.add_argument("--up-to", type=int, default=16)
     ap.add_argument("--objective", choices=("all", "wake"), default="all",
                     help="what the greedy choice maximises: the recall of the wake words (clips of "
@@ -191,13 +192,13 @@ def main() -> int:
     ap.add_argument("--speech-s", type=float, default=1800.0, help="seconds of read speech for FA/h")
     ap.add_argument("--phrases", action="store_true",
                     help="phrases, whose thresholds the floor sets, in all 28 voices and in --voices "
-                         "(default kws.enroll.kokoro.ENROLL_VOICES)")
+                         "(default kws.enroll.kokoro.QUICK_VOICES)")
     ap.add_argument("--sizes", default="", help="with --phrases: the first K of --voices for each K "
                     "given (comma-separated), all scored on the voices outside --voices")
     args = ap.parse_args()
     half = args.check or args.half
     if args.phrases:
-        chosen = [v.strip() for v in args.voices.split(",") if v.strip()] or list(kokoro.ENROLL_VOICES)
+        chosen = [v.strip() for v in args.voices.split(",") if v.strip()] or list(kokoro.QUICK_VOICES)
         return phrases(args.data, half, chosen, [int(k) for k in args.sizes.split(",") if k.strip()])
     t0 = time.time()
     model = Model.load()
@@ -269,7 +270,7 @@ def main() -> int:
     print("\n| voices | recall (13 words) | wake words | digits | mean EER | FA/h on read speech |")
     print("|---|---|---|---|---|---|")
     if args.check:
-        chosen = [v.strip() for v in args.voices.split(",") if v.strip()]
+        chosen = [v.strip() for v in args.voices.split(",") if v.strip()] or list(kokoro.QUICK_VOICES)
         row(f"{len(chosen)}: {', '.join(chosen)}", evaluate([names.index(v) for v in chosen]))
         full = evaluate(range(len(names)))
         row("all 28", full)

@@ -7,8 +7,8 @@
 
 ``python -m kws enroll add`` is this call plus the keyword store.
 
-- **Text**: Kokoro-82M speaks the keyword in ten of its 28 English voices (kws.enroll.kokoro
-  ``ENROLL_VOICES``, chosen by measurement: as accurate as all 28, a third of the time); every
+- **Text**: Kokoro-82M speaks the keyword in each of its 28 English voices (kws.enroll.kokoro;
+  ``voices`` names fewer, e.g. the ten of ``QUICK_VOICES`` that ``enroll add --quick`` uses); every
   rendering becomes a template (kws.spot.templates). Any word or phrase: words the dictionary lacks
   are pronounced by the offline G2P.
 - **Recordings**: each is checked (not silent, not clipped, 0.2-10 s long, at most 3 s of sound)
@@ -125,8 +125,9 @@ def enroll_keyword(name: str, text: Optional[str] = None, examples: Optional[Seq
         seed: for the noise drawn while measuring.
         fa_per_hour: the false alarms an hour the threshold is set for (default 1).
         quiet: no progress bar while rendering.
-        voices: the Kokoro voices that speak a typed keyword (default: the ten of
-            kws.enroll.kokoro.ENROLL_VOICES; ``kokoro.voices().names`` for all 28).
+        voices: the Kokoro voices that speak a typed keyword (default: all 28 English ones;
+            ``kws.enroll.kokoro.QUICK_VOICES``, ten chosen by measurement, enroll in about 40 %
+            of the time, with more false alarms).
         not_words: words or phrases that must not fire the keyword (its threshold is raised
             above their scores where needed; kws.enroll.confusions).
         lexical: also score a few dictionary words sharing the keyword's start or end (rendered

@@ -1,8 +1,8 @@
 """Kokoro renderings and typed keywords kept on disk: a keyword typed again starts at once.
 
-Rendering a two-word keyword in Kokoro's ten enrollment voices takes about 8 s of one core (all
-28: about 23 s; kws.enroll.kokoro). What it gives
-depends only on the model and the input, so it is kept:
+Rendering a two-word keyword in Kokoro's 28 voices takes about 23 s of one core (the ten of
+``--quick``: about 8 s; kws.enroll.kokoro). What it gives depends only on the model and the
+input, so it is kept:
 
 - **renderings**: one file per rendering, ``renderings/<ab>/<sha256>.npz``: the 16 kHz audio and
   each token's duration (kws.enroll.kokoro.render_timed). The key is the Kokoro model's identity (its
@@ -23,7 +23,7 @@ user cache folder that also holds the joined Kokoro model (kws.enroll.cachefiles
 ``$KWS_CACHE``, else platformdirs' user cache folder, ``~/.cache/kws/renders`` on Linux).
 
 **Size.** At most ``$KWS_RENDER_CACHE_MB`` megabytes (default :data:`DEFAULT_MB`; a rendering
-is about 100 kB, a typed keyword of ten voices about 1 MB of renderings and 0.1 MB of vectors).
+is about 100 kB, a typed keyword of 28 voices about 3 MB of renderings and 0.2 MB of vectors).
 After a write that takes it over, the entries used longest ago (a hit refreshes an entry's
 modification time) are deleted until it is under 80 % of that.
 
