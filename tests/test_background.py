@@ -73,3 +73,18 @@ def test_load_refuses_a_bank_of_another_head(model, tmp_path):
     (d / "background.npz").write_bytes(b"not a bank")
     with pytest.raises(BackgroundError, match="cannot be read"):
         load(Model.load(d, verify=False))
+
+
+def test_decode_by_table_equals_unpacking_the_nibbles(rng):
+    from kws.enroll.background import _MID, decode, encode, unit_rows
+    from kws.model.head import unit
+
+    v = rng.normal(size=(300, 64)).astype(np.float32)
+    codes, scales = encode(v)
+    q = np.empty((codes.shape[0], codes.shape[1] * 2), np.float32)    # the plain way
+    q[:, 0::2] = codes & 0x0F
+    q[:, 1::2] = codes >> 4
+    want = (q - _MID) * scales.astype(np.float32)[:, None]
+    got = decode(codes, scales)
+    assert got.dtype == np.float32 and np.array_equal(got, want)
+    np.testing.assert_allclose(unit_rows(got.copy()), unit(want), rtol=0, atol=1e-6)

@@ -41,6 +41,48 @@ def test_voices_shipped():
     np.testing.assert_allclose(v.blend("af_heart", "am_adam", 1.0, 5), v.style("af_heart", 5))
 
 
+def test_typed_keywords_are_rendered_in_all_28_voices_and_ten_with_quick():
+    from kws.commands import build_parser
+    from kws.commands.enroll import _voices
+    from kws.enroll.confusions import LEXICAL_VOICES
+
+    names = kokoro.voices().names
+    assert [r.voice for r in kokoro.default_renderings()] == list(names) and len(names) == 28
+    assert len(set(kokoro.QUICK_VOICES)) == 10 and set(kokoro.QUICK_VOICES) <= set(names)
+    assert [r.voice for r in kokoro.quick_renderings()] == list(kokoro.QUICK_VOICES)
+    assert all(r.speed == 1.0 for r in kokoro.default_renderings() + kokoro.quick_renderings())
+    assert set(LEXICAL_VOICES) <= set(kokoro.QUICK_VOICES)     # neighbours: two voices both ways render
+    ap = build_parser()
+    for cmd in ("add", "check"):
+        assert _voices(ap.parse_args(["enroll", cmd, "hey lantern"])) is None       # None: all 28
+        assert _voices(ap.parse_args(["enroll", cmd, "hey lantern", "--quick"])) == list(kokoro.QUICK_VOICES)
+        with pytest.raises(SystemExit):
+            ap.parse_args(["enroll", cmd, "hey lantern", "--all-voices"])
+
+
+@pytest.mark.parametrize("quick", [False, True])
+def test_enroll_check_passes_the_voices_on(monkeypatch, tmp_path, quick):
+    """``enroll check`` / ``add`` give build_keyword None (all 28) by default, the ten with --quick."""
+    from kws.commands import enroll as cmd
+    from kws.commands import main
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def build_keyword(*a, voices=None, **k):
+        seen["voices"] = voices
+        raise Stop
+
+    monkeypatch.setattr(cmd, "build_keyword", build_keyword)
+    for args in (["check", "hey lantern"], ["add", "hey lantern"]):
+        seen.clear()
+        with pytest.raises(Stop):
+            main(["--store", str(tmp_path / "s"), "enroll", *args, *(["--quick"] if quick else [])])
+        assert seen["voices"] == (list(kokoro.QUICK_VOICES) if quick else None)
+
+
 def test_missing_part_says_what_to_install(monkeypatch, tmp_path):
     monkeypatch.setenv("KWS_CACHE", str(tmp_path))
     monkeypatch.delenv(kokoro.MODEL_ENV, raising=False)

@@ -42,3 +42,72 @@ def test_tune_gives_the_equal_error_rate():
     assert 0.4 <= thr <= 0.7
     with pytest.raises(ValueError):
         tune([], [0.1])
+
+
+# ------------------------------------------------------------------ the bank scored fast
+def _plain_keyword_peaks(bank, bg, refractory):
+    """The straightforward computation: every segment scored alone, its peaks taken, all sorted."""
+    from kws.spot.templates import template_scores
+
+    out = [[] for _ in range(bank.keywords)]
+    for seg in bg.split():
+        if seg.shape[0] == 0:
+            continue
+        s = bank.keyword_max(template_scores(bank, seg))
+        for k in range(bank.keywords):
+            out[k].append(peaks(s[:, k], refractory))
+    return [np.sort(np.concatenate(p))[::-1] if p else np.zeros(0) for p in out]
+
+
+def _random_bank(rng, segments, dim=16):
+    from kws.enroll.background import Background
+    from kws.model.head import unit
+
+    v = unit(rng.normal(size=(int(np.sum(segments)), dim)).astype(np.float32))
+    seg = np.asarray(segments, np.int64)
+    return Background(v, seg, ("speech",) * seg.size, float(seg.sum()) * 0.08 / 3600)
+
+
+@pytest.mark.parametrize("chunk", [1, 50, 300, 1 << 15])
+def test_keyword_peaks_equal_the_segment_by_segment_computation(chunk, monkeypatch):
+    from kws.enroll import thresholds as th
+    from kws.spot.templates import TemplateBank
+
+    rng = np.random.default_rng(7)
+    # segments shorter and longer than the templates, an empty one, runs that cross chunk ends
+    segments = [0, 3, 40, 1, 250, 7, 0, 600, 12, 2, 95, 330]
+    bg = _random_bank(rng, segments)
+    ts = [[rng.normal(size=(L, 16)).astype(np.float32) for L in (4, 9, 13)],
+          [rng.normal(size=(L, 16)).astype(np.float32) for L in (6, 2)]]
+    bank = TemplateBank.build(ts)
+    monkeypatch.setattr(th, "CHUNK", chunk)
+    want = _plain_keyword_peaks(bank, bg, th.REFRACTORY)
+    got = th.keyword_peaks(bank, bg)
+    for w, g in zip(want, got):
+        assert w.size == g.size
+        np.testing.assert_allclose(g, w, rtol=0, atol=1e-6)
+    for r in (1, 5):
+        for w, g in zip(_plain_keyword_peaks(bank, bg, r), th.keyword_peaks(bank, bg, r)):
+            np.testing.assert_allclose(g, w, rtol=0, atol=1e-6)
+
+
+def test_the_shipped_banks_thresholds_equal_the_segment_by_segment_computation():
+    """On the model's own bank: the same peaks, so the same threshold, as scoring each segment."""
+    from kws.enroll import thresholds as th
+    from kws.model.model import Model
+    from kws.spot.templates import TemplateBank
+
+    model = Model.load()
+    bg = th.background(model)
+    rng = np.random.default_rng(3)
+    picks = rng.choice(bg.vectors.shape[0] - 20, size=4, replace=False)
+    ts = [bg.vectors[p:p + L] + 0.05 * rng.normal(size=(L, bg.vectors.shape[1])).astype(np.float32)
+          for p, L in zip(picks, (5, 8, 11, 14))]
+    bank = TemplateBank.build([ts])
+    want = _plain_keyword_peaks(bank, bg, th.REFRACTORY)[0]
+    got = th.keyword_peaks(bank, bg)[0]
+    assert got.size == want.size
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+    rate = th.DEFAULT_FA_PER_HOUR
+    assert th.fit_tail(got, bg.hours).threshold(rate) == pytest.approx(
+        th.fit_tail(want, bg.hours).threshold(rate), abs=1e-6)

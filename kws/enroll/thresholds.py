@@ -33,7 +33,7 @@ from kws.enroll.background import Background
 from kws.enroll.background import load as load_background
 from kws.metrics import eer
 from kws.spot.events import REFRACTORY, peaks
-from kws.spot.templates import TemplateBank, template_scores
+from kws.spot.templates import TemplateBank
 
 DEFAULT_FA_PER_HOUR = 1.0     # per keyword: the default target of every threshold
 TAIL_PEAKS = 40               # background peaks the exponential tail is fitted to
@@ -51,16 +51,71 @@ def background(model) -> Background:
     return _BACKGROUNDS[key]
 
 
-def keyword_peaks(bank: TemplateBank, bg: Background, refractory: int = REFRACTORY) -> List[np.ndarray]:
-    """Each keyword's background peaks (highest first), from its templates in ``bank``."""
-    out: List[List[np.ndarray]] = [[] for _ in range(bank.keywords)]
-    for seg in bg.split():
-        if seg.shape[0] == 0:
+CHUNK = 1 << 14               # bank vectors scored at once (whole segments; a longer one alone)
+
+
+def run_scores(bank: TemplateBank, x: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """(n, T) every template's score at every vector of ``x``: unit rows holding segments that
+    begin at ``starts`` (offsets in ``x``, the first 0). kws.spot.templates.template_scores of
+    each segment on its own, up to float rounding (the bank's rows are unit already, so they are
+    not scaled again), -1 where a template does not fit in its segment yet; one matrix product
+    for all the segments."""
+    n, t = x.shape[0], bank.length.size
+    g = bank.rows @ x.T                                      # (R, n): each row's dots, contiguous
+    out = np.full((t, n), -1.0, np.float32)
+    place = np.arange(n) - np.repeat(starts, np.diff(np.append(starts, n)))   # place in its segment
+    for ti in range(t):
+        a, l = int(bank.start[ti]), int(bank.length[ti])
+        if n < l:
             continue
-        s = bank.keyword_max(template_scores(bank, seg))
-        for k in range(bank.keywords):
-            out[k].append(peaks(s[:, k], refractory))
-    return [np.sort(np.concatenate(p))[::-1] if p else np.zeros(0) for p in out]
+        acc = g[a, 0:n - l + 1].copy()
+        for j in range(1, l):
+            acc += g[a + j, j:n - l + 1 + j]
+        row = out[ti, l - 1:]
+        np.divide(acc, l, out=row)
+        row[place[l - 1:] < l - 1] = -1.0                    # reaches into the segment before
+    return out.T
+
+
+def keyword_series(bank: TemplateBank, bg: Background, chunk: int = CHUNK) -> np.ndarray:
+    """(N, K) each keyword's score at every vector of the bank, every segment scored on its own
+    (-1 where none of a keyword's templates fits in the segment yet): the numbers of
+    ``bank.keyword_max(template_scores(bank, segment))`` for each segment, up to float rounding,
+    computed on runs of whole segments (one matrix product a run, not one a segment)."""
+    seg = np.asarray(bg.segments, np.int64)
+    ends = np.cumsum(seg)
+    starts = ends - seg
+    out = np.empty((int(ends[-1]) if seg.size else 0, bank.keywords), np.float32)
+    i = 0
+    while i < seg.size:
+        j = i + 1                              # segments [i, j) make one run of at most ``chunk``
+        while j < seg.size and ends[j] - starts[i] <= chunk:
+            j += 1
+        a, b = int(starts[i]), int(ends[j - 1])
+        if b > a:
+            out[a:b] = bank.keyword_max(run_scores(bank, bg.rows(a, b), starts[i:j] - a))
+        i = j
+    return out
+
+
+def segment_peaks(series: np.ndarray, segments: Sequence[int], refractory: int = REFRACTORY) -> np.ndarray:
+    """kws.spot.events.peaks of each segment of ``series`` (segments back to back), all together,
+    highest first: the segments are laid out with ``refractory`` places of -inf between them,
+    which no peak's window reaches across, and the peaks of that one series are taken."""
+    seg = np.asarray(segments, np.int64)
+    if series.shape[0] == 0:
+        return np.zeros(0)
+    gaps = np.repeat(np.arange(seg.size), seg) * int(refractory)     # -inf places before each vector
+    laid = np.full(series.shape[0] + seg.size * int(refractory), -np.inf)
+    laid[np.arange(series.shape[0]) + gaps] = series
+    return peaks(laid, refractory)
+
+
+def keyword_peaks(bank: TemplateBank, bg: Background, refractory: int = REFRACTORY) -> List[np.ndarray]:
+    """Each keyword's background peaks (highest first), from its templates in ``bank``: the
+    peaks of its score along each segment of the bank, as the detector would fire on them."""
+    s = keyword_series(bank, bg)
+    return [segment_peaks(s[:, k], bg.segments, refractory) for k in range(bank.keywords)]
 
 
 class Tail(NamedTuple):
