@@ -360,3 +360,24 @@ def test_clips_are_the_hits_with_their_context(recordings, tmp_path):
         s = max(0, int((h.start - 0.5) * 16000))
         e = min(x.size, int(np.ceil((h.end + 0.5) * 16000)))
         assert np.array_equal(load_audio(p), x[s:e])
+
+
+def test_a_text_rendered_before_is_neither_pronounced_nor_rendered_again(monkeypatch):
+    """Text templates come from the render cache: the second time, the text's phonemes and
+    renderings are read from it (kws.enroll.render_cache), and the templates are the same."""
+    from kws.enroll import kokoro
+    import kws.enroll.phonemes
+    from kws.search.terms import VOICES, templates_from_text
+
+    first = templates_from_text("computer", voices=2)
+    assert [t.label for t in first] == ["computer"] * 2 and first[0].space.startswith("head:")
+
+    def refuse(*a, **k):
+        raise AssertionError("pronounced or rendered again")
+    monkeypatch.setattr(kokoro, "render_timed", refuse)
+    monkeypatch.setattr(kws.enroll.phonemes, "pronounce", refuse)
+    again = templates_from_text("Computer ", voices=2)
+    assert all(np.array_equal(a.vectors, b.vectors) for a, b in zip(first, again))
+    assert len(VOICES) == len(set(VOICES)) and set(VOICES) <= set(kokoro.voices().names)
+    with pytest.raises(UsageError):
+        templates_from_text("computer", voices=0)
