@@ -18,11 +18,18 @@ import numpy as np
 from kws.errors import UsageError
 from kws.search.rows import Space, Template
 
-__all__ = ["Template", "template_from_audio", "templates_from_text", "text_phonemes", "VOICES"]
+__all__ = ["Template", "template_from_audio", "templates_from_text", "text_phonemes", "VOICES", "DEFAULT_VOICES"]
 
-# The Kokoro voices a typed term is rendered in, best first: chosen on the tuning speakers' read
-# speech (benchmarks/search_voices.py), never the held-out ones (docs/search.md).
-VOICES = ("af_alloy", "af_jessica", "af_river", "am_echo", "am_liam", "am_santa", "bf_lily", "bm_lewis")
+# Kokoro's 28 voices in the order they were added, greedily, each time the one that lowered the
+# mean spoken-term EER of the head's space most, on the read speech of the tuning speakers the head
+# never trained on (benchmarks/search_voices.py tune; never the held-out speakers). A typed term is
+# rendered in the first DEFAULT_VOICES: the fewest with the lowest EER there (11.6 % against 14.6 %
+# for the eight evenly spread voices searched with before, and 14.9 % for all 28; docs/search.md).
+VOICES = ("af_sarah", "bm_lewis", "am_adam", "bm_daniel", "am_eric", "am_fenrir", "bm_george", "am_puck",
+          "af_river", "am_onyx", "am_liam", "am_santa", "bf_isabella", "am_echo", "am_michael", "af_heart",
+          "af_kore", "af_jessica", "af_sky", "af_alloy", "bf_lily", "af_nova", "af_aoede", "af_nicole",
+          "af_bella", "bf_alice", "bm_fable", "bf_emma")
+DEFAULT_VOICES = 4
 
 
 def template_from_audio(audio: np.ndarray, label: str = "", space: Optional[Space] = None,
@@ -59,14 +66,14 @@ def templates_from_text(text: str, voices: Optional[int] = None, space: Optional
                         names: Optional[Sequence[str]] = None,
                         say: Optional[Callable[[str], None]] = None) -> List[Template]:
     """Templates of a typed term: Kokoro renderings (kws.enroll.kokoro, from the render cache
-    where it has them) in the first ``voices`` of :data:`VOICES` (all of them by default; more
-    than there are: the other Kokoro voices follow), or in the voices ``names``."""
+    where it has them) in the first ``voices`` of :data:`VOICES` (default :data:`DEFAULT_VOICES`),
+    or in the voices ``names``."""
     from kws.audio.io import AudioError
     from kws.enroll import kokoro, render_cache
 
     if names is None:
         order = list(VOICES) + [v for v in kokoro.voices().names if v not in VOICES]
-        n = len(VOICES) if voices is None else int(voices)
+        n = DEFAULT_VOICES if voices is None else int(voices)
         if n < 1:
             raise UsageError("a text term needs at least one voice")
         names = order[:n]
