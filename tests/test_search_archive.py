@@ -154,6 +154,26 @@ def test_build_query_append_and_remove(recordings, tmp_path):
     assert len(list(root.glob("seg-*"))) == 3 and ix.verify()["files"] == len(ix.manifest["checksums"])
 
 
+def test_growing_past_the_quantizer_trains_one_for_new_segments_only(recordings, tmp_path):
+    """Appending never rebuilds: once the archive outgrows its quantizer, the new segment gets a
+    new one, and every file of the older segments (their lists, their quantizer) stays as it was."""
+    root = tmp_path / "arch"
+    files = sorted(recordings.glob("r*.wav"))
+    grow = ArchiveConfig(min_list_rows=0, nlist=8, coarse_cells=2, retrain_growth=1.5)
+    ArchiveIndex(root, grow).add(files[:2], quiet=True)
+    before = {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file() and p.name != "manifest.json"}
+    st = ArchiveIndex(root).add(files, quiet=True)
+    assert st["retrained"] and st["segment"] == "seg-0001"
+    ix = ArchiveIndex(root)
+    assert [s["trained"] for s in ix.manifest["segments"]] == ["trained-0000.faiss", "trained-0001.faiss"]
+    assert all(p.exists() and p.stat().st_mtime_ns == t for p, t in before.items())
+    T = template_from_audio(load_audio(files[3])[16000:int(2.2 * 16000)], "clip")
+    exact = ix.query([T], top=4, exact=True)
+    assert exact[0].file.endswith("r3.wav") and abs(exact[0].start - 1.0) < 0.25
+    assert [(h.file, h.start) for h in ix.query([T], top=4, nprobe=8, k=4096)] == [(h.file, h.start) for h in exact]
+    assert ix.verify()["files"] == len(ix.manifest["checksums"])
+
+
 def test_damage_and_half_written_index_are_refused(recordings, tmp_path, monkeypatch):
     root = tmp_path / "arch"
     files = sorted(recordings.glob("r*.wav"))

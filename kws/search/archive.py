@@ -16,9 +16,10 @@ Layout of an archive folder (docs/search.md):
   index, its size and sha256. A folder without it, or whose files do not match it, is refused (a
   half-written index); an index of another format version or model is refused with the advice to
   index again, never searched.
-- ``trained.faiss``: the FAISS coarse quantizer and scalar quantizer, trained once on a sample of
-  rows (retrained, with the lists rebuilt from the stored rows, when the archive has grown
-  ``retrain_growth`` times past the rows it was trained on).
+- ``trained-G.faiss``: a FAISS coarse quantizer and scalar quantizer, trained on a sample of the
+  rows. A segment's lists use the newest one; when the archive has grown ``retrain_growth``
+  times past the rows it was trained on, a new one is trained for the new segment, and the older
+  segments keep their lists and quantizer: appending never rebuilds what is there.
 - ``seg-NNNN/``: one segment per indexing run. Its recordings were split into **shards**, one per
   worker (kws.search.dist runs them on a Dask cluster): ``shard-KKK.i8`` (rows),
   ``shard-KKK.hash`` (a 32-bit hash of every row) and ``shard-KKK.json`` (its files). Every
@@ -73,6 +74,7 @@ class ArchiveConfig:
     stride: int = 2                # every stride-th row goes into the lists
     context: int = 1               # a listed entry: this many consecutive rows, concatenated ...
     listed_dim: int = 0            # ... and projected to this many dimensions (uncentred PCA; 0: all)
+    codec: str = "sq8"             # listed entries: sq8 (a byte a dimension) or pqM (M bytes, product quantizer)
     train_rows: int = 0            # rows sampling the training; 0: 30 a list, at least 20,000
     kmeans_iter: int = 10
     retrain_growth: float = 4.0    # retrain when the archive grows this many times past its training
@@ -83,7 +85,8 @@ class ArchiveConfig:
     k: int = 1024                  # nearest entries kept per query vector, shared by the templates
                                    # (each template's vectors keep k / templates, at least 64)
     query_step: int = 1            # every query_step-th template vector looks up rows
-    spread: int = 6                # ends either side of a proposed one scored too
+    rescore: int = 512             # proposed ends, best first by the lists' inner products, scored exactly
+    spread: int = 2                # ends either side of each of them scored too
 
     def __post_init__(self):
         if self.nlist < 0 or self.coarse_cells < 1 or self.coarse_probe < 1 or self.stride < 1:
@@ -92,8 +95,11 @@ class ArchiveConfig:
             raise UsageError(f"vectors must be one of {', '.join(SPACES)}, not {self.vectors!r}")
         if self.context < 1 or not (self.listed_dim == 0 or self.listed_dim >= 8):
             raise UsageError("context >= 1 and listed_dim 0 (all) or at least 8 are required")
-        if min(self.nprobe, self.k, self.query_step, self.kmeans_iter) < 1 or self.spread < 0:
-            raise UsageError("nprobe, k, query_step and kmeans_iter must be at least 1, spread at least 0")
+        if min(self.nprobe, self.k, self.query_step, self.kmeans_iter, self.rescore) < 1 or self.spread < 0:
+            raise UsageError("nprobe, k, query_step, rescore and kmeans_iter must be at least 1, spread at least 0")
+        if not (self.codec == "sq8" or (self.codec.startswith("pq") and self.codec[2:].isdigit()
+                                        and int(self.codec[2:]) >= 1)):
+            raise UsageError(f"codec is sq8 or pqM (M bytes an entry), not {self.codec!r}")
         if self.min_list_rows < 0:
             raise UsageError("min_list_rows must be 0 or more")
         if self.retrain_growth <= 1:
@@ -101,7 +107,7 @@ class ArchiveConfig:
 
     def build_part(self) -> dict:
         d = asdict(self)
-        for q in ("nprobe", "k", "query_step", "spread"):
+        for q in ("nprobe", "k", "query_step", "rescore", "spread"):
             d.pop(q)
         return d
 
@@ -217,7 +223,7 @@ class ArchiveIndex(ArchiveQueries):
     def segments(self) -> List[Segment]:
         if self._segments is None:
             faiss = import_faiss() if any(s.get("ivf") for s in self.manifest["segments"]) else None
-            self._segments = [Segment(self.root, e, faiss, self.files, self.manifest["trained"], self.dim)
+            self._segments = [Segment(self.root, e, faiss, self.files, e.get("trained"), self.dim)
                               for e in self.manifest["segments"]]
         return self._segments
 
@@ -354,8 +360,10 @@ class ArchiveIndex(ArchiveQueries):
         seg = {"name": name, "rows": first, "shards": shards, "ivf": None}
         total = sum(s["rows"] for s in m["segments"]) + first
         report = {"segment": name, "rows_added": first, "retrained": False}
-        if total >= max(1, self.config.min_list_rows):      # FAISS is needed from here on only
+        if first and first >= max(1, self.config.min_list_rows):      # FAISS is needed from here on only
             faiss = import_faiss()
+            # the segment's lists use the newest quantizer, or a new one trained on a sample of every
+            # row once the archive has grown past it; the lists of older segments stay as they are
             retrain = (m["trained"] is None or total > self.config.retrain_growth * m["trained_rows"])
             t0 = time.perf_counter()
             if retrain:
@@ -365,10 +373,8 @@ class ArchiveIndex(ArchiveQueries):
                 report["retrained"] = True
             timing["train_s"] = time.perf_counter() - t0
             t0 = time.perf_counter()
-            redo = m["segments"] + [seg] if retrain else [seg]
-            for s in progress(redo, "inverted lists", quiet=quiet or len(redo) == 1, unit="segment"):
-                s["ivf"] = (self._build_lists(s, m["trained"], f"ivf-{gen:04d}", faiss, workers, address, quiet)
-                            if s["rows"] and s["rows"] >= self.config.min_list_rows else None)
+            seg["trained"] = m["trained"]
+            seg["ivf"] = self._build_lists(seg, m["trained"], f"ivf-{gen:04d}", faiss, workers, address, quiet)
             timing["lists_s"] = time.perf_counter() - t0
         m["segments"].append(seg)
         m["config"] = asdict(self.config)
@@ -385,7 +391,8 @@ class ArchiveIndex(ArchiveQueries):
     def _checksums(self, m: dict) -> Dict[str, dict]:
         old = self._listed()
         out = {}
-        paths = [Path(m["trained"]), Path(m["trained"].replace(".faiss", ".proj.npy"))] if m["trained"] else []
+        trained = sorted({s["trained"] for s in m["segments"] if s.get("trained")})
+        paths = [Path(t) for name in trained for t in (name, name.replace(".faiss", ".proj.npy"))]
         for s in m["segments"]:
             for sh in s["shards"]:
                 paths += [Path(s["name"]) / (sh["name"] + x) for x in (".i8", ".hash", ".json")]
@@ -436,7 +443,8 @@ class ArchiveIndex(ArchiveQueries):
     def _train(self, segs: List[dict], name: str, faiss) -> None:
         """Coarse quantizer (two levels: spherical k-means lists, found through a small IVF over
         their centroids, so that assigning a row costs a few hundred inner products, not nlist)
-        and the 8-bit scalar quantizer, trained on a sample of rows; written to ``name``."""
+        and the entries' codec (8-bit scalar quantizer, or a product quantizer), trained on a
+        sample of rows; written to ``name``."""
         c = self.config
         total = sum(s["rows"] for s in segs)
         nlist = c.nlist or auto_nlist(total // c.stride)
@@ -461,9 +469,13 @@ class ArchiveIndex(ArchiveQueries):
             quant.train(km.centroids)
         quant.add(km.centroids)
         quant.nprobe = min(c.coarse_probe, cells)
-        index = faiss.IndexIVFScalarQuantizer(quant, d, nlist, faiss.ScalarQuantizer.QT_8bit,
-                                              faiss.METRIC_INNER_PRODUCT, False)
-        index.train(x)
+        if c.codec == "sq8":
+            index = faiss.IndexIVFScalarQuantizer(quant, d, nlist, faiss.ScalarQuantizer.QT_8bit,
+                                                  faiss.METRIC_INNER_PRODUCT, False)
+        else:                            # product quantizer, codes of M bytes
+            index = faiss.IndexIVFPQ(quant, d, nlist, int(c.codec[2:]), 8, faiss.METRIC_INNER_PRODUCT)
+        with c_output_muted():
+            index.train(x)
         save_npy(self.root / name.replace(".faiss", ".proj.npy"), P)
         tmp = self.root / (name + ".tmp")
         faiss.write_index(index, str(tmp))

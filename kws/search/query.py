@@ -9,11 +9,12 @@ sides, at or above 0).
 
 **Exact scan** (``exact=True``, the reference): the score at every end of every recording.
 **Lists:** each template's entries (every ``query_step``-th start) look up their ``k`` nearest
-entries in the ``nprobe`` nearest lists; an entry found at row p for the template's start j
-proposes the end p + L - 1 - j. Every proposed end and the ``spread`` ends on either side are then
-scored exactly from the memory-mapped rows, and the events of these stretches of the series are
-the hits. Nothing damaged answers: the CRC-32 of every inverted list a query scans and the hash of
-every row it scores are checked first.
+entries in the ``nprobe`` nearest lists; an entry found at row p for the template's start j votes
+for the end p + L - 1 - j with its inner product (their sum over the template, divided by L, is
+about the template's score there). The ``rescore`` ends with the most votes and the ``spread``
+ends on either side of each are then scored exactly from the memory-mapped rows, and the events
+of these stretches of the series are the hits. Nothing damaged answers: the CRC-32 of every
+inverted list a query scans and the hash of every row it scores are checked first.
 """
 from __future__ import annotations
 
@@ -63,6 +64,17 @@ def clip_hits(hits: Sequence[Hit], out_dir: Union[str, os.PathLike], context: fl
         write_wav(p, audio[s:e])
         paths.append(p)
     return paths
+
+
+def _unique_inverse(a: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct values and where each element of ``a`` is among them."""
+    a = np.asarray(a).ravel()
+    order = np.argsort(a, kind="stable")
+    s = a[order]
+    first = np.r_[True, s[1:] != s[:-1]] if s.size else np.zeros(0, bool)
+    inv = np.empty(a.size, np.int64)
+    inv[order] = np.cumsum(first) - 1
+    return s[first], inv
 
 
 def _unique(a: np.ndarray) -> np.ndarray:
@@ -210,12 +222,12 @@ class ArchiveQueries:
     def query(self, templates: Sequence[Template], top: int = 10, exact: bool = False,
               nprobe: Optional[int] = None, k: Optional[int] = None, per_file: Optional[int] = None,
               threshold: Optional[float] = None, query_step: Optional[int] = None,
-              spread: Optional[int] = None) -> list:
+              spread: Optional[int] = None, rescore: Optional[int] = None) -> list:
         """The ``top`` best hits (:class:`Hit`) of one term given by its templates; ``exact``:
         score every position of the archive (the reference). ``nprobe``, ``k``, ``query_step``,
-        ``spread``: see ArchiveConfig (its values by default)."""
+        ``rescore``, ``spread``: see ArchiveConfig (its values by default)."""
         return self.query_many([templates], top, exact, nprobe, k, per_file, threshold,
-                               query_step=query_step, spread=spread)[0]
+                               query_step=query_step, spread=spread, rescore=rescore)[0]
 
     def _check_templates(self, queries) -> None:
         if not queries or any(not q for q in queries):
@@ -234,7 +246,7 @@ class ArchiveQueries:
                    nprobe: Optional[int] = None, k: Optional[int] = None,
                    per_file: Optional[int] = None, threshold: Optional[float] = None,
                    chunk: int = 1 << 20, query_step: Optional[int] = None,
-                   spread: Optional[int] = None) -> List[list]:
+                   spread: Optional[int] = None, rescore: Optional[int] = None) -> List[list]:
         """:meth:`query` for several terms at once (the exact scan reads the rows once for all)."""
         self._check_templates(queries)
         flat = [T for q in queries for T in q]
@@ -253,7 +265,8 @@ class ArchiveQueries:
                     sub = TemplateBank.build([[T.vectors for T in q]])
                     e_, s_, t_, _ = self._approx_segment(seg, list(q), sub, nprobe or self.config.nprobe,
                                                       k or self.config.k, query_step or self.config.query_step,
-                                                      self.config.spread if spread is None else spread, floor)
+                                                      self.config.spread if spread is None else spread, floor,
+                                                      rescore or self.config.rescore)
                     found.append((e_, s_, t_ + base, np.full(e_.size, qi)))
                     base += len(q)
                 found = tuple(np.concatenate([g[i] for g in found]) for i in range(4))
@@ -333,30 +346,50 @@ class ArchiveQueries:
         return _join(out)
 
     def _approx_segment(self, seg: Segment, templates: Sequence[Template], bank: TemplateBank, nprobe: int,
-                        k: int, step: int, spread: int, floor: float):
+                        k: int, step: int, spread: int, floor: float, rescore: int):
         """Candidate ends from the lists: each template's entries (every ``step``-th start) find
-        their ``k / templates`` nearest entries in their ``nprobe`` nearest lists, each proposing
-        a template end; every proposed end and ``spread`` ends either side are scored, and the
-        events of these stretches are the hits. Returns (ends, scores, templates, 0s)."""
+        their ``k / templates`` nearest entries in their ``nprobe`` nearest lists, each voting
+        for the template end it aligns to with its inner product; the ``rescore`` ends with the
+        most votes and ``spread`` ends either side of each are scored exactly from the rows, and
+        the events of these stretches are the hits. Returns (ends, scores, templates, 0s)."""
         c = self.config.context
-        qv, offs = [], []
-        for T in templates:
+        qv, offs, owner = [], [], []
+        for t, T in enumerate(templates):
             L = T.vectors.shape[0]
             js = np.arange(max(1, L - c + 1))[::step]
             qv.append(context_vectors(T.vectors, js, c, seg.proj))
             offs.append(L - 1 - js)
+            owner.append(np.full(js.size, t))
         Q = np.ascontiguousarray(np.concatenate(qv), np.float32)
-        offs = np.concatenate(offs)
+        offs, owner = np.concatenate(offs), np.concatenate(owner)
         nprobe = min(nprobe, seg.ivf.nlist)
         seg.ivf.nprobe = nprobe
         _, assign = seg.ivf.quantizer.search(Q, nprobe)
         seg.check_lists(assign.ravel())
         kk = max(64, k // len(templates))
-        _, ids = seg.ivf.search_preassigned(Q, kk, assign, np.zeros(assign.shape, np.float32))
-        e = (ids + offs[:, None])[ids >= 0]
+        D, ids = seg.ivf.search_preassigned(Q, kk, assign, np.zeros(assign.shape, np.float32))
+        # every entry found votes for the end it aligns its template to, with its inner product:
+        # summed over the template's vectors, about the template's score there (entries not found
+        # add nothing); the best ``rescore`` ends by that are scored exactly
+        ok = ids >= 0
+        base = seg.n + int(bank.length.max())
+        key = (np.broadcast_to(owner[:, None], ids.shape)[ok].astype(np.int64) * base
+               + (ids + offs[:, None])[ok])
+        if key.size == 0:
+            z = np.zeros(0, np.int64)
+            return z, np.zeros(0, np.float32), z, z
+        u, inv = _unique_inverse(key)
+        votes = np.bincount(inv, weights=D[ok]) / bank.length[u // base]
+        e = u % base
+        order = np.lexsort((-votes, e))                     # by end, the best template's vote first
+        e, votes = e[order], votes[order]
+        first = np.r_[True, e[1:] != e[:-1]] & (e < seg.n)
+        e, votes = e[first], votes[first]
+        if e.size > rescore:
+            e = e[np.argpartition(-votes, rescore)[:rescore]]
         # rows between listed ones, and the neighbourhood an event is judged in
         w = max(spread, self.config.stride - 1)
-        ends = _unique((_unique(e)[:, None] + np.arange(-w, w + 1)[None]).ravel())
+        ends = _unique((e[:, None] + np.arange(-w, w + 1)[None]).ravel())
         ends = ends[(ends >= 0) & (ends < seg.n)]
         f = seg.file_of(ends)
         ok = (f >= 0) & seg.live[np.maximum(f, 0)]
