@@ -324,16 +324,20 @@ def query_process(args) -> int:
     before = rss()
     res = {"open_s": open_s, "rss_open": before, "settings": []}
     for setting in args.settings.split(";"):
-        nprobe, k, step = (int(v) for v in setting.split(","))
+        vals = [int(v) for v in setting.split(",")]
+        nprobe, k, step = vals[:3]
+        rescore = vals[3] if len(vals) > 3 else ix.config.rescore
+        spread = vals[4] if len(vals) > 4 else ix.config.spread
         times, cpu, hits = [], [], []
         for q in qs:
             T = templates(q)
             c0, t0 = time.process_time(), time.perf_counter()
-            h = ix.query(T, top=10, nprobe=nprobe, k=k, query_step=step)
+            h = ix.query(T, top=10, nprobe=nprobe, k=k, query_step=step, rescore=rescore, spread=spread)
             times.append(time.perf_counter() - t0)
             cpu.append(time.process_time() - c0)
             hits.append([x.to_dict() for x in h])
-        res["settings"].append({"nprobe": nprobe, "k": k, "step": step, "times": times, "cpu": cpu,
+        res["settings"].append({"nprobe": nprobe, "k": k, "step": step, "rescore": rescore, "spread": spread,
+                                "times": times, "cpu": cpu,
                                 "hits": hits})
     res["rss_after"] = rss()
     Path(args.out).write_text(json.dumps(res))
@@ -347,8 +351,12 @@ def measure(ix_dir: Path, qs, args, label_hours: float, build: dict, results: li
     hours = ix.seconds / 3600
     qfile = tmp / "queries.npz"
     np.savez(qfile, queries=np.array(qs, dtype=object))
-    cache = Path(args.tmp) / f"exact-{label_hours:g}h.json"
-    if args.reuse and cache.exists():
+    import hashlib
+
+    qhash = hashlib.sha256(b"".join(np.ascontiguousarray(v, np.float32).tobytes() for q in qs for v, _, _ in q[2]))
+    # the exact hits depend on the rows (the same for every codec) and the queries only
+    cache = Path(args.tmp) / f"exact-{ix.space_name.replace(':', '_')}-{label_hours:g}h-{qhash.hexdigest()[:12]}.json"
+    if cache.exists():
         c = json.loads(cache.read_text())
         exact, exact_s = [[Hit(**h) for h in q] for q in c["hits"]], c["seconds"]
         print(f"  exact hits from {cache}", flush=True)
@@ -373,7 +381,8 @@ def measure(ix_dir: Path, qs, args, label_hours: float, build: dict, results: li
             cs = np.array([st["cpu"][i] for i in sel[1:] or sel]) * 1000
             rec = np.mean([overlap_recall(exact[i], [Hit(**h) for h in st["hits"][i]]) for i in sel])
             row = {"hours": round(hours, 2), "rows": ix.rows, "queries": kind, "n": len(sel),
-                   "nprobe": st["nprobe"], "k": st["k"], "step": st["step"], "median_ms": float(np.median(ts)),
+                   "nprobe": st["nprobe"], "k": st["k"], "step": st["step"], "rescore": st["rescore"],
+                   "spread": st["spread"], "codec": ix.config.codec, "median_ms": float(np.median(ts)),
                    "p90_ms": float(np.percentile(ts, 90)), "recall10": float(rec),
                    "median_cpu_ms": float(np.median(cs)), "p90_cpu_ms": float(np.percentile(cs, 90)),
                    "first_ms": st["times"][sel[0]] * 1000,
@@ -383,7 +392,8 @@ def measure(ix_dir: Path, qs, args, label_hours: float, build: dict, results: li
                    "rss_anon_mib": r["rss_after"].get("RssAnon"), "rss_peak_mib": r["rss_after"]["VmHWM"],
                    "build": build}
             results.append(row)
-            print(f"  {kind:7s} nprobe {st['nprobe']:3d} k {st['k']:4d} step {st['step']}: median {row['median_ms']:.1f} ms, "
+            print(f"  {kind:7s} nprobe {st['nprobe']:3d} k {st['k']:4d} step {st['step']} rescore {st['rescore']} "
+                  f"spread {st['spread']}: median {row['median_ms']:.1f} ms, "
                   f"p90 {row['p90_ms']:.1f} ms (CPU {row['median_cpu_ms']:.1f}, {row['p90_cpu_ms']:.1f}), recall@10 {rec:.3f}; RSS {row['rss_mib']:.0f} MiB "
                   f"(file {row['rss_file_mib']:.0f}, peak {row['rss_peak_mib']:.0f})", flush=True)
 
@@ -407,8 +417,8 @@ def scale(args) -> int:
     tmp_root = Path(args.tmp)
     tmp_root.mkdir(parents=True, exist_ok=True)
     for h in [float(x) for x in args.hours.split(",")]:
-        ix_dir = tmp_root / f"archive-{h:g}h"
-        built = tmp_root / f"build-{h:g}h.json"
+        ix_dir = tmp_root / f"archive-{args.vectors}-{args.codec}-{h:g}h"
+        built = tmp_root / f"build-{args.vectors}-{args.codec}-{h:g}h.json"
         print(f"\n== {h:g} h", flush=True)
         if args.reuse and (ix_dir / "manifest.json").exists() and built.exists():
             ix = ArchiveIndex(ix_dir)
@@ -420,7 +430,7 @@ def scale(args) -> int:
 
                 shutil.rmtree(ix_dir)
             ix = ArchiveIndex(ix_dir, ArchiveConfig(vectors=args.vectors, stride=args.stride, context=args.context,
-                                                    listed_dim=args.listed_dim), model=space.model)
+                                                    listed_dim=args.listed_dim, codec=args.codec), model=space.model)
             shards = split_shards(volume(pool, h, args.jitter), args.shards, h)
             t0 = time.perf_counter()
             build = ix.add_rows(shards, quiet=False)
@@ -437,10 +447,10 @@ def scale(args) -> int:
             import shutil
 
             shutil.rmtree(ix_dir)
-    print(f"\n{'hours':>7} {'queries':>8} {'nprobe':>6} {'k':>5} {'step':>4} {'median ms':>9} {'p90 ms':>7} {'cpu med':>7} {'cpu p90':>7} "
+    print(f"\n{'hours':>7} {'queries':>8} {'nprobe':>6} {'k':>5} {'step':>4} {'resc':>5} {'median ms':>9} {'p90 ms':>7} {'cpu med':>7} {'cpu p90':>7} "
           f"{'rec@10':>7} {'MB/h':>6} {'RSS MiB':>8} {'build s':>8}")
     for r in results:
-        print(f"{r['hours']:7.1f} {r['queries']:>8} {r['nprobe']:6d} {r['k']:5d} {r['step']:4d} {r['median_ms']:9.1f} "
+        print(f"{r['hours']:7.1f} {r['queries']:>8} {r['nprobe']:6d} {r['k']:5d} {r['step']:4d} {r['rescore']:5d} {r['median_ms']:9.1f} "
               f"{r['p90_ms']:7.1f} {r['median_cpu_ms']:7.1f} {r['p90_cpu_ms']:7.1f} {r['recall10']:7.3f} {r['mb_per_hour']:6.2f} {r['rss_mib']:8.0f} "
               f"{r['build_s']:8.0f}")
     return 0
@@ -612,11 +622,12 @@ def main() -> int:
     s.add_argument("--voices", type=int, default=DEFAULT_VOICES)
     s.add_argument("--vectors", default="head", help="the space of the rows (kws.search.rows.Space)")
     s.add_argument("--listed-dim", type=int, default=0, help="dimensions of a listed entry (0: all)")
-    s.add_argument("--settings", default="16,1024,1", help="nprobe,k,query_step;...")
+    s.add_argument("--codec", default="sq8", help="listed entries: sq8 or pqM (ArchiveConfig.codec)")
+    s.add_argument("--settings", default="16,1024,1", help="nprobe,k,query_step[,rescore[,spread]];...")
     s.add_argument("--tmp", default=tempfile.gettempdir())
     s.add_argument("--keep", action="store_true", help="keep the indexes")
-    s.add_argument("--reuse", action="store_true", help="use kept indexes and exact hits of an earlier run "
-                                                         "(the same --tmp, pool and queries)")
+    s.add_argument("--reuse", action="store_true", help="use the indexes kept by an earlier run (the same --tmp "
+                                                         "and pool); exact hits are kept by rows and queries")
     s.add_argument("--out", type=Path, default=None)
     t = sub.add_parser("std")
     t.add_argument("--data", type=Path, default=DEFAULT_DATA)

@@ -28,7 +28,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from kws.errors import ArchiveDamaged, SearchIndexError, UsageError
-from kws.search.rows import HOP_S, PAD_S, Template, row_hash
+from kws.search.rows import HOP_S, PAD_S, SPAN_S, Template, row_hash
 from kws.search.shards import c_output_muted, context_vectors, read_rows
 from kws.spot.events import PEAK_FLOOR, REFRACTORY, peak_positions
 from kws.spot.templates import TemplateBank, template_scores
@@ -356,7 +356,11 @@ class ArchiveQueries:
         qv, offs, owner = [], [], []
         for t, T in enumerate(templates):
             L = T.vectors.shape[0]
-            js = np.arange(max(1, L - c + 1))[::step]
+            js = np.arange(max(1, L - c + 1))
+            # the vectors that hear the term look up rows; those at the edges of a padded template
+            # hear mostly its silence, whose nearest rows are the archive's pauses
+            mid = js[(js * HOP_S + SPAN_S / 2 >= T.start_s) & (js * HOP_S + SPAN_S / 2 <= T.end_s)]
+            js = (mid if mid.size else js)[::step]
             qv.append(context_vectors(T.vectors, js, c, seg.proj))
             offs.append(L - 1 - js)
             owner.append(np.full(js.size, t))

@@ -29,7 +29,7 @@ from typing import Dict, Optional, Union
 import numpy as np
 
 from kws.errors import UsageError
-from kws.spot.templates import TRIM_TOP_DB, TemplateError, check_length, cut, source_vectors
+from kws.spot.templates import MIN_LENGTH, TRIM_TOP_DB, cut, source_vectors
 
 HOP_S = 0.08                    # seconds between vectors
 SPAN_S = 12512 / 16000          # audio seen by one vector (0.782 s)
@@ -135,10 +135,9 @@ class Space:
             pad = self.model.pad_s
             h = self.model.head(source_vectors(self.model.frontend.frames, x, trim=False, pad_s=pad))
             a, b = cut(h.shape[0], self.model.trim)
-            try:
-                check_length(b - a, label or "the utterance")
-            except TemplateError as exc:
-                raise AudioError(str(exc)) from None
+            if b - a < MIN_LENGTH:        # (a phrase may be longer than a keyword's 3.2 s)
+                raise AudioError(f"{label or 'the utterance'} holds too little sound to make a template "
+                                 f"({max(0, b - a)} vector(s) of 80 ms once padded and cut, at least {MIN_LENGTH})")
             return Template(h[a:b], pad - a * HOP_S, pad - a * HOP_S + dur, label, self.name)
         # raw: at least enough silence for one vector
         pad = round(max(RAW_PAD_S, (SPAN_S - dur) / 2 + 0.001) * 16000) / 16000
