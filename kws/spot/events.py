@@ -48,8 +48,9 @@ def peak_positions(series: np.ndarray, refractory: int = REFRACTORY, floor: floa
     idx = np.nonzero((s >= win_max) & rose & (s >= floor))[0]
     # equal maxima within the window: the first one only
     keep = np.ones(idx.size, bool)
-    for a in range(1, idx.size):
-        if keep[a - 1] and idx[a] - idx[a - 1] <= r and s[idx[a]] == s[idx[a - 1]]:
+    tied = np.nonzero((np.diff(idx) <= r) & (s[idx[1:]] == s[idx[:-1]]))[0] + 1 if idx.size > 1 else idx[:0]
+    for a in tied:                                       # (rare: the loop runs over ties only)
+        if keep[a - 1]:
             keep[a] = False
     return idx[keep].astype(np.int64)
 
