@@ -474,6 +474,7 @@ class ArchiveIndex(ArchiveQueries):
                                                   faiss.METRIC_INNER_PRODUCT, False)
         else:                            # product quantizer, codes of M bytes
             index = faiss.IndexIVFPQ(quant, d, nlist, int(c.codec[2:]), 8, faiss.METRIC_INNER_PRODUCT)
+            index.by_residual = False    # the entries themselves, as the 8-bit codes are
         with c_output_muted():
             index.train(x)
         save_npy(self.root / name.replace(".faiss", ".proj.npy"), P)

@@ -266,7 +266,7 @@ class ArchiveQueries:
                     e_, s_, t_, _ = self._approx_segment(seg, list(q), sub, nprobe or self.config.nprobe,
                                                       k or self.config.k, query_step or self.config.query_step,
                                                       self.config.spread if spread is None else spread, floor,
-                                                      rescore or self.config.rescore)
+                                                      rescore or self.config.rescore, keep)
                     found.append((e_, s_, t_ + base, np.full(e_.size, qi)))
                     base += len(q)
                 found = tuple(np.concatenate([g[i] for g in found]) for i in range(4))
@@ -346,12 +346,12 @@ class ArchiveQueries:
         return _join(out)
 
     def _approx_segment(self, seg: Segment, templates: Sequence[Template], bank: TemplateBank, nprobe: int,
-                        k: int, step: int, spread: int, floor: float, rescore: int):
+                        k: int, step: int, spread: int, floor: float, rescore: int, judge: int):
         """Candidate ends from the lists: each template's entries (every ``step``-th start) find
         their ``k / templates`` nearest entries in their ``nprobe`` nearest lists, each voting
         for the template end it aligns to with its inner product; the ``rescore`` ends with the
-        most votes and ``spread`` ends either side of each are scored exactly from the rows, and
-        the events of these stretches are the hits. Returns (ends, scores, templates, 0s)."""
+        most votes are scored exactly from the rows, and around the ``judge`` best of them (and
+        ``spread`` ends either side) the events are the hits. Returns (ends, scores, templates, 0s)."""
         c = self.config.context
         qv, offs, owner = [], [], []
         for t, T in enumerate(templates):
@@ -391,42 +391,72 @@ class ArchiveQueries:
         e, votes = e[first], votes[first]
         if e.size > rescore:
             e = e[np.argpartition(-votes, rescore)[:rescore]]
-        # rows between listed ones, and the neighbourhood an event is judged in
+        e = self._live_ends(seg, np.sort(e))
+        # the term's score at each of them, exactly; events are judged around the ``judge`` best
+        sc, _ = self._score_ends(seg, bank, e)
+        if e.size > judge:
+            e = np.sort(e[np.argpartition(-sc, judge)[:judge]])
+        # the neighbourhood an event is judged in (it also covers the rows between listed ones)
         w = max(spread, self.config.stride - 1)
-        ends = _unique((e[:, None] + np.arange(-w, w + 1)[None]).ravel())
-        ends = ends[(ends >= 0) & (ends < seg.n)]
-        f = seg.file_of(ends)
-        ok = (f >= 0) & seg.live[np.maximum(f, 0)]
-        ends, f = ends[ok], f[ok]
+        ends = self._live_ends(seg, _unique((e[:, None] + np.arange(-w, w + 1)[None]).ravel()))
         if ends.size == 0:
             z = np.zeros(0, np.int64)
             return z, np.zeros(0, np.float32), z, z
-        # stretches: runs of consecutive ends in one file, each with the rows its templates need
+        sc, which = self._score_ends(seg, bank, ends)
+        f = seg.file_of(ends)
+        starts = np.nonzero(np.r_[True, (np.diff(ends) != 1) | (np.diff(f) != 0)])[0]
+        p = stretch_peaks(sc.astype(np.float64), starts, REFRACTORY, floor)
+        e_, s_, t_, f_ = ends[p], sc[p], which[p], f[p]
+        # stretches of one recording closer than the refractory time: the better event
+        keep = np.ones(p.size, bool)
+        order = np.lexsort((e_, f_))
+        e_, s_, t_, f_ = e_[order], s_[order], t_[order], f_[order]
+        for d in range(1, 9):
+            near = (f_[d:] == f_[:-d]) & (e_[d:] - e_[:-d] <= REFRACTORY)
+            later_worse = near & (s_[d:] <= s_[:-d])
+            keep[d:] &= ~later_worse
+            keep[:-d] &= ~(near & ~later_worse)
+        return e_[keep], s_[keep], t_[keep], np.zeros(int(keep.sum()), np.int64)
+
+    @staticmethod
+    def _live_ends(seg: Segment, ends: np.ndarray) -> np.ndarray:
+        ends = ends[(ends >= 0) & (ends < seg.n)]
+        f = seg.file_of(ends)
+        return ends[(f >= 0) & seg.live[np.maximum(f, 0)]]
+
+    @staticmethod
+    def _score_ends(seg: Segment, bank: TemplateBank, ends: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """The term's score (its best template's, -1 where none fits in the recording yet) and that
+        template at each of the sorted segment row ids ``ends``: the score of
+        kws.spot.templates.template_scores, from the rows (unit length) each end needs, read once
+        each and their hashes checked."""
+        best = np.full(ends.size, -1.0, np.float32)
+        which = np.zeros(ends.size, np.int64)
+        if ends.size == 0:
+            return best, which
         Lmax = int(bank.length.max())
-        brk = np.r_[True, (np.diff(ends) != 1) | (np.diff(f) != 0)]
-        run = np.cumsum(brk) - 1
-        first_end, last_end = ends[brk], ends[np.r_[brk[1:], True]]
-        run_f = f[brk]
-        row0 = np.maximum(first_end - Lmax + 1, seg.file_first[run_f])
-        lens = last_end - row0 + 1
-        starts = np.r_[0, np.cumsum(lens)[:-1]]
-        ids = np.repeat(row0 - starts, lens) + np.arange(lens.sum())
-        rows = seg.gather(ids)
-        scored = np.zeros(ids.size, bool)
-        scored[starts[run] + (ends - row0[run])] = True
-        e_, s_, t_, _ = self._events(seg, bank, rows, starts, ids, 1 << 30, floor, scored)
-        # stretches of one recording apart by less than the refractory time: the better event
-        order = np.argsort(-s_, kind="stable")
-        fe = seg.file_of(e_)
-        kept: Dict[int, list] = {}
-        sel = []
-        for i in order:
-            near = kept.setdefault(int(fe[i]), [])
-            if all(abs(int(e_[i]) - o) > REFRACTORY for o in near):
-                near.append(int(e_[i]))
-                sel.append(i)
-        sel = np.array(sel, np.int64)
-        return e_[sel], s_[sel], t_[sel], np.zeros(sel.size, np.int64)
+        need = _unique((ends[:, None] - np.arange(Lmax)[None]).ravel())
+        need = need[need >= 0]
+        rows = seg.gather(need).astype(np.float32)
+        norms = np.sqrt(np.einsum("ij,ij->i", rows, rows))
+        G = (bank.rows @ rows.T) / np.maximum(norms, 1e-12)   # every template row against every unit row
+        # need holds every row of [e - Lmax + 1, e] (>= 0) of every end e, in order: the row e - d
+        # sits d places before e
+        at = np.searchsorted(need, ends)
+        first = seg.file_first[seg.file_of(ends)]
+        for t in range(bank.length.size):
+            a, L = int(bank.start[t]), int(bank.length[t])
+            ok = ends - L + 1 >= first
+            p0 = at[ok] - (L - 1)
+            sc = G[a][p0].copy()
+            for j in range(1, L):
+                sc += G[a + j][p0 + j]
+            sc /= L
+            idx = np.nonzero(ok)[0]
+            better = sc > best[idx]
+            best[idx[better]] = sc[better]
+            which[idx[better]] = t
+        return best, which
 
     def file_scores(self, file: str, templates: Sequence[Template]) -> Tuple[np.ndarray, np.ndarray]:
         """The term's score (best template; -1 where none fits) at every end of one recording,
