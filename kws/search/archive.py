@@ -85,7 +85,7 @@ class ArchiveConfig:
     k: int = 1024                  # nearest entries kept per query vector, shared by the templates
                                    # (each template's vectors keep k / templates, at least 64)
     query_step: int = 1            # every query_step-th template vector looks up rows
-    rescore: int = 512             # proposed ends, best first by the lists' inner products, scored exactly
+    rescore: int = 4096            # proposed ends, most votes first (their entries' inner products), scored exactly
     spread: int = 2                # ends either side of each of them scored too
 
     def __post_init__(self):
