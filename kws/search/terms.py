@@ -22,9 +22,10 @@ __all__ = ["Template", "template_from_audio", "templates_from_text", "text_phone
 
 # Kokoro's 28 voices in the order they were added, greedily, each time the one that lowered the
 # mean spoken-term EER of the head's space most, on the read speech of the tuning speakers the head
-# never trained on (benchmarks/search_voices.py tune; never the held-out speakers). A typed term is
-# rendered in the first DEFAULT_VOICES: the fewest with the lowest EER there (11.6 % against 14.6 %
-# for the eight evenly spread voices searched with before, and 14.9 % for all 28; docs/search.md).
+# never trained on (benchmarks/search_voices.py tune; never the held-out speakers), measured with
+# the head before the shipped one (model tpl-45d876c736cf). A typed term is rendered in the first
+# DEFAULT_VOICES: the fewest with the lowest EER there (11.6 % against 14.6 % for eight voices
+# evenly spread over Kokoro's list, and 14.9 % for all 28; docs/search.md).
 VOICES = ("af_sarah", "bm_lewis", "am_adam", "bm_daniel", "am_eric", "am_fenrir", "bm_george", "am_puck",
           "af_river", "am_onyx", "am_liam", "am_santa", "bf_isabella", "am_echo", "am_michael", "af_heart",
           "af_kore", "af_jessica", "af_sky", "af_alloy", "bf_lily", "af_nova", "af_aoede", "af_nicole",
