@@ -626,8 +626,8 @@ def main() -> int:
     s.add_argument("--settings", default="16,1024,1", help="nprobe,k,query_step[,rescore[,spread]];...")
     s.add_argument("--tmp", default=tempfile.gettempdir())
     s.add_argument("--keep", action="store_true", help="keep the indexes")
-    s.add_argument("--reuse", action="store_true", help="use the indexes kept by an earlier run (the same --tmp "
-                                                         "and pool); exact hits are kept by rows and queries")
+    s.add_argument("--reuse", action="store_true", help="use the indexes that --keep left in --tmp (made from the "
+                                                         "same pool); exact hits are kept by rows and queries")
     s.add_argument("--out", type=Path, default=None)
     t = sub.add_parser("std")
     t.add_argument("--data", type=Path, default=DEFAULT_DATA)
