@@ -12,7 +12,8 @@ indexing does), three times: as recorded; 40 ms later (half a vector hop) with a
 one of the five real noise recordings at 20 dB SNR; slowed to 0.9 speed at -6 dB. About 12 h of
 distinct real vectors.
 
-**scale**: the index at each size, built on one core (``--workers 1``), in ``--shards`` shards:
+**scale**: the index at each size, in the space of ``--vectors`` (raw by default, as a new index
+is; head for the model's head), built on one core (``--workers 1``), in ``--shards`` shards:
 1 h is a random hour of the recordings as recorded; 10 h the recordings as recorded and then their
 variants; larger sizes add *synthetic* recordings of 10 minutes made from the pool: utterances in
 random order (time-shuffled), every vector turned by a random rotation close to the identity (one
@@ -57,7 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kws.corpus.real import DEFAULT_DATA  # noqa: E402
 from kws.search.archive import ArchiveConfig, ArchiveIndex  # noqa: E402
-from kws.search.rows import fit_whitening, quantize_rows  # noqa: E402
+from kws.search.rows import DEFAULT_SPACE, fit_whitening, quantize_rows  # noqa: E402
 from kws.search.terms import DEFAULT_VOICES, Template, template_from_audio, templates_from_text  # noqa: E402
 
 TEXT_WORDS = ["elephant", "computer", "beautiful", "yesterday", "chocolate", "restaurant", "basketball",
@@ -620,7 +621,8 @@ def main() -> int:
     s.add_argument("--text-queries", type=int, default=20)
     s.add_argument("--example-queries", type=int, default=21)
     s.add_argument("--voices", type=int, default=DEFAULT_VOICES)
-    s.add_argument("--vectors", default="head", help="the space of the rows (kws.search.rows.Space)")
+    s.add_argument("--vectors", default=DEFAULT_SPACE, help="the space of the rows (kws.search.rows.Space): "
+                                                             "raw (default) or head")
     s.add_argument("--listed-dim", type=int, default=0, help="dimensions of a listed entry (0: all)")
     s.add_argument("--codec", default="sq8", help="listed entries: sq8 or pqM (ArchiveConfig.codec)")
     s.add_argument("--settings", default="16,1024,1", help="nprobe,k,query_step[,rescore[,spread]];...")

@@ -86,11 +86,16 @@ def test_scores_and_hits_are_the_detectors(rng):
 
 def test_templates_are_cut_with_the_models_geometry():
     """A head template is the detector's: the utterance trimmed, padded with the model's pad_s,
-    through front end and head, cut by the model's trim; the term's place in it follows."""
+    through front end and head, cut by the model's trim; the term's place in it follows. The raw
+    space, the default, takes the same model's front end."""
     from kws.audio.io import trim_silence
+    from kws.search.rows import DEFAULT_SPACE, SPACES
+    from kws.search.terms import template_from_audio
     from kws.spot.templates import cut, source_vectors
 
-    space = Space()
+    assert DEFAULT_SPACE == "raw" and set(SPACES) == {"raw", "head"}
+    assert Space().kind == "raw" and ArchiveConfig().vectors == "raw"
+    space = Space("head")
     m = space.model
     x = _sample()[int(4.6 * 16000):int(5.5 * 16000)]
     T = space.template(x, "c")
@@ -101,6 +106,8 @@ def test_templates_are_cut_with_the_models_geometry():
     assert T.start_s == pytest.approx(m.pad_s - m.trim * HOP_S) and T.end_s == pytest.approx(T.start_s + dur)
     raw = Space("raw", m).template(x, "c")
     assert raw.vectors.shape[1] == 96 and raw.space.startswith(f"raw:{m.model_id}:")
+    default = template_from_audio(x, "c")
+    assert default.space == raw.space and np.array_equal(default.vectors, raw.vectors)
 
 
 def test_build_query_append_and_remove(recordings, tmp_path):
@@ -110,7 +117,7 @@ def test_build_query_append_and_remove(recordings, tmp_path):
     assert (st["indexed"], st["retrained"], len(ix)) == (4, True, 4)
     assert ix.rows == st["rows"] and all(s["ivf"] for s in ix.manifest["segments"])
     ix = ArchiveIndex(root)
-    assert ix.manifest["space"] == f"head:{ix.space.model.model_id}" and ix.dim == 128
+    assert ix.manifest["space"].startswith(f"raw:{ix.space.model.model_id}:") and ix.dim == 96
     # query by example: a recorded phrase of r2 (2.3-4.2 s, between two pauses; no other
     # recording holds these seconds of the sample) finds it there first, by a wide margin
     x = load_audio(recordings / "r2.wav")
@@ -280,7 +287,7 @@ def test_cli_index_query_verify(recordings, tmp_path, capsys, monkeypatch):
     assert main(["search", "index", str(recordings / "r2.wav"), str(recordings / "r3.wav"), "--index", str(ix),
                  "--workers", "1", "--quiet"]) == 0
     st = json.loads(capsys.readouterr().out)
-    assert st["space"].startswith("head:") and st["indexed"] == 2 and st["vectors"] > 100
+    assert st["space"].startswith("raw:") and st["indexed"] == 2 and st["vectors"] > 100
     x = load_audio(recordings / "r3.wav")
     write_wav(tmp_path / "ex.wav", np.concatenate([np.zeros(8000, np.float32), x[48000:60800]]))
     assert main(["search", "query", str(ix), "--example", str(tmp_path / "ex.wav"), "--json", "--top", "2",
@@ -310,8 +317,19 @@ def test_cli_index_query_verify(recordings, tmp_path, capsys, monkeypatch):
 
 
 def test_rows_follow_the_audio():
+    """Head rows are the detector's stream vectors; raw rows (the default) the same model's
+    front-end vectors, whitened."""
+    from kws.search.rows import whiten
+    from kws.spot.templates import source_vectors
+
     x = _sample()[: 5 * 16000]
-    space = Space()
+    raw = Space()
+    rows = raw.rows(x)
+    assert rows.dtype == np.int8 and rows.shape[1] == raw.dim == 96
+    assert rows.shape[0] == 1 + (int((5 + 2 * PAD_S) * 16000) - 12512) // 1280
+    w = whiten(source_vectors(raw.model.frontend.frames, x, trim=False, pad_s=PAD_S))
+    assert np.abs(rows / 127 - w).max() < 0.01
+    space = Space("head")
     rows = space.rows(x)
     assert rows.dtype == np.int8 and rows.shape[1] == space.dim == 128
     assert rows.shape[0] == 1 + (int((5 + 2 * PAD_S) * 16000) - 12512) // 1280
@@ -329,24 +347,34 @@ def test_an_index_of_another_format_model_or_space_is_refused(recordings, tmp_pa
     ArchiveIndex(root).add([recordings / "r0.wav"], quiet=True)
     m = json.loads((root / "manifest.json").read_text())
     T = template_from_audio(load_audio(recordings / "r0.wav")[16000:40000])
-    raw = Space("raw").template(load_audio(recordings / "r0.wav")[16000:40000])
-    with pytest.raises(UsageError, match="raw:"):
-        ArchiveIndex(root).query([raw])
+    head = Space("head").template(load_audio(recordings / "r0.wav")[16000:40000])
+    with pytest.raises(UsageError, match="head:"):
+        ArchiveIndex(root).query([head])
+    mid = ArchiveIndex(root).space.model.model_id
+    assert m["space"].startswith(f"raw:{mid}:")
     for change, match in (({"version": 1}, "format version 1, made by an earlier kws.*search index"),
                           ({"version": 3}, "format version 3, not one this kws"),
-                          ({"space": "head:another-model"}, "another model")):
+                          ({"space": m["space"].replace(mid, "another-model")}, "another model"),
+                          ({"space": m["space"].rsplit(":", 1)[0] + ":0123456789abcdef"}, "whitening")):
         (root / "manifest.json").write_text(json.dumps({**m, **change}))
         with pytest.raises(SearchIndexError, match=match):
             ArchiveIndex(root).query([T])
         assert main(["search", "query", str(root), "--example", str(recordings / "r0.wav")]) == 2
     (root / "manifest.json").write_text(json.dumps(m))
     assert ArchiveIndex(root).query([T], top=1)[0].file.endswith("r0.wav")
-    # a raw index answers raw templates, and the command line makes them for it
-    rx = ArchiveIndex(tmp_path / "raw", ArchiveConfig(vectors="raw"))
-    rx.add([recordings / "r0.wav"], quiet=True)
-    assert ArchiveIndex(tmp_path / "raw").query([raw], top=1)[0].file.endswith("r0.wav")
-    with pytest.raises(UsageError, match="head:"):
-        rx.query([T])
+    # a head index (asked for) answers head templates only, and the command line makes them for it
+    assert main(["search", "index", str(recordings / "r0.wav"), "--index", str(tmp_path / "head"),
+                 "--vectors", "head", "--workers", "1", "--quiet"]) == 0
+    hx = ArchiveIndex(tmp_path / "head")
+    assert hx.manifest["space"] == f"head:{mid}" and hx.dim == 128
+    assert hx.query([head], top=1)[0].file.endswith("r0.wav")
+    with pytest.raises(UsageError, match="raw:"):
+        hx.query([T])
+    assert main(["search", "query", str(tmp_path / "head"), "--example", str(recordings / "r0.wav"),
+                 "--top", "1"]) == 0
+    assert main(["search", "index", str(recordings / "r1.wav"), "--index", str(tmp_path / "head"),
+                 "--vectors", "raw", "--workers", "1", "--quiet"]) == 2          # an index keeps its space
+    assert len(ArchiveIndex(tmp_path / "head")) == 1
 
 
 def test_small_index_without_the_extras_and_what_they_say_when_needed(recordings, tmp_path, monkeypatch):
@@ -388,7 +416,7 @@ def test_a_text_rendered_before_is_neither_pronounced_nor_rendered_again(monkeyp
     from kws.search.terms import VOICES, templates_from_text
 
     first = templates_from_text("computer", voices=2)
-    assert [t.label for t in first] == ["computer"] * 2 and first[0].space.startswith("head:")
+    assert [t.label for t in first] == ["computer"] * 2 and first[0].space.startswith("raw:")
 
     def refuse(*a, **k):
         raise AssertionError("pronounced or rendered again")

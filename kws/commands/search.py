@@ -4,9 +4,10 @@
     python -m kws search query DIR "term"                   # or --example clip.wav
     python -m kws search verify DIR                         # sha256 of every file of an archive
 
-The index (kws.search.archive) holds the model's vectors of every recording on disk (its head's by
-default, what the detector matches); a term is searched by templates, Kokoro renderings of its
-text or a recorded example, scored as the detector scores a keyword.
+The index (kws.search.archive) holds the model's vectors of every recording on disk: by default its
+front end's, whitened (the raw space, measured better for search), or with --vectors head its
+head's (what the detector matches). A term is searched by templates, Kokoro renderings of its text
+or a recorded example, scored as the detector scores a keyword, by the detector's event rule.
 
 How the index works, its speed and quality: docs/search.md.
 """
@@ -34,9 +35,10 @@ def add_parser(sub) -> None:
                          "is installed; 1: in this process)")
     ix.add_argument("--address", help="a running Dask scheduler, e.g. tcp://10.0.0.5:8786")
     ix.add_argument("--quiet", action="store_true", help="no progress bar")
-    ix.add_argument("--vectors", choices=("head", "raw"), default=None,
-                    help="a new index's rows: the model's head (default; what the detector scores) or "
-                         "whitened front-end vectors (raw; better by recorded example, docs/search.md)")
+    ix.add_argument("--vectors", choices=("raw", "head"), default=None,
+                    help="a new index's rows: the model's whitened front-end vectors (raw, the default; "
+                         "better for search by text and by example, docs/search.md) or its head's "
+                         "(head: what the detector scores). An existing index keeps its own")
     ix.set_defaults(run=run_index, interrupted="interrupted; the index is as it was before this run")
     q = cmds.add_parser("query", help="find a term (text or --example) in an index",
                         description="Ranked hits (file, start, end, score) for a term or an example "

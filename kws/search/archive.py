@@ -54,11 +54,11 @@ from kws.checksum import sha256_file
 from kws.errors import ArchiveDamaged, SearchIndexError, UsageError
 from kws.search.dist import cluster_workers, run_jobs
 from kws.search.query import ArchiveQueries, Segment
-from kws.search.rows import SPACES, Space
+from kws.search.rows import DEFAULT_SPACE, SPACES, Space
 from kws.search.shards import (add_shard_to_block, audio_files, c_output_muted, context_vectors, embed_shard,
                                import_faiss, list_crcs, read_rows, save_npy, write_atomic, write_shard)
 
-# 2: rows in a space of the model (its head's by default), named with the model id; scores and
+# 2: rows in a space of the model (its raw front end's by default, or its head's), named with the model id; scores and
 # hits as the detector's (kws.search.query). Version 1 held whitened front-end rows only.
 ARCHIVE_VERSION = 2
 SMALL_FILE = 64 << 20           # files up to this size get their sha256 checked at every open
@@ -67,7 +67,7 @@ SMALL_FILE = 64 << 20           # files up to this size get their sha256 checked
 @dataclass(frozen=True)
 class ArchiveConfig:
     """Build settings (stored in the manifest) and query defaults."""
-    vectors: str = "head"          # the space of the rows (kws.search.rows.Space): head or raw
+    vectors: str = DEFAULT_SPACE   # the space of the rows (kws.search.rows.Space): raw (default) or head
     nlist: int = 0                 # inverted lists; 0: about sqrt(listed rows), a power of two
     coarse_cells: int = 64         # top level of the two-level coarse quantizer (list centroids)
     coarse_probe: int = 8          # top-level cells searched to assign a row to a list

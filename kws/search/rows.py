@@ -3,17 +3,22 @@ query is made of in the same space.
 
 An index is made in one **space** (its manifest names it, with the model id; kws.search.archive):
 
-- ``head`` (default): what the detector matches. Every recording goes through the model's front
-  end and head (kws.model.model.Model: one unit vector per 80 ms, 128 values for the shipped
-  head), and a template is cut from an utterance with the model's geometry (kws.spot.templates:
-  trimmed of silence, padded with the model's ``pad_s``, ``trim`` vectors dropped at each end),
-  as keywords' templates are.
-- ``raw``: the model's front-end vectors (96 values) whitened with the mean and covariance of real
-  read speech (``kws/assets/search/whitening.npz``: raw vectors share a large common part, mean
-  cosine 0.63, that drowns the word), templates padded with 0.25 s of silence and not cut. Search
-  by recorded example measures better here than in the head's space (docs/search.md).
+- ``raw`` (default): the model's front-end vectors (kws.model.model.Model's front end, 96 values)
+  whitened with the mean and covariance of real read speech (``kws/assets/search/whitening.npz``:
+  raw vectors share a large common part, mean cosine 0.63, that drowns the word), templates padded
+  with 0.25 s of silence and not cut. With the shipped model, spoken-term search by text and by
+  recorded example measures better here than in the head's space (docs/search.md), so indexes
+  and queries use it unless told otherwise.
+- ``head``: what the detector matches. Every recording goes through the model's front end and
+  head (one unit vector per 80 ms, 128 values for the shipped head), and a template is cut from
+  an utterance with the model's geometry (kws.spot.templates: trimmed of silence, padded with the
+  model's ``pad_s``, ``trim`` vectors dropped at each end), as keywords' templates are.
 
-Rows are unit vectors x 127 as int8 (``dim`` bytes a vector, 5.8 MB an hour for the head's), each
+Both spaces score a template and find its hits by the same rule (kws.search.query: the detector's
+mean cosine along the diagonal and kws.spot.events' event rule).
+
+Rows are unit vectors x 127 as int8 (``dim`` bytes a vector: 4.4 MB an hour for the raw space's,
+5.8 MB for the head's), each
 with a 32-bit hash (:func:`row_hash`) that a query checks before it trusts a row. A recording is
 padded with :data:`PAD_S` of silence either side so that words at its edges get vectors: row i
 sees the recording's seconds [HOP_S i - PAD_S, HOP_S i - PAD_S + SPAN_S).
@@ -38,7 +43,8 @@ ROW_SCALE = 127.0               # an int8 row is a unit vector times this
 RAW_PAD_S = 0.25                # silence around an utterance made a template in the raw space
 RAW_TRIM_MARGIN_S = 0.03        # sound kept beyond the trimmed silence there
 WHITENING = Path(__file__).resolve().parents[1] / "assets" / "search" / "whitening.npz"
-SPACES = ("head", "raw")
+SPACES = ("raw", "head")
+DEFAULT_SPACE = "raw"            # measured better for search with the shipped model (docs/search.md)
 
 _MODELS: Dict[str, object] = {}
 _HASH_W: Dict[int, np.ndarray] = {}
@@ -91,7 +97,7 @@ class Space:
     """The vectors of one space (see the module docstring) for one model: a recording's rows and
     an utterance's template."""
 
-    def __init__(self, kind: str = "head", model=None):
+    def __init__(self, kind: str = DEFAULT_SPACE, model=None):
         if kind not in SPACES:
             raise UsageError(f"unknown vector space {kind!r}: one of {', '.join(SPACES)}")
         self.kind = kind

@@ -25,7 +25,8 @@ __all__ = ["Template", "template_from_audio", "templates_from_text", "text_phone
 # never trained on (benchmarks/search_voices.py tune; never the held-out speakers), measured with
 # the head before the shipped one (model tpl-45d876c736cf). A typed term is rendered in the first
 # DEFAULT_VOICES: the fewest with the lowest EER there (11.6 % against 14.6 % for eight voices
-# evenly spread over Kokoro's list, and 14.9 % for all 28; docs/search.md).
+# evenly spread over Kokoro's list, and 14.9 % for all 28; docs/search.md). The order has not been
+# measured in the raw space, the default, where the same 4 voices give the EER of docs/search.md.
 VOICES = ("af_sarah", "bm_lewis", "am_adam", "bm_daniel", "am_eric", "am_fenrir", "bm_george", "am_puck",
           "af_river", "am_onyx", "am_liam", "am_santa", "bf_isabella", "am_echo", "am_michael", "af_heart",
           "af_kore", "af_jessica", "af_sky", "af_alloy", "bf_lily", "af_nova", "af_aoede", "af_nicole",
@@ -35,8 +36,9 @@ DEFAULT_VOICES = 4
 
 def template_from_audio(audio: np.ndarray, label: str = "", space: Optional[Space] = None,
                         trim: bool = True) -> Template:
-    """A recorded word or phrase as a template of ``space`` (default: the head's space of the
-    shipped model), cut as the space cuts an utterance (kws.search.rows.Space.template)."""
+    """A recorded word or phrase as a template of ``space`` (default: the raw space of the
+    shipped model, kws.search.rows.DEFAULT_SPACE), cut as the space cuts an utterance
+    (kws.search.rows.Space.template)."""
     return (space or Space()).template(audio, label, trim)
 
 
