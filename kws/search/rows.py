@@ -17,7 +17,7 @@ An index is made in one **space** (its manifest names it, with the model id; kws
 Both spaces score a template and find its hits by the same rule (kws.search.query: the detector's
 mean cosine along the diagonal and kws.spot.events' event rule).
 
-Rows are unit vectors x 127 as int8 (``dim`` bytes a vector: 4.4 MB an hour for the raw space's,
+Rows are unit vectors x 127 as int8 (``dim`` bytes a vector: 4.3 MB an hour for the raw space's,
 5.8 MB for the head's), each
 with a 32-bit hash (:func:`row_hash`) that a query checks before it trusts a row. A recording is
 padded with :data:`PAD_S` of silence either side so that words at its edges get vectors: row i
