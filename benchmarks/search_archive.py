@@ -12,7 +12,8 @@ indexing does), three times: as recorded; 40 ms later (half a vector hop) with a
 one of the five real noise recordings at 20 dB SNR; slowed to 0.9 speed at -6 dB. About 12 h of
 distinct real vectors.
 
-**scale**: the index at each size, built on one core (``--workers 1``), in ``--shards`` shards:
+**scale**: the index at each size, in the space of ``--vectors`` (raw by default, as a new index
+is; head for the model's head), built on one core (``--workers 1``), in ``--shards`` shards:
 1 h is a random hour of the recordings as recorded; 10 h the recordings as recorded and then their
 variants; larger sizes add *synthetic* recordings of 10 minutes made from the pool: utterances in
 random order (time-shuffled), every vector turned by a random rotation close to the identity (one
@@ -57,8 +58,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kws.corpus.real import DEFAULT_DATA  # noqa: E402
 from kws.search.archive import ArchiveConfig, ArchiveIndex  # noqa: E402
-from kws.search.rows import backbone_vectors, fit_whitening, quantize_rows, to_rows, whiten  # noqa: E402
-from kws.search.terms import Template, template_from_audio, templates_from_text  # noqa: E402
+from kws.search.rows import DEFAULT_SPACE, fit_whitening, quantize_rows  # noqa: E402
+from kws.search.terms import DEFAULT_VOICES, Template, template_from_audio, templates_from_text  # noqa: E402
 
 TEXT_WORDS = ["elephant", "computer", "beautiful", "yesterday", "chocolate", "restaurant", "basketball",
               "sister", "museum", "morning", "window", "teacher", "airport", "birthday", "hospital",
@@ -81,44 +82,67 @@ def _variant(x, how, rng, noises):
     return x
 
 
-def make_pool(data: Path, cache: Path):
+def make_pool(data: Path, cache: Path, vectors: str = "head", model=None):
+    """(vectors of the space ``vectors``, offsets, names, seconds, variant) of the pool; the cache
+    keeps both spaces' vectors (the front end's, unwhitened, and the head's) of one model."""
+    from kws.search.rows import Space, search_model, whiten
+
+    model = model or search_model()
     if cache.exists():
         z = np.load(cache)
-        return z["vectors"], z["offsets"], z["names"], z["seconds"], z["variant"]
+        if str(z["model_id"]) == model.model_id:
+            v = z["head"] if vectors == "head" else None
+            if v is None:
+                v = np.concatenate([whiten(z["raw"][a:a + 200_000].astype(np.float32)).astype(np.float16)
+                                    for a in range(0, z["raw"].shape[0], 200_000)])
+            return v, z["offsets"], z["names"], z["seconds"], z["variant"]
+        print(f"{cache} holds vectors of model {z['model_id']}, not {model.model_id}: made again", flush=True)
     from kws.audio.io import load_audio
     from kws.progress import progress
+    from kws.search.rows import PAD_S
+    from kws.spot.templates import source_vectors
 
+    Space(vectors, model)
     files = sorted((data / "librispeech-bits").rglob("*.opus")) + \
         sorted((data / "speechocean762-train" / "audio").rglob("*.ogg"))
     noises = [load_audio(p) for p in sorted((data / "noise").glob("*.flac"))]
-    out, names, secs, var = [], [], [], []
+    raw, head, names, secs, var = [], [], [], [], []
     t0 = time.perf_counter()
     for i, how in enumerate(("as_recorded", "shift_noise", "slow_quiet")):
         rng = np.random.default_rng(i)
         for f in progress(files, how):
             x = _variant(load_audio(f), how, rng, noises).astype(np.float32)
-            out.append(backbone_vectors(x).astype(np.float16))       # raw: whitened when used
+            fr = source_vectors(model.frontend.frames, x, trim=False, pad_s=PAD_S)    # as indexing pads
+            raw.append(fr.astype(np.float16))
+            head.append(model.head(fr).astype(np.float16))
             names.append(str(f.relative_to(data)))
             secs.append(x.size / 16000)
             var.append(how)
-    off = np.cumsum([0] + [o.shape[0] for o in out])
-    np.savez(cache, vectors=np.concatenate(out), offsets=off, names=np.array(names),
-             seconds=np.array(secs), variant=np.array(var))
-    print(f"pool: {len(out)} recordings, {sum(secs) / 3600:.2f} h, {off[-1]} vectors, "
+    off = np.cumsum([0] + [o.shape[0] for o in raw])
+    np.savez(cache, raw=np.concatenate(raw), head=np.concatenate(head), offsets=off, names=np.array(names),
+             seconds=np.array(secs), variant=np.array(var), model_id=np.array(model.model_id))
+    print(f"pool: {len(raw)} recordings, {sum(secs) / 3600:.2f} h, {off[-1]} vectors, "
           f"{time.perf_counter() - t0:.0f} s", flush=True)
-    return make_pool(data, cache)
+    return make_pool(data, cache, vectors, model)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
 
 
 def pool_rows(v: np.ndarray) -> np.ndarray:
-    return to_rows(v.astype(np.float32))
+    return quantize_rows(v.astype(np.float32))
 
 
 def whitening(args) -> int:
-    """The whitening shipped with kws: mean and covariance of the raw vectors of librispeech-bits
-    and of the speechocean762 speakers of half 'a' (never half 'b', which measures), as recorded."""
+    """The whitening of the raw space: mean and covariance of the front-end vectors of
+    librispeech-bits and of the speechocean762 speakers of half 'a' (never half 'b', which
+    measures), as recorded."""
     from kws.corpus.real import speaker_half
 
-    V, off, names, secs, var = make_pool(args.data, args.cache)
+    make_pool(args.data, args.cache)
+    z = np.load(args.cache)
+    V, off, names, secs, var = z["raw"], z["offsets"], z["names"], z["seconds"], z["variant"]
     sel = [i for i in range(len(names)) if var[i] == "as_recorded" and (
         names[i].startswith("librispeech") or speaker_half(names[i].split("/")[2].replace("SPEAKER", "")) == "a")]
     x = np.concatenate([V[off[i]:off[i + 1]] for i in sel]).astype(np.float32)
@@ -149,15 +173,16 @@ def real_files(pool, hours: float, seed: int = 0):
 def synthetic_files(pool, hours: float, jitter: float, replica0: int, stats: dict, minutes: float = 10.0):
     """Synthetic 10-minute recordings from the pool, up to ``hours`` (see the module docstring)."""
     V, off, names, secs, _ = pool
-    sample = whiten(V[::max(1, V.shape[0] // 200_000)].astype(np.float32))
+    d = V.shape[1]
+    sample = _unit(V[::max(1, V.shape[0] // 200_000)].astype(np.float32))
     w, v = np.linalg.eigh(np.cov(sample.T))
-    basis = (np.sqrt(np.clip(w[::-1][:48], 0, None))[:, None] * v[:, ::-1][:, :48].T).astype(np.float32)
+    basis = (np.sqrt(np.clip(w[::-1][:d // 2], 0, None))[:, None] * v[:, ::-1][:, :d // 2].T).astype(np.float32)
     total, r = 0.0, replica0
     cos = []
     while total < hours * 3600:
         rng = np.random.default_rng(1000 + r)
-        g = rng.standard_normal((96, 96)).astype(np.float32)
-        R = np.linalg.qr(np.eye(96, dtype=np.float32) + 0.05 * g)[0].astype(np.float32)
+        g = rng.standard_normal((d, d)).astype(np.float32)
+        R = np.linalg.qr(np.eye(d, dtype=np.float32) + 0.05 * g)[0].astype(np.float32)
         R *= np.sign(np.diag(R))[None, :]
         order = rng.permutation(len(names))
         f, i = 0, 0
@@ -168,7 +193,7 @@ def synthetic_files(pool, hours: float, jitter: float, replica0: int, stats: dic
                 parts.append(V[off[j]:off[j + 1]])
                 sec += secs[j]
                 i += 1
-            x = whiten(np.concatenate(parts).astype(np.float32))
+            x = _unit(np.concatenate(parts).astype(np.float32))
             y = x @ R + jitter * (rng.standard_normal((x.shape[0], basis.shape[0]), dtype=np.float32) @ basis)
             y /= np.linalg.norm(y, axis=1, keepdims=True)
             if len(cos) < 50:
@@ -243,24 +268,27 @@ def word_examples(data: Path, n: int, seed: int = 0):
     return out
 
 
-def make_queries(data: Path, n_text: int, n_example: int, voices: int, cache: Path):
-    """[(kind, label, [Template])], and seconds spent making each query's templates."""
+def make_queries(data: Path, n_text: int, n_example: int, voices: int, cache: Path, space):
+    """[(kind, label, [Template])] in ``space``, and seconds spent making each query's templates."""
     if cache is not None and cache.exists():
         z = np.load(cache, allow_pickle=True)
-        return z["queries"].tolist(), z["make_s"].tolist()
+        if str(z["space"]) == space.name:
+            return z["queries"].tolist(), z["make_s"].tolist()
+        print(f"{cache} holds templates of {z['space']}, not {space.name}: made again", flush=True)
     out, took = [], []
     for w in TEXT_WORDS[:n_text]:
         t0 = time.perf_counter()
-        ts = templates_from_text(w, voices=voices)
+        ts = templates_from_text(w, voices=voices, space=space)
         took.append(("text", time.perf_counter() - t0))
         out.append(("text", w, [(T.vectors, T.start_s, T.end_s) for T in ts]))
     for w, x in word_examples(data, n_example):
         t0 = time.perf_counter()
-        T = template_from_audio(x, w)
+        T = template_from_audio(x, w, space=space)
         took.append(("example", time.perf_counter() - t0))
         out.append(("example", w, [(T.vectors, T.start_s, T.end_s)]))
     if cache is not None:
-        np.savez(cache, queries=np.array(out, dtype=object), make_s=np.array(took, dtype=object))
+        np.savez(cache, queries=np.array(out, dtype=object), make_s=np.array(took, dtype=object),
+                 space=np.array(space.name))
     return out, took
 
 
@@ -297,16 +325,20 @@ def query_process(args) -> int:
     before = rss()
     res = {"open_s": open_s, "rss_open": before, "settings": []}
     for setting in args.settings.split(";"):
-        nprobe, k, step = (int(v) for v in setting.split(","))
+        vals = [int(v) for v in setting.split(",")]
+        nprobe, k, step = vals[:3]
+        rescore = vals[3] if len(vals) > 3 else ix.config.rescore
+        spread = vals[4] if len(vals) > 4 else ix.config.spread
         times, cpu, hits = [], [], []
         for q in qs:
             T = templates(q)
             c0, t0 = time.process_time(), time.perf_counter()
-            h = ix.query(T, top=10, nprobe=nprobe, k=k, query_step=step)
+            h = ix.query(T, top=10, nprobe=nprobe, k=k, query_step=step, rescore=rescore, spread=spread)
             times.append(time.perf_counter() - t0)
             cpu.append(time.process_time() - c0)
             hits.append([x.to_dict() for x in h])
-        res["settings"].append({"nprobe": nprobe, "k": k, "step": step, "times": times, "cpu": cpu,
+        res["settings"].append({"nprobe": nprobe, "k": k, "step": step, "rescore": rescore, "spread": spread,
+                                "times": times, "cpu": cpu,
                                 "hits": hits})
     res["rss_after"] = rss()
     Path(args.out).write_text(json.dumps(res))
@@ -320,8 +352,12 @@ def measure(ix_dir: Path, qs, args, label_hours: float, build: dict, results: li
     hours = ix.seconds / 3600
     qfile = tmp / "queries.npz"
     np.savez(qfile, queries=np.array(qs, dtype=object))
-    cache = Path(args.tmp) / f"exact-{label_hours:g}h.json"
-    if args.reuse and cache.exists():
+    import hashlib
+
+    qhash = hashlib.sha256(b"".join(np.ascontiguousarray(v, np.float32).tobytes() for q in qs for v, _, _ in q[2]))
+    # the exact hits depend on the rows (the same for every codec) and the queries only
+    cache = Path(args.tmp) / f"exact-{ix.space_name.replace(':', '_')}-{label_hours:g}h-{qhash.hexdigest()[:12]}.json"
+    if cache.exists():
         c = json.loads(cache.read_text())
         exact, exact_s = [[Hit(**h) for h in q] for q in c["hits"]], c["seconds"]
         print(f"  exact hits from {cache}", flush=True)
@@ -346,7 +382,8 @@ def measure(ix_dir: Path, qs, args, label_hours: float, build: dict, results: li
             cs = np.array([st["cpu"][i] for i in sel[1:] or sel]) * 1000
             rec = np.mean([overlap_recall(exact[i], [Hit(**h) for h in st["hits"][i]]) for i in sel])
             row = {"hours": round(hours, 2), "rows": ix.rows, "queries": kind, "n": len(sel),
-                   "nprobe": st["nprobe"], "k": st["k"], "step": st["step"], "median_ms": float(np.median(ts)),
+                   "nprobe": st["nprobe"], "k": st["k"], "step": st["step"], "rescore": st["rescore"],
+                   "spread": st["spread"], "codec": ix.config.codec, "median_ms": float(np.median(ts)),
                    "p90_ms": float(np.percentile(ts, 90)), "recall10": float(rec),
                    "median_cpu_ms": float(np.median(cs)), "p90_cpu_ms": float(np.percentile(cs, 90)),
                    "first_ms": st["times"][sel[0]] * 1000,
@@ -356,14 +393,20 @@ def measure(ix_dir: Path, qs, args, label_hours: float, build: dict, results: li
                    "rss_anon_mib": r["rss_after"].get("RssAnon"), "rss_peak_mib": r["rss_after"]["VmHWM"],
                    "build": build}
             results.append(row)
-            print(f"  {kind:7s} nprobe {st['nprobe']:3d} k {st['k']:4d} step {st['step']}: median {row['median_ms']:.1f} ms, "
+            print(f"  {kind:7s} nprobe {st['nprobe']:3d} k {st['k']:4d} step {st['step']} rescore {st['rescore']} "
+                  f"spread {st['spread']}: median {row['median_ms']:.1f} ms, "
                   f"p90 {row['p90_ms']:.1f} ms (CPU {row['median_cpu_ms']:.1f}, {row['p90_cpu_ms']:.1f}), recall@10 {rec:.3f}; RSS {row['rss_mib']:.0f} MiB "
                   f"(file {row['rss_file_mib']:.0f}, peak {row['rss_peak_mib']:.0f})", flush=True)
 
 
 def scale(args) -> int:
-    pool = make_pool(args.data, args.cache)
-    qs, took = make_queries(args.data, args.text_queries, args.example_queries, args.voices, args.query_cache)
+    from kws.search.rows import Space, search_model
+
+    space = Space(args.vectors, search_model())
+    print(f"{space.name}: rows of model {space.model.model_id}", flush=True)
+    pool = make_pool(args.data, args.cache, args.vectors, space.model)
+    qs, took = make_queries(args.data, args.text_queries, args.example_queries, args.voices, args.query_cache,
+                            space)
     for kind in ("text", "example"):
         t = [s for k, s in took if k == kind]
         if t:
@@ -375,8 +418,8 @@ def scale(args) -> int:
     tmp_root = Path(args.tmp)
     tmp_root.mkdir(parents=True, exist_ok=True)
     for h in [float(x) for x in args.hours.split(",")]:
-        ix_dir = tmp_root / f"archive-{h:g}h"
-        built = tmp_root / f"build-{h:g}h.json"
+        ix_dir = tmp_root / f"archive-{args.vectors}-{args.codec}-{h:g}h"
+        built = tmp_root / f"build-{args.vectors}-{args.codec}-{h:g}h.json"
         print(f"\n== {h:g} h", flush=True)
         if args.reuse and (ix_dir / "manifest.json").exists() and built.exists():
             ix = ArchiveIndex(ix_dir)
@@ -387,8 +430,8 @@ def scale(args) -> int:
                 import shutil
 
                 shutil.rmtree(ix_dir)
-            ix = ArchiveIndex(ix_dir, ArchiveConfig(stride=args.stride, context=args.context,
-                                                    listed_dim=min(96, 96 * args.context)))
+            ix = ArchiveIndex(ix_dir, ArchiveConfig(vectors=args.vectors, stride=args.stride, context=args.context,
+                                                    listed_dim=args.listed_dim, codec=args.codec), model=space.model)
             shards = split_shards(volume(pool, h, args.jitter), args.shards, h)
             t0 = time.perf_counter()
             build = ix.add_rows(shards, quiet=False)
@@ -405,10 +448,10 @@ def scale(args) -> int:
             import shutil
 
             shutil.rmtree(ix_dir)
-    print(f"\n{'hours':>7} {'queries':>8} {'nprobe':>6} {'k':>5} {'step':>4} {'median ms':>9} {'p90 ms':>7} {'cpu med':>7} {'cpu p90':>7} "
+    print(f"\n{'hours':>7} {'queries':>8} {'nprobe':>6} {'k':>5} {'step':>4} {'resc':>5} {'median ms':>9} {'p90 ms':>7} {'cpu med':>7} {'cpu p90':>7} "
           f"{'rec@10':>7} {'MB/h':>6} {'RSS MiB':>8} {'build s':>8}")
     for r in results:
-        print(f"{r['hours']:7.1f} {r['queries']:>8} {r['nprobe']:6d} {r['k']:5d} {r['step']:4d} {r['median_ms']:9.1f} "
+        print(f"{r['hours']:7.1f} {r['queries']:>8} {r['nprobe']:6d} {r['k']:5d} {r['step']:4d} {r['rescore']:5d} {r['median_ms']:9.1f} "
               f"{r['p90_ms']:7.1f} {r['median_cpu_ms']:7.1f} {r['p90_cpu_ms']:7.1f} {r['recall10']:7.3f} {r['mb_per_hour']:6.2f} {r['rss_mib']:8.0f} "
               f"{r['build_s']:8.0f}")
     return 0
@@ -453,74 +496,103 @@ def _overlaps(a0, a1, b0, b1) -> bool:
     return min(a1, b1) - max(a0, b0) >= 0.5 * min(a1 - a0, b1 - b0)
 
 
+def voice_names(arg: str):
+    """``--voices``: a number (the first of kws.search.terms.VOICES, then the other Kokoro voices),
+    ``all``, or voice names joined by commas."""
+    from kws.enroll import kokoro
+    from kws.search.terms import VOICES
+
+    order = list(VOICES) + [v for v in kokoro.voices().names if v not in VOICES]
+    if arg == "all":
+        return order
+    if arg.isdigit():
+        return order[:int(arg)]
+    return [v.strip() for v in arg.split(",") if v.strip()]
+
+
+def std_queries(half: str, utterances: int, max_queries: int, validation_only: bool = False):
+    """(utterances, {'iv': words, 'oov': words}) of the spoken-term protocol on one speaker half;
+    ``validation_only``: only the tuning half's speakers kept out of the head's training."""
+    from kws.corpus.align import load_alignments
+
+    recs = load_alignments()
+    if validation_only:
+        from kws.train.head_eval import validation_speaker
+
+        recs = [r for r in recs if validation_speaker(r["speaker"])]
+    utts = choose_utterances(recs, half, utterances, 0)
+    return utts, choose_queries(utts, max_queries, 0)
+
+
 def std(args) -> int:
+    """The spoken-term protocol in each vector space asked (``--vectors``), side by side."""
     from kws.audio.io import load_audio
     from kws.corpus.align import load_alignments
     from kws.corpus.real import speaker_half
     from kws.metrics import eer
     from kws.progress import progress
-    from kws.search.rows import diagonal_scores
+    from kws.search.rows import Space, search_model
 
-    recs = load_alignments()
-    utts = choose_utterances(recs, "b", args.utterances, 0)
-    queries = choose_queries(utts, args.max_queries, 0)
+    model = search_model(args.model)
+    utts, queries = std_queries("b", args.utterances, args.max_queries)
     root = args.data / "speechocean762-train"
     files = [root / r["path"] for r in utts]
     by_path = {str(f.resolve()): r for f, r in zip(files, utts)}
-    a_recs = [r for r in recs if speaker_half(r["speaker"]) == "a"]
     example_of = {}
-    for r in a_recs:
-        for w, s, e in r["words"]:
-            if w not in example_of:
-                example_of[w] = (r, s, e)
-    out = {"utterances": len(utts), "hours": None, "representations": {}}
-    with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
-        arc = ArchiveIndex(Path(tmp) / "arc")
-        arc.add(files, quiet=True, prune=False)
-        arc_s = time.perf_counter() - t0
-        hours = arc.seconds / 3600
-        out["hours"] = hours
-        keys = list(arc.files)
-        labels_of = {w: np.array([any(x == w for x, _, _ in by_path[k]["words"]) for k in keys])
-                     for g in queries.values() for w in g}
-        arc_rows = {k: arc.file_rows(k).astype(np.float32) / 127 for k in keys}
+    for r in load_alignments():
+        if speaker_half(r["speaker"]) == "a":
+            for w, s, e in r["words"]:
+                example_of.setdefault(w, (r, s, e))
+    voices = voice_names(args.voices)
+    out = {"model_id": model.model_id, "utterances": len(utts), "voices": voices,
+           "queries": queries, "spaces": {}}
+    print(f"model {model.model_id}; {len(utts)} utterances of held-out speakers (half 'b'); queries: "
+          f"{ {g: len(v) for g, v in queries.items()} }; text: {len(voices)} voices ({', '.join(voices)})",
+          flush=True)
+    for vec in args.vectors.split(","):
+        space = Space(vec, model)
+        res = {"text": {g: {} for g in queries}, "example": {g: {} for g in queries}}
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            arc = ArchiveIndex(Path(tmp) / "arc", ArchiveConfig(vectors=vec), model=model)
+            arc.add(files, quiet=True, prune=False)
+            build_s = time.perf_counter() - t0
+            hours = arc.seconds / 3600
+            keys = list(arc.files)
+            labels_of = {w: np.array([any(x == w for x, _, _ in by_path[k]["words"]) for k in keys])
+                         for g in queries.values() for w in g}
 
-        def judge(w, best, hits):
-            good = sum(any(_overlaps(h.start, h.end, s0, e0) for x, s0, e0 in by_path[h.file]["words"] if x == w)
-                       for h in hits)
-            return {"eer": eer(np.array(best), labels_of[w])[0], "p_at_10": good / max(1, len(hits))}
+            def judge(w, ts):
+                best = np.array([float(arc.file_scores(k, ts)[0].max(initial=-1)) for k in keys])
+                hits = arc.query(ts, top=10, exact=True)
+                good = sum(any(_overlaps(h.start, h.end, s0, e0) for x, s0, e0 in by_path[h.file]["words"] if x == w)
+                           for h in hits)
+                return {"eer": eer(best, labels_of[w])[0], "p_at_10": good / max(1, len(hits)), "hits": len(hits)}
 
-        pads = [float(v) for v in args.pads.split(",")]
-        res = {m: {g: {} for g in queries} for m in ["templates/text"] +
-               [f"templates/example pad {p:g}" for p in pads]}
-        for g, words in queries.items():
-            for w in progress(words, f"{g} queries"):
-                ts = templates_from_text(w, voices=args.voices)
-                best = [max((float(diagonal_scores(arc_rows[k], T.vectors).max(initial=-1)) for T in ts)) for k in keys]
-                res["templates/text"][g][w] = judge(w, best, arc.query(ts, top=10, exact=True))
-                if w in example_of:
-                    r, s, e = example_of[w]
-                    x = load_audio(args.data / "speechocean762-train" / r["path"])[int(s * 16000):int(e * 16000)]
-                    for pad in pads:
-                        T = template_from_audio(x, w, pad_s=pad)
-                        best = [float(diagonal_scores(arc_rows[k], T.vectors).max(initial=-1)) for k in keys]
-                        res[f"templates/example pad {pad:g}"][g][w] = judge(w, best, arc.query([T], top=10, exact=True))
-        size = arc.size_bytes() / 1e6 / hours
-    print(f"\n{len(utts)} utterances ({hours:.2f} h) of held-out speakers (half 'b'); queries: "
-          f"{ {g: len(v) for g, v in queries.items()} }")
-    print(f"{'representation/query':>28} {'group':>5} {'n':>3} {'mean EER':>9} {'P@10':>6}")
-    for m, groups in res.items():
-        out["representations"][m] = {}
-        for g, per in groups.items():
-            if not per:
-                continue
-            e = float(np.mean([v["eer"] for v in per.values()]))
-            p = float(np.mean([v["p_at_10"] for v in per.values()]))
-            out["representations"][m][g] = {"n": len(per), "mean_eer": e, "mean_p_at_10": p, "per_query": per}
-            print(f"{m:>28} {g:>5} {len(per):3d} {e * 100:8.1f}% {p:6.3f}")
-    print(f"templates: {size:.1f} MB per hour on disk (everything in the folder), built in {arc_s:.0f} s")
-    out["mb_per_hour"], out["build_s"] = {"templates": size}, {"templates": arc_s}
+            for g, words in queries.items():
+                for w in progress(words, f"{vec}: {g} queries"):
+                    res["text"][g][w] = judge(w, templates_from_text(w, names=voices, space=space))
+                    if w in example_of:
+                        r, s, e = example_of[w]
+                        x = load_audio(root / r["path"])[int(s * 16000):int(e * 16000)]
+                        res["example"][g][w] = judge(w, [template_from_audio(x, w, space=space)])
+            size = arc.size_bytes() / 1e6 / hours
+        out["spaces"][vec] = {"space": space.name, "mb_per_hour": size, "build_s": build_s, "hours": hours,
+                              "results": res}
+    print(f"\n{'vectors':>8} {'query':>8} {'group':>5} {'n':>3} {'mean EER':>9} {'P@10':>6}")
+    for vec, sp in out["spaces"].items():
+        for kind, groups in sp["results"].items():
+            sp.setdefault("summary", {})[kind] = {}
+            for g, per in groups.items():
+                if not per:
+                    continue
+                e = float(np.mean([v["eer"] for v in per.values()]))
+                p = float(np.mean([v["p_at_10"] for v in per.values()]))
+                sp["summary"][kind][g] = {"n": len(per), "mean_eer": e, "mean_p_at_10": p}
+                print(f"{vec:>8} {kind:>8} {g:>5} {len(per):3d} {e * 100:8.2f}% {p:6.3f}")
+    for vec, sp in out["spaces"].items():
+        print(f"{vec}: {sp['space']}, {sp['mb_per_hour']:.1f} MB per hour on disk, {sp['hours']:.2f} h built in "
+              f"{sp['build_s']:.0f} s")
     if args.out:
         args.out.write_text(json.dumps(out, indent=1))
     return 0
@@ -548,19 +620,26 @@ def main() -> int:
     s.add_argument("--jitter", type=float, default=0.35)
     s.add_argument("--text-queries", type=int, default=20)
     s.add_argument("--example-queries", type=int, default=21)
-    s.add_argument("--voices", type=int, default=8)
-    s.add_argument("--settings", default="16,1024,1", help="nprobe,k,query_step;...")
+    s.add_argument("--voices", type=int, default=DEFAULT_VOICES)
+    s.add_argument("--vectors", default=DEFAULT_SPACE, help="the space of the rows (kws.search.rows.Space): "
+                                                             "raw (default) or head")
+    s.add_argument("--listed-dim", type=int, default=0, help="dimensions of a listed entry (0: all)")
+    s.add_argument("--codec", default="sq8", help="listed entries: sq8 or pqM (ArchiveConfig.codec)")
+    s.add_argument("--settings", default="16,1024,1", help="nprobe,k,query_step[,rescore[,spread]];...")
     s.add_argument("--tmp", default=tempfile.gettempdir())
     s.add_argument("--keep", action="store_true", help="keep the indexes")
-    s.add_argument("--reuse", action="store_true", help="use kept indexes and exact hits of an earlier run "
-                                                         "(the same --tmp, pool and queries)")
+    s.add_argument("--reuse", action="store_true", help="use the indexes that --keep left in --tmp (made from the "
+                                                         "same pool); exact hits are kept by rows and queries")
     s.add_argument("--out", type=Path, default=None)
     t = sub.add_parser("std")
     t.add_argument("--data", type=Path, default=DEFAULT_DATA)
     t.add_argument("--utterances", type=int, default=300)
     t.add_argument("--max-queries", type=int, default=40)
-    t.add_argument("--voices", type=int, default=8)
-    t.add_argument("--pads", default="0.25", help="seconds of silence around an example (several: compared)")
+    t.add_argument("--voices", default=str(DEFAULT_VOICES),
+                   help="Kokoro voices of text queries: a number (the first of kws.search.terms.VOICES), "
+                        "'all', or names joined by commas")
+    t.add_argument("--vectors", default="head,raw", help="the spaces compared (kws.search.rows.Space)")
+    t.add_argument("--model", default=None, help="a kws model folder (default: the shipped model)")
     t.add_argument("--out", type=Path, default=None)
     q = sub.add_parser("_query")
     q.add_argument("index")

@@ -1,6 +1,6 @@
-"""Archive index (kws.search.archive): the template score, building in shards, approximate against
-exact, appending without rebuilding, damaged and half-written indexes refused, a killed worker's
-shard redone, and the command line."""
+"""Archive index (kws.search.archive): the detector's score and event rule, building in shards,
+approximate against exact, appending without rebuilding, damaged, half-written and earlier-format
+indexes refused, a killed worker's shard redone, and the command line."""
 import json
 import os
 import signal
@@ -12,12 +12,14 @@ import pytest
 
 from kws.audio.io import load_audio, write_wav
 from kws.commands import main
-from kws.errors import ArchiveDamaged
+from kws.errors import ArchiveDamaged, SearchIndexError, UsageError
 from kws.search.archive import ArchiveConfig, ArchiveIndex
-from kws.search.query import Hit, clip_hits, top_hits
-from kws.search.rows import HOP_S, PAD_S, audio_rows, diagonal_scores, row_hash
+from kws.search.query import Hit, clip_hits, stretch_peaks, stretch_scores, top_hits
+from kws.search.rows import HOP_S, PAD_S, Space, Template, row_hash
 from kws.search.shards import import_faiss
-from kws.search.terms import Template, template_from_audio
+from kws.search.terms import template_from_audio
+from kws.spot.events import peak_positions, peaks
+from kws.spot.templates import Matcher, TemplateBank
 
 faiss = pytest.importorskip("faiss", reason='FAISS not installed (pip install "kws[search]")')
 
@@ -41,32 +43,71 @@ def recordings(tmp_path):
     return d
 
 
-def test_diagonal_score_and_hits_by_hand(rng):
-    x = rng.normal(size=(30, 96)).astype(np.float32)
+def test_scores_and_hits_are_the_detectors(rng):
+    """A term scores as the detector's matcher scores a keyword (best template, -1 until one
+    fits), stretch by stretch; its hits are the events of kws.spot.events' rule."""
+    x = rng.normal(size=(70, 16)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
-    T = Template(x[10:16] + 0.1 * rng.normal(size=(6, 96)).astype(np.float32), 0.3, 0.7)
-    s = diagonal_scores(x, T.vectors)
-    naive = [np.mean([x[e - 5 + j] @ T.vectors[j] for j in range(6)]) for e in range(5, 30)]
-    assert np.allclose(s, naive, atol=1e-5) and int(np.argmax(s)) + 5 == 15
-    assert diagonal_scores(x[:3], T.vectors).size == 0
+    ts = [x[10:16] + 0.1 * rng.normal(size=(6, 16)).astype(np.float32), x[40:44]]
+    bank = TemplateBank.build([ts])
+    starts = np.array([0, 30, 52])                       # three recordings one after the other
+    best, which = stretch_scores(bank, (x * 127).round().astype(np.int8), starts)
+    for a, b in zip(starts, list(starts[1:]) + [70]):
+        q = np.round(x[a:b] * 127) / 127
+        want = Matcher(bank).scores(q / np.linalg.norm(q, axis=1, keepdims=True))[:, 0]
+        assert np.allclose(best[a:b, 0], want, atol=1e-5)
+    assert int(np.argmax(best[:30, 0])) == 15 and which[15, 0] == 0 and which[43, 0] == 1
+    assert best[52:55, 0].max() == -1.0                   # no template fits 3 rows
+    series = best[:, 0].astype(np.float64)
+    got = stretch_peaks(series, starts, refractory=4)
+    want = np.concatenate([a + peak_positions(series[a:b], 4) for a, b in zip(starts, list(starts[1:]) + [70])])
+    assert np.array_equal(np.sort(got), np.sort(want)) and got.size >= 3
+    assert sorted(series[got], reverse=True) == sorted(np.concatenate(
+        [peaks(series[a:b], 4) for a, b in zip(starts, list(starts[1:]) + [70])]), reverse=True)
     scores = np.array([0.9, 0.8, 0.3, 0.7, 0.95])
     times = np.array([[0.0, 0.5], [0.3, 0.8], [1.0, 1.2], [1.1, 1.6], [5.0, 5.4]])
-    hits = top_hits(["f"], np.zeros(5, int), scores, times, top=10)
-    assert [(h.start, h.score, h.windows) for h in hits] == [(5.0, 0.95, 1), (0.0, 0.9, 2), (1.1, 0.7, 2)]
-    assert len(top_hits(["f"], np.zeros(5, int), scores, times, top=10, per_file=1)) == 1
-    with pytest.raises(ValueError):
-        Template(np.zeros((3, 5)), 0, 1)
+    hits = top_hits(["f", "g"], np.array([0, 0, 1, 0, 1]), scores, times, top=10, per_file=2)
+    assert [(h.file, h.start, h.score) for h in hits] == [("g", 5.0, 0.95), ("f", 0.0, 0.9), ("f", 0.3, 0.8),
+                                                           ("g", 1.0, 0.3)]
+    with pytest.raises(UsageError):
+        Template(np.zeros((0, 5)), 0, 1)
     # an entry of the lists: the inner product of two is the sum of cosines row by row
     from kws.search.shards import context_vectors
 
-    a = context_vectors(x, np.array([3, 29]), 3, np.eye(288, dtype=np.float32))
-    b = context_vectors(T.vectors, np.array([0]), 3, np.eye(288, dtype=np.float32))
-    assert float(a[0] @ b[0]) == pytest.approx(sum(x[3 + i] @ T.vectors[i] for i in range(3)), abs=1e-4)
-    assert np.array_equal(a[1], np.tile(x[29], 3))                # past the end: the last row again
-    h = row_hash(np.ones((2, 96), np.int8))
-    bad = np.ones((2, 96), np.int8)
-    bad[1, 40] = 2
+    a = context_vectors(x, np.array([3, 69]), 3, np.eye(48, dtype=np.float32))
+    b = context_vectors(ts[1], np.array([0]), 3, np.eye(48, dtype=np.float32))
+    assert float(a[0] @ b[0]) == pytest.approx(sum(x[3 + i] @ ts[1][i] for i in range(3)), abs=1e-4)
+    assert np.array_equal(a[1], np.tile(x[69], 3))                # past the end: the last row again
+    h = row_hash(np.ones((2, 128), np.int8))
+    bad = np.ones((2, 128), np.int8)
+    bad[1, 100] = 2
     assert h[0] == h[1] and row_hash(bad)[1] != h[1]
+
+
+def test_templates_are_cut_with_the_models_geometry():
+    """A head template is the detector's: the utterance trimmed, padded with the model's pad_s,
+    through front end and head, cut by the model's trim; the term's place in it follows. The raw
+    space, the default, takes the same model's front end."""
+    from kws.audio.io import trim_silence
+    from kws.search.rows import DEFAULT_SPACE, SPACES
+    from kws.search.terms import template_from_audio
+    from kws.spot.templates import cut, source_vectors
+
+    assert DEFAULT_SPACE == "raw" and set(SPACES) == {"raw", "head"}
+    assert Space().kind == "raw" and ArchiveConfig().vectors == "raw"
+    space = Space("head")
+    m = space.model
+    x = _sample()[int(4.6 * 16000):int(5.5 * 16000)]
+    T = space.template(x, "c")
+    v = m.head(source_vectors(m.frontend.frames, x, pad_s=m.pad_s))
+    a, b = cut(v.shape[0], m.trim)
+    assert np.allclose(T.vectors, v[a:b], atol=1e-6) and T.space == f"head:{m.model_id}"
+    dur = trim_silence(x, top_db=40.0, margin_s=0.0).size / 16000
+    assert T.start_s == pytest.approx(m.pad_s - m.trim * HOP_S) and T.end_s == pytest.approx(T.start_s + dur)
+    raw = Space("raw", m).template(x, "c")
+    assert raw.vectors.shape[1] == 96 and raw.space.startswith(f"raw:{m.model_id}:")
+    default = template_from_audio(x, "c")
+    assert default.space == raw.space and np.array_equal(default.vectors, raw.vectors)
 
 
 def test_build_query_append_and_remove(recordings, tmp_path):
@@ -76,16 +117,15 @@ def test_build_query_append_and_remove(recordings, tmp_path):
     assert (st["indexed"], st["retrained"], len(ix)) == (4, True, 4)
     assert ix.rows == st["rows"] and all(s["ivf"] for s in ix.manifest["segments"])
     ix = ArchiveIndex(root)
-    # query by example: a recording of a stretch of r2 (silence around it) finds that stretch, in
-    # r2 and in r3, which holds the same seconds of the sample (r2 and r3 overlap by 2 s)
+    assert ix.manifest["space"].startswith(f"raw:{ix.space.model.model_id}:") and ix.dim == 96
+    # query by example: a recorded phrase of r2 (2.3-4.2 s, between two pauses; no other
+    # recording holds these seconds of the sample) finds it there first, by a wide margin
     x = load_audio(recordings / "r2.wav")
-    T = template_from_audio(x[int(4.3 * 16000):int(5.1 * 16000)], "clip")
+    T = template_from_audio(x[int(2.3 * 16000):int(4.2 * 16000)], "clip")
     exact = ix.query([T], top=5, exact=True)
     best = exact[0]
-    for name, at in (("r2.wav", 4.3), ("r3.wav", 0.3)):
-        h = next(h for h in exact if h.file.endswith(name))
-        assert abs(h.start - at) < 0.25 and abs(h.end - at - 0.8) < 0.25 and h.score > 0.6
-    assert {h.file[-6:] for h in exact[:2]} == {"r2.wav", "r3.wav"}
+    assert best.file.endswith("r2.wav") and abs(best.start - 2.3) < 0.25 and abs(best.end - 4.2) < 0.25
+    assert best.score > 0.6 and all(h.score < best.score - 0.3 for h in exact[1:])
     # every list searched: the approximate search re-scores exactly, so it finds the same hits
     approx = ix.query([T], top=5, nprobe=8, k=4096)
     assert [(h.file, round(h.start, 2), round(h.score, 4)) for h in approx] == \
@@ -100,7 +140,7 @@ def test_build_query_append_and_remove(recordings, tmp_path):
     assert {p: p.stat().st_mtime_ns for p in (root / "seg-0000").iterdir()} == before
     ix = ArchiveIndex(root)
     hits = ix.query([T], top=10)
-    assert any(h.file.endswith("new.wav") and abs(h.start - 4.3) < 0.25 for h in hits)
+    assert any(h.file.endswith("new.wav") and abs(h.start - 2.3) < 0.25 for h in hits)          # a copy of r2
     # a changed file answers from its new rows only; a deleted one no more
     time.sleep(0.01)
     write_wav(recordings / "new.wav", x[int(1.5 * 16000):])
@@ -113,10 +153,30 @@ def test_build_query_append_and_remove(recordings, tmp_path):
     assert sorted(k.rsplit("/", 1)[1] for k in ix.files) == ["new.wav", "r1.wav", "r2.wav", "r3.wav"]
     hits = ix.query([T], top=10, exact=True)
     assert not any(h.file.endswith("r0.wav") for h in hits)
-    assert any(h.file.endswith("new.wav") and abs(h.start - 2.8) < 0.25 for h in hits)
+    assert any(h.file.endswith("new.wav") and abs(h.start - 0.8) < 0.25 for h in hits)          # r2 from 1.5 s
     assert [(h.file, h.start) for h in ix.query([T], top=3, nprobe=8, k=4096)] == \
         [(h.file, h.start) for h in hits[:3]]
     assert len(list(root.glob("seg-*"))) == 3 and ix.verify()["files"] == len(ix.manifest["checksums"])
+
+
+def test_growing_past_the_quantizer_trains_one_for_new_segments_only(recordings, tmp_path):
+    """Appending never rebuilds: once the archive outgrows its quantizer, the new segment gets a
+    new one, and every file of the older segments (their lists, their quantizer) stays as it was."""
+    root = tmp_path / "arch"
+    files = sorted(recordings.glob("r*.wav"))
+    grow = ArchiveConfig(min_list_rows=0, nlist=8, coarse_cells=2, retrain_growth=1.5)
+    ArchiveIndex(root, grow).add(files[:2], quiet=True)
+    before = {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file() and p.name != "manifest.json"}
+    st = ArchiveIndex(root).add(files, quiet=True)
+    assert st["retrained"] and st["segment"] == "seg-0001"
+    ix = ArchiveIndex(root)
+    assert [s["trained"] for s in ix.manifest["segments"]] == ["trained-0000.faiss", "trained-0001.faiss"]
+    assert all(p.exists() and p.stat().st_mtime_ns == t for p, t in before.items())
+    T = template_from_audio(load_audio(files[3])[16000:int(2.2 * 16000)], "clip")
+    exact = ix.query([T], top=4, exact=True)
+    assert exact[0].file.endswith("r3.wav") and abs(exact[0].start - 1.0) < 0.25
+    assert [(h.file, h.start) for h in ix.query([T], top=4, nprobe=8, k=4096)] == [(h.file, h.start) for h in exact]
+    assert ix.verify()["files"] == len(ix.manifest["checksums"])
 
 
 def test_damage_and_half_written_index_are_refused(recordings, tmp_path, monkeypatch):
@@ -168,7 +228,7 @@ def test_damage_and_half_written_index_are_refused(recordings, tmp_path, monkeyp
     best = ix.query([T], top=1)[0]
     key = next(k for k in seg.keys if k == best.file)
     row = int(seg.file_first[seg.keys.index(key)] + round((best.start + PAD_S) / HOP_S))
-    damaged("seg-0000/shard-000.i8", row * 96 + 5, "hashes")                 # a row the query reads
+    damaged("seg-0000/shard-000.i8", row * ix.dim + 5, "hashes")                 # a row the query reads
     ivf = ix.manifest["segments"][0]["ivf"]
     damaged(f"seg-0000/{ivf}.ivfdata", 200, "CRC-32")                        # a list it scans
     with open(root / "seg-0000" / "shard-000.i8", "ab") as fh:               # a longer file
@@ -227,7 +287,7 @@ def test_cli_index_query_verify(recordings, tmp_path, capsys, monkeypatch):
     assert main(["search", "index", str(recordings / "r2.wav"), str(recordings / "r3.wav"), "--index", str(ix),
                  "--workers", "1", "--quiet"]) == 0
     st = json.loads(capsys.readouterr().out)
-    assert st["kind"] == "templates" and st["indexed"] == 2 and st["vectors"] > 100
+    assert st["space"].startswith("raw:") and st["indexed"] == 2 and st["vectors"] > 100
     x = load_audio(recordings / "r3.wav")
     write_wav(tmp_path / "ex.wav", np.concatenate([np.zeros(8000, np.float32), x[48000:60800]]))
     assert main(["search", "query", str(ix), "--example", str(tmp_path / "ex.wav"), "--json", "--top", "2",
@@ -257,12 +317,64 @@ def test_cli_index_query_verify(recordings, tmp_path, capsys, monkeypatch):
 
 
 def test_rows_follow_the_audio():
+    """Head rows are the detector's stream vectors; raw rows (the default) the same model's
+    front-end vectors, whitened."""
+    from kws.search.rows import whiten
+    from kws.spot.templates import source_vectors
+
     x = _sample()[: 5 * 16000]
-    rows = audio_rows(x)
-    assert rows.dtype == np.int8 and rows.shape[1] == 96
+    raw = Space()
+    rows = raw.rows(x)
+    assert rows.dtype == np.int8 and rows.shape[1] == raw.dim == 96
+    assert rows.shape[0] == 1 + (int((5 + 2 * PAD_S) * 16000) - 12512) // 1280
+    w = whiten(source_vectors(raw.model.frontend.frames, x, trim=False, pad_s=PAD_S))
+    assert np.abs(rows / 127 - w).max() < 0.01
+    space = Space("head")
+    rows = space.rows(x)
+    assert rows.dtype == np.int8 and rows.shape[1] == space.dim == 128
     assert rows.shape[0] == 1 + (int((5 + 2 * PAD_S) * 16000) - 12512) // 1280
     norms = np.linalg.norm(rows.astype(np.float32) / 127, axis=1)
     assert np.all(np.abs(norms - 1) < 0.02)
+    v = space.model.vectors(np.concatenate([np.zeros(int(PAD_S * 16000), np.float32), x,
+                                            np.zeros(int(PAD_S * 16000), np.float32)]))
+    assert np.abs(rows / 127 - v).max() < 0.01                         # the detector's stream vectors
+
+
+def test_an_index_of_another_format_model_or_space_is_refused(recordings, tmp_path):
+    """Rows of an earlier format, of another model, or templates of another space never answer:
+    each is refused with what to do."""
+    root = tmp_path / "ix"
+    ArchiveIndex(root).add([recordings / "r0.wav"], quiet=True)
+    m = json.loads((root / "manifest.json").read_text())
+    T = template_from_audio(load_audio(recordings / "r0.wav")[16000:40000])
+    head = Space("head").template(load_audio(recordings / "r0.wav")[16000:40000])
+    with pytest.raises(UsageError, match="head:"):
+        ArchiveIndex(root).query([head])
+    mid = ArchiveIndex(root).space.model.model_id
+    assert m["space"].startswith(f"raw:{mid}:")
+    for change, match in (({"version": 1}, "format version 1, made by an earlier kws.*search index"),
+                          ({"version": 3}, "format version 3, not one this kws"),
+                          ({"space": m["space"].replace(mid, "another-model")}, "another model"),
+                          ({"space": m["space"].rsplit(":", 1)[0] + ":0123456789abcdef"}, "whitening")):
+        (root / "manifest.json").write_text(json.dumps({**m, **change}))
+        with pytest.raises(SearchIndexError, match=match):
+            ArchiveIndex(root).query([T])
+        assert main(["search", "query", str(root), "--example", str(recordings / "r0.wav")]) == 2
+    (root / "manifest.json").write_text(json.dumps(m))
+    assert ArchiveIndex(root).query([T], top=1)[0].file.endswith("r0.wav")
+    # a head index (asked for) answers head templates only, and the command line makes them for it
+    assert main(["search", "index", str(recordings / "r0.wav"), "--index", str(tmp_path / "head"),
+                 "--vectors", "head", "--workers", "1", "--quiet"]) == 0
+    hx = ArchiveIndex(tmp_path / "head")
+    assert hx.manifest["space"] == f"head:{mid}" and hx.dim == 128
+    assert hx.query([head], top=1)[0].file.endswith("r0.wav")
+    with pytest.raises(UsageError, match="raw:"):
+        hx.query([T])
+    assert main(["search", "query", str(tmp_path / "head"), "--example", str(recordings / "r0.wav"),
+                 "--top", "1"]) == 0
+    assert main(["search", "index", str(recordings / "r1.wav"), "--index", str(tmp_path / "head"),
+                 "--vectors", "raw", "--workers", "1", "--quiet"]) == 2          # an index keeps its space
+    assert len(ArchiveIndex(tmp_path / "head")) == 1
 
 
 def test_small_index_without_the_extras_and_what_they_say_when_needed(recordings, tmp_path, monkeypatch):
@@ -294,3 +406,24 @@ def test_clips_are_the_hits_with_their_context(recordings, tmp_path):
         s = max(0, int((h.start - 0.5) * 16000))
         e = min(x.size, int(np.ceil((h.end + 0.5) * 16000)))
         assert np.array_equal(load_audio(p), x[s:e])
+
+
+def test_a_text_rendered_before_is_neither_pronounced_nor_rendered_again(monkeypatch):
+    """Text templates come from the render cache: the second time, the text's phonemes and
+    renderings are read from it (kws.enroll.render_cache), and the templates are the same."""
+    from kws.enroll import kokoro
+    import kws.enroll.phonemes
+    from kws.search.terms import VOICES, templates_from_text
+
+    first = templates_from_text("computer", voices=2)
+    assert [t.label for t in first] == ["computer"] * 2 and first[0].space.startswith("raw:")
+
+    def refuse(*a, **k):
+        raise AssertionError("pronounced or rendered again")
+    monkeypatch.setattr(kokoro, "render_timed", refuse)
+    monkeypatch.setattr(kws.enroll.phonemes, "pronounce", refuse)
+    again = templates_from_text("Computer ", voices=2)
+    assert all(np.array_equal(a.vectors, b.vectors) for a, b in zip(first, again))
+    assert len(VOICES) == len(set(VOICES)) and set(VOICES) <= set(kokoro.voices().names)
+    with pytest.raises(UsageError):
+        templates_from_text("computer", voices=0)

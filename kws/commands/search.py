@@ -4,8 +4,10 @@
     python -m kws search query DIR "term"                   # or --example clip.wav
     python -m kws search verify DIR                         # sha256 of every file of an archive
 
-The index (kws.search.archive) holds the model's speech-embedding vectors of every recording on
-disk; a term is searched by templates: Kokoro renderings of its text, or a recorded example.
+The index (kws.search.archive) holds the model's vectors of every recording on disk: by default its
+front end's, whitened (the raw space, measured better for search), or with --vectors head its
+head's (what the detector matches). A term is searched by templates, Kokoro renderings of its text
+or a recorded example, scored as the detector scores a keyword, by the detector's event rule.
 
 How the index works, its speed and quality: docs/search.md.
 """
@@ -33,6 +35,10 @@ def add_parser(sub) -> None:
                          "is installed; 1: in this process)")
     ix.add_argument("--address", help="a running Dask scheduler, e.g. tcp://10.0.0.5:8786")
     ix.add_argument("--quiet", action="store_true", help="no progress bar")
+    ix.add_argument("--vectors", choices=("raw", "head"), default=None,
+                    help="a new index's rows: the model's whitened front-end vectors (raw, the default; "
+                         "better for search by text and by example, docs/search.md) or its head's "
+                         "(head: what the detector scores). An existing index keeps its own")
     ix.set_defaults(run=run_index, interrupted="interrupted; the index is as it was before this run")
     q = cmds.add_parser("query", help="find a term (text or --example) in an index",
                         description="Ranked hits (file, start, end, score) for a term or an example "
@@ -50,7 +56,8 @@ def add_parser(sub) -> None:
                                                         "reference) instead of looking up the lists")
     q.add_argument("--nprobe", type=int, default=None, help="lists scanned per query vector (default 16; "
                                                              "more: better recall, slower)")
-    q.add_argument("--voices", type=int, default=8, help="Kokoro renderings of a text term (8)")
+    q.add_argument("--voices", type=int, default=None,
+                   help="Kokoro voices a text term is rendered in (default: the measured subset, docs/search.md)")
     q.add_argument("--clip", metavar="DIR", help="cut each hit with --context into WAV files in DIR")
     q.add_argument("--play", action="store_true", help="play each hit with --context")
     q.add_argument("--context", type=float, default=0.5, help="seconds around a clipped hit (0.5)")
@@ -69,7 +76,7 @@ def is_index(folder) -> bool:
 
 def run_index(args) -> int:
     from kws.errors import UsageError
-    from kws.search.archive import ArchiveIndex
+    from kws.search.archive import ArchiveConfig, ArchiveIndex
 
     if args.workers < 0:
         raise UsageError("--workers must be 0 (all cores) or more")
@@ -78,7 +85,10 @@ def run_index(args) -> int:
         from kws.search.dist import default_workers
 
         workers = default_workers()
-    idx = ArchiveIndex(args.index)
+    idx = ArchiveIndex(args.index, ArchiveConfig(vectors=args.vectors) if args.vectors and not is_index(args.index)
+                       else None)
+    if args.vectors and idx.config.vectors != args.vectors:
+        raise UsageError(f"{args.index} holds {idx.config.vectors} rows; --vectors {args.vectors} needs a new folder")
     t0 = time.perf_counter()
     st = idx.add(args.paths, prune=not args.keep_missing, workers=workers, address=args.address,
                  quiet=args.quiet)
@@ -90,7 +100,7 @@ def run_index(args) -> int:
                       "failed": len(st["failed"]), "audio_hours_indexed": round(st["audio_s"] / 3600, 4),
                       "wall_s": round(wall, 2), "vectors": st["rows"], "segment": st["segment"],
                       "retrained": st["retrained"], "index_hours": round(idx.seconds / 3600, 4),
-                      "index_mb": round(idx.size_bytes() / 1e6, 2), "kind": "templates",
+                      "index_mb": round(idx.size_bytes() / 1e6, 2), "space": idx.space.name,
                       "workers": "cluster " + args.address if args.address else workers}))
     return 1 if st["failed"] and not st["indexed"] and not st["unchanged"] else 0
 
@@ -123,10 +133,13 @@ def run_query(args) -> int:
     idx = ArchiveIndex(args.index)
     t0 = time.perf_counter()
     if args.term is not None:
-        templates = templates_from_text(args.term, voices=args.voices)
+        from kws.enroll.kokoro import stderr_line
+
+        templates = templates_from_text(args.term, voices=args.voices, space=idx.space, say=stderr_line)
         label = args.term
     else:
-        templates = [template_from_audio(load_audio(args.example, min_seconds=0.1), Path(args.example).name)]
+        templates = [template_from_audio(load_audio(args.example, min_seconds=0.1), Path(args.example).name,
+                                         space=idx.space)]
         label = Path(args.example).name
     t1 = time.perf_counter()
     hits = idx.query(templates, top=args.top, threshold=args.threshold, per_file=args.per_file,

@@ -1,4 +1,5 @@
-"""Archive index: speech-embedding vectors of many hours on disk, searched by templates.
+"""Archive index: the model's vectors of many hours on disk, searched by templates as the detector
+matches keywords.
 
     python -m kws search index ~/archive --index big.archive        # build, or append new files
     python -m kws search query big.archive "elephant"                # text: TTS renderings as templates
@@ -10,11 +11,15 @@ answered: kws.search.query; what the workers write: kws.search.shards.
 Layout of an archive folder (docs/search.md):
 
 - ``manifest.json``: written last and atomically (write a temporary file, fsync, rename). It
-  lists the segments, their files and, for every other file of the index, its size and sha256.
-  A folder without it, or whose files do not match it, is refused (a half-written index).
-- ``trained.faiss``: the FAISS coarse quantizer and scalar quantizer, trained once on a sample of
-  rows (retrained, with the lists rebuilt from the stored rows, when the archive has grown
-  ``retrain_growth`` times past the rows it was trained on).
+  names the format version (:data:`ARCHIVE_VERSION`) and the space of the rows with the model id
+  (kws.search.rows.Space), lists the segments, their files and, for every other file of the
+  index, its size and sha256. A folder without it, or whose files do not match it, is refused (a
+  half-written index); an index of another format version or model is refused with the advice to
+  index again, never searched.
+- ``trained-G.faiss``: a FAISS coarse quantizer and scalar quantizer, trained on a sample of the
+  rows. A segment's lists use the newest one; when the archive has grown ``retrain_growth``
+  times past the rows it was trained on, a new one is trained for the new segment, and the older
+  segments keep their lists and quantizer: appending never rebuilds what is there.
 - ``seg-NNNN/``: one segment per indexing run. Its recordings were split into **shards**, one per
   worker (kws.search.dist runs them on a Dask cluster): ``shard-KKK.i8`` (rows),
   ``shard-KKK.hash`` (a 32-bit hash of every row) and ``shard-KKK.json`` (its files). Every
@@ -49,23 +54,27 @@ from kws.checksum import sha256_file
 from kws.errors import ArchiveDamaged, SearchIndexError, UsageError
 from kws.search.dist import cluster_workers, run_jobs
 from kws.search.query import ArchiveQueries, Segment
-from kws.search.rows import DIM, backbone_id
+from kws.search.rows import DEFAULT_SPACE, SPACES, Space
 from kws.search.shards import (add_shard_to_block, audio_files, c_output_muted, context_vectors, embed_shard,
                                import_faiss, list_crcs, read_rows, save_npy, write_atomic, write_shard)
 
-ARCHIVE_VERSION = 1
+# 2: rows in a space of the model (its raw front end's by default, or its head's), named with the model id; scores and
+# hits as the detector's (kws.search.query). Version 1 held whitened front-end rows only.
+ARCHIVE_VERSION = 2
 SMALL_FILE = 64 << 20           # files up to this size get their sha256 checked at every open
 
 
 @dataclass(frozen=True)
 class ArchiveConfig:
     """Build settings (stored in the manifest) and query defaults."""
+    vectors: str = DEFAULT_SPACE   # the space of the rows (kws.search.rows.Space): raw (default) or head
     nlist: int = 0                 # inverted lists; 0: about sqrt(listed rows), a power of two
     coarse_cells: int = 64         # top level of the two-level coarse quantizer (list centroids)
     coarse_probe: int = 8          # top-level cells searched to assign a row to a list
     stride: int = 2                # every stride-th row goes into the lists
     context: int = 1               # a listed entry: this many consecutive rows, concatenated ...
-    listed_dim: int = 96           # ... and projected to this many dimensions (uncentred PCA)
+    listed_dim: int = 0            # ... and projected to this many dimensions (uncentred PCA; 0: all)
+    codec: str = "sq8"             # listed entries: sq8 (a byte a dimension) or pqM (M bytes, product quantizer)
     train_rows: int = 0            # rows sampling the training; 0: 30 a list, at least 20,000
     kmeans_iter: int = 10
     retrain_growth: float = 4.0    # retrain when the archive grows this many times past its training
@@ -76,14 +85,21 @@ class ArchiveConfig:
     k: int = 1024                  # nearest entries kept per query vector, shared by the templates
                                    # (each template's vectors keep k / templates, at least 64)
     query_step: int = 1            # every query_step-th template vector looks up rows
+    rescore: int = 4096            # proposed ends, most votes first (their entries' inner products), scored exactly
+    spread: int = 2                # ends either side of each of them scored too
 
     def __post_init__(self):
         if self.nlist < 0 or self.coarse_cells < 1 or self.coarse_probe < 1 or self.stride < 1:
             raise UsageError("nlist >= 0, coarse_cells >= 1, coarse_probe >= 1 and stride >= 1 are required")
-        if self.context < 1 or not 8 <= self.listed_dim <= self.context * DIM:
-            raise UsageError(f"context >= 1 and 8 <= listed_dim <= context x {DIM} are required")
-        if min(self.nprobe, self.k, self.query_step, self.kmeans_iter) < 1:
-            raise UsageError("nprobe, k, query_step and kmeans_iter must be at least 1")
+        if self.vectors not in SPACES:
+            raise UsageError(f"vectors must be one of {', '.join(SPACES)}, not {self.vectors!r}")
+        if self.context < 1 or not (self.listed_dim == 0 or self.listed_dim >= 8):
+            raise UsageError("context >= 1 and listed_dim 0 (all) or at least 8 are required")
+        if min(self.nprobe, self.k, self.query_step, self.kmeans_iter, self.rescore) < 1 or self.spread < 0:
+            raise UsageError("nprobe, k, query_step, rescore and kmeans_iter must be at least 1, spread at least 0")
+        if not (self.codec == "sq8" or (self.codec.startswith("pq") and self.codec[2:].isdigit()
+                                        and int(self.codec[2:]) >= 1)):
+            raise UsageError(f"codec is sq8 or pqM (M bytes an entry), not {self.codec!r}")
         if self.min_list_rows < 0:
             raise UsageError("min_list_rows must be 0 or more")
         if self.retrain_growth <= 1:
@@ -91,7 +107,7 @@ class ArchiveConfig:
 
     def build_part(self) -> dict:
         d = asdict(self)
-        for q in ("nprobe", "k", "query_step"):
+        for q in ("nprobe", "k", "query_step", "rescore", "spread"):
             d.pop(q)
         return d
 
@@ -104,29 +120,44 @@ def auto_nlist(listed_rows: int) -> int:
 
 
 class ArchiveIndex(ArchiveQueries):
-    """A folder of segments of int8 speech-embedding rows with an on-disk FAISS index (see the
+    """A folder of segments of int8 rows (the model's vectors) with an on-disk FAISS index (see the
     module docstring). ``ArchiveIndex(root)`` opens one (checking it) or prepares a new one."""
 
     def __init__(self, root: Union[str, os.PathLike], config: Optional[ArchiveConfig] = None,
-                 verify: bool = False):
+                 verify: bool = False, model=None):
+        """``model``: the kws model (kws.model.model.Model or its folder; default the shipped one)
+        whose vectors the rows are; an index made with another model is refused."""
+        from kws.search.rows import search_model
+
         self.root = Path(root)
         self.manifest: Optional[dict] = None
         self._segments: Optional[List[Segment]] = None
+        model = search_model(model) if model is None or isinstance(model, (str, os.PathLike)) else model
         mpath = self.root / "manifest.json"
         if mpath.exists():
             try:
                 m = json.loads(mpath.read_text())
             except json.JSONDecodeError as exc:
                 raise ArchiveDamaged(f"{mpath}: damaged ({exc})") from exc
-            if m.get("kind") != "kws-archive" or m.get("version") != ARCHIVE_VERSION:
-                raise SearchIndexError(f"{mpath}: not a kws archive index of version {ARCHIVE_VERSION}")
-            if m.get("backbone") != backbone_id():
-                raise SearchIndexError(f"{self.root} was built with the front end {m.get('backbone')}, "
-                                       f"not {backbone_id()}: re-index into a new folder")
+            if not isinstance(m, dict) or m.get("kind") != "kws-archive":
+                raise SearchIndexError(f"{mpath}: not a kws archive index")
+            if m.get("version") != ARCHIVE_VERSION:
+                v = m.get("version")
+                older = isinstance(v, int) and v < ARCHIVE_VERSION
+                raise SearchIndexError(
+                    f"{self.root} is a search index of format version {v}, "
+                    f"{'made by an earlier' if older else 'not one this'} kws; this kws reads version "
+                    f"{ARCHIVE_VERSION}{' (rows of the model, scored as the detector scores)' if older else ''}. "
+                    f"Index the recordings again into a new folder: python -m kws search index PATH... --index NEW")
             stored = ArchiveConfig(**m["config"])
             if config is not None and config.build_part() != stored.build_part():
                 raise SearchIndexError(f"{self.root} was built with {stored}; use another folder for {config}")
             self.config = config or stored
+            self.space = Space(stored.vectors, model)
+            if m.get("space") != self.space.name:
+                raise SearchIndexError(f"{self.root} holds rows of {m.get('space')}, but this model makes "
+                                       f"{self.space.name} (another model or whitening): index the "
+                                       "recordings again into a new folder, or open it with its model")
             self.manifest = m
             self._check(full=verify)
         else:
@@ -134,6 +165,15 @@ class ArchiveIndex(ArchiveQueries):
                 raise ArchiveDamaged(f"{self.root} has no manifest.json: a half-written or foreign index. "
                                      "Delete the folder and index again")
             self.config = config or ArchiveConfig()
+            self.space = Space(self.config.vectors, model)
+
+    @property
+    def space_name(self) -> str:
+        return self.space.name
+
+    @property
+    def dim(self) -> int:
+        return self.space.dim
 
     # ------------------------------------------------------------------ integrity
     def _listed(self) -> Dict[str, dict]:
@@ -183,7 +223,7 @@ class ArchiveIndex(ArchiveQueries):
     def segments(self) -> List[Segment]:
         if self._segments is None:
             faiss = import_faiss() if any(s.get("ivf") for s in self.manifest["segments"]) else None
-            self._segments = [Segment(self.root, e, faiss, self.files, self.manifest["trained"])
+            self._segments = [Segment(self.root, e, faiss, self.files, e.get("trained"), self.dim)
                               for e in self.manifest["segments"]]
         return self._segments
 
@@ -221,8 +261,11 @@ class ArchiveIndex(ArchiveQueries):
                 load[i] += item[1]
             return [(str(seg_dir / f"shard-{i:03d}"), sorted(b)) for i, b in enumerate(buckets) if b]
 
+        where = (self.space.kind, str(self.space.model.path), self.space.name)
+
         def embed(jobs):
-            return run_jobs(embed_shard, jobs, workers, address, quiet, "embedding shards")
+            return run_jobs(embed_shard, [job + where for job in jobs], workers, address, quiet,
+                            "embedding shards")
 
         if not todo:                       # nothing to embed: at most files to forget
             if gone and self.manifest is not None:
@@ -260,9 +303,15 @@ class ArchiveIndex(ArchiveQueries):
         def jobs(seg_dir: Path):
             return [(str(seg_dir / f"shard-{i:03d}"), i) for i in range(len(shards))]
 
+        def checked(items):
+            for k, r, s in items:
+                if r.ndim != 2 or r.shape[1] != self.dim or r.dtype != np.int8:
+                    raise UsageError(f"rows of {k} are {r.dtype} {r.shape}, not int8 (n, {self.dim})")
+                yield k, r, s, 0, 0
+
         def write(js):
             for job in js:
-                meta = write_shard(Path(job[0]), ((k, r, s, 0, 0) for k, r, s in shards[job[1]]))
+                meta = write_shard(Path(job[0]), checked(shards[job[1]]))
                 yield job, meta
         t0 = time.perf_counter()
         rep = self._new_segment(jobs, write, remove=[], quiet=quiet, workers=workers, address=address)
@@ -280,7 +329,8 @@ class ArchiveIndex(ArchiveQueries):
 
         self.root.mkdir(parents=True, exist_ok=True)
         self._clean_orphans()
-        m = self.manifest or {"kind": "kws-archive", "version": ARCHIVE_VERSION, "backbone": backbone_id(),
+        m = self.manifest or {"kind": "kws-archive", "version": ARCHIVE_VERSION, "space": self.space.name,
+                              "model_id": self.space.model.model_id, "dim": self.dim,
                               "config": asdict(self.config), "segments": [], "files": {},
                               "checksums": {}, "trained": None, "trained_rows": 0, "generation": 0}
         m = json.loads(json.dumps(m))               # a copy: the old manifest stays valid until replaced
@@ -310,8 +360,10 @@ class ArchiveIndex(ArchiveQueries):
         seg = {"name": name, "rows": first, "shards": shards, "ivf": None}
         total = sum(s["rows"] for s in m["segments"]) + first
         report = {"segment": name, "rows_added": first, "retrained": False}
-        if total >= max(1, self.config.min_list_rows):      # FAISS is needed from here on only
+        if first and first >= max(1, self.config.min_list_rows):      # FAISS is needed from here on only
             faiss = import_faiss()
+            # the segment's lists use the newest quantizer, or a new one trained on a sample of every
+            # row once the archive has grown past it; the lists of older segments stay as they are
             retrain = (m["trained"] is None or total > self.config.retrain_growth * m["trained_rows"])
             t0 = time.perf_counter()
             if retrain:
@@ -321,10 +373,8 @@ class ArchiveIndex(ArchiveQueries):
                 report["retrained"] = True
             timing["train_s"] = time.perf_counter() - t0
             t0 = time.perf_counter()
-            redo = m["segments"] + [seg] if retrain else [seg]
-            for s in progress(redo, "inverted lists", quiet=quiet or len(redo) == 1, unit="segment"):
-                s["ivf"] = (self._build_lists(s, m["trained"], f"ivf-{gen:04d}", faiss, workers, address, quiet)
-                            if s["rows"] and s["rows"] >= self.config.min_list_rows else None)
+            seg["trained"] = m["trained"]
+            seg["ivf"] = self._build_lists(seg, m["trained"], f"ivf-{gen:04d}", faiss, workers, address, quiet)
             timing["lists_s"] = time.perf_counter() - t0
         m["segments"].append(seg)
         m["config"] = asdict(self.config)
@@ -341,7 +391,8 @@ class ArchiveIndex(ArchiveQueries):
     def _checksums(self, m: dict) -> Dict[str, dict]:
         old = self._listed()
         out = {}
-        paths = [Path(m["trained"]), Path(m["trained"].replace(".faiss", ".proj.npy"))] if m["trained"] else []
+        trained = sorted({s["trained"] for s in m["segments"] if s.get("trained")})
+        paths = [Path(t) for name in trained for t in (name, name.replace(".faiss", ".proj.npy"))]
         for s in m["segments"]:
             for sh in s["shards"]:
                 paths += [Path(s["name"]) / (sh["name"] + x) for x in (".i8", ".hash", ".json")]
@@ -381,18 +432,19 @@ class ArchiveIndex(ArchiveQueries):
         parts = []
         for s in segs:
             for sh in s["shards"]:
-                x = read_rows(self.root / s["name"] / (sh["name"] + ".i8"), sh["rows"])
+                x = read_rows(self.root / s["name"] / (sh["name"] + ".i8"), sh["rows"], self.dim)
                 take = sh["rows"] if share >= 1 else int(rng.binomial(sh["rows"], share))
                 if take:
                     idx = np.sort(rng.choice(sh["rows"], take, replace=False))
                     parts.append(context_vectors(x, idx, self.config.context,
-                                                 np.eye(self.config.context * DIM, dtype=np.float32)))
+                                                 np.eye(self.config.context * self.dim, dtype=np.float32)))
         return np.concatenate(parts)
 
     def _train(self, segs: List[dict], name: str, faiss) -> None:
         """Coarse quantizer (two levels: spherical k-means lists, found through a small IVF over
         their centroids, so that assigning a row costs a few hundred inner products, not nlist)
-        and the 8-bit scalar quantizer, trained on a sample of rows; written to ``name``."""
+        and the entries' codec (8-bit scalar quantizer, or a product quantizer), trained on a
+        sample of rows; written to ``name``."""
         c = self.config
         total = sum(s["rows"] for s in segs)
         nlist = c.nlist or auto_nlist(total // c.stride)
@@ -400,7 +452,7 @@ class ArchiveIndex(ArchiveQueries):
         z = self._sample(segs, want)
         # uncentred PCA: inner products, and so the ranking, survive the projection
         w, v = np.linalg.eigh(z.astype(np.float64).T @ z.astype(np.float64) / max(1, z.shape[0]))
-        P = np.ascontiguousarray(v[:, ::-1][:, :c.listed_dim], dtype=np.float32)
+        P = np.ascontiguousarray(v[:, ::-1][:, :c.listed_dim or c.context * self.dim], dtype=np.float32)
         x = np.ascontiguousarray(z @ P)
         d = P.shape[1]
         nlist = max(1, min(nlist, x.shape[0] // 39 or 1))
@@ -417,9 +469,14 @@ class ArchiveIndex(ArchiveQueries):
             quant.train(km.centroids)
         quant.add(km.centroids)
         quant.nprobe = min(c.coarse_probe, cells)
-        index = faiss.IndexIVFScalarQuantizer(quant, d, nlist, faiss.ScalarQuantizer.QT_8bit,
-                                              faiss.METRIC_INNER_PRODUCT, False)
-        index.train(x)
+        if c.codec == "sq8":
+            index = faiss.IndexIVFScalarQuantizer(quant, d, nlist, faiss.ScalarQuantizer.QT_8bit,
+                                                  faiss.METRIC_INNER_PRODUCT, False)
+        else:                            # product quantizer, codes of M bytes
+            index = faiss.IndexIVFPQ(quant, d, nlist, int(c.codec[2:]), 8, faiss.METRIC_INNER_PRODUCT)
+            index.by_residual = False    # the entries themselves, as the 8-bit codes are
+        with c_output_muted():
+            index.train(x)
         save_npy(self.root / name.replace(".faiss", ".proj.npy"), P)
         tmp = self.root / (name + ".tmp")
         faiss.write_index(index, str(tmp))
@@ -432,7 +489,7 @@ class ArchiveIndex(ArchiveQueries):
         import faiss.contrib.ondisk as ondisk
 
         d = self.root / seg["name"]
-        jobs = [(str(self.root / trained), str(d / (sh["name"] + ".i8")), sh["rows"], sh["first"],
+        jobs = [(str(self.root / trained), str(d / (sh["name"] + ".i8")), sh["rows"], self.dim, sh["first"],
                  self.config.stride, self.config.context, str(d / f"{sh['name']}.{ivf}.block"))
                 for sh in seg["shards"] if sh["rows"]]
         blocks = [out for _, out in run_jobs(add_shard_to_block, jobs, workers, address, quiet, "shard lists")]

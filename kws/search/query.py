@@ -1,13 +1,20 @@
 """Searching an archive: its segments open for queries, candidate ends from the inverted lists,
-exact scores from the rows, and the best hits.
+the detector's scores from the rows, and the hits.
 
-Each template's entries (every ``query_step``-th start) look up their ``k`` nearest entries in
-the ``nprobe`` nearest lists; an entry found at position p for the template's start j proposes
-the template end p + L - 1 - j and its neighbours within the stride. Every proposed end is then
-scored exactly with s(e) (kws.search.terms) from the memory-mapped rows, and overlapping hits of
-a file are merged. The exact scan (``exact=True``) computes s(e) at every position of the
-archive, the reference. Nothing damaged answers: the CRC-32 of every inverted list a query scans
-and the hash of every row it scores are checked first.
+**Score and hits.** A term is scored as the detector scores a keyword: every template's mean
+cosine along the diagonal (kws.spot.templates.template_scores), the best template at each end of
+a recording (-1 where none fits yet), and a hit is an event of that score series by the one event
+rule (kws.spot.events.peak_positions: a maximum reached by a rise, the highest within 1 s on both
+sides, at or above 0).
+
+**Exact scan** (``exact=True``, the reference): the score at every end of every recording.
+**Lists:** each template's entries (every ``query_step``-th start) look up their ``k`` nearest
+entries in the ``nprobe`` nearest lists; an entry found at row p for the template's start j votes
+for the end p + L - 1 - j with its inner product (their sum over the template, divided by L, is
+about the template's score there). The ``rescore`` ends with the most votes and the ``spread``
+ends on either side of each are then scored exactly from the memory-mapped rows, and the events
+of these stretches of the series are the hits. Nothing damaged answers: the CRC-32 of every
+inverted list a query scans and the hash of every row it scores are checked first.
 """
 from __future__ import annotations
 
@@ -21,24 +28,24 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from kws.errors import ArchiveDamaged, SearchIndexError, UsageError
-from kws.search.rows import DIM, HOP_S, PAD_S, ROW_SCALE, diagonal_scores, row_hash
+from kws.search.rows import HOP_S, PAD_S, SPAN_S, Template, row_hash
 from kws.search.shards import c_output_muted, context_vectors, read_rows
-from kws.search.terms import Template
+from kws.spot.events import PEAK_FLOOR, REFRACTORY, peak_positions
+from kws.spot.templates import TemplateBank, template_scores
 
 
 @dataclass
 class Hit:
-    """Where a term was found: a file, the seconds it spans there, the score, and how many
-    candidates overlapping it were merged into it."""
+    """Where a term was found: a file, the seconds it spans there (its best template's term,
+    where that template aligned), and the score."""
     file: str
     start: float
     end: float
     score: float
-    windows: int = 1
 
     def to_dict(self) -> dict:
         return {"file": self.file, "start": round(self.start, 3), "end": round(self.end, 3),
-                "score": round(self.score, 4), "windows": self.windows}
+                "score": round(self.score, 4)}
 
 
 def clip_hits(hits: Sequence[Hit], out_dir: Union[str, os.PathLike], context: float = 0.5) -> List[Path]:
@@ -59,13 +66,8 @@ def clip_hits(hits: Sequence[Hit], out_dir: Union[str, os.PathLike], context: fl
     return paths
 
 
-def _unique(a: np.ndarray) -> np.ndarray:
-    """Sorted distinct values (np.unique hashes integers in numpy 2.3+, 30x slower here)."""
-    a = np.sort(np.asarray(a).ravel())
-    return a[np.r_[True, a[1:] != a[:-1]]] if a.size else a
-
-
 def _unique_inverse(a: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct values and where each element of ``a`` is among them."""
     a = np.asarray(a).ravel()
     order = np.argsort(a, kind="stable")
     s = a[order]
@@ -75,15 +77,23 @@ def _unique_inverse(a: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     return s[first], inv
 
 
+def _unique(a: np.ndarray) -> np.ndarray:
+    """Sorted distinct values (np.unique hashes integers in numpy 2.3+, 30x slower here)."""
+    a = np.sort(np.asarray(a).ravel())
+    return a[np.r_[True, a[1:] != a[:-1]]] if a.size else a
+
+
 class Segment:
     """One segment, open for queries."""
 
-    def __init__(self, root: Path, entry: dict, faiss, files: Dict[str, dict], trained: Optional[str]):
+    def __init__(self, root: Path, entry: dict, faiss, files: Dict[str, dict], trained: Optional[str],
+                 dim: int):
         self.root = root / entry["name"]
         self.entry = entry
+        self.dim = dim
         self.shards = entry["shards"]
         self.firsts = np.array([s["first"] for s in self.shards], np.int64)   # segment row ids
-        self.rows = [read_rows(self.root / (s["name"] + ".i8"), s["rows"]) for s in self.shards]
+        self.rows = [read_rows(self.root / (s["name"] + ".i8"), s["rows"], dim) for s in self.shards]
         self.hashes = [np.memmap(self.root / (s["name"] + ".hash"), np.uint32, "r", shape=(s["rows"],))
                        if s["rows"] else np.zeros(0, np.uint32) for s in self.shards]
         keys, ffirst, fn, fsec = [], [], [], []
@@ -112,9 +122,12 @@ class Segment:
             self.proj = np.load(root / trained.replace(".faiss", ".proj.npy"))
             self.checked = np.zeros(self.crc.size, bool)
 
+    def file_of(self, ids: np.ndarray) -> np.ndarray:
+        return np.searchsorted(self.file_first, ids, side="right") - 1
+
     def gather(self, ids: np.ndarray) -> np.ndarray:
         """int8 rows of segment row ids (any order), their hashes checked."""
-        out = np.empty((ids.size, DIM), np.int8)
+        out = np.empty((ids.size, self.dim), np.int8)
         sh = np.searchsorted(self.firsts, ids, side="right") - 1
         for s in _unique(sh):
             m = sh == s
@@ -146,86 +159,128 @@ class Segment:
             self.checked[l] = True
 
 
+def stretch_scores(bank: TemplateBank, rows: np.ndarray, starts: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Every keyword's score (best template, -1 where none fits) and that template, at every row
+    of ``rows``, a concatenation of stretches of recordings that begin at ``starts`` (sorted row
+    offsets, the first 0): a template fits at a row only where its rows lie in one stretch.
+    Returns (n, K) scores and (n, K) template indices."""
+    x = np.asarray(rows).astype(np.float32, copy=False)            # int8 rows: scaled to unit here
+    S = template_scores(bank, x)                                    # (n, T)
+    pos = np.arange(x.shape[0])
+    into = pos - np.asarray(starts)[np.searchsorted(starts, pos, side="right") - 1]
+    S[into[:, None] < (bank.length[None, :] - 1)] = -1.0
+    K = bank.keywords
+    best = np.full((x.shape[0], K), -1.0, np.float32)
+    which = np.zeros((x.shape[0], K), np.int64)
+    for k in range(K):
+        cols = np.nonzero(bank.owner == k)[0]
+        a = S[:, cols].argmax(axis=1)
+        best[:, k] = S[pos, cols[a]]
+        which[:, k] = cols[a]
+    return best, which
+
+
+def stretch_peaks(series: np.ndarray, starts: np.ndarray, refractory: int = REFRACTORY,
+                  floor: float = PEAK_FLOOR) -> np.ndarray:
+    """The events (kws.spot.events.peak_positions) of each stretch of ``series`` (stretches
+    begin at the sorted offsets ``starts``, the first 0), each stretch on its own: positions in
+    ``series``."""
+    n = series.size
+    if n == 0:
+        return np.zeros(0, np.int64)
+    r = int(refractory)
+    st = np.asarray(starts, np.int64)
+    which = np.searchsorted(st, np.arange(n), side="right") - 1
+    gapped = np.full(n + r * (st.size + 1), -np.inf)
+    gapped[np.arange(n) + r * (which + 1)] = series
+    p = peak_positions(gapped, r, floor)
+    w = np.searchsorted(st + r * (np.arange(st.size) + 1), p, side="right") - 1
+    return p - r * (w + 1)
+
+
 def top_hits(keys: Sequence[str], owner: np.ndarray, scores: np.ndarray, times: np.ndarray,
              top: int, per_file: Optional[int] = None) -> list:
-    """The ``top`` best candidates (:class:`Hit`), greedily: a candidate overlapping a better one
-    of the same file is absorbed into it."""
+    """The ``top`` best events (:class:`Hit`), at most ``per_file`` of one file."""
     order = np.argsort(-scores, kind="stable")
     hits: list = []
-    taken: Dict[int, list] = {}
+    count: Dict[int, int] = {}
     for i in order:
         f = int(owner[i])
-        s, e = float(times[i, 0]), float(times[i, 1])
-        mine = taken.setdefault(f, [])
-        for h in mine:
-            if h.start < e and h.end > s:
-                h.windows += 1
-                break
-        else:
-            if per_file is not None and len(mine) >= per_file:
-                continue
-            h = Hit(keys[f], s, e, float(scores[i]), 1)
-            mine.append(h)
-            hits.append(h)
-            if len(hits) >= top:
-                break
+        if per_file is not None and count.get(f, 0) >= per_file:
+            continue
+        count[f] = count.get(f, 0) + 1
+        hits.append(Hit(keys[f], float(times[i, 0]), float(times[i, 1]), float(scores[i])))
+        if len(hits) >= top:
+            break
     return hits
 
 
 class ArchiveQueries:
     """The queries of :class:`kws.search.archive.ArchiveIndex` (its ``manifest``, ``config``,
-    ``files``, ``root`` and ``segments()``)."""
+    ``files``, ``root``, ``space_name`` and ``segments()``)."""
 
     def query(self, templates: Sequence[Template], top: int = 10, exact: bool = False,
               nprobe: Optional[int] = None, k: Optional[int] = None, per_file: Optional[int] = None,
-              threshold: Optional[float] = None, query_step: Optional[int] = None) -> list:
-        """The ``top`` best hits (:class:`Hit`) of one term given by its templates (a hit scores
-        its best template); ``exact``: score every position of the archive (the reference).
-        ``nprobe``, ``k``, ``query_step``: see ArchiveConfig (its values by default)."""
+              threshold: Optional[float] = None, query_step: Optional[int] = None,
+              spread: Optional[int] = None, rescore: Optional[int] = None) -> list:
+        """The ``top`` best hits (:class:`Hit`) of one term given by its templates; ``exact``:
+        score every position of the archive (the reference). ``nprobe``, ``k``, ``query_step``,
+        ``rescore``, ``spread``: see ArchiveConfig (its values by default)."""
         return self.query_many([templates], top, exact, nprobe, k, per_file, threshold,
-                               query_step=query_step)[0]
+                               query_step=query_step, spread=spread, rescore=rescore)[0]
 
-    def query_many(self, queries: Sequence[Sequence[Template]], top: int = 10, exact: bool = False,
-                   nprobe: Optional[int] = None, k: Optional[int] = None,
-                   per_file: Optional[int] = None, threshold: Optional[float] = None,
-                   chunk: int = 1 << 20, query_step: Optional[int] = None) -> List[list]:
-        """:meth:`query` for several terms at once (the exact scan reads the rows once for all)."""
+    def _check_templates(self, queries) -> None:
         if not queries or any(not q for q in queries):
             raise UsageError("a query needs at least one template")
         if self.manifest is None:
             raise SearchIndexError(f"{self.root} holds no index yet")
+        for q in queries:
+            for T in q:
+                if T.space and T.space != self.space_name:
+                    raise UsageError(f"a template of {T.space} cannot search {self.root}, whose rows are "
+                                     f"{self.space_name}: make it with the index's space (ArchiveIndex.space)")
+                if T.vectors.shape[1] != self.dim:
+                    raise UsageError(f"templates of {T.vectors.shape[1]} values cannot search rows of {self.dim}")
+
+    def query_many(self, queries: Sequence[Sequence[Template]], top: int = 10, exact: bool = False,
+                   nprobe: Optional[int] = None, k: Optional[int] = None,
+                   per_file: Optional[int] = None, threshold: Optional[float] = None,
+                   chunk: int = 1 << 20, query_step: Optional[int] = None,
+                   spread: Optional[int] = None, rescore: Optional[int] = None) -> List[list]:
+        """:meth:`query` for several terms at once (the exact scan reads the rows once for all)."""
+        self._check_templates(queries)
         flat = [T for q in queries for T in q]
-        qof = np.repeat(np.arange(len(queries)), [len(q) for q in queries])
-        Ls = np.array([T.vectors.shape[0] for T in flat])
+        bank = TemplateBank.build([[T.vectors for T in q] for q in queries])
         starts = np.array([T.start_s for T in flat])
         stops = np.array([T.end_s for T in flat])
+        floor = PEAK_FLOOR if threshold is None else max(PEAK_FLOOR, float(threshold))
         parts = [[] for _ in queries]          # per query: (keys, owner, scores, times)
         keep = max(64, 8 * top)
         for seg in self.segments():
             if exact or seg.index is None:
-                ends, sc, ti = self._exact_segment(seg, flat, keep, chunk)
+                found = self._exact_segment(seg, bank, keep, chunk, floor)
             else:
-                got, base = [], 0
-                for q in queries:                 # each term's templates propose and score its ends
-                    e_, s_, t_ = self._approx_segment(seg, list(q), nprobe or self.config.nprobe,
-                                                      k or self.config.k, query_step or self.config.query_step)
-                    got.append((e_, s_, t_ + base))
+                found, base = [], 0
+                for qi, q in enumerate(queries):      # each term's templates propose its ends
+                    sub = TemplateBank.build([[T.vectors for T in q]])
+                    e_, s_, t_, _ = self._approx_segment(seg, list(q), sub, nprobe or self.config.nprobe,
+                                                      k or self.config.k, query_step or self.config.query_step,
+                                                      self.config.spread if spread is None else spread, floor,
+                                                      rescore or self.config.rescore, keep)
+                    found.append((e_, s_, t_ + base, np.full(e_.size, qi)))
                     base += len(q)
-                ends, sc, ti = (np.concatenate([g[i] for g in got]) for i in range(3))
+                found = tuple(np.concatenate([g[i] for g in found]) for i in range(4))
+            ends, sc, ti, qi = found
             if ends.size == 0:
                 continue
-            f = np.searchsorted(seg.file_first, ends, side="right") - 1
-            ok = seg.live[f]
-            if threshold is not None:
-                ok &= sc >= threshold
-            f, sc, ends, ti = f[ok], sc[ok], ends[ok], ti[ok]
-            t0 = (ends - seg.file_first[f] - (Ls[ti] - 1)) * HOP_S - PAD_S
+            f = seg.file_of(ends)
+            t0 = (ends - seg.file_first[f] - (bank.length[ti] - 1)) * HOP_S - PAD_S
             st = np.clip(t0 + starts[ti], 0, seg.file_seconds[f])
             en = np.clip(t0 + stops[ti], 0, seg.file_seconds[f])
-            for qi in _unique(qof[ti]):
-                m = qof[ti] == qi
-                uf, inv = _unique_inverse(f[m])
-                parts[qi].append(([seg.keys[i] for i in uf], inv, sc[m], np.stack([st[m], en[m]], 1)))
+            for q in _unique(qi):
+                m = qi == q
+                uf, inv = np.unique(f[m], return_inverse=True)
+                parts[q].append(([seg.keys[i] for i in uf], inv.ravel(), sc[m], np.stack([st[m], en[m]], 1)))
         out = []
         for p in parts:
             if not p:
@@ -240,134 +295,184 @@ class ArchiveQueries:
                                 np.concatenate([x[3] for x in p]), top, per_file))
         return out
 
-    @staticmethod
-    def _valid_ends(seg: Segment, ends: np.ndarray, L: int) -> np.ndarray:
-        """Ends whose L rows lie within one live recording."""
-        f = np.searchsorted(seg.file_first, ends, side="right") - 1
-        fc = np.maximum(f, 0)
-        return (ends >= 0) & (ends < seg.n) & (f >= 0) & (ends - L + 1 >= seg.file_first[fc]) & seg.live[fc]
+    def _exact_segment(self, seg: Segment, bank: TemplateBank, keep: int, chunk: int, floor: float):
+        """The score at every end of every live recording of the segment, in chunks of whole
+        recordings (their rows' hashes checked); per chunk and term, the ``keep`` best events.
+        Returns (ends, scores, templates, terms)."""
+        chunk = max(4096, min(chunk, (64 << 20) // (4 * max(1, bank.rows.shape[0]))))
+        out = []
+        for s, sh in enumerate(seg.shards):
+            x = seg.rows[s]
+            fs = np.nonzero((seg.file_first >= sh["first"]) & (seg.file_first < sh["first"] + sh["rows"]))[0]
+            i = 0
+            while i < fs.size:
+                j = i + 1                              # whole recordings, about ``chunk`` rows
+                while j < fs.size and seg.file_first[fs[j]] + seg.file_n[fs[j]] - seg.file_first[fs[i]] <= chunk:
+                    j += 1
+                group = fs[i:j][seg.live[fs[i:j]]]
+                i = j
+                if group.size == 0:
+                    continue
+                a = int(seg.file_first[group[0]] - sh["first"])
+                b = int(seg.file_first[group[-1]] + seg.file_n[group[-1]] - sh["first"])
+                block = np.asarray(x[a:b])
+                if not np.array_equal(row_hash(block), np.asarray(seg.hashes[s][a:b])):
+                    raise ArchiveDamaged(f"{seg.root / sh['name']}.i8: rows do not match their hashes "
+                                         "(damaged): rebuild the index")
+                # the live recordings of the group, one after the other (dead ones left out)
+                local = [np.arange(seg.file_first[g] - sh["first"] - a, seg.file_first[g] - sh["first"] - a
+                                   + seg.file_n[g]) for g in group]
+                idx = np.concatenate(local)
+                fstarts = np.cumsum([0] + [len(v) for v in local[:-1]])
+                out.append(self._events(seg, bank, block[idx], fstarts, idx + a + sh["first"], keep, floor,
+                                        None))
+        return _join(out)
 
-    def _approx_segment(self, seg: Segment, templates: Sequence[Template], nprobe: int, k: int,
-                        step: int):
+    def _events(self, seg: Segment, bank: TemplateBank, rows: np.ndarray, starts: np.ndarray,
+                ids: np.ndarray, keep: int, floor: float, score_at: Optional[np.ndarray]):
+        """Events of every term over stretches of rows (segment row ids ``ids``, stretches
+        beginning at ``starts``), the ``keep`` best of each term; only at ``score_at`` (a mask of
+        the rows whose ends were scored) when given."""
+        best, which = stretch_scores(bank, rows, starts)
+        out = []
+        for k in range(bank.keywords):
+            series = best[:, k].astype(np.float64)
+            if score_at is not None:
+                series[~score_at] = -np.inf
+            p = stretch_peaks(series, starts, REFRACTORY, floor)
+            if p.size > keep:
+                p = p[np.argpartition(-series[p], keep)[:keep]]
+            out.append((ids[p], best[p, k], which[p, k], np.full(p.size, k)))
+        return _join(out)
+
+    def _approx_segment(self, seg: Segment, templates: Sequence[Template], bank: TemplateBank, nprobe: int,
+                        k: int, step: int, spread: int, floor: float, rescore: int, judge: int):
         """Candidate ends from the lists: each template's entries (every ``step``-th start) find
-        their ``k / templates`` nearest entries in their ``nprobe`` nearest lists, each proposing
-        a template end (and its neighbours within the stride); every proposed end is then scored
-        exactly by every template."""
+        their ``k / templates`` nearest entries in their ``nprobe`` nearest lists, each voting
+        for the template end it aligns to with its inner product; the ``rescore`` ends with the
+        most votes are scored exactly from the rows, and around the ``judge`` best of them (and
+        ``spread`` ends either side) the events are the hits. Returns (ends, scores, templates, 0s)."""
         c = self.config.context
-        qv, owner, offs = [], [], []
+        qv, offs, owner = [], [], []
         for t, T in enumerate(templates):
             L = T.vectors.shape[0]
-            js = np.arange(max(1, L - c + 1))[::step]
+            js = np.arange(max(1, L - c + 1))
+            # the vectors that hear the term look up rows; those at the edges of a padded template
+            # hear mostly its silence, whose nearest rows are the archive's pauses
+            mid = js[(js * HOP_S + SPAN_S / 2 >= T.start_s) & (js * HOP_S + SPAN_S / 2 <= T.end_s)]
+            js = (mid if mid.size else js)[::step]
             qv.append(context_vectors(T.vectors, js, c, seg.proj))
-            owner.append(np.full(js.size, t))
             offs.append(L - 1 - js)
+            owner.append(np.full(js.size, t))
         Q = np.ascontiguousarray(np.concatenate(qv), np.float32)
-        owner, offs = np.concatenate(owner), np.concatenate(offs)
+        offs, owner = np.concatenate(offs), np.concatenate(owner)
         nprobe = min(nprobe, seg.ivf.nlist)
         seg.ivf.nprobe = nprobe
         _, assign = seg.ivf.quantizer.search(Q, nprobe)
         seg.check_lists(assign.ravel())
-        k = max(64, k // len(templates))
-        _, ids = seg.ivf.search_preassigned(Q, k, assign, np.zeros(assign.shape, np.float32))
-        stride = self.config.stride
-        shifts = np.arange(-(stride - 1), stride)
-        e = (ids + offs[:, None])[ids >= 0]
-        # rows between listed ones: the neighbouring ends are proposed too
-        ends = _unique((e[:, None] + shifts[None]).ravel())
-        ends = ends[self._valid_ends(seg, ends, min(T.vectors.shape[0] for T in templates))]
-        return self._score_ends(seg, templates, ends)
-
-    def _score_ends(self, seg: Segment, templates, ends: np.ndarray):
-        """(ends, best template's s(e), that template) of every proposed end, every template
-        scored from the rows (read once each, their hashes checked); -1 where none fits."""
+        kk = max(64, k // len(templates))
+        D, ids = seg.ivf.search_preassigned(Q, kk, assign, np.zeros(assign.shape, np.float32))
+        # every entry found votes for the end it aligns its template to, with its inner product:
+        # summed over the template's vectors, about the template's score there (entries not found
+        # add nothing); the best ``rescore`` ends by that are scored exactly
+        ok = ids >= 0
+        base = seg.n + int(bank.length.max())
+        key = (np.broadcast_to(owner[:, None], ids.shape)[ok].astype(np.int64) * base
+               + (ids + offs[:, None])[ok])
+        if key.size == 0:
+            z = np.zeros(0, np.int64)
+            return z, np.zeros(0, np.float32), z, z
+        u, inv = _unique_inverse(key)
+        votes = np.bincount(inv, weights=D[ok]) / bank.length[u // base]
+        e = u % base
+        order = np.lexsort((-votes, e))                     # by end, the best template's vote first
+        e, votes = e[order], votes[order]
+        first = np.r_[True, e[1:] != e[:-1]] & (e < seg.n)
+        e, votes = e[first], votes[first]
+        if e.size > rescore:
+            e = e[np.argpartition(-votes, rescore)[:rescore]]
+        e = self._live_ends(seg, np.sort(e))
+        # the term's score at each of them, exactly; events are judged around the ``judge`` best
+        sc, _ = self._score_ends(seg, bank, e)
+        if e.size > judge:
+            e = np.sort(e[np.argpartition(-sc, judge)[:judge]])
+        # the neighbourhood an event is judged in (it also covers the rows between listed ones)
+        w = max(spread, self.config.stride - 1)
+        ends = self._live_ends(seg, _unique((e[:, None] + np.arange(-w, w + 1)[None]).ravel()))
         if ends.size == 0:
-            return ends, np.zeros(0, np.float32), ends
-        Ls = np.array([T.vectors.shape[0] for T in templates])
-        Lmax = int(Ls.max())
+            z = np.zeros(0, np.int64)
+            return z, np.zeros(0, np.float32), z, z
+        sc, which = self._score_ends(seg, bank, ends)
+        f = seg.file_of(ends)
+        starts = np.nonzero(np.r_[True, (np.diff(ends) != 1) | (np.diff(f) != 0)])[0]
+        p = stretch_peaks(sc.astype(np.float64), starts, REFRACTORY, floor)
+        e_, s_, t_, f_ = ends[p], sc[p], which[p], f[p]
+        # stretches of one recording closer than the refractory time: the better event
+        keep = np.ones(p.size, bool)
+        order = np.lexsort((e_, f_))
+        e_, s_, t_, f_ = e_[order], s_[order], t_[order], f_[order]
+        for d in range(1, 9):
+            near = (f_[d:] == f_[:-d]) & (e_[d:] - e_[:-d] <= REFRACTORY)
+            later_worse = near & (s_[d:] <= s_[:-d])
+            keep[d:] &= ~later_worse
+            keep[:-d] &= ~(near & ~later_worse)
+        return e_[keep], s_[keep], t_[keep], np.zeros(int(keep.sum()), np.int64)
+
+    @staticmethod
+    def _live_ends(seg: Segment, ends: np.ndarray) -> np.ndarray:
+        ends = ends[(ends >= 0) & (ends < seg.n)]
+        f = seg.file_of(ends)
+        return ends[(f >= 0) & seg.live[np.maximum(f, 0)]]
+
+    @staticmethod
+    def _score_ends(seg: Segment, bank: TemplateBank, ends: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """The term's score (its best template's, -1 where none fits in the recording yet) and that
+        template at each of the sorted segment row ids ``ends``: the score of
+        kws.spot.templates.template_scores, from the rows (unit length) each end needs, read once
+        each and their hashes checked."""
+        best = np.full(ends.size, -1.0, np.float32)
+        which = np.zeros(ends.size, np.int64)
+        if ends.size == 0:
+            return best, which
+        Lmax = int(bank.length.max())
         need = _unique((ends[:, None] - np.arange(Lmax)[None]).ravel())
         need = need[need >= 0]
         rows = seg.gather(need).astype(np.float32)
-        Tall = np.concatenate([T.vectors for T in templates])
-        G = (Tall / ROW_SCALE) @ rows.T                   # every template vector against every row read
-        best = np.full(ends.size, -1.0, np.float32)
-        which = np.zeros(ends.size, np.int64)
-        col = 0
-        # need holds every row of [e - Lmax + 1, e] (>= 0) of every end e, in order: the row
-        # e - d sits d places before e
+        norms = np.sqrt(np.einsum("ij,ij->i", rows, rows))
+        G = (bank.rows @ rows.T) / np.maximum(norms, 1e-12)   # every template row against every unit row
+        # need holds every row of [e - Lmax + 1, e] (>= 0) of every end e, in order: the row e - d
+        # sits d places before e
         at = np.searchsorted(need, ends)
-        for t, L in enumerate(Ls):
-            ok = self._valid_ends(seg, ends, int(L))
+        first = seg.file_first[seg.file_of(ends)]
+        for t in range(bank.length.size):
+            a, L = int(bank.start[t]), int(bank.length[t])
+            ok = ends - L + 1 >= first
             p0 = at[ok] - (L - 1)
-            sc = G[col][p0]
+            sc = G[a][p0].copy()
             for j in range(1, L):
-                sc += G[col + j][p0 + j]
+                sc += G[a + j][p0 + j]
             sc /= L
-            col += L
-            better = sc > best[ok]
-            idx = np.nonzero(ok)[0][better]
-            best[idx] = sc[better]
-            which[idx] = t
-        return ends, best, which
-
-    def _exact_segment(self, seg: Segment, templates: Sequence[Template], keep: int, chunk: int):
-        """s(e) at every position of the segment, in chunks of rows (their hashes checked); per
-        chunk and template, the ``keep`` best local peaks (ends scoring at least as well as the
-        two ends either side)."""
-        Ls = [T.vectors.shape[0] for T in templates]
-        Tall = np.concatenate([T.vectors for T in templates]).T          # (D, sum L)
-        chunk = max(4096, min(chunk, (64 << 20) // (4 * Tall.shape[1])))   # G below stays ~64 MB
-        col = np.cumsum([0] + Ls)
-        over = max(Ls) - 1
-        ends_out, sc_out, t_out = [], [], []
-        for s, sh in enumerate(seg.shards):
-            x, n = seg.rows[s], sh["rows"]
-            for a in range(0, n, chunk):
-                b = min(n, a + chunk)
-                a0 = max(0, a - over)
-                block = np.asarray(x[a0:b])
-                if not np.array_equal(row_hash(block[a - a0:]), np.asarray(seg.hashes[s][a:b])):
-                    raise ArchiveDamaged(f"{seg.root / sh['name']}.i8: rows do not match their hashes "
-                                         "(damaged): rebuild the index")
-                G = (block.astype(np.float32) / ROW_SCALE) @ Tall
-                gid = np.arange(a0, b) + sh["first"]                 # segment row ids
-                for t, L in enumerate(Ls):
-                    nn = b - a0 - L + 1
-                    if nn <= 0:
-                        continue
-                    sc = G[0:nn, col[t]].copy()
-                    for j in range(1, L):
-                        sc += G[j:j + nn, col[t] + j]
-                    sc /= L
-                    e = gid[L - 1:]
-                    pad = np.concatenate([[-np.inf] * 2, sc, [-np.inf] * 2])
-                    peak = sc >= np.maximum.reduce([pad[i:i + nn] for i in (0, 1, 3, 4)])
-                    idx = np.nonzero(peak & (e >= a + sh["first"]))[0]   # ends in this chunk only
-                    idx = idx[self._valid_ends(seg, e[idx], L)]
-                    if idx.size > keep:
-                        idx = idx[np.argpartition(-sc[idx], keep)[:keep]]
-                    ends_out.append(e[idx])
-                    sc_out.append(sc[idx])
-                    t_out.append(np.full(idx.size, t))
-        if not ends_out:
-            z = np.zeros(0, np.int64)
-            return z, np.zeros(0, np.float32), z
-        return np.concatenate(ends_out), np.concatenate(sc_out), np.concatenate(t_out)
+            idx = np.nonzero(ok)[0]
+            better = sc > best[idx]
+            best[idx[better]] = sc[better]
+            which[idx[better]] = t
+        return best, which
 
     def file_scores(self, file: str, templates: Sequence[Template]) -> Tuple[np.ndarray, np.ndarray]:
-        """s(e) (best template) at every end of one recording, with the (N, 2) start and end
-        seconds of the term ending there (what `kws search query --plot` draws)."""
+        """The term's score (best template; -1 where none fits) at every end of one recording,
+        with the (N, 2) start and end seconds of the term ending there (what `kws search query
+        --plot` draws)."""
+        self._check_templates([templates])
         key = file if file in self.files else str(Path(file).resolve())
-        x = self.file_rows(key).astype(np.float32) / ROW_SCALE
-        L = max(T.vectors.shape[0] for T in templates)
-        n = max(0, x.shape[0] - L + 1)
-        best = np.full(n, -1.0, np.float32)
-        for T in templates:
-            s = diagonal_scores(x, T.vectors)
-            best = np.maximum(best, s[s.size - n:])         # ends L-1 .. n-1 of the longest
-        ends = np.arange(L - 1, L - 1 + n)
-        t0 = (ends - (L - 1)) * HOP_S - PAD_S
-        T = max(templates, key=lambda t: t.vectors.shape[0])
-        return best, np.stack([t0 + T.start_s, t0 + T.end_s], 1).astype(np.float32)
+        x = self.file_rows(key)
+        bank = TemplateBank.build([[T.vectors for T in templates]])
+        best, which = stretch_scores(bank, x, np.zeros(1, np.int64))
+        t = which[:, 0]
+        ends = np.arange(x.shape[0])
+        t0 = (ends - (bank.length[t] - 1)) * HOP_S - PAD_S
+        st = np.array([T.start_s for T in templates])[t]
+        en = np.array([T.end_s for T in templates])[t]
+        return best[:, 0], np.stack([t0 + st, t0 + en], 1).astype(np.float32)
 
     def file_rows(self, key: str) -> np.ndarray:
         """int8 rows of one indexed recording."""
@@ -378,3 +483,10 @@ class ArchiveQueries:
                     ids = np.arange(seg.file_first[i], seg.file_first[i] + seg.file_n[i])
                     return seg.gather(ids)
         raise SearchIndexError(f"{key} is not in the index {self.root}")
+
+
+def _join(parts):
+    if not parts:
+        z = np.zeros(0, np.int64)
+        return z, np.zeros(0, np.float32), z, z
+    return tuple(np.concatenate([p[i] for p in parts]) for i in range(4))

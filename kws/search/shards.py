@@ -17,8 +17,8 @@ from typing import Iterable, List, Tuple, Union
 
 import numpy as np
 
-from kws.errors import MissingExtra
-from kws.search.rows import DIM, ROW_SCALE, audio_rows, backbone_id, row_hash
+from kws.errors import MissingExtra, SearchIndexError
+from kws.search.rows import ROW_SCALE, row_hash
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif")
 
@@ -95,11 +95,30 @@ def write_shard(path: Path, files: Iterable[Tuple[str, np.ndarray, float, int, i
     return meta
 
 
-def embed_shard(path: str, items: List[Tuple[str, int, int]]) -> dict:
+_SPACES: dict = {}
+
+
+def shard_space(kind: str, model_path: str):
+    """The space (kws.search.rows.Space) of ``kind`` for the model at ``model_path``, made once a
+    process (a worker embeds many shards)."""
+    from kws.search.rows import Space, search_model
+
+    key = (kind, model_path)
+    if key not in _SPACES:
+        _SPACES[key] = Space(kind, search_model(model_path))
+    return _SPACES[key]
+
+
+def embed_shard(path: str, items: List[Tuple[str, int, int]], kind: str, model_path: str, name: str) -> dict:
     """Runs on a worker: embed the recordings ``items`` (path, size, mtime_ns) into the shard
-    ``path``. Unreadable files are listed under ``failed``. Re-running it rewrites the shard."""
+    ``path`` in the space ``kind`` of the model at ``model_path``, whose name must be ``name``
+    (the index's). Unreadable files are listed under ``failed``. Re-running it rewrites the shard."""
     from kws.audio.io import AudioError, load_audio
 
+    space = shard_space(kind, model_path)
+    if space.name != name:
+        raise SearchIndexError(f"the worker's model makes {space.name}, the index holds {name}: every "
+                               "worker needs the same kws and model")
     failed = []
 
     def gen():
@@ -109,17 +128,17 @@ def embed_shard(path: str, items: List[Tuple[str, int, int]]) -> dict:
             except AudioError as exc:
                 failed.append(str(exc))
                 continue
-            yield str(p), audio_rows(audio), audio.size / 16000, size, mtime_ns
+            yield str(p), space.rows(audio), audio.size / 16000, size, mtime_ns
     meta = write_shard(Path(path), gen())
     meta["failed"] = failed
-    meta["backbone"] = backbone_id()
+    meta["space"] = space.name
     return meta
 
 
-def read_rows(path: Path, rows: int) -> np.ndarray:
+def read_rows(path: Path, rows: int, dim: int) -> np.ndarray:
     if rows == 0:
-        return np.zeros((0, DIM), np.int8)
-    return np.memmap(path, np.int8, "r", shape=(rows, DIM))
+        return np.zeros((0, dim), np.int8)
+    return np.memmap(path, np.int8, "r", shape=(rows, dim))
 
 
 def context_vectors(x: np.ndarray, at: np.ndarray, context: int, P: np.ndarray) -> np.ndarray:
@@ -127,22 +146,22 @@ def context_vectors(x: np.ndarray, at: np.ndarray, context: int, P: np.ndarray) 
     at .. at + context - 1 (the last row repeated past the end) concatenated, then projected by
     ``P``. The inner product of two such entries is about the sum of the cosines of their rows,
     position by position (the diagonal of the template score over ``context`` rows)."""
-    n = x.shape[0]
+    n, dim = x.shape
     idx = np.minimum(at[:, None] + np.arange(context)[None], n - 1)
-    z = np.asarray(x[idx.ravel()], np.float32).reshape(at.size, context * DIM)
+    z = np.asarray(x[idx.ravel()], np.float32).reshape(at.size, context * dim)
     if x.dtype == np.int8:
         z /= ROW_SCALE
     return np.ascontiguousarray(z @ P)
 
 
-def add_shard_to_block(trained_path: str, shard_i8: str, rows: int, first_id: int, stride: int,
+def add_shard_to_block(trained_path: str, shard_i8: str, rows: int, dim: int, first_id: int, stride: int,
                        context: int, out: str) -> str:
     """Runs on a worker: add the entries of every ``stride``-th row of a shard (ids ``first_id`` +
     row) to a copy of the trained index and write it to ``out`` (atomically)."""
     faiss = import_faiss()
     index = faiss.read_index(trained_path)
     P = np.load(trained_path.replace(".faiss", ".proj.npy"))
-    x = read_rows(Path(shard_i8), rows)
+    x = read_rows(Path(shard_i8), rows, dim)
     step = 1 << 17
     for s in range(0, rows, step):
         sel = np.arange(s + (-s) % stride, min(rows, s + step), stride)

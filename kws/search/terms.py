@@ -1,71 +1,94 @@
-"""What a query is: a term's **templates**, each a sequence of L vectors as an archive stores them
-(kws.search.rows), of a recording of the term or of TTS renderings of its text. A template
-ending at position e of a recording scores
+"""What a query is: a term's **templates** (kws.search.rows.Template), each the vectors of one
+utterance of the term in the index's space (kws.search.rows.Space): a recording of it, or Kokoro
+renderings of its text. A template of L vectors scored at the end e of a recording is the
+detector's score (kws.spot.templates): s(e) = (1/L) sum_j cos(T[j], x[e - L + 1 + j]); a term's
+score is the best of its templates'.
 
-    s(e) = (1/L) sum_j cos(T[j], x[e - L + 1 + j])
-
-(the diagonal of the cosine matrix), and a hit scores the best of its templates.
+A typed term starts fast the second time: its phonemes (pronouncing a text reads CMUdict, 1-3 s)
+and its renderings are kept in the render cache (kws.enroll.render_cache), so a term rendered
+before makes its templates from the cache and the front end alone.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import List
+import json
+from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 
 from kws.errors import UsageError
-from kws.search.rows import DIM, ROW_SCALE, SPAN_S, backbone_vectors, to_rows
+from kws.search.rows import Space, Template
+
+__all__ = ["Template", "template_from_audio", "templates_from_text", "text_phonemes", "VOICES", "DEFAULT_VOICES"]
+
+# Kokoro's 28 voices in the order they were added, greedily, each time the one that lowered the
+# mean spoken-term EER of the head's space most, on the read speech of the tuning speakers the head
+# never trained on (benchmarks/search_voices.py tune; never the held-out speakers), measured with
+# the head before the shipped one (model tpl-45d876c736cf). A typed term is rendered in the first
+# DEFAULT_VOICES: the fewest with the lowest EER there (11.6 % against 14.6 % for eight voices
+# evenly spread over Kokoro's list, and 14.9 % for all 28; docs/search.md). The order has not been
+# measured in the raw space, the default, where the same 4 voices give the EER of docs/search.md.
+VOICES = ("af_sarah", "bm_lewis", "am_adam", "bm_daniel", "am_eric", "am_fenrir", "bm_george", "am_puck",
+          "af_river", "am_onyx", "am_liam", "am_santa", "bf_isabella", "am_echo", "am_michael", "af_heart",
+          "af_kore", "af_jessica", "af_sky", "af_alloy", "bf_lily", "af_nova", "af_aoede", "af_nicole",
+          "af_bella", "bf_alice", "bm_fable", "bf_emma")
+DEFAULT_VOICES = 4
 
 
-@dataclass
-class Template:
-    """L vectors (unit rows, float32) and where the term lies in them: seconds from the start of
-    the first vector's span to the term's start and end."""
-    vectors: np.ndarray
-    start_s: float
-    end_s: float
-    label: str = ""
-
-    def __post_init__(self):
-        v = np.asarray(self.vectors, np.float32)
-        if v.ndim != 2 or v.shape[1] != DIM or v.shape[0] < 1:
-            raise UsageError(f"a template is (L, {DIM}) vectors with L >= 1, not {v.shape}")
-        self.vectors = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+def template_from_audio(audio: np.ndarray, label: str = "", space: Optional[Space] = None,
+                        trim: bool = True) -> Template:
+    """A recorded word or phrase as a template of ``space`` (default: the raw space of the
+    shipped model, kws.search.rows.DEFAULT_SPACE), cut as the space cuts an utterance
+    (kws.search.rows.Space.template)."""
+    return (space or Space()).template(audio, label, trim)
 
 
-TEMPLATE_PAD_S = 0.25        # silence around a recorded example (held-out read speech: 0.25 > 0.1, 0.4)
+def text_phonemes(text: str) -> str:
+    """The misaki phoneme string Kokoro renders ``text`` from, kept in the render cache (an alias
+    of the text and what pronouncing depends on) so that a text pronounced before is not
+    pronounced again."""
+    from kws.enroll import render_cache
 
-
-def template_from_audio(audio: np.ndarray, label: str = "", backbone=None, trim: bool = True,
-                        pad_s: float = TEMPLATE_PAD_S) -> Template:
-    """A recorded word or phrase as a template: leading and trailing silence trimmed, then
-    ``pad_s`` of silence added either side (at least enough for one vector). This is search's
-    own geometry, measured on its whitened vectors (docs/search.md); keywords' templates are cut
-    with the model's (kws.spot.templates)."""
-    from kws.audio.io import AudioError, trim_silence
-
-    x = trim_silence(np.asarray(audio, np.float32)) if trim else np.asarray(audio, np.float32)
-    if x.size < 1600:
-        raise AudioError("an example must hold at least 0.1 s of sound")
-    pad = round(max(pad_s, (SPAN_S - x.size / 16000) / 2 + 0.001) * 16000) / 16000
-    rows = to_rows(backbone_vectors(x, backbone, pad))
-    return Template(rows.astype(np.float32) / ROW_SCALE, pad, pad + x.size / 16000, label)
-
-
-def templates_from_text(text: str, voices: int = 8, backbone=None) -> List[Template]:
-    """Templates of a typed term: Kokoro renderings (kws.enroll.kokoro, as keywords are rendered) in
-    ``voices`` of its 28 voices, spread over the list."""
+    words = " ".join(str(text).lower().split())
+    if not words:
+        raise UsageError("an empty term")
+    alias = json.dumps({"search-text": words, "pronunciation": render_cache.pronunciation_stamp()},
+                       sort_keys=True)
+    hit = render_cache.load_alias(alias)
+    if hit is not None and hit[0]:
+        return hit[0]
     from kws.enroll import kokoro
     from kws.enroll.phonemes import pronounce
 
-    phonemes = kokoro.pronunciation_phonemes(pronounce(text))
-    all_r = kokoro.default_renderings()
-    pick = np.unique(np.linspace(0, len(all_r) - 1, max(1, min(voices, len(all_r)))).round().astype(int))
+    pron = pronounce(text)
+    phonemes = kokoro.pronunciation_phonemes(pron)
+    render_cache.store_alias(alias, phonemes, {"pronunciation": str(pron), "guessed": list(pron.guessed)})
+    return phonemes
+
+
+def templates_from_text(text: str, voices: Optional[int] = None, space: Optional[Space] = None,
+                        names: Optional[Sequence[str]] = None,
+                        say: Optional[Callable[[str], None]] = None) -> List[Template]:
+    """Templates of a typed term: Kokoro renderings (kws.enroll.kokoro, from the render cache
+    where it has them) in the first ``voices`` of :data:`VOICES` (default :data:`DEFAULT_VOICES`),
+    or in the voices ``names``."""
+    from kws.audio.io import AudioError
+    from kws.enroll import kokoro, render_cache
+
+    if names is None:
+        order = list(VOICES) + [v for v in kokoro.voices().names if v not in VOICES]
+        n = DEFAULT_VOICES if voices is None else int(voices)
+        if n < 1:
+            raise UsageError("a text term needs at least one voice")
+        names = order[:n]
+    renderings = [kokoro.Rendering(v) for v in names]
+    got = render_cache.render(text_phonemes(text), renderings, label=text, say=say)
+    space = space or Space()
     out = []
-    for i in pick:
-        audio = kokoro.render(phonemes, all_r[i])
-        if audio is not None and audio.size >= 1600:
-            out.append(template_from_audio(audio, text, backbone))
+    for t in got:
+        try:
+            out.append(space.template(t.audio, text))
+        except AudioError:                   # a rendering too short or too long for a template
+            pass
     if not out:
-        raise UsageError(f"no rendering of {text!r} could be made")
+        raise UsageError(f"no rendering of {text!r} could be made a template")
     return out

@@ -32,8 +32,15 @@ def peaks(series: np.ndarray, refractory: int = REFRACTORY, floor: float = PEAK_
     Thresholds are set on it (kws.enroll.thresholds), and kws.evaluate, kws.train.head_eval and
     benchmarks/compare_engines.py count events with it."""
     s = np.asarray(series, np.float64)
+    return np.sort(s[peak_positions(s, refractory, floor)])[::-1]
+
+
+def peak_positions(series: np.ndarray, refractory: int = REFRACTORY, floor: float = PEAK_FLOOR) -> np.ndarray:
+    """Where :func:`peaks`' events lie: their indices in the series, in order of time (spoken-term
+    search reports its hits there, kws.search.query)."""
+    s = np.asarray(series, np.float64)
     if s.size == 0:
-        return np.zeros(0)
+        return np.zeros(0, np.int64)
     r = int(refractory)
     padded = np.concatenate([np.full(r, -np.inf), s, np.full(r, -np.inf)])
     win_max = np.lib.stride_tricks.sliding_window_view(padded, 2 * r + 1).max(axis=1)
@@ -41,10 +48,11 @@ def peaks(series: np.ndarray, refractory: int = REFRACTORY, floor: float = PEAK_
     idx = np.nonzero((s >= win_max) & rose & (s >= floor))[0]
     # equal maxima within the window: the first one only
     keep = np.ones(idx.size, bool)
-    for a in range(1, idx.size):
-        if keep[a - 1] and idx[a] - idx[a - 1] <= r and s[idx[a]] == s[idx[a - 1]]:
+    tied = np.nonzero((np.diff(idx) <= r) & (s[idx[1:]] == s[idx[:-1]]))[0] + 1 if idx.size > 1 else idx[:0]
+    for a in tied:                                       # (rare: the loop runs over ties only)
+        if keep[a - 1]:
             keep[a] = False
-    return np.sort(s[idx[keep]])[::-1]
+    return idx[keep].astype(np.int64)
 
 
 class PeakTracker:
