@@ -14,16 +14,20 @@ value. Printed per coding: bytes a vector, and the thresholds' difference from t
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from kws.enroll.background import Background, decode, encode, unit_rows
-from kws.enroll.store import KeywordSet
-from kws.enroll.thresholds import fit_tail, keyword_peaks
-from kws.model.model import Model
-from kws.spot.templates import TemplateBank, keyword_templates
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from export.model import bank_vectors, load_raw  # noqa: E402
+from kws.enroll.background import Background, decode, encode, unit_rows  # noqa: E402
+from kws.enroll.store import KeywordSet  # noqa: E402
+from kws.enroll.thresholds import fit_tail, keyword_peaks  # noqa: E402
+from kws.model.model import Model  # noqa: E402
+from kws.spot.templates import TemplateBank, keyword_templates  # noqa: E402
 
 
 def four_bits(v: np.ndarray) -> np.ndarray:
@@ -44,12 +48,9 @@ def main() -> int:
     ap.add_argument("--components", type=int, default=64)
     args = ap.parse_args()
     model = Model.load()
-    z = np.load(args.raw)
-    raw = z["vectors"].astype(np.float32) * z["scales"].astype(np.float32)[:, None]
-    counts = z["segments"].astype(np.int64)
-    kinds = tuple(str(k) for k in z["kinds"])
-    vec = np.concatenate([model.head(p) for p in np.split(raw, np.cumsum(counts)[:-1])]).astype(np.float32)
-    vec /= np.maximum(np.linalg.norm(vec, axis=1, keepdims=True), 1e-12)
+    raw, counts, kinds = load_raw(args.raw)
+    counts, kinds = np.array(counts, np.int64), tuple(kinds)
+    vec = bank_vectors(raw, counts, model.head).astype(np.float32)
     hours = float(counts.sum()) * 0.08 / 3600
     ks = KeywordSet.load(args.cache, model.model_id)
     banks = [TemplateBank.build([keyword_templates(model, ks[n])]) for n in ks.names]

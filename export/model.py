@@ -80,18 +80,20 @@ def load_raw(path: Path) -> Tuple[np.ndarray, List[int], List[str]]:
     return raw, [int(c) for c in z["segments"]], [str(k) for k in z["kinds"]]
 
 
+def bank_vectors(raw: np.ndarray, counts, head=None) -> np.ndarray:
+    """The bank's unit vectors in matching space: ``raw`` through ``head`` (kws.model.head.Head or
+    None for the raw space), each segment of ``counts`` vectors from its own start."""
+    if head is not None:
+        raw = np.concatenate([head(p) for p in np.split(raw, np.cumsum(counts)[:-1])])
+    return raw / np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-12)
+
+
 def build_bank(out_dir: Path, raw: np.ndarray, counts, kinds, head_file: Optional[Path], context: int) -> dict:
     """``background.npz``: the raw vectors through the head (each segment from its start), 4-bit."""
     from kws.enroll.background import save
     from kws.model.head import Head
 
-    parts = np.split(raw, np.cumsum(counts)[:-1])
-    if head_file is not None:
-        head = Head(head_file, context)
-        vec = np.concatenate([head(p) for p in parts])
-    else:
-        vec = raw
-    vec = vec / np.maximum(np.linalg.norm(vec, axis=1, keepdims=True), 1e-12)
+    vec = bank_vectors(raw, counts, Head(head_file, context) if head_file is not None else None)
     save(out_dir / "background.npz", vec, counts, kinds)
     hours = {k: round(sum(c for c, kk in zip(counts, kinds) if kk == k) * 0.08 / 3600, 3)
              for k in sorted(set(kinds))}

@@ -27,9 +27,14 @@ def _random_head(context=4, hidden=32, layers=2, dim=24, seed=0):
     return h.eval()
 
 
-def _export(h, tmp_path):
+def _checkpoint(h, tmp_path):
     ck = tmp_path / "h.pt"
     torch.save({"head": asdict(h.cfg), "state": h.state_dict(), "step": 1, "val": None, "variant": None}, ck)
+    return ck
+
+
+def _export(h, tmp_path):
+    ck = _checkpoint(h, tmp_path)
     out = tmp_path / "head"
     rng = np.random.default_rng(2)          # a bank file as export.model writes it: int8 rows, a scale each,
     calib = tmp_path / "bank-raw.npz"       # vectors drawn as the test's inputs are (normal, sd 3)
@@ -69,9 +74,7 @@ def test_onnx_equals_torch_offline_and_streaming(tmp_path, context):
 
 
 def test_int8_export_needs_calibration_vectors(tmp_path):
-    h = _random_head()
-    ck = tmp_path / "h.pt"
-    torch.save({"head": asdict(h.cfg), "state": h.state_dict(), "step": 1, "val": None, "variant": None}, ck)
+    ck = _checkpoint(_random_head(), tmp_path)
     with pytest.raises(FileNotFoundError, match="calibrate"):
         th.export(str(ck), tmp_path / "head", calibration=str(tmp_path / "missing.npz"))
     assert th.export(str(ck), tmp_path / "head", int8=False)["precision"] == "fp32"
