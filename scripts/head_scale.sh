@@ -15,6 +15,9 @@
 #     bash scripts/head_scale.sh collect               # waits for the end: checkpoints + logs into $OUT
 #   to go on from a checkpoint brought back (runs/head-scale/<variant>/last.pt):
 #     INIT=runs/head-scale ... start ...   (each variant starts from its own last.pt, if carried)
+#   to start from a head whose checkpoint is gone (a model folder's head.onnx):
+#     python -m kws.train.head from-onnx kws/assets/model/head.onnx --out .hc/stage/init/first-head.pt
+#     (before gather/chunks), then CONFIG=configs/head-finetune.json ... start ...
 #
 # CONFIG (default configs/head-scale.json) and TRAIN_ARGS (key=value overrides) choose the run;
 # BASE (default /tmp) moves every folder the GPU side uses.
@@ -93,6 +96,7 @@ stage)
   du -sh $B/stage; find $B/stage/shards -maxdepth 1 -name "shard-*" 2>/dev/null | wc -l
   ;;
 start)
+  ROOT=$PWD
   cd $B/stage
   for p in $(find . -name '*.part000'); do
     f=${p%.part000}; cat "$f".part[0-9][0-9][0-9] > "$f" && rm "$f".part[0-9][0-9][0-9]

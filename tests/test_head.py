@@ -73,6 +73,19 @@ def test_onnx_equals_torch_offline_and_streaming(tmp_path, context):
     np.testing.assert_array_equal(np.concatenate(parts), q(x))
 
 
+@pytest.mark.parametrize("shape", [(4, 32, 2), (1, 16, 1), (3, 0, 2)])
+def test_a_checkpoint_from_the_graph_holds_the_same_head(tmp_path, shape):
+    h = _random_head(*shape)
+    out = tmp_path / "head"
+    th.export(str(_checkpoint(h, tmp_path)), out, int8=False)
+    ck = th.checkpoint_from_onnx(out / "head.onnx")
+    assert ck["loss"] == {} and net.HeadConfig(**ck["head"]).context == shape[0]
+    back = net.HeadNet(net.HeadConfig(**ck["head"]))
+    back.load_state_dict(ck["state"])
+    for k, v in h.state_dict().items():
+        np.testing.assert_allclose(back.state_dict()[k].numpy(), v.numpy(), rtol=0, atol=0)
+
+
 def test_int8_export_needs_calibration_vectors(tmp_path):
     ck = _checkpoint(_random_head(), tmp_path)
     with pytest.raises(FileNotFoundError, match="calibrate"):

@@ -146,8 +146,9 @@ def train(cfg: TrainConfig, device=None, log=print) -> dict:
         p = LossParams(v.head.dim, v.alpha_clap > 0, len(TOKENS)).to(device)
         if v.init:
             ck = torch.load(v.init, map_location=device, weights_only=False)
-            h.load_state_dict(ck["state"])
-            p.load_state_dict(ck["loss"])
+            h.load_state_dict({k: t.float() for k, t in ck["state"].items()})
+            if ck.get("loss"):          # a head imported from its graph (from-onnx) has none: fresh
+                p.load_state_dict(ck["loss"])
         heads.append(h), params.append(p)
         opts.append(torch.optim.AdamW(list(h.parameters()) + list(p.parameters()), lr=v.lr,
                                       weight_decay=cfg.weight_decay))
@@ -235,6 +236,43 @@ def load_head(path: str) -> HeadNet:
     h.load_state_dict(ck["state"])
     h.eval()
     return h
+
+
+def checkpoint_from_onnx(path: Path) -> dict:
+    """A training checkpoint (head weights only, no loss parameters) from a head's fp32 graph as
+    :func:`export` writes it, e.g. a model folder's ``head.onnx``: to go on training a head whose
+    checkpoint is gone (``variants.N.init``). The graph's weights are recognised by their shapes
+    and order (window layer, hidden layers, output, skip); the torch twin is checked against the
+    graph on random vectors."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    m = onnx.load(str(path))
+    init = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+    mats = [init[n.input[1]] for n in m.graph.node if n.op_type == "MatMul" and n.input[1] in init]
+    if len(mats) < 2 or any(k not in init for k in ("mean", "inv_std", "inv_scale")):
+        raise ValueError(f"{path}: not a head graph of kws.train.head export (fp32)")
+    skip, out_w, hidden = mats[-1], mats[-2], mats[:-2]
+    first = hidden[0] if hidden else out_w
+    cfg = HeadConfig(context=first.shape[0] // DIM, hidden=hidden[0].shape[1] if hidden else 0,
+                     layers=max(1, len(hidden)) if hidden else 2, dim=out_w.shape[1])
+    biases = [init[f"hidden.{i}.bias"] for i in range(len(hidden))]
+    state = {"mean": init["mean"], "inv_std": init["inv_std"], "inv_scale": init["inv_scale"],
+             "out.weight": out_w.T, "out.bias": init["out.bias"], "skip.weight": skip.T}
+    for i, (w, b) in enumerate(zip(hidden, biases)):
+        state[f"hidden.{i}.weight"], state[f"hidden.{i}.bias"] = w.T, b
+    h = HeadNet(cfg)
+    h.load_state_dict({k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in state.items()})
+    h.eval()
+    x = (np.random.default_rng(0).normal(size=(1, 20 + cfg.context, DIM)) * 3).astype(np.float32)
+    want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"vectors": x})[0]
+    with torch.no_grad():
+        got = h(torch.from_numpy(x)).numpy()
+    if not np.allclose(got, want, atol=1e-4 * max(1.0, float(np.abs(want).max()))):
+        raise ValueError(f"{path}: the imported weights do not reproduce the graph's outputs")
+    return {"recipe": RECIPE, "head": asdict(cfg), "state": h.state_dict(), "loss": {}, "step": 0,
+            "val": None, "variant": {"name": "imported", "head": asdict(cfg), "init": str(path)}}
 
 
 def calibration_windows(path: str, n: int = 300, length: int = 64, seed: int = 0) -> List[np.ndarray]:
@@ -333,6 +371,10 @@ def main(argv=None) -> int:
     e.add_argument("--calibration", default="runs/bank-raw.npz",
                    help="raw front-end vectors for the int8 graph's static quantisation (default "
                         "runs/bank-raw.npz, which python -m export.model writes)")
+    fo = sub.add_parser("from-onnx", help="a checkpoint to go on training from, made from a head's "
+                        "fp32 graph (e.g. a model folder's head.onnx)")
+    fo.add_argument("graph", type=Path)
+    fo.add_argument("--out", type=Path, required=True)
     sp = sub.add_parser("stage-speech", help="real speech for training: the tuning half's speakers "
                         "but the validation ones, with word times, and LibriSpeech train-clean-100")
     sp.add_argument("--data", type=Path, default=None)
@@ -344,6 +386,11 @@ def main(argv=None) -> int:
     if args.cmd == "train":
         cfg = TrainConfig.from_dict(overrides(json.loads(args.config.read_text()), args.overrides))
         train(cfg, log=lambda s: print(s, flush=True))
+    elif args.cmd == "from-onnx":
+        ck = checkpoint_from_onnx(args.graph)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(ck, args.out)
+        print(json.dumps({"out": str(args.out), "head": ck["head"]}))
     elif args.cmd == "stage-speech":
         print(json.dumps(stage_speech(args.data, args.out)))
     elif args.cmd == "export":
