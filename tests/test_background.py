@@ -88,3 +88,20 @@ def test_decode_by_table_equals_unpacking_the_nibbles(rng):
     got = decode(codes, scales)
     assert got.dtype == np.float32 and np.array_equal(got, want)
     np.testing.assert_allclose(unit_rows(got.copy()), unit(want), rtol=0, atol=1e-6)
+
+
+def test_rates_are_counted_per_hour_of_the_banks_speech(monkeypatch):
+    from kws.enroll import thresholds as th
+
+    rng = np.random.default_rng(3)
+    segs = np.array([4500, 9000, 2250, 6750])            # 0.1, 0.2, 0.05, 0.15 h
+    kinds = ("speech", "music", "talk", "tv")
+    bg = Background(unit(rng.normal(size=(int(segs.sum()), 16))).astype(np.float32), segs, kinds, 0.5)
+    assert bg.speech_hours() == pytest.approx(0.30)
+    assert Background(bg.vectors, segs, ("music", "noise", "babble", "household"), 0.5).speech_hours() == 0.5
+    monkeypatch.setattr(th, "background", lambda model: bg)
+    tpl = [unit(rng.normal(size=(6, 16))).astype(np.float32)]
+    cal = th.calibrate(None, tpl, 1.0)
+    assert cal.tail.hours == pytest.approx(0.30)
+    want = fit_tail(keyword_peaks(TemplateBank.build([tpl]), bg)[0], 0.30).threshold(1.0)
+    assert cal.threshold == pytest.approx(max(th.MIN_THRESHOLD, want))

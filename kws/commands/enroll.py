@@ -181,8 +181,8 @@ def describe_threshold(kw: Keyword) -> str:
     t = kw.tuned_on
     out = f"threshold {kw.threshold:.3f}"
     if "expected_per_hour" in t:
-        out += (f": ~{t['expected_per_hour']:.2g} false alarms an hour expected on "
-                f"{t.get('background_hours', 0):.1f} h of speech, talk, TV, babble, music and noise")
+        out += (f": ~{t['expected_per_hour']:.2g} false alarms an hour of speech expected (on the bank's "
+                f"{t.get('background_hours', 0):.1f} h of speech, talk and TV, with its music and noise)")
     if "recall_at_threshold" in t:
         out += (f"; recall {t['recall_at_threshold']:.0%} of its own utterances against the others' "
                 f"templates (clean and with noise at 10 dB)")

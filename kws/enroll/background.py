@@ -29,6 +29,12 @@ import numpy as np
 from kws.errors import KwsError
 from kws.model.head import unit
 
+# kinds of bank segment that hold words someone could say (real read speech, rendered talk, talk
+# over music as a television brings it, speech under babble): the false alarms an hour a threshold
+# promises are counted per hour of these, since the bank's top peaks come from speech; music,
+# noise and crowd babble without a voice in front add peaks, not hours
+SPEECH_KINDS = ("speech", "talk", "tv", "speech+babble")
+
 LEVELS = 16                  # 4 bits
 _MID = (LEVELS - 1) / 2.0    # codes 0..15 stand for -7.5 .. +7.5 steps
 
@@ -120,6 +126,13 @@ class Background:
 
     def segment_kinds(self) -> Iterator[Tuple[str, np.ndarray]]:
         return zip(self.kinds, self.split())
+
+    def speech_hours(self) -> float:
+        """Hours of the segments that hold speech (:data:`SPEECH_KINDS`): what a false-alarm rate
+        is counted against (kws.enroll.thresholds). All the hours when no segment says it holds
+        speech (a bank of other kinds only)."""
+        h = sum(v for k, v in self.hours_by_kind().items() if k in SPEECH_KINDS)
+        return float(h) if h > 0 else float(self.hours)
 
     def hours_by_kind(self) -> dict:
         out: dict = {}
