@@ -249,3 +249,23 @@ def test_command_line_overrides_reach_inside_the_config():
     assert cfg["minutes"] == 16 and cfg["out"] == "/tmp/run" and cfg["music"] == ["a.ogg", "b.ogg"]
     assert cfg["variants"][1] == {"name": "b", "init": "runs/x/last.pt", "head": {"context": 12}}
     assert config.TrainConfig.from_dict(cfg).variants[1].head.context == 12
+
+
+def test_sound_neighbours_are_the_words_that_sound_alike():
+    from kws.enroll.phonemes import pronounce
+
+    words = ["alexa", "election", "cat", "bat", "doggedly", "window", "computer", "commuter"]
+    near = batches.sound_neighbours([np.array(pronounce(w).ids(), np.int64) for w in words], k=2)
+    first = {w: words[near[i, 0]] for i, w in enumerate(words)}
+    assert first["alexa"] == "election" and first["cat"] == "bat" and first["computer"] == "commuter"
+    assert all(i not in near[i] for i in range(len(words)))
+
+
+@pytest.mark.parametrize("neighbours", ["sound", "spelling"])
+def test_batches_draw_distinct_words_either_way(neighbours):
+    d = _synthetic_data(n_words=12)
+    cfg = config.TrainConfig(words_per_batch=8, item_s=3.0, neighbours=neighbours)
+    b = batches.Batcher(d, cfg, np.full(d.iso_off.size, 12), np.random.default_rng(0))
+    for _ in range(5):
+        w = b.draw_words()
+        assert len(w) == 8 and len(set(w.tolist())) == 8 and set(w.tolist()) <= set(b.eligible.tolist())

@@ -33,7 +33,10 @@ class Batcher:
             raise ValueError("fewer than two words have enough renderings to train on")
         # in spelling order, neighbours share their beginning (compute, computer, computing)
         spelled = [data.words[w] for w in self.eligible]
-        self.by_sound = self.eligible[np.argsort(spelled, kind="stable")]
+        self.by_spelling = self.eligible[np.argsort(spelled, kind="stable")]
+        # each eligible word's closest words in sound (election, alexa): rows of self.eligible
+        self.sound_near = sound_neighbours([data.phone_ids[w] for w in self.eligible]) \
+            if cfg.neighbours == "sound" else None
         # occurrences of each sentence (rendered and real), for context free of batch words
         self.sen_occ = _group(data.occ_sentence, np.arange(data.occ_sentence.size), data.sen_off.size)
         self.real_occ = _group(data.rocc_file, np.arange(data.rocc_file.size), data.real_off.size)
@@ -49,8 +52,14 @@ class Batcher:
         tries = 0
         while len(chosen) < n_cl and tries < 10 * K:
             tries += 1
-            s = int(rng.integers(0, max(1, len(self.by_sound) - 4)))
-            for w in self.by_sound[s:s + 4]:
+            if self.sound_near is not None:      # a word and three of its closest in sound
+                i = int(rng.integers(0, len(self.eligible)))
+                near = self.sound_near[i]
+                group = self.eligible[np.r_[i, rng.choice(near, size=min(3, near.size), replace=False)]]
+            else:                                # four words in a row in spelling order
+                s = int(rng.integers(0, max(1, len(self.by_spelling) - 4)))
+                group = self.by_spelling[s:s + 4]
+            for w in group:
                 if int(w) not in seen and len(chosen) < n_cl:
                     seen.add(int(w))
                     chosen.append(int(w))
@@ -210,6 +219,31 @@ class Batcher:
             if cl:
                 segs.append((cs, cl, max(0, t0 - cl - int(rng.uniform(0.0, 0.2) * SR)), 1.0, _db(rng.uniform(-6, 3))))
         return segs, (t0, t0 + sl)
+
+
+def sound_neighbours(phones: Sequence[np.ndarray], k: int = 8, block: int = 1024) -> np.ndarray:
+    """(n, k) for each word (its phoneme ids), the ``k`` other words closest in sound: cosine of
+    their counts of phonemes and of phoneme pairs (the word's edges marked), so that words
+    sharing a run of sounds anywhere (alexa, election; computer, commuter) are neighbours."""
+    n = len(phones)
+    k = max(1, min(k, n - 1))
+    V = int(max((int(p.max()) for p in phones if p.size), default=0)) + 2       # ids, then the edge mark
+    edge = V - 1
+    feats = np.zeros((n, V + V * V), np.float32)
+    for i, p in enumerate(phones):
+        p = np.asarray(p, np.int64)
+        np.add.at(feats[i], p, 1.0)
+        q = np.r_[edge, p, edge]
+        np.add.at(feats[i], V + q[:-1] * V + q[1:], 1.0)
+    feats /= np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-9)
+    out = np.zeros((n, k), np.int64)
+    for a in range(0, n, block):
+        sim = feats[a:a + block] @ feats.T
+        sim[np.arange(sim.shape[0]), np.arange(a, a + sim.shape[0])] = -np.inf      # not itself
+        top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(sim, top, axis=1), axis=1, kind="stable")
+        out[a:a + block] = np.take_along_axis(top, order, axis=1)
+    return out
 
 
 def _db(x: float) -> float:

@@ -46,7 +46,8 @@ class TrainConfig:
     p_query: Tuple[float, float, float] = (0.35, 0.35, 0.3)   # word alone / in a sentence / real
     p_context: Tuple[float, float, float] = (0.3, 0.35, 0.35)  # silence / rendered sentence / real speech
     p_negative: Tuple[float, float, float, float] = (0.3, 0.2, 0.25, 0.25)  # prefix, suffix, speech, noise only
-    cluster: float = 0.5                    # share of the batch's words drawn as phonetic neighbours
+    cluster: float = 0.5                    # share of the batch's words drawn as neighbours, four at a time
+    neighbours: str = "sound"               # "sound": a word and three closest in phonemes; "spelling": four in a row
     p_reverb: float = 0.5
     p_rooms: float = 0.4                    # of reverberated items: a simulated room, else a synthetic tail
     rt60: Tuple[float, float] = (0.25, 2.5)
@@ -77,6 +78,8 @@ class TrainConfig:
         if unknown:
             raise SystemExit(f"unknown config keys: {', '.join(sorted(unknown))}")
         d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+        if d.get("neighbours", "sound") not in ("sound", "spelling"):
+            raise SystemExit(f"neighbours: 'sound' or 'spelling', not {d['neighbours']!r}")
         return cls(variants=variants, **d)
 
     def to_dict(self) -> dict:
