@@ -100,7 +100,7 @@ def test_enroll_check_prints_the_report_and_stores_nothing(tmp_path, capsys, few
     assert main(["enroll", "--store", str(st), "check", "hey snowboy"]) == 0
     out = capsys.readouterr().out
     assert "'hey snowboy' [HH EY | S N OW B OY], 3 templates" in out and "not stored" in out
-    assert "false alarms an hour expected" in out and "recall" in out
+    assert "false alarms an hour of speech expected" in out and "recall" in out
     assert "closest: " in out and "snowboy " in out and "(a word of it)" in out
     rating = next(line for line in out.splitlines() if "rating: " in line)
     assert rating.split("rating: ")[1].split(":")[0] in ("good", "fair", "risky")

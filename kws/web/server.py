@@ -344,7 +344,7 @@ class WebApp:
         with edit_store(self.store, self.model.model_id) as ks:
             ks.add(kw)
         fa = kw.tuned_on.get("expected_per_hour")
-        job.line(f"threshold {kw.threshold:.3f}, ~{fa:.2g} false alarms an hour expected"
+        job.line(f"threshold {kw.threshold:.3f}, ~{fa:.2g} false alarms an hour of speech expected"
                  if isinstance(fa, (int, float)) else f"threshold {kw.threshold:.3f}")
         job.update(state="done", step="added", done=job.total)
 
