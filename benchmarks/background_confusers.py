@@ -20,6 +20,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kws.audio.io import load_audio  # noqa: E402
+from kws.corpus.align import read_set  # noqa: E402
 from kws.corpus.real import speech_files  # noqa: E402
 from kws.evaluate import Renders, Vectors, keywords  # noqa: E402
 from kws.model.model import Model  # noqa: E402
@@ -35,14 +36,10 @@ def main(argv=None) -> int:
     ap.add_argument("--half", choices=("a", "b"), default="b")
     ap.add_argument("--top", type=int, default=8)
     args = ap.parse_args(argv)
-    text_file = args.data / "speechocean762-train" / "text"
-    if not text_file.is_file():
-        ap.error(f"{text_file} not found: --data must hold speechocean762-train")
-    text = {}
-    for line in text_file.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            k, _, t = line.partition("\t") if "\t" in line else line.partition(" ")
-            text[k.strip()] = t.strip()
+    try:
+        text = {utt: words for utt, _, words in read_set(args.data)}
+    except FileNotFoundError as exc:
+        ap.error(str(exc))
     words = args.keyword or ["alexa"]
     models = [Model.load(m) for m in args.model] if args.model else [Model.load()]
     files = speech_files(args.data, args.half)
@@ -62,7 +59,7 @@ def main(argv=None) -> int:
         for k, w in enumerate(words):
             print(f"\n{m.model_id}: '{w}', the {args.top} highest background peaks")
             for p, stem in sorted(found[k], reverse=True)[:args.top]:
-                print(f"  {p:.3f}  {stem}  {text.get(stem, '?').lower()}")
+                print(f"  {p:.3f}  {stem}  {text.get(stem, '?')}")
     return 0
 
 

@@ -20,7 +20,7 @@ detector: minutes instead of an hour for all conditions, and settings can be com
 
 Beside the bank's and the learnt thresholds, a third column ("fit first") is the ceiling of
 learning from the stream's first ``--settle`` minutes: thresholds fitted to all of each keyword's
-peaks there (its planted utterances left out, which only the benchmark can do), bounded as the
+peaks there (the planted wake-word clips left out, which only the benchmark can do), bounded as the
 learning is, used from then on.
 
 Printed: false alarms an hour pooled over the 43 keywords and per keyword, after ``--settle``
@@ -158,17 +158,23 @@ def oracle(model: Model, ks: KeywordSet, scores: np.ndarray, planted, hours: flo
     out = {}
     for k, kw in enumerate(ks):
         s = scores[:, k]
-        mask = np.ones(s.size, bool)
-        for w, a, b in planted:
-            if w == kw.name:
-                mask[max(0, int((a - 0.6) / hop)):int((b + 1.2) / hop)] = False
-        bg = peaks(np.where(mask, s, -1.0))
+        bg = peaks(np.where(_outside_planted(s.size, planted, hop, kw.name), s, -1.0))
         m = max(1, int(round(hours)))
         t = float(bg[m - 1]) if bg.size >= m else float(bg[-1]) if bg.size else 0.0
         t = t + 1e-4
         pos = [float(s[int((a - 0.2) / hop):int((b + 1.2) / hop) + 1].max()) for w, a, b in planted if w == kw.name]
         out[kw.name] = {"threshold": t, "recall": float(np.mean(np.array(pos) >= t)) if pos else None}
     return out
+
+
+def _outside_planted(n: int, planted, hop: float, word=None) -> np.ndarray:
+    """(n,) False around the planted clips (of ``word`` only, when given), from 0.6 s before a
+    clip to 1.2 s after it: where a keyword's score is background."""
+    mask = np.ones(n, bool)
+    for w, a, b in planted:
+        if word is None or w == word:
+            mask[max(0, int((a - 0.6) / hop)):int((b + 1.2) / hop)] = False
+    return mask
 
 
 def _peak_indices(s: np.ndarray, r: int = 12) -> np.ndarray:
@@ -219,16 +225,14 @@ def replay(model: Model, ks: KeywordSet, S: np.ndarray, cfg: AdaptConfig):
 
 def fitted_first(model: Model, ks: KeywordSet, S: np.ndarray, planted, settle_s: float, bound: float):
     """The ceiling of learning the room from its first ``settle_s``: each keyword's threshold
-    fitted to *all* its score peaks there (its own utterances left out, as only a benchmark
-    knows where they are; kws.enroll.thresholds.fit_tail, the bank's recipe), bounded to the
+    fitted to *all* its score peaks there (every planted wake-word clip left out, as only a
+    benchmark knows where they are; kws.enroll.thresholds.fit_tail, the bank's recipe), bounded to the
     bank's +- ``bound``; the bank's thresholds before ``settle_s``, the fitted ones after."""
     from kws.enroll.thresholds import fit_tail
 
     hop = model.frontend.hop / 16000
     cut = int(settle_s / hop)
-    mask = np.ones(S.shape[0], bool)
-    for _, a, b in planted:
-        mask[max(0, int((a - 0.6) / hop)):int((b + 1.2) / hop)] = False
+    mask = _outside_planted(S.shape[0], planted, hop)
     planted_s = sum(b - a for _, a, b in planted if a < settle_s)
     hours = (settle_s - planted_s) / 3600
     events, fitted = [], {}

@@ -256,7 +256,7 @@ def checkpoint_from_onnx(path: Path) -> dict:
     skip, out_w, hidden = mats[-1], mats[-2], mats[:-2]
     first = hidden[0] if hidden else out_w
     cfg = HeadConfig(context=first.shape[0] // DIM, hidden=hidden[0].shape[1] if hidden else 0,
-                     layers=max(1, len(hidden)) if hidden else 2, dim=out_w.shape[1])
+                     layers=len(hidden) or HeadConfig.layers, dim=out_w.shape[1])
     biases = [init[f"hidden.{i}.bias"] for i in range(len(hidden))]
     state = {"mean": init["mean"], "inv_std": init["inv_std"], "inv_scale": init["inv_scale"],
              "out.weight": out_w.T, "out.bias": init["out.bias"], "skip.weight": skip.T}
