@@ -1,5 +1,6 @@
 """``python -m kws web``: the server's API, and the page in a real browser (headless Debian
-Chromium driven by Playwright for Python) with its microphone replaced by the sample recording.
+Chromium driven by Playwright for Python) with its microphone replaced by the sample recording
+(or, where it is played in real time, an excerpt of it that holds its three keywords).
 
 The page's detector (kws/web/kws.js) must give what ``python -m kws detect`` gives on the sample,
 its mel frames and vectors must equal Python's, its thresholds must learn the room as kws.spot.room's
@@ -13,7 +14,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -59,6 +59,57 @@ def python_events(model, demo):
     no_vad = [e.to_dict() for e in Detector(demo, model, DetectorConfig(vad=False)).detect(audio)]
     assert with_vad == no_vad, "the page's VAD-less detector is compared with detect; they must agree here"
     assert [e["keyword"] for e in with_vad] == ["computer", "jarvis", "alexa"]
+    return with_vad
+
+
+# What the tests that play audio in real time play (the file through the capture path, the fake
+# microphone): the sample's three sentences that hold a keyword ("Computer, ...", "Jarvis, ...",
+# "Alexa, ..."), each with about 0.6 s of the pause before it and 0.5 s of the one after, cut at
+# multiples of 80 ms so that each part keeps the sample's vector grid: 8.9 s instead of 22.3 s.
+EXCERPT_CUTS = [(4.88, 7.92), (11.84, 14.96), (19.2, 21.92)]
+
+
+def _excerpt_to_sample(t):
+    """The sample's time of the excerpt's time ``t`` (seconds)."""
+    at = 0.0
+    for a, b in EXCERPT_CUTS[:-1]:
+        if t < at + (b - a):
+            return a + (t - at)
+        at += b - a
+    return EXCERPT_CUTS[-1][0] + (t - at)
+
+
+@pytest.fixture(scope="module")
+def excerpt(tmp_path_factory):
+    """The excerpt of the sample (EXCERPT_CUTS) as a 16-bit WAV (its samples copied unchanged)."""
+    import wave
+
+    parts = []
+    with wave.open(str(SAMPLE), "rb") as w:
+        params, rate = w.getparams(), w.getframerate()
+        for a, b in EXCERPT_CUTS:
+            w.setpos(round(a * rate))
+            parts.append(w.readframes(round(b * rate) - round(a * rate)))
+    path = tmp_path_factory.mktemp("excerpt") / "sample excerpt.wav"
+    with wave.open(str(path), "wb") as w:
+        w.setparams(params)
+        w.writeframes(b"".join(parts))
+    return path
+
+
+@pytest.fixture(scope="module")
+def excerpt_events(model, demo, excerpt, python_events):
+    """What python -m kws detect gives on the excerpt (VAD on), checked equal to --no-vad's: the
+    sample's three events, at the same places of the sample."""
+    from kws.audio.io import load_audio
+    from kws.spot.detector import Detector, DetectorConfig
+
+    audio = load_audio(excerpt)
+    with_vad = [e.to_dict() for e in Detector(demo, model, DetectorConfig(vad=True)).detect(audio)]
+    no_vad = [e.to_dict() for e in Detector(demo, model, DetectorConfig(vad=False)).detect(audio)]
+    assert with_vad == no_vad, "the page's VAD-less detector is compared with detect; they must agree here"
+    in_sample = [dict(e, start=_excerpt_to_sample(e["start"]), end=_excerpt_to_sample(e["end"])) for e in with_vad]
+    _check_events(in_sample, python_events)
     return with_vad
 
 
@@ -184,6 +235,15 @@ def playwright():
 @pytest.fixture(scope="module")
 def browser(playwright):
     b = playwright.chromium.launch(executable_path=webutil.chromium_path(), args=webutil.launch_args())
+    yield b
+    b.close()
+
+
+@pytest.fixture(scope="module")
+def mic_browser(playwright, excerpt):
+    """A browser whose fake microphone plays the excerpt of the sample (EXCERPT_CUTS) once."""
+    b = playwright.chromium.launch(executable_path=webutil.chromium_path(),
+                                   args=webutil.launch_args(fake_audio=excerpt))
     yield b
     b.close()
 
@@ -338,45 +398,45 @@ def test_page_detects_the_sample_as_python_does(browser, demo_server, python_eve
 
 
 @requires_browser
-def test_file_played_through_the_capture_path(browser, demo_server, python_events, tmp_path):
-    """A chosen file plays in real time through the AudioWorklet the microphone uses."""
+def test_file_played_through_the_capture_path(browser, demo_server, excerpt, excerpt_events):
+    """A chosen file (the excerpt of the sample) plays in real time through the AudioWorklet the
+    microphone uses."""
     p = Page(browser, demo_server.url)
-    wav = tmp_path / "sample copy.wav"
-    shutil.copy(SAMPLE, wav)
-    p.page.set_input_files("#file", str(wav))
+    p.page.set_input_files("#file", str(excerpt))
     p.page.wait_for_function("kwsApp.run && kwsApp.run.kind === 'file'", timeout=30_000)
     p.wait_stopped(60)
-    _check_events(p.detections(), python_events)
+    _check_events(p.detections(), excerpt_events)
     p.close()
 
 
-def _listen_through_the_sample(p) -> None:
-    """Listen on the fake microphone (it plays the bundled sample) until past the sample's end,
-    then Stop."""
+def _listen_through(p, seconds: float) -> None:
+    """Listen on the fake microphone (it plays a recording of ``seconds`` once, then silence) until
+    the page has heard a second more than the recording, then Stop."""
     p.page.click("#listen")
     p.page.wait_for_function("kwsApp.run && kwsApp.run.kind === 'microphone'", timeout=30_000)
-    t0 = time.time()
-    p.page.wait_for_function("kwsApp.events.length >= 2", timeout=60_000)
-    p.page.wait_for_timeout(int(max(0.0, 23.0 - (time.time() - t0)) * 1000))   # past the sample's end
+    p.page.wait_for_function(f"kwsApp.heardCount >= {round((seconds + 1.0) * 16000)}", polling=100,
+                             timeout=round(seconds + 60) * 1000)
     p.page.click("#stop")
 
 
 @requires_browser
-def test_microphone_fires_at_python_times(browser, demo_server, model, demo, python_events):
-    """The fake microphone plays the sample once; the page listens.
+def test_microphone_fires_at_python_times(mic_browser, demo_server, model, demo, excerpt, excerpt_events):
+    """The fake microphone plays the excerpt of the sample (EXCERPT_CUTS) once; the page listens.
 
     1. The page's events are those Python's detector gives on the very audio the page heard.
-    2. Against the sample: the page's clock starts when it starts listening, so the sample's start
+    2. Against the excerpt: the page's clock starts when it starts listening, so the excerpt's start
        in what it heard (cross-correlation) is subtracted; its 80 ms vector grid then falls at
-       another phase of the sample than detect's, so the reference is detect on the sample from
-       that phase on. Same keywords, times within 0.2 s; and the sample's own events among them.
+       another phase of the excerpt than detect's, so the reference is detect on the excerpt from
+       that phase on. Same keywords, times within 0.2 s; and the excerpt's own events (the
+       sample's three) among them.
     """
     from kws.audio.io import load_audio
     from kws.model.backbone import VEC_HOP
     from kws.spot.detector import Detector, DetectorConfig
 
-    p = Page(browser, demo_server.url)
-    _listen_through_the_sample(p)
+    played = load_audio(excerpt)
+    p = Page(mic_browser, demo_server.url)
+    _listen_through(p, played.size / 16000)
     heard = np.array(p.page.evaluate("Array.from(kwsApp.heardAudio())"), np.float32)
     got = p.detections()
     p.close()
@@ -387,16 +447,15 @@ def test_microphone_fires_at_python_times(browser, demo_server, model, demo, pyt
     for g, w in zip(got, same_audio):
         assert abs(g["start"] - w["start"]) < 2e-3 and abs(g["score"] - w["score"]) < 2e-3, (g, w)
 
-    sample = load_audio(SAMPLE)
-    shift = webutil.align(heard, sample)
+    shift = webutil.align(heard, played)
     phase = int(round(-shift * 16000)) % VEC_HOP
     at_phase = [dict(e.to_dict(), start=e.start + phase / 16000, end=e.end + phase / 16000)
-                for e in det.detect(sample[phase:])]
-    print(f"\nthe sample starts {shift:.3f} s into what the page heard (vector grid at +{phase} samples); "
+                for e in det.detect(played[phase:])]
+    print(f"\nthe excerpt starts {shift:.3f} s into what the page heard (vector grid at +{phase} samples); "
           f"page: {[(g['keyword'], g['start']) for g in got]}; detect at that phase: "
           f"{[(e['keyword'], round(e['start'], 2)) for e in at_phase]}")
     _check_events(got, at_phase, shift)
-    for w in python_events:
+    for w in excerpt_events:
         assert any(g["keyword"] == w["keyword"] and abs(g["start"] - shift - w["start"]) <= TOL_S for g in got), w
 
 
@@ -615,6 +674,10 @@ def test_keyword_file_with_low_thresholds_fires_as_python(browser, demo_server, 
 
 FAST = {"update_s": 10.0, "min_minutes": 0.2, "max_step": 0.02}      # learns within 90 s of audio
 FAST_JS = {"updateS": 10.0, "minMinutes": 0.2, "maxStep": 0.02}
+# learns within the excerpt's 8.9 s (EXCERPT_CUTS) on the fake microphone: updates every 3 s, moves
+# from the second on
+FASTER = {"update_s": 3.0, "min_minutes": 0.08, "max_step": 0.02}
+FASTER_JS = {"updateS": 3.0, "minMinutes": 0.08, "maxStep": 0.02}
 
 
 def _fast_config(**kw):
@@ -871,27 +934,29 @@ def _learnt(store):
 
 
 @requires_browser
-def test_page_keeps_what_it_learnt_and_the_switch(browser, room_server, model, demo, python_events):
-    """The page listens (the fake microphone plays the sample) with fast learning; Stop sends what
-    it learnt to the server: the store's room.json then holds what Python's detector learns from
-    the same audio, and a reload takes it up. The switch off gives the bank's thresholds (and
-    detect's events), stays off after a reload, and on again gives the learnt ones. Closing the
-    page while it listens sends what it learnt too."""
+def test_page_keeps_what_it_learnt_and_the_switch(mic_browser, room_server, model, demo, excerpt, python_events):
+    """The page listens (the fake microphone plays the excerpt of the sample) with fast learning
+    (FASTER); Stop sends what it learnt to the server: the store's room.json then holds what
+    Python's detector learns from the same audio, and a reload takes it up. The switch off gives
+    the bank's thresholds (and detect's events on the sample), stays off after a reload, and on
+    again gives the learnt ones. Closing the page while it listens sends what it learnt too."""
+    from kws.audio.io import load_audio
+
     store = room_server.app.store
-    p = Page(browser, room_server.url)
+    p = Page(mic_browser, room_server.url)
     assert p.page.get_attribute("#learning", "data-on") == "yes" and p.page.is_checked("#learn")
     bank_text = [f"{t:.3f}" for t in _bank(demo)]
     assert p.page.locator("#thresholds td.bank").all_inner_texts() == bank_text
     assert p.page.locator("#thresholds td.now").all_inner_texts() == bank_text
-    p.page.evaluate("(fast) => { kwsApp.adaptSettings = fast; kwsApp.useKeywords(kwsApp.doc); }", FAST_JS)
-    _listen_through_the_sample(p)
+    p.page.evaluate("(fast) => { kwsApp.adaptSettings = fast; kwsApp.useKeywords(kwsApp.doc); }", FASTER_JS)
+    _listen_through(p, load_audio(excerpt).size / 16000)
     saved = _wait_for(lambda: (_learnt(store) or {}).get("computer", {}).get("listened_h") and _learnt(store),
                       what="room.json after Stop")
     heard = np.array(p.page.evaluate("Array.from(kwsApp.heardAudio())"), np.float32)
     now = p.page.evaluate("Array.from(kwsApp.spotter.thresholds)")
     p.close()
 
-    _, traj, det = _python_learning(model, demo, heard)
+    _, traj, det = _python_learning(model, demo, heard, **FASTER)
     assert len(traj) >= 2 and det.thresholds != det.bank_thresholds, (heard.size, traj)
     _thr_equal(now, list(det.thresholds.values()))
     for name, e in zip(demo.names, det.room.entries):
@@ -902,7 +967,7 @@ def test_page_keeps_what_it_learnt_and_the_switch(browser, room_server, model, d
     learnt = list(det.thresholds.values())
 
     # a new visit takes up what was learnt
-    p = Page(browser, room_server.url)
+    p = Page(mic_browser, room_server.url)
     _thr_equal(p.page.evaluate("Array.from(kwsApp.spotter.thresholds)"), learnt)
     assert p.page.locator("#thresholds td.now").all_inner_texts() == [f"{t:.3f}" for t in _f32(learnt)]
     assert p.page.locator("#thresholds td.bank").all_inner_texts() == bank_text
