@@ -14,7 +14,8 @@ gives the enrollment examples and is what settings were chosen on):
   the same rate gives; and the realised rate of 20 other typed keywords on the same speech.
 - **streamed as deployed**: the wake-word clips planted in that speech, streamed in 0.1 s chunks
   through the default detector (VAD on, default thresholds), clean and with babble at 10 dB:
-  recall and false alarms an hour.
+  recall, false alarms an hour, and the delay from each found keyword's end (its clip's last
+  sound) to the chunk whose processing returned its event.
 - **FSDD digits**: 10-way accuracy and per-digit EER of the typed digits.
 
 Renderings and front-end vectors are computed once and shared by the models compared; each
@@ -111,19 +112,36 @@ def planted_stream(background: List[np.ndarray], clips: List[np.ndarray], labels
 def match_events(events, planted: List[Tuple[str, float, float]], tolerance_s: float = 0.5):
     """(found, false alarms): a planted clip is found when an event of its keyword overlaps it
     (+- ``tolerance_s``); every other event is a false alarm."""
-    found = [False] * len(planted)
+    hits, false_alarms = _match(events, planted, tolerance_s)
+    return [h is not None for h in hits], false_alarms
+
+
+def _match(events, planted, tolerance_s: float):
+    """Each planted clip's event (its index in ``events``, None where none), and the false alarms."""
+    hits: List[Optional[int]] = [None] * len(planted)
     false_alarms = []
-    for e in events:
+    for j, e in enumerate(events):
         hit = None
         for i, (w, a, b) in enumerate(planted):
-            if w == e.keyword and not found[i] and e.end >= a - tolerance_s and e.start <= b + tolerance_s:
+            if w == e.keyword and hits[i] is None and e.end >= a - tolerance_s and e.start <= b + tolerance_s:
                 hit = i
                 break
         if hit is None:
             false_alarms.append(e)
         else:
-            found[hit] = True
-    return found, false_alarms
+            hits[hit] = j
+    return hits, false_alarms
+
+
+def sound_end(x: np.ndarray, top_db: float = 40.0) -> float:
+    """Seconds from the start of ``x`` to the end of its last 10 ms frame within ``top_db`` of its
+    loudest (where a spoken word ends; benchmarks/latency_live.py reads the end the same way)."""
+    hop = 160
+    n = x.size // hop
+    if n == 0:
+        return x.size / 16000
+    db = 10 * np.log10((x[: n * hop].reshape(n, hop) ** 2).mean(axis=1) + 1e-12)
+    return float((np.nonzero(db > db.max() - top_db)[0][-1] + 1) * hop / 16000)
 
 
 def streamed(det: Detector, stream: np.ndarray, planted: List[Tuple[str, float, float]],
@@ -133,13 +151,21 @@ def streamed(det: Detector, stream: np.ndarray, planted: List[Tuple[str, float, 
     (another keyword, a second event on one clip, anything in the background) is a false alarm."""
     det.reset()
     n = int(chunk_s * 16000)
-    events = []
+    events, heard = [], []             # each event, and the stream's seconds fed when it came
     t0 = time.process_time()
     for s in range(0, stream.size, n):
-        events += det.process(stream[s:s + n])
-    events += det.flush()
+        new = det.process(stream[s:s + n])
+        events += new
+        heard += [min(s + n, stream.size) / 16000] * len(new)
+    tail = det.flush()
+    events += tail
+    heard += [stream.size / 16000] * len(tail)
     cpu = time.process_time() - t0
-    found, false_alarms = match_events(events, planted, tolerance_s)
+    hits, false_alarms = _match(events, planted, tolerance_s)
+    found = [h is not None for h in hits]
+    # the delay: from the end of the spoken keyword (its clip's last sound) to the event's return
+    delays = [heard[h] - (a + sound_end(stream[int(a * 16000):int(b * 16000)]))
+              for h, (_, a, b) in zip(hits, planted) if h is not None]
     planted_s = sum(b - a for _, a, b in planted)
     hours = (stream.size / 16000 - planted_s) / 3600
     per_kw = {w: float(np.mean([f for f, (ww, _, _) in zip(found, planted) if ww == w]))
@@ -148,7 +174,10 @@ def streamed(det: Detector, stream: np.ndarray, planted: List[Tuple[str, float, 
             "recall_per_keyword": per_kw, "false_alarms": len(false_alarms),
             "false_alarms_per_hour": len(false_alarms) / hours,
             "false_alarms_by_keyword": {w: sum(e.keyword == w for e in false_alarms) for w in per_kw},
-            "rtf": cpu / (stream.size / 16000)}
+            "rtf": cpu / (stream.size / 16000),
+            "delay_s": {"median": float(np.median(delays)) if delays else float("nan"),
+                        "p90": float(np.percentile(delays, 90)) if delays else float("nan"),
+                        "chunk_s": chunk_s}}
 
 
 def raw_recordings(clips: Sequence[Clip]) -> Iterator[np.ndarray]:
@@ -427,6 +456,8 @@ def markdown(r: Dict) -> str:
     for name in ms[0].get("streamed", {}):
         row(f"streamed as deployed, {name}: recall / false alarms an hour (3 keywords)",
             lambda m, name=name: f"{m['streamed'][name]['recall']:.1%} / {m['streamed'][name]['false_alarms_per_hour']:.2f}")
+    row("streamed, clean: delay from the keyword's end to its event, median / 90th percentile (0.1 s chunks)",
+        lambda m: "{median:.2f} s / {p90:.2f} s".format(**m["streamed"]["clean"]["delay_s"]))
     row("detector RTF while streaming (one thread)",
         lambda m: f"{m['streamed']['clean']['rtf']:.4f}")
     return "\n".join(lines) + "\n"

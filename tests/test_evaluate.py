@@ -27,6 +27,42 @@ def test_evaluate_small_run_writes_report(shared_data, tmp_path, capsys, monkeyp
     assert "std" not in rep
     md = (out / "report.md").read_text()
     assert "half 'a' (not for reporting)" in md and "streamed as deployed" in md
+    assert set(m["streamed"]["clean"]["delay_s"]) == {"median", "p90", "chunk_s"} and "to its event" in md
     assert (out / "det_wakewords.png").stat().st_size > 1000
     assert main(["evaluate", "--data", str(tmp_path / "nothing"), "--out", str(out)]) == 2
     assert "no recordings at" in capsys.readouterr().err
+
+
+class _OneEvent:
+    """A detector that returns one event of 'kw' (heard at 1.0-1.5 s) once 1.9 s have been fed."""
+
+    def __init__(self):
+        self.fed = 0
+
+    def reset(self):
+        self.fed = 0
+
+    def process(self, chunk):
+        from kws.spot.detector import Detection
+
+        before, self.fed = self.fed, self.fed + chunk.size
+        return [Detection("kw", 0.9, 0.5, 1.0, 1.5)] if before < 1.9 * 16000 <= self.fed else []
+
+    def flush(self):
+        return []
+
+
+def test_streamed_delay_is_from_the_keywords_last_sound_to_the_chunk_that_returned_its_event():
+    import numpy as np
+
+    from kws.evaluate import sound_end, streamed
+
+    stream = np.zeros(4 * 16000, np.float32)
+    t = np.arange(int(0.5 * 16000)) / 16000
+    stream[16000:16000 + t.size] = 0.3 * np.sin(2 * np.pi * 440 * t)   # the keyword: 1.0-1.5 s
+    # the clip planted at 1.0-1.8 s holds 0.3 s of silence after its sound
+    assert sound_end(stream[16000:int(1.8 * 16000)]) == 0.5
+    r = streamed(_OneEvent(), stream, [("kw", 1.0, 1.8)], chunk_s=0.1)
+    assert r["recall"] == 1.0 and r["false_alarms"] == 0
+    # the event comes back with the chunk that ends at 1.9 s: 0.4 s after the sound ended at 1.5 s
+    assert abs(r["delay_s"]["median"] - 0.4) < 1e-9 and abs(r["delay_s"]["p90"] - 0.4) < 1e-9
