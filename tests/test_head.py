@@ -269,3 +269,58 @@ def test_batches_draw_distinct_words_either_way(neighbours):
     for _ in range(5):
         w = b.draw_words()
         assert len(w) == 8 and len(set(w.tolist())) == 8 and set(w.tolist()) <= set(b.eligible.tolist())
+
+
+def _data_of_sentences(vocab, sentences, per_word=3, seed=0):
+    """Words as tones (one frequency each), renderings of each alone, and rendered sentences of
+    them (lists of vocabulary indices), with the words' real pronunciations as phonemes."""
+    from kws.enroll.phonemes import pronounce
+
+    d = _synthetic_data(n_words=len(vocab), per_word=per_word, seed=seed)
+    sr, rng = tdata.SR, np.random.default_rng(seed)
+    pcm, pos = [d.buffer.numpy()], d.buffer.numel()
+    occ = {"s": [], "w": [], "a": [], "b": []}
+    sen = {"off": [], "len": []}
+    for s, ws in enumerate(sentences):
+        start = pos
+        for w in ws:
+            n = int(sr * rng.uniform(0.2, 0.4))
+            a = (0.3 * np.sin(2 * np.pi * (300 + 150 * w) * np.arange(n) / sr) * 32767).astype(np.int16)
+            occ["s"].append(s), occ["w"].append(w), occ["a"].append(pos), occ["b"].append(pos + n)
+            pcm.append(a)
+            pos += n
+        sen["off"].append(start), sen["len"].append(pos - start)
+    a = lambda v: np.array(v, np.int64)  # noqa: E731
+    d.buffer = torch.from_numpy(np.concatenate(pcm))
+    d.words = list(vocab)
+    d.phone_ids = [np.array(pronounce(w).ids(), np.int64) for w in vocab]
+    d.sen_off, d.sen_len, d.talk_off, d.talk_len = a(sen["off"]), a(sen["len"]), a(sen["off"]), a(sen["len"])
+    d.occ_sentence, d.occ_word, d.occ_start, d.occ_end = a(occ["s"]), a(occ["w"]), a(occ["a"]), a(occ["b"])
+    return d
+
+
+def test_sound_alike_runs_cross_word_boundaries_and_never_hold_the_word():
+    vocab = ["alexa", "a", "light", "rain", "this", "election", "cat", "window", "doggedly", "purple"]
+    V = {w: i for i, w in enumerate(vocab)}
+    sentences = [[V[w] for w in s.split()] for s in
+                 ("a light rain", "this election", "cat window purple", "this alexa window", "doggedly purple cat")]
+    d = _data_of_sentences(vocab, sentences)
+    runs = batches.SoundAlikeRuns(d, np.arange(len(vocab)), k=4, floor=0.3)
+    near = [runs.text(r, vocab) for r in runs.runs_of(V["alexa"])]
+    assert near and near[0] in ("election", "this election")
+    assert all("alexa" not in t.split() for t in near)           # never a run that holds the word
+    assert all(runs.start[r] < runs.end[r] for r in runs.runs_of(V["alexa"]))
+    # a batch of words: the sound-alike negatives are runs of sentence words, none of them a batch word
+    cfg = config.TrainConfig(words_per_batch=4, item_s=3.0, sound_alike=1.0, negatives=1.0)
+    b = batches.Batcher(d, cfg, np.full(d.iso_off.size, 12), np.random.default_rng(0))
+    b.draw_words = lambda: np.array([V["alexa"], V["cat"], V["window"], V["purple"]])
+    prep = b.prepare()
+    K, Nq = 4, cfg.queries_per_word
+    neg = [s for s, lab in zip(prep["segments"], prep["labels"]) if lab == -1]
+    assert len(neg) == K * Nq                                     # negatives = 1.0 x positives
+    in_sentences = [s for s in neg if s and all(d.sen_off[0] <= src < d.sen_off[-1] + d.sen_len[-1] for src, *_ in s)]
+    assert in_sentences, "the sound-alike negatives come from the sentences"
+    batch_occ = np.isin(d.occ_word, prep["words"])
+    for segs in in_sentences:
+        for src, ln, *_ in segs:          # no batch word's occurrence inside a negative
+            assert not (batch_occ & (d.occ_start < src + ln) & (d.occ_end > src)).any()

@@ -37,6 +37,8 @@ class Batcher:
         # each eligible word's closest words in sound (election, alexa): rows of self.eligible
         self.sound_near = sound_neighbours([data.phone_ids[w] for w in self.eligible]) \
             if cfg.neighbours == "sound" else None
+        # runs of sentence words that sound like each eligible word: negatives (cfg.sound_alike)
+        self.alike = SoundAlikeRuns(data, self.eligible) if cfg.sound_alike > 0 else None
         # occurrences of each sentence (rendered and real), for context free of batch words
         self.sen_occ = _group(data.occ_sentence, np.arange(data.occ_sentence.size), data.sen_off.size)
         self.real_occ = _group(data.rocc_file, np.arange(data.rocc_file.size), data.real_off.size)
@@ -132,6 +134,12 @@ class Batcher:
                     s, t = self._in_sentence(d.rocc_start[o], d.rocc_end[o], d.rocc_file[o], True, batch)
                 segs.append(s), target.append(t), labels.append(k)
         n_neg = int(round(cfg.negatives * K * Nq))
+        n_alike = int(round(cfg.sound_alike * n_neg)) if self.alike is not None else 0
+        for _ in range(n_alike):
+            got = self._sound_alike(words, batch)
+            if got is not None:
+                segs.append(got[0]), target.append(got[1]), labels.append(-1)
+                n_neg -= 1
         pn = np.array(cfg.p_negative) / sum(cfg.p_negative)
         for _ in range(n_neg):
             kind = int(rng.choice(4, p=pn))
@@ -149,6 +157,20 @@ class Batcher:
             segs.append(s), target.append(t), labels.append(-1)
         return {"words": words, "templates": tpl, "segments": segs, "target": np.array(target, np.int64),
                 "labels": np.array(labels, np.int64)}
+
+    def _sound_alike(self, words: np.ndarray, batch: set, tries: int = 8):
+        """A run of sentence words that sounds like one of the batch's words and holds none of
+        them, in its sentence (up to 1 s each side, never reaching a batch word), or None."""
+        for _ in range(tries):
+            runs = self.alike.runs_of(int(words[int(self.rng.integers(0, len(words)))]))
+            if runs.size == 0:
+                continue
+            r = int(self.rng.choice(runs))
+            if batch & set(self.alike.words_in(r)):
+                continue
+            a = self.alike
+            return self._in_sentence(int(a.start[r]), int(a.end[r]), int(a.file[r]), bool(a.real[r]), batch)
+        return None
 
     def _word_alone(self, off: int, ln: int, batch: set):
         rng = self.rng
@@ -228,14 +250,7 @@ def sound_neighbours(phones: Sequence[np.ndarray], k: int = 8, block: int = 1024
     n = len(phones)
     k = max(1, min(k, n - 1))
     V = int(max((int(p.max()) for p in phones if p.size), default=0)) + 2       # ids, then the edge mark
-    edge = V - 1
-    feats = np.zeros((n, V + V * V), np.float32)
-    for i, p in enumerate(phones):
-        p = np.asarray(p, np.int64)
-        np.add.at(feats[i], p, 1.0)
-        q = np.r_[edge, p, edge]
-        np.add.at(feats[i], V + q[:-1] * V + q[1:], 1.0)
-    feats /= np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-9)
+    feats = _sound_features(phones, V)
     out = np.zeros((n, k), np.int64)
     for a in range(0, n, block):
         sim = feats[a:a + block] @ feats.T
@@ -244,6 +259,82 @@ def sound_neighbours(phones: Sequence[np.ndarray], k: int = 8, block: int = 1024
         order = np.argsort(-np.take_along_axis(sim, top, axis=1), axis=1, kind="stable")
         out[a:a + block] = np.take_along_axis(top, order, axis=1)
     return out
+
+
+def _sound_features(phones: Sequence[np.ndarray], V: int) -> np.ndarray:
+    """Unit rows of counts of phonemes and of phoneme pairs (edges marked by id ``V - 1``)."""
+    edge = V - 1
+    feats = np.zeros((len(phones), V + V * V), np.float32)
+    for i, p in enumerate(phones):
+        p = np.asarray(p, np.int64)
+        np.add.at(feats[i], p, 1.0)
+        q = np.r_[edge, p, edge]
+        np.add.at(feats[i], V + q[:-1] * V + q[1:], 1.0)
+    feats /= np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-9)
+    return feats
+
+
+class SoundAlikeRuns:
+    """Runs of 1 to ``longest`` consecutive words of the sentences (rendered, and real where every
+    word of the run is a vocabulary word) that sound like a word, by the cosine of
+    :func:`sound_neighbours`' features, across the words' boundaries as they are spoken: for
+    'alexa', 'election', 'this election', 'a light'. A run that holds the word itself is never its
+    own, nor one of fewer phonemes than 60 % of the word's. Each word keeps its ``k`` closest runs
+    of cosine at least ``floor``."""
+
+    def __init__(self, data: Data, words: np.ndarray, longest: int = 3, k: int = 16, floor: float = 0.35,
+                 block: int = 512):
+        starts, ends, files, real, members, phones = [], [], [], [], [], []
+        for is_real, off, occ_file, occ_word, occ_start, occ_end in (
+                (False, data.sen_off, data.occ_sentence, data.occ_word, data.occ_start, data.occ_end),
+                (True, data.real_off, data.rocc_file, data.rocc_word, data.rocc_start, data.rocc_end)):
+            for occ in _group(occ_file, np.arange(occ_file.size), off.size):
+                occ = occ[np.argsort(occ_start[occ], kind="stable")]
+                for i in range(occ.size):
+                    for n in range(1, longest + 1):
+                        run = occ[i:i + n]
+                        if run.size < n or (occ_word[run] < 0).any():
+                            break
+                        if occ_end[run[-1]] - occ_start[run[0]] > 1.6 * SR:
+                            break
+                        starts.append(int(occ_start[run[0]])), ends.append(int(occ_end[run[-1]]))
+                        files.append(int(occ_file[run[0]])), real.append(is_real)
+                        members.append(tuple(int(w) for w in occ_word[run]))
+                        phones.append(np.concatenate([data.phone_ids[int(w)] for w in occ_word[run]]))
+        self.start, self.end = np.array(starts, np.int64), np.array(ends, np.int64)
+        self.file, self.real = np.array(files, np.int64), np.array(real, bool)
+        self.members = members
+        self._runs: dict = {}
+        if not phones:
+            return
+        wp = [data.phone_ids[int(w)] for w in words]
+        V = int(max(max((int(p.max()) for p in wp + phones if p.size), default=0), 0)) + 2
+        fw, fr = _sound_features(wp, V), _sound_features(phones, V)
+        run_len = np.array([p.size for p in phones])
+        holding: dict = {}                  # word -> the runs that hold it
+        for r, m in enumerate(members):
+            for w in set(m):
+                holding.setdefault(w, []).append(r)
+        kk = min(k, len(phones))
+        for a in range(0, len(words), block):
+            sim = fw[a:a + block] @ fr.T
+            for j, w in enumerate(words[a:a + block]):
+                row = sim[j]
+                row[holding.get(int(w), [])] = -np.inf
+                row[run_len < max(2, int(np.ceil(0.6 * wp[a + j].size)))] = -np.inf     # not 'a' for alexa
+                top = np.argpartition(-row, kk - 1)[:kk]
+                top = top[np.argsort(-row[top], kind="stable")]
+                self._runs[int(w)] = np.array([int(r) for r in top if row[r] >= floor], np.int64)
+
+    def runs_of(self, word: int) -> np.ndarray:
+        """The runs (indices) that sound like ``word``, closest first."""
+        return self._runs.get(word, np.zeros(0, np.int64))
+
+    def words_in(self, run: int) -> tuple:
+        return self.members[run]
+
+    def text(self, run: int, words: Sequence[str]) -> str:
+        return " ".join(words[w] for w in self.members[run])
 
 
 def _db(x: float) -> float:

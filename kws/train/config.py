@@ -48,6 +48,8 @@ class TrainConfig:
     p_negative: Tuple[float, float, float, float] = (0.3, 0.2, 0.25, 0.25)  # prefix, suffix, speech, noise only
     cluster: float = 0.5                    # share of the batch's words drawn as neighbours, four at a time
     neighbours: str = "sound"               # "sound": a word and three closest in phonemes; "spelling": four in a row
+    sound_alike: float = 0.0                # share of negative items that are runs of 1-3 sentence words sounding
+                                            # like a batch word ('a light rain', 'this election' for alexa)
     p_reverb: float = 0.5
     p_rooms: float = 0.4                    # of reverberated items: a simulated room, else a synthetic tail
     rt60: Tuple[float, float] = (0.25, 2.5)
@@ -80,6 +82,8 @@ class TrainConfig:
         d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
         if d.get("neighbours", "sound") not in ("sound", "spelling"):
             raise SystemExit(f"neighbours: 'sound' or 'spelling', not {d['neighbours']!r}")
+        if not 0.0 <= float(d.get("sound_alike", 0.0)) <= 1.0:
+            raise SystemExit(f"sound_alike: a share from 0 to 1, not {d['sound_alike']!r}")
         return cls(variants=variants, **d)
 
     def to_dict(self) -> dict:
