@@ -1,4 +1,6 @@
+import atexit
 import os
+import shutil
 import tempfile
 import sys
 from pathlib import Path
@@ -7,8 +9,11 @@ from pathlib import Path
 # multi-threaded BLAS makes the small matrix products of thresholds and matching many times slower.
 # Set before numpy is imported; the commands tests start inherit it.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-# renderings and typed keywords cached for this test run only, never in the user's cache
-os.environ.setdefault("KWS_RENDER_CACHE", tempfile.mkdtemp(prefix="kws-render-cache-"))
+# renderings and typed keywords cached for this test run only, never in the user's cache, and
+# removed when the run ends
+if "KWS_RENDER_CACHE" not in os.environ:
+    os.environ["KWS_RENDER_CACHE"] = tempfile.mkdtemp(prefix="kws-render-cache-")
+    atexit.register(shutil.rmtree, os.environ["KWS_RENDER_CACHE"], True)
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
