@@ -34,7 +34,8 @@ least 2 of them, IV (in kws/corpus/vocab/iv.txt) and OOV, up to ``--max-queries`
 utterance scores its best position (EER per query, averaged over the group), and precision at 10
 counts the 10 best hits that overlap a spoken occurrence by at least half of the shorter of the
 two. By text (Kokoro renderings) and by example (the word cut from an utterance of a half-'a'
-speaker), with the exact scan.
+speaker), with the exact scan. With ``--vectors raw,head`` it also prints the two spaces' evidence
+added: each utterance's best score in the raw space plus its best in the head's.
 """
 from __future__ import annotations
 
@@ -567,7 +568,8 @@ def std(args) -> int:
                 hits = arc.query(ts, top=10, exact=True)
                 good = sum(any(_overlaps(h.start, h.end, s0, e0) for x, s0, e0 in by_path[h.file]["words"] if x == w)
                            for h in hits)
-                return {"eer": eer(best, labels_of[w])[0], "p_at_10": good / max(1, len(hits)), "hits": len(hits)}
+                return {"eer": eer(best, labels_of[w])[0], "p_at_10": good / max(1, len(hits)), "hits": len(hits),
+                        "best": [round(float(v), 5) for v in best], "labels": labels_of[w].tolist()}
 
             for g, words in queries.items():
                 for w in progress(words, f"{vec}: {g} queries"):
@@ -590,6 +592,21 @@ def std(args) -> int:
                 p = float(np.mean([v["p_at_10"] for v in per.values()]))
                 sp["summary"][kind][g] = {"n": len(per), "mean_eer": e, "mean_p_at_10": p}
                 print(f"{vec:>8} {kind:>8} {g:>5} {len(per):3d} {e * 100:8.2f}% {p:6.3f}")
+    if {"raw", "head"} <= set(out["spaces"]):
+        # both spaces asked: each utterance's best score in the raw space plus its best in the
+        # head's (the two spaces' evidence added; the spaces' hits are not merged, only judged)
+        fused = out["fused raw+head"] = {}
+        for kind in ("text", "example"):
+            fused[kind] = {}
+            for g in queries:
+                per = {w: eer(np.add(r["best"], out["spaces"]["head"]["results"][kind][g][w]["best"]),
+                              np.array(r["labels"]))[0]
+                       for w, r in out["spaces"]["raw"]["results"][kind][g].items()
+                       if w in out["spaces"]["head"]["results"][kind][g]}
+                if per:
+                    fused[kind][g] = {"n": len(per), "mean_eer": float(np.mean(list(per.values()))), "per_query": per}
+                    print(f"{'raw+head':>8} {kind:>8} {g:>5} {len(per):3d} {fused[kind][g]['mean_eer'] * 100:8.2f}%"
+                          f" {'':>6}  (each utterance: best raw score + best head score)")
     for vec, sp in out["spaces"].items():
         print(f"{vec}: {sp['space']}, {sp['mb_per_hour']:.1f} MB per hour on disk, {sp['hours']:.2f} h built in "
               f"{sp['build_s']:.0f} s")
