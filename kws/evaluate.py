@@ -31,7 +31,7 @@ from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequenc
 
 import numpy as np
 
-from kws.audio.io import AudioError, load_audio
+from kws.audio.io import AudioError, load_audio, sound_span
 from kws.corpus.real import (DIGITS, WAKEWORDS, Clip, babble, fsdd_clips, load_clip, read_speech,
                              split_of, wakeword_clips)
 from kws.enroll.build import EnrollError, build_keyword, check_example, render_utterances, keyword_pronunciation
@@ -133,17 +133,6 @@ def _match(events, planted, tolerance_s: float):
     return hits, false_alarms
 
 
-def sound_end(x: np.ndarray, top_db: float = 40.0) -> float:
-    """Seconds from the start of ``x`` to the end of its last 10 ms frame within ``top_db`` of its
-    loudest (where a spoken word ends; benchmarks/latency_live.py reads the end the same way)."""
-    hop = 160
-    n = x.size // hop
-    if n == 0:
-        return x.size / 16000
-    db = 10 * np.log10((x[: n * hop].reshape(n, hop) ** 2).mean(axis=1) + 1e-12)
-    return float((np.nonzero(db > db.max() - top_db)[0][-1] + 1) * hop / 16000)
-
-
 def streamed(det: Detector, stream: np.ndarray, planted: List[Tuple[str, float, float]],
              chunk_s: float = 0.1, tolerance_s: float = 0.5) -> Dict:
     """Run ``stream`` through the detector exactly as deployed (chunks of ``chunk_s``): a planted
@@ -163,8 +152,9 @@ def streamed(det: Detector, stream: np.ndarray, planted: List[Tuple[str, float, 
     cpu = time.process_time() - t0
     hits, false_alarms = _match(events, planted, tolerance_s)
     found = [h is not None for h in hits]
-    # the delay: from the end of the spoken keyword (its clip's last sound) to the event's return
-    delays = [heard[h] - (a + sound_end(stream[int(a * 16000):int(b * 16000)]))
+    # the delay: from the end of the spoken keyword (its clip's last 10 ms within 40 dB of its
+    # loudest, kws.audio.io.sound_span) to the event's return
+    delays = [heard[h] - (a + sound_span(stream[int(a * 16000):int(b * 16000)])[1] / 16000)
               for h, (_, a, b) in zip(hits, planted) if h is not None]
     planted_s = sum(b - a for _, a, b in planted)
     hours = (stream.size / 16000 - planted_s) / 3600

@@ -55,13 +55,14 @@ class _OneEvent:
 def test_streamed_delay_is_from_the_keywords_last_sound_to_the_chunk_that_returned_its_event():
     import numpy as np
 
-    from kws.evaluate import sound_end, streamed
+    from kws.audio.io import sound_span
+    from kws.evaluate import streamed
 
     stream = np.zeros(4 * 16000, np.float32)
     t = np.arange(int(0.5 * 16000)) / 16000
     stream[16000:16000 + t.size] = 0.3 * np.sin(2 * np.pi * 440 * t)   # the keyword: 1.0-1.5 s
     # the clip planted at 1.0-1.8 s holds 0.3 s of silence after its sound
-    assert sound_end(stream[16000:int(1.8 * 16000)]) == 0.5
+    assert sound_span(stream[16000:int(1.8 * 16000)]) == (0, 8000)      # its sound ends 0.5 s in
     r = streamed(_OneEvent(), stream, [("kw", 1.0, 1.8)], chunk_s=0.1)
     assert r["recall"] == 1.0 and r["false_alarms"] == 0
     # the event comes back with the chunk that ends at 1.9 s: 0.4 s after the sound ended at 1.5 s

@@ -12,7 +12,7 @@ import sys
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional, Union
+from typing import Iterator, Optional, Tuple, Union
 
 import numpy as np
 
@@ -170,14 +170,21 @@ def write_wav(path: PathLike, audio: np.ndarray, sample_rate: int = SAMPLE_RATE)
     sf.write(str(path), np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16")
 
 
-def trim_silence(x: np.ndarray, top_db: float = 40.0, margin_s: float = 0.03) -> np.ndarray:
-    """Cut leading/trailing parts more than ``top_db`` under the loudest 10 ms frame."""
+def sound_span(x: np.ndarray, top_db: float = 40.0) -> Tuple[int, int]:
+    """[start, stop) in samples of ``x`` from its first to its last 10 ms frame within ``top_db``
+    of its loudest: where its sound is (all of ``x`` when it is shorter than a frame)."""
     hop = SAMPLE_RATE // 100
     n = x.size // hop
     if n == 0:
-        return x
+        return 0, x.size
     e = (x[: n * hop].reshape(n, hop) ** 2).mean(axis=1) + 1e-12
     db = 10 * np.log10(e)
     on = np.nonzero(db > db.max() - top_db)[0]
+    return int(on[0] * hop), int((on[-1] + 1) * hop)
+
+
+def trim_silence(x: np.ndarray, top_db: float = 40.0, margin_s: float = 0.03) -> np.ndarray:
+    """Cut leading/trailing parts more than ``top_db`` under the loudest 10 ms frame."""
+    a, b = sound_span(x, top_db)
     m = int(margin_s * SAMPLE_RATE)
-    return x[max(0, on[0] * hop - m): min(x.size, (on[-1] + 1) * hop + m)]
+    return x[max(0, a - m): min(x.size, b + m)]

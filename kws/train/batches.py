@@ -166,9 +166,9 @@ class Batcher:
             if runs.size == 0:
                 continue
             r = int(self.rng.choice(runs))
-            if batch & set(self.alike.words_in(r)):
-                continue
             a = self.alike
+            if batch & set(a.words_in(r)):
+                continue
             return self._in_sentence(int(a.start[r]), int(a.end[r]), int(a.file[r]), bool(a.real[r]), batch)
         return None
 
@@ -308,7 +308,7 @@ class SoundAlikeRuns:
         if not phones:
             return
         wp = [data.phone_ids[int(w)] for w in words]
-        V = int(max(max((int(p.max()) for p in wp + phones if p.size), default=0), 0)) + 2
+        V = int(max((int(p.max()) for p in wp + phones if p.size), default=0)) + 2     # ids, then the edge mark
         fw, fr = _sound_features(wp, V), _sound_features(phones, V)
         run_len = np.array([p.size for p in phones])
         holding: dict = {}                  # word -> the runs that hold it
