@@ -113,6 +113,7 @@ def _old_manifest(out_dir: Path) -> dict:
 def write(out_dir: Path, data: Path, music: Sequence[Path] = (), head: Optional[Path] = None,
           backbone: Optional[Path] = None, seed: int = 0, quiet: bool = False, no_head: bool = False,
           reuse_background: bool = False, pad_s: float = PAD_S, trim: int = TRIM, int8: bool = False,
+          trim_end: Optional[int] = None,
           talk: Optional[Path] = None, household: Optional[Path] = None, raw_cache: Path = RAW_CACHE) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     if backbone is not None and Path(backbone).resolve() != out_dir.resolve():
@@ -159,15 +160,18 @@ def write(out_dir: Path, data: Path, music: Sequence[Path] = (), head: Optional[
         files.append("head_check.npz")
     digests = {n: {"sha256": sha256_file(out_dir / n), "bytes": (out_dir / n).stat().st_size} for n in files}
     # the id names the space keywords live in: front end, head, and how templates are cut
+    cutting = {"pad_s": pad_s, "trim": trim}
+    if trim_end is not None and trim_end != trim:
+        cutting["trim_end"] = trim_end          # (absent when equal: the ids of such models stay as they were)
     ident = hashlib.sha256(json.dumps({**{n: digests[n]["sha256"] for n in files if n != "background.npz"},
-                                       "pad_s": pad_s, "trim": trim}, sort_keys=True).encode()).hexdigest()[:12]
+                                       **cutting}, sort_keys=True).encode()).hexdigest()[:12]
     manifest = {
         "format": FORMAT, "format_version": FORMAT_VERSION,
         "model_id": f"tpl-{ident}",
         "frontend": {"kind": "speech_embedding", "network": "backbone.onnx", "constants": "backbone_mel.npz",
                      "vector_hop_s": 0.08, "vector_span_s": 0.782},
         "head": head_meta,
-        "templates": {"pad_s": pad_s, "trim": trim},
+        "templates": cutting,
         "background": dict(file="background.npz", **bank),
         "files": digests,
     }
@@ -200,11 +204,15 @@ def main(argv=None) -> int:
                     help="the bank's front-end vectors from --raw-cache (made by an earlier run), through the head again")
     ap.add_argument("--pad", type=float, default=PAD_S, help="silence around an utterance before its template is cut (s)")
     ap.add_argument("--trim", type=int, default=TRIM, help="vectors dropped at each end of a padded utterance")
+    ap.add_argument("--trim-end", type=int, default=None,
+                    help="vectors dropped at the end instead (default: --trim); the head's training "
+                         "should have cut its templates the same way (its variant's trim_end)")
     ap.add_argument("--backbone", type=Path, help="a folder with the front end's files (default: --out)")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
     m = write(args.out, args.data, args.music, args.head, args.backbone, quiet=args.quiet, no_head=args.no_head,
               reuse_background=args.reuse_background, pad_s=args.pad, trim=args.trim, int8=args.int8,
+              trim_end=args.trim_end,
               talk=args.talk, household=args.household, raw_cache=args.raw_cache)
     print(json.dumps({"model_id": m["model_id"], "background": m["background"]}, indent=2))
     return 0

@@ -135,6 +135,18 @@ def test_right_aligned_keeps_the_last_rows_when_capped():
     np.testing.assert_array_equal(T[0].numpy(), f[0, b - 6:b].numpy())
 
 
+def test_right_aligned_with_fewer_vectors_dropped_at_the_end_equals_cut():
+    D = 3
+    f = torch.arange(2 * 30 * D, dtype=torch.float32).view(2, 30, D)
+    n = torch.tensor([30, 17])
+    T, L = net.right_aligned(f, n, lmax=40, trim_end=4)
+    for i, ni in enumerate(n.tolist()):
+        a, b = cut(ni, 2, 4)
+        assert (a, b) == (2, ni - 4) and L[i] == b - a
+        np.testing.assert_array_equal(T[i, 40 - (b - a):].numpy(), f[i, a:b].numpy())
+        assert (T[i, :40 - (b - a)] == 0).all()
+
+
 def test_word_spans_from_durations():
     from kws.corpus.kokoro_corpus import word_spans
 

@@ -48,3 +48,29 @@ def test_not_a_model(copy, tmp_path):
     mf.write_text(json.dumps({"format": "kws-model", "format_version": 99}))
     with pytest.raises(ModelError, match="newer kws"):
         Model.load(copy)
+
+
+def test_templates_cut_with_fewer_vectors_at_the_end(copy):
+    """A manifest's templates.trim_end (a head trained to end its templates sooner) cuts each
+    template's end there and nowhere else; without it both ends drop ``trim``."""
+    from kws.enroll.store import Keyword
+    from kws.spot.templates import keyword_templates
+
+    from kws.spot.templates import source_vectors
+
+    t = np.arange(16000) / 16000
+    clip = (0.3 * np.sin(2 * np.pi * 220 * t) * np.sin(np.pi * t)).astype(np.float32)
+    m = Model.load(copy)
+    assert m.trim_end == m.trim
+    v = source_vectors(m.frontend.frames, clip, pad_s=m.pad_s)
+    kw = Keyword(name="tone", vectors=v, threshold=0.5, segments=[v.shape[0]], origins=["recording"])
+    before = keyword_templates(m, kw)[0]
+    mf = copy / "manifest.json"
+    doc = json.loads(mf.read_text())
+    doc["templates"]["trim_end"] = m.trim + 2
+    mf.write_text(json.dumps(doc))
+    m2 = Model.load(copy)
+    assert m2.trim_end == m.trim + 2
+    after = keyword_templates(m2, kw)[0]
+    assert after.shape[0] == before.shape[0] - 2
+    np.testing.assert_allclose(after, before[:-2], atol=1e-6)

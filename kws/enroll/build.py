@@ -427,7 +427,7 @@ def build_keyword(model: Model, name: str, text: Optional[str], phonemes: Option
 
     def add(origin: str, audio: np.ndarray, label: str) -> None:
         v = source_vectors(frames, audio, pad_s=model.pad_s)
-        a, b = cut(v.shape[0], model.trim)
+        a, b = cut(v.shape[0], model.trim, model.trim_end)
         try:
             check_length(b - a, label)
         except TemplateError as exc:

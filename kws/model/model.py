@@ -142,6 +142,11 @@ class Model:
 
         return int(self.manifest.get("templates", {}).get("trim", TRIM))
 
+    @property
+    def trim_end(self) -> int:
+        """Vectors dropped at the end of a padded utterance (``trim`` unless the manifest says)."""
+        return int(self.manifest.get("templates", {}).get("trim_end", self.trim))
+
     def vectors(self, audio: np.ndarray) -> np.ndarray:
         """Matching vectors (unit length, one per 80 ms) of a whole recording."""
         return self.head(self.frontend.frames(audio))

@@ -140,7 +140,7 @@ class Space:
         if self.kind == "head":
             pad = self.model.pad_s
             h = self.model.head(source_vectors(self.model.frontend.frames, x, trim=False, pad_s=pad))
-            a, b = cut(h.shape[0], self.model.trim)
+            a, b = cut(h.shape[0], self.model.trim, self.model.trim_end)
             if b - a < MIN_LENGTH:        # (a phrase may be longer than a keyword's 3.2 s)
                 raise AudioError(f"{label or 'the utterance'} holds too little sound to make a template "
                                  f"({max(0, b - a)} vector(s) of 80 ms once padded and cut, at least {MIN_LENGTH})")

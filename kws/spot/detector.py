@@ -283,11 +283,12 @@ class Detector:
 
     def _event(self, k: int, score: float, span: Tuple[int, int]) -> Detection:
         """Where the word lies: the template's vectors heard it from ``pad_s - trim * 80 ms`` after
-        the first one's start to as much before the last one's end (kws.spot.templates.cut)."""
+        the first one's start to ``pad_s - trim_end * 80 ms`` before the last one's end
+        (kws.spot.templates.cut)."""
         a, b = (v - self._offset for v in self.frontend.samples(*span))
-        inset = self.model.pad_s - self.model.trim * self.frontend.hop / SAMPLE_RATE
-        start = max(0.0, a / SAMPLE_RATE + inset)
-        end = max(start, b / SAMPLE_RATE - inset)
+        hop = self.frontend.hop / SAMPLE_RATE
+        start = max(0.0, a / SAMPLE_RATE + self.model.pad_s - self.model.trim * hop)
+        end = max(start, b / SAMPLE_RATE - (self.model.pad_s - self.model.trim_end * hop))
         return Detection(self._names[k], score, float(self._thr[k]), start, end)
 
 

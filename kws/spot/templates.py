@@ -21,7 +21,7 @@ numbers for the stream, whatever its chunking, and for a whole recording (:meth:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -53,9 +53,11 @@ def source_vectors(frames, audio: np.ndarray, trim: bool = True, pad_s: float = 
     return frames(np.concatenate([pad, x, pad]))
 
 
-def cut(n_vectors: int, trim: int = TRIM) -> Tuple[int, int]:
-    """The template's [start, stop) within the ``n_vectors`` of a padded utterance."""
-    return trim, n_vectors - trim
+def cut(n_vectors: int, trim: int = TRIM, trim_end: Optional[int] = None) -> Tuple[int, int]:
+    """The template's [start, stop) within the ``n_vectors`` of a padded utterance: ``trim``
+    vectors dropped at its start, ``trim_end`` (default ``trim``) at its end. Fewer vectors of
+    silence at the end make the template's score peak sooner after the word (an event's delay)."""
+    return trim, n_vectors - (trim if trim_end is None else trim_end)
 
 
 def check_length(length: int, name: str = "the utterance") -> None:
@@ -73,7 +75,7 @@ def keyword_templates(model, kw) -> List[np.ndarray]:
     out = []
     for u in kw.utterances():
         v = model.head(u)
-        a, b = cut(v.shape[0], model.trim)
+        a, b = cut(v.shape[0], model.trim, model.trim_end)
         out.append(v[a:b] if b > a else v)
     return out
 

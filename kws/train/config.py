@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import List, Optional, Sequence, Tuple, Union
 
+from kws.spot.templates import TRIM
 from kws.train.net import HeadConfig
 
 
@@ -17,6 +18,7 @@ class Variant:
     alpha_dwd: float = 1.0
     lr: float = 1e-3
     init: Optional[str] = None      # continue from this checkpoint's weights (head and loss parameters)
+    trim_end: int = TRIM            # template vectors dropped at the end (export.model --trim-end the same)
 
     @classmethod
     def from_dict(cls, d: dict) -> "Variant":

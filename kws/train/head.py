@@ -191,7 +191,7 @@ def train(cfg: TrainConfig, device=None, log=print) -> dict:
             for grp in o.param_groups:
                 grp["lr"] = v.lr * lr_factor(frac, cfg.warmup)
             loss, parts = batch_loss(h, p, t_raw, t_n, q_raw, labels, K, Nt, lmax,
-                                     v.alpha_clap, v.alpha_dwd, text_ids)
+                                     v.alpha_clap, v.alpha_dwd, text_ids, v.trim_end)
             o.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(list(h.parameters()) + list(p.parameters()), 5.0)
@@ -205,7 +205,7 @@ def train(cfg: TrainConfig, device=None, log=print) -> dict:
         if time.time() >= next_eval or last:
             next_eval = time.time() + cfg.eval_minutes * 60
             for i, (h, p, v) in enumerate(zip(heads, params, cfg.variants)):
-                r = validate(h, val, device) if val is not None else {"score": float("nan")}
+                r = validate(h, val, device, trim_end=v.trim_end) if val is not None else {"score": float("nan")}
                 history.append({"step": step, "variant": v.name, "val": r})
                 log(json.dumps({"step": step, "variant": v.name, "val": r}))
                 d = out / v.name

@@ -36,7 +36,7 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 
 from kws.model.head import unit
-from kws.spot.templates import TemplateBank, cut, source_vectors, template_scores
+from kws.spot.templates import TRIM, TemplateBank, cut, source_vectors, template_scores
 from kws.spot.events import peaks
 
 WAKE = ("alexa", "computer", "jarvis")
@@ -148,25 +148,26 @@ def validation_subset(sets: dict) -> dict:
 
 
 # ----------------------------------------------------------------------------- measuring
-def head_template(head, vectors: np.ndarray) -> np.ndarray:
+def head_template(head, vectors: np.ndarray, trim_end: int = TRIM) -> np.ndarray:
     """A template through a head: the head runs over the whole padded utterance, then the
-    template is cut (kws.spot.templates.cut), as for the raw vectors."""
-    a, b = cut(vectors.shape[0])
+    template is cut (kws.spot.templates.cut, ``trim_end`` vectors dropped at its end)."""
+    a, b = cut(vectors.shape[0], TRIM, trim_end)
     return head(np.asarray(vectors, np.float32))[a:b]
 
 
-def template_bank(templates: Dict[str, List[np.ndarray]], words, head) -> TemplateBank:
-    return TemplateBank.build([[head_template(head, t) for t in templates[w]] for w in words])
+def template_bank(templates: Dict[str, List[np.ndarray]], words, head, trim_end: int = TRIM) -> TemplateBank:
+    return TemplateBank.build([[head_template(head, t, trim_end) for t in templates[w]] for w in words])
 
 
 def evaluate(sets: dict, head: Callable[[np.ndarray], np.ndarray], wake_conditions=WAKE_CONDITIONS,
-             fsdd_conditions=FSDD_CONDITIONS) -> dict:
+             fsdd_conditions=FSDD_CONDITIONS, trim_end: int = TRIM) -> dict:
     """Wake words: mean EER and miss at 1 FA/h per condition; digits: 10-way accuracy and mean
-    EER per condition. ``head`` maps raw (T, 96) vectors to unit vectors."""
+    EER per condition. ``head`` maps raw (T, 96) vectors to unit vectors; templates are cut with
+    ``trim_end`` vectors dropped at their end."""
     from kws.metrics import eer, miss_at_false_alarm_rate
 
     res: dict = {}
-    bank = template_bank(sets["templates"], WAKE, head)
+    bank = template_bank(sets["templates"], WAKE, head, trim_end)
     hours = sum(v.shape[0] for v in sets["background"]) * 0.08 / 3600
     pk = {w: [] for w in WAKE}
     for v in sets["background"]:
@@ -183,7 +184,7 @@ def evaluate(sets: dict, head: Callable[[np.ndarray], np.ndarray], wake_conditio
         res[f"wake_{cond}"] = {"eer": float(np.mean(eers)), "miss_1fah": float(np.mean(miss)),
                                "per_word_eer": dict(zip(WAKE, map(float, eers))),
                                "per_word_miss": dict(zip(WAKE, map(float, miss)))}
-    dbank = template_bank(sets["templates"], DIGIT_WORDS, head)
+    dbank = template_bank(sets["templates"], DIGIT_WORDS, head, trim_end)
     dl = np.array(sets["fsdd_label"])
     for cond in fsdd_conditions:
         sc = np.stack([dbank.keyword_max(template_scores(dbank, head(v.astype(np.float32)))).max(0)
@@ -262,6 +263,8 @@ def main(argv=None) -> int:
                    help="exported head folder(s) (kws.train.head export): its fp32 graph")
     r.add_argument("--int8", action="store_true", help="also the int8 graph of each head")
     r.add_argument("--json", type=Path, default=None)
+    r.add_argument("--trim-end", type=int, default=TRIM,
+                   help="template vectors dropped at the end (a head trained with its variant's trim_end)")
     args = ap.parse_args(argv)
     if args.cmd == "prepare":
         from kws.corpus.real import DEFAULT_DATA
@@ -280,7 +283,7 @@ def main(argv=None) -> int:
             models[f"head {h.name} int8"] = onnx_head(h, int8=True)
     results = {}
     for name, fn in models.items():
-        results[name] = evaluate(sets, fn)
+        results[name] = evaluate(sets, fn, trim_end=args.trim_end)
         print(f"{name}: done", file=sys.stderr, flush=True)
     print(f"half {args.half}, {results['raw templates']['background_hours']:.2f} h of background speech")
     print(table(results))

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kws.spot.templates import TRIM
 from kws.train.net import HeadNet, apply_head, right_aligned, score_series
 
 
@@ -72,12 +73,12 @@ def dwd_template_loss(wscore: torch.Tensor, labels: torch.Tensor, params: LossPa
 
 def batch_loss(head: HeadNet, params: LossParams, tpl_raw: torch.Tensor, tpl_n: torch.Tensor,
                q_raw: torch.Tensor, labels: torch.Tensor, K: int, Nt: int, lmax: int,
-               alpha_clap: float, alpha_dwd: float, text_ids=None) -> Tuple[torch.Tensor, dict]:
+               alpha_clap: float, alpha_dwd: float, text_ids=None, trim_end: int = TRIM) -> Tuple[torch.Tensor, dict]:
     """The loss of one batch for one head. ``tpl_raw`` [K*Nt, F, 96] raw vectors of the template
     utterances (word-major), ``q_raw`` [nq, N, 96] of the query items, ``labels`` [nq] word index
     or -1."""
     T_full = apply_head(head, tpl_raw)
-    T, L = right_aligned(T_full, tpl_n, lmax)
+    T, L = right_aligned(T_full, tpl_n, lmax, trim_end)
     X = apply_head(head, q_raw)
     G = score_series(T, L, X)                                  # [nq, N, nt]
     S = G.amax(1)                                              # [nq, nt]

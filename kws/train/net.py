@@ -83,13 +83,15 @@ def apply_head(head: HeadNet, x: torch.Tensor) -> torch.Tensor:
     return F.normalize(head(x).float(), dim=-1)
 
 
-def right_aligned(full: torch.Tensor, n: torch.Tensor, lmax: int) -> Tuple[torch.Tensor, torch.Tensor]:
+def right_aligned(full: torch.Tensor, n: torch.Tensor, lmax: int,
+                  trim_end: int = TRIM) -> Tuple[torch.Tensor, torch.Tensor]:
     """Templates cut from the head's vectors of padded utterances: ``full`` [nt, F, D] with ``n``
-    valid vectors each -> [nt, lmax, D] holding rows TRIM .. n - TRIM at the end (zeros before),
-    and the lengths L = n - 2 TRIM (capped to lmax: the last lmax rows of the cut)."""
-    L = (n - 2 * TRIM).clamp(min=1, max=lmax)
+    valid vectors each -> [nt, lmax, D] holding rows TRIM .. n - trim_end at the end (zeros before),
+    and the lengths L = n - TRIM - trim_end (capped to lmax: the last lmax rows of the cut), as
+    kws.spot.templates.cut(n, TRIM, trim_end)."""
+    L = (n - TRIM - trim_end).clamp(min=1, max=lmax)
     j = torch.arange(lmax, device=full.device)[None, :]
-    start = (n - TRIM - L)[:, None]                       # first kept row
+    start = (n - trim_end - L)[:, None]                   # first kept row
     idx = (start + j - (lmax - L)[:, None]).clamp(min=0, max=full.shape[1] - 1)
     rows = torch.gather(full, 1, idx[..., None].expand(-1, -1, full.shape[2]))
     mask = (j >= (lmax - L)[:, None]).to(rows.dtype)

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from kws.model.backbone import DIM
+from kws.spot.templates import TRIM
 from kws.train.net import HeadNet, apply_head, right_aligned, score_series
 
 
@@ -22,7 +23,7 @@ def _pad_batch(seqs: List[np.ndarray], device) -> Tuple[torch.Tensor, torch.Tens
 
 
 @torch.no_grad()
-def validate(head: Optional[HeadNet], val: dict, device, lmax: int = 40) -> dict:
+def validate(head: Optional[HeadNet], val: dict, device, lmax: int = 40, trim_end: int = TRIM) -> dict:
     """kws.train.head_eval's measures computed on the device (``head`` None: raw templates)."""
     from kws.metrics import eer, miss_at_false_alarm_rate
     from kws.spot.events import peaks
@@ -35,7 +36,7 @@ def validate(head: Optional[HeadNet], val: dict, device, lmax: int = 40) -> dict
         seqs = [t for w in words for t in val["templates"][w]]
         own = np.repeat(np.arange(len(words)), [len(val["templates"][w]) for w in words])
         x, n = _pad_batch(seqs, device)
-        T, L = right_aligned(run(x), n, lmax)
+        T, L = right_aligned(run(x), n, lmax, trim_end)
         return T, L, torch.from_numpy(own).to(device)
 
     def clip_scores(T, L, own, seqs, K):
