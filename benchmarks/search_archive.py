@@ -34,8 +34,10 @@ least 2 of them, IV (in kws/corpus/vocab/iv.txt) and OOV, up to ``--max-queries`
 utterance scores its best position (EER per query, averaged over the group), and precision at 10
 counts the 10 best hits that overlap a spoken occurrence by at least half of the shorter of the
 two. By text (Kokoro renderings) and by example (the word cut from an utterance of a half-'a'
-speaker), with the exact scan. With ``--vectors raw,head`` it also prints the two spaces' evidence
-added: each utterance's best score in the raw space plus its best in the head's.
+speaker), with the exact scan. ``--vectors both`` measures an index of both spaces
+(kws.search.fusion: the two scores of each place added); with ``--vectors raw,head`` it also
+prints the two spaces' evidence added per utterance (each utterance's best score in the raw space
+plus its best in the head's, wherever they lie), the bound the index of both approaches.
 """
 from __future__ import annotations
 
@@ -551,11 +553,26 @@ def std(args) -> int:
           f"{ {g: len(v) for g, v in queries.items()} }; text: {len(voices)} voices ({', '.join(voices)})",
           flush=True)
     for vec in args.vectors.split(","):
-        space = Space(vec, model)
+        # both: an index of both spaces (kws.search.fusion), a term's templates in each
+        spaces = [Space("raw", model), Space("head", model)] if vec == "both" else [Space(vec, model)]
+
+        def text_templates(w):
+            made = [templates_from_text(w, names=voices, space=s) for s in spaces]
+            return tuple(made) if vec == "both" else made[0]
+
+        def example_templates(x, w):
+            made = [[template_from_audio(x, w, space=s)] for s in spaces]
+            return tuple(made) if vec == "both" else made[0]
+
         res = {"text": {g: {} for g in queries}, "example": {g: {} for g in queries}}
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
-            arc = ArchiveIndex(Path(tmp) / "arc", ArchiveConfig(vectors=vec), model=model)
+            if vec == "both":
+                from kws.search.fusion import PairedIndex
+
+                arc = PairedIndex(Path(tmp) / "arc", model=model)
+            else:
+                arc = ArchiveIndex(Path(tmp) / "arc", ArchiveConfig(vectors=vec), model=model)
             arc.add(files, quiet=True, prune=False)
             build_s = time.perf_counter() - t0
             hours = arc.seconds / 3600
@@ -573,13 +590,13 @@ def std(args) -> int:
 
             for g, words in queries.items():
                 for w in progress(words, f"{vec}: {g} queries"):
-                    res["text"][g][w] = judge(w, templates_from_text(w, names=voices, space=space))
+                    res["text"][g][w] = judge(w, text_templates(w))
                     if w in example_of:
                         r, s, e = example_of[w]
                         x = load_audio(root / r["path"])[int(s * 16000):int(e * 16000)]
-                        res["example"][g][w] = judge(w, [template_from_audio(x, w, space=space)])
+                        res["example"][g][w] = judge(w, example_templates(x, w))
             size = arc.size_bytes() / 1e6 / hours
-        out["spaces"][vec] = {"space": space.name, "mb_per_hour": size, "build_s": build_s, "hours": hours,
+        out["spaces"][vec] = {"space": arc.space_name, "mb_per_hour": size, "build_s": build_s, "hours": hours,
                               "results": res}
     print(f"\n{'vectors':>8} {'query':>8} {'group':>5} {'n':>3} {'mean EER':>9} {'P@10':>6}")
     for vec, sp in out["spaces"].items():
@@ -655,7 +672,8 @@ def main() -> int:
     t.add_argument("--voices", default=str(DEFAULT_VOICES),
                    help="Kokoro voices of text queries: a number (the first of kws.search.terms.VOICES), "
                         "'all', or names joined by commas")
-    t.add_argument("--vectors", default="head,raw", help="the spaces compared (kws.search.rows.Space)")
+    t.add_argument("--vectors", default="head,raw", help="the spaces compared (kws.search.rows.Space): raw, "
+                                                          "head, both (an index of both, kws.search.fusion)")
     t.add_argument("--model", default=None, help="a kws model folder (default: the shipped model)")
     t.add_argument("--out", type=Path, default=None)
     q = sub.add_parser("_query")

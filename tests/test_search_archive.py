@@ -427,3 +427,50 @@ def test_a_text_rendered_before_is_neither_pronounced_nor_rendered_again(monkeyp
     assert len(VOICES) == len(set(VOICES)) and set(VOICES) <= set(kokoro.voices().names)
     with pytest.raises(UsageError):
         templates_from_text("computer", voices=0)
+
+
+def test_fused_score_is_the_mean_of_the_raw_score_and_the_aligned_head_score():
+    """kws.search.fusion.fuse by hand: the head's best score among the ends whose term ends lie
+    within ALIGN_S of the raw end's, -1 where none does."""
+    from kws.search.fusion import fuse
+
+    raw = np.array([0.1, 0.5, 0.2, 0.0])
+    raw_end = np.array([0.0, 0.08, 0.16, 0.24])
+    head = np.array([0.9, 0.3, 0.8, 0.4, 0.1])
+    head_end = np.array([-0.5, 0.3, 0.4, 0.5, 2.0])        # the head's estimates: later
+    got = fuse(raw, raw_end, head, head_end, align_s=0.2, reach=8)
+    # raw end 0.00 and 0.08: no head end within 0.2 s -> -1; 0.16: the one at 0.3 -> 0.3;
+    # 0.24: those at 0.3 and 0.4 -> 0.8
+    assert np.allclose(got, [(0.1 - 1) / 2, (0.5 - 1) / 2, (0.2 + 0.3) / 2, (0.0 + 0.8) / 2])
+    assert np.allclose(fuse(raw, raw_end, head, head_end, align_s=0.2, reach=1)[3], (0.0 + 0.8) / 2)
+    assert np.allclose(fuse(raw, raw_end, head[:0], head_end[:0]), (raw - 1) / 2)
+
+
+def test_an_index_of_both_spaces_finds_by_the_fused_score(recordings, tmp_path, capsys):
+    """--vectors both: the recordings in both spaces, a query scored in each, the scores of a place
+    added; its hits are the fused series' events, exact and from the lists alike."""
+    from kws.search.fusion import PairedIndex, fuse, is_pair
+
+    root = tmp_path / "both"
+    assert main(["search", "index", str(recordings), "--index", str(root), "--vectors", "both",
+                 "--workers", "1", "--quiet"]) == 0
+    st = json.loads(capsys.readouterr().out)
+    assert is_pair(root) and st["indexed"] == 4 and st["space"].startswith("raw:") and " + head:" in st["space"]
+    ix = PairedIndex(root)
+    assert len(ix) == 4 and ix.raw.config.vectors == "raw" and ix.head.config.vectors == "head"
+    x = load_audio(recordings / "r2.wav")[int(2.3 * 16000):int(4.2 * 16000)]
+    ts = ([template_from_audio(x, "clip", space=ix.raw.space)], [template_from_audio(x, "clip", space=ix.head.space)])
+    exact = ix.query(ts, top=3, exact=True)
+    assert exact[0].file.endswith("r2.wav") and abs(exact[0].start - 2.3) < 0.25
+    r, rt = ix.raw.file_scores(exact[0].file, ts[0])
+    h, ht = ix.head.file_scores(exact[0].file, ts[1])
+    fused = fuse(r, rt[:, 1], h, ht[:, 1])
+    assert exact[0].score == pytest.approx(fused.max(), abs=1e-5)
+    assert fused.max() > r.max() - 1 and fused.max() <= (r.max() + h.max()) / 2 + 1e-6
+    assert [(hh.file, hh.start) for hh in ix.query(ts, top=3)] == [(hh.file, hh.start) for hh in exact]
+    # the command line: by text, in both spaces; an index of one space cannot become both
+    assert main(["search", "query", str(root), "computer", "--voices", "1", "--json", "--top", "1"]) == 0
+    assert -1 <= json.loads(capsys.readouterr().out.splitlines()[0])["score"] <= 1
+    assert main(["search", "verify", str(root)]) == 0 and json.loads(capsys.readouterr().out)["ok"]
+    assert main(["search", "index", str(recordings), "--index", str(root), "--vectors", "raw"]) == 2
+    assert "both spaces" in capsys.readouterr().err

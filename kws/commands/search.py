@@ -5,8 +5,8 @@
     python -m kws search verify DIR                         # sha256 of every file of an archive
 
 The index (kws.search.archive) holds the model's vectors of every recording on disk: by default its
-front end's, whitened (the raw space, measured better for search), or with --vectors head its
-head's (what the detector matches). A term is searched by templates, Kokoro renderings of its text
+front end's, whitened (the raw space), with --vectors head its head's (what the detector matches),
+or with --vectors both the two, a term scored in each and the scores added (kws.search.fusion). A term is searched by templates, Kokoro renderings of its text
 or a recorded example, scored as the detector scores a keyword, by the detector's event rule.
 
 How the index works, its speed and quality: docs/search.md.
@@ -35,10 +35,11 @@ def add_parser(sub) -> None:
                          "is installed; 1: in this process)")
     ix.add_argument("--address", help="a running Dask scheduler, e.g. tcp://10.0.0.5:8786")
     ix.add_argument("--quiet", action="store_true", help="no progress bar")
-    ix.add_argument("--vectors", choices=("raw", "head"), default=None,
+    ix.add_argument("--vectors", choices=("raw", "head", "both"), default=None,
                     help="a new index's rows: the model's whitened front-end vectors (raw, the default; "
-                         "better for search by text and by example, docs/search.md) or its head's "
-                         "(head: what the detector scores). An existing index keeps its own")
+                         "better for search by example, docs/search.md), its head's (head: what the "
+                         "detector scores), or both, queried with the two scores added (both: the best "
+                         "by text, twice the disk and indexing time). An existing index keeps its own")
     ix.set_defaults(run=run_index, interrupted="interrupted; the index is as it was before this run")
     q = cmds.add_parser("query", help="find a term (text or --example) in an index",
                         description="Ranked hits (file, start, end, score) for a term or an example "
@@ -77,6 +78,7 @@ def is_index(folder) -> bool:
 def run_index(args) -> int:
     from kws.errors import UsageError
     from kws.search.archive import ArchiveConfig, ArchiveIndex
+    from kws.search.fusion import PairedIndex, is_pair
 
     if args.workers < 0:
         raise UsageError("--workers must be 0 (all cores) or more")
@@ -85,10 +87,16 @@ def run_index(args) -> int:
         from kws.search.dist import default_workers
 
         workers = default_workers()
-    idx = ArchiveIndex(args.index, ArchiveConfig(vectors=args.vectors) if args.vectors and not is_index(args.index)
-                       else None)
-    if args.vectors and idx.config.vectors != args.vectors:
-        raise UsageError(f"{args.index} holds {idx.config.vectors} rows; --vectors {args.vectors} needs a new folder")
+    if is_pair(args.index) or (args.vectors == "both" and not is_index(args.index)):
+        if args.vectors not in (None, "both"):
+            raise UsageError(f"{args.index} holds rows of both spaces; --vectors {args.vectors} needs a new folder")
+        idx = PairedIndex(args.index)
+    else:
+        idx = ArchiveIndex(args.index, ArchiveConfig(vectors=args.vectors)
+                           if args.vectors and not is_index(args.index) else None)
+        if args.vectors and idx.config.vectors != args.vectors:
+            raise UsageError(f"{args.index} holds {idx.config.vectors} rows; --vectors {args.vectors} "
+                             "needs a new folder")
     t0 = time.perf_counter()
     st = idx.add(args.paths, prune=not args.keep_missing, workers=workers, address=args.address,
                  quiet=args.quiet)
@@ -100,7 +108,7 @@ def run_index(args) -> int:
                       "failed": len(st["failed"]), "audio_hours_indexed": round(st["audio_s"] / 3600, 4),
                       "wall_s": round(wall, 2), "vectors": st["rows"], "segment": st["segment"],
                       "retrained": st["retrained"], "index_hours": round(idx.seconds / 3600, 4),
-                      "index_mb": round(idx.size_bytes() / 1e6, 2), "space": idx.space.name,
+                      "index_mb": round(idx.size_bytes() / 1e6, 2), "space": idx.space_name,
                       "workers": "cluster " + args.address if args.address else workers}))
     return 1 if st["failed"] and not st["indexed"] and not st["unchanged"] else 0
 
@@ -111,7 +119,9 @@ def run_verify(args) -> int:
 
     if not is_index(args.index):
         raise SearchIndexError(f"{args.index} is not a kws index (no manifest.json)")
-    rep = ArchiveIndex(args.index).verify()
+    from kws.search.fusion import PairedIndex, is_pair
+
+    rep = (PairedIndex(args.index) if is_pair(args.index) else ArchiveIndex(args.index)).verify()
     print(json.dumps({"index": args.index, "ok": True, "files": rep["files"],
                       "mb": round(rep["bytes"] / 1e6, 2), "seconds": round(rep["seconds"], 2)}))
     return 0
@@ -130,17 +140,22 @@ def run_query(args) -> int:
         raise UsageError("give a term or --example clip.wav")
     if args.term is not None and args.example is not None:
         raise UsageError("give a term or --example, not both")
-    idx = ArchiveIndex(args.index)
+    from kws.search.fusion import PairedIndex, is_pair
+
+    idx = PairedIndex(args.index) if is_pair(args.index) else ArchiveIndex(args.index)
+    spaces = [idx.raw.space, idx.head.space] if isinstance(idx, PairedIndex) else [idx.space]
     t0 = time.perf_counter()
     if args.term is not None:
         from kws.enroll.kokoro import stderr_line
 
-        templates = templates_from_text(args.term, voices=args.voices, space=idx.space, say=stderr_line)
+        # (the second space's templates come from the render cache the first filled)
+        made = [templates_from_text(args.term, voices=args.voices, space=s, say=stderr_line) for s in spaces]
         label = args.term
     else:
-        templates = [template_from_audio(load_audio(args.example, min_seconds=0.1), Path(args.example).name,
-                                         space=idx.space)]
+        audio = load_audio(args.example, min_seconds=0.1)
+        made = [[template_from_audio(audio, Path(args.example).name, space=s)] for s in spaces]
         label = Path(args.example).name
+    templates = tuple(made) if len(made) == 2 else made[0]
     t1 = time.perf_counter()
     hits = idx.query(templates, top=args.top, threshold=args.threshold, per_file=args.per_file,
                      exact=args.exact, nprobe=args.nprobe)

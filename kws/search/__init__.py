@@ -8,6 +8,8 @@ term or a recording of it as the detector matches keywords (``python -m kws sear
   template in the same space.
 - ``terms``: what a query is (a term's templates, from text or a recording).
 - ``query``: how a query is answered (candidates from the inverted lists, exact scores, hits).
+- ``fusion``: an index of both spaces (:class:`~kws.search.fusion.PairedIndex`), a term's two
+  scores of each place added.
 - ``shards``: what the workers of an indexing run write.
 - ``dist``: where they run (this process, or a Dask cluster).
 """

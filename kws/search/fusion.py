@@ -1,0 +1,183 @@
+"""Searching in both spaces at once (``kws search index --vectors both``): one folder holding the
+same recordings as rows of the raw space (``raw/``) and of the head's (``head/``), each an
+:class:`~kws.search.archive.ArchiveIndex`, and a term scored in each, the two scores of each place
+added.
+
+The two spaces are wrong about different places: on held-out read speech, adding an utterance's
+best raw score to its best head score lowers the text-query EER below either space alone
+(docs/search.md). Here the scores are added where the term lies, not per utterance:
+
+- **candidates**: the files of each space's best events (its lists, or every file with
+  ``exact``), ``candidates`` of them per space;
+- **the fused score** at each end ``e`` of a candidate recording is the mean of the raw score
+  there and the best head score among the ends whose term ends (each space's own estimate, its
+  best template where it aligned) lie within :data:`ALIGN_S` of the raw one's (-1 where none):
+  the spaces' templates end in different amounts of silence (0.25 s and 0.44 s after the word
+  with the shipped model), so their peaks for one spoken word lie a few vectors apart;
+- **hits** are the events of that series by the one event rule (kws.spot.events.peak_positions),
+  with the raw space's times of the term.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from kws.errors import SearchIndexError, UsageError
+from kws.search.query import Hit, top_hits
+from kws.search.rows import Template
+from kws.spot.events import PEAK_FLOOR, REFRACTORY, peak_positions
+
+PAIR_KIND = "kws-archive-pair"
+PAIR_VERSION = 1
+ALIGN_S = 0.2        # the two spaces' term ends, at one place, at most this far apart
+REACH = 8            # ends either side of a raw end where the head's aligned end is looked for
+
+
+def is_pair(folder: Union[str, os.PathLike]) -> bool:
+    """Whether ``folder`` is an index of both spaces (its manifest says so)."""
+    try:
+        return json.loads((Path(folder) / "manifest.json").read_text()).get("kind") == PAIR_KIND
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def fuse(raw: np.ndarray, raw_ends: np.ndarray, head: np.ndarray, head_ends: np.ndarray,
+         align_s: float = ALIGN_S, reach: int = REACH) -> np.ndarray:
+    """The fused score at every raw end: (raw[e] + the best head[e'] with
+    |head_ends[e'] - raw_ends[e]| <= ``align_s`` and |e' - e| <= ``reach``) / 2, -1 standing for
+    a head score where no head end aligns. ``raw_ends``/``head_ends``: each space's estimate of
+    the second the term ends there."""
+    raw = np.asarray(raw, np.float64)
+    head = np.asarray(head, np.float64)
+    n, m = raw.size, head.size
+    e = np.arange(n)[:, None] + np.arange(-reach, reach + 1)[None, :]
+    ok = (e >= 0) & (e < m)
+    ec = np.clip(e, 0, max(0, m - 1))
+    if m:
+        ok &= np.abs(np.asarray(head_ends)[ec] - np.asarray(raw_ends)[:, None]) <= align_s
+        h = np.where(ok, head[ec], -1.0).max(axis=1)
+    else:
+        h = np.full(n, -1.0)
+    return (raw + h) / 2
+
+
+class PairedIndex:
+    """An index of both spaces (module docstring). ``PairedIndex(root)`` opens one or prepares a
+    new one; :meth:`add` indexes into both; :meth:`query` answers with the fused score."""
+
+    def __init__(self, root: Union[str, os.PathLike], verify: bool = False, model=None):
+        from kws.search.archive import ArchiveConfig, ArchiveIndex
+        from kws.search.rows import search_model
+
+        self.root = Path(root)
+        mpath = self.root / "manifest.json"
+        if mpath.exists():
+            if not is_pair(self.root):
+                raise SearchIndexError(f"{self.root} is an index of one space, not of both (--vectors both "
+                                       "needs a new folder)")
+            version = json.loads(mpath.read_text()).get("version")
+            if version != PAIR_VERSION:
+                raise SearchIndexError(f"{self.root} is an index of both spaces of format version {version}; "
+                                       f"this kws reads version {PAIR_VERSION}: index the recordings again "
+                                       "into a new folder")
+        elif self.root.exists() and any(self.root.iterdir()):
+            raise SearchIndexError(f"{self.root} has no manifest.json: a half-written or foreign index. "
+                                   "Delete the folder and index again")
+        model = search_model(model) if model is None or isinstance(model, (str, os.PathLike)) else model
+        self.raw = ArchiveIndex(self.root / "raw", None if (self.root / "raw" / "manifest.json").exists()
+                                else ArchiveConfig(vectors="raw"), verify=verify, model=model)
+        self.head = ArchiveIndex(self.root / "head", None if (self.root / "head" / "manifest.json").exists()
+                                 else ArchiveConfig(vectors="head"), verify=verify, model=model)
+        if self.raw.config.vectors != "raw" or self.head.config.vectors != "head":
+            raise SearchIndexError(f"{self.root}: its raw/ and head/ indexes hold other spaces")
+
+    @property
+    def space_name(self) -> str:
+        return f"{self.raw.space_name} + {self.head.space_name}"
+
+    @property
+    def files(self) -> Dict[str, dict]:
+        """The recordings both spaces hold."""
+        h = self.head.files
+        return {k: v for k, v in self.raw.files.items() if k in h}
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    @property
+    def seconds(self) -> float:
+        return float(sum(f["seconds"] for f in self.files.values()))
+
+    def size_bytes(self) -> int:
+        return self.raw.size_bytes() + self.head.size_bytes()
+
+    def verify(self) -> dict:
+        a, b = self.raw.verify(), self.head.verify()
+        return {"files": a["files"] + b["files"], "bytes": a["bytes"] + b["bytes"],
+                "seconds": a["seconds"] + b["seconds"]}
+
+    def add(self, paths, **kw) -> dict:
+        """Index ``paths`` into both spaces (ArchiveIndex.add's arguments); the counts are the raw
+        space's, rows and segment both spaces'."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        mpath = self.root / "manifest.json"
+        if not mpath.exists():
+            tmp = mpath.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"kind": PAIR_KIND, "version": PAIR_VERSION, "spaces": ["raw", "head"]},
+                                      indent=1) + "\n")
+            os.replace(tmp, mpath)
+        a = self.raw.add(paths, **kw)
+        b = self.head.add(paths, **kw)
+        out = dict(a)
+        out["failed"] = sorted(set(a["failed"]) | set(b["failed"]))
+        out["rows"] = a["rows"] + b["rows"]
+        out["segment"] = [a["segment"], b["segment"]]
+        out["retrained"] = bool(a["retrained"] or b["retrained"])
+        return out
+
+    # ------------------------------------------------------------------ queries
+    def file_scores(self, file: str, templates: Tuple[Sequence[Template], Sequence[Template]]
+                    ) -> Tuple[np.ndarray, np.ndarray]:
+        """The fused score at every end of one recording and the raw space's (N, 2) seconds of
+        the term ending there. ``templates``: (raw templates, head templates) of the term."""
+        raw_t, head_t = templates
+        r, rt = self.raw.file_scores(file, raw_t)
+        h, ht = self.head.file_scores(file, head_t)
+        return fuse(r, rt[:, 1], h, ht[:, 1]).astype(np.float32), rt
+
+    def query(self, templates: Tuple[Sequence[Template], Sequence[Template]], top: int = 10,
+              exact: bool = False, per_file: Optional[int] = None, threshold: Optional[float] = None,
+              nprobe: Optional[int] = None, candidates: int = 0) -> List[Hit]:
+        """The ``top`` best hits of a term by the fused score. ``templates``: (raw templates, head
+        templates) of the term; ``candidates`` (default max(64, 8 top)): files taken from each
+        space's best events; ``exact``: every file, every position."""
+        raw_t, head_t = templates
+        if not raw_t or not head_t:
+            raise UsageError("a query needs at least one template in each space")
+        if exact:
+            files = list(self.files)
+        else:
+            n = candidates or max(64, 8 * top)
+            found: List[str] = []
+            for ix, ts in ((self.raw, raw_t), (self.head, head_t)):
+                for h in ix.query(ts, top=n, per_file=1, nprobe=nprobe):
+                    if h.file not in found:
+                        found.append(h.file)
+            both = self.files
+            files = [f for f in found if f in both]
+        floor = PEAK_FLOOR if threshold is None else max(PEAK_FLOOR, float(threshold))
+        owner, scores, times = [], [], []
+        for i, f in enumerate(files):
+            s, t = self.file_scores(f, (raw_t, head_t))
+            p = peak_positions(s.astype(np.float64), REFRACTORY, floor)
+            owner.append(np.full(p.size, i))
+            scores.append(s[p])
+            times.append(t[p])
+        if not files or not sum(x.size for x in owner):
+            return []
+        return top_hits(files, np.concatenate(owner), np.concatenate(scores), np.concatenate(times),
+                        top, per_file)
