@@ -466,6 +466,12 @@ def test_an_index_of_both_spaces_finds_by_the_fused_score(recordings, tmp_path, 
     h, ht = ix.head.file_scores(exact[0].file, ts[1])
     fused = fuse(r, rt[:, 1], h, ht[:, 1])
     assert exact[0].score == pytest.approx(fused.max(), abs=1e-5)
+    # a stretch of a recording scores as the whole one does there, in each space and fused
+    part, pt = ix.file_scores(exact[0].file, ts, 20, 50)
+    whole, wt = ix.file_scores(exact[0].file, ts)
+    assert np.allclose(part, whole[20:50], atol=1e-6) and np.allclose(pt, wt[20:50])
+    assert np.allclose(ix.raw.file_scores(exact[0].file, ts[0], 20, 50)[0], r[20:50], atol=1e-6)
+    assert ix.raw.file_scores(exact[0].file, ts[0], 10_000)[0].size == 0
     assert fused.max() > r.max() - 1 and fused.max() <= (r.max() + h.max()) / 2 + 1e-6
     assert [(hh.file, hh.start) for hh in ix.query(ts, top=3)] == [(hh.file, hh.start) for hh in exact]
     # the command line: by text, in both spaces; an index of one space cannot become both

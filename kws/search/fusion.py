@@ -7,8 +7,9 @@ The two spaces are wrong about different places: on held-out read speech, adding
 best raw score to its best head score lowers the text-query EER below either space alone
 (docs/search.md). Here the scores are added where the term lies, not per utterance:
 
-- **candidates**: the files of each space's best events (its lists, or every file with
-  ``exact``), ``candidates`` of them per space;
+- **candidates**: each space's best events (from its lists), ``candidates`` of them per space,
+  each with :data:`MARGIN_S` either side (stretches of one recording that overlap are joined);
+  with ``exact``, every recording whole;
 - **the fused score** at each end ``e`` of a candidate recording is the mean of the raw score
   there and the best head score among the ends whose term ends (each space's own estimate, its
   best template where it aligned) lie within :data:`ALIGN_S` of the raw one's (-1 where none):
@@ -28,13 +29,14 @@ import numpy as np
 
 from kws.errors import SearchIndexError, UsageError
 from kws.search.query import Hit, top_hits
-from kws.search.rows import Template
+from kws.search.rows import HOP_S, PAD_S, Template
 from kws.spot.events import PEAK_FLOOR, REFRACTORY, peak_positions
 
 PAIR_KIND = "kws-archive-pair"
 PAIR_VERSION = 1
 ALIGN_S = 0.2        # the two spaces' term ends, at one place, at most this far apart
 REACH = 8            # ends either side of a raw end where the head's aligned end is looked for
+MARGIN_S = 1.5       # seconds scored either side of a candidate event (more than the event rule's 1 s)
 
 
 def is_pair(folder: Union[str, os.PathLike]) -> bool:
@@ -46,15 +48,16 @@ def is_pair(folder: Union[str, os.PathLike]) -> bool:
 
 
 def fuse(raw: np.ndarray, raw_ends: np.ndarray, head: np.ndarray, head_ends: np.ndarray,
-         align_s: float = ALIGN_S, reach: int = REACH) -> np.ndarray:
+         align_s: float = ALIGN_S, reach: int = REACH, offset: int = 0) -> np.ndarray:
     """The fused score at every raw end: (raw[e] + the best head[e'] with
-    |head_ends[e'] - raw_ends[e]| <= ``align_s`` and |e' - e| <= ``reach``) / 2, -1 standing for
-    a head score where no head end aligns. ``raw_ends``/``head_ends``: each space's estimate of
-    the second the term ends there."""
+    |head_ends[e'] - raw_ends[e]| <= ``align_s`` and |e' - (e + offset)| <= ``reach``) / 2, -1
+    standing for a head score where no head end aligns. ``raw_ends``/``head_ends``: each space's
+    estimate of the second the term ends there; ``offset``: the head series' index of the raw
+    series' first end (its stretch may begin earlier)."""
     raw = np.asarray(raw, np.float64)
     head = np.asarray(head, np.float64)
     n, m = raw.size, head.size
-    e = np.arange(n)[:, None] + np.arange(-reach, reach + 1)[None, :]
+    e = np.arange(n)[:, None] + int(offset) + np.arange(-reach, reach + 1)[None, :]
     ok = (e >= 0) & (e < m)
     ec = np.clip(e, 0, max(0, m - 1))
     if m:
@@ -140,14 +143,17 @@ class PairedIndex:
         return out
 
     # ------------------------------------------------------------------ queries
-    def file_scores(self, file: str, templates: Tuple[Sequence[Template], Sequence[Template]]
-                    ) -> Tuple[np.ndarray, np.ndarray]:
-        """The fused score at every end of one recording and the raw space's (N, 2) seconds of
-        the term ending there. ``templates``: (raw templates, head templates) of the term."""
+    def file_scores(self, file: str, templates: Tuple[Sequence[Template], Sequence[Template]],
+                    first: int = 0, stop: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
+        """The fused score at every end of one recording (its ends ``first .. stop - 1``) and the
+        raw space's (N, 2) seconds of the term ending there. ``templates``: (raw templates, head
+        templates) of the term. Both spaces' rows follow the same 80 ms steps of the recording."""
         raw_t, head_t = templates
-        r, rt = self.raw.file_scores(file, raw_t)
-        h, ht = self.head.file_scores(file, head_t)
-        return fuse(r, rt[:, 1], h, ht[:, 1]).astype(np.float32), rt
+        r, rt = self.raw.file_scores(file, raw_t, first, stop)
+        # the head's ends REACH beyond either side, so that an end near the edge finds its match
+        h0 = max(0, int(first) - REACH)
+        h, ht = self.head.file_scores(file, head_t, h0, None if stop is None else int(stop) + REACH)
+        return fuse(r, rt[:, 1], h, ht[:, 1], offset=int(first) - h0).astype(np.float32), rt
 
     def query(self, templates: Tuple[Sequence[Template], Sequence[Template]], top: int = 10,
               exact: bool = False, per_file: Optional[int] = None, threshold: Optional[float] = None,
@@ -158,26 +164,45 @@ class PairedIndex:
         raw_t, head_t = templates
         if not raw_t or not head_t:
             raise UsageError("a query needs at least one template in each space")
+        both = self.files
         if exact:
-            files = list(self.files)
+            spans = {f: [(0, None)] for f in both}
         else:
             n = candidates or max(64, 8 * top)
-            found: List[str] = []
+            found: Dict[str, List[Tuple[float, float]]] = {}
             for ix, ts in ((self.raw, raw_t), (self.head, head_t)):
-                for h in ix.query(ts, top=n, per_file=1, nprobe=nprobe):
-                    if h.file not in found:
-                        found.append(h.file)
-            both = self.files
-            files = [f for f in found if f in both]
+                for h in ix.query(ts, top=n, nprobe=nprobe):
+                    if h.file in both:
+                        found.setdefault(h.file, []).append((h.start - MARGIN_S, h.end + MARGIN_S))
+            spans = {f: _joined(w) for f, w in found.items()}
         floor = PEAK_FLOOR if threshold is None else max(PEAK_FLOOR, float(threshold))
-        owner, scores, times = [], [], []
+        files, owner, scores, times = list(spans), [], [], []
         for i, f in enumerate(files):
-            s, t = self.file_scores(f, (raw_t, head_t))
-            p = peak_positions(s.astype(np.float64), REFRACTORY, floor)
-            owner.append(np.full(p.size, i))
-            scores.append(s[p])
-            times.append(t[p])
+            for a, b in spans[f]:
+                s, t = self.file_scores(f, (raw_t, head_t), a, b)
+                p = peak_positions(s.astype(np.float64), REFRACTORY, floor)
+                if a > 0:                       # an event within a second of a stretch's start may not be one
+                    p = p[p >= REFRACTORY]
+                if b is not None and a + s.size == b:
+                    p = p[p < s.size - REFRACTORY]
+                owner.append(np.full(p.size, i))
+                scores.append(s[p])
+                times.append(t[p])
         if not files or not sum(x.size for x in owner):
             return []
         return top_hits(files, np.concatenate(owner), np.concatenate(scores), np.concatenate(times),
                         top, per_file)
+
+
+def _joined(spans: List[Tuple[float, float]]) -> List[Tuple[int, int]]:
+    """Seconds of a recording (overlapping ones joined) as its ends [first, stop): an end e sees
+    the recording up to HOP_S e - PAD_S + 0.78 s, so the term ending at t is near end (t + PAD_S) / HOP_S."""
+    out: List[List[int]] = []
+    for s, e in sorted(spans):
+        a = max(0, int(np.floor((s + PAD_S) / HOP_S)))
+        b = int(np.ceil((e + PAD_S) / HOP_S)) + 1
+        if out and a <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return [(a, b) for a, b in out]

@@ -105,6 +105,7 @@ class Segment:
                 fn.append(n)
                 fsec.append(sec)
         self.keys = keys
+        self._key_index = {k: i for i, k in enumerate(keys)}
         self.file_first = np.array(ffirst, np.int64)
         self.file_n = np.array(fn, np.int64)
         self.file_seconds = np.array(fsec, np.float64)
@@ -121,6 +122,10 @@ class Segment:
             self.crc = np.load(self.root / f"{ivf}.crc.npy")
             self.proj = np.load(root / trained.replace(".faiss", ".proj.npy"))
             self.checked = np.zeros(self.crc.size, bool)
+
+    def key_index(self, key: str) -> Optional[int]:
+        """Where a recording is in this segment's files (None: not here)."""
+        return self._key_index.get(key)
 
     def file_of(self, ids: np.ndarray) -> np.ndarray:
         return np.searchsorted(self.file_first, ids, side="right") - 1
@@ -458,30 +463,37 @@ class ArchiveQueries:
             which[idx[better]] = t
         return best, which
 
-    def file_scores(self, file: str, templates: Sequence[Template]) -> Tuple[np.ndarray, np.ndarray]:
+    def file_scores(self, file: str, templates: Sequence[Template], first: int = 0,
+                    stop: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
         """The term's score (best template; -1 where none fits) at every end of one recording,
         with the (N, 2) start and end seconds of the term ending there (what `kws search query
-        --plot` draws)."""
+        --plot` draws); with ``first``/``stop``, at its ends ``first .. stop - 1`` only (the rows
+        before ``first`` that the longest template needs are read too)."""
         self._check_templates([templates])
         key = file if file in self.files else str(Path(file).resolve())
-        x = self.file_rows(key)
         bank = TemplateBank.build([[T.vectors for T in templates]])
+        a = max(0, int(first) - int(bank.length.max()) + 1)
+        x = self.file_rows(key, a, stop)
+        if x.shape[0] <= int(first) - a:
+            return np.zeros(0, np.float32), np.zeros((0, 2), np.float32)
         best, which = stretch_scores(bank, x, np.zeros(1, np.int64))
-        t = which[:, 0]
-        ends = np.arange(x.shape[0])
+        k = int(first) - a
+        best, t = best[k:, 0], which[k:, 0]
+        ends = np.arange(first, first + best.size)
         t0 = (ends - (bank.length[t] - 1)) * HOP_S - PAD_S
         st = np.array([T.start_s for T in templates])[t]
         en = np.array([T.end_s for T in templates])[t]
-        return best[:, 0], np.stack([t0 + st, t0 + en], 1).astype(np.float32)
+        return best, np.stack([t0 + st, t0 + en], 1).astype(np.float32)
 
-    def file_rows(self, key: str) -> np.ndarray:
-        """int8 rows of one indexed recording."""
+    def file_rows(self, key: str, first: int = 0, stop: Optional[int] = None) -> np.ndarray:
+        """int8 rows of one indexed recording (its rows ``first .. stop - 1``: all by default)."""
         for seg in self.segments():
-            if key in seg.keys:
-                i = seg.keys.index(key)
-                if seg.live[i]:
-                    ids = np.arange(seg.file_first[i], seg.file_first[i] + seg.file_n[i])
-                    return seg.gather(ids)
+            i = seg.key_index(key)
+            if i is not None and seg.live[i]:
+                n = int(seg.file_n[i])
+                b = n if stop is None else min(n, int(stop))
+                ids = np.arange(seg.file_first[i] + min(int(first), b), seg.file_first[i] + b)
+                return seg.gather(ids)
         raise SearchIndexError(f"{key} is not in the index {self.root}")
 
 
