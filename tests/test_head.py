@@ -321,6 +321,17 @@ def test_sound_alike_runs_cross_word_boundaries_and_never_hold_the_word():
     near = [runs.text(r, vocab) for r in runs.runs_of(V["alexa"])]
     assert near and near[0] in ("election", "this election")
     assert all("alexa" not in t.split() for t in near)           # never a run that holds the word
+    # nor one that holds its sound: a homophone, or the word across a boundary
+    assert batches.holds_phonemes(np.array([5, 1, 2, 3, 9]), np.array([1, 2, 3]))
+    assert not batches.holds_phonemes(np.array([1, 2, 9, 3]), np.array([1, 2, 3]))
+    assert not batches.holds_phonemes(np.array([1, 2]), np.array([1, 2, 3]))
+    from kws.enroll.phonemes import pronounce
+
+    two = ["two", "to", "too", "tooth", "bat", "window"]
+    d2 = _data_of_sentences(two, [[1, 5], [2, 4], [3, 5], [4, 5]])
+    r2 = batches.SoundAlikeRuns(d2, np.arange(len(two)), k=4, floor=0.0)
+    same = [w for w in ("to", "too") if np.array_equal(pronounce(w).ids(), pronounce("two").ids())]
+    assert same and not {runs_text for runs_text in (r2.text(r, two) for r in r2.runs_of(0))} & set(same)
     assert all(runs.start[r] < runs.end[r] for r in runs.runs_of(V["alexa"]))
     # a batch of words: the sound-alike negatives are runs of sentence words, none of them a batch word
     cfg = config.TrainConfig(words_per_batch=4, item_s=3.0, sound_alike=1.0, negatives=1.0)

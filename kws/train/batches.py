@@ -279,8 +279,10 @@ class SoundAlikeRuns:
     word of the run is a vocabulary word) that sound like a word, by the cosine of
     :func:`sound_neighbours`' features, across the words' boundaries as they are spoken: for
     'alexa', 'election', 'this election', 'a light'. A run that holds the word itself is never its
-    own, nor one of fewer phonemes than 60 % of the word's. Each word keeps its ``k`` closest runs
-    of cosine at least ``floor``."""
+    own, nor one whose phonemes hold the word's in a row (a homophone: 'two' in 'to', or the word
+    across a boundary: 'cat' in 'a cattle'), which sounds like the word and would teach the head
+    to tell apart what cannot be told apart, nor one of fewer phonemes than 60 % of the word's.
+    Each word keeps its ``k`` closest runs of cosine at least ``floor``."""
 
     def __init__(self, data: Data, words: np.ndarray, longest: int = 3, k: int = 16, floor: float = 0.35,
                  block: int = 512):
@@ -322,9 +324,11 @@ class SoundAlikeRuns:
                 row = sim[j]
                 row[holding.get(int(w), [])] = -np.inf
                 row[run_len < max(2, int(np.ceil(0.6 * wp[a + j].size)))] = -np.inf     # not 'a' for alexa
-                top = np.argpartition(-row, kk - 1)[:kk]
+                more = min(2 * kk + 8, row.size)             # room for the homophones left out
+                top = np.argpartition(-row, more - 1)[:more]
                 top = top[np.argsort(-row[top], kind="stable")]
-                self._runs[int(w)] = np.array([int(r) for r in top if row[r] >= floor], np.int64)
+                keep = [int(r) for r in top if row[r] >= floor and not holds_phonemes(phones[r], wp[a + j])]
+                self._runs[int(w)] = np.array(keep[:kk], np.int64)
 
     def runs_of(self, word: int) -> np.ndarray:
         """The runs (indices) that sound like ``word``, closest first."""
@@ -335,6 +339,15 @@ class SoundAlikeRuns:
 
     def text(self, run: int, words: Sequence[str]) -> str:
         return " ".join(words[w] for w in self.members[run])
+
+
+def holds_phonemes(run: np.ndarray, word: np.ndarray) -> bool:
+    """Whether the phoneme ids ``word`` occur in a row in ``run`` (a run that sounds the word)."""
+    run, word = np.asarray(run), np.asarray(word)
+    if word.size == 0 or run.size < word.size:
+        return False
+    win = np.lib.stride_tricks.sliding_window_view(run, word.size)
+    return bool((win == word[None, :]).all(axis=1).any())
 
 
 def _db(x: float) -> float:
