@@ -85,15 +85,15 @@ def test_the_gate_still_opens_for_speech_in_noise(model, kind):
         best = said[np.argmax(off[said, k])]                     # where the word has been heard
         near = slice(best - 2, best + 3)
         np.testing.assert_array_equal(on[near, k], off[near, k])
-        assert off[best, k] > 0.35                     # the word is heard (elsewhere: about 0.2)
+        assert off[best, k] > np.median(off[:, k]) + 0.2    # the word is heard: it stands above the rest
     assert [(e.keyword, e.start) for e in gated.detect(x)] == [(e.keyword, e.start) for e in open_.detect(x)]
 
 
 @pytest.mark.parametrize("kind", [
     pytest.param("white", marks=pytest.mark.xfail(strict=True, reason="at about 5 dB SNR of white noise "
-                 "computer scores under its threshold where the sample says it (0.39 against 0.51)")),
+                 "computer scores under its threshold where the sample says it (0.26 against 0.50)")),
     pytest.param("pink", marks=pytest.mark.xfail(strict=True, reason="at about 5 dB SNR of pink noise "
-                 "computer scores under its threshold where the sample says it (0.43 against 0.51)")),
+                 "computer scores under its threshold where the sample says it (0.40 against 0.50)")),
     "brown"])
 def test_keywords_found_clean_are_found_in_noise(model, kind):
     """The demo keywords found in the sample clean are still found, where they are spoken, with
