@@ -5,6 +5,12 @@ held-out read speech.
     python benchmarks/search_archive.py std   --data ../shared/data --out std.json
     python benchmarks/search_archive.py scale --data ../shared/data --cache /tmp/kws-pool.npz \\
         --hours 1,10,100,1000 --tmp /tmp/kws-scale --out scale.json
+    python benchmarks/search_archive.py real  --data ../shared/data --vectors raw,both --tmp /tmp/kws-real
+
+**real**: the real recordings of ../shared/data (librispeech-bits and speechocean762, about 4 h)
+indexed by ``kws search index`` in each space asked (``both``: kws.search.fusion), then 10 typed
+terms each searched once to warm up and once timed (top 10, the lists): median and 90th
+percentile wall time, the process's CPU time, the index's size and build time (one worker).
 
 **pool**: every recording of librispeech-bits (65 min, 261 native speakers) and speechocean762
 (2.9 h, 125 non-native speakers) through the speech-embedding front end (``audio_rows``, as
@@ -632,6 +638,52 @@ def std(args) -> int:
     return 0
 
 
+REAL_TERMS = ("people", "morning", "computer", "weather", "family", "question", "government", "thousand",
+              "beautiful", "remember")
+
+
+def real(args) -> int:
+    """Speed of text queries on an index of the real recordings, in each space asked."""
+    import statistics
+
+    from kws.search.fusion import PairedIndex
+
+    paths = [args.data / "librispeech-bits", args.data / "speechocean762-train"]
+    out = {}
+    for vec in args.vectors.split(","):
+        d = Path(args.tmp) / f"real-{vec}"
+        t0 = time.perf_counter()
+        if vec == "both":
+            ix = PairedIndex(d)
+        else:
+            ix = ArchiveIndex(d, None if (d / "manifest.json").exists() else ArchiveConfig(vectors=vec))
+        ix.add(paths, workers=1, quiet=True)                    # nothing new: nothing done
+        build = time.perf_counter() - t0
+        spaces = [ix.raw.space, ix.head.space] if vec == "both" else [ix.space]
+        terms = {}
+        for t in REAL_TERMS:
+            made = [templates_from_text(t, space=s) for s in spaces]
+            terms[t] = tuple(made) if vec == "both" else made[0]
+        for ts in terms.values():
+            ix.query(ts, top=10)
+        wall, cpu = [], []
+        for ts in terms.values():
+            a, c = time.perf_counter(), time.process_time()
+            ix.query(ts, top=10)
+            wall.append((time.perf_counter() - a) * 1000)
+            cpu.append((time.process_time() - c) * 1000)
+        out[vec] = {"hours": ix.seconds / 3600, "files": len(ix), "index_mb": ix.size_bytes() / 1e6,
+                    "build_s": build, "median_ms": statistics.median(wall),
+                    "p90_ms": float(np.percentile(wall, 90)), "cpu_median_ms": statistics.median(cpu)}
+        r = out[vec]
+        print(f"{vec:>5}: {r['hours']:.2f} h, {r['files']} files, {r['index_mb'] / r['hours']:.1f} MB an hour, "
+              f"built in {r['build_s']:.0f} s; text queries median {r['median_ms']:.1f} ms, p90 "
+              f"{r['p90_ms']:.1f} ms (CPU median {r['cpu_median_ms']:.1f} ms)", flush=True)
+    if args.out:
+        args.out.write_text(json.dumps(out, indent=1))
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -676,6 +728,11 @@ def main() -> int:
                                                           "head, both (an index of both, kws.search.fusion)")
     t.add_argument("--model", default=None, help="a kws model folder (default: the shipped model)")
     t.add_argument("--out", type=Path, default=None)
+    r = sub.add_parser("real")
+    r.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    r.add_argument("--vectors", default="raw,both", help="the spaces: raw, head, both")
+    r.add_argument("--tmp", default=tempfile.gettempdir(), help="where the indexes are kept (reused when there)")
+    r.add_argument("--out", type=Path, default=None)
     q = sub.add_parser("_query")
     q.add_argument("index")
     q.add_argument("queries")
@@ -685,7 +742,7 @@ def main() -> int:
     if args.cmd == "pool":
         make_pool(args.data, args.cache)
         return 0
-    return {"scale": scale, "std": std, "whitening": whitening, "_query": query_process}[args.cmd](args)
+    return {"scale": scale, "std": std, "whitening": whitening, "real": real, "_query": query_process}[args.cmd](args)
 
 
 if __name__ == "__main__":
