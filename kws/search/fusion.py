@@ -28,10 +28,9 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from kws.errors import SearchIndexError, UsageError
-from kws.search.query import Hit, stretch_scores, top_hits
+from kws.search.query import Hit, top_hits
 from kws.search.rows import HOP_S, PAD_S, Template
 from kws.spot.events import PEAK_FLOOR, REFRACTORY, peak_positions
-from kws.spot.templates import TemplateBank
 
 PAIR_KIND = "kws-archive-pair"
 PAIR_VERSION = 1
@@ -156,12 +155,10 @@ class PairedIndex:
         """:meth:`file_scores` of many stretches (recording, first end, stop), each space's rows read
         and scored in one go."""
         raw_t, head_t = templates
-        self.raw._check_templates([raw_t])
-        self.head._check_templates([head_t])
         # the head's ends REACH beyond either side, so that an end near the edge finds its match
         wide = [(k, max(0, a - REACH), None if b is None else b + REACH) for k, a, b in windows]
-        rs = _span_scores(self.raw, raw_t, windows)
-        hs = _span_scores(self.head, head_t, wide)
+        rs = self.raw.span_scores(raw_t, windows)
+        hs = self.head.span_scores(head_t, wide)
         return [(fuse(r, rt[:, 1], h, ht[:, 1], offset=a - h0).astype(np.float32), rt)
                 for (r, rt), (h, ht), (_, a, _), (_, h0, _) in zip(rs, hs, windows, wide)]
 
@@ -202,50 +199,6 @@ class PairedIndex:
             return []
         return top_hits(files, np.concatenate(owner), np.concatenate(scores), np.concatenate(times),
                         top, per_file)
-
-
-def _span_scores(ix, templates: Sequence[Template], windows: List[Tuple[str, int, Optional[int]]]
-                 ) -> List[Tuple[np.ndarray, np.ndarray]]:
-    """ArchiveQueries.file_scores of many stretches of recordings (recording, first end, stop) in one
-    index: each segment's rows for all of them gathered (hashes checked) and scored at once."""
-    bank = TemplateBank.build([[T.vectors for T in templates]])
-    st = np.array([T.start_s for T in templates])
-    en = np.array([T.end_s for T in templates])
-    lmax = int(bank.length.max())
-    empty = (np.zeros(0, np.float32), np.zeros((0, 2), np.float32))
-    out: List[Tuple[np.ndarray, np.ndarray]] = [empty] * len(windows)
-    segs = ix.segments()
-    per_seg: Dict[int, list] = {}
-    for w, (key, a, b) in enumerate(windows):
-        for si in range(len(segs) - 1, -1, -1):          # a recording lives in its newest segment
-            i = segs[si].key_index(key)
-            if i is not None and segs[si].live[i]:
-                per_seg.setdefault(si, []).append((w, i, int(a), b))
-                break
-        else:
-            raise SearchIndexError(f"{key} is not in the index {ix.root}")
-    for si, items in per_seg.items():
-        seg = segs[si]
-        ids, starts, meta, pos = [], [], [], 0
-        for w, i, a, b in items:
-            n = int(seg.file_n[i])
-            stop = n if b is None else min(n, int(b))
-            if stop <= a:
-                continue
-            lo = max(0, a - lmax + 1)                    # the rows the longest template needs before
-            ids.append(seg.file_first[i] + np.arange(lo, stop))
-            starts.append(pos)
-            meta.append((w, lo, a, stop, pos))
-            pos += stop - lo
-        if not ids:
-            continue
-        best, which = stretch_scores(bank, seg.gather(np.concatenate(ids)), np.array(starts, np.int64))
-        for w, lo, a, stop, p in meta:
-            k = slice(p + a - lo, p + stop - lo)
-            t = which[k, 0]
-            t0 = (np.arange(a, stop) - (bank.length[t] - 1)) * HOP_S - PAD_S
-            out[w] = (best[k, 0], np.stack([t0 + st[t], t0 + en[t]], 1).astype(np.float32))
-    return out
 
 
 def _joined(spans: List[Tuple[float, float]]) -> List[Tuple[int, int]]:

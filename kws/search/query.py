@@ -123,9 +123,11 @@ class Segment:
             self.proj = np.load(root / trained.replace(".faiss", ".proj.npy"))
             self.checked = np.zeros(self.crc.size, bool)
 
-    def key_index(self, key: str) -> Optional[int]:
-        """Where a recording is in this segment's files (None: not here)."""
-        return self._key_index.get(key)
+    def live_index(self, key: str) -> Optional[int]:
+        """Where a recording is in this segment's files, if it answers from here (None: not here,
+        or indexed again in a newer segment, or removed)."""
+        i = self._key_index.get(key)
+        return i if i is not None and self.live[i] else None
 
     def file_of(self, ids: np.ndarray) -> np.ndarray:
         return np.searchsorted(self.file_first, ids, side="right") - 1
@@ -469,31 +471,60 @@ class ArchiveQueries:
         with the (N, 2) start and end seconds of the term ending there (what `kws search query
         --plot` draws); with ``first``/``stop``, at its ends ``first .. stop - 1`` only (the rows
         before ``first`` that the longest template needs are read too)."""
-        self._check_templates([templates])
         key = file if file in self.files else str(Path(file).resolve())
-        bank = TemplateBank.build([[T.vectors for T in templates]])
-        a = max(0, int(first) - int(bank.length.max()) + 1)
-        x = self.file_rows(key, a, stop)
-        if x.shape[0] <= int(first) - a:
-            return np.zeros(0, np.float32), np.zeros((0, 2), np.float32)
-        best, which = stretch_scores(bank, x, np.zeros(1, np.int64))
-        k = int(first) - a
-        best, t = best[k:, 0], which[k:, 0]
-        ends = np.arange(first, first + best.size)
-        t0 = (ends - (bank.length[t] - 1)) * HOP_S - PAD_S
-        st = np.array([T.start_s for T in templates])[t]
-        en = np.array([T.end_s for T in templates])[t]
-        return best, np.stack([t0 + st, t0 + en], 1).astype(np.float32)
+        return self.span_scores(templates, [(key, first, stop)])[0]
 
-    def file_rows(self, key: str, first: int = 0, stop: Optional[int] = None) -> np.ndarray:
-        """int8 rows of one indexed recording (its rows ``first .. stop - 1``: all by default)."""
-        for seg in self.segments():
-            i = seg.key_index(key)
-            if i is not None and seg.live[i]:
+    def span_scores(self, templates: Sequence[Template], spans: Sequence[Tuple[str, int, Optional[int]]]
+                    ) -> List[Tuple[np.ndarray, np.ndarray]]:
+        """:meth:`file_scores` of many stretches of recordings (recording, first end, stop): each
+        segment's rows for all of them gathered (their hashes checked) and scored at once."""
+        self._check_templates([templates])
+        bank = TemplateBank.build([[T.vectors for T in templates]])
+        st = np.array([T.start_s for T in templates])
+        en = np.array([T.end_s for T in templates])
+        lmax = int(bank.length.max())
+        empty = (np.zeros(0, np.float32), np.zeros((0, 2), np.float32))
+        out: List[Tuple[np.ndarray, np.ndarray]] = [empty] * len(spans)
+        segs = self.segments()
+        per_seg: Dict[int, list] = {}
+        for w, (key, a, b) in enumerate(spans):
+            si, i = self._where(key)
+            per_seg.setdefault(si, []).append((w, i, int(a), b))
+        for si, items in per_seg.items():
+            seg = segs[si]
+            ids, starts, meta, pos = [], [], [], 0
+            for w, i, a, b in items:
                 n = int(seg.file_n[i])
-                b = n if stop is None else min(n, int(stop))
-                ids = np.arange(seg.file_first[i] + min(int(first), b), seg.file_first[i] + b)
-                return seg.gather(ids)
+                stop = n if b is None else min(n, int(b))
+                if stop <= a:
+                    continue
+                lo = max(0, a - lmax + 1)                    # the rows the longest template needs before
+                ids.append(seg.file_first[i] + np.arange(lo, stop))
+                starts.append(pos)
+                meta.append((w, lo, a, stop, pos))
+                pos += stop - lo
+            if not ids:
+                continue
+            best, which = stretch_scores(bank, seg.gather(np.concatenate(ids)), np.array(starts, np.int64))
+            for w, lo, a, stop, p in meta:
+                k = slice(p + a - lo, p + stop - lo)
+                t = which[k, 0]
+                t0 = (np.arange(a, stop) - (bank.length[t] - 1)) * HOP_S - PAD_S
+                out[w] = (best[k, 0], np.stack([t0 + st[t], t0 + en[t]], 1).astype(np.float32))
+        return out
+
+    def file_rows(self, key: str) -> np.ndarray:
+        """int8 rows of one indexed recording."""
+        si, i = self._where(key)
+        seg = self.segments()[si]
+        return seg.gather(np.arange(seg.file_first[i], seg.file_first[i] + seg.file_n[i]))
+
+    def _where(self, key: str) -> Tuple[int, int]:
+        """(segment, file index there) of a recording that answers: the segment it lives in."""
+        for si, seg in enumerate(self.segments()):
+            i = seg.live_index(key)
+            if i is not None:
+                return si, i
         raise SearchIndexError(f"{key} is not in the index {self.root}")
 
 
