@@ -6,7 +6,7 @@ This is what a port to a device needs. For a 16 kHz mono 16-bit WAV it computes 
         -> log-mel (10 ms frames; constants from backbone_mel.npz)
         -> backbone.onnx: one raw 96-d vector every 80 ms (vector j hears samples [1280 j, 1280 j + 12512))
         -> head.onnx: context C vectors in, one unit vector out (the first vector repeated C-1 times before)
-  keyword utterances (raw vectors) -> head.onnx -> `trim` vectors cut at each end = the templates
+  keyword utterances (raw vectors) -> head.onnx -> `trim` vectors cut at the start, `trim_end` (default `trim`) at the end = the templates
   score of a template of L vectors at stream vector e: mean cosine along the diagonal ending at e;
   a keyword's score: its best template's. A detection: a local peak of the score at or above the
   keyword's threshold, at least 1 s after the previous one (kws.Detector with vad=False).
@@ -73,13 +73,15 @@ def stream_vectors(model, hsess, context, x):
     return v, (PRIMED - SPAN) // HOP + 1
 
 
-def keyword_templates(hsess, context, trim, kw):
-    """A keyword's templates: each utterance's raw vectors through the head, `trim` cut at each end."""
+def keyword_templates(hsess, context, trim, kw, trim_end=None):
+    """A keyword's templates: each utterance's raw vectors through the head, `trim` cut at its start
+    and `trim_end` (default `trim`) at its end."""
+    trim_end = trim if trim_end is None else trim_end
     vec = np.array(kw["vectors"], np.float32)
     tpls = []
     for u in np.split(vec, np.cumsum(kw.get("segments") or [len(vec)])[:-1]):
         t = head(hsess, context, u)
-        tpls.append(t[trim:len(t) - trim] if len(t) > 2 * trim else t)
+        tpls.append(t[trim:len(t) - trim_end] if len(t) > trim + trim_end else t)
     return tpls
 
 
@@ -111,12 +113,14 @@ def peaks(s, threshold):
     return out
 
 
-def word_times(e, length, inset):
+def word_times(e, length, inset, inset_end=None):
     """Where (s) the word heard by a template of ``length`` vectors ending at vector e lies: the
-    template's vectors hear it from ``inset`` after the first one's start to as much before the
-    last one's end (inset = pad_s - trim * 80 ms)."""
+    template's vectors hear it from ``inset`` after the first one's start to ``inset_end`` (default
+    ``inset``) before the last one's end (inset = pad_s - trim * 80 ms, inset_end = pad_s -
+    trim_end * 80 ms)."""
+    inset_end = inset if inset_end is None else inset_end
     start = max(0.0, ((e - length + 1) * HOP - PRIMED) / SR + inset)
-    return start, max(start, (e * HOP + SPAN - PRIMED) / SR - inset)
+    return start, max(start, (e * HOP + SPAN - PRIMED) / SR - inset_end)
 
 
 def read_json(path):
@@ -127,7 +131,8 @@ def read_json(path):
 def main(model, keywords_json, wav_path):
     manifest = read_json(os.path.join(model, "manifest.json"))
     pad_s, trim = manifest["templates"]["pad_s"], manifest["templates"]["trim"]
-    inset = pad_s - trim * HOP / SR
+    trim_end = manifest["templates"].get("trim_end", trim)
+    inset, inset_end = pad_s - trim * HOP / SR, pad_s - trim_end * HOP / SR
     with wave.open(wav_path, "rb") as w:
         ok = w.getframerate() == SR and w.getnchannels() == 1 and w.getsampwidth() == 2
         assert ok, "need a 16 kHz mono 16-bit WAV"
@@ -139,12 +144,12 @@ def main(model, keywords_json, wav_path):
     assert doc["model_id"] == manifest["model_id"], "keywords made for another model: export them again"
     results = {}
     for kw in doc["keywords"]:
-        score, lengths = keyword_scores(keyword_templates(hsess, context, trim, kw), stream)
+        score, lengths = keyword_scores(keyword_templates(hsess, context, trim, kw, trim_end), stream)
         score[:n0] = -np.inf                                                    # heard before the recording
         e = int(score.argmax())
         r = {"threshold": kw["threshold"], "best": float(score[e]),
-             "best_at": word_times(e, lengths[e], inset)[0],
-             "detections": [(*word_times(p, lengths[p], inset), float(score[p]))
+             "best_at": word_times(e, lengths[e], inset, inset_end)[0],
+             "detections": [(*word_times(p, lengths[p], inset, inset_end), float(score[p]))
                             for p in n0 + np.array(peaks(score[n0:], kw["threshold"]), int)]}
         results[kw["name"]] = r
         print(f"{kw['name']}: best {r['best']:.4f} at {r['best_at']:.2f} s, threshold {r['threshold']:.4f}")

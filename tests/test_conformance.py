@@ -80,7 +80,8 @@ with wave.open({str(mc.WAV)!r}, "rb") as w:
 hs, ctx = d["session"](os.path.join(model, manifest["head"]["file"])), int(manifest["head"]["context"])
 raw = d["raw_vectors"](model, np.concatenate([np.zeros(d["PRIMED"], np.float32), x]))
 stream, n0 = d["stream_vectors"](model, hs, ctx, x)
-tpls = [d["keyword_templates"](hs, ctx, manifest["templates"]["trim"], kw) for kw in doc["keywords"]]
+tpls = [d["keyword_templates"](hs, ctx, manifest["templates"]["trim"], kw,
+                              manifest["templates"].get("trim_end")) for kw in doc["keywords"]]
 scores = np.stack([d["keyword_scores"](t, stream)[0] for t in tpls], axis=1)
 results = d["main"](model, {str(mc.JSON)!r}, {str(mc.WAV)!r})
 assert not [m for m in sys.modules if m == "kws" or m.startswith("kws.")], "kws imported"

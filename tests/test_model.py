@@ -74,3 +74,12 @@ def test_templates_cut_with_fewer_vectors_at_the_end(copy):
     after = keyword_templates(m2, kw)[0]
     assert after.shape[0] == before.shape[0] - 2
     np.testing.assert_allclose(after, before[:-2], atol=1e-6)
+    # the embedded demo (numpy + onnxruntime alone) cuts them the same way
+    import runpy
+    from pathlib import Path
+
+    demo = runpy.run_path(str(Path(__file__).resolve().parents[1] / "demos" / "embedded_match.py"))
+    meta = m2.manifest["head"]
+    got = demo["keyword_templates"](demo["session"](str(copy / meta["file"])), int(meta["context"]), m2.trim,
+                                    {"vectors": v.tolist(), "segments": [v.shape[0]]}, m2.trim_end)[0]
+    np.testing.assert_allclose(got, after, atol=1e-5)

@@ -278,11 +278,11 @@ export async function loadModel(baseUrl, { wasmUrl } = {}) {
   }
   const tpl = manifest.templates || {};
   return new Model(manifest, new MelFrontEnd(c.window.data, c.melW.data), backbone, head,
-                   tpl.pad_s ?? 0.6, tpl.trim ?? 2);
+                   tpl.pad_s ?? 0.6, tpl.trim ?? 2, tpl.trim_end ?? tpl.trim ?? 2);
 }
 
 export class Model {
-  constructor(manifest, mel, backbone, head, padS, trim) {
+  constructor(manifest, mel, backbone, head, padS, trim, trimEnd = trim) {
     this.manifest = manifest;
     this.modelId = manifest.model_id;
     this.melFrontEnd = mel;
@@ -290,6 +290,7 @@ export class Model {
     this.head = head;             // null (identity) or {session, context}
     this.padS = padS;
     this.trim = trim;
+    this.trimEnd = trimEnd;       // vectors cut at a template's end (kws.spot.templates.cut)
   }
 
   /** (T * 32) mel frames -> Float32Array (n * 96) raw vectors, n = 1 + (T - 76) / 8. */
@@ -965,9 +966,8 @@ export class KeywordSpotter {
   /** Where the word lies (kws.spot.detector.Detector._event). */
   _event(k, score, span) {
     const a = span[0] * VEC_HOP - PRIMED_SAMPLES, b = (span[1] - 1) * VEC_HOP + VEC_SPAN - PRIMED_SAMPLES;
-    const inset = this.model.padS - this.model.trim * VEC_HOP / SAMPLE_RATE;
-    const start = Math.max(0, a / SAMPLE_RATE + inset);
-    const end = Math.max(start, b / SAMPLE_RATE - inset);
+    const start = Math.max(0, a / SAMPLE_RATE + this.model.padS - this.model.trim * VEC_HOP / SAMPLE_RATE);
+    const end = Math.max(start, b / SAMPLE_RATE - (this.model.padS - this.model.trimEnd * VEC_HOP / SAMPLE_RATE));
     return { keyword: this.names[k], score, threshold: this.thresholds[k], start, end };
   }
 
