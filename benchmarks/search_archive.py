@@ -540,7 +540,8 @@ def std(args) -> int:
     from kws.corpus.real import speaker_half
     from kws.metrics import eer
     from kws.progress import progress
-    from kws.search.rows import Space, search_model
+    from kws.search.fusion import PairedIndex, query_templates
+    from kws.search.rows import search_model
 
     model = search_model(args.model)
     utts, queries = std_queries("b", args.utterances, args.max_queries)
@@ -559,23 +560,10 @@ def std(args) -> int:
           f"{ {g: len(v) for g, v in queries.items()} }; text: {len(voices)} voices ({', '.join(voices)})",
           flush=True)
     for vec in args.vectors.split(","):
-        # both: an index of both spaces (kws.search.fusion), a term's templates in each
-        spaces = [Space("raw", model), Space("head", model)] if vec == "both" else [Space(vec, model)]
-
-        def text_templates(w):
-            made = [templates_from_text(w, names=voices, space=s) for s in spaces]
-            return tuple(made) if vec == "both" else made[0]
-
-        def example_templates(x, w):
-            made = [[template_from_audio(x, w, space=s)] for s in spaces]
-            return tuple(made) if vec == "both" else made[0]
-
         res = {"text": {g: {} for g in queries}, "example": {g: {} for g in queries}}
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
             if vec == "both":
-                from kws.search.fusion import PairedIndex
-
                 arc = PairedIndex(Path(tmp) / "arc", model=model)
             else:
                 arc = ArchiveIndex(Path(tmp) / "arc", ArchiveConfig(vectors=vec), model=model)
@@ -596,11 +584,13 @@ def std(args) -> int:
 
             for g, words in queries.items():
                 for w in progress(words, f"{vec}: {g} queries"):
-                    res["text"][g][w] = judge(w, text_templates(w))
+                    res["text"][g][w] = judge(w, query_templates(
+                        arc, lambda s: templates_from_text(w, names=voices, space=s)))
                     if w in example_of:
                         r, s, e = example_of[w]
                         x = load_audio(root / r["path"])[int(s * 16000):int(e * 16000)]
-                        res["example"][g][w] = judge(w, example_templates(x, w))
+                        res["example"][g][w] = judge(w, query_templates(
+                            arc, lambda s: [template_from_audio(x, w, space=s)]))
             size = arc.size_bytes() / 1e6 / hours
         out["spaces"][vec] = {"space": arc.space_name, "mb_per_hour": size, "build_s": build_s, "hours": hours,
                               "results": res}
@@ -646,7 +636,7 @@ def real(args) -> int:
     """Speed of text queries on an index of the real recordings, in each space asked."""
     import statistics
 
-    from kws.search.fusion import PairedIndex
+    from kws.search.fusion import PairedIndex, query_templates
 
     paths = [args.data / "librispeech-bits", args.data / "speechocean762-train"]
     out = {}
@@ -659,11 +649,7 @@ def real(args) -> int:
             ix = ArchiveIndex(d, None if (d / "manifest.json").exists() else ArchiveConfig(vectors=vec))
         ix.add(paths, workers=1, quiet=True)                    # nothing new: nothing done
         build = time.perf_counter() - t0
-        spaces = [ix.raw.space, ix.head.space] if vec == "both" else [ix.space]
-        terms = {}
-        for t in REAL_TERMS:
-            made = [templates_from_text(t, space=s) for s in spaces]
-            terms[t] = tuple(made) if vec == "both" else made[0]
+        terms = {t: query_templates(ix, lambda s, t=t: templates_from_text(t, space=s)) for t in REAL_TERMS}
         for ts in terms.values():
             ix.query(ts, top=10)
         wall, cpu = [], []

@@ -140,22 +140,21 @@ def run_query(args) -> int:
         raise UsageError("give a term or --example clip.wav")
     if args.term is not None and args.example is not None:
         raise UsageError("give a term or --example, not both")
-    from kws.search.fusion import PairedIndex, is_pair
+    from kws.search.fusion import PairedIndex, is_pair, query_templates
 
     idx = PairedIndex(args.index) if is_pair(args.index) else ArchiveIndex(args.index)
-    spaces = [idx.raw.space, idx.head.space] if isinstance(idx, PairedIndex) else [idx.space]
     t0 = time.perf_counter()
     if args.term is not None:
         from kws.enroll.kokoro import stderr_line
 
-        # (the second space's templates come from the render cache the first filled)
-        made = [templates_from_text(args.term, voices=args.voices, space=s, say=stderr_line) for s in spaces]
+        # (in an index of both spaces the second space's templates come from the render cache)
+        templates = query_templates(idx, lambda s: templates_from_text(args.term, voices=args.voices, space=s,
+                                                                         say=stderr_line))
         label = args.term
     else:
         audio = load_audio(args.example, min_seconds=0.1)
-        made = [[template_from_audio(audio, Path(args.example).name, space=s)] for s in spaces]
+        templates = query_templates(idx, lambda s: [template_from_audio(audio, Path(args.example).name, space=s)])
         label = Path(args.example).name
-    templates = tuple(made) if len(made) == 2 else made[0]
     t1 = time.perf_counter()
     hits = idx.query(templates, top=args.top, threshold=args.threshold, per_file=args.per_file,
                      exact=args.exact, nprobe=args.nprobe)

@@ -23,13 +23,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from kws.errors import SearchIndexError, UsageError
 from kws.search.query import Hit, top_hits
-from kws.search.rows import HOP_S, PAD_S, Template
+from kws.search.rows import HOP_S, PAD_S, Space, Template
 from kws.spot.events import PEAK_FLOOR, REFRACTORY, peak_positions
 
 PAIR_KIND = "kws-archive-pair"
@@ -45,6 +45,14 @@ def is_pair(folder: Union[str, os.PathLike]) -> bool:
         return json.loads((Path(folder) / "manifest.json").read_text()).get("kind") == PAIR_KIND
     except (OSError, ValueError, AttributeError):
         return False
+
+
+def query_templates(index, make: Callable[[Space], List[Template]]):
+    """A term's templates for ``index``: ``make(space)`` in its space, or, for an index of both
+    spaces, the pair (raw templates, head templates) its queries take."""
+    if isinstance(index, PairedIndex):
+        return make(index.raw.space), make(index.head.space)
+    return make(index.space)
 
 
 def fuse(raw: np.ndarray, raw_ends: np.ndarray, head: np.ndarray, head_ends: np.ndarray,
