@@ -89,8 +89,9 @@ def bank_vectors(raw: np.ndarray, counts, head=None) -> np.ndarray:
 
 
 def build_bank(out_dir: Path, raw: np.ndarray, counts, kinds, head_file: Optional[Path], context: int) -> dict:
-    """``background.npz``: the raw vectors through the head (each segment from its start), 4-bit."""
-    from kws.enroll.background import save
+    """``background.npz``: the raw vectors through the head (each segment from its start), coded
+    as kws.enroll.background.save codes them (principal components, one quantiser step)."""
+    from kws.enroll.background import ENCODING, save
     from kws.model.head import Head
 
     vec = bank_vectors(raw, counts, Head(head_file, context) if head_file is not None else None)
@@ -98,7 +99,7 @@ def build_bank(out_dir: Path, raw: np.ndarray, counts, kinds, head_file: Optiona
     hours = {k: round(sum(c for c, kk in zip(counts, kinds) if kk == k) * 0.08 / 3600, 3)
              for k in sorted(set(kinds))}
     return {"vectors": int(vec.shape[0]), "hours": round(float(vec.shape[0]) * 0.08 / 3600, 3), "by_kind": hours,
-            "space": "head" if head_file is not None else "raw", "encoding": "int4",
+            "space": "head" if head_file is not None else "raw", "encoding": ENCODING,
             "head_sha256": sha256_file(head_file) if head_file is not None else None}
 
 
