@@ -24,7 +24,7 @@ The folder (kws.model.model) gets ``backbone.onnx``, ``backbone_mel.npz`` and ``
 from ``--backbone``, default: already there), ``head.onnx`` when ``--head`` names a folder with
 ``head.onnx`` and ``head.json`` (context, dim; its ``check.npz`` too, as ``head_check.npz``), the
 background bank ``background.npz`` (kws.enroll.background: the head's vectors of about 11 hours of audio
-that holds no keyword, 4 bits a value) and, for the shipped model, the demo keywords' store
+that holds no keyword, coded as principal components at one step) and, for the shipped model, the demo keywords' store
 (kws/assets/demo, kws.enroll.demo). The bank's front-end vectors are kept in ``--raw-cache``
 (runs/bank-raw.npz), so ``--reuse-background`` makes the bank again for a new head in seconds.
 The run is deterministic: run again, it gives the same files.

@@ -63,8 +63,8 @@ CHUNK = 1 << 14               # bank vectors scored at once (whole segments; a l
 def run_scores(bank: TemplateBank, x: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """(n, T) every template's score at every vector of ``x``: unit rows holding segments that
     begin at ``starts`` (offsets in ``x``, the first 0). kws.spot.templates.template_scores of
-    each segment on its own, up to float rounding (the bank's rows are unit already, so they are
-    not scaled again), -1 where a template does not fit in its segment yet; one matrix product
+    each segment on its own, up to float rounding (the bank's rows are not scaled again: unit already, or
+    decoded near unit length and deliberately left so, kws.enroll.background), -1 where a template does not fit in its segment yet; one matrix product
     for all the segments."""
     n, t = x.shape[0], bank.length.size
     g = bank.rows @ x.T                                      # (R, n): each row's dots, contiguous
