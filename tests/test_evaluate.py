@@ -5,9 +5,16 @@ import json
 from kws.commands import main
 
 
-def test_evaluate_small_run_writes_report(shared_data, tmp_path, capsys, monkeypatch, few_voices):
+def test_evaluate_small_run_writes_report(shared_data, tmp_path, capsys, monkeypatch, one_voice):
+    from kws.corpus.real import babble
+
+    # every section runs, on less: fewer typed words, each rendered by one voice (the renderings
+    # are most of the time); babble (6 talkers) and crowd (24) of 20 s instead of 120 s (the 12
+    # clips take a stretch of it each; the planted stream loops it)
     monkeypatch.setattr("kws.evaluate.CALIBRATION_WORDS", 2)
-    monkeypatch.setattr("kws.evaluate.DIGITS", ("zero", "one", "two"))      # every section runs; fewer renderings
+    monkeypatch.setattr("kws.evaluate.DIGITS", ("zero", "one", "two"))
+    monkeypatch.setattr("kws.evaluate.babble", lambda data, talkers, seconds, seed=0, files=None:
+                        babble(data, talkers, min(seconds, 20.0), seed, files))
     out = tmp_path / "rep"
     rc = main(["evaluate", "--data", str(shared_data), "--out", str(out), "--per-keyword", "4", "--fsdd", "20",
                "--background-s", "8", "--half", "a", "--quiet"])

@@ -5,7 +5,9 @@ Chromium driven by Playwright for Python) with its microphone replaced by the sa
 The page's detector (kws/web/kws.js) must give what ``python -m kws detect`` gives on the sample,
 its mel frames and vectors must equal Python's, its thresholds must learn the room as kws.spot.room's
 do (and what they learn must reach the store's room.json), and the page must edit the store. The browser tests
-skip, saying why, where Chromium or Playwright is missing (.ci/run installs both).
+skip, saying why, where Chromium or Playwright is missing (.ci/run installs both). The pages whose
+audio plays in real time are started together (the `plays` fixture), and the tests that leave a
+page as they found it share one (`demo_page`).
 
 KWS_WEB_SCREENSHOT=docs/web.png saves the page's screenshot there (docs/web.md shows it).
 """
@@ -248,6 +250,16 @@ def mic_browser(playwright, excerpt):
     b.close()
 
 
+@pytest.fixture(scope="module")
+def learn_browser(playwright, excerpt):
+    """Another browser like mic_browser (its own fake microphone, which plays the excerpt once),
+    for the page that learns the room while mic_browser's page listens (`plays`)."""
+    b = playwright.chromium.launch(executable_path=webutil.chromium_path(),
+                                   args=webutil.launch_args(fake_audio=excerpt))
+    yield b
+    b.close()
+
+
 class Page:
     """A page of the app, with the errors it threw (there must be none) and its messages."""
 
@@ -264,6 +276,10 @@ class Page:
 
     def open(self):
         self.page.goto(self.url)
+        return self.wait_ready()
+
+    def wait_ready(self):
+        """Wait until the page has loaded its model and keywords (goto() returns before that)."""
         self.page.wait_for_selector("body[data-ready]", timeout=120_000)
         return self
 
@@ -280,7 +296,26 @@ class Page:
 
     def close(self):
         self.page.close()
+        self.check()
+
+    def check(self):
         assert not self.errors, self.errors
+
+
+@pytest.fixture(scope="module")
+def shared_page(browser, demo_server):
+    """One page of the demo keywords' server, loaded once, for the tests that leave what it runs
+    as they found it (kws.js's parts run on their own, an analysis of the sample): `demo_page`."""
+    p = Page(browser, demo_server.url)
+    yield p
+    p.page.close()
+
+
+@pytest.fixture
+def demo_page(shared_page):
+    """The shared page; the test checks that it threw no error while the test ran (check())."""
+    shared_page.errors.clear()
+    return shared_page
 
 
 def _check_events(got, want, shift=0.0):
@@ -290,7 +325,7 @@ def _check_events(got, want, shift=0.0):
 
 
 @requires_browser
-def test_js_mel_and_vectors_equal_python(browser, demo_server, model):
+def test_js_mel_and_vectors_equal_python(demo_page, model):
     """The page's front end: its mel frames and backbone vectors of the sample's samples (as Python
     reads them) against Python's (onnxruntime on the CPU), offline and streamed in the detector's
     80 ms chunks (after the silence a stream starts with)."""
@@ -298,7 +333,7 @@ def test_js_mel_and_vectors_equal_python(browser, demo_server, model):
     from kws.model.backbone import Backbone, as_files
 
     audio = load_audio(SAMPLE)
-    p = Page(browser, demo_server.url)
+    p = demo_page
     r = p.page.evaluate("""async (b64) => {
         const { loadModel, KeywordSpotter } = await import('./kws.js');
         const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
@@ -335,11 +370,11 @@ def test_js_mel_and_vectors_equal_python(browser, demo_server, model):
           f"(range {mel_py.min():.1f} to {mel_py.max():.1f}); vectors {d_vec:.2e} over {vec_py.size} "
           f"values; streamed vectors {d_stream:.2e}")
     assert d_mel <= 1e-3 and d_vec <= 1e-3 and d_stream <= 1e-3
-    p.close()
+    p.check()
 
 
 @requires_browser
-def test_js_matches_the_conformance_file(browser, demo_server):
+def test_js_matches_the_conformance_file(demo_page):
     """kws.js on the conformance file (tests/make_conformance.py): its front end's and head's
     vectors of the stream, every scored vector's scores and the detections (thresholds fixed)."""
     from tests import make_conformance as mc
@@ -348,7 +383,7 @@ def test_js_matches_the_conformance_file(browser, demo_server):
     doc, audio = mc.load()
     stream = np.concatenate([np.zeros(doc["primed_samples"], np.float32), audio])
     keywords = {"format": "kws-keywords", "model_id": doc["model_id"], "keywords": doc["keywords"]}
-    p = Page(browser, demo_server.url)
+    p = demo_page
     r = p.page.evaluate("""async ([keywords, stream, audio]) => {
         const { loadModel, KeywordSpotter } = await import('./kws.js');
         const f32 = (b64) => new Float32Array(Uint8Array.from(atob(b64), c => c.charCodeAt(0)).buffer);
@@ -362,7 +397,7 @@ def test_js_matches_the_conformance_file(browser, demo_server):
         return { raw: Array.from(raw.data), vectors: Array.from(v.data), dim: v.dim, scores, events };
     }""", [keywords, base64.b64encode(stream.astype("<f4").tobytes()).decode(),
            base64.b64encode(audio.astype("<f4").tobytes()).decode()])
-    p.close()
+    p.check()
     np.testing.assert_allclose(np.array(r["raw"]).reshape(-1, 96), doc["raw"], atol=TOL_RAW)
     np.testing.assert_allclose(np.array(r["vectors"]).reshape(-1, r["dim"]), doc["vectors"], atol=TOL)
     np.testing.assert_allclose(r["scores"], np.array(doc["scores"])[doc["unscored"]:], atol=TOL)
@@ -370,12 +405,12 @@ def test_js_matches_the_conformance_file(browser, demo_server):
 
 
 @requires_browser
-def test_page_detects_the_sample_as_python_does(browser, demo_server, python_events):
+def test_page_detects_the_sample_as_python_does(demo_page, demo_server, python_events):
     """"Analyse at full speed" on the sample: the same events as python -m kws detect (the scores
     too); then a screenshot."""
     from kws.audio.io import load_audio
 
-    p = Page(browser, demo_server.url)
+    p = demo_page
     assert p.page.locator("#keywords tbody tr").count() == 3
     # the page reads a 16-bit WAV as Python does (the browser's own decoder scales by 1/32767)
     b64 = p.page.evaluate("""async () => {
@@ -394,34 +429,101 @@ def test_page_detects_the_sample_as_python_does(browser, demo_server, python_eve
     assert 0 < rtf < 0.5, rtf                 # keeps up with real time, with room to spare
     shot = os.environ.get("KWS_WEB_SCREENSHOT")
     p.page.screenshot(path=shot or str(Path(demo_server.app.store).parent / "web.png"))
-    p.close()
+    p.check()
+
+
+def _listen_through(p, seconds: float) -> None:
+    """Start listening on the fake microphone (it plays a recording of ``seconds`` once, then
+    silence); a timer put in the page presses Stop once the page has heard a second more than the
+    recording (_heard_through waits for that), whenever the test comes to look."""
+    p.page.click("#listen")
+    p.page.wait_for_function("kwsApp.run && kwsApp.run.kind === 'microphone'", timeout=30_000)
+    p.page.evaluate("""(n) => { const t = setInterval(() => {
+        if (kwsApp.heardCount >= n) { clearInterval(t); document.getElementById('stop').click(); } }, 50); }""",
+                    round((seconds + 1.0) * 16000))
+    p.listen_started = time.time()
+
+
+def _heard_through(p, seconds: float) -> None:
+    """Wait until the page of _listen_through has stopped, having heard a second more than the
+    recording."""
+    p.page.wait_for_function("!kwsApp.run", polling=100,
+                             timeout=max(1, round(seconds + 60 - (time.time() - p.listen_started))) * 1000)
+    n = p.page.evaluate("kwsApp.heardCount")
+    assert n >= round((seconds + 1.0) * 16000), (n, p.messages(), p.errors)
+
+
+@pytest.fixture(scope="module")
+def record_server(tmp_path_factory, model):
+    """A server whose store is empty, for the module: that of the page of `plays` that records
+    (test_enroll_by_recording_three_takes)."""
+    srv = _server(tmp_path_factory.mktemp("record") / "store", model)
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.fixture(scope="module")
+def plays(browser, mic_browser, learn_browser, demo_server, learn_server, record_server, excerpt):
+    """The pages whose audio plays in real time, started together so that their plays take the
+    time of one; each test then checks its own page:
+
+    - "file": the excerpt of the sample (EXCERPT_CUTS) chosen as a file
+      (test_file_played_through_the_capture_path);
+    - "microphone": listening to the fake microphone, which plays the excerpt
+      (test_microphone_fires_at_python_times);
+    - "learn": listening to the excerpt likewise, with fast learning (FASTER), to a store with
+      nothing learnt yet (test_page_keeps_what_it_learnt_and_the_switch); what its page showed
+      before it listened is kept in ``before``;
+    - "record": recording three takes from `browser`'s fake microphone (the sample) to enroll
+      "recorded" in an empty store (test_enroll_by_recording_three_takes).
+
+    Each page on the microphone is stopped (Stop pressed) once it has heard the excerpt and a
+    second more (_listen_through)."""
+    import wave
+
+    with wave.open(str(excerpt), "rb") as w:
+        seconds = w.getnframes() / w.getframerate()
+    pages = {"file": Page(browser, demo_server.url, wait=False),
+             "microphone": Page(mic_browser, demo_server.url, wait=False),
+             "learn": Page(learn_browser, learn_server.url, wait=False),
+             "record": Page(browser, record_server.url, wait=False)}
+    for p in pages.values():            # the pages load their models at once
+        p.page.goto(p.url)
+    for p in pages.values():
+        p.wait_ready()
+    learn = pages["learn"]
+    lp = learn.page
+    learn.before = {"learning": lp.get_attribute("#learning", "data-on"), "checked": lp.is_checked("#learn"),
+                    "bank": lp.locator("#thresholds td.bank").all_inner_texts(),
+                    "now": lp.locator("#thresholds td.now").all_inner_texts()}
+    lp.evaluate("(fast) => { kwsApp.adaptSettings = fast; kwsApp.useKeywords(kwsApp.doc); }", FASTER_JS)
+    pages["record"].page.fill("#record-name", "recorded")
+    pages["record"].page.click("#record-button")
+    pages["file"].page.set_input_files("#file", str(excerpt))
+    _listen_through(pages["microphone"], seconds)
+    _listen_through(learn, seconds)
+    pages["file"].page.wait_for_function("kwsApp.run && kwsApp.run.kind === 'file'", timeout=30_000)
+    yield pages
+    for p in pages.values():
+        if not p.page.is_closed():
+            p.page.close()
 
 
 @requires_browser
-def test_file_played_through_the_capture_path(browser, demo_server, excerpt, excerpt_events):
+def test_file_played_through_the_capture_path(plays, excerpt_events):
     """A chosen file (the excerpt of the sample) plays in real time through the AudioWorklet the
-    microphone uses."""
-    p = Page(browser, demo_server.url)
-    p.page.set_input_files("#file", str(excerpt))
-    p.page.wait_for_function("kwsApp.run && kwsApp.run.kind === 'file'", timeout=30_000)
+    microphone uses (its page is one of `plays`)."""
+    p = plays["file"]
     p.wait_stopped(60)
     _check_events(p.detections(), excerpt_events)
     p.close()
 
 
-def _listen_through(p, seconds: float) -> None:
-    """Listen on the fake microphone (it plays a recording of ``seconds`` once, then silence) until
-    the page has heard a second more than the recording, then Stop."""
-    p.page.click("#listen")
-    p.page.wait_for_function("kwsApp.run && kwsApp.run.kind === 'microphone'", timeout=30_000)
-    p.page.wait_for_function(f"kwsApp.heardCount >= {round((seconds + 1.0) * 16000)}", polling=100,
-                             timeout=round(seconds + 60) * 1000)
-    p.page.click("#stop")
-
-
 @requires_browser
-def test_microphone_fires_at_python_times(mic_browser, demo_server, model, demo, excerpt, excerpt_events):
-    """The fake microphone plays the excerpt of the sample (EXCERPT_CUTS) once; the page listens.
+def test_microphone_fires_at_python_times(plays, model, demo, excerpt, excerpt_events):
+    """The fake microphone plays the excerpt of the sample (EXCERPT_CUTS) once; the page listens
+    (it is one of `plays`).
 
     1. The page's events are those Python's detector gives on the very audio the page heard.
     2. Against the excerpt: the page's clock starts when it starts listening, so the excerpt's start
@@ -435,8 +537,8 @@ def test_microphone_fires_at_python_times(mic_browser, demo_server, model, demo,
     from kws.spot.detector import Detector, DetectorConfig
 
     played = load_audio(excerpt)
-    p = Page(mic_browser, demo_server.url)
-    _listen_through(p, played.size / 16000)
+    p = plays["microphone"]
+    _heard_through(p, played.size / 16000)
     heard = np.array(p.page.evaluate("Array.from(kwsApp.heardAudio())"), np.float32)
     got = p.detections()
     p.close()
@@ -499,16 +601,15 @@ def test_enroll_by_text_rename_and_remove_through_the_page(browser, empty_server
 
 
 @requires_browser
-def test_enroll_by_recording_three_takes(browser, empty_server, model):
-    """Three 2-second takes from the (fake) microphone, each checked by the server, make a keyword."""
+def test_enroll_by_recording_three_takes(plays, record_server, model):
+    """Three 2-second takes from the (fake) microphone, each checked by the server, make a keyword
+    (the page, one of `plays`, started recording them)."""
     from kws.enroll.store import KeywordSet
 
-    p = Page(browser, empty_server.url)
-    p.page.fill("#record-name", "recorded")
-    p.page.click("#record-button")
+    p = plays["record"]
     p.page.wait_for_selector("tr[data-name='recorded']", timeout=120_000)
     assert p.page.locator("#takes li.ok").count() == 3
-    kw = KeywordSet.load(empty_server.app.store, model.model_id)["recorded"]
+    kw = KeywordSet.load(record_server.app.store, model.model_id)["recorded"]
     assert kw.source == "examples" and kw.origins == ["recording"] * 3
     p.close()
 
@@ -710,6 +811,17 @@ def room_server(tmp_path, model):
     srv.server_close()
 
 
+@pytest.fixture(scope="module")
+def learn_server(tmp_path_factory, model):
+    """A server whose store holds the demo keywords and nothing learnt yet, for the module: that
+    of the page of `plays` that learns (test_page_keeps_what_it_learnt_and_the_switch)."""
+    srv = _server(tmp_path_factory.mktemp("learn") / "store", model)
+    srv.app.add_demo()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
 def _room_json(store):
     p = Path(store) / "room.json"
     return json.loads(p.read_text()) if p.exists() else None
@@ -822,7 +934,7 @@ def test_room_in_keywords_and_the_endpoint_round_trip_and_refusals(room_server, 
 
 
 @requires_browser
-def test_js_room_and_peaks_equal_python(browser, demo_server):
+def test_js_room_and_peaks_equal_python(demo_page):
     """kws.js's PeakTracker and Room against kws.spot.room's on the same inputs: random score series
     (plateaus, -1 stretches); and 16 minutes of random peaks for three keywords learning fast: one
     with many peaks just below its bank threshold (it rises to the bound), one with a few below its
@@ -865,7 +977,7 @@ def test_js_room_and_peaks_equal_python(browser, demo_server):
     assert 0.01 < end[1]["threshold"] - end[1]["bank"] < 0.05
     assert end[2]["threshold"] == pytest.approx(end[2]["floor"])            # the floor was met
 
-    p = Page(browser, demo_server.url)
+    p = demo_page
     r = p.page.evaluate("""async ([series, start, ops, cfg]) => {
         const { PeakTracker, Room, adaptConfig, roomEntryFromJSON, roomEntryToJSON } = await import('./kws.js');
         const t = new PeakTracker(3, 12), peaks = [];
@@ -880,7 +992,7 @@ def test_js_room_and_peaks_equal_python(browser, demo_server):
         }
         return { peaks, traj, end: room.entries.map(roomEntryToJSON) };
     }""", [s.astype(float).tolist(), start, ops, dict(FAST_JS, bound=0.06, window=0.10)])
-    p.close()
+    p.check()
     assert r["peaks"] == peaks_py and len(peaks_py) > 150
     assert len(r["traj"]) == len(traj) == 96
     _thr_equal(r["traj"], traj)
@@ -947,22 +1059,24 @@ def _learnt(store):
 
 
 @requires_browser
-def test_page_keeps_what_it_learnt_and_the_switch(mic_browser, room_server, model, demo, excerpt, python_events):
-    """The page listens (the fake microphone plays the excerpt of the sample) with fast learning
-    (FASTER); Stop sends what it learnt to the server: the store's room.json then holds what
-    Python's detector learns from the same audio, and a reload takes it up. The switch off gives
-    the bank's thresholds (and detect's events on the sample), stays off after a reload, and on
-    again gives the learnt ones. Closing the page while it listens sends what it learnt too."""
+def test_page_keeps_what_it_learnt_and_the_switch(plays, learn_browser, learn_server, model, demo, excerpt,
+                                                  python_events):
+    """The page listens (the fake microphone plays the excerpt of the sample; the page is one of
+    `plays`) with fast learning (FASTER); Stop sends what it learnt to the server: the store's
+    room.json then holds what Python's detector learns from the same audio, and a reload takes it
+    up. The switch off gives the bank's thresholds (and detect's events on the sample), stays off
+    after a reload, and on again gives the learnt ones. Closing the page while it listens sends
+    what it learnt too."""
     from kws.audio.io import load_audio
 
-    store = room_server.app.store
-    p = Page(mic_browser, room_server.url)
-    assert p.page.get_attribute("#learning", "data-on") == "yes" and p.page.is_checked("#learn")
+    store = learn_server.app.store
+    p = plays["learn"]
+    # what the page showed before it listened
+    assert p.before["learning"] == "yes" and p.before["checked"]
     bank_text = [f"{t:.3f}" for t in _bank(demo)]
-    assert p.page.locator("#thresholds td.bank").all_inner_texts() == bank_text
-    assert p.page.locator("#thresholds td.now").all_inner_texts() == bank_text
-    p.page.evaluate("(fast) => { kwsApp.adaptSettings = fast; kwsApp.useKeywords(kwsApp.doc); }", FASTER_JS)
-    _listen_through(p, load_audio(excerpt).size / 16000)
+    assert p.before["bank"] == bank_text
+    assert p.before["now"] == bank_text
+    _heard_through(p, load_audio(excerpt).size / 16000)
     saved = _wait_for(lambda: (_learnt(store) or {}).get("computer", {}).get("listened_h") and _learnt(store),
                       what="room.json after Stop")
     heard = np.array(p.page.evaluate("Array.from(kwsApp.heardAudio())"), np.float32)
@@ -980,7 +1094,7 @@ def test_page_keeps_what_it_learnt_and_the_switch(mic_browser, room_server, mode
     learnt = list(det.thresholds.values())
 
     # a new visit takes up what was learnt
-    p = Page(mic_browser, room_server.url)
+    p = Page(learn_browser, learn_server.url)
     _thr_equal(p.page.evaluate("Array.from(kwsApp.spotter.thresholds)"), learnt)
     assert p.page.locator("#thresholds td.now").all_inner_texts() == [f"{t:.3f}" for t in _f32(learnt)]
     assert p.page.locator("#thresholds td.bank").all_inner_texts() == bank_text
