@@ -1,0 +1,110 @@
+"""Typed keywords' templates with reverberant copies: do they find the keyword in rooms?
+
+    python benchmarks/room_templates.py --sets runs/eval-sets --rooms .hc/stage/rooms.npz \\
+        --head runs/head-alike/export-lr5e-5 --int8 [--per-voice 1] [--rt60 0.3,0.9] [--half b]
+
+The clip-level measure of ``python -m kws.train.head_eval report`` (the same sets, clips, conditions,
+background and miss rate at 1 false alarm an hour), once with each word's templates from its 28
+clean renderings (as enrollment makes them today) and once with ``--per-voice`` reverberant
+copies of each rendering added: the rendering, trimmed of silence, convolved with a room impulse
+response drawn from ``--rooms`` (``python -m kws.corpus.rooms``: pyroomacoustics shoebox rooms,
+the training's rooms; only those with RT60 in ``--rt60``), cut 0.25 s after the word, scaled to the
+rendering's peak, then padded and cut as every template is (kws.spot.templates.source_vectors and
+cut). The evaluation's reverberant clips are made another way (kws.evaluate.reverb: exponentially
+decaying noise), so the copies are not the test's rooms. Renderings are kept in ``--cache``.
+Printed: the head_eval table, both template sets side by side.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from kws.spot.templates import TRIM_TOP_DB, source_vectors, trim_silence  # noqa: E402
+from kws.train import head_eval as he  # noqa: E402
+
+TAIL_S = 0.25
+
+
+def renderings(words, cache: Path) -> dict:
+    """Each word's Kokoro renderings in the 28 voices (kws.enroll.kokoro), kept in ``cache``."""
+    from kws.enroll import kokoro
+    from kws.enroll.phonemes import pronounce
+    from kws.progress import progress
+
+    if cache.exists():
+        z = np.load(cache, allow_pickle=True)
+        have = z["audio"].item()
+        if all(w in have for w in words):
+            return have
+    out = {}
+    for w in progress(list(words), "rendering", unit="word"):
+        ph = kokoro.pronunciation_phonemes(pronounce(w))
+        out[w] = [np.asarray(kokoro.render(ph, r), np.float32) for r in kokoro.default_renderings()]
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, audio=np.array(out, dtype=object))
+    return out
+
+
+def reverberant(x: np.ndarray, rir: np.ndarray) -> np.ndarray:
+    """``x`` trimmed of silence, through ``rir``, kept to 0.25 s after the word, at ``x``'s peak."""
+    t = trim_silence(x, top_db=TRIM_TOP_DB, margin_s=0.0)
+    y = np.convolve(t, rir)[: t.size + int(TAIL_S * 16000)]
+    return (y * np.abs(t).max() / max(float(np.abs(y).max()), 1e-6)).astype(np.float32)
+
+
+def template_sets(audio: dict, rirs: np.ndarray, per_voice: int, seed: int = 7):
+    """(clean, clean + reverberant) raw template vectors of each word."""
+    bb = he._backbone()
+    rng = np.random.default_rng(seed)
+    clean, both = {}, {}
+    for w, xs in audio.items():
+        c, b = [], []
+        for x in xs:
+            v = source_vectors(bb, x).astype(np.float32)
+            c.append(v)
+            b.append(v)
+            for _ in range(per_voice):
+                b.append(source_vectors(bb, reverberant(x, rirs[rng.integers(len(rirs))])).astype(np.float32))
+        clean[w], both[w] = c, b
+    return clean, both
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sets", type=Path, required=True, help="python -m kws.train.head_eval prepare's folder")
+    ap.add_argument("--rooms", type=Path, required=True, help="python -m kws.corpus.rooms's npz")
+    ap.add_argument("--head", type=Path, required=True, help="an exported head folder (kws.train.head export)")
+    ap.add_argument("--int8", action="store_true", help="the head's int8 graph (as shipped)")
+    ap.add_argument("--half", default="b", choices=("a", "b"))
+    ap.add_argument("--per-voice", type=int, default=1)
+    ap.add_argument("--rt60", default="0.3,0.9", help="the rooms drawn: RT60 from,to (s)")
+    ap.add_argument("--cache", type=Path, default=Path("runs/room-templates-audio.npz"))
+    args = ap.parse_args(argv)
+    lo, hi = (float(v) for v in args.rt60.split(","))
+    z = np.load(args.rooms)
+    keep = (z["rt60"] >= lo) & (z["rt60"] <= hi)
+    if not keep.any():
+        print(f"{args.rooms}: no room with RT60 in {lo}-{hi} s", file=sys.stderr)
+        return 2
+    rirs = z["rir"][keep].astype(np.float32)
+    sets = he.load_sets(args.sets, args.half)
+    clean, both = template_sets(renderings(he.WAKE + he.DIGIT_WORDS, args.cache), rirs, args.per_voice)
+    head = he.onnx_head(args.head, int8=args.int8)
+    results = {}
+    for name, tpl in (("28 clean templates", clean),
+                      (f"+ {args.per_voice} reverberant a voice (RT60 {lo}-{hi} s, {int(keep.sum())} rooms)", both)):
+        results[name] = he.evaluate({**sets, "templates": tpl}, head)
+        print(f"{name}: done", file=sys.stderr, flush=True)
+    print(f"half {args.half}, head {args.head}{' int8' if args.int8 else ''}, "
+          f"{results[next(iter(results))]['background_hours']:.2f} h of background speech")
+    print(he.table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
