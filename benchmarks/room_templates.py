@@ -31,20 +31,13 @@ TAIL_S = 0.25
 
 
 def renderings(words, cache: Path) -> dict:
-    """Each word's Kokoro renderings in the 28 voices (kws.enroll.kokoro), kept in ``cache``."""
-    from kws.enroll import kokoro
-    from kws.enroll.phonemes import pronounce
-    from kws.progress import progress
-
+    """Each word's renderings in the 28 voices (kws.train.head_eval.render_words), kept in ``cache``."""
     if cache.exists():
         z = np.load(cache, allow_pickle=True)
         have = z["audio"].item()
         if all(w in have for w in words):
             return have
-    out = {}
-    for w in progress(list(words), "rendering", unit="word"):
-        ph = kokoro.pronunciation_phonemes(pronounce(w))
-        out[w] = [np.asarray(kokoro.render(ph, r), np.float32) for r in kokoro.default_renderings()]
+    out = he.render_words(words)
     cache.parent.mkdir(parents=True, exist_ok=True)
     np.savez(cache, audio=np.array(out, dtype=object))
     return out
@@ -57,21 +50,19 @@ def reverberant(x: np.ndarray, rir: np.ndarray) -> np.ndarray:
     return (y * np.abs(t).max() / max(float(np.abs(y).max()), 1e-6)).astype(np.float32)
 
 
-def template_sets(audio: dict, rirs: np.ndarray, per_voice: int, seed: int = 7):
-    """(clean, clean + reverberant) raw template vectors of each word."""
+def with_copies(clean: dict, audio: dict, rirs: np.ndarray, per_voice: int, seed: int = 7) -> dict:
+    """Each word's raw template vectors of ``clean`` (those of its renderings ``audio``, in order),
+    each followed by ``per_voice`` reverberant copies of its rendering."""
     bb = he._backbone()
     rng = np.random.default_rng(seed)
-    clean, both = {}, {}
+    out = {}
     for w, xs in audio.items():
-        c, b = [], []
-        for x in xs:
-            v = source_vectors(bb, x).astype(np.float32)
-            c.append(v)
-            b.append(v)
+        out[w] = []
+        for v, x in zip(clean[w], xs):
+            out[w].append(v)
             for _ in range(per_voice):
-                b.append(source_vectors(bb, reverberant(x, rirs[rng.integers(len(rirs))])).astype(np.float32))
-        clean[w], both[w] = c, b
-    return clean, both
+                out[w].append(source_vectors(bb, reverberant(x, rirs[rng.integers(len(rirs))])).astype(np.float32))
+    return out
 
 
 def main(argv=None) -> int:
@@ -93,7 +84,8 @@ def main(argv=None) -> int:
         return 2
     rirs = z["rir"][keep].astype(np.float32)
     sets = he.load_sets(args.sets, args.half)
-    clean, both = template_sets(renderings(he.WAKE + he.DIGIT_WORDS, args.cache), rirs, args.per_voice)
+    clean = sets["templates"]            # the 28 clean renderings' vectors, as head_eval prepare made them
+    both = with_copies(clean, renderings(he.WAKE + he.DIGIT_WORDS, args.cache), rirs, args.per_voice)
     head = he.onnx_head(args.head, int8=args.int8)
     results = {}
     for name, tpl in (("28 clean templates", clean),

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from kws.enroll.background import (STEP, Background, BackgroundError, ComponentCodes, Int4Codes, decode,
-                                   decode_components, encode, encode_components, load, save, save_int4)
+                                   decode_components, encode, encode_components, load, save)
 from kws.enroll.thresholds import fit_tail, keyword_peaks
 from kws.model.head import unit
 from kws.spot.templates import TemplateBank, keyword_templates
@@ -124,7 +124,9 @@ def test_both_formats_load(model, tmp_path):
     np.testing.assert_array_equal(bg.rows(1000, 2500), decode_components(z["codes"][:, 1000:2500], z["mean"],
                                                                          z["basis"], float(z["step"])))
     assert np.min(np.sum(bg.vectors * v, axis=1) / np.linalg.norm(bg.vectors, axis=1)) > 0.98
-    save_int4(d / "background.npz", v, segs, kinds)
+    codes, scales = encode(v)                # the int4 file, as model folders before hold it
+    np.savez_compressed(d / "background.npz", codes=codes, scales=scales, segments=np.array(segs, np.int64),
+                        kinds=np.array(kinds))
     old = load(Model.load(d, verify=False))
     assert isinstance(old._codes, Int4Codes) and old.size == 3000
     np.testing.assert_allclose(old.rows(0, 3000), unit(decode(*encode(v))), rtol=0, atol=1e-6)

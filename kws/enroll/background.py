@@ -285,11 +285,3 @@ def save(path: Path, vectors: np.ndarray, segments, kinds, step: float = STEP) -
     codes, mean, basis = encode_components(vectors, step)
     np.savez_compressed(path, codes=codes, mean=mean, basis=basis, step=np.float32(step),
                         segments=np.asarray(segments, np.int64), kinds=np.array(list(kinds)))
-
-
-def save_int4(path: Path, vectors: np.ndarray, segments, kinds) -> None:
-    """Write a bank in the int4 format (:func:`encode`), as model folders before
-    :data:`ENCODING` hold it."""
-    codes, scales = encode(vectors)
-    np.savez_compressed(path, codes=codes, scales=scales, segments=np.asarray(segments, np.int64),
-                        kinds=np.array(list(kinds)))

@@ -61,11 +61,12 @@ CHUNK = 1 << 14               # bank vectors scored at once (whole segments; a l
 
 
 def run_scores(bank: TemplateBank, x: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """(n, T) every template's score at every vector of ``x``: unit rows holding segments that
-    begin at ``starts`` (offsets in ``x``, the first 0). kws.spot.templates.template_scores of
-    each segment on its own, up to float rounding (the bank's rows are not scaled again: unit already, or
-    decoded near unit length and deliberately left so, kws.enroll.background), -1 where a template does not fit in its segment yet; one matrix product
-    for all the segments."""
+    """(n, T) every template's score at every vector of ``x``: the bank's rows, holding segments
+    that begin at ``starts`` (offsets in ``x``, the first 0), -1 where a template does not fit in
+    its segment yet; one matrix product for all the segments. The rows are taken as they are, not
+    scaled to unit length: a bank of unit rows gives kws.spot.templates.template_scores of each
+    segment on its own, up to float rounding; a coded bank's decoded rows are near unit length
+    and deliberately left so (kws.enroll.background)."""
     n, t = x.shape[0], bank.length.size
     g = bank.rows @ x.T                                      # (R, n): each row's dots, contiguous
     out = np.full((t, n), -1.0, np.float32)

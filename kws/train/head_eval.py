@@ -59,22 +59,25 @@ def _backbone():
     return Backbone(as_files(default_model_path()))
 
 
-def render_templates(bb, words, quiet=False) -> Dict[str, List[np.ndarray]]:
-    """Raw vectors of each word's padded utterance (kws.spot.templates.source_vectors; not yet cut)
-    in the 28 voices, speed 1."""
+def render_words(words, quiet=False) -> Dict[str, List[np.ndarray]]:
+    """Each word's Kokoro renderings (16 kHz audio) in the 28 voices, speed 1."""
     from kws.enroll import kokoro
     from kws.enroll.phonemes import pronounce
 
     out = {}
     for w in words:
         ph = kokoro.pronunciation_phonemes(pronounce(w))
-        ts = []
-        for r in kokoro.default_renderings():
-            ts.append(source_vectors(bb, kokoro.render(ph, r)).astype(np.float32))
-        out[w] = ts
+        out[w] = [np.asarray(kokoro.render(ph, r), np.float32) for r in kokoro.default_renderings()]
         if not quiet:
             print(f"templates: {w}", flush=True)
     return out
+
+
+def render_templates(bb, words, quiet=False) -> Dict[str, List[np.ndarray]]:
+    """Raw vectors of each word's padded utterance (kws.spot.templates.source_vectors; not yet cut)
+    in the 28 voices, speed 1 (:func:`render_words`)."""
+    return {w: [source_vectors(bb, x).astype(np.float32) for x in xs]
+            for w, xs in render_words(words, quiet).items()}
 
 
 def prepare(data: Path, out: Path, music: Optional[Path] = None, quiet: bool = False) -> dict:
