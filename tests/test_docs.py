@@ -51,8 +51,8 @@ def module_exists(name: str) -> bool:
     return False
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
-def test_page_names_only_what_exists(page):
+def missing_names(page: Path) -> list:
+    """What ``page`` names that the checkout does not hold."""
     text = page.read_text()
     missing = []
     for p in set(PATH.findall(text)):
@@ -77,7 +77,22 @@ def test_page_names_only_what_exists(page):
                 continue                          # a file name (kws.js)
             if not module_exists(m):
                 missing.append(m)
-    assert not missing, f"{page.relative_to(ROOT)} names what does not exist: {sorted(missing)}"
+    return sorted(missing)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_page_names_only_what_exists(page):
+    missing = missing_names(page)
+    assert not missing, f"{page.relative_to(ROOT)} names what does not exist: {missing}"
+
+
+def test_the_check_finds_what_does_not_exist(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("# Top\n\nSee `kws/spot/detector.py`, `kws/spot/gone.py`, benchmarks/rtf.py and scripts/gone.sh;\n"
+                    "[top](#top), [away](#away), [gone](gone.md), [site](https://example.org);\n"
+                    "python -m kws.commands, python -m kws.gone; kws.spot.templates.cut, kws.spot.gone, kws.js.\n")
+    assert missing_names(page) == ["#away", "gone.md", "kws.gone", "kws.spot.gone", "kws/spot/gone.py",
+                                   "python -m kws.gone", "scripts/gone.sh"]
 
 
 # ------------------------------------------------------------------ the README as a new user meets it
@@ -111,11 +126,12 @@ def test_ci_installs_and_tests_as_the_readme_says():
     assert install[0] == lines[1]                              # the same virtual environment
 
 
-def test_readme_python_runs_as_pasted(few_voices, monkeypatch, capsys):
-    """The README's first Python snippet, pasted in the checkout's root (typed keywords in the
-    tests' few voices), prints the sample's words; the next one names the files of your own."""
+def test_readme_python_runs_as_pasted(few_voices, monkeypatch, capsys, tmp_path):
+    """The README's first Python snippet, pasted in a folder outside the checkout (typed keywords
+    in the tests' few voices), prints the sample's words; the next one names the files of your
+    own."""
     snippets = _blocks(README.read_text(), "python")
-    monkeypatch.chdir(ROOT)
+    monkeypatch.chdir(tmp_path)
     exec(compile(snippets[0], "README.md", "exec"), {})
     heard = [ln.split()[0] for ln in capsys.readouterr().out.splitlines()]
     assert heard == ["computer", "jarvis"], heard
