@@ -1,6 +1,6 @@
 """The page's detector in the browser: speed, page load time, memory, and its agreement with Python.
 
-    python benchmarks/web_speed.py [--store DIR] [--repeats 3] [--out docs/web-speed.json]
+    python benchmarks/web_speed.py [--store DIR] [--repeats 3] [--out docs/results/web-speed.json]
 
 Runs ``python -m kws web``'s server in this process and the page in headless Debian Chromium
 (Playwright; tests/webutil.py), then measures:
@@ -123,7 +123,7 @@ def main() -> int:
     ap.add_argument("--store", type=Path, help="10-keyword store to use or make (default: a temporary one)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--loads", type=int, default=5)
-    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "web-speed.json")
+    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "web-speed.json")
     args = ap.parse_args()
     why = webutil.missing()
     if why:
