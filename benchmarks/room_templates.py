@@ -24,11 +24,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kws.spot.templates import TRIM_TOP_DB, source_vectors, trim_silence  # noqa: E402
+from kws.spot.templates import room_copy, source_vectors  # noqa: E402
 from kws.train import head_eval as he  # noqa: E402
-
-TAIL_S = 0.25
-
 
 def renderings(words, cache: Path) -> dict:
     """Each word's renderings in the 28 voices (kws.train.head_eval.render_words), kept in ``cache``."""
@@ -43,13 +40,6 @@ def renderings(words, cache: Path) -> dict:
     return out
 
 
-def reverberant(x: np.ndarray, rir: np.ndarray) -> np.ndarray:
-    """``x`` trimmed of silence, through ``rir``, kept to 0.25 s after the word, at ``x``'s peak."""
-    t = trim_silence(x, top_db=TRIM_TOP_DB, margin_s=0.0)
-    y = np.convolve(t, rir)[: t.size + int(TAIL_S * 16000)]
-    return (y * np.abs(t).max() / max(float(np.abs(y).max()), 1e-6)).astype(np.float32)
-
-
 def with_copies(clean: dict, audio: dict, rirs: np.ndarray, per_voice: int, seed: int = 7) -> dict:
     """Each word's raw template vectors of ``clean`` (those of its renderings ``audio``, in order),
     each followed by ``per_voice`` reverberant copies of its rendering."""
@@ -61,7 +51,7 @@ def with_copies(clean: dict, audio: dict, rirs: np.ndarray, per_voice: int, seed
         for v, x in zip(clean[w], xs):
             out[w].append(v)
             for _ in range(per_voice):
-                out[w].append(source_vectors(bb, reverberant(x, rirs[rng.integers(len(rirs))])).astype(np.float32))
+                out[w].append(source_vectors(bb, room_copy(x, rirs[rng.integers(len(rirs))])).astype(np.float32))
     return out
 
 

@@ -47,6 +47,8 @@ from kws.progress import progress
 from kws.spot.templates import PAD_S, TRIM
 
 BACKBONE_FILES = ("backbone.onnx", "backbone_mel.npz", "NOTICE.backbone")
+ROOMS_FILE = "rooms.npz"   # room impulse responses of typed keywords' room copies
+ROOM_S = 0.6               # each cut to this (RT60 up to 0.9 s: the rest is 40 dB down)
 RAW_CACHE = Path("runs/bank-raw.npz")      # the bank's front-end vectors, kept for a rebuild with another head
 
 
@@ -103,6 +105,26 @@ def build_bank(out_dir: Path, raw: np.ndarray, counts, kinds, head_file: Optiona
             "head_sha256": sha256_file(head_file) if head_file is not None else None}
 
 
+def write_rooms(out_dir: Path, source: Path, rt60: Tuple[float, float], count: int, seed: int = 0,
+                seconds: float = ROOM_S) -> Optional[dict]:
+    """``count`` rooms of ``source`` (python -m kws.corpus.rooms's npz: simulated rooms) with an
+    RT60 within ``rt60``, drawn at random, cut to ``seconds``, into the model folder as
+    ``rooms.npz`` (float16): typed keywords get one copy of each rendering through one of them
+    (kws.enroll.build). ``count`` 0: none (the model's entry removed)."""
+    if count <= 0:
+        return None
+    z = np.load(source)
+    pick = np.flatnonzero((z["rt60"] >= rt60[0]) & (z["rt60"] <= rt60[1]))
+    if pick.size < count:
+        raise SystemExit(f"{source}: {pick.size} rooms with an RT60 of {rt60[0]}-{rt60[1]} s, {count} wanted")
+    pick = np.sort(np.random.default_rng(seed).choice(pick, count, replace=False))
+    rir = np.asarray(z["rir"][pick], np.float32)[:, : int(seconds * 16000)]
+    np.savez_compressed(out_dir / ROOMS_FILE, rir=rir.astype(np.float16), rt60=z["rt60"][pick])
+    return {"file": ROOMS_FILE, "count": int(count),
+            "rt60_s": [round(float(z["rt60"][pick].min()), 3), round(float(z["rt60"][pick].max()), 3)],
+            "source": f"{Path(source).name}: pyroomacoustics shoebox rooms (python -m kws.corpus.rooms)"}
+
+
 def _old_manifest(out_dir: Path) -> dict:
     """The manifest already in ``out_dir`` (its head and bank may be kept), or {}."""
     try:
@@ -114,8 +136,8 @@ def _old_manifest(out_dir: Path) -> dict:
 def write(out_dir: Path, data: Path, music: Sequence[Path] = (), head: Optional[Path] = None,
           backbone: Optional[Path] = None, seed: int = 0, quiet: bool = False, no_head: bool = False,
           reuse_background: bool = False, pad_s: float = PAD_S, trim: int = TRIM, int8: bool = False,
-          trim_end: Optional[int] = None,
-          talk: Optional[Path] = None, household: Optional[Path] = None, raw_cache: Path = RAW_CACHE) -> dict:
+          trim_end: Optional[int] = None, rooms: Optional[Path] = None, room_rt60: Tuple[float, float] = (0.3, 0.9),
+          room_count: int = 28, talk: Optional[Path] = None, household: Optional[Path] = None, raw_cache: Path = RAW_CACHE) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     if backbone is not None and Path(backbone).resolve() != out_dir.resolve():
         for name in BACKBONE_FILES:
@@ -156,7 +178,12 @@ def write(out_dir: Path, data: Path, music: Sequence[Path] = (), head: Optional[
     head_file = out_dir / "head.onnx" if head_meta else None
     bank = build_bank(out_dir, raw, counts, kinds, head_file, int(head_meta["context"]) if head_meta else 1)
     bank["sources"] = sources
+    room_meta = old.get("templates", {}).get("rooms") if rooms is None else write_rooms(
+        out_dir, rooms, room_rt60, room_count, seed)
+    if not room_meta:
+        (out_dir / ROOMS_FILE).unlink(missing_ok=True)
     files = ["backbone.onnx", "backbone_mel.npz", "background.npz"] + (["head.onnx"] if head_meta else [])
+    files += [ROOMS_FILE] if room_meta else []
     if head_meta and (out_dir / "head_check.npz").exists():
         files.append("head_check.npz")
     digests = {n: {"sha256": sha256_file(out_dir / n), "bytes": (out_dir / n).stat().st_size} for n in files}
@@ -164,6 +191,8 @@ def write(out_dir: Path, data: Path, music: Sequence[Path] = (), head: Optional[
     cutting = {"pad_s": pad_s, "trim": trim}
     if trim_end is not None and trim_end != trim:
         cutting["trim_end"] = trim_end          # (absent when equal: the ids of such models stay as they were)
+    if room_meta:
+        cutting["rooms"] = room_meta
     ident = hashlib.sha256(json.dumps({**{n: digests[n]["sha256"] for n in files if n != "background.npz"},
                                        **cutting}, sort_keys=True).encode()).hexdigest()[:12]
     manifest = {
@@ -208,12 +237,17 @@ def main(argv=None) -> int:
     ap.add_argument("--trim-end", type=int, default=None,
                     help="vectors dropped at the end instead (default: --trim); the head's training "
                          "should have cut its templates the same way (its variant's trim_end)")
+    ap.add_argument("--rooms", type=Path, help="python -m kws.corpus.rooms's npz: typed keywords also get "
+                    "each rendering through one of --room-count of its rooms (default: keep the model's)")
+    ap.add_argument("--room-rt60", default="0.3,0.9", help="the rooms' RT60 from,to (s)")
+    ap.add_argument("--room-count", type=int, default=28, help="rooms kept (0: none, typed keywords without room copies)")
     ap.add_argument("--backbone", type=Path, help="a folder with the front end's files (default: --out)")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
     m = write(args.out, args.data, args.music, args.head, args.backbone, quiet=args.quiet, no_head=args.no_head,
               reuse_background=args.reuse_background, pad_s=args.pad, trim=args.trim, int8=args.int8,
-              trim_end=args.trim_end,
+              trim_end=args.trim_end, rooms=args.rooms, room_count=args.room_count,
+              room_rt60=tuple(float(v) for v in args.room_rt60.split(",")),
               talk=args.talk, household=args.household, raw_cache=args.raw_cache)
     print(json.dumps({"model_id": m["model_id"], "background": m["background"]}, indent=2))
     return 0

@@ -107,6 +107,7 @@ def keywords_from_args(args, model, say=None) -> Tuple[object, List[str]]:
         rate = args.false_alarms_per_hour
         target = th.DEFAULT_FA_PER_HOUR if rate is None else float(rate)
         origins = [f"kokoro:{r.voice}" for r in kokoro.default_renderings()]
+        origins += [f"{o}+room" for o in origins] * (model.rooms is not None)
         found: List = []
         for text in args.keyword:
             kw = _from_store(stored, text, target, origins)

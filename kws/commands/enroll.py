@@ -36,7 +36,8 @@ import numpy as np
 from kws.audio.io import load_audio
 from kws.commands import store_argument
 from kws.enroll.build import (EnrollError, build_keyword, check_example, check_rate, load_examples,
-                            migrate_store, plan_keyword)
+                            plan_keyword)
+from kws.enroll.migrate import migrate_store
 from kws.enroll.store import (Keyword, KeywordSet, StoreError, edit_store, export_doc, parse_export,
                           reset_store, resolve_store, restore_backup)
 from kws.model.model import Model

@@ -4,9 +4,14 @@ python -m kws.train.head train CONFIG.json [key=value ...] (needs torch and the 
 The recipe of the shipped model, each step from the checkout's root folder (docs/model.md and
 docs/head.md have every step, with the data each one needs):
 
-    python -m kws train configs/head-short.json                           # checkpoints in /tmp/run2
-    python -m kws.train.head export /tmp/run2/c8h512/best.pt --out /tmp/head   # the head as ONNX
-    python -m kws export /tmp/head --reuse-background --pad 0.6 --trim 2       # the model folder
+    python -m kws.train.head from-onnx FIRST/head.onnx --out /tmp/stage/init/first-head.pt
+    python -m kws train configs/head-alike.json                     # checkpoints in /tmp/run
+    python -m kws.train.head export /tmp/run/ft45-alike-lr5e-5/best.pt --out /tmp/head   # the head as ONNX
+    python -m kws export /tmp/head --int8 --reuse-background --pad 0.6 --trim 2        # the model folder
+
+(the first line: the weights it starts from, the first head's, read back from the head.onnx of
+its model folder FIRST, model ``tpl-45d876c736cf`` (docs/history.md); the configuration's paths
+are where scripts/head_scale.sh stages the data.)
 
 python -m kws.train.head also stages the speech and the validation file the config names
 (stage-speech, val-file).

@@ -11,5 +11,6 @@ store they are kept in. ``python -m kws.enroll`` is ``python -m kws enroll``.
   false-alarm rate.
 - ``store``: :class:`~kws.enroll.store.Keyword`, :class:`~kws.enroll.store.KeywordSet` and the
   keyword store on disk.
+- ``migrate``: a store moved to another model (``enroll migrate``).
 - ``demo``: the demo keywords and the sample recording.
 """

@@ -41,7 +41,8 @@ from kws.enroll.phonemes import Pronunciation, parse_phonemes, pronounce
 from kws.enroll.store import Keyword
 from kws.errors import KwsError
 from kws.model.model import Model
-from kws.spot.templates import TemplateBank, TemplateError, check_length, cut, source_vectors
+from kws.spot.templates import (TemplateBank, TemplateError, check_length, cut, room_copy, source_vectors,
+                                utterance_of)
 
 MIN_EXAMPLE_S = 0.2        # shortest example recording
 MAX_EXAMPLE_S = 10.0       # longest example recording
@@ -451,12 +452,24 @@ def build_keyword(model: Model, name: str, text: Optional[str], phonemes: Option
         recordings, made = made, []
         for origin, audio in rendered:
             add(origin, audio, f"the rendering by {origin.split(':', 1)[1]}")
+        rooms = model.rooms
+        if rooms is not None and len(rooms):     # each rendering once more, as a room gives it back
+            for i, (origin, audio) in enumerate(list(rendered)):
+                add(f"{origin}+room", room_copy(audio, rooms[i % len(rooms)]),
+                    f"the rendering by {origin.split(':', 1)[1]} in a room")
         made += recordings
-    utterances = [(o, a) for o, a, _ in made]
+    owner: List[int] = []              # each template's utterance (a room copy's is its rendering's)
+    utterances: List[Tuple[str, np.ndarray]] = []
+    for o, a, _ in made:
+        if utterance_of(o) != o:
+            owner.append(next(i for i, (u, _) in enumerate(utterances) if u == utterance_of(o)))
+        else:
+            owner.append(len(utterances))
+            utterances.append((o, a))
     vecs = [v for _, _, v in made]
     segs = [v.shape[0] for v in vecs]
     origins = [o for o, _, _ in made]
-    durs = [trim_silence(a, top_db=40.0, margin_s=0.0).size / SAMPLE_RATE for _, a, _ in made]
+    durs = [trim_silence(a, top_db=40.0, margin_s=0.0).size / SAMPLE_RATE for _, a in utterances]
     source = "+".join(s for s, on in (("text", pron is not None), ("examples", bool(examples))) if on)
     kw = Keyword(name=name, vectors=np.concatenate(vecs), threshold=0.0, segments=segs, origins=origins,
                  text=text, phonemes=str(pron) if pron is not None else None, source=source,
@@ -465,7 +478,7 @@ def build_keyword(model: Model, name: str, text: Optional[str], phonemes: Option
     if warm is not None:
         warm.join()
     cal = th.calibrate(model, templates, plan.fa_per_hour)
-    conf = confusions.check(model, templates, origins, words=pron.words if pron is not None else (),
+    conf = confusions.check(model, templates, [utterance_of(o) for o in origins], words=pron.words if pron is not None else (),
                             phonemes=plan.misaki, timed=timed,
                             arpabet=_arpabet_words(pron) if pron is not None else (),
                             not_parts=plan.not_parts, lexical=lexical and pron is not None,
@@ -483,7 +496,8 @@ def build_keyword(model: Model, name: str, text: Optional[str], phonemes: Option
         kw.tuned_on["tail"] = tail
     recall = recall_bank = None
     if tune and len(utterances) > 1:
-        pos = own_scores(model, templates, [a for _, a in utterances], np.random.default_rng(seed))
+        pos = own_scores(model, templates, [a for _, a in utterances], np.random.default_rng(seed),
+                         owners=owner)
         kw.eer = th.tune(pos, cal.tail.peaks)[0]
         recall = float(np.mean(pos >= kw.threshold))
         recall_bank = float(np.mean(pos >= cal.threshold))
@@ -505,91 +519,21 @@ def build_keyword(model: Model, name: str, text: Optional[str], phonemes: Option
 
 
 def own_scores(model: Model, templates: Sequence[np.ndarray], audio: Sequence[np.ndarray],
-               rng: np.random.Generator) -> np.ndarray:
+               rng: np.random.Generator, owners: Optional[Sequence[int]] = None) -> np.ndarray:
     """Each utterance's best score against the templates of all the others (leave one out), clean
     and with white noise at ``CHECK_SNR_DB``: how a voice or recording the keyword has not heard
-    scores."""
+    scores. ``owners``: each template's utterance (a room copy's is its rendering's, left out
+    with it); default: template ``i`` is utterance ``i``."""
     from kws.enroll.thresholds import add_noise
     from kws.spot.templates import TRIM_TOP_DB, Matcher
 
     out = []
     for i, x in enumerate(audio):
-        others = [t for j, t in enumerate(templates) if j != i]
+        own = range(len(templates)) if owners is None else owners
+        others = [t for t, o in zip(templates, own) if o != i]
         m = Matcher(TemplateBank.build([others]))
         x = trim_silence(np.asarray(x, np.float32), top_db=TRIM_TOP_DB, margin_s=0.0)
         for clip in (x, add_noise(x, CHECK_SNR_DB, rng)):
             v = source_vectors(model.vectors, clip, trim=False, pad_s=model.pad_s)
             out.append(float(m.scores(v).max()) if v.shape[0] else -1.0)
     return np.array(out)
-
-
-def migrate_store(directory, model: Model, progress: Callable[[str], None] = print) -> dict:
-    """Make a store written by an earlier kws (or for another model) work with ``model``.
-
-    Typed keywords (their text or phonemes are kept) are enrolled again from their text, with the
-    same name and false-alarm target; keywords enrolled from recordings alone cannot be (their
-    audio was not kept) and are reported. The store's files are copied to ``old-<time>/`` first.
-    Returns {"migrated": [names], "skipped": {name: why}, "aside": folder}.
-    """
-    import json
-    from pathlib import Path
-
-    from kws.enroll.store import (STORE_FILE, KeywordSet, StoreError, _set_aside, store_lock)
-
-    with store_lock(directory) as d:
-        f = Path(d) / STORE_FILE
-        if not f.is_file():
-            raise StoreError(f"{d}: no keyword store here to migrate")
-        try:
-            doc = json.loads(f.read_bytes().decode("utf-8"))
-            metas = list(doc["keywords"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise StoreError(f"{f}: cannot be read as a keyword store ({exc})") from None
-        migrated, skipped = [], {}
-        ks = KeywordSet(model.model_id)
-        if doc.get("version") == 2:       # same front end, another head: same utterances, new thresholds
-            from kws.enroll import thresholds as th
-            from kws.spot.templates import keyword_templates
-
-            for kw in KeywordSet.load(d):
-                target = kw.tuned_on.get("target_per_hour")
-                cal = th.calibrate(model, keyword_templates(model, kw),
-                                   target if isinstance(target, (int, float)) and target > 0 else None)
-                kw.threshold = cal.threshold
-                kw.tuned_on.update(expected_per_hour=round(cal.expected_per_hour, 3),
-                                   bank_threshold=round(float(cal.threshold), 4))
-                for stale in ("recall_at_threshold", "recall_at_bank_threshold", "floor", "neighbours",
-                              "rating", "rating_reason", "tail"):
-                    kw.tuned_on.pop(stale, None)       # measured with the other model's templates
-                tail = _tail(cal)
-                if tail is not None:
-                    kw.tuned_on["tail"] = tail
-                kw.eer = None
-                ks.add(kw)
-                migrated.append(kw.name)
-            metas = []
-        for m in metas:
-            name = m.get("name")
-            if not isinstance(name, str):
-                continue
-            text, phon = m.get("text"), m.get("phonemes")
-            if "text" not in str(m.get("source", "text")) or not (text or phon):
-                skipped[name] = "enrolled from recordings only: enroll it again with --examples or --record"
-                continue
-            target = (m.get("tuned_on") or {}).get("target_per_hour")
-            progress(f"enrolling {name!r} again from its text ...")
-            try:
-                kw = build_keyword(model, name, text, None if text else phon, [], tune=True,
-                                   fa_per_hour=target if isinstance(target, (int, float)) and target > 0 else None,
-                                   progress=progress)
-            except KwsError as exc:
-                skipped[name] = str(exc)
-                continue
-            ks.add(kw)
-            migrated.append(name)
-        aside = _set_aside(Path(d))
-        for p in [Path(d) / "keywords.backup.json", *Path(d).glob("vectors-*.npz")]:
-            p.unlink(missing_ok=True)
-        f.unlink()
-        ks.save(d)
-    return {"migrated": migrated, "skipped": skipped, "aside": str(aside)}

@@ -7,6 +7,7 @@ A model is a folder::
     backbone.onnx        the speech-embedding network (kws.model.backbone; Google, Apache-2.0,
     backbone_mel.npz     NOTICE.backbone) and its mel constants
     head.onnx            optional: a learned head on the vectors (kws.model.head)
+    rooms.npz            optional: room impulse responses typed keywords are also rendered through
     background.npz       hours of front-end vectors of speech, babble, music and noise that hold
                          no keyword: what thresholds are set on (kws.enroll.thresholds)
 
@@ -102,6 +103,9 @@ class Model:
         names = [fe["network"], fe["constants"], manifest["background"]["file"]]
         if manifest.get("head"):
             names.append(manifest["head"]["file"])
+        rooms = manifest.get("templates", {}).get("rooms")
+        if rooms:
+            names.append(rooms["file"])
         return names
 
     @property
@@ -147,6 +151,15 @@ class Model:
         """Vectors dropped at the end of a padded utterance (``trim`` unless the manifest says)."""
         return int(self.manifest.get("templates", {}).get("trim_end", self.trim))
 
+    @property
+    def rooms(self) -> Optional[np.ndarray]:
+        """Room impulse responses (n, samples; 16 kHz) a typed keyword's renderings are also heard
+        through, one room copy each (kws.spot.templates.room_copy); None for a model without."""
+        entry = self.manifest.get("templates", {}).get("rooms")
+        if not entry:
+            return None
+        return _rooms(str(self.path / entry["file"]))
+
     def vectors(self, audio: np.ndarray) -> np.ndarray:
         """Matching vectors (unit length, one per 80 ms) of a whole recording."""
         return self.head(self.frontend.frames(audio))
@@ -154,6 +167,12 @@ class Model:
     @property
     def background_file(self) -> Path:
         return self.path / self.manifest["background"]["file"]
+
+
+@lru_cache(maxsize=4)
+def _rooms(path: str) -> np.ndarray:
+    with np.load(path) as z:
+        return np.asarray(z["rir"], np.float32)
 
 
 @lru_cache(maxsize=16)

@@ -60,6 +60,32 @@ def cut(n_vectors: int, trim: int = TRIM, trim_end: Optional[int] = None) -> Tup
     return trim, n_vectors - (trim if trim_end is None else trim_end)
 
 
+ROOM_TAIL_S = 0.25    # of a room copy's reverberation kept after the word
+
+
+def room_copy(audio: np.ndarray, rir: np.ndarray) -> np.ndarray:
+    """An utterance as a room gives it back: trimmed of silence, convolved with the room's
+    impulse response ``rir`` (16 kHz, starting at the direct path), kept to ``ROOM_TAIL_S``
+    after the word and scaled to the utterance's peak. Typed keywords add one per rendering when
+    the model ships rooms (its manifest's ``templates.rooms``; kws.enroll.build): templates that
+    already hear a room match reverberant speech better."""
+    x = trim_silence(np.asarray(audio, np.float32).reshape(-1), top_db=TRIM_TOP_DB, margin_s=0.0)
+    h = np.asarray(rir, np.float32).reshape(-1)
+    if x.size == 0 or h.size == 0:
+        return x
+    n = x.size + h.size - 1
+    size = 1 << (n - 1).bit_length()
+    y = np.fft.irfft(np.fft.rfft(x, size) * np.fft.rfft(h, size), size)[: x.size + int(ROOM_TAIL_S * SAMPLE_RATE)]
+    peak = float(np.abs(y).max())
+    return (y * (float(np.abs(x).max()) / peak if peak > 0 else 0.0)).astype(np.float32)
+
+
+def utterance_of(origin: str) -> str:
+    """The utterance a template's origin comes from: a room copy's (``kokoro:af_sarah+room``)
+    is its rendering's (``kokoro:af_sarah``); leaving a voice out leaves out its copies too."""
+    return origin.split("+", 1)[0]
+
+
 def check_length(length: int, name: str = "the utterance") -> None:
     if length < MIN_LENGTH:
         raise TemplateError(f"{name} holds too little sound to make a template ({length} vector(s) of "
