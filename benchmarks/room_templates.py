@@ -1,7 +1,7 @@
 """Typed keywords' templates with reverberant copies: do they find the keyword in rooms?
 
     python benchmarks/room_templates.py --sets runs/eval-sets --rooms .hc/stage/rooms.npz \\
-        --head runs/head-alike/export-lr5e-5 --int8 [--per-voice 1] [--rt60 0.3,0.9] [--half b]
+        --head runs/head-alike/export-lr5e-5 --int8 [--per-voice 1] [--rt60 0.3,0.9] [--tail 0.25 ...] [--half b]
 
 The clip-level measure of ``python -m kws.train.head_eval report`` (the same sets, clips, conditions,
 background and miss rate at 1 false alarm an hour), once with each word's templates from its 28
@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kws.spot.templates import room_copy, source_vectors  # noqa: E402
+from kws.spot.templates import ROOM_TAIL_S, room_copy, source_vectors  # noqa: E402
 from kws.train import head_eval as he  # noqa: E402
 
 def renderings(words, cache: Path) -> dict:
@@ -40,7 +40,8 @@ def renderings(words, cache: Path) -> dict:
     return out
 
 
-def with_copies(clean: dict, audio: dict, rirs: np.ndarray, per_voice: int, seed: int = 7) -> dict:
+def with_copies(clean: dict, audio: dict, rirs: np.ndarray, per_voice: int, seed: int = 7,
+                tail_s: float = ROOM_TAIL_S) -> dict:
     """Each word's raw template vectors of ``clean`` (those of its renderings ``audio``, in order),
     each followed by ``per_voice`` reverberant copies of its rendering."""
     bb = he._backbone()
@@ -51,7 +52,7 @@ def with_copies(clean: dict, audio: dict, rirs: np.ndarray, per_voice: int, seed
         for v, x in zip(clean[w], xs):
             out[w].append(v)
             for _ in range(per_voice):
-                out[w].append(source_vectors(bb, room_copy(x, rirs[rng.integers(len(rirs))])).astype(np.float32))
+                out[w].append(source_vectors(bb, room_copy(x, rirs[rng.integers(len(rirs))], tail_s)).astype(np.float32))
     return out
 
 
@@ -64,6 +65,8 @@ def main(argv=None) -> int:
     ap.add_argument("--half", default="b", choices=("a", "b"))
     ap.add_argument("--per-voice", type=int, default=1)
     ap.add_argument("--rt60", default="0.3,0.9", help="the rooms drawn: RT60 from,to (s)")
+    ap.add_argument("--tail", type=float, nargs="+", default=[ROOM_TAIL_S],
+                    help="reverberation kept after the word (s); several: one copy set each, side by side")
     ap.add_argument("--cache", type=Path, default=Path("runs/room-templates-audio.npz"))
     args = ap.parse_args(argv)
     lo, hi = (float(v) for v in args.rt60.split(","))
@@ -75,11 +78,14 @@ def main(argv=None) -> int:
     rirs = z["rir"][keep].astype(np.float32)
     sets = he.load_sets(args.sets, args.half)
     clean = sets["templates"]            # the 28 clean renderings' vectors, as head_eval prepare made them
-    both = with_copies(clean, renderings(he.WAKE + he.DIGIT_WORDS, args.cache), rirs, args.per_voice)
+    audio = renderings(he.WAKE + he.DIGIT_WORDS, args.cache)
     head = he.onnx_head(args.head, int8=args.int8)
+    sets_of = {"28 clean templates": clean}
+    for tail in args.tail:
+        sets_of[f"+ {args.per_voice} reverberant a voice (RT60 {lo}-{hi} s, {int(keep.sum())} rooms, "
+                f"{tail:g} s of tail)"] = with_copies(clean, audio, rirs, args.per_voice, tail_s=tail)
     results = {}
-    for name, tpl in (("28 clean templates", clean),
-                      (f"+ {args.per_voice} reverberant a voice (RT60 {lo}-{hi} s, {int(keep.sum())} rooms)", both)):
+    for name, tpl in sets_of.items():
         results[name] = he.evaluate({**sets, "templates": tpl}, head)
         print(f"{name}: done", file=sys.stderr, flush=True)
     print(f"half {args.half}, head {args.head}{' int8' if args.int8 else ''}, "

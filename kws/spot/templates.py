@@ -63,9 +63,9 @@ def cut(n_vectors: int, trim: int = TRIM, trim_end: Optional[int] = None) -> Tup
 ROOM_TAIL_S = 0.25    # of a room copy's reverberation kept after the word
 
 
-def room_copy(audio: np.ndarray, rir: np.ndarray) -> np.ndarray:
+def room_copy(audio: np.ndarray, rir: np.ndarray, tail_s: float = ROOM_TAIL_S) -> np.ndarray:
     """An utterance as a room gives it back: trimmed of silence, convolved with the room's
-    impulse response ``rir`` (16 kHz, starting at the direct path), kept to ``ROOM_TAIL_S``
+    impulse response ``rir`` (16 kHz, starting at the direct path), kept to ``tail_s``
     after the word and scaled to the utterance's peak. Typed keywords add one per rendering when
     the model ships rooms (its manifest's ``templates.rooms``; kws.enroll.build): templates that
     already hear a room match reverberant speech better."""
@@ -75,7 +75,7 @@ def room_copy(audio: np.ndarray, rir: np.ndarray) -> np.ndarray:
         return x
     n = x.size + h.size - 1
     size = 1 << (n - 1).bit_length()
-    y = np.fft.irfft(np.fft.rfft(x, size) * np.fft.rfft(h, size), size)[: x.size + int(ROOM_TAIL_S * SAMPLE_RATE)]
+    y = np.fft.irfft(np.fft.rfft(x, size) * np.fft.rfft(h, size), size)[: x.size + int(tail_s * SAMPLE_RATE)]
     peak = float(np.abs(y).max())
     return (y * (float(np.abs(x).max()) / peak if peak > 0 else 0.0)).astype(np.float32)
 
