@@ -24,6 +24,9 @@ from kws.spot.templates import Matcher, TemplateBank
 faiss = pytest.importorskip("faiss", reason='FAISS not installed (pip install "kws[search]")')
 
 SMALL = ArchiveConfig(min_list_rows=0, nlist=8, coarse_cells=2, retrain_growth=100.0)
+# format 2: lists of single rows in 8 bits a dimension, on disk (the default before windows)
+SMALL_V2 = ArchiveConfig(min_list_rows=0, nlist=8, coarse_cells=2, retrain_growth=100.0, codec="sq8", context=1,
+                         listed_dim=0, nprobe=16, rescore=4096)
 
 
 def _sample():
@@ -72,12 +75,24 @@ def test_scores_and_hits_are_the_detectors(rng):
     with pytest.raises(UsageError):
         Template(np.zeros((0, 5)), 0, 1)
     # an entry of the lists: the inner product of two is the sum of cosines row by row
-    from kws.search.shards import context_vectors
+    from kws.search.lists import context_vectors
 
     a = context_vectors(x, np.array([3, 69]), 3, np.eye(48, dtype=np.float32))
     b = context_vectors(ts[1], np.array([0]), 3, np.eye(48, dtype=np.float32))
     assert float(a[0] @ b[0]) == pytest.approx(sum(x[3 + i] @ ts[1][i] for i in range(3)), abs=1e-4)
     assert np.array_equal(a[1], np.tile(x[69], 3))                # past the end: the last row again
+    # a template's windows: one if it fits (rows past its end are zeros, so the inner product
+    # with an entry is the template's own diagonal sum there), else as few as cover it
+    from kws.search.lists import window_queries, window_starts
+
+    assert window_starts(4, 8).tolist() == [0] and window_starts(8, 8).tolist() == [0]
+    assert window_starts(10, 8).tolist() == [0, 2] and window_starts(37, 8).tolist() == [0, 7, 14, 22, 29]
+    Q, owner, start, width = window_queries([Template(ts[1], 0, 1), Template(x[:10], 0, 1)], 8,
+                                            np.eye(128, dtype=np.float32))
+    assert owner.tolist() == [0, 1, 1] and start.tolist() == [0, 0, 2] and width.tolist() == [4, 8, 8]
+    e = context_vectors(x, np.array([20]), 8, np.eye(128, dtype=np.float32))[0]
+    T1 = Template(ts[1], 0, 1).vectors
+    assert float(Q[0] @ e) == pytest.approx(sum(T1[i] @ x[20 + i] for i in range(4)), abs=1e-4)
     h = row_hash(np.ones((2, 128), np.int8))
     bad = np.ones((2, 128), np.int8)
     bad[1, 100] = 2
@@ -116,6 +131,9 @@ def test_build_query_append_and_remove(recordings, tmp_path):
     st = ix.add([recordings], quiet=True)
     assert (st["indexed"], st["retrained"], len(ix)) == (4, True, 4)
     assert ix.rows == st["rows"] and all(s["ivf"] for s in ix.manifest["segments"])
+    # format 3: windows of rows in fast-scan codes, the lists inside the index file
+    assert ix.manifest["version"] == 3 and (ix.config.codec, ix.config.context, ix.config.stride) == ("fs64", 4, 1)
+    assert not list(root.glob("seg-0000/*.ivfdata"))
     ix = ArchiveIndex(root)
     assert ix.manifest["space"].startswith(f"raw:{ix.space.model.model_id}:") and ix.dim == 96
     # query by example: a recorded phrase of r2 (2.3-4.2 s, between two pauses; no other
@@ -179,10 +197,12 @@ def test_growing_past_the_quantizer_trains_one_for_new_segments_only(recordings,
     assert ix.verify()["files"] == len(ix.manifest["checksums"])
 
 
-def test_damage_and_half_written_index_are_refused(recordings, tmp_path, monkeypatch):
+@pytest.mark.parametrize("config", [SMALL, SMALL_V2], ids=["format3", "format2"])
+def test_damage_and_half_written_index_are_refused(recordings, tmp_path, monkeypatch, config):
     root = tmp_path / "arch"
     files = sorted(recordings.glob("r*.wav"))
-    ArchiveIndex(root, SMALL).add(files[:2], quiet=True)
+    ArchiveIndex(root, config).add(files[:2], quiet=True)
+    assert ArchiveIndex(root).manifest["version"] == (3 if config.codec.startswith("fs") else 2)
     ix = ArchiveIndex(root)
     T = template_from_audio(load_audio(files[1])[16000:int(1.8 * 16000)])
     ref = [h.to_dict() for h in ix.query([T], top=3)]
@@ -205,6 +225,9 @@ def test_damage_and_half_written_index_are_refused(recordings, tmp_path, monkeyp
     st = ArchiveIndex(root).add(files, quiet=True)        # the leftovers go, the run is redone
     assert st["indexed"] == 2 and st["segment"] == "seg-0001" and not (root / "seg-0001" / "left-over").exists()
     assert [s["name"] for s in ArchiveIndex(root).manifest["segments"]] == ["seg-0000", "seg-0001"]
+    # an index of format 2 stays one when recordings are appended: its lists as before
+    assert ArchiveIndex(root).manifest["version"] == (3 if config.codec.startswith("fs") else 2)
+    assert bool(list(root.glob("seg-0001/*.ivfdata"))) == (not config.codec.startswith("fs"))
 
     def damaged(rel, at, match):
         p = root / rel
@@ -230,7 +253,10 @@ def test_damage_and_half_written_index_are_refused(recordings, tmp_path, monkeyp
     row = int(seg.file_first[seg.keys.index(key)] + round((best.start + PAD_S) / HOP_S))
     damaged("seg-0000/shard-000.i8", row * ix.dim + 5, "hashes")                 # a row the query reads
     ivf = ix.manifest["segments"][0]["ivf"]
-    damaged(f"seg-0000/{ivf}.ivfdata", 200, "CRC-32")                        # a list it scans
+    if config.codec.startswith("fs"):    # lists inside the index file, the last list at its end
+        damaged(f"seg-0000/{ivf}.faiss", (root / "seg-0000" / f"{ivf}.faiss").stat().st_size - 40, "CRC-32")
+    else:
+        damaged(f"seg-0000/{ivf}.ivfdata", 200, "CRC-32")                    # a list it scans
     with open(root / "seg-0000" / "shard-000.i8", "ab") as fh:               # a longer file
         fh.write(b"\0")
     with pytest.raises(ArchiveDamaged, match="bytes"):
@@ -353,7 +379,7 @@ def test_an_index_of_another_format_model_or_space_is_refused(recordings, tmp_pa
     mid = ArchiveIndex(root).space.model.model_id
     assert m["space"].startswith(f"raw:{mid}:")
     for change, match in (({"version": 1}, "format version 1, made by an earlier kws.*search index"),
-                          ({"version": 3}, "format version 3, not one this kws"),
+                          ({"version": 4}, "format version 4, not one this kws"),
                           ({"space": m["space"].replace(mid, "another-model")}, "another model"),
                           ({"space": m["space"].rsplit(":", 1)[0] + ":0123456789abcdef"}, "whitening")):
         (root / "manifest.json").write_text(json.dumps({**m, **change}))

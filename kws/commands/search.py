@@ -55,8 +55,8 @@ def add_parser(sub) -> None:
     q.add_argument("--plot-file", help="file to plot instead of the best hit's")
     q.add_argument("--exact", action="store_true", help="score every position of the archive (the "
                                                         "reference) instead of looking up the lists")
-    q.add_argument("--nprobe", type=int, default=None, help="lists scanned per query vector (default 16; "
-                                                             "more: better recall, slower)")
+    q.add_argument("--nprobe", type=int, default=None, help="lists scanned per query vector (default: the "
+                                                             "index's, 12 for new ones; more: better recall, slower)")
     q.add_argument("--voices", type=int, default=None,
                    help="Kokoro voices a text term is rendered in (default: the measured subset, docs/search.md)")
     q.add_argument("--clip", metavar="DIR", help="cut each hit with --context into WAV files in DIR")

@@ -7,6 +7,8 @@ term or a recording of it as the detector matches keywords (``python -m kws sear
 - ``rows``: what is stored of a recording (the model's vectors as int8 rows, their hashes) and a
   template in the same space.
 - ``terms``: what a query is (a term's templates, from text or a recording).
+- ``lists``: the inverted lists that propose where a query is scored (windows of rows, their
+  codes, their checks).
 - ``query``: how a query is answered (candidates from the inverted lists, exact scores, hits).
 - ``fusion``: an index of both spaces (:class:`~kws.search.fusion.PairedIndex`), a term's two
   scores of each place added.

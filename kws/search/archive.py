@@ -16,21 +16,22 @@ Layout of an archive folder (docs/search.md):
   index, its size and sha256. A folder without it, or whose files do not match it, is refused (a
   half-written index); an index of another format version or model is refused with the advice to
   index again, never searched.
-- ``trained-G.faiss``: a FAISS coarse quantizer and scalar quantizer, trained on a sample of the
-  rows. A segment's lists use the newest one; when the archive has grown ``retrain_growth``
+- ``trained-G.faiss``: a FAISS coarse quantizer and the entries' quantizer, trained on a sample of
+  the rows. A segment's lists use the newest one; when the archive has grown ``retrain_growth``
   times past the rows it was trained on, a new one is trained for the new segment, and the older
   segments keep their lists and quantizer: appending never rebuilds what is there.
 - ``seg-NNNN/``: one segment per indexing run. Its recordings were split into **shards**, one per
   worker (kws.search.dist runs them on a Dask cluster): ``shard-KKK.i8`` (rows),
-  ``shard-KKK.hash`` (a 32-bit hash of every row) and ``shard-KKK.json`` (its files). Every
-  shard's rows were added to a copy of the trained index, and these blocks were merged into one
-  FAISS inverted-file index whose lists stay on disk, memory-mapped (``ivf-G.faiss`` +
-  ``ivf-G.ivfdata``, FAISS ``OnDiskInvertedLists``), with a CRC-32 of every list
-  (``ivf-G.crc.npy``). The lists hold an entry for every ``stride``-th row (default 2:
-  neighbouring vectors overlap by 90 % of their 0.78 s span): ``context`` consecutive rows
-  concatenated and projected to ``listed_dim`` dimensions (uncentred PCA, ``trained-G.proj.npy``),
-  so that the inner product of two entries is about the template score over ``context`` rows;
-  coded with 8 bits a dimension.
+  ``shard-KKK.hash`` (a 32-bit hash of every row) and ``shard-KKK.json`` (its files). The
+  segment's FAISS inverted-file index (kws.search.lists) holds an entry for every ``stride``-th
+  row (default 1): ``context`` consecutive rows (a window, default 4) concatenated and projected
+  to ``listed_dim`` dimensions (uncentred PCA, turned at random for fast-scan codes;
+  ``trained-G.proj.npy``), so that the inner product of two entries is about the template score
+  over ``context`` rows, with a CRC-32 of every list (``ivf-G.crc.npy``). Format 3 (``codec``
+  fsM, the default) codes an entry as M codes of 4 bits (fast-scan), its lists filled in this
+  process and kept in ``ivf-G.faiss``, each read when a query first scans it; format 2 (sq8,
+  pqM: every second row alone, by default then) merged blocks the workers made into FAISS
+  ``OnDiskInvertedLists`` (``ivf-G.ivfdata``). This kws reads and appends to both.
 
 Integrity, with no wrong answer from damaged files: opening checks that every file listed has its
 size and that the small files have their sha256; the large files are checked where a query reads
@@ -55,12 +56,16 @@ from kws.errors import ArchiveDamaged, SearchIndexError, UsageError
 from kws.search.dist import cluster_workers, run_jobs
 from kws.search.query import ArchiveQueries, Segment
 from kws.search.rows import DEFAULT_SPACE, SPACES, Space
-from kws.search.shards import (add_shard_to_block, audio_files, c_output_muted, context_vectors, embed_shard,
-                               import_faiss, list_crcs, read_rows, save_npy, write_atomic, write_shard)
+from kws.search.lists import codec_kind, context_vectors, make_index, merge_blocks, write_lists
+from kws.search.shards import (add_shard_entries, add_shard_to_block, audio_files, c_output_muted, embed_shard,
+                               import_faiss, read_rows, save_npy, write_atomic, write_shard)
 
+# 3: lists of fast-scan codes (codec fsM) inside the index file, memory-mapped (kws.search.lists); an index of
+# another codec is written as version 2, which this kws reads and appends to as before.
 # 2: rows in a space of the model (its raw front end's by default, or its head's), named with the model id; scores and
 # hits as the detector's (kws.search.query). Version 1 held whitened front-end rows only.
-ARCHIVE_VERSION = 2
+ARCHIVE_VERSION = 3
+READS = (2, 3)
 SMALL_FILE = 64 << 20           # files up to this size get their sha256 checked at every open
 
 
@@ -71,21 +76,22 @@ class ArchiveConfig:
     nlist: int = 0                 # inverted lists; 0: about sqrt(listed rows), a power of two
     coarse_cells: int = 64         # top level of the two-level coarse quantizer (list centroids)
     coarse_probe: int = 8          # top-level cells searched to assign a row to a list
-    stride: int = 2                # every stride-th row goes into the lists
-    context: int = 1               # a listed entry: this many consecutive rows, concatenated ...
-    listed_dim: int = 0            # ... and projected to this many dimensions (uncentred PCA; 0: all)
-    codec: str = "sq8"             # listed entries: sq8 (a byte a dimension) or pqM (M bytes, product quantizer)
+    stride: int = 1                # every stride-th row goes into the lists
+    context: int = 4               # a listed entry: this many consecutive rows (a window), concatenated ...
+    listed_dim: int = 256          # ... and projected to this many dimensions (uncentred PCA; 0: all)
+    codec: str = "fs64"            # listed entries: fsM (M codes of 4 bits, fast-scan; format 3), sq8 (a byte
+                                   # a dimension) or pqM (M bytes, product quantizer)
     train_rows: int = 0            # rows sampling the training; 0: 30 a list, at least 20,000
     kmeans_iter: int = 10
     retrain_growth: float = 4.0    # retrain when the archive grows this many times past its training
     min_list_rows: int = 20_000    # smaller segments (under 27 minutes) get no lists: scanned exactly
     seed: int = 0
     # query defaults
-    nprobe: int = 16               # lists scanned per query vector
-    k: int = 1024                  # nearest entries kept per query vector, shared by the templates
+    nprobe: int = 12               # lists scanned per query vector
+    k: int = 2048                  # nearest entries kept per query vector, shared by the templates
                                    # (each template's vectors keep k / templates, at least 64)
-    query_step: int = 1            # every query_step-th template vector looks up rows
-    rescore: int = 4096            # proposed ends, most votes first (their entries' inner products), scored exactly
+    query_step: int = 1            # every query_step-th template vector looks up rows (context 1)
+    rescore: int = 2048            # proposed ends, best approximate score first, scored exactly
     spread: int = 2                # ends either side of each of them scored too
 
     def __post_init__(self):
@@ -97,9 +103,11 @@ class ArchiveConfig:
             raise UsageError("context >= 1 and listed_dim 0 (all) or at least 8 are required")
         if min(self.nprobe, self.k, self.query_step, self.kmeans_iter, self.rescore) < 1 or self.spread < 0:
             raise UsageError("nprobe, k, query_step, rescore and kmeans_iter must be at least 1, spread at least 0")
-        if not (self.codec == "sq8" or (self.codec.startswith("pq") and self.codec[2:].isdigit()
-                                        and int(self.codec[2:]) >= 1)):
-            raise UsageError(f"codec is sq8 or pqM (M bytes an entry), not {self.codec!r}")
+        try:
+            codec_kind(self.codec)
+        except ValueError:
+            raise UsageError(f"codec is sq8, pqM (M bytes an entry) or fsM (M codes of 4 bits, fast-scan), "
+                             f"not {self.codec!r}") from None
         if self.min_list_rows < 0:
             raise UsageError("min_list_rows must be 0 or more")
         if self.retrain_growth <= 1:
@@ -112,10 +120,10 @@ class ArchiveConfig:
         return d
 
 
-def auto_nlist(listed_rows: int) -> int:
-    """About 2 sqrt(listed entries) lists, a power of two, between 16 and 65536, at least 39
-    training entries each."""
-    want = 2 ** int(round(np.log2(max(16.0, 2 * np.sqrt(max(1, listed_rows))))))
+def auto_nlist(listed_rows: int, per_root: float = 2.0) -> int:
+    """About ``per_root`` sqrt(listed entries) lists, a power of two, between 16 and 65536, at
+    least 39 training entries each."""
+    want = 2 ** int(round(np.log2(max(16.0, per_root * np.sqrt(max(1, listed_rows))))))
     return int(max(1, min(want, 65536, listed_rows // 39 or 1)))
 
 
@@ -141,13 +149,13 @@ class ArchiveIndex(ArchiveQueries):
                 raise ArchiveDamaged(f"{mpath}: damaged ({exc})") from exc
             if not isinstance(m, dict) or m.get("kind") != "kws-archive":
                 raise SearchIndexError(f"{mpath}: not a kws archive index")
-            if m.get("version") != ARCHIVE_VERSION:
+            if m.get("version") not in READS:
                 v = m.get("version")
-                older = isinstance(v, int) and v < ARCHIVE_VERSION
+                older = isinstance(v, int) and v < min(READS)
                 raise SearchIndexError(
                     f"{self.root} is a search index of format version {v}, "
-                    f"{'made by an earlier' if older else 'not one this'} kws; this kws reads version "
-                    f"{ARCHIVE_VERSION}{' (rows of the model, scored as the detector scores)' if older else ''}. "
+                    f"{'made by an earlier' if older else 'not one this'} kws; this kws reads versions "
+                    f"{' and '.join(map(str, READS))}{' (rows of the model, scored as the detector scores)' if older else ''}. "
                     f"Index the recordings again into a new folder: python -m kws search index PATH... --index NEW")
             stored = ArchiveConfig(**m["config"])
             if config is not None and config.build_part() != stored.build_part():
@@ -197,8 +205,8 @@ class ArchiveIndex(ArchiveQueries):
         t0 = time.perf_counter()
         self._check(full=True)
         for seg in self.segments():
-            if seg.index is not None:
-                seg.check_lists(np.arange(seg.crc.size))
+            if seg.lists is not None:
+                seg.lists.check(np.arange(seg.lists.nlist), load=False)
         return {"files": len(self._listed()), "bytes": self.size_bytes(), "seconds": time.perf_counter() - t0}
 
     # ------------------------------------------------------------------ state
@@ -223,7 +231,7 @@ class ArchiveIndex(ArchiveQueries):
     def segments(self) -> List[Segment]:
         if self._segments is None:
             faiss = import_faiss() if any(s.get("ivf") for s in self.manifest["segments"]) else None
-            self._segments = [Segment(self.root, e, faiss, self.files, e.get("trained"), self.dim)
+            self._segments = [Segment(self.root, e, faiss, self.files, e.get("trained"), self.dim, self.config.codec)
                               for e in self.manifest["segments"]]
         return self._segments
 
@@ -329,7 +337,8 @@ class ArchiveIndex(ArchiveQueries):
 
         self.root.mkdir(parents=True, exist_ok=True)
         self._clean_orphans()
-        m = self.manifest or {"kind": "kws-archive", "version": ARCHIVE_VERSION, "space": self.space.name,
+        version = ARCHIVE_VERSION if codec_kind(self.config.codec)[0] == "fs" else 2
+        m = self.manifest or {"kind": "kws-archive", "version": version, "space": self.space.name,
                               "model_id": self.space.model.model_id, "dim": self.dim,
                               "config": asdict(self.config), "segments": [], "files": {},
                               "checksums": {}, "trained": None, "trained_rows": 0, "generation": 0}
@@ -397,7 +406,9 @@ class ArchiveIndex(ArchiveQueries):
             for sh in s["shards"]:
                 paths += [Path(s["name"]) / (sh["name"] + x) for x in (".i8", ".hash", ".json")]
             if s["ivf"]:
-                paths += [Path(s["name"]) / (s["ivf"] + x) for x in (".faiss", ".ivfdata", ".crc.npy")]
+                ondisk = codec_kind(m["config"]["codec"])[0] != "fs"      # fast-scan lists: in the .faiss
+                paths += [Path(s["name"]) / (s["ivf"] + x) for x in (".faiss", ".ivfdata", ".crc.npy")
+                          if x != ".ivfdata" or ondisk]
         for rel in paths:
             key = rel.as_posix()
             stamp = _stamp(self.root / rel)
@@ -447,12 +458,18 @@ class ArchiveIndex(ArchiveQueries):
         sample of rows; written to ``name``."""
         c = self.config
         total = sum(s["rows"] for s in segs)
-        nlist = c.nlist or auto_nlist(total // c.stride)
+        fast = codec_kind(c.codec)[0] == "fs"
+        # fast-scan lists are scanned in a few nanoseconds an entry: fewer, longer lists
+        nlist = c.nlist or auto_nlist(total // c.stride, 1.0 if fast else 2.0)
         want = c.train_rows or max(20_000, 30 * nlist)
         z = self._sample(segs, want)
         # uncentred PCA: inner products, and so the ranking, survive the projection
         w, v = np.linalg.eigh(z.astype(np.float64).T @ z.astype(np.float64) / max(1, z.shape[0]))
-        P = np.ascontiguousarray(v[:, ::-1][:, :c.listed_dim or c.context * self.dim], dtype=np.float32)
+        P = v[:, ::-1][:, :c.listed_dim or c.context * self.dim]
+        if fast:     # turned at random: every 4-bit sub-quantizer gets an equal share of the variance
+            R = np.linalg.qr(np.random.default_rng(c.seed).standard_normal((P.shape[1], P.shape[1])))[0]
+            P = P @ R
+        P = np.ascontiguousarray(P, dtype=np.float32)
         x = np.ascontiguousarray(z @ P)
         d = P.shape[1]
         nlist = max(1, min(nlist, x.shape[0] // 39 or 1))
@@ -469,12 +486,7 @@ class ArchiveIndex(ArchiveQueries):
             quant.train(km.centroids)
         quant.add(km.centroids)
         quant.nprobe = min(c.coarse_probe, cells)
-        if c.codec == "sq8":
-            index = faiss.IndexIVFScalarQuantizer(quant, d, nlist, faiss.ScalarQuantizer.QT_8bit,
-                                                  faiss.METRIC_INNER_PRODUCT, False)
-        else:                            # product quantizer, codes of M bytes
-            index = faiss.IndexIVFPQ(quant, d, nlist, int(c.codec[2:]), 8, faiss.METRIC_INNER_PRODUCT)
-            index.by_residual = False    # the entries themselves, as the 8-bit codes are
+        index = make_index(faiss, c.codec, quant, d, nlist)
         with c_output_muted():
             index.train(x)
         save_npy(self.root / name.replace(".faiss", ".proj.npy"), P)
@@ -484,26 +496,27 @@ class ArchiveIndex(ArchiveQueries):
 
     def _build_lists(self, seg: dict, trained: str, ivf: str, faiss, workers: int,
                      address: Optional[str], quiet: bool) -> str:
-        """Each shard's rows into a block (on the workers), the blocks merged into one on-disk
-        index ``ivf``.faiss/.ivfdata with a CRC-32 of every list (.crc.npy). Returns ``ivf``."""
-        import faiss.contrib.ondisk as ondisk
+        """The segment's lists ``ivf`` with a CRC-32 of every list (.crc.npy). Fast-scan lists
+        (fsM) are filled here, shard by shard; the others from blocks (a shard's entries in a
+        copy of the trained index, made on the workers) merged on disk. Returns ``ivf``."""
+        from kws.progress import progress
 
         d = self.root / seg["name"]
         jobs = [(str(self.root / trained), str(d / (sh["name"] + ".i8")), sh["rows"], self.dim, sh["first"],
                  self.config.stride, self.config.context, str(d / f"{sh['name']}.{ivf}.block"))
                 for sh in seg["shards"] if sh["rows"]]
-        blocks = [out for _, out in run_jobs(add_shard_to_block, jobs, workers, address, quiet, "shard lists")]
-        for x in (".faiss", ".ivfdata"):
-            if (d / (ivf + x)).exists():
-                (d / (ivf + x)).unlink()
-        index = faiss.read_index(str(self.root / trained))
-        with c_output_muted():
-            ondisk.merge_ondisk(index, sorted(blocks), str(d / (ivf + ".ivfdata")))
-        faiss.write_index(index, str(d / (ivf + ".faiss")))
-        save_npy(d / (ivf + ".crc.npy"), list_crcs(index))
-        del index
-        for b in blocks:
-            Path(b).unlink()
+        if codec_kind(self.config.codec)[0] == "fs":
+            index = faiss.read_index(str(self.root / trained))
+            P = np.load(self.root / trained.replace(".faiss", ".proj.npy"))
+            for job in progress(jobs, "shard lists", quiet=quiet or len(jobs) < 2, unit="shard"):
+                add_shard_entries(index, P, *job[1:7])
+            crcs = write_lists(faiss, index, d / ivf)
+        else:
+            blocks = [out for _, out in run_jobs(add_shard_to_block, jobs, workers, address, quiet, "shard lists")]
+            crcs = merge_blocks(faiss, self.root / trained, blocks, d / ivf)
+            for b in blocks:
+                Path(b).unlink()
+        save_npy(d / (ivf + ".crc.npy"), crcs)
         return ivf
 
 

@@ -8,19 +8,20 @@ rule (kws.spot.events.peak_positions: a maximum reached by a rise, the highest w
 sides, at or above 0).
 
 **Exact scan** (``exact=True``, the reference): the score at every end of every recording.
-**Lists:** each template's entries (every ``query_step``-th start) look up their ``k`` nearest
-entries in the ``nprobe`` nearest lists; an entry found at row p for the template's start j votes
-for the end p + L - 1 - j with its inner product (their sum over the template, divided by L, is
-about the template's score there). The ``rescore`` ends with the most votes and the ``spread``
-ends on either side of each are then scored exactly from the memory-mapped rows, and the events
-of these stretches of the series are the hits. Nothing damaged answers: the CRC-32 of every
+**Lists** (kws.search.lists): where an entry is a window of rows (``context`` > 1, the default),
+each template's windows find their nearest entries in their ``nprobe`` nearest lists, the places
+where the template, aligned there, scores best by about the detector's score; where an entry is
+one row, each template vector that hears the term finds its nearest rows, and an entry found
+votes for the end it aligns its template to with its inner product. The ``rescore`` ends of the
+best approximate score and the ``spread`` ends on either side of the best of them are then
+scored exactly from the memory-mapped rows, and the events of these stretches of the series are
+the hits. Nothing damaged answers: the CRC-32 of every
 inverted list a query scans and the hash of every row it scores are checked first.
 """
 from __future__ import annotations
 
 import json
 import os
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -29,7 +30,8 @@ import numpy as np
 
 from kws.errors import ArchiveDamaged, SearchIndexError, UsageError
 from kws.search.rows import HOP_S, PAD_S, SPAN_S, Template, row_hash
-from kws.search.shards import c_output_muted, context_vectors, read_rows
+from kws.search.lists import Lists, context_vectors, sorted_unique, window_queries
+from kws.search.shards import read_rows
 from kws.spot.events import PEAK_FLOOR, REFRACTORY, peak_positions
 from kws.spot.templates import TemplateBank, template_scores
 
@@ -77,17 +79,11 @@ def _unique_inverse(a: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     return s[first], inv
 
 
-def _unique(a: np.ndarray) -> np.ndarray:
-    """Sorted distinct values (np.unique hashes integers in numpy 2.3+, 30x slower here)."""
-    a = np.sort(np.asarray(a).ravel())
-    return a[np.r_[True, a[1:] != a[:-1]]] if a.size else a
-
-
 class Segment:
     """One segment, open for queries."""
 
     def __init__(self, root: Path, entry: dict, faiss, files: Dict[str, dict], trained: Optional[str],
-                 dim: int):
+                 dim: int, codec: str = "sq8"):
         self.root = root / entry["name"]
         self.entry = entry
         self.dim = dim
@@ -112,16 +108,10 @@ class Segment:
         # a file indexed again lives in its newest segment; a removed one in none
         self.live = np.array([files.get(k, {}).get("segment") == entry["name"] for k in keys], bool)
         self.n = int(entry["rows"])
-        self.index = None
+        self.lists = None
         if entry.get("ivf"):
-            ivf = entry["ivf"]
-            with c_output_muted():
-                self.index = faiss.read_index(str(self.root / f"{ivf}.faiss"),
-                                              faiss.IO_FLAG_ONDISK_SAME_DIR | faiss.IO_FLAG_READ_ONLY)
-            self.ivf = faiss.extract_index_ivf(self.index)
-            self.crc = np.load(self.root / f"{ivf}.crc.npy")
-            self.proj = np.load(root / trained.replace(".faiss", ".proj.npy"))
-            self.checked = np.zeros(self.crc.size, bool)
+            ivf = self.root / entry["ivf"]
+            self.lists = Lists(faiss, ivf.with_suffix(".faiss"), ivf.with_suffix(".crc.npy"), root / trained, codec)
 
     def live_index(self, key: str) -> Optional[int]:
         """Where a recording is in this segment's files, if it answers from here (None: not here,
@@ -136,7 +126,7 @@ class Segment:
         """int8 rows of segment row ids (any order), their hashes checked."""
         out = np.empty((ids.size, self.dim), np.int8)
         sh = np.searchsorted(self.firsts, ids, side="right") - 1
-        for s in _unique(sh):
+        for s in sorted_unique(sh):
             m = sh == s
             local = ids[m] - self.firsts[s]
             rows = np.asarray(self.rows[s][local])
@@ -145,26 +135,6 @@ class Segment:
                                      "their hashes (damaged): rebuild the index")
             out[m] = rows
         return out
-
-    def check_lists(self, lists: np.ndarray) -> None:
-        """CRC-32 of every inverted list about to be scanned (each once per process)."""
-        import faiss
-
-        il = self.ivf.invlists
-        for l in _unique(lists):
-            if l < 0 or self.checked[l]:
-                continue
-            n = il.list_size(int(l))
-            crc = 0
-            if n:
-                codes = faiss.rev_swig_ptr(il.get_codes(int(l)), n * il.code_size)
-                ids = faiss.rev_swig_ptr(il.get_ids(int(l)), n)
-                crc = zlib.crc32(ids, zlib.crc32(codes))
-            if crc != int(self.crc[l]):
-                raise ArchiveDamaged(f"{self.root}/{self.entry['ivf']}.ivfdata: list {int(l)} does not match its "
-                                     "CRC-32 (damaged): rebuild the index")
-            self.checked[l] = True
-
 
 def stretch_scores(bank: TemplateBank, rows: np.ndarray, starts: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """Every keyword's score (best template, -1 where none fits) and that template, at every row
@@ -264,7 +234,7 @@ class ArchiveQueries:
         parts = [[] for _ in queries]          # per query: (keys, owner, scores, times)
         keep = max(64, 8 * top)
         for seg in self.segments():
-            if exact or seg.index is None:
+            if exact or seg.lists is None:
                 found = self._exact_segment(seg, bank, keep, chunk, floor)
             else:
                 found, base = [], 0
@@ -284,7 +254,7 @@ class ArchiveQueries:
             t0 = (ends - seg.file_first[f] - (bank.length[ti] - 1)) * HOP_S - PAD_S
             st = np.clip(t0 + starts[ti], 0, seg.file_seconds[f])
             en = np.clip(t0 + stops[ti], 0, seg.file_seconds[f])
-            for q in _unique(qi):
+            for q in sorted_unique(qi):
                 m = qi == q
                 uf, inv = np.unique(f[m], return_inverse=True)
                 parts[q].append(([seg.keys[i] for i in uf], inv.ravel(), sc[m], np.stack([st[m], en[m]], 1)))
@@ -354,50 +324,80 @@ class ArchiveQueries:
 
     def _approx_segment(self, seg: Segment, templates: Sequence[Template], bank: TemplateBank, nprobe: int,
                         k: int, step: int, spread: int, floor: float, rescore: int, judge: int):
-        """Candidate ends from the lists: each template's entries (every ``step``-th start) find
-        their ``k / templates`` nearest entries in their ``nprobe`` nearest lists, each voting
-        for the template end it aligns to with its inner product; the ``rescore`` ends with the
-        most votes are scored exactly from the rows, and around the ``judge`` best of them (and
-        ``spread`` ends either side) the events are the hits. Returns (ends, scores, templates, 0s)."""
-        c = self.config.context
+        """Candidate ends from the lists (each template's lookups keep their ``k / templates``
+        nearest entries in their ``nprobe`` nearest lists): :meth:`_window_proposals` where an
+        entry is a window of rows, :meth:`_vote_proposals` where it is one row. The ``rescore``
+        ends of the best approximate score are scored exactly from the rows, and around the
+        ``judge`` best of them (and ``spread`` ends either side) the events are the hits.
+        Returns (ends, scores, templates, 0s)."""
+        kk = max(64, k // len(templates))
+        if self.config.context > 1:
+            t, e, part, base, denom = self._window_proposals(seg, templates, nprobe, kk)
+        else:
+            t, e, part, base, denom = self._vote_proposals(seg, templates, nprobe, kk, step)
+        # a template's approximate score at an end: its parts found there, the bound of those not
+        # found (``base``), over the rows they cover; an end's: its best template's
+        width = seg.n + int(bank.length.max())
+        key = t * width + e
+        if key.size == 0:
+            return _join([])
+        u, inv = _unique_inverse(key)
+        t, e = u // width, u % width
+        approx = (np.bincount(inv, weights=part) + base[t]) / denom[t]
+        order = np.lexsort((-approx, e))                     # by end, the best template's first
+        e, approx = e[order], approx[order]
+        first = np.r_[True, e[1:] != e[:-1]] & (e < seg.n)
+        e, approx = e[first], approx[first]
+        if e.size > rescore:
+            e = e[np.argpartition(-approx, rescore)[:rescore]]
+        return self._rescore(seg, bank, e, spread, floor, judge)
+
+    def _window_proposals(self, seg: Segment, templates: Sequence[Template], nprobe: int, kk: int):
+        """Every template's windows (kws.search.lists.window_queries) find their ``kk`` nearest
+        entries: the rows where the template, aligned there, scores best. A window's entry found
+        at row p proposes the end p + L - 1 - j (j: the window's start in the template of L rows)
+        with its inner product; one not found there is bounded by the window's ``kk``-th best.
+        Returns (templates, ends, parts, bound of each template, rows each covers)."""
+        Q, owner, start, width = window_queries(templates, self.config.context, seg.lists.proj)
+        D, ids = seg.lists.search(Q, kk, nprobe)
+        ok = ids >= 0
+        n_ok = ok.sum(1)
+        kth = np.where(n_ok > 0, D[np.arange(D.shape[0]), np.maximum(n_ok - 1, 0)], 0.0).astype(np.float64)
+        lengths = np.array([T.vectors.shape[0] for T in templates], np.int64)
+        offs = lengths[owner] - 1 - start
+        rows = np.broadcast_to(np.arange(Q.shape[0])[:, None], ids.shape)[ok]
+        T = len(templates)
+        return (owner[rows], ids[ok] + offs[rows], D[ok] - kth[rows], np.bincount(owner, kth, T),
+                np.bincount(owner, width, T))
+
+    def _vote_proposals(self, seg: Segment, templates: Sequence[Template], nprobe: int, kk: int, step: int):
+        """Entries of single rows (``context`` 1): the template's vectors that hear the term
+        (every ``step``-th) look up rows; an entry found at row p for the template's vector j
+        votes for the end p + L - 1 - j with its inner product (entries not found add nothing):
+        summed over the template's vectors and divided by L, about its score there. Returns
+        (templates, ends, votes, 0 for each template, template lengths)."""
         qv, offs, owner = [], [], []
         for t, T in enumerate(templates):
             L = T.vectors.shape[0]
-            js = np.arange(max(1, L - c + 1))
-            # the vectors that hear the term look up rows; those at the edges of a padded template
-            # hear mostly its silence, whose nearest rows are the archive's pauses
+            js = np.arange(L)
+            # those at the edges of a padded template hear mostly its silence, whose nearest rows
+            # are the archive's pauses
             mid = js[(js * HOP_S + SPAN_S / 2 >= T.start_s) & (js * HOP_S + SPAN_S / 2 <= T.end_s)]
             js = (mid if mid.size else js)[::step]
-            qv.append(context_vectors(T.vectors, js, c, seg.proj))
+            qv.append(context_vectors(T.vectors, js, 1, seg.lists.proj))
             offs.append(L - 1 - js)
             owner.append(np.full(js.size, t))
         Q = np.ascontiguousarray(np.concatenate(qv), np.float32)
         offs, owner = np.concatenate(offs), np.concatenate(owner)
-        nprobe = min(nprobe, seg.ivf.nlist)
-        seg.ivf.nprobe = nprobe
-        _, assign = seg.ivf.quantizer.search(Q, nprobe)
-        seg.check_lists(assign.ravel())
-        kk = max(64, k // len(templates))
-        D, ids = seg.ivf.search_preassigned(Q, kk, assign, np.zeros(assign.shape, np.float32))
-        # every entry found votes for the end it aligns its template to, with its inner product:
-        # summed over the template's vectors, about the template's score there (entries not found
-        # add nothing); the best ``rescore`` ends by that are scored exactly
+        D, ids = seg.lists.search(Q, kk, nprobe)
         ok = ids >= 0
-        base = seg.n + int(bank.length.max())
-        key = (np.broadcast_to(owner[:, None], ids.shape)[ok].astype(np.int64) * base
-               + (ids + offs[:, None])[ok])
-        if key.size == 0:
-            z = np.zeros(0, np.int64)
-            return z, np.zeros(0, np.float32), z, z
-        u, inv = _unique_inverse(key)
-        votes = np.bincount(inv, weights=D[ok]) / bank.length[u // base]
-        e = u % base
-        order = np.lexsort((-votes, e))                     # by end, the best template's vote first
-        e, votes = e[order], votes[order]
-        first = np.r_[True, e[1:] != e[:-1]] & (e < seg.n)
-        e, votes = e[first], votes[first]
-        if e.size > rescore:
-            e = e[np.argpartition(-votes, rescore)[:rescore]]
+        rows = np.broadcast_to(np.arange(Q.shape[0])[:, None], ids.shape)[ok]
+        lengths = np.array([T.vectors.shape[0] for T in templates], np.float64)
+        return owner[rows], ids[ok] + offs[rows], D[ok], np.zeros(len(templates)), lengths
+
+    def _rescore(self, seg: Segment, bank: TemplateBank, e: np.ndarray, spread: int, floor: float, judge: int):
+        """The term's exact score at the candidate ends ``e``; the events around the ``judge`` best
+        (with ``spread`` ends either side). Returns (ends, scores, templates, 0s)."""
         e = self._live_ends(seg, np.sort(e))
         # the term's score at each of them, exactly; events are judged around the ``judge`` best
         sc, _ = self._score_ends(seg, bank, e)
@@ -405,10 +405,9 @@ class ArchiveQueries:
             e = np.sort(e[np.argpartition(-sc, judge)[:judge]])
         # the neighbourhood an event is judged in (it also covers the rows between listed ones)
         w = max(spread, self.config.stride - 1)
-        ends = self._live_ends(seg, _unique((e[:, None] + np.arange(-w, w + 1)[None]).ravel()))
+        ends = self._live_ends(seg, sorted_unique((e[:, None] + np.arange(-w, w + 1)[None]).ravel()))
         if ends.size == 0:
-            z = np.zeros(0, np.int64)
-            return z, np.zeros(0, np.float32), z, z
+            return _join([])
         sc, which = self._score_ends(seg, bank, ends)
         f = seg.file_of(ends)
         starts = np.nonzero(np.r_[True, (np.diff(ends) != 1) | (np.diff(f) != 0)])[0]
@@ -442,7 +441,7 @@ class ArchiveQueries:
         if ends.size == 0:
             return best, which
         Lmax = int(bank.length.max())
-        need = _unique((ends[:, None] - np.arange(Lmax)[None]).ravel())
+        need = sorted_unique((ends[:, None] - np.arange(Lmax)[None]).ravel())
         need = need[need >= 0]
         rows = seg.gather(need).astype(np.float32)
         norms = np.sqrt(np.einsum("ij,ij->i", rows, rows))

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import zlib
 from pathlib import Path
 from typing import Iterable, List, Tuple, Union
 
 import numpy as np
 
 from kws.errors import MissingExtra, SearchIndexError
-from kws.search.rows import ROW_SCALE, row_hash
+from kws.search.rows import row_hash
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif")
 
@@ -141,26 +140,12 @@ def read_rows(path: Path, rows: int, dim: int) -> np.ndarray:
     return np.memmap(path, np.int8, "r", shape=(rows, dim))
 
 
-def context_vectors(x: np.ndarray, at: np.ndarray, context: int, P: np.ndarray) -> np.ndarray:
-    """Listed entries of unit rows ``x`` (float or int8 x 127) at positions ``at``: rows
-    at .. at + context - 1 (the last row repeated past the end) concatenated, then projected by
-    ``P``. The inner product of two such entries is about the sum of the cosines of their rows,
-    position by position (the diagonal of the template score over ``context`` rows)."""
-    n, dim = x.shape
-    idx = np.minimum(at[:, None] + np.arange(context)[None], n - 1)
-    z = np.asarray(x[idx.ravel()], np.float32).reshape(at.size, context * dim)
-    if x.dtype == np.int8:
-        z /= ROW_SCALE
-    return np.ascontiguousarray(z @ P)
+def add_shard_entries(index, P: np.ndarray, shard_i8: str, rows: int, dim: int, first_id: int, stride: int,
+                      context: int) -> None:
+    """Add the entries of every ``stride``-th row of a shard (ids ``first_id`` + row; windows of
+    ``context`` rows projected by ``P``, kws.search.lists.context_vectors) to ``index``."""
+    from kws.search.lists import context_vectors
 
-
-def add_shard_to_block(trained_path: str, shard_i8: str, rows: int, dim: int, first_id: int, stride: int,
-                       context: int, out: str) -> str:
-    """Runs on a worker: add the entries of every ``stride``-th row of a shard (ids ``first_id`` +
-    row) to a copy of the trained index and write it to ``out`` (atomically)."""
-    faiss = import_faiss()
-    index = faiss.read_index(trained_path)
-    P = np.load(trained_path.replace(".faiss", ".proj.npy"))
     x = read_rows(Path(shard_i8), rows, dim)
     step = 1 << 17
     for s in range(0, rows, step):
@@ -169,23 +154,18 @@ def add_shard_to_block(trained_path: str, shard_i8: str, rows: int, dim: int, fi
             a, b = int(sel[0]), min(rows, int(sel[-1]) + context)
             z = context_vectors(np.asarray(x[a:b]), sel - a, context, P)
             index.add_with_ids(z, (sel + first_id).astype(np.int64))
+
+
+def add_shard_to_block(trained_path: str, shard_i8: str, rows: int, dim: int, first_id: int, stride: int,
+                       context: int, out: str) -> str:
+    """Runs on a worker: add a shard's entries (:func:`add_shard_entries`) to a copy of the
+    trained index and write it to ``out`` (atomically)."""
+    faiss = import_faiss()
+    index = faiss.read_index(trained_path)
+    add_shard_entries(index, np.load(trained_path.replace(".faiss", ".proj.npy")), shard_i8, rows, dim, first_id,
+                      stride, context)
     faiss.write_index(index, out + ".tmp")
     os.replace(out + ".tmp", out)
-    return out
-
-
-def list_crcs(index) -> np.ndarray:
-    import faiss
-
-    ivf = faiss.extract_index_ivf(index)
-    il = ivf.invlists
-    out = np.zeros(ivf.nlist, np.uint32)
-    for l in range(ivf.nlist):
-        n = il.list_size(l)
-        if n:
-            codes = faiss.rev_swig_ptr(il.get_codes(l), n * il.code_size)
-            ids = faiss.rev_swig_ptr(il.get_ids(l), n)
-            out[l] = zlib.crc32(ids, zlib.crc32(codes))
     return out
 
 
