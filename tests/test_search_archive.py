@@ -26,7 +26,7 @@ faiss = pytest.importorskip("faiss", reason='FAISS not installed (pip install "k
 SMALL = ArchiveConfig(min_list_rows=0, nlist=8, coarse_cells=2, retrain_growth=100.0)
 # format 2: lists of single rows in 8 bits a dimension, on disk (the default before windows)
 SMALL_V2 = ArchiveConfig(min_list_rows=0, nlist=8, coarse_cells=2, retrain_growth=100.0, codec="sq8", context=1,
-                         listed_dim=0, nprobe=16, rescore=4096)
+                         listed_dim=0, stride=2, nprobe=16, k=1024, rescore=4096)
 
 
 def _sample():
