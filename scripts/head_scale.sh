@@ -128,6 +128,9 @@ collect)
   cd $B/run
   for d in */; do
     d=${d%/}; tar czf "$OUT/head-$d.tgz" "$d/best.pt" "$d/last.pt"
+    if [ "$(stat -c %s "$OUT/head-$d.tgz")" -gt 16000000 ]; then   # a wide head: one file each (16 MB a file)
+      rm "$OUT/head-$d.tgz"; tar czf "$OUT/head-$d-best.tgz" "$d/best.pt"; tar czf "$OUT/head-$d-last.tgz" "$d/last.pt"
+    fi
     # the snapshots (snapshots=true), at most 6 a file (about 11 MB)
     ls "$d"/snap-*.pt 2>/dev/null | split -l 6 - "$B/snaps-$d-" || true
     for l in "$B"/snaps-"$d"-??; do [ -f "$l" ] && tar czf "$OUT/$(basename "$l").tgz" -T "$l" && rm "$l"; done
