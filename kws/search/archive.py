@@ -56,8 +56,8 @@ from kws.errors import ArchiveDamaged, SearchIndexError, UsageError
 from kws.search.dist import cluster_workers, run_jobs
 from kws.search.query import ArchiveQueries, Segment
 from kws.search.rows import DEFAULT_SPACE, SPACES, Space
-from kws.search.lists import codec_kind, context_vectors, make_index, merge_blocks, write_lists
-from kws.search.shards import (add_shard_entries, add_shard_to_block, audio_files, c_output_muted, embed_shard,
+from kws.search.lists import c_output_muted, codec_kind, context_vectors, make_index, merge_blocks, write_lists
+from kws.search.shards import (add_shard_entries, add_shard_to_block, audio_files, embed_shard,
                                import_faiss, read_rows, save_npy, write_atomic, write_shard)
 
 # 3: lists of fast-scan codes (codec fsM) inside the index file, memory-mapped (kws.search.lists); an index of
@@ -333,8 +333,6 @@ class ArchiveIndex(ArchiveQueries):
         the manifest. Files are only ever added under new names, so the old manifest and every
         file it lists stay valid until the new manifest replaces it (an interrupted run leaves
         the index as it was; the next run removes what it left)."""
-        from kws.progress import progress
-
         self.root.mkdir(parents=True, exist_ok=True)
         self._clean_orphans()
         version = ARCHIVE_VERSION if codec_kind(self.config.codec)[0] == "fs" else 2

@@ -147,8 +147,6 @@ def merge_blocks(faiss, trained: Path, blocks, out: Path) -> np.ndarray:
     FAISS 1.15 damages its heap merging those, so they are filled in one index instead.)"""
     import faiss.contrib.ondisk as ondisk
 
-    from kws.search.shards import c_output_muted
-
     for x in (".faiss", ".ivfdata"):
         if out.with_suffix(x).exists():
             out.with_suffix(x).unlink()
@@ -206,8 +204,6 @@ class Lists:
     is checked; opening reads none. Format 2: FAISS's on-disk lists, mapped."""
 
     def __init__(self, faiss, path: Path, crc_path: Path, trained: Path, codec: str):
-        from kws.search.shards import c_output_muted
-
         self.faiss = faiss
         self.path = path
         self.fast = codec_kind(codec)[0] == "fs"
@@ -259,3 +255,29 @@ class Lists:
         _, assign = self.ivf.quantizer.search(Q, nprobe)
         self.check(assign)
         return self.ivf.search_preassigned(Q, k, assign, np.zeros(assign.shape, np.float32))
+
+
+class c_output_muted:
+    """Silence what FAISS's C++ code prints on stdout/stderr (file names it resizes or updates)."""
+
+    def __enter__(self):
+        import os
+        import sys
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.saved = [os.dup(1), os.dup(2)]
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        os.close(null)
+        return self
+
+    def __exit__(self, *exc):
+        import os
+
+        os.dup2(self.saved[0], 1)
+        os.dup2(self.saved[1], 2)
+        for fd in self.saved:
+            os.close(fd)
+        return False

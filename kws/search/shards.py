@@ -167,26 +167,3 @@ def add_shard_to_block(trained_path: str, shard_i8: str, rows: int, dim: int, fi
     faiss.write_index(index, out + ".tmp")
     os.replace(out + ".tmp", out)
     return out
-
-
-class c_output_muted:
-    """Silence what FAISS's C++ code prints on stdout/stderr (file names it resizes or updates)."""
-
-    def __enter__(self):
-        import sys
-
-        sys.stdout.flush()
-        sys.stderr.flush()
-        self.saved = [os.dup(1), os.dup(2)]
-        null = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(null, 1)
-        os.dup2(null, 2)
-        os.close(null)
-        return self
-
-    def __exit__(self, *exc):
-        os.dup2(self.saved[0], 1)
-        os.dup2(self.saved[1], 2)
-        for fd in self.saved:
-            os.close(fd)
-        return False
