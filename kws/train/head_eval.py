@@ -10,7 +10,8 @@ templates are matched in, kws.model.head):
 - typed-keyword templates: Kokoro renderings of alexa / computer / jarvis and of the ten digit
   words in the 28 shipped voices at speed 1 (kws.enroll.kokoro), cut as kws.spot.templates cuts them;
 - the wake-word clips (kws.corpus.real.wakeword_clips), each half (split_of), as the matcher sees
-  a whole clip (padded with PAD_S of silence; kws.spot.templates.source_vectors): clean; with babble of
+  a whole clip (padded with 1.0 s of silence, as kws.evaluate pads clips; ``--pad``;
+  kws.spot.templates.source_vectors): clean; with babble of
   6 held-out talkers at 10 dB (kws.corpus.real.babble); with evaluation-only music at 10 dB;
   with synthetic reverberation of RT60 0.5 s and 1.2 s (kws.evaluate.reverb);
 - the FSDD digit clips, each half, clean and with babble at 10 dB;
@@ -80,10 +81,18 @@ def render_templates(bb, words, quiet=False) -> Dict[str, List[np.ndarray]]:
             for w, xs in render_words(words, quiet).items()}
 
 
-def prepare(data: Path, out: Path, music: Optional[Path] = None, quiet: bool = False) -> dict:
+def prepare(data: Path, out: Path, music: Optional[Path] = None, quiet: bool = False,
+            pad_s: Optional[float] = None) -> dict:
+    """The sets of the module docstring into ``out`` (eval-a.npy, eval-b.npy). ``pad_s``: the
+    silence around each clip, default kws.evaluate's CLIP_PAD_S (1.0 s), as the detector hears a
+    word said after silence; sets made with 0.6 s (``--pad 0.6``, the template padding) make
+    heads look better in babble and rooms than the detector finds them, and can hide a head's
+    loss on short words (docs/head.md, *The clips' silence*)."""
     from kws.audio.io import AudioError, load_audio
     from kws.corpus.real import babble, fsdd_clips, load_clip, speech_files, split_of, wakeword_clips
-    from kws.evaluate import mix, reverb
+    from kws.evaluate import CLIP_PAD_S, mix, reverb
+
+    pad_s = CLIP_PAD_S if pad_s is None else float(pad_s)
 
     bb = _backbone()
     out.mkdir(parents=True, exist_ok=True)
@@ -94,7 +103,7 @@ def prepare(data: Path, out: Path, music: Optional[Path] = None, quiet: bool = F
                                  "fsdd": {c: [] for c in FSDD_CONDITIONS}, "fsdd_label": []} for h in "ab"}
 
     def vec(x):
-        return source_vectors(bb, x, trim=False).astype(np.float16)
+        return source_vectors(bb, x, trim=False, pad_s=pad_s).astype(np.float16)
 
     for c in wakeword_clips(data):
         try:
@@ -131,6 +140,7 @@ def prepare(data: Path, out: Path, music: Optional[Path] = None, quiet: bool = F
     for h in "ab":
         sets[h]["templates"] = templates
         sets[h]["music"] = bool(mus is not None)
+        sets[h]["pad_s"] = pad_s
         np.save(out / f"eval-{h}.npy", sets[h], allow_pickle=True)
     return {h: {"wake": len(sets[h]["wake_label"]), "fsdd": len(sets[h]["fsdd_label"]),
                 "background_h": float(sum(v.shape[0] for v in sets[h]["background"]) * 0.08 / 3600)}
@@ -259,6 +269,8 @@ def main(argv=None) -> int:
     p.add_argument("--data", type=Path, default=None)
     p.add_argument("--music", type=Path, default=None, help="evaluation-only music (never trained on)")
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--pad", type=float, default=None,
+                   help="silence around each clip (s; default 1.0, as kws evaluate scores clips)")
     r = sub.add_parser("report")
     r.add_argument("--sets", type=Path, required=True)
     r.add_argument("--half", default="b", choices=("a", "b"))
@@ -276,7 +288,7 @@ def main(argv=None) -> int:
         if not (data / "wakewords").exists():
             print(f"{data}: no wake-word recordings (../shared/data)", file=sys.stderr)
             return 2
-        print(json.dumps(prepare(data, args.out, args.music)))
+        print(json.dumps(prepare(data, args.out, args.music, pad_s=args.pad)))
         return 0
     sets = load_sets(args.sets, args.half)
     models = {"raw templates": identity}
@@ -288,7 +300,8 @@ def main(argv=None) -> int:
     for name, fn in models.items():
         results[name] = evaluate(sets, fn, trim_end=args.trim_end)
         print(f"{name}: done", file=sys.stderr, flush=True)
-    print(f"half {args.half}, {results['raw templates']['background_hours']:.2f} h of background speech")
+    print(f"half {args.half}, {results['raw templates']['background_hours']:.2f} h of background speech, "
+          f"clips padded with {sets.get('pad_s', 0.6):g} s of silence")
     print(table(results))
     if args.json:
         args.json.write_text(json.dumps({"half": args.half, "results": results}, indent=1))
