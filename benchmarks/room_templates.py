@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from kws.spot.templates import ROOM_TAIL_S, room_copy, source_vectors  # noqa: E402
 from kws.train import head_eval as he  # noqa: E402
 
+
 def renderings(words, cache: Path) -> dict:
     """Each word's renderings in the 28 voices (kws.train.head_eval.render_words), kept in ``cache``."""
     if cache.exists():

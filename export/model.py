@@ -178,8 +178,12 @@ def write(out_dir: Path, data: Path, music: Sequence[Path] = (), head: Optional[
     head_file = out_dir / "head.onnx" if head_meta else None
     bank = build_bank(out_dir, raw, counts, kinds, head_file, int(head_meta["context"]) if head_meta else 1)
     bank["sources"] = sources
-    room_meta = old.get("templates", {}).get("rooms") if rooms is None else write_rooms(
-        out_dir, rooms, room_rt60, room_count, seed)
+    if room_count <= 0:                       # --room-count 0: typed keywords without room copies
+        room_meta = None
+    elif rooms is None:                       # keep the model's
+        room_meta = old.get("templates", {}).get("rooms")
+    else:
+        room_meta = write_rooms(out_dir, rooms, room_rt60, room_count, seed)
     if not room_meta:
         (out_dir / ROOMS_FILE).unlink(missing_ok=True)
     files = ["backbone.onnx", "backbone_mel.npz", "background.npz"] + (["head.onnx"] if head_meta else [])

@@ -95,6 +95,7 @@ def keywords_from_args(args, model, say=None) -> Tuple[object, List[str]]:
     from kws.enroll.build import cached_keyword, enroll_keyword, plan_keyword
     from kws.enroll.demo import demo_keywords
     from kws.enroll.store import KeywordSet, StoreError, resolve_store
+    from kws.spot.templates import room_origin
 
     store = resolve_store(args.store)
     if args.keyword:
@@ -107,7 +108,7 @@ def keywords_from_args(args, model, say=None) -> Tuple[object, List[str]]:
         rate = args.false_alarms_per_hour
         target = th.DEFAULT_FA_PER_HOUR if rate is None else float(rate)
         origins = [f"kokoro:{r.voice}" for r in kokoro.default_renderings()]
-        origins += [f"{o}+room" for o in origins] * (model.rooms is not None)
+        origins += [room_origin(o) for o in origins] * (model.rooms is not None)
         found: List = []
         for text in args.keyword:
             kw = _from_store(stored, text, target, origins)

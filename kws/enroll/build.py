@@ -41,8 +41,8 @@ from kws.enroll.phonemes import Pronunciation, parse_phonemes, pronounce
 from kws.enroll.store import Keyword
 from kws.errors import KwsError
 from kws.model.model import Model
-from kws.spot.templates import (TemplateBank, TemplateError, check_length, cut, room_copy, source_vectors,
-                                utterance_of)
+from kws.spot.templates import (TemplateBank, TemplateError, check_length, cut, room_copy, room_origin,
+                                source_vectors, utterance_of)
 
 MIN_EXAMPLE_S = 0.2        # shortest example recording
 MAX_EXAMPLE_S = 10.0       # longest example recording
@@ -454,16 +454,18 @@ def build_keyword(model: Model, name: str, text: Optional[str], phonemes: Option
             add(origin, audio, f"the rendering by {origin.split(':', 1)[1]}")
         rooms = model.rooms
         if rooms is not None and len(rooms):     # each rendering once more, as a room gives it back
-            for i, (origin, audio) in enumerate(list(rendered)):
-                add(f"{origin}+room", room_copy(audio, rooms[i % len(rooms)]),
+            for i, (origin, audio) in enumerate(rendered):
+                add(room_origin(origin), room_copy(audio, rooms[i % len(rooms)]),
                     f"the rendering by {origin.split(':', 1)[1]} in a room")
         made += recordings
     owner: List[int] = []              # each template's utterance (a room copy's is its rendering's)
     utterances: List[Tuple[str, np.ndarray]] = []
+    rendering: dict = {}               # a rendering's origin -> its utterance (recordings share one origin)
     for o, a, _ in made:
         if utterance_of(o) != o:
-            owner.append(next(i for i, (u, _) in enumerate(utterances) if u == utterance_of(o)))
+            owner.append(rendering[utterance_of(o)])
         else:
+            rendering.setdefault(o, len(utterances))
             owner.append(len(utterances))
             utterances.append((o, a))
     vecs = [v for _, _, v in made]

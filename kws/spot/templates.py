@@ -80,8 +80,13 @@ def room_copy(audio: np.ndarray, rir: np.ndarray, tail_s: float = ROOM_TAIL_S) -
     return (y * (float(np.abs(x).max()) / peak if peak > 0 else 0.0)).astype(np.float32)
 
 
+def room_origin(origin: str) -> str:
+    """The origin of a room copy of the utterance ``origin``: ``kokoro:af_sarah+room``."""
+    return f"{origin}+room"
+
+
 def utterance_of(origin: str) -> str:
-    """The utterance a template's origin comes from: a room copy's (``kokoro:af_sarah+room``)
+    """The utterance a template's origin comes from: a room copy's (:func:`room_origin`)
     is its rendering's (``kokoro:af_sarah``); leaving a voice out leaves out its copies too."""
     return origin.split("+", 1)[0]
 
