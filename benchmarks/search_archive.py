@@ -334,10 +334,13 @@ def query_process(args) -> int:
     before = rss()
     res = {"open_s": open_s, "rss_open": before, "settings": []}
     for setting in args.settings.split(";"):
-        vals = [int(v) for v in setting.split(",")]
-        nprobe, k, step = vals[:3]
-        rescore = vals[3] if len(vals) > 3 else ix.config.rescore
-        spread = vals[4] if len(vals) > 4 else ix.config.spread
+        if setting.strip() == "defaults":        # what `kws search query` does: each query the index's defaults
+            nprobe = k = step = rescore = spread = None
+        else:
+            vals = [int(v) for v in setting.split(",")]
+            nprobe, k, step = vals[:3]
+            rescore = vals[3] if len(vals) > 3 else ix.config.rescore
+            spread = vals[4] if len(vals) > 4 else ix.config.spread
         times, cpu, hits = [], [], []
         for q in qs:
             T = templates(q)
@@ -410,8 +413,9 @@ def measure(ix_dir: Path, qs, args, label_hours: float, build: dict, results: li
                    "rss_anon_mib": r["rss_after"].get("RssAnon"), "rss_peak_mib": r["rss_after"]["VmHWM"],
                    "build": build}
             results.append(row)
-            print(f"  {kind:7s} nprobe {st['nprobe']:3d} k {st['k']:4d} step {st['step']} rescore {st['rescore']} "
-                  f"spread {st['spread']}: median {row['median_ms']:.1f} ms, "
+            how = ("the index's defaults" if st["nprobe"] is None else
+                   f"nprobe {st['nprobe']:3d} k {st['k']:4d} step {st['step']} rescore {st['rescore']} spread {st['spread']}")
+            print(f"  {kind:7s} {how}: median {row['median_ms']:.1f} ms, "
                   f"p90 {row['p90_ms']:.1f} ms (CPU {row['median_cpu_ms']:.1f}, {row['p90_cpu_ms']:.1f}), recall@10 {rec:.3f}; RSS {row['rss_mib']:.0f} MiB "
                   f"(file {row['rss_file_mib']:.0f}, peak {row['rss_peak_mib']:.0f})", flush=True)
 
@@ -470,7 +474,8 @@ def scale(args) -> int:
     print(f"\n{'hours':>7} {'queries':>8} {'nprobe':>6} {'k':>5} {'step':>4} {'resc':>5} {'median ms':>9} {'p90 ms':>7} {'cpu med':>7} {'cpu p90':>7} "
           f"{'rec@10':>7} {'MB/h':>6} {'RSS MiB':>8} {'build s':>8}")
     for r in results:
-        print(f"{r['hours']:7.1f} {r['queries']:>8} {r['nprobe']:6d} {r['k']:5d} {r['step']:4d} {r['rescore']:5d} {r['median_ms']:9.1f} "
+        d = lambda v, w: f"{'dflt' if v is None else v:>{w}}"      # noqa: E731  (None: the index's defaults)
+        print(f"{r['hours']:7.1f} {r['queries']:>8} {d(r['nprobe'], 6)} {d(r['k'], 5)} {d(r['step'], 4)} {d(r['rescore'], 5)} {r['median_ms']:9.1f} "
               f"{r['p90_ms']:7.1f} {r['median_cpu_ms']:7.1f} {r['p90_cpu_ms']:7.1f} {r['recall10']:7.3f} {r['mb_per_hour']:6.2f} {r['rss_mib']:8.0f} "
               f"{r['build_s']:8.0f}")
     return 0
@@ -709,7 +714,8 @@ def main() -> int:
                    help="dimensions of a listed entry (0: all)")
     s.add_argument("--codec", default=ArchiveConfig.codec, help="listed entries: fsM, sq8 or pqM (ArchiveConfig.codec)")
     s.add_argument("--settings", default=f"{ArchiveConfig.nprobe},{ArchiveConfig.k},1",
-                   help="nprobe,k,query_step[,rescore[,spread]];...")
+                   help="nprobe,k,query_step[,rescore[,spread]];... ('defaults': each query the index's own, "
+                        "as kws search query)")
     s.add_argument("--tmp", default=tempfile.gettempdir())
     s.add_argument("--keep", action="store_true", help="keep the indexes")
     s.add_argument("--reuse", action="store_true", help="use the indexes that --keep left in --tmp (made from the "

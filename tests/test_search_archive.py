@@ -177,6 +177,32 @@ def test_build_query_append_and_remove(recordings, tmp_path):
     assert len(list(root.glob("seg-*"))) == 3 and ix.verify()["files"] == len(ix.manifest["checksums"])
 
 
+def test_a_query_of_one_template_looks_further(recordings, tmp_path, monkeypatch):
+    """A recorded example (one template) gets ArchiveConfig.single_*, a text (several templates)
+    the usual defaults; what a caller asks for wins over both."""
+    ix = ArchiveIndex(tmp_path / "arch", SMALL)
+    ix.add([recordings], quiet=True)
+    ix = ArchiveIndex(tmp_path / "arch")
+    seen = []
+    real = type(ix)._approx_segment
+
+    def spy(self, seg, templates, bank, nprobe, k, step, spread, floor, rescore, judge):
+        seen.append((len(templates), nprobe, k, rescore))
+        return real(self, seg, templates, bank, nprobe, k, step, spread, floor, rescore, judge)
+
+    monkeypatch.setattr(type(ix), "_approx_segment", spy)
+    x = load_audio(recordings / "r2.wav")
+    T = template_from_audio(x[int(2.3 * 16000):int(4.2 * 16000)], "clip")
+    U = template_from_audio(x[int(2.2 * 16000):int(4.3 * 16000)], "clip2")
+    c = ix.config
+    ix.query([T])
+    ix.query([T, U])
+    ix.query([T], nprobe=3, k=100, rescore=50)
+    assert c.single_nprobe > c.nprobe and c.single_k > c.k and c.single_rescore > c.rescore
+    assert set(seen) == {(1, c.single_nprobe, c.single_k, c.single_rescore), (2, c.nprobe, c.k, c.rescore),
+                         (1, 3, 100, 50)}
+
+
 def test_growing_past_the_quantizer_trains_one_for_new_segments_only(recordings, tmp_path):
     """Appending never rebuilds: once the archive outgrows its quantizer, the new segment gets a
     new one, and every file of the older segments (their lists, their quantizer) stays as it was."""

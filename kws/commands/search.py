@@ -56,7 +56,8 @@ def add_parser(sub) -> None:
     q.add_argument("--exact", action="store_true", help="score every position of the archive (the "
                                                         "reference) instead of looking up the lists")
     q.add_argument("--nprobe", type=int, default=None, help="lists scanned per query vector (default: the "
-                                                             "index's, 12 for new ones; more: better recall, slower)")
+                                                             "index's, 12 for new ones, 48 for an --example; more: "
+                                                             "better recall, slower)")
     q.add_argument("--voices", type=int, default=None,
                    help="Kokoro voices a text term is rendered in (default: the measured subset, docs/search.md)")
     q.add_argument("--clip", metavar="DIR", help="cut each hit with --context into WAV files in DIR")

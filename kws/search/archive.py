@@ -93,6 +93,11 @@ class ArchiveConfig:
     query_step: int = 1            # every query_step-th template vector looks up rows (context 1)
     rescore: int = 2048            # proposed ends, best approximate score first, scored exactly
     spread: int = 2                # ends either side of each of them scored too
+    # a query of one template (a recorded example, or a text in one voice) looks further: its
+    # windows are a quarter of a text query's, and these keep it at recall@10 0.95 (docs/search.md)
+    single_nprobe: int = 48
+    single_k: int = 8192
+    single_rescore: int = 8192
 
     def __post_init__(self):
         if self.nlist < 0 or self.coarse_cells < 1 or self.coarse_probe < 1 or self.stride < 1:
@@ -101,7 +106,8 @@ class ArchiveConfig:
             raise UsageError(f"vectors must be one of {', '.join(SPACES)}, not {self.vectors!r}")
         if self.context < 1 or not (self.listed_dim == 0 or self.listed_dim >= 8):
             raise UsageError("context >= 1 and listed_dim 0 (all) or at least 8 are required")
-        if min(self.nprobe, self.k, self.query_step, self.kmeans_iter, self.rescore) < 1 or self.spread < 0:
+        if min(self.nprobe, self.k, self.query_step, self.kmeans_iter, self.rescore, self.single_nprobe,
+               self.single_k, self.single_rescore) < 1 or self.spread < 0:
             raise UsageError("nprobe, k, query_step, rescore and kmeans_iter must be at least 1, spread at least 0")
         try:
             codec_kind(self.codec)
@@ -115,7 +121,7 @@ class ArchiveConfig:
 
     def build_part(self) -> dict:
         d = asdict(self)
-        for q in ("nprobe", "k", "query_step", "rescore", "spread"):
+        for q in ("nprobe", "k", "query_step", "rescore", "spread", "single_nprobe", "single_k", "single_rescore"):
             d.pop(q)
         return d
 

@@ -240,10 +240,12 @@ class ArchiveQueries:
                 found, base = [], 0
                 for qi, q in enumerate(queries):      # each term's templates propose its ends
                     sub = TemplateBank.build([[T.vectors for T in q]])
-                    e_, s_, t_, _ = self._approx_segment(seg, list(q), sub, nprobe or self.config.nprobe,
-                                                      k or self.config.k, query_step or self.config.query_step,
-                                                      self.config.spread if spread is None else spread, floor,
-                                                      rescore or self.config.rescore, keep)
+                    c, one = self.config, len(q) == 1          # one template: ArchiveConfig.single_*
+                    e_, s_, t_, _ = self._approx_segment(seg, list(q), sub,
+                                                      nprobe or (c.single_nprobe if one else c.nprobe),
+                                                      k or (c.single_k if one else c.k), query_step or c.query_step,
+                                                      c.spread if spread is None else spread, floor,
+                                                      rescore or (c.single_rescore if one else c.rescore), keep)
                     found.append((e_, s_, t_ + base, np.full(e_.size, qi)))
                     base += len(q)
                 found = tuple(np.concatenate([g[i] for g in found]) for i in range(4))
