@@ -8,8 +8,9 @@ This is what a port to a device needs. For a 16 kHz mono 16-bit WAV it computes 
         -> head.onnx: context C vectors in, one unit vector out (the first vector repeated C-1 times before)
   keyword utterances (raw vectors) -> head.onnx -> `trim` vectors cut at the start, `trim_end` (default `trim`) at the end = the templates
   score of a template of L vectors at stream vector e: mean cosine along the diagonal ending at e;
-  a keyword's score: its best template's. A detection: a local peak of the score at or above the
-  keyword's threshold, at least 1 s after the previous one (kws.Detector with vad=False).
+  a keyword's score: its best template's. A detection: the first vector of each stretch of the
+  score at or above the keyword's threshold, more than 1 s after the previous detection (a
+  stretch that begins sooner: its first vector past that), as kws.Detector with vad=False fires.
 
 Keywords come from the JSON file `kws enroll export` writes: one plain-JSON file (any language reads
 it; the store folder needs an .npz reader too) holding, per keyword, its name, threshold, `segments`
@@ -101,15 +102,17 @@ def keyword_scores(tpls, stream):
     return per_tpl.max(axis=1), np.array([len(t) for t in tpls])[per_tpl.argmax(axis=1)]
 
 
-def peaks(s, threshold):
-    """The detector's events: a vector where the score stops rising, at or above the threshold,
-    more than REFRACTORY vectors after the last event (the end of the file counts as a fall)."""
-    out, prev, rising, quiet = [], -2.0, False, 0
-    for e, v in enumerate(np.append(s, -np.inf)):
-        if rising and v < prev and prev >= threshold and e - 1 >= quiet:
-            out.append(e - 1)
-            quiet = e + REFRACTORY
-        rising, prev = v > prev or (rising and v == prev), v
+def detections(s, threshold):
+    """The detector's events: a vector where the score reaches the threshold after being under it,
+    more than REFRACTORY vectors after the last event (kws.spot.events.Firing, at="crossing")."""
+    out, above, quiet = [], False, 0
+    for e, v in enumerate(s):
+        if v >= threshold:
+            if not above and e >= quiet:
+                out.append(e)
+                quiet, above = e + REFRACTORY + 1, True
+        else:
+            above = False
     return out
 
 
@@ -150,7 +153,7 @@ def main(model, keywords_json, wav_path):
         r = {"threshold": kw["threshold"], "best": float(score[e]),
              "best_at": word_times(e, lengths[e], inset, inset_end)[0],
              "detections": [(*word_times(p, lengths[p], inset, inset_end), float(score[p]))
-                            for p in n0 + np.array(peaks(score[n0:], kw["threshold"]), int)]}
+                            for p in n0 + np.array(detections(score[n0:], kw["threshold"]), int)]}
         results[kw["name"]] = r
         print(f"{kw['name']}: best {r['best']:.4f} at {r['best_at']:.2f} s, threshold {r['threshold']:.4f}")
         for start, end, s in r["detections"]:

@@ -397,10 +397,11 @@ def prepare(data: Path, per_keyword: int, fsdd_n: int, background_s: float, seed
 
 def run(models: Sequence[Model], data: Path, per_keyword: int = 100, fsdd_n: int = 300,
         background_s: float = 5400.0, seed: int = 0, quiet: bool = False, test_half: str = "b",
-        music: Optional[np.ndarray] = None, stream: bool = True) -> Dict:
-    """The report of each model (``models[0]`` is the one reported first), on the same audio."""
+        music: Optional[np.ndarray] = None, stream: bool = True, fire: str = DetectorConfig.fire) -> Dict:
+    """The report of each model (``models[0]`` is the one reported first), on the same audio;
+    ``fire``: when the streamed detector fires (kws.spot.detector.DetectorConfig)."""
     t0 = time.time()
-    cfg = DetectorConfig()
+    cfg = DetectorConfig(fire=fire)
     shared = prepare(data, per_keyword, fsdd_n, background_s, seed, quiet, test_half, music,
                      models[0].frontend, stream)
     renders = Renders(quiet)

@@ -93,6 +93,9 @@ def build() -> tuple:
         p = np.append(peaks(scores[unscored:, i], refractory=1, floor=-1.0), -1.0)      # every local maximum
         k.threshold = round(float(p[0] + p[1]) / 2, 4)
         assert min(p[0] - k.threshold, k.threshold - p[1]) >= MARGIN, (k.name, p[:3])
+        # the detector fires where the score reaches the threshold: no score lies so close to it
+        # that implementations agreeing to about 1e-4 could fire a vector apart
+        assert np.abs(scores[unscored:, i] - k.threshold).min() >= 1e-3, k.name
     ks = KeywordSet(model.model_id, chosen)
     off = DetectorConfig(vad=False, adapt=AdaptConfig(enabled=False))
     events = [e.to_dict() for e in Detector(ks, model, off).detect(audio)]

@@ -111,6 +111,8 @@ def test_bad_input(demo, model):
         DetectorConfig(refractory_s=-1)
     with pytest.raises(ValueError, match="vad_min_speech"):
         DetectorConfig(vad_min_speech=1.5)
+    with pytest.raises(ValueError, match="fire must be one of crossing, peak"):
+        DetectorConfig(fire="top")
     demo.reset()
     assert demo.process(np.zeros(0, np.float32)) == [] and demo.flush() == []
 
@@ -170,8 +172,9 @@ def test_demo_keywords_ship_for_the_shipped_model(model, monkeypatch, tmp_path, 
 def test_a_keyword_said_at_the_start_of_a_stream_is_heard_as_later_on(model, sample):
     """jarvis cut out of the sample with 0.1 s before it, as a file that starts with the word: the
     detector fires on it with the score it has when 5 s of the sample come before it, since a
-    stream starts as if silence had been heard before it (PRIMED_VECTORS)."""
-    det = Detector(demo_set(), model, DetectorConfig(vad=False))
+    stream starts as if silence had been heard before it (PRIMED_VECTORS). (Events at the peak,
+    so that their scores are the peaks'.)"""
+    det = Detector(demo_set(), model, DetectorConfig(vad=False, fire="peak"))
     at = int((SPOKEN["jarvis"] - 0.1) * 16000)
     clip = sample[at:at + 2 * 16000]
     alone = [e for e in det.detect(clip) if e.keyword == "jarvis"]

@@ -33,6 +33,9 @@ def add_parser(sub) -> None:
     ap.add_argument("--music", type=Path, help="an audio file of music for the 10 dB music row (the shipped "
                     "evaluation: python -m kws.corpus.stage music --deb warzone2100-music_4.3.3-3_all.deb "
                     "--out eval-music.ogg; never a file used in training)")
+    ap.add_argument("--fire", choices=("crossing", "peak"), default="crossing",
+                    help="when the streamed detector fires: as its score reaches the threshold (the "
+                         "default, as kws listens) or at the score's peak")
     ap.add_argument("--quiet", action="store_true")
     ap.set_defaults(run=run)
 
@@ -55,7 +58,8 @@ def run(args) -> int:
     models = [Model.load(m) for m in (args.model or [None])]
     r = evaluate(models, args.data, args.per_keyword, args.fsdd, args.background_s, quiet=args.quiet,
                  test_half=args.half,
-                 music=load_audio(args.music) if args.music else None, stream=not args.no_stream)
+                 music=load_audio(args.music) if args.music else None, stream=not args.no_stream,
+                 fire=args.fire)
     written = save_report(r, args.out)
     print(markdown(r))
     print(f"wrote {args.out}/" + ", ".join(written))

@@ -10,8 +10,9 @@
 The pipeline: the model's front end turns audio into one speech-embedding vector every 80 ms
 (kws.model.backbone), once for all keywords; its head, if it has one, maps them into the space
 templates are matched in (kws.model.head); every new vector is scored against every template of
-every keyword (kws.spot.templates.Matcher); a keyword fires at a local peak of its score at or
-above its threshold, then stays quiet for ``refractory_s`` (kws.spot.events). With ``vad`` on, a
+every keyword (kws.spot.templates.Matcher); a keyword fires as soon as its score reaches its
+threshold (``fire="crossing"``; ``"peak"`` waits for the top of the score, about 240 ms later),
+then stays quiet for ``refractory_s`` (kws.spot.events). With ``vad`` on, a
 vector whose longest template's stretch of audio holds too little speech (webrtcvad and a
 noise-floor check, kws.audio.vad) scores -1. The result does not depend on how the audio is
 chunked. A stream begins as if 1.28 s of silence had come before it (``PRIMED_VECTORS``), so a
@@ -30,7 +31,7 @@ from kws.enroll.store import KeywordSet, OtherModelError
 from kws.errors import UsageError
 from kws.model.frontend import SAMPLE_RATE
 from kws.model.model import Model
-from kws.spot.events import Firing, PeakTracker
+from kws.spot.events import FIRE_AT, Firing, PeakTracker
 from kws.spot.room import AdaptConfig, Room, RoomState
 from kws.spot.templates import Matcher, TemplateBank, keyword_templates, source_vectors
 
@@ -47,6 +48,9 @@ class DetectorConfig:
     """Detector settings; the defaults are the shipped ones."""
 
     refractory_s: float = 1.0
+    # when a keyword fires (kws.spot.events.Firing): "crossing", as soon as its score reaches the
+    # threshold; "peak", at the top of the score, one vector after it (later, with the best word times)
+    fire: str = "crossing"
     vad: bool = True
     vad_mode: int = 2
     vad_min_speech: float = 0.1      # fraction of 10 ms slots heard by the longest template that must be speech
@@ -59,6 +63,8 @@ class DetectorConfig:
     def __post_init__(self):
         if self.refractory_s < 0 or not 0 <= self.vad_min_speech <= 1:
             raise UsageError("refractory_s must be >= 0 and vad_min_speech within [0, 1]")
+        if self.fire not in FIRE_AT:
+            raise UsageError(f"fire must be one of {', '.join(FIRE_AT)}, not {self.fire!r}")
 
 
 @dataclass(frozen=True)
@@ -179,7 +185,7 @@ class Detector:
             span = fe.samples(0, self.bank.longest + _SLICE // fe.hop + 4)[1]
             self._vad = StreamingVad(cfg.vad_mode, capacity_slots=span // _VAD_SLOT + 8,
                                      noise_margin_db=cfg.vad_noise_margin_db)
-        self._firing = Firing(len(self._names), self._refractory)
+        self._firing = Firing(len(self._names), self._refractory, self.config.fire)
         self._peaks = PeakTracker(len(self._names), self._refractory) if self.room is not None else None
         # the silence heard before the stream: through the front end, head, matcher and VAD, unscored
         self._offset = PRIMED_VECTORS * fe.hop

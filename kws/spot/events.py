@@ -6,12 +6,17 @@ bank are its peaks there, so thresholds are set on it (kws.enroll.thresholds), a
 count events with it. :class:`PeakTracker` finds the same peaks in a stream, ``refractory``
 vectors late (thresholds that learn the room keep the peaks below the threshold, kws.spot.room).
 
-:class:`Firing` is the streaming detector's side (kws.spot.detector): it cannot wait, so a
-keyword fires at a maximum reached by a rise, at or above its threshold, as soon as the score
-falls, and then stays quiet for ``refractory`` vectors. Wherever the maxima at or above the
-threshold each are the highest score within ``refractory`` vectors (isolated peaks), it fires at
-exactly :func:`peaks`' events (tests/test_event_rule.py); where a higher one follows closer, it
-fires at the first and :func:`peaks` keeps the higher.
+:class:`Firing` is the streaming detector's side (kws.spot.detector): it cannot look ahead. By
+default (``at="crossing"``) a keyword fires at the first vector of each rise of its score to its
+threshold or above, then stays quiet until the score has fallen below the threshold again and
+``refractory`` vectors have passed: one event for each stretch of the score above the threshold,
+the same stretches :func:`peaks` counts one event in (tests/test_event_rule.py), but heard when
+the stretch begins instead of at its top, about 3 vectors (240 ms) sooner on real keywords
+(docs/live.md, *Latency*). With ``at="peak"`` it fires at a maximum reached by a rise, at or
+above its threshold, as soon as the score falls, and then stays quiet for ``refractory`` vectors:
+wherever the maxima at or above the threshold each are the highest score within ``refractory``
+vectors (isolated peaks), exactly at :func:`peaks`' events; where a higher one follows closer, at
+the first, where :func:`peaks` keeps the higher.
 """
 from __future__ import annotations
 
@@ -95,22 +100,32 @@ class PeakTracker:
         return ks, cand[ks], i
 
 
+FIRE_AT = ("crossing", "peak")
+
+
 @dataclass
 class _Track:
     prev: float = -2.0
     prev_span: Tuple[int, int] = (0, 0)
     rising: bool = False
+    above: bool = False              # ("crossing") the score is at or above the threshold since the last event
     quiet_until: int = -1            # vector index before which the keyword may not fire
 
 
 class Firing:
     """The detector's events for many keywords at once: push each vector's scores, with the span
     of vectors [first, end) each keyword's best template lies over, get (keyword, score, span) of
-    the peaks the vector ends: the previous vector's, where its score was reached by a rise, is
-    at or above the threshold and lies at least ``refractory`` vectors after the last event."""
+    the events the vector brings. ``at="crossing"`` (the detector's default): this vector's, where
+    its score reaches the threshold after being under it (or, for a stretch above the threshold
+    that began within ``refractory`` vectors of the last event, where it first lies past them). ``at="peak"``: the previous vector's, where its score was reached by a
+    rise, is at or above the threshold and lies at least ``refractory`` vectors after the last
+    event."""
 
-    def __init__(self, keywords: int, refractory: int):
+    def __init__(self, keywords: int, refractory: int, at: str = "crossing"):
+        if at not in FIRE_AT:
+            raise ValueError(f"at must be one of {', '.join(FIRE_AT)}, not {at!r}")
         self.refractory = int(refractory)
+        self.at = at
         self.tracks = [_Track() for _ in range(keywords)]
 
     @property
@@ -121,6 +136,19 @@ class Firing:
     def push(self, scores: np.ndarray, spans: Sequence[Tuple[int, int]],
              thresholds: np.ndarray) -> List[Tuple[int, float, Tuple[int, int]]]:
         events = []
+        if self.at == "crossing":
+            for k, tr in enumerate(self.tracks):
+                s = float(scores[k])
+                if s >= thresholds[k]:
+                    # a stretch at or above the threshold fires where it begins, once
+                    if not tr.above and spans[k][1] >= tr.quiet_until:
+                        events.append((k, s, spans[k]))
+                        tr.quiet_until = spans[k][1] + self.refractory + 1
+                        tr.above = True
+                else:
+                    tr.above = False
+                tr.prev = s
+            return events
         for k, tr in enumerate(self.tracks):
             s = float(scores[k])
             # the peak is the previous vector; after an event, peaks up to refractory vectors later
@@ -134,11 +162,11 @@ class Firing:
         return events
 
     def flush(self, thresholds: np.ndarray) -> List[Tuple[int, float, Tuple[int, int]]]:
-        """End of stream: a keyword whose score was still rising at the last vector fires there.
-        The tracks start afresh."""
+        """End of stream: (``at="peak"``) a keyword whose score was still rising at the last vector
+        fires there. The tracks start afresh."""
         events = []
         for k, tr in enumerate(self.tracks):
-            if tr.rising and tr.prev >= thresholds[k] and tr.prev_span[1] >= tr.quiet_until:
+            if self.at == "peak" and tr.rising and tr.prev >= thresholds[k] and tr.prev_span[1] >= tr.quiet_until:
                 events.append((k, tr.prev, tr.prev_span))
             self.tracks[k] = _Track()
         return events

@@ -22,9 +22,12 @@
 // - each keyword's templates (from `enroll export`): the score of a template of L vectors at stream
 //   vector e is the mean cosine of its rows with vectors e-L+1 .. e; a keyword's score is its best
 //   template's (-1 until one fits);
-// - a keyword fires at a local peak of its score at or above its threshold (when the score falls
-//   after rising); a peak within the refractory time (1 s, 12 vectors) after an event's peak stays
-//   quiet;
+// - a keyword fires as soon as its score reaches its threshold after being under it (option
+//   `fire: 'crossing'`, the default; a stretch above the threshold that begins within the
+//   refractory time, 1 s or 12 vectors, of an event fires where it first lies past it), or with
+//   `fire: 'peak'` at a local peak of its score at or above its threshold (when the score falls
+//   after rising; a peak within the refractory time after an event's peak stays quiet), as
+//   kws.spot.events.Firing does;
 // - thresholds that learn the room (kws.spot.room): the peaks that stay below a keyword's threshold
 //   and the time listened move its threshold toward its false-alarm target as heard here (option
 //   `adapt`; `roomState()` is what was learnt, for the server to keep).
@@ -761,6 +764,10 @@ export class KeywordSpotter {
     this.thresholds = this._learning ? this.room.current(this.bankThresholds) : this.bankThresholds.slice();
     this.matcher = new Matcher(this.keywords, parsed.dim);
     this.refractory = roundHalfEven((options.refractoryS ?? 1.0) * SAMPLE_RATE / VEC_HOP);
+    this.fire = options.fire ?? 'crossing';
+    if (this.fire !== 'crossing' && this.fire !== 'peak') {
+      throw new KwsError(`fire must be 'crossing' or 'peak', not ${JSON.stringify(this.fire)}`);
+    }
     this.vectorsPerRun = Math.max(1, options.vectorsPerRun ?? 4);
     this.maxPerRun = 64;
     this.onScores = options.onScores || null;
@@ -821,7 +828,7 @@ export class KeywordSpotter {
     this.melFrames = 0;
     this.head = this.model.headStream();
     this.matcher.reset();
-    this.tracks = this.names.map(() => ({ prev: -2, prevSpan: [0, 0], rising: false, quietUntil: -1 }));
+    this.tracks = this.names.map(() => ({ prev: -2, prevSpan: [0, 0], rising: false, above: false, quietUntil: -1 }));
     this.scores = new Float64Array(this.names.length);
     this.best = new Int32Array(this.names.length);
     this.lastScores = new Float64Array(this.names.length).fill(-1);
@@ -840,13 +847,13 @@ export class KeywordSpotter {
     return run;
   }
 
-  /** End of stream: compute the vectors still pending, and report a keyword whose score was still
-   * rising at the last one. The stream is reset after. */
+  /** End of stream: compute the vectors still pending, and (fire: 'peak') report a keyword whose
+   * score was still rising at the last one. The stream is reset after. */
   flush() {
     const run = this._queue.then(async () => {
       const events = await this._process(new Float32Array(0), true);
       this.tracks.forEach((tr, k) => {
-        if (tr.rising && tr.prev >= this.thresholds[k] && tr.prevSpan[1] >= tr.quietUntil) {
+        if (this.fire === 'peak' && tr.rising && tr.prev >= this.thresholds[k] && tr.prevSpan[1] >= tr.quietUntil) {
           events.push(this._event(k, tr.prev, tr.prevSpan));
         }
       });
@@ -925,6 +932,19 @@ export class KeywordSpotter {
     for (let k = 0; k < this.tracks.length; k++) {
       const tr = this.tracks[k], s = this.scores[k];
       const span = [e - this.matcher.length[this.best[k]] + 1, e + 1];
+      if (this.fire === 'crossing') {
+        // a stretch at or above the threshold fires where it begins, once
+        if (s >= this.thresholds[k]) {
+          if (!tr.above && span[1] >= tr.quietUntil) {
+            events.push(this._event(k, s, span));
+            tr.quietUntil = span[1] + this.refractory + 1;
+            tr.above = true;
+          }
+        } else {
+          tr.above = false;
+        }
+        continue;
+      }
       // the peak is the previous vector; after an event, peaks up to `refractory` vectors later
       // stay quiet
       if (tr.rising && s < tr.prev && tr.prev >= this.thresholds[k] && tr.prevSpan[1] >= tr.quietUntil) {
