@@ -68,7 +68,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from kws.corpus.real import DEFAULT_DATA  # noqa: E402
 from kws.search.archive import ArchiveConfig, ArchiveIndex  # noqa: E402
 from kws.search.rows import DEFAULT_SPACE, fit_whitening, quantize_rows  # noqa: E402
-from kws.search.terms import DEFAULT_VOICES, Template, template_from_audio, templates_from_text  # noqa: E402
+from kws.search.terms import DEFAULT_VOICES, Template, template_from_audio, templates_from_text, voice_order  # noqa: E402
 
 TEXT_WORDS = ["elephant", "computer", "beautiful", "yesterday", "chocolate", "restaurant", "basketball",
               "sister", "museum", "morning", "window", "teacher", "airport", "birthday", "hospital",
@@ -521,16 +521,14 @@ def _overlaps(a0, a1, b0, b1) -> bool:
 
 
 def voice_names(arg: str):
-    """``--voices``: a number (the first of kws.search.terms.VOICES, then the other Kokoro voices),
+    """``--voices``: a number (the first of each space's kws.search.terms.voice_order: None here),
     ``all``, or voice names joined by commas."""
     from kws.enroll import kokoro
-    from kws.search.terms import VOICES
 
-    order = list(VOICES) + [v for v in kokoro.voices().names if v not in VOICES]
     if arg == "all":
-        return order
+        return list(kokoro.voices().names)
     if arg.isdigit():
-        return order[:int(arg)]
+        return None
     return [v.strip() for v in arg.split(",") if v.strip()]
 
 
@@ -569,11 +567,14 @@ def std(args) -> int:
             for w, s, e in r["words"]:
                 example_of.setdefault(w, (r, s, e))
     voices = voice_names(args.voices)
-    out = {"model_id": model.model_id, "utterances": len(utts), "voices": voices,
+    n_voices = int(args.voices) if voices is None else None
+    out = {"model_id": model.model_id, "utterances": len(utts),
+           "voices": voices or {s: voice_order(s)[:n_voices] for s in ("raw", "head")},
            "queries": queries, "spaces": {}}
+    said = (f"the first {n_voices} of each space's order (kws.search.terms.voice_order)" if voices is None
+            else f"{len(voices)} voices ({', '.join(voices)})")
     print(f"model {model.model_id}; {len(utts)} utterances of held-out speakers (half 'b'); queries: "
-          f"{ {g: len(v) for g, v in queries.items()} }; text: {len(voices)} voices ({', '.join(voices)})",
-          flush=True)
+          f"{ {g: len(v) for g, v in queries.items()} }; text: {said}", flush=True)
     for vec in args.vectors.split(","):
         res = {"text": {g: {} for g in queries}, "example": {g: {} for g in queries}}
         with tempfile.TemporaryDirectory() as tmp:
@@ -600,7 +601,7 @@ def std(args) -> int:
             for g, words in queries.items():
                 for w in progress(words, f"{vec}: {g} queries"):
                     res["text"][g][w] = judge(w, query_templates(
-                        arc, lambda s: templates_from_text(w, names=voices, space=s)))
+                        arc, lambda s: templates_from_text(w, voices=n_voices, names=voices, space=s)))
                     if w in example_of:
                         r, s, e = example_of[w]
                         x = load_audio(root / r["path"])[int(s * 16000):int(e * 16000)]
@@ -726,7 +727,8 @@ def main() -> int:
     t.add_argument("--utterances", type=int, default=300)
     t.add_argument("--max-queries", type=int, default=40)
     t.add_argument("--voices", default=str(DEFAULT_VOICES),
-                   help="Kokoro voices of text queries: a number (the first of kws.search.terms.VOICES), "
+                   help="Kokoro voices of text queries: a number (the first of each space's "
+                        "kws.search.terms.voice_order), "
                         "'all', or names joined by commas")
     t.add_argument("--vectors", default="head,raw", help="the spaces compared (kws.search.rows.Space): raw, "
                                                           "head, both (an index of both, kws.search.fusion)")

@@ -465,7 +465,7 @@ def test_a_text_rendered_before_is_neither_pronounced_nor_rendered_again(monkeyp
     renderings are read from it (kws.enroll.render_cache), and the templates are the same."""
     from kws.enroll import kokoro
     import kws.enroll.phonemes
-    from kws.search.terms import VOICES, templates_from_text
+    from kws.search.terms import RAW_VOICES, VOICES, templates_from_text, voice_order
 
     first = templates_from_text("computer", voices=2)
     assert [t.label for t in first] == ["computer"] * 2 and first[0].space.startswith("raw:")
@@ -477,6 +477,15 @@ def test_a_text_rendered_before_is_neither_pronounced_nor_rendered_again(monkeyp
     again = templates_from_text("Computer ", voices=2)
     assert all(np.array_equal(a.vectors, b.vectors) for a, b in zip(first, again))
     assert len(VOICES) == len(set(VOICES)) and set(VOICES) <= set(kokoro.voices().names)
+    # each space renders in its own measured order: the raw space (the default) RAW_VOICES
+    assert sorted(RAW_VOICES) == sorted(VOICES) and RAW_VOICES[:2] != VOICES[:2]
+    assert voice_order("raw")[:2] == list(RAW_VOICES[:2]) and voice_order("head")[:2] == list(VOICES[:2])
+    monkeypatch.undo()
+    seen = []
+    monkeypatch.setattr(kokoro, "render_timed", lambda ph, r, threads=1: seen.append(r.voice) or refuse())
+    with pytest.raises(AssertionError):
+        templates_from_text("zorblax", voices=3)
+    assert seen[:1] == [RAW_VOICES[0]] and set(seen) <= set(RAW_VOICES[:3])
     with pytest.raises(UsageError):
         templates_from_text("computer", voices=0)
 

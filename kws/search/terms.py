@@ -18,20 +18,37 @@ import numpy as np
 from kws.errors import UsageError
 from kws.search.rows import Space, Template
 
-__all__ = ["Template", "template_from_audio", "templates_from_text", "text_phonemes", "VOICES", "DEFAULT_VOICES"]
+__all__ = ["Template", "template_from_audio", "templates_from_text", "text_phonemes", "VOICES", "RAW_VOICES",
+           "DEFAULT_VOICES", "voice_order"]
 
 # Kokoro's 28 voices in the order they were added, greedily, each time the one that lowered the
-# mean spoken-term EER of the head's space most, on the read speech of the tuning speakers the head
-# never trained on (benchmarks/search_voices.py tune; never the held-out speakers), measured with
-# the head before the shipped one (model tpl-45d876c736cf). A typed term is rendered in the first
-# DEFAULT_VOICES: the fewest with the lowest EER there (11.6 % against 14.6 % for eight voices
-# evenly spread over Kokoro's list, and 14.9 % for all 28; docs/search.md). The order has not been
-# measured in the raw space, the default, where the same 4 voices give the EER of docs/search.md.
+# mean spoken-term EER most, on the read speech of the tuning speakers the head never trained on
+# (benchmarks/search_voices.py tune; never the held-out speakers); a typed term is rendered in the
+# first DEFAULT_VOICES of its space's order (docs/search.md, *Which voices*).
+# The head's space (--vectors tune's default), measured with the head before the shipped one (model
+# tpl-45d876c736cf): its first 4 gave 11.6 % against 14.6 % for eight voices evenly spread over
+# Kokoro's list, and 14.9 % for all 28.
 VOICES = ("af_sarah", "bm_lewis", "am_adam", "bm_daniel", "am_eric", "am_fenrir", "bm_george", "am_puck",
           "af_river", "am_onyx", "am_liam", "am_santa", "bf_isabella", "am_echo", "am_michael", "af_heart",
           "af_kore", "af_jessica", "af_sky", "af_alloy", "bf_lily", "af_nova", "af_aoede", "af_nicole",
           "af_bella", "bf_alice", "bm_fable", "bf_emma")
+# The raw space (the default), measured with the shipped model tpl-1652d7b068c2 (`tune --vectors
+# raw`): its first 4 gave 18.91 % on the tuning speakers against 20.52 % for the head's first 4.
+RAW_VOICES = ("bm_daniel", "bm_lewis", "am_adam", "bf_alice", "am_liam", "bf_emma", "af_sky", "af_nova",
+              "bf_lily", "am_eric", "bm_fable", "bm_george", "af_river", "am_michael", "af_alloy", "am_echo",
+              "af_nicole", "am_santa", "bf_isabella", "af_jessica", "af_sarah", "am_onyx", "af_heart",
+              "af_bella", "af_kore", "af_aoede", "am_fenrir", "am_puck")
 DEFAULT_VOICES = 4
+
+
+def voice_order(kind: str) -> List[str]:
+    """The voices a typed term of an index of vectors ``kind`` (kws.search.rows.Space) is rendered
+    in, best first: the space's measured order (raw: :data:`RAW_VOICES`, else :data:`VOICES`),
+    then any other Kokoro voice."""
+    from kws.enroll import kokoro
+
+    first = RAW_VOICES if kind == "raw" else VOICES
+    return list(first) + [v for v in kokoro.voices().names if v not in first]
 
 
 def template_from_audio(audio: np.ndarray, label: str = "", space: Optional[Space] = None,
@@ -68,21 +85,21 @@ def text_phonemes(text: str) -> str:
 def templates_from_text(text: str, voices: Optional[int] = None, space: Optional[Space] = None,
                         names: Optional[Sequence[str]] = None,
                         say: Optional[Callable[[str], None]] = None) -> List[Template]:
-    """Templates of a typed term: Kokoro renderings (kws.enroll.kokoro, from the render cache
-    where it has them) in the first ``voices`` of :data:`VOICES` (default :data:`DEFAULT_VOICES`),
-    or in the voices ``names``."""
+    """Templates of a typed term in ``space`` (default: the raw space of the shipped model):
+    Kokoro renderings (kws.enroll.kokoro, from the render cache where it has them) in the first
+    ``voices`` (default :data:`DEFAULT_VOICES`) of the space's :func:`voice_order`, or in the
+    voices ``names``."""
     from kws.audio.io import AudioError
     from kws.enroll import kokoro, render_cache
 
+    space = space or Space()
     if names is None:
-        order = list(VOICES) + [v for v in kokoro.voices().names if v not in VOICES]
         n = DEFAULT_VOICES if voices is None else int(voices)
         if n < 1:
             raise UsageError("a text term needs at least one voice")
-        names = order[:n]
+        names = voice_order(space.kind)[:n]
     renderings = [kokoro.Rendering(v) for v in names]
     got = render_cache.render(text_phonemes(text), renderings, label=text, say=say)
-    space = space or Space()
     out = []
     for t in got:
         try:
