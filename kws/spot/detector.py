@@ -11,7 +11,7 @@ The pipeline: the model's front end turns audio into one speech-embedding vector
 (kws.model.backbone), once for all keywords; its head, if it has one, maps them into the space
 templates are matched in (kws.model.head); every new vector is scored against every template of
 every keyword (kws.spot.templates.Matcher); a keyword fires as soon as its score reaches its
-threshold (``fire="crossing"``; ``"peak"`` waits for the top of the score, about 240 ms later),
+threshold (``fire="crossing"``; ``"peak"`` waits for the top of the score, 0.18 s later at the median),
 then stays quiet for ``refractory_s`` (kws.spot.events). With ``vad`` on, a
 vector whose longest template's stretch of audio holds too little speech (webrtcvad and a
 noise-floor check, kws.audio.vad) scores -1. The result does not depend on how the audio is
