@@ -19,7 +19,10 @@ one of the five real noise recordings at 20 dB SNR; slowed to 0.9 speed at -6 dB
 distinct real vectors.
 
 **scale**: the index at each size, in the space of ``--vectors`` (raw by default, as a new index
-is; head for the model's head), built on one core (``--workers 1``), in ``--shards`` shards:
+is; head for the model's head; both for an index of both spaces, kws.search.fusion, whose head
+rows are the pool's head vectors of the same recordings, the synthetic ones drawn in the same
+order and moved by draws of their own; ``--raw-index`` links in the raw space's index of that
+size that ``--vectors raw --keep`` left), built on one core (``--workers 1``), in ``--shards`` shards:
 1 h is a random hour of the recordings as recorded; 10 h the recordings as recorded and then their
 variants; larger sizes add *synthetic* recordings of 10 minutes made from the pool: utterances in
 random order (time-shuffled), every vector turned by a random rotation close to the identity (one
@@ -179,8 +182,12 @@ def real_files(pool, hours: float, seed: int = 0):
         total += secs[i]
 
 
-def synthetic_files(pool, hours: float, jitter: float, replica0: int, stats: dict, minutes: float = 10.0):
-    """Synthetic 10-minute recordings from the pool, up to ``hours`` (see the module docstring)."""
+def synthetic_files(pool, hours: float, jitter: float, replica0: int, stats: dict, minutes: float = 10.0,
+                    twin_dim: int = 0):
+    """Synthetic 10-minute recordings from the pool, up to ``hours`` (see the module docstring).
+    ``twin_dim``: the dimension of the space whose synthetic recordings these must follow (the raw
+    space's 96, for the head's rows of an index of both spaces): the same utterances in the same
+    order as there, turned and moved by random draws of their own."""
     V, off, names, secs, _ = pool
     d = V.shape[1]
     sample = _unit(V[::max(1, V.shape[0] // 200_000)].astype(np.float32))
@@ -190,10 +197,16 @@ def synthetic_files(pool, hours: float, jitter: float, replica0: int, stats: dic
     cos = []
     while total < hours * 3600:
         rng = np.random.default_rng(1000 + r)
-        g = rng.standard_normal((d, d)).astype(np.float32)
+        if twin_dim:                                  # the twin's draws, so that its order is drawn here too
+            rng.standard_normal((twin_dim, twin_dim))
+            order = rng.permutation(len(names))
+            rng = np.random.default_rng(5000 + r)
+            g = rng.standard_normal((d, d)).astype(np.float32)
+        else:
+            g = rng.standard_normal((d, d)).astype(np.float32)
+            order = rng.permutation(len(names))
         R = np.linalg.qr(np.eye(d, dtype=np.float32) + 0.05 * g)[0].astype(np.float32)
         R *= np.sign(np.diag(R))[None, :]
-        order = rng.permutation(len(names))
         f, i = 0, 0
         while i < len(order) and total < hours * 3600:
             parts, sec = [], 0.0
@@ -214,13 +227,13 @@ def synthetic_files(pool, hours: float, jitter: float, replica0: int, stats: dic
     stats["synthetic_cos_to_source"] = float(np.mean(cos)) if cos else None
 
 
-def volume(pool, hours: float, jitter: float):
-    """All files of one size: real first, then synthetic."""
+def volume(pool, hours: float, jitter: float, twin_dim: int = 0):
+    """All files of one size: real first, then synthetic (``twin_dim``: synthetic_files)."""
     real_h = float(np.sum(pool[3])) / 3600
     stats = {}
     yield from real_files(pool, min(hours, real_h))
     if hours > real_h:
-        yield from synthetic_files(pool, hours - real_h, jitter, 0, stats)
+        yield from synthetic_files(pool, hours - real_h, jitter, 0, stats, twin_dim=twin_dim)
         print(f"  synthetic vectors: mean cosine {stats['synthetic_cos_to_source']:.3f} to their source",
               flush=True)
 
@@ -278,31 +291,42 @@ def word_examples(data: Path, n: int, seed: int = 0):
 
 
 def make_queries(data: Path, n_text: int, n_example: int, voices: int, cache: Path, space):
-    """[(kind, label, [Template])] in ``space``, and seconds spent making each query's templates."""
+    """[(kind, label, [Template] of each space)] in ``space`` (a Space, or the pair (raw, head) of an
+    index of both), and seconds spent making each query's templates."""
+    spaces = tuple(space) if isinstance(space, (tuple, list)) else (space,)
+    name = " + ".join(sp.name for sp in spaces)
     if cache is not None and cache.exists():
         z = np.load(cache, allow_pickle=True)
-        if str(z["space"]) == space.name:
+        if str(z["space"]) == name:
             return z["queries"].tolist(), z["make_s"].tolist()
-        print(f"{cache} holds templates of {z['space']}, not {space.name}: made again", flush=True)
+        print(f"{cache} holds templates of {z['space']}, not {name}: made again", flush=True)
     out, took = [], []
     for w in TEXT_WORDS[:n_text]:
         t0 = time.perf_counter()
-        ts = templates_from_text(w, voices=voices, space=space)
+        each = [templates_from_text(w, voices=voices, space=sp) for sp in spaces]
         took.append(("text", time.perf_counter() - t0))
-        out.append(("text", w, [(T.vectors, T.start_s, T.end_s) for T in ts]))
+        out.append(("text", w) + tuple([(T.vectors, T.start_s, T.end_s) for T in ts] for ts in each))
     for w, x in word_examples(data, n_example):
         t0 = time.perf_counter()
-        T = template_from_audio(x, w, space=space)
+        each = [template_from_audio(x, w, space=sp) for sp in spaces]
         took.append(("example", time.perf_counter() - t0))
-        out.append(("example", w, [(T.vectors, T.start_s, T.end_s)]))
+        out.append(("example", w) + tuple([(T.vectors, T.start_s, T.end_s)] for T in each))
     if cache is not None:
         np.savez(cache, queries=np.array(out, dtype=object), make_s=np.array(took, dtype=object),
-                 space=np.array(space.name))
+                 space=np.array(name))
     return out, took
 
 
 def templates(q):
-    return [Template(v, s, e, q[1]) for v, s, e in q[2]]
+    """A query's templates: a list, or (raw, head) lists for an index of both spaces."""
+    each = tuple([Template(v, s, e, q[1]) for v, s, e in ts] for ts in q[2:])
+    return each[0] if len(each) == 1 else each
+
+
+def open_index(path):
+    from kws.search.fusion import PairedIndex, is_pair
+
+    return PairedIndex(path) if is_pair(path) else ArchiveIndex(path)
 
 
 def overlap_recall(exact, approx) -> float:
@@ -328,28 +352,39 @@ def query_process(args) -> int:
     faiss.omp_set_num_threads(1)
     qs = np.load(args.queries, allow_pickle=True)["queries"].tolist()
     t0 = time.perf_counter()
-    ix = ArchiveIndex(args.index)
-    ix.segments()
+    ix = open_index(args.index)
+    pair = not isinstance(ix, ArchiveIndex)
+    for one in ((ix.raw, ix.head) if pair else (ix,)):
+        one.segments()
     open_s = time.perf_counter() - t0
     before = rss()
     res = {"open_s": open_s, "rss_open": before, "settings": []}
     for setting in args.settings.split(";"):
+        candidates = None
         if setting.strip() == "defaults":        # what `kws search query` does: each query the index's defaults
             nprobe = k = step = rescore = spread = None
+        elif pair and "," not in setting:       # an index of both spaces: the candidates it takes
+            nprobe = k = step = rescore = spread = None
+            candidates = int(setting)
         else:
             vals = [int(v) for v in setting.split(",")]
             nprobe, k, step = vals[:3]
-            rescore = vals[3] if len(vals) > 3 else ix.config.rescore
-            spread = vals[4] if len(vals) > 4 else ix.config.spread
+            conf = (ix.raw if pair else ix).config
+            rescore = vals[3] if len(vals) > 3 else conf.rescore
+            spread = vals[4] if len(vals) > 4 else conf.spread
         times, cpu, hits = [], [], []
         for q in qs:
             T = templates(q)
             c0, t0 = time.process_time(), time.perf_counter()
-            h = ix.query(T, top=10, nprobe=nprobe, k=k, query_step=step, rescore=rescore, spread=spread)
+            if pair:
+                h = ix.query(T, top=10, candidates=candidates or 0, nprobe=nprobe, k=k, rescore=rescore)
+            else:
+                h = ix.query(T, top=10, nprobe=nprobe, k=k, query_step=step, rescore=rescore, spread=spread)
             times.append(time.perf_counter() - t0)
             cpu.append(time.process_time() - c0)
             hits.append([x.to_dict() for x in h])
         res["settings"].append({"nprobe": nprobe, "k": k, "step": step, "rescore": rescore, "spread": spread,
+                                "candidates": candidates,
                                 "times": times, "cpu": cpu,
                                 "hits": hits})
     res["rss_after"] = rss()
@@ -360,7 +395,8 @@ def query_process(args) -> int:
 def measure(ix_dir: Path, qs, args, label_hours: float, build: dict, results: list, tmp: Path):
     from kws.search.query import Hit
 
-    ix = ArchiveIndex(ix_dir)
+    ix = open_index(ix_dir)
+    pair = not isinstance(ix, ArchiveIndex)
     hours = ix.seconds / 3600
     qfile = tmp / "queries.npz"
     np.savez(qfile, queries=np.array(qs, dtype=object))
@@ -375,7 +411,10 @@ def measure(ix_dir: Path, qs, args, label_hours: float, build: dict, results: li
         print(f"  exact hits from {cache}", flush=True)
     else:
         t0 = time.perf_counter()
-        exact = ix.query_many([templates(q) for q in qs], top=10, exact=True)
+        if pair:
+            exact = [ix.query(templates(q), top=10, exact=True) for q in qs]
+        else:
+            exact = ix.query_many([templates(q) for q in qs], top=10, exact=True)
         exact_s = time.perf_counter() - t0
         cache.write_text(json.dumps({"seconds": exact_s, "hits": [[h.to_dict() for h in q] for q in exact]}))
     print(f"  exact scan of {len(qs)} queries in one pass: {exact_s:.1f} s "
@@ -401,9 +440,10 @@ def measure(ix_dir: Path, qs, args, label_hours: float, build: dict, results: li
             ts = np.array([st["times"][i] for i in sel[1:] or sel]) * 1000    # after the first query
             cs = np.array([st["cpu"][i] for i in sel[1:] or sel]) * 1000
             rec = np.mean([overlap_recall(exact[i], [Hit(**h) for h in st["hits"][i]]) for i in sel])
-            row = {"hours": round(hours, 2), "rows": ix.rows, "queries": kind, "n": len(sel),
+            row = {"hours": round(hours, 2), "rows": ix.raw.rows if pair else ix.rows, "queries": kind, "n": len(sel),
                    "nprobe": st["nprobe"], "k": st["k"], "step": st["step"], "rescore": st["rescore"],
-                   "spread": st["spread"], "codec": ix.config.codec, "median_ms": float(np.median(ts)),
+                   "spread": st["spread"], "candidates": st.get("candidates"),
+                   "codec": (ix.raw if pair else ix).config.codec, "median_ms": float(np.median(ts)),
                    "p90_ms": float(np.percentile(ts, 90)), "recall10": float(rec),
                    "median_cpu_ms": float(np.median(cs)), "p90_cpu_ms": float(np.percentile(cs, 90)),
                    "first_ms": st["times"][sel[0]] * 1000,
@@ -413,21 +453,56 @@ def measure(ix_dir: Path, qs, args, label_hours: float, build: dict, results: li
                    "rss_anon_mib": r["rss_after"].get("RssAnon"), "rss_peak_mib": r["rss_after"]["VmHWM"],
                    "build": build}
             results.append(row)
-            how = ("the index's defaults" if st["nprobe"] is None else
+            how = ("the index's defaults" if st["nprobe"] is None and not st.get("candidates") else
+                   f"{st['candidates']} candidates" if st.get("candidates") else
                    f"nprobe {st['nprobe']:3d} k {st['k']:4d} step {st['step']} rescore {st['rescore']} spread {st['spread']}")
             print(f"  {kind:7s} {how}: median {row['median_ms']:.1f} ms, "
                   f"p90 {row['p90_ms']:.1f} ms (CPU {row['median_cpu_ms']:.1f}, {row['p90_cpu_ms']:.1f}), recall@10 {rec:.3f}; RSS {row['rss_mib']:.0f} MiB "
                   f"(file {row['rss_file_mib']:.0f}, peak {row['rss_peak_mib']:.0f})", flush=True)
 
 
+def _build_pair(ix_dir: Path, pool, head_pool, hours: float, args):
+    """An index of both spaces (kws.search.fusion, its default settings) of ``hours`` from the pool: the raw space's index
+    (``--raw-index``: one that ``scale --vectors raw --keep`` left of the same volume, linked in,
+    not built again), then the head's index of the same recordings, row for row."""
+    import shutil
+
+    from kws.search.fusion import PairedIndex, mark_pair
+
+    mark_pair(ix_dir)
+    build = {}
+    if args.raw_index:
+        shutil.copytree(args.raw_index, ix_dir / "raw", copy_function=os.link)
+        build["raw"] = json.loads((args.raw_index.parent / f"build-{args.raw_index.name[len('archive-'):]}.json")
+                                  .read_text()) if args.raw_index.name.startswith("archive-") else {}
+        print(f"  raw space: {args.raw_index} linked in", flush=True)
+    ix = PairedIndex(ix_dir)
+    if not len(ix.raw.files):
+        build["raw"] = ix.raw.add_rows(split_shards(volume(pool, hours, args.jitter), args.shards, hours), quiet=False)
+    t1 = time.perf_counter()
+    build["head"] = ix.head.add_rows(split_shards(volume(head_pool, hours, args.jitter, twin_dim=pool[0].shape[1]),
+                                                  args.shards, hours), quiet=False)
+    build["head"]["build_s"] = time.perf_counter() - t1
+    for k in ("raw", "head"):
+        build[k].pop("shard_meta", None)
+    build["build_s"] = build["raw"].get("build_s", 0.0) + build["head"]["build_s"]
+    ix = PairedIndex(ix_dir)
+    if set(ix.raw.files) != set(ix.head.files):
+        raise SystemExit(f"{ix_dir}: the two spaces hold other recordings")
+    ix.build = build
+    return ix
+
+
 def scale(args) -> int:
     from kws.search.rows import Space, search_model
 
-    space = Space(args.vectors, search_model())
+    both = args.vectors == "both"
+    space = Space("raw" if both else args.vectors, search_model())
     print(f"{space.name}: rows of model {space.model.model_id}", flush=True)
-    pool = make_pool(args.data, args.cache, args.vectors, space.model)
+    pool = make_pool(args.data, args.cache, space.kind, space.model)
+    head_pool = make_pool(args.data, args.cache, "head", space.model) if both else None
     qs, took = make_queries(args.data, args.text_queries, args.example_queries, args.voices, args.query_cache,
-                            space)
+                            (space, Space("head", space.model)) if both else space)
     for kind in ("text", "example"):
         t = [s for k, s in took if k == kind]
         if t:
@@ -445,7 +520,7 @@ def scale(args) -> int:
         built = tmp_root / f"build-{name}-{h:g}h.json"
         print(f"\n== {h:g} h", flush=True)
         if args.reuse and (ix_dir / "manifest.json").exists() and built.exists():
-            ix = ArchiveIndex(ix_dir)
+            ix = open_index(ix_dir)
             build = json.loads(built.read_text())
             print(f"  reusing {ix_dir}", flush=True)
         else:
@@ -453,14 +528,19 @@ def scale(args) -> int:
                 import shutil
 
                 shutil.rmtree(ix_dir)
-            ix = ArchiveIndex(ix_dir, ArchiveConfig(vectors=args.vectors, stride=args.stride, context=args.context,
-                                                    listed_dim=args.listed_dim, codec=args.codec), model=space.model)
-            shards = split_shards(volume(pool, h, args.jitter), args.shards, h)
-            t0 = time.perf_counter()
-            build = ix.add_rows(shards, quiet=False)
-            build["build_s"] = time.perf_counter() - t0
+            config = ArchiveConfig(vectors=space.kind, stride=args.stride, context=args.context,
+                                   listed_dim=args.listed_dim, codec=args.codec)
+            if both:
+                ix = _build_pair(ix_dir, pool, head_pool, h, args)
+                build = ix.build
+            else:
+                ix = ArchiveIndex(ix_dir, config, model=space.model)
+                shards = split_shards(volume(pool, h, args.jitter), args.shards, h)
+                t0 = time.perf_counter()
+                build = ix.add_rows(shards, quiet=False)
+                build["build_s"] = time.perf_counter() - t0
             built.write_text(json.dumps(build))
-        print(f"  built: {ix.rows} rows, {ix.seconds / 3600:.1f} h, {ix.size_bytes() / 1e9:.2f} GB, "
+        print(f"  built: {(ix.raw if both else ix).rows} rows, {ix.seconds / 3600:.1f} h, {ix.size_bytes() / 1e9:.2f} GB, "
               f"{build['build_s']:.0f} s ({ {k: round(v, 1) for k, v in build.items() if k.endswith('_s')} })",
               flush=True)
         with tempfile.TemporaryDirectory(dir=tmp_root) as tmp:
@@ -710,7 +790,10 @@ def main() -> int:
     s.add_argument("--example-queries", type=int, default=21)
     s.add_argument("--voices", type=int, default=DEFAULT_VOICES)
     s.add_argument("--vectors", default=DEFAULT_SPACE, help="the space of the rows (kws.search.rows.Space): "
-                                                             "raw (default) or head")
+                                                             "raw (default), head, or both (kws.search.fusion)")
+    s.add_argument("--raw-index", type=Path, default=None,
+                   help="with --vectors both and one size: the raw space's index of that volume that "
+                        "--vectors raw --keep left (linked in, not built again)")
     s.add_argument("--listed-dim", type=int, default=ArchiveConfig.listed_dim,
                    help="dimensions of a listed entry (0: all)")
     s.add_argument("--codec", default=ArchiveConfig.codec, help="listed entries: fsM, sq8 or pqM (ArchiveConfig.codec)")

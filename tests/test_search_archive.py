@@ -535,6 +535,8 @@ def test_an_index_of_both_spaces_finds_by_the_fused_score(recordings, tmp_path, 
     assert ix.raw.file_scores(exact[0].file, ts[0], 10_000)[0].size == 0
     assert fused.max() > r.max() - 1 and fused.max() <= (r.max() + h.max()) / 2 + 1e-6
     assert [(hh.file, hh.start) for hh in ix.query(ts, top=3)] == [(hh.file, hh.start) for hh in exact]
+    assert [(hh.file, hh.start) for hh in ix.query(ts, top=3, nprobe=2, k=64, rescore=64)] == \
+        [(hh.file, hh.start) for hh in exact]
     # the command line: by text, in both spaces; an index of one space cannot become both
     assert main(["search", "query", str(root), "computer", "--voices", "1", "--json", "--top", "1"]) == 0
     assert -1 <= json.loads(capsys.readouterr().out.splitlines()[0])["score"] <= 1

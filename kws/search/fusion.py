@@ -9,7 +9,8 @@ best raw score to its best head score lowers the text-query EER below either spa
 
 - **candidates**: each space's best events (from its lists), ``candidates`` of them per space,
   each with :data:`MARGIN_S` either side (stretches of one recording that overlap are joined);
-  with ``exact``, every recording whole;
+  with ``exact``, every recording whole (the raw space's candidates alone find too few of the
+  fused best: docs/search.md, *An index of both spaces at 100 h*);
 - **the fused score** at each end ``e`` of a candidate recording is the mean of the raw score
   there and the best head score among the ends whose term ends (each space's own estimate, its
   best template where it aligned) lie within :data:`ALIGN_S` of the raw one's (-1 where none):
@@ -45,6 +46,18 @@ def is_pair(folder: Union[str, os.PathLike]) -> bool:
         return json.loads((Path(folder) / "manifest.json").read_text()).get("kind") == PAIR_KIND
     except (OSError, ValueError, AttributeError):
         return False
+
+
+def mark_pair(root: Union[str, os.PathLike]) -> None:
+    """Make ``root`` an index of both spaces: its manifest, written atomically (once)."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    mpath = root / "manifest.json"
+    if not mpath.exists():
+        tmp = mpath.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"kind": PAIR_KIND, "version": PAIR_VERSION, "spaces": ["raw", "head"]},
+                                  indent=1) + "\n")
+        os.replace(tmp, mpath)
 
 
 def query_templates(index, make: Callable[[Space], List[Template]]):
@@ -134,13 +147,7 @@ class PairedIndex:
     def add(self, paths, **kw) -> dict:
         """Index ``paths`` into both spaces (ArchiveIndex.add's arguments); the counts are the raw
         space's, rows and segment both spaces'."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        mpath = self.root / "manifest.json"
-        if not mpath.exists():
-            tmp = mpath.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"kind": PAIR_KIND, "version": PAIR_VERSION, "spaces": ["raw", "head"]},
-                                      indent=1) + "\n")
-            os.replace(tmp, mpath)
+        mark_pair(self.root)
         a = self.raw.add(paths, **kw)
         b = self.head.add(paths, **kw)
         out = dict(a)
@@ -172,10 +179,12 @@ class PairedIndex:
 
     def query(self, templates: Tuple[Sequence[Template], Sequence[Template]], top: int = 10,
               exact: bool = False, per_file: Optional[int] = None, threshold: Optional[float] = None,
-              nprobe: Optional[int] = None, candidates: int = 0) -> List[Hit]:
+              nprobe: Optional[int] = None, candidates: int = 0, k: Optional[int] = None,
+              rescore: Optional[int] = None) -> List[Hit]:
         """The ``top`` best hits of a term by the fused score. ``templates``: (raw templates, head
-        templates) of the term; ``candidates`` (default max(64, 8 top)): files taken from each
-        space's best events; ``exact``: every file, every position."""
+        templates) of the term; ``candidates`` (default max(64, 8 top)): places taken from each
+        space's best events; ``exact``: every file, every position. ``nprobe``, ``k``, ``rescore``: the proposing spaces' list settings
+        (kws.search.archive.ArchiveConfig; each index's own by default)."""
         raw_t, head_t = templates
         if not raw_t or not head_t:
             raise UsageError("a query needs at least one template in each space")
@@ -186,7 +195,7 @@ class PairedIndex:
             n = candidates or max(64, 8 * top)
             found: Dict[str, List[Tuple[float, float]]] = {}
             for ix, ts in ((self.raw, raw_t), (self.head, head_t)):
-                for h in ix.query(ts, top=n, nprobe=nprobe):
+                for h in ix.query(ts, top=n, nprobe=nprobe, k=k, rescore=rescore):
                     if h.file in both:
                         found.setdefault(h.file, []).append((h.start - MARGIN_S, h.end + MARGIN_S))
             spans = {f: _joined(w) for f, w in found.items()}
