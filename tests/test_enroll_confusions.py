@@ -162,7 +162,7 @@ def test_enroll_test_is_the_detectors_one_pass(tmp_path, capsys, few_voices, mon
     want = Detector(ks, model).detect(audio)
     assert want, "the keyword should be found"
     got = [line.strip() for line in block.splitlines() if line.strip().startswith("event")]
-    assert got == [f"event {e.keyword!r} at {e.start:.2f}-{e.end:.2f} s, score {e.score:.3f}" for e in want]
+    assert got == [f"event {e.keyword!r} at {e.start:.2f}-{e.end:.2f} s, fired at score {e.score:.3f}" for e in want]
     line = next(line for line in block.splitlines() if line.strip().startswith("snowboy"))
     best = float(line.split("best ")[1].split()[0])
     # the best score of the pass the events came from: at least the events' (a higher peak may

@@ -277,7 +277,8 @@ def cmd_test(args) -> int:
             mark = "DETECTED" if k.name in fired else ""
             print(f"  {k.name:24} best {s:.3f}  threshold {thr[k.name]:.3f}  {mark}")
         for e in events:
-            print(f"  event {e.keyword!r} at {e.start:.2f}-{e.end:.2f} s, score {e.score:.3f}")
+            # an event fires where the score first reaches the threshold, so its score is at most the best
+            print(f"  event {e.keyword!r} at {e.start:.2f}-{e.end:.2f} s, fired at score {e.score:.3f}")
         if not events:
             print("  nothing heard: no keyword reached its threshold")
     return 0
