@@ -183,8 +183,9 @@ class PairedIndex:
               rescore: Optional[int] = None) -> List[Hit]:
         """The ``top`` best hits of a term by the fused score. ``templates``: (raw templates, head
         templates) of the term; ``candidates`` (default max(64, 8 top)): places taken from each
-        space's best events; ``exact``: every file, every position. ``nprobe``, ``k``, ``rescore``: the proposing spaces' list settings
-        (kws.search.archive.ArchiveConfig; each index's own by default)."""
+        space's best events; ``exact``: every file, every position. ``nprobe``, ``k``,
+        ``rescore``: each space's list settings (kws.search.archive.ArchiveConfig; each index's own
+        by default)."""
         raw_t, head_t = templates
         if not raw_t or not head_t:
             raise UsageError("a query needs at least one template in each space")
