@@ -462,9 +462,10 @@ def measure(ix_dir: Path, qs, args, label_hours: float, build: dict, results: li
 
 
 def _build_pair(ix_dir: Path, pool, head_pool, hours: float, args):
-    """An index of both spaces (kws.search.fusion, its default settings) of ``hours`` from the pool: the raw space's index
-    (``--raw-index``: one that ``scale --vectors raw --keep`` left of the same volume, linked in,
-    not built again), then the head's index of the same recordings, row for row."""
+    """An index of both spaces (kws.search.fusion, each with ArchiveConfig's defaults) of ``hours``
+    from the pool: the raw space's index (``--raw-index``: one that ``scale --vectors raw --keep``
+    left of the same volume, linked in, not built again), then the head's index of the same
+    recordings, row for row."""
     import shutil
 
     from kws.search.fusion import PairedIndex, mark_pair
@@ -497,6 +498,8 @@ def scale(args) -> int:
     from kws.search.rows import Space, search_model
 
     both = args.vectors == "both"
+    if args.raw_index and (not both or len(args.hours.split(",")) != 1):
+        raise SystemExit("--raw-index goes with --vectors both and one size (--hours)")
     space = Space("raw" if both else args.vectors, search_model())
     print(f"{space.name}: rows of model {space.model.model_id}", flush=True)
     pool = make_pool(args.data, args.cache, space.kind, space.model)
@@ -528,13 +531,13 @@ def scale(args) -> int:
                 import shutil
 
                 shutil.rmtree(ix_dir)
-            config = ArchiveConfig(vectors=space.kind, stride=args.stride, context=args.context,
-                                   listed_dim=args.listed_dim, codec=args.codec)
             if both:
                 ix = _build_pair(ix_dir, pool, head_pool, h, args)
                 build = ix.build
             else:
-                ix = ArchiveIndex(ix_dir, config, model=space.model)
+                ix = ArchiveIndex(ix_dir, ArchiveConfig(vectors=space.kind, stride=args.stride, context=args.context,
+                                                        listed_dim=args.listed_dim, codec=args.codec),
+                                  model=space.model)
                 shards = split_shards(volume(pool, h, args.jitter), args.shards, h)
                 t0 = time.perf_counter()
                 build = ix.add_rows(shards, quiet=False)
@@ -555,7 +558,8 @@ def scale(args) -> int:
           f"{'rec@10':>7} {'MB/h':>6} {'RSS MiB':>8} {'build s':>8}")
     for r in results:
         d = lambda v, w: f"{'dflt' if v is None else v:>{w}}"      # noqa: E731  (None: the index's defaults)
-        print(f"{r['hours']:7.1f} {r['queries']:>8} {d(r['nprobe'], 6)} {d(r['k'], 5)} {d(r['step'], 4)} {d(r['rescore'], 5)} {r['median_ms']:9.1f} "
+        probe = f"c{r['candidates']}" if r.get("candidates") else r["nprobe"]    # an index of both: its candidates
+        print(f"{r['hours']:7.1f} {r['queries']:>8} {d(probe, 6)} {d(r['k'], 5)} {d(r['step'], 4)} {d(r['rescore'], 5)} {r['median_ms']:9.1f} "
               f"{r['p90_ms']:7.1f} {r['median_cpu_ms']:7.1f} {r['p90_cpu_ms']:7.1f} {r['recall10']:7.3f} {r['mb_per_hour']:6.2f} {r['rss_mib']:8.0f} "
               f"{r['build_s']:8.0f}")
     return 0
