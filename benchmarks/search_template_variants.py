@@ -32,7 +32,7 @@ from search_archive import ArchiveConfig, ArchiveIndex, std_queries  # noqa: E40
 from kws.corpus.real import DEFAULT_DATA  # noqa: E402
 
 
-def stretch(T, r: float):
+def time_stretched(T, r: float):
     """``T`` with its vectors interpolated in time to round(L r) of them (at least 3)."""
     from kws.search.rows import Template
 
@@ -76,15 +76,16 @@ def main() -> int:
             best, mu, sd = {}, {}, {}
             for vi, T in enumerate(ts):
                 for r in rates:
-                    ser = [arc.file_scores(k, [T if r == 1.0 else stretch(T, r)])[0] for k in keys]
-                    every = np.concatenate(ser)
-                    mu[vi, r], sd[vi, r] = every.mean(), every.std()
+                    ser = [arc.file_scores(k, [T if r == 1.0 else time_stretched(T, r)])[0] for k in keys]
                     best[vi, r] = np.array([s.max(initial=-1) for s in ser])
+                    if r == 1.0:                    # the normalisations are of the templates as rendered
+                        every = np.concatenate(ser)
+                        mu[vi], sd[vi] = every.mean(), every.std()
             out = {}
             for n in nvs:
                 b = np.array([best[vi, 1.0] for vi in range(n)])
-                m = np.array([mu[vi, 1.0] for vi in range(n)])[:, None]
-                s = np.array([sd[vi, 1.0] for vi in range(n)])[:, None]
+                m = np.array([mu[vi] for vi in range(n)])[:, None]
+                s = np.array([sd[vi] for vi in range(n)])[:, None]
                 out[f"max{n}"] = eer(b.max(0), lab)[0]
                 out[f"zmax{n}"] = eer(((b - m) / s).max(0), lab)[0]
                 out[f"zmean{n}"] = eer(((b - m) / s).mean(0), lab)[0]

@@ -7,10 +7,10 @@ The two spaces are wrong about different places: on held-out read speech, adding
 best raw score to its best head score lowers the text-query EER below either space alone
 (docs/search.md). Here the scores are added where the term lies, not per utterance:
 
-- **candidates**: each space's best events (from its lists), ``candidates`` of them per space,
-  each with :data:`MARGIN_S` either side (stretches of one recording that overlap are joined);
-  with ``exact``, every recording whole (the raw space's candidates alone find too few of the
-  fused best: docs/search.md, *An index of both spaces at 100 h*);
+- **candidates**: each space's best events (from its lists), ``candidates`` of them per space
+  (the raw space's alone find too few of the fused best: docs/search.md, *An index of both spaces
+  at 100 h*), each with :data:`MARGIN_S` either side (stretches of one recording that overlap are
+  joined); with ``exact``, every recording whole;
 - **the fused score** at each end ``e`` of a candidate recording is the mean of the raw score
   there and the best head score among the ends whose term ends (each space's own estimate, its
   best template where it aligned) lie within :data:`ALIGN_S` of the raw one's (-1 where none):
