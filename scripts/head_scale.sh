@@ -89,10 +89,6 @@ stage)
   if [ ! -d $B/code/kws ]; then           # the code, apart from the working tree each call replaces
     cp -r kws scripts configs setup.cfg pyproject.toml $B/code/
   fi
-  if [ -d $B/stage/whl ] && [ ! -d $B/site ]; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target $B/site $B/stage/whl/*.whl
-    nvidia-smi --query-gpu=name,memory.total --format=csv,noheader; nproc
-  fi
   du -sh $B/stage; find $B/stage/shards -maxdepth 1 -name "shard-*" 2>/dev/null | wc -l
   ;;
 start)
@@ -101,6 +97,11 @@ start)
   for p in $(find . -name '*.part000'); do
     f=${p%.part000}; cat "$f".part[0-9][0-9][0-9] > "$f" && rm "$f".part[0-9][0-9][0-9]
   done
+  # the wheels, once every chunk is there (a chunk may hold only some of them)
+  if [ -d $B/stage/whl ] && [ ! -d $B/site ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target $B/site $B/stage/whl/*.whl
+  fi
+  nvidia-smi --query-gpu=name,memory.total --format=csv,noheader; nproc
   cd $B/code
   [ -f $B/kcorpus/stats.json ] || python3 -m kws.corpus.kokoro_corpus unpack $B/stage/shards/shard-* --out $B/kcorpus
   cat $B/kcorpus/stats.json; echo
