@@ -31,7 +31,8 @@ and quantised. The mean cosine of a synthetic vector to its source is printed. Q
 speech only): text queries (templates: TTS renderings in ``--voices`` voices) and recorded
 examples (word clips cut from speechocean762 speakers of half 'a' with the committed alignment,
 and wake-word recordings). Latency, recall and memory are measured in a separate process that
-opens the index from disk (``_query``), after the index's files were read once (page cache): median and p90 query ms after the first query (search,
+opens the index from disk (``_query``), after the index's files were read once (page cache) and,
+with ``--warm``, every query run once untimed: median and p90 query ms after the first query (search,
 exact re-scoring and merging; making the templates is timed apart), recall@10 = share of the
 exact scan's 10 best hits that a hit of the approximate 10 best overlaps in the same file,
 resident memory (VmRSS, its file-backed part, and the peak VmHWM) after the queries. Build time is
@@ -359,10 +360,14 @@ def query_process(args) -> int:
     open_s = time.perf_counter() - t0
     before = rss()
     res = {"open_s": open_s, "rss_open": before, "settings": []}
+    if args.warm:          # one untimed pass, so that the first setting finds the rows mapped as the others do
+        for q in qs:
+            ix.query(templates(q), top=10)
     for setting in args.settings.split(";"):
-        candidates = None
-        if setting.strip() == "defaults":        # what `kws search query` does: each query the index's defaults
+        candidates, places = None, True
+        if setting.strip() in ("defaults", "judged"):   # what `kws search query` does: the index's defaults
             nprobe = k = step = rescore = spread = None
+            places = setting.strip() == "defaults"   # judged: a pair's candidates as each space's events
         elif pair and "," not in setting:       # an index of both spaces: the candidates it takes
             nprobe = k = step = rescore = spread = None
             candidates = int(setting)
@@ -377,14 +382,15 @@ def query_process(args) -> int:
             T = templates(q)
             c0, t0 = time.process_time(), time.perf_counter()
             if pair:
-                h = ix.query(T, top=10, candidates=candidates or 0, nprobe=nprobe, k=k, rescore=rescore)
+                h = ix.query(T, top=10, candidates=candidates or 0, nprobe=nprobe, k=k, rescore=rescore,
+                             places=places)
             else:
                 h = ix.query(T, top=10, nprobe=nprobe, k=k, query_step=step, rescore=rescore, spread=spread)
             times.append(time.perf_counter() - t0)
             cpu.append(time.process_time() - c0)
             hits.append([x.to_dict() for x in h])
         res["settings"].append({"nprobe": nprobe, "k": k, "step": step, "rescore": rescore, "spread": spread,
-                                "candidates": candidates,
+                                "candidates": candidates, "places": places,
                                 "times": times, "cpu": cpu,
                                 "hits": hits})
     res["rss_after"] = rss()
@@ -429,6 +435,8 @@ def measure(ix_dir: Path, qs, args, label_hours: float, build: dict, results: li
     print(f"  index files read into the page cache in {time.perf_counter() - t0:.1f} s", flush=True)
     out = tmp / "q.json"
     cmd = [sys.executable, __file__, "_query", str(ix_dir), str(qfile), str(out), "--settings", args.settings]
+    if args.warm:
+        cmd.append("--warm")
     subprocess.run(cmd, check=True)
     r = json.loads(out.read_text())
     mb = ix.size_bytes() / 1e6
@@ -442,7 +450,7 @@ def measure(ix_dir: Path, qs, args, label_hours: float, build: dict, results: li
             rec = np.mean([overlap_recall(exact[i], [Hit(**h) for h in st["hits"][i]]) for i in sel])
             row = {"hours": round(hours, 2), "rows": ix.raw.rows if pair else ix.rows, "queries": kind, "n": len(sel),
                    "nprobe": st["nprobe"], "k": st["k"], "step": st["step"], "rescore": st["rescore"],
-                   "spread": st["spread"], "candidates": st.get("candidates"),
+                   "spread": st["spread"], "candidates": st.get("candidates"), "places": st.get("places", True),
                    "codec": (ix.raw if pair else ix).config.codec, "median_ms": float(np.median(ts)),
                    "p90_ms": float(np.percentile(ts, 90)), "recall10": float(rec),
                    "median_cpu_ms": float(np.median(cs)), "p90_cpu_ms": float(np.percentile(cs, 90)),
@@ -453,7 +461,8 @@ def measure(ix_dir: Path, qs, args, label_hours: float, build: dict, results: li
                    "rss_anon_mib": r["rss_after"].get("RssAnon"), "rss_peak_mib": r["rss_after"]["VmHWM"],
                    "build": build}
             results.append(row)
-            how = ("the index's defaults" if st["nprobe"] is None and not st.get("candidates") else
+            how = ("the index's defaults" + ("" if st.get("places", True) else ", candidates judged as events")
+                   if st["nprobe"] is None and not st.get("candidates") else
                    f"{st['candidates']} candidates" if st.get("candidates") else
                    f"nprobe {st['nprobe']:3d} k {st['k']:4d} step {st['step']} rescore {st['rescore']} spread {st['spread']}")
             print(f"  {kind:7s} {how}: median {row['median_ms']:.1f} ms, "
@@ -558,7 +567,8 @@ def scale(args) -> int:
           f"{'rec@10':>7} {'MB/h':>6} {'RSS MiB':>8} {'build s':>8}")
     for r in results:
         d = lambda v, w: f"{'dflt' if v is None else v:>{w}}"      # noqa: E731  (None: the index's defaults)
-        probe = f"c{r['candidates']}" if r.get("candidates") else r["nprobe"]    # an index of both: its candidates
+        probe = (f"c{r['candidates']}" if r.get("candidates") else       # an index of both: its candidates
+                 "judged" if not r.get("places", True) else r["nprobe"])
         print(f"{r['hours']:7.1f} {r['queries']:>8} {d(probe, 6)} {d(r['k'], 5)} {d(r['step'], 4)} {d(r['rescore'], 5)} {r['median_ms']:9.1f} "
               f"{r['p90_ms']:7.1f} {r['median_cpu_ms']:7.1f} {r['p90_cpu_ms']:7.1f} {r['recall10']:7.3f} {r['mb_per_hour']:6.2f} {r['rss_mib']:8.0f} "
               f"{r['build_s']:8.0f}")
@@ -803,7 +813,10 @@ def main() -> int:
     s.add_argument("--codec", default=ArchiveConfig.codec, help="listed entries: fsM, sq8 or pqM (ArchiveConfig.codec)")
     s.add_argument("--settings", default=f"{ArchiveConfig.nprobe},{ArchiveConfig.k},1",
                    help="nprobe,k,query_step[,rescore[,spread]];... ('defaults': each query the index's own, "
-                        "as kws search query)")
+                        "as kws search query; for --vectors both also N: candidates a space, and "
+                        "'judged': the defaults with each space's candidates judged as events)")
+    s.add_argument("--warm", action="store_true", help="every query once, untimed, before the first setting "
+                                                        "(else the first setting also maps the index's rows)")
     s.add_argument("--tmp", default=tempfile.gettempdir())
     s.add_argument("--keep", action="store_true", help="keep the indexes")
     s.add_argument("--reuse", action="store_true", help="use the indexes that --keep left in --tmp (made from the "
@@ -831,6 +844,7 @@ def main() -> int:
     q.add_argument("queries")
     q.add_argument("out")
     q.add_argument("--settings", default="16,1024,1")
+    q.add_argument("--warm", action="store_true")
     args = ap.parse_args()
     if args.cmd == "pool":
         make_pool(args.data, args.cache)

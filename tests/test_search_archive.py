@@ -186,9 +186,9 @@ def test_a_query_of_one_template_looks_further(recordings, tmp_path, monkeypatch
     seen = []
     real = type(ix)._approx_segment
 
-    def spy(self, seg, templates, bank, nprobe, k, step, spread, floor, rescore, judge):
+    def spy(self, seg, templates, bank, nprobe, k, step, spread, floor, rescore, judge, places=False):
         seen.append((len(templates), nprobe, k, rescore))
-        return real(self, seg, templates, bank, nprobe, k, step, spread, floor, rescore, judge)
+        return real(self, seg, templates, bank, nprobe, k, step, spread, floor, rescore, judge, places)
 
     monkeypatch.setattr(type(ix), "_approx_segment", spy)
     x = load_audio(recordings / "r2.wav")
@@ -201,6 +201,27 @@ def test_a_query_of_one_template_looks_further(recordings, tmp_path, monkeypatch
     assert c.single_nprobe > c.nprobe and c.single_k > c.k and c.single_rescore > c.rescore
     assert set(seen) == {(1, c.single_nprobe, c.single_k, c.single_rescore), (2, c.nprobe, c.k, c.rescore),
                          (1, 3, 100, 50)}
+
+
+def test_places_from_the_lists_are_a_second_apart_and_hold_the_best(recordings, tmp_path):
+    """``places``: the rescored ends that are the best of their recording's within the refractory
+    second, best first: two of one recording more than a second apart (one template, so its
+    ends' times step by HOP_S), the exact best among them."""
+    from kws.search.rows import HOP_S
+    from kws.spot.events import REFRACTORY
+
+    ix = ArchiveIndex(tmp_path / "arch", SMALL)
+    ix.add([recordings], quiet=True)
+    ix = ArchiveIndex(tmp_path / "arch")
+    x = load_audio(recordings / "r2.wav")
+    T = template_from_audio(x[int(2.3 * 16000):int(4.2 * 16000)], "clip")
+    exact = ix.query([T], top=1, exact=True)[0]
+    places = ix.query([T], top=40, nprobe=8, k=4096, places=True)
+    assert len(places) > 4 and (places[0].file, places[0].start) == (exact.file, exact.start)
+    assert [p.score for p in places] == sorted((p.score for p in places), reverse=True)
+    for i, a in enumerate(places):
+        for b in places[i + 1:]:
+            assert a.file != b.file or abs(a.end - b.end) > REFRACTORY * HOP_S - 1e-4
 
 
 def test_growing_past_the_quantizer_trains_one_for_new_segments_only(recordings, tmp_path):
@@ -537,9 +558,30 @@ def test_an_index_of_both_spaces_finds_by_the_fused_score(recordings, tmp_path, 
     assert [(hh.file, hh.start) for hh in ix.query(ts, top=3)] == [(hh.file, hh.start) for hh in exact]
     assert [(hh.file, hh.start) for hh in ix.query(ts, top=3, nprobe=2, k=64, rescore=64)] == \
         [(hh.file, hh.start) for hh in exact]
+    # each space's candidates as its events judged again (the slower way) find the same
+    assert [(hh.file, hh.start) for hh in ix.query(ts, top=3, places=False)] == [(hh.file, hh.start) for hh in exact]
     # the command line: by text, in both spaces; an index of one space cannot become both
     assert main(["search", "query", str(root), "computer", "--voices", "1", "--json", "--top", "1"]) == 0
     assert -1 <= json.loads(capsys.readouterr().out.splitlines()[0])["score"] <= 1
     assert main(["search", "verify", str(root)]) == 0 and json.loads(capsys.readouterr().out)["ok"]
     assert main(["search", "index", str(recordings), "--index", str(root), "--vectors", "raw"]) == 2
     assert "both spaces" in capsys.readouterr().err
+
+
+def test_row_hash_is_the_linear_form_modulo_the_prime_exactly():
+    """kws.search.rows.row_hash by hand: sum_j row_j * w_j (w: the fixed random form) modulo
+    4294967291, computed in Python integers; the same from int8 rows and from their float32 values,
+    at the extreme rows and in dimensions that split the form into 2 and 3 pieces."""
+    from kws.search.rows import row_hash
+
+    rng = np.random.default_rng(3)
+    for d in (96, 256):
+        w = [int(v) for v in np.random.default_rng(20261202).integers(1, 2 ** 20, d)]
+        rows = rng.integers(-127, 128, (50, d)).astype(np.int8)
+        rows[0], rows[1] = 127, -127
+        want = [sum(int(x) * wj for x, wj in zip(r, w)) % 4294967291 for r in rows]
+        assert row_hash(rows).tolist() == want
+        assert row_hash(rows.astype(np.float32)).tolist() == want
+        changed = rows.copy()
+        changed[5, 7] += 1
+        assert (row_hash(changed) != row_hash(rows)).tolist() == [i == 5 for i in range(50)]

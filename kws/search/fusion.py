@@ -7,10 +7,13 @@ The two spaces are wrong about different places: on held-out read speech, adding
 best raw score to its best head score lowers the text-query EER below either space alone
 (docs/search.md). Here the scores are added where the term lies, not per utterance:
 
-- **candidates**: each space's best events (from its lists), ``candidates`` of them per space
-  (the raw space's alone find too few of the fused best: docs/search.md, *An index of both spaces
-  at 100 h*), each with :data:`MARGIN_S` either side (stretches of one recording that overlap are
-  joined); with ``exact``, every recording whole;
+- **candidates**: each space's best places (from its lists: the ends of the best approximate
+  score, :data:`PAIR_RESCORE` of them for a text, rescored exactly, and of those the best of their
+  recording within a second), ``candidates`` of them per space (the raw space's alone find too
+  few of the fused best: docs/search.md, *An index of both spaces at 100 h*), each with
+  :data:`MARGIN_S` either side (stretches of one recording that overlap are joined); with
+  ``exact``, every recording whole. They are not judged as events in their own space: the fused
+  score judges them again;
 - **the fused score** at each end ``e`` of a candidate recording is the mean of the raw score
   there and the best head score among the ends whose term ends (each space's own estimate, its
   best template where it aligned) lie within :data:`ALIGN_S` of the raw one's (-1 where none):
@@ -29,15 +32,19 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from kws.errors import SearchIndexError, UsageError
-from kws.search.query import Hit, top_hits
+from kws.search.query import Hit, stretch_peaks, top_hits
 from kws.search.rows import HOP_S, PAD_S, Space, Template
-from kws.spot.events import PEAK_FLOOR, REFRACTORY, peak_positions
+from kws.spot.events import PEAK_FLOOR, REFRACTORY
 
 PAIR_KIND = "kws-archive-pair"
 PAIR_VERSION = 1
 ALIGN_S = 0.2        # the two spaces' term ends, at one place, at most this far apart
 REACH = 8            # ends either side of a raw end where the head's aligned end is looked for
 MARGIN_S = 1.5       # seconds scored either side of a candidate event (more than the event rule's 1 s)
+# ends of the best approximate score each space rescores exactly for a term of several templates
+# (a text query; each space's own ArchiveConfig.rescore, 2,048, when alone): its places are only
+# candidates here, scored again in both spaces (docs/search.md, *An index of both spaces at 100 h*)
+PAIR_RESCORE = 1024
 
 
 def is_pair(folder: Union[str, os.PathLike]) -> bool:
@@ -125,9 +132,13 @@ class PairedIndex:
 
     @property
     def files(self) -> Dict[str, dict]:
-        """The recordings both spaces hold."""
-        h = self.head.files
-        return {k: v for k, v in self.raw.files.items() if k in h}
+        """The recordings both spaces hold (kept until :meth:`add` or either manifest changes)."""
+        key = (id(self.raw.manifest), id(self.head.manifest), len(self.raw.files), len(self.head.files))
+        if getattr(self, "_files_key", None) != key:
+            h = self.head.files
+            self._files = {k: v for k, v in self.raw.files.items() if k in h}
+            self._files_key = key
+        return self._files
 
     def __len__(self) -> int:
         return len(self.files)
@@ -148,6 +159,7 @@ class PairedIndex:
         """Index ``paths`` into both spaces (ArchiveIndex.add's arguments); the counts are the raw
         space's, rows and segment both spaces'."""
         mark_pair(self.root)
+        self._files_key = None
         a = self.raw.add(paths, **kw)
         b = self.head.add(paths, **kw)
         out = dict(a)
@@ -168,24 +180,46 @@ class PairedIndex:
 
     def _fused(self, templates, windows: List[Tuple[str, int, Optional[int]]]) -> List[Tuple[np.ndarray, np.ndarray]]:
         """:meth:`file_scores` of many stretches (recording, first end, stop), each space's rows read
-        and scored in one go."""
+        and scored in one go, the fused score of all of them computed at once."""
         raw_t, head_t = templates
         # the head's ends REACH beyond either side, so that an end near the edge finds its match
         wide = [(k, max(0, a - REACH), None if b is None else b + REACH) for k, a, b in windows]
         rs = self.raw.span_scores(raw_t, windows)
         hs = self.head.span_scores(head_t, wide)
-        return [(fuse(r, rt[:, 1], h, ht[:, 1], offset=a - h0).astype(np.float32), rt)
-                for (r, rt), (h, ht), (_, a, _), (_, h0, _) in zip(rs, hs, windows, wide)]
+        if not rs:
+            return []
+        n = np.array([r.size for r, _ in rs], np.int64)
+        m = np.array([h.size for h, _ in hs], np.int64)
+        r0, h0 = np.r_[0, np.cumsum(n)[:-1]], np.r_[0, np.cumsum(m)[:-1]]
+        w = np.repeat(np.arange(len(rs)), n)                     # each raw end's stretch
+        offset = np.array([a - b for (_, a, _), (_, b, _) in zip(windows, wide)], np.int64)
+        e = (np.arange(int(n.sum())) - r0[w] + offset[w])[:, None] + np.arange(-REACH, REACH + 1)[None, :]
+        ok = (e >= 0) & (e < m[w][:, None])
+        g = h0[w][:, None] + np.clip(e, 0, np.maximum(m[w] - 1, 0)[:, None])    # into the joined head series
+        raw = np.concatenate([r for r, _ in rs]).astype(np.float64)
+        raw_end = np.concatenate([t[:, 1] for _, t in rs]).astype(np.float64)
+        if m.sum():
+            head = np.concatenate([h for h, _ in hs]).astype(np.float64)
+            head_end = np.concatenate([t[:, 1] for _, t in hs]).astype(np.float64)
+            g = np.minimum(g, head.size - 1)
+            ok &= np.abs(head_end[g] - raw_end[:, None]) <= ALIGN_S
+            best = np.where(ok, head[g], -1.0).max(axis=1)
+        else:
+            best = np.full(raw.size, -1.0)
+        fused = ((raw + best) / 2).astype(np.float32)
+        return [(fused[a:a + k], t) for a, k, (_, t) in zip(r0, n, rs)]
 
     def query(self, templates: Tuple[Sequence[Template], Sequence[Template]], top: int = 10,
               exact: bool = False, per_file: Optional[int] = None, threshold: Optional[float] = None,
               nprobe: Optional[int] = None, candidates: int = 0, k: Optional[int] = None,
-              rescore: Optional[int] = None) -> List[Hit]:
+              rescore: Optional[int] = None, places: bool = True) -> List[Hit]:
         """The ``top`` best hits of a term by the fused score. ``templates``: (raw templates, head
         templates) of the term; ``candidates`` (default max(64, 8 top)): places taken from each
-        space's best events; ``exact``: every file, every position. ``nprobe``, ``k``,
-        ``rescore``: each space's list settings (kws.search.archive.ArchiveConfig; each index's own
-        by default)."""
+        space's lists (``places``: its best exactly rescored ends a second apart, of
+        :data:`PAIR_RESCORE` rescored for a term of several templates; else its events, judged
+        again around them); ``exact``: every file, every position. ``nprobe``, ``k``,
+        ``rescore``: each space's list settings (kws.search.archive.ArchiveConfig; each index's
+        own by default)."""
         raw_t, head_t = templates
         if not raw_t or not head_t:
             raise UsageError("a query needs at least one template in each space")
@@ -196,27 +230,35 @@ class PairedIndex:
             n = candidates or max(64, 8 * top)
             found: Dict[str, List[Tuple[float, float]]] = {}
             for ix, ts in ((self.raw, raw_t), (self.head, head_t)):
-                for h in ix.query(ts, top=n, nprobe=nprobe, k=k, rescore=rescore):
+                r = rescore or (PAIR_RESCORE if places and len(ts) > 1 else None)
+                for h in ix.query(ts, top=n, nprobe=nprobe, k=k, rescore=r, places=places):
                     if h.file in both:
                         found.setdefault(h.file, []).append((h.start - MARGIN_S, h.end + MARGIN_S))
             spans = {f: _joined(w) for f, w in found.items()}
         floor = PEAK_FLOOR if threshold is None else max(PEAK_FLOOR, float(threshold))
-        files, owner, scores, times = list(spans), [], [], []
+        files = list(spans)
         windows = [(f, a, b) for f in files for a, b in spans[f]]
-        which = [i for i, f in enumerate(files) for _ in spans[f]]
-        for i, (f, a, b), (s, t) in zip(which, windows, self._fused((raw_t, head_t), windows)):
-            p = peak_positions(s.astype(np.float64), REFRACTORY, floor)
-            if a > 0:                           # an event within a second of a stretch's start may not be one
-                p = p[p >= REFRACTORY]
-            if b is not None and a + s.size == b:
-                p = p[p < s.size - REFRACTORY]
-            owner.append(np.full(p.size, i))
-            scores.append(s[p])
-            times.append(t[p])
-        if not files or not sum(x.size for x in owner):
+        which = np.array([i for i, f in enumerate(files) for _ in spans[f]], np.int64)
+        fused = self._fused((raw_t, head_t), windows)
+        if not fused:
             return []
-        return top_hits(files, np.concatenate(owner), np.concatenate(scores), np.concatenate(times),
-                        top, per_file)
+        n = np.array([s.size for s, _ in fused], np.int64)
+        first = np.r_[0, np.cumsum(n)[:-1]]
+        s = np.concatenate([s for s, _ in fused]).astype(np.float64)
+        t = np.concatenate([t for _, t in fused])
+        live = n > 0
+        p = stretch_peaks(s, first[live], REFRACTORY, floor)     # each stretch's events on its own
+        w = np.flatnonzero(live)[np.searchsorted(first[live], p, side="right") - 1]
+        at = p - first[w]
+        a = np.array([x for _, x, _ in windows], np.int64)
+        b = np.array([-1 if y is None else y for _, _, y in windows], np.int64)
+        # an event within a second of a stretch's edge inside a recording may not be one
+        keep = ~((a[w] > 0) & (at < REFRACTORY))
+        keep &= ~((b[w] >= 0) & (a[w] + n[w] == b[w]) & (at >= n[w] - REFRACTORY))
+        p, w = p[keep], w[keep]
+        if not p.size:
+            return []
+        return top_hits(files, which[w], s[p], t[p], top, per_file)
 
 
 def _joined(spans: List[Tuple[float, float]]) -> List[Tuple[int, int]]:

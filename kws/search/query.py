@@ -122,14 +122,15 @@ class Segment:
     def file_of(self, ids: np.ndarray) -> np.ndarray:
         return np.searchsorted(self.file_first, ids, side="right") - 1
 
-    def gather(self, ids: np.ndarray) -> np.ndarray:
-        """int8 rows of segment row ids (any order), their hashes checked."""
-        out = np.empty((ids.size, self.dim), np.int8)
+    def gather(self, ids: np.ndarray, dtype=np.int8) -> np.ndarray:
+        """Rows of segment row ids (any order), their hashes checked: int8, or their values as
+        ``dtype`` (float32 for scoring: one copy, hashed as it is)."""
+        out = np.empty((ids.size, self.dim), dtype)
         sh = np.searchsorted(self.firsts, ids, side="right") - 1
         for s in sorted_unique(sh):
             m = sh == s
             local = ids[m] - self.firsts[s]
-            rows = np.asarray(self.rows[s][local])
+            rows = np.asarray(self.rows[s][local]).astype(dtype, copy=False)
             if not np.array_equal(row_hash(rows), np.asarray(self.hashes[s][local])):
                 raise ArchiveDamaged(f"{self.root / self.shards[s]['name']}.i8: rows do not match "
                                      "their hashes (damaged): rebuild the index")
@@ -199,12 +200,15 @@ class ArchiveQueries:
     def query(self, templates: Sequence[Template], top: int = 10, exact: bool = False,
               nprobe: Optional[int] = None, k: Optional[int] = None, per_file: Optional[int] = None,
               threshold: Optional[float] = None, query_step: Optional[int] = None,
-              spread: Optional[int] = None, rescore: Optional[int] = None) -> list:
+              spread: Optional[int] = None, rescore: Optional[int] = None, places: bool = False) -> list:
         """The ``top`` best hits (:class:`Hit`) of one term given by its templates; ``exact``:
         score every position of the archive (the reference). ``nprobe``, ``k``, ``query_step``,
-        ``rescore``, ``spread``: see ArchiveConfig (its values by default)."""
+        ``rescore``, ``spread``: see ArchiveConfig (its values by default). ``places``: from the
+        lists, the best places of the exactly rescored ends (the best end of each second), not
+        events judged again around them: candidates for a caller that scores their
+        surroundings itself (kws.search.fusion)."""
         return self.query_many([templates], top, exact, nprobe, k, per_file, threshold,
-                               query_step=query_step, spread=spread, rescore=rescore)[0]
+                               query_step=query_step, spread=spread, rescore=rescore, places=places)[0]
 
     def _check_templates(self, queries) -> None:
         if not queries or any(not q for q in queries):
@@ -223,7 +227,8 @@ class ArchiveQueries:
                    nprobe: Optional[int] = None, k: Optional[int] = None,
                    per_file: Optional[int] = None, threshold: Optional[float] = None,
                    chunk: int = 1 << 20, query_step: Optional[int] = None,
-                   spread: Optional[int] = None, rescore: Optional[int] = None) -> List[list]:
+                   spread: Optional[int] = None, rescore: Optional[int] = None,
+                   places: bool = False) -> List[list]:
         """:meth:`query` for several terms at once (the exact scan reads the rows once for all)."""
         self._check_templates(queries)
         flat = [T for q in queries for T in q]
@@ -239,13 +244,14 @@ class ArchiveQueries:
             else:
                 found, base = [], 0
                 for qi, q in enumerate(queries):      # each term's templates propose its ends
-                    sub = TemplateBank.build([[T.vectors for T in q]])
+                    sub = bank if len(queries) == 1 else TemplateBank.build([[T.vectors for T in q]])
                     c, one = self.config, len(q) == 1          # one template: ArchiveConfig.single_*
                     e_, s_, t_, _ = self._approx_segment(seg, list(q), sub,
                                                       nprobe or (c.single_nprobe if one else c.nprobe),
                                                       k or (c.single_k if one else c.k), query_step or c.query_step,
                                                       c.spread if spread is None else spread, floor,
-                                                      rescore or (c.single_rescore if one else c.rescore), keep)
+                                                      rescore or (c.single_rescore if one else c.rescore), keep,
+                                                      places)
                     found.append((e_, s_, t_ + base, np.full(e_.size, qi)))
                     base += len(q)
                 found = tuple(np.concatenate([g[i] for g in found]) for i in range(4))
@@ -294,7 +300,7 @@ class ArchiveQueries:
                     continue
                 a = int(seg.file_first[group[0]] - sh["first"])
                 b = int(seg.file_first[group[-1]] + seg.file_n[group[-1]] - sh["first"])
-                block = np.asarray(x[a:b])
+                block = np.asarray(x[a:b]).astype(np.float32)      # scored as float32, hashed as it is
                 if not np.array_equal(row_hash(block), np.asarray(seg.hashes[s][a:b])):
                     raise ArchiveDamaged(f"{seg.root / sh['name']}.i8: rows do not match their hashes "
                                          "(damaged): rebuild the index")
@@ -325,12 +331,14 @@ class ArchiveQueries:
         return _join(out)
 
     def _approx_segment(self, seg: Segment, templates: Sequence[Template], bank: TemplateBank, nprobe: int,
-                        k: int, step: int, spread: int, floor: float, rescore: int, judge: int):
+                        k: int, step: int, spread: int, floor: float, rescore: int, judge: int,
+                        places: bool = False):
         """Candidate ends from the lists (each template's lookups keep their ``k / templates``
         nearest entries in their ``nprobe`` nearest lists): :meth:`_window_proposals` where an
         entry is a window of rows, :meth:`_vote_proposals` where it is one row. The ``rescore``
         ends of the best approximate score are scored exactly from the rows, and around the
-        ``judge`` best of them (and ``spread`` ends either side) the events are the hits.
+        ``judge`` best of them (and ``spread`` ends either side) the events are the hits; with
+        ``places``, the ``judge`` best of them a second apart (:meth:`_places`).
         Returns (ends, scores, templates, 0s)."""
         kk = max(64, k // len(templates))
         if self.config.context > 1:
@@ -352,7 +360,32 @@ class ArchiveQueries:
         e, approx = e[first], approx[first]
         if e.size > rescore:
             e = e[np.argpartition(-approx, rescore)[:rescore]]
+        if places:
+            return self._places(seg, bank, e, floor, judge)
         return self._rescore(seg, bank, e, spread, floor, judge)
+
+    def _places(self, seg: Segment, bank: TemplateBank, e: np.ndarray, floor: float, judge: int):
+        """The term's exact score at the candidate ends ``e``, and the ``judge`` best of those that
+        are the best of their recording's candidates within the refractory second (the event
+        rule's spacing, without judging the ends around them). Returns (ends, scores,
+        templates, 0s)."""
+        e = self._live_ends(seg, np.sort(e))
+        sc, which = self._score_ends(seg, bank, e)
+        ok = sc >= floor
+        e, sc, which = e[ok], sc[ok], which[ok]
+        f = seg.file_of(e)
+        # an end is a place where no end of its recording within the refractory second scores
+        # higher (of equal ones, the first): e is sorted, so its neighbours lie at most REFRACTORY
+        # places before and after it
+        keep = np.ones(e.size, bool)
+        for d in range(1, REFRACTORY + 1):
+            near = (f[d:] == f[:-d]) & (e[d:] - e[:-d] <= REFRACTORY)
+            keep[d:] &= ~(near & (sc[d:] <= sc[:-d]))
+            keep[:-d] &= ~(near & (sc[:-d] < sc[d:]))
+        k = np.flatnonzero(keep)
+        if k.size > judge:
+            k = k[np.argpartition(-sc[k], judge)[:judge]]
+        return e[k], sc[k], which[k], np.zeros(k.size, np.int64)
 
     def _window_proposals(self, seg: Segment, templates: Sequence[Template], nprobe: int, kk: int):
         """Every template's windows (kws.search.lists.window_queries) find their ``kk`` nearest
@@ -445,7 +478,7 @@ class ArchiveQueries:
         Lmax = int(bank.length.max())
         need = sorted_unique((ends[:, None] - np.arange(Lmax)[None]).ravel())
         need = need[need >= 0]
-        rows = seg.gather(need).astype(np.float32)
+        rows = seg.gather(need, np.float32)
         norms = np.sqrt(np.einsum("ij,ij->i", rows, rows))
         G = (bank.rows @ rows.T) / np.maximum(norms, 1e-12)   # every template row against every unit row
         # need holds every row of [e - Lmax + 1, e] (>= 0) of every end e, in order: the row e - d
@@ -506,12 +539,20 @@ class ArchiveQueries:
                 pos += stop - lo
             if not ids:
                 continue
-            best, which = stretch_scores(bank, seg.gather(np.concatenate(ids)), np.array(starts, np.int64))
-            for w, lo, a, stop, p in meta:
-                k = slice(p + a - lo, p + stop - lo)
-                t = which[k, 0]
-                t0 = (np.arange(a, stop) - (bank.length[t] - 1)) * HOP_S - PAD_S
-                out[w] = (best[k, 0], np.stack([t0 + st[t], t0 + en[t]], 1).astype(np.float32))
+            best, which = stretch_scores(bank, seg.gather(np.concatenate(ids), np.float32),
+                                         np.array(starts, np.int64))
+            # every stretch's ends at once: their places in the gathered rows, and the ends
+            w_, lo, a, stop, p = (np.array(v, np.int64) for v in zip(*meta))
+            n = stop - a
+            into = np.repeat(p + a - lo - np.r_[0, np.cumsum(n)[:-1]], n) + np.arange(int(n.sum()))
+            end = np.repeat(a - np.r_[0, np.cumsum(n)[:-1]], n) + np.arange(int(n.sum()))
+            t = which[into, 0]
+            t0 = (end - (bank.length[t] - 1)) * HOP_S - PAD_S
+            times = np.stack([t0 + st[t], t0 + en[t]], 1).astype(np.float32)
+            sc = best[into, 0]
+            cut = np.cumsum(n)[:-1]
+            for w, b, tt in zip(w_, np.split(sc, cut), np.split(times, cut)):
+                out[int(w)] = (b, tt)
         return out
 
     def file_rows(self, key: str) -> np.ndarray:

@@ -187,11 +187,22 @@ def quantize_rows(v: np.ndarray) -> np.ndarray:
 
 def row_hash(rows: np.ndarray) -> np.ndarray:
     """A 32-bit hash of each int8 row (a random linear form modulo a prime): any one changed byte
-    changes it, and most other damage does."""
-    rows = np.asarray(rows, np.int8)
+    changes it, and most other damage does. ``rows``: int8, or the same values as float32 (what
+    the scoring reads; no other copy is made)."""
+    rows = np.asarray(rows)
+    if rows.dtype != np.float32:
+        rows = np.asarray(rows, np.int8).astype(np.float32)
     d = rows.shape[1]
     if d not in _HASH_W:
-        _HASH_W[d] = np.random.default_rng(20261202).integers(1, 2 ** 20, d).astype(np.float64)
-    # |sum| < d * 127 * 2**20 < 2**53: exact in float64, so BLAS computes it exactly
-    h = (rows.astype(np.float64) @ _HASH_W[d]).astype(np.int64)
+        w = np.random.default_rng(20261202).integers(1, 2 ** 20, d)
+        # the form in pieces of b bits, each product summed exactly in float32 (every partial
+        # sum an integer below 2**24), so BLAS computes it exactly: sum_i piece_i * 2**(b i)
+        b = max(1, int(np.floor(np.log2((2 ** 24 - 1) / (d * 127.0 + 1)))))
+        pieces = [((w >> (b * i)) & ((1 << b) - 1)).astype(np.float32) for i in range(-(-20 // b))]
+        _HASH_W[d] = (np.stack(pieces, 1), b)
+    W, b = _HASH_W[d]
+    parts = (rows @ W).astype(np.int64)
+    h = parts[:, 0].copy()
+    for i in range(1, W.shape[1]):
+        h += parts[:, i] << (b * i)
     return (h % 4294967291).astype(np.uint32)
