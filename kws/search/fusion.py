@@ -8,7 +8,8 @@ best raw score to its best head score lowers the text-query EER below either spa
 (docs/search.md). Here the scores are added where the term lies, not per utterance:
 
 - **candidates**: each space's best places (from its lists: the ends of the best approximate
-  score, :data:`PAIR_RESCORE` of them for a text, rescored exactly, and of those the best of their
+  score, :data:`PAIR_RESCORE` of them for a text, :data:`PAIR_SINGLE_RESCORE` for an example,
+  rescored exactly, and of those the best of their
   recording within a second), ``candidates`` of them per space (the raw space's alone find too
   few of the fused best: docs/search.md, *An index of both spaces at 100 h*), each with
   :data:`MARGIN_S` either side (stretches of one recording that overlap are joined); with
@@ -41,10 +42,12 @@ PAIR_VERSION = 1
 ALIGN_S = 0.2        # the two spaces' term ends, at one place, at most this far apart
 REACH = 8            # ends either side of a raw end where the head's aligned end is looked for
 MARGIN_S = 1.5       # seconds scored either side of a candidate event (more than the event rule's 1 s)
-# ends of the best approximate score each space rescores exactly for a term of several templates
-# (a text query; each space's own ArchiveConfig.rescore, 2,048, when alone): its places are only
-# candidates here, scored again in both spaces (docs/search.md, *An index of both spaces at 100 h*)
+# ends of the best approximate score each space rescores exactly, for a term of several templates
+# (a text query) and of one (an example): half of what each space rescores alone
+# (ArchiveConfig.rescore and single_rescore), as its places are only candidates here, scored again
+# in both spaces (docs/search.md, *An index of both spaces at 100 h*)
 PAIR_RESCORE = 1024
+PAIR_SINGLE_RESCORE = 4096
 
 
 def is_pair(folder: Union[str, os.PathLike]) -> bool:
@@ -216,8 +219,8 @@ class PairedIndex:
         """The ``top`` best hits of a term by the fused score. ``templates``: (raw templates, head
         templates) of the term; ``candidates`` (default max(64, 8 top)): places taken from each
         space's lists (``places``: its best exactly rescored ends a second apart, of
-        :data:`PAIR_RESCORE` rescored for a term of several templates; else its events, judged
-        again around them); ``exact``: every file, every position. ``nprobe``, ``k``,
+        :data:`PAIR_RESCORE` rescored for a term of several templates, :data:`PAIR_SINGLE_RESCORE`
+        for one; else its events, judged again around them); ``exact``: every file, every position. ``nprobe``, ``k``,
         ``rescore``: each space's list settings (kws.search.archive.ArchiveConfig; each index's
         own by default)."""
         raw_t, head_t = templates
@@ -230,7 +233,7 @@ class PairedIndex:
             n = candidates or max(64, 8 * top)
             found: Dict[str, List[Tuple[float, float]]] = {}
             for ix, ts in ((self.raw, raw_t), (self.head, head_t)):
-                r = rescore or (PAIR_RESCORE if places and len(ts) > 1 else None)
+                r = rescore or ((PAIR_RESCORE if len(ts) > 1 else PAIR_SINGLE_RESCORE) if places else None)
                 for h in ix.query(ts, top=n, nprobe=nprobe, k=k, rescore=r, places=places):
                     if h.file in both:
                         found.setdefault(h.file, []).append((h.start - MARGIN_S, h.end + MARGIN_S))
