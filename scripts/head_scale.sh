@@ -89,7 +89,7 @@ stage)
   if [ ! -d $B/code/kws ]; then           # the code, apart from the working tree each call replaces
     cp -r kws scripts configs setup.cfg pyproject.toml $B/code/
   fi
-  du -sh $B/stage; find $B/stage/shards -maxdepth 1 -name "shard-*" 2>/dev/null | wc -l
+  du -sh $B/stage; (find $B/stage/shards -maxdepth 1 -name "shard-*" 2>/dev/null || true) | wc -l
   ;;
 start)
   ROOT=$PWD
