@@ -48,6 +48,7 @@ MARGIN_S = 1.5       # seconds scored either side of a candidate event (more tha
 # in both spaces (docs/search.md, *An index of both spaces at 100 h*)
 PAIR_RESCORE = 1024
 PAIR_SINGLE_RESCORE = 4096
+EXACT_ROWS = 1 << 20   # rows of candidate stretches fused at once (an exact scan reads its archive so)
 
 
 def is_pair(folder: Union[str, os.PathLike]) -> bool:
@@ -220,9 +221,9 @@ class PairedIndex:
         templates) of the term; ``candidates`` (default max(64, 8 top)): places taken from each
         space's lists (``places``: its best exactly rescored ends a second apart, of
         :data:`PAIR_RESCORE` rescored for a term of several templates, :data:`PAIR_SINGLE_RESCORE`
-        for one; else its events, judged again around them); ``exact``: every file, every position. ``nprobe``, ``k``,
-        ``rescore``: each space's list settings (kws.search.archive.ArchiveConfig; each index's
-        own by default)."""
+        for one; else its events, judged again around them); ``exact``: every file, every
+        position, :data:`EXACT_ROWS` rows at a time. ``nprobe``, ``k``, ``rescore``: each space's
+        list settings (kws.search.archive.ArchiveConfig; each index's own by default)."""
         raw_t, head_t = templates
         if not raw_t or not head_t:
             raise UsageError("a query needs at least one template in each space")
@@ -242,26 +243,57 @@ class PairedIndex:
         files = list(spans)
         windows = [(f, a, b) for f in files for a, b in spans[f]]
         which = np.array([i for i, f in enumerate(files) for _ in spans[f]], np.int64)
-        fused = self._fused((raw_t, head_t), windows)
-        if not fused:
+        # the stretches in batches of about EXACT_ROWS rows (an exact scan: whole recordings), each
+        # batch's best events kept: the rows of a whole archive are never all in memory at once
+        keep = max(64, 8 * top) if per_file is None else None
+        owner, scores, times, i = [], [], [], 0
+        while i < len(windows):
+            j, rows = i, 0
+            while j < len(windows) and (j == i or rows + self._rows(windows[j]) <= EXACT_ROWS):
+                rows += self._rows(windows[j])
+                j += 1
+            w, sc, t = self._events((raw_t, head_t), windows[i:j], floor)
+            if keep is not None and sc.size > keep:
+                b = np.argpartition(-sc, keep)[:keep]
+                w, sc, t = w[b], sc[b], t[b]
+            owner.append(which[i:j][w])
+            scores.append(sc)
+            times.append(t)
+            i = j
+        if not owner or not sum(x.size for x in owner):
             return []
+        return top_hits(files, np.concatenate(owner), np.concatenate(scores), np.concatenate(times),
+                        top, per_file)
+
+    def _rows(self, window: Tuple[str, int, Optional[int]]) -> int:
+        f, a, b = window
+        n = int(self.files[f]["rows"])
+        return max(0, (n if b is None else min(n, b)) - a)
+
+    def _events(self, templates, windows: List[Tuple[str, int, Optional[int]]], floor: float
+                ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The events of the fused score on each stretch (recording, first end, stop), each stretch
+        on its own: (its stretch's index, score, (N, 2) seconds of the term) of every event."""
+        fused = self._fused(templates, windows)
+        none = (np.zeros(0, np.int64), np.zeros(0), np.zeros((0, 2), np.float32))
+        if not fused:
+            return none
         n = np.array([s.size for s, _ in fused], np.int64)
         first = np.r_[0, np.cumsum(n)[:-1]]
         s = np.concatenate([s for s, _ in fused]).astype(np.float64)
         t = np.concatenate([t for _, t in fused])
         live = n > 0
+        if not live.any():
+            return none
         p = stretch_peaks(s, first[live], REFRACTORY, floor)     # each stretch's events on its own
         w = np.flatnonzero(live)[np.searchsorted(first[live], p, side="right") - 1]
         at = p - first[w]
         a = np.array([x for _, x, _ in windows], np.int64)
         b = np.array([-1 if y is None else y for _, _, y in windows], np.int64)
         # an event within a second of a stretch's edge inside a recording may not be one
-        keep = ~((a[w] > 0) & (at < REFRACTORY))
-        keep &= ~((b[w] >= 0) & (a[w] + n[w] == b[w]) & (at >= n[w] - REFRACTORY))
-        p, w = p[keep], w[keep]
-        if not p.size:
-            return []
-        return top_hits(files, which[w], s[p], t[p], top, per_file)
+        ok = ~((a[w] > 0) & (at < REFRACTORY))
+        ok &= ~((b[w] >= 0) & (a[w] + n[w] == b[w]) & (at >= n[w] - REFRACTORY))
+        return w[ok], s[p[ok]], t[p[ok]]
 
 
 def _joined(spans: List[Tuple[float, float]]) -> List[Tuple[int, int]]:
