@@ -9,12 +9,11 @@ best raw score to its best head score lowers the text-query EER below either spa
 
 - **candidates**: each space's best places (from its lists: the ends of the best approximate
   score, :data:`PAIR_RESCORE` of them for a text, :data:`PAIR_SINGLE_RESCORE` for an example,
-  rescored exactly, and of those the best of their
-  recording within a second), ``candidates`` of them per space (the raw space's alone find too
-  few of the fused best: docs/search.md, *An index of both spaces at 100 h*), each with
-  :data:`MARGIN_S` either side (stretches of one recording that overlap are joined); with
-  ``exact``, every recording whole. They are not judged as events in their own space: the fused
-  score judges them again;
+  rescored exactly, and of those the best of their recording within a second), ``candidates``
+  of them per space (the raw space's alone find too few of the fused best: docs/search.md, *An
+  index of both spaces at 100 h*), each with :data:`MARGIN_S` either side (stretches of one
+  recording that overlap are joined); with ``exact``, every recording whole. They are not judged
+  as events in their own space: the fused score judges them again;
 - **the fused score** at each end ``e`` of a candidate recording is the mean of the raw score
   there and the best head score among the ends whose term ends (each space's own estimate, its
   best template where it aligned) lie within :data:`ALIGN_S` of the raw one's (-1 where none):
