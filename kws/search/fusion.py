@@ -86,17 +86,24 @@ def fuse(raw: np.ndarray, raw_ends: np.ndarray, head: np.ndarray, head_ends: np.
     estimate of the second the term ends there; ``offset``: the head series' index of the raw
     series' first end (its stretch may begin earlier)."""
     raw = np.asarray(raw, np.float64)
+    n, m = raw.size, np.asarray(head).size
+    return (raw + _aligned_head(raw_ends, head, head_ends, np.arange(n) + int(offset), 0, m, align_s, reach)) / 2
+
+
+def _aligned_head(raw_ends: np.ndarray, head: np.ndarray, head_ends: np.ndarray, at: np.ndarray, lo, hi,
+                  align_s: float, reach: int) -> np.ndarray:
+    """For every raw end, the best head[e'] with lo <= e' < hi, |e' - at| <= ``reach`` and
+    |head_ends[e'] - its raw end| <= ``align_s``, -1 where none: :func:`fuse`'s head score. ``at``:
+    the head index of each raw end; ``lo``/``hi``: its head stretch (scalars, or one per raw end
+    where stretches are joined end to end)."""
     head = np.asarray(head, np.float64)
-    n, m = raw.size, head.size
-    e = np.arange(n)[:, None] + int(offset) + np.arange(-reach, reach + 1)[None, :]
-    ok = (e >= 0) & (e < m)
-    ec = np.clip(e, 0, max(0, m - 1))
-    if m:
-        ok &= np.abs(np.asarray(head_ends)[ec] - np.asarray(raw_ends)[:, None]) <= align_s
-        h = np.where(ok, head[ec], -1.0).max(axis=1)
-    else:
-        h = np.full(n, -1.0)
-    return (raw + h) / 2
+    e = np.asarray(at)[:, None] + np.arange(-reach, reach + 1)[None, :]
+    ok = (e >= np.reshape(lo, (-1, 1))) & (e < np.reshape(hi, (-1, 1)))
+    if not head.size:
+        return np.full(e.shape[0], -1.0)
+    ec = np.clip(e, 0, head.size - 1)
+    ok &= np.abs(np.asarray(head_ends, np.float64)[ec] - np.asarray(raw_ends, np.float64)[:, None]) <= align_s
+    return np.where(ok, head[ec], -1.0).max(axis=1)
 
 
 class PairedIndex:
@@ -196,19 +203,11 @@ class PairedIndex:
         r0, h0 = np.r_[0, np.cumsum(n)[:-1]], np.r_[0, np.cumsum(m)[:-1]]
         w = np.repeat(np.arange(len(rs)), n)                     # each raw end's stretch
         offset = np.array([a - b for (_, a, _), (_, b, _) in zip(windows, wide)], np.int64)
-        e = (np.arange(int(n.sum())) - r0[w] + offset[w])[:, None] + np.arange(-REACH, REACH + 1)[None, :]
-        ok = (e >= 0) & (e < m[w][:, None])
-        g = h0[w][:, None] + np.clip(e, 0, np.maximum(m[w] - 1, 0)[:, None])    # into the joined head series
+        at = h0[w] + np.arange(int(n.sum())) - r0[w] + offset[w]  # in the joined head series
         raw = np.concatenate([r for r, _ in rs]).astype(np.float64)
-        raw_end = np.concatenate([t[:, 1] for _, t in rs]).astype(np.float64)
-        if m.sum():
-            head = np.concatenate([h for h, _ in hs]).astype(np.float64)
-            head_end = np.concatenate([t[:, 1] for _, t in hs]).astype(np.float64)
-            g = np.minimum(g, head.size - 1)
-            ok &= np.abs(head_end[g] - raw_end[:, None]) <= ALIGN_S
-            best = np.where(ok, head[g], -1.0).max(axis=1)
-        else:
-            best = np.full(raw.size, -1.0)
+        raw_end = np.concatenate([t[:, 1] for _, t in rs])
+        best = _aligned_head(raw_end, np.concatenate([h for h, _ in hs]), np.concatenate([t[:, 1] for _, t in hs]),
+                             at, h0[w], h0[w] + m[w], ALIGN_S, REACH)
         fused = ((raw + best) / 2).astype(np.float32)
         return [(fused[a:a + k], t) for a, k, (_, t) in zip(r0, n, rs)]
 

@@ -544,13 +544,13 @@ class ArchiveQueries:
             # every stretch's ends at once: their places in the gathered rows, and the ends
             w_, lo, a, stop, p = (np.array(v, np.int64) for v in zip(*meta))
             n = stop - a
-            into = np.repeat(p + a - lo - np.r_[0, np.cumsum(n)[:-1]], n) + np.arange(int(n.sum()))
-            end = np.repeat(a - np.r_[0, np.cumsum(n)[:-1]], n) + np.arange(int(n.sum()))
+            cut = np.cumsum(n)[:-1]                     # where each stretch's ends begin among all
+            end = np.repeat(a, n) + np.arange(int(n.sum())) - np.repeat(np.r_[0, cut], n)
+            into = np.repeat(p - lo, n) + end           # the end's row among the gathered ones
             t = which[into, 0]
             t0 = (end - (bank.length[t] - 1)) * HOP_S - PAD_S
             times = np.stack([t0 + st[t], t0 + en[t]], 1).astype(np.float32)
             sc = best[into, 0]
-            cut = np.cumsum(n)[:-1]
             for w, b, tt in zip(w_, np.split(sc, cut), np.split(times, cut)):
                 out[int(w)] = (b, tt)
         return out
