@@ -47,7 +47,7 @@ SPACES = ("raw", "head")
 DEFAULT_SPACE = "raw"            # measured better for search with the shipped model (docs/search.md)
 
 _MODELS: Dict[str, object] = {}
-_HASH_W: Dict[int, np.ndarray] = {}
+_HASH_W: Dict[int, tuple] = {}           # dimension -> (the hash form in pieces, bits a piece)
 _WHITE: Dict[str, tuple] = {}
 
 
