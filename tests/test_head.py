@@ -86,6 +86,46 @@ def test_a_checkpoint_from_the_graph_holds_the_same_head(tmp_path, shape):
         np.testing.assert_allclose(back.state_dict()[k].numpy(), v.numpy(), rtol=0, atol=0)
 
 
+def test_a_checkpoint_from_the_int8_graph_holds_its_weights(tmp_path):
+    """The shipped head is static int8 (QDQ): read back, each weight is within half a quantisation
+    step of the trained one, and the torch twin gives the int8 graph's outputs."""
+    h = _random_head(8, 32, 3, 24)
+    with torch.no_grad():       # standardised as the calibration vectors are drawn (normal, sd 3)
+        h.mean.zero_(), h.inv_std.fill_(1 / 3)
+    out, meta = _export(h, tmp_path)
+    ck = th.checkpoint_from_onnx(out / meta["int8"]["file"])
+    assert net.HeadConfig(**ck["head"]) == h.cfg
+    for k, v in h.state_dict().items():
+        w = v.numpy()
+        step = np.abs(w).max(axis=-1, keepdims=True) / 127 if w.ndim == 2 else np.abs(w).max() / 127
+        assert np.all(np.abs(ck["state"][k].numpy() - w) <= 0.51 * step + 1e-6), k
+
+
+def test_distillation_pulls_the_template_scores_toward_the_teachers():
+    rng = np.random.default_rng(3)
+    raw = torch.from_numpy(rng.normal(size=(6, 14, 96)).astype(np.float32) * 3)
+    n = torch.tensor([14, 12, 10, 14, 9, 11])
+    teacher, student = _random_head(4, 32, 2, 24, seed=1), _random_head(4, 32, 2, 24, seed=2)
+    with torch.no_grad():
+        target = losses.template_scores(net.apply_head(teacher, raw), n, 8)
+    assert target.shape == (6, 6)
+    p = losses.LossParams(24, False, 10)
+    labels = torch.tensor([0, 1, 2, -1])
+    q = torch.from_numpy(rng.normal(size=(4, 20, 96)).astype(np.float32) * 3)
+    args = (p, raw, n, q, labels, 3, 2, 8, 0.0, 1.0)
+    _, same = losses.batch_loss(teacher, *args, teacher=target, alpha_kd=1.0)
+    assert same["kd"] < 1e-10
+    opt = torch.optim.Adam(student.parameters(), lr=3e-3)
+    first = None
+    for _ in range(30):         # the distillation alone
+        loss, parts = losses.batch_loss(student, *args[:-1], 0.0, teacher=target, alpha_kd=1.0)
+        first = parts["kd"] if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert first > 1e-3 and parts["kd"] < 0.5 * first
+
+
 def test_int8_export_needs_calibration_vectors(tmp_path):
     ck = _checkpoint(_random_head(), tmp_path)
     with pytest.raises(FileNotFoundError, match="calibrate"):

@@ -19,6 +19,8 @@ class Variant:
     lr: float = 1e-3
     init: Optional[str] = None      # continue from this checkpoint's weights (head and loss parameters)
     trim_end: int = TRIM            # template vectors dropped at the end (export.model --trim-end the same)
+    teacher: Optional[str] = None   # a head's checkpoint (e.g. from-onnx of the shipped head) whose scores
+    alpha_kd: float = 0.0           # between clean templates this head learns to keep (kws.train.losses)
 
     @classmethod
     def from_dict(cls, d: dict) -> "Variant":

@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 import time
 from dataclasses import asdict
@@ -56,7 +57,7 @@ from kws.train.augment import Augment
 from kws.train.batches import Batcher, assemble
 from kws.train.config import TrainConfig, overrides
 from kws.train.data import SR, load_data, stage_speech, template_vectors
-from kws.train.losses import LossParams, batch_loss
+from kws.train.losses import LossParams, batch_loss, template_scores
 from kws.train.net import HeadConfig, HeadNet, apply_head
 from kws.train.validation import compact_val, load_val, validate
 
@@ -152,6 +153,12 @@ def train(cfg: TrainConfig, device=None, log=print) -> dict:
         heads.append(h), params.append(p)
         opts.append(torch.optim.AdamW(list(h.parameters()) + list(p.parameters()), lr=v.lr,
                                       weight_decay=cfg.weight_decay))
+    teachers = {}                   # a teacher head per checkpoint named by a variant (alpha_kd > 0)
+    for v in cfg.variants:
+        if v.alpha_kd and v.teacher and v.teacher not in teachers:
+            teachers[v.teacher] = load_head(v.teacher).to(device)
+        elif v.alpha_kd and not v.teacher:
+            raise SystemExit(f"variant {v.name}: alpha_kd needs a teacher checkpoint")
     best = [float("inf")] * len(heads)
     history: List[dict] = []
     if val is not None:
@@ -187,11 +194,14 @@ def train(cfg: TrainConfig, device=None, log=print) -> dict:
         K = len(prep["words"])
         text_ids = pad_ids([data.phone_ids[w] for w in prep["words"]], device)
         logs = {}
+        with torch.no_grad():
+            taught = {k: template_scores(apply_head(t, t_raw), t_n, lmax) for k, t in teachers.items()}
         for h, p, o, v in zip(heads, params, opts, cfg.variants):
             for grp in o.param_groups:
                 grp["lr"] = v.lr * lr_factor(frac, cfg.warmup)
             loss, parts = batch_loss(h, p, t_raw, t_n, q_raw, labels, K, Nt, lmax,
-                                     v.alpha_clap, v.alpha_dwd, text_ids, v.trim_end)
+                                     v.alpha_clap, v.alpha_dwd, text_ids, v.trim_end,
+                                     taught.get(v.teacher), v.alpha_kd)
             o.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(list(h.parameters()) + list(p.parameters()), 5.0)
@@ -250,10 +260,30 @@ def checkpoint_from_onnx(path: Path) -> dict:
 
     m = onnx.load(str(path))
     init = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
-    mats = [init[n.input[1]] for n in m.graph.node if n.op_type == "MatMul" and n.input[1] in init]
+    int8 = any(n.op_type == "DequantizeLinear" for n in m.graph.node)
+    for n in m.graph.node:      # static int8 (QDQ): each quantised weight read back in float
+        if n.op_type == "DequantizeLinear" and n.input[0] in init:
+            q, scale = init[n.input[0]].astype(np.float32), init[n.input[1]].astype(np.float32)
+            zero = init[n.input[2]].astype(np.float32) if len(n.input) > 2 and n.input[2] else np.zeros_like(scale)
+            axis = next((a.i for a in n.attribute if a.name == "axis"), 1)
+            if scale.ndim:      # per channel along `axis`
+                shape = [1] * q.ndim
+                shape[axis] = -1
+                scale, zero = scale.reshape(shape), zero.reshape(shape)
+            init[n.output[0]] = (q - zero) * scale
+            if n.input[0].endswith("_quantized"):
+                init[n.input[0][:-len("_quantized")]] = init[n.output[0]]
+    mm = [n for n in m.graph.node if n.op_type == "MatMul" and n.input[1] in init]
+    mats = [init[n.input[1]] for n in mm]
     if len(mats) < 2 or any(k not in init for k in ("mean", "inv_std", "inv_scale")):
-        raise ValueError(f"{path}: not a head graph of kws.train.head export (fp32)")
+        raise ValueError(f"{path}: not a head graph of kws.train.head export")
     skip, out_w, hidden = mats[-1], mats[-2], mats[:-2]
+    # torch's export names each product after its layer; quantisation may reorder the nodes
+    layer = {re.search(r"/(skip|out|hidden\.\d+)/MatMul", n.output[0]).group(1): init[n.input[1]]
+             for n in mm if re.search(r"/(skip|out|hidden\.\d+)/MatMul", n.output[0])}
+    if len(layer) == len(mats) and "skip" in layer and "out" in layer:
+        skip, out_w = layer["skip"], layer["out"]
+        hidden = [layer[f"hidden.{i}"] for i in range(len(mats) - 2)]
     first = hidden[0] if hidden else out_w
     cfg = HeadConfig(context=first.shape[0] // DIM, hidden=hidden[0].shape[1] if hidden else 0,
                      layers=len(hidden) or HeadConfig.layers, dim=out_w.shape[1])
@@ -266,10 +296,17 @@ def checkpoint_from_onnx(path: Path) -> dict:
     h.load_state_dict({k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in state.items()})
     h.eval()
     x = (np.random.default_rng(0).normal(size=(1, 20 + cfg.context, DIM)) * 3).astype(np.float32)
+    if int8:        # vectors like the front end's (an int8 graph clips what its calibration never saw)
+        x = (state["mean"] + x / 3 / state["inv_std"]).astype(np.float32)
     want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"vectors": x})[0]
     with torch.no_grad():
         got = h(torch.from_numpy(x)).numpy()
-    if not np.allclose(got, want, atol=1e-4 * max(1.0, float(np.abs(want).max()))):
+    if int8:        # it also rounds its activations: the directions (all the run time uses) agree
+        cos = np.sum(got * want, -1) / (np.linalg.norm(got, axis=-1) * np.linalg.norm(want, axis=-1) + 1e-12)
+        same = bool(cos.min() > 0.98)
+    else:
+        same = np.allclose(got, want, atol=1e-4 * max(1.0, float(np.abs(want).max())))
+    if not same:
         raise ValueError(f"{path}: the imported weights do not reproduce the graph's outputs")
     return {"recipe": RECIPE, "head": asdict(cfg), "state": h.state_dict(), "loss": {}, "step": 0,
             "val": None, "variant": {"name": "imported", "head": asdict(cfg), "init": str(path)}}

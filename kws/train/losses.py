@@ -1,5 +1,6 @@
 """The losses of the head's training (kws.train.head): the DWD loss over template scores with a null
-class (:func:`dwd_template_loss`), the CLAP-style audio-text InfoNCE (:func:`clap_loss`), and one
+class (:func:`dwd_template_loss`), the CLAP-style audio-text InfoNCE (:func:`clap_loss`), the
+distillation of a teacher head's scores between clean templates (:func:`template_scores`), and one
 batch's loss for one head (:func:`batch_loss`).
 
 CLAP:
@@ -10,7 +11,7 @@ embeddings, row ``k`` of word ``k``; both unit vectors.
 from __future__ import annotations
 
 import math
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -71,12 +72,25 @@ def dwd_template_loss(wscore: torch.Tensor, labels: torch.Tensor, params: LossPa
     return 0.5 * (rows + cols)
 
 
+def template_scores(T_full: torch.Tensor, tpl_n: torch.Tensor, lmax: int,
+                    trim_end: int = TRIM) -> torch.Tensor:
+    """Every template's best score in every template utterance: ``T_full`` [nt, F, D] a head's unit
+    vectors of the (clean, rendered) template utterances with ``tpl_n`` valid vectors each ->
+    [nt (utterance), nt (template)]. What the matcher would score one rendering against another:
+    the distillation target (a teacher head's) and the student's own."""
+    T, L = right_aligned(T_full, tpl_n, lmax, trim_end)
+    return score_series(T, L, T_full, xlen=tpl_n).amax(1)
+
+
 def batch_loss(head: HeadNet, params: LossParams, tpl_raw: torch.Tensor, tpl_n: torch.Tensor,
                q_raw: torch.Tensor, labels: torch.Tensor, K: int, Nt: int, lmax: int,
-               alpha_clap: float, alpha_dwd: float, text_ids=None, trim_end: int = TRIM) -> Tuple[torch.Tensor, dict]:
+               alpha_clap: float, alpha_dwd: float, text_ids=None, trim_end: int = TRIM,
+               teacher: Optional[torch.Tensor] = None, alpha_kd: float = 0.0) -> Tuple[torch.Tensor, dict]:
     """The loss of one batch for one head. ``tpl_raw`` [K*Nt, F, 96] raw vectors of the template
     utterances (word-major), ``q_raw`` [nq, N, 96] of the query items, ``labels`` [nq] word index
-    or -1."""
+    or -1. ``teacher`` [K*Nt, K*Nt]: a teacher head's :func:`template_scores` on the same
+    templates; ``alpha_kd`` times the mean squared difference of the head's own joins the loss
+    (the teacher's geometry of clean words kept while the head learns noise and rooms)."""
     T_full = apply_head(head, tpl_raw)
     T, L = right_aligned(T_full, tpl_n, lmax, trim_end)
     X = apply_head(head, q_raw)
@@ -107,12 +121,16 @@ def batch_loss(head: HeadNet, params: LossParams, tpl_raw: torch.Tensor, tpl_n: 
         ids, ln = text_ids
         text = params.text(ids, ln)
         lc = clap_loss(audio, text, a_lab, params.logit_scale)
-    total = alpha_dwd * ld + alpha_clap * lc
+    lk = zero
+    if alpha_kd and teacher is not None:
+        M = score_series(T, L, T_full, xlen=tpl_n).amax(1)
+        lk = (M - teacher).pow(2).mean()
+    total = alpha_dwd * ld + alpha_clap * lc + alpha_kd * lk
     with torch.no_grad():
         own = W.gather(1, labels.clamp(min=0)[:, None]).squeeze(1)
         other = W.clone()
         other.scatter_(1, labels.clamp(min=0)[:, None], -2.0)
         posm = labels >= 0
         acc = (own > other.amax(1))[posm].float().mean() if posm.any() else X.new_zeros(())
-    return total, {"dwd": float(ld.detach()), "clap": float(lc.detach()), "top1": float(acc),
+    return total, {"dwd": float(ld.detach()), "clap": float(lc.detach()), "kd": float(lk.detach()), "top1": float(acc),
                    "theta": float(params.theta.detach()), "scale": float(params.log_scale.detach().exp())}
