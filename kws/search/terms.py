@@ -25,14 +25,14 @@ __all__ = ["Template", "template_from_audio", "templates_from_text", "text_phone
 # mean spoken-term EER most, on the read speech of the tuning speakers the head never trained on
 # (benchmarks/search_voices.py tune; never the held-out speakers); a typed term is rendered in the
 # first DEFAULT_VOICES of its space's order (docs/search.md, *Which voices*).
-# The head's space (--vectors tune's default), measured with the shipped model tpl-1652d7b068c2: its
+# The head's space (--vectors tune's default), measured with the model tpl-1652d7b068c2 (shipped then): its
 # first 4 gave 13.8 % on the tuning speakers against 14.8 % for the order measured with the head
 # before (tpl-45d876c736cf), 16.1 % for eight voices evenly spread over Kokoro's list and 15.6 % for all 28.
 VOICES = ("af_sky", "bm_daniel", "bm_fable", "bm_george", "af_sarah", "am_michael", "bf_isabella",
           "bf_alice", "am_eric", "af_river", "am_liam", "am_adam", "af_alloy", "am_santa", "am_onyx",
           "am_echo", "bf_lily", "af_jessica", "bm_lewis", "af_nicole", "af_nova", "af_heart", "af_aoede",
           "af_kore", "am_fenrir", "af_bella", "am_puck", "bf_emma")
-# The raw space (the default), measured with the shipped model tpl-1652d7b068c2 (`tune --vectors
+# The raw space (the default), measured with the model tpl-1652d7b068c2 (shipped then; `tune --vectors
 # raw`): its first 4 gave 18.91 % on the tuning speakers against 20.52 % for the head's first 4.
 RAW_VOICES = ("bm_daniel", "bm_lewis", "am_adam", "bf_alice", "am_liam", "bf_emma", "af_sky", "af_nova",
               "bf_lily", "am_eric", "bm_fable", "bm_george", "af_river", "am_michael", "af_alloy", "am_echo",
