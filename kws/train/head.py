@@ -279,8 +279,8 @@ def checkpoint_from_onnx(path: Path) -> dict:
         raise ValueError(f"{path}: not a head graph of kws.train.head export")
     skip, out_w, hidden = mats[-1], mats[-2], mats[:-2]
     # torch's export names each product after its layer; quantisation may reorder the nodes
-    layer = {re.search(r"/(skip|out|hidden\.\d+)/MatMul", n.output[0]).group(1): init[n.input[1]]
-             for n in mm if re.search(r"/(skip|out|hidden\.\d+)/MatMul", n.output[0])}
+    named = [(re.search(r"/(skip|out|hidden\.\d+)/MatMul", n.output[0]), n) for n in mm]
+    layer = {g.group(1): init[n.input[1]] for g, n in named if g}
     if len(layer) == len(mats) and "skip" in layer and "out" in layer:
         skip, out_w = layer["skip"], layer["out"]
         hidden = [layer[f"hidden.{i}"] for i in range(len(mats) - 2)]

@@ -123,8 +123,7 @@ def batch_loss(head: HeadNet, params: LossParams, tpl_raw: torch.Tensor, tpl_n: 
         lc = clap_loss(audio, text, a_lab, params.logit_scale)
     lk = zero
     if alpha_kd and teacher is not None:
-        M = score_series(T, L, T_full, xlen=tpl_n).amax(1)
-        lk = (M - teacher).pow(2).mean()
+        lk = (template_scores(T_full, tpl_n, lmax, trim_end) - teacher).pow(2).mean()
     total = alpha_dwd * ld + alpha_clap * lc + alpha_kd * lk
     with torch.no_grad():
         own = W.gather(1, labels.clamp(min=0)[:, None]).squeeze(1)
