@@ -7,7 +7,8 @@
 #
 #   on the CPU machine
 #     scripts/head_scale.sh gather        # .hc/stage: wheels, rooms, noise, music, speech, val, shards
-#     scripts/head_scale.sh chunks        # .hc/c1 .. .hc/cN, each at most CHUNK_MB (33)
+#     scripts/head_scale.sh chunks        # .hc/c1 .. .hc/cN, each at most CHUNK_MB (33): a chunk travels
+#                                         # with the tracked tree (30.7 MB) in 64 MiB, so at most about 36
 #   on the GPU machine, one call a chunk, back to back (the machine keeps /tmp between calls)
 #     bash scripts/head_scale.sh stage 1  # ... and 2 .. N
 #     MINUTES=16 bash scripts/head_scale.sh start 60   # unpacks the corpus, starts training, waits 60 s
