@@ -60,6 +60,20 @@ def ov(a0, a1, b0, b1) -> bool:
     return a0 < b1 and a1 > b0
 
 
+def distinct(spans) -> list:
+    """``spans`` (key, start, end) joined where one key's spans overlap: [key, start, end] each,
+    in the order their first span came."""
+    out: list = []
+    for k, a, b in spans:
+        for p in out:
+            if p[0] == k and ov(a, b, p[1], p[2]):
+                p[1], p[2] = min(a, p[1]), max(b, p[2])
+                break
+        else:
+            out.append([k, a, b])
+    return out
+
+
 def replica_layout(files, n_rows, secs, d: int, minutes: float) -> dict:
     """Synthetic key -> (pool indices, first row of each in the file), every replica that the index
     holds drawn again as ``synthetic_files`` draws the raw space's (``twin_dim`` 0): the rotation's
@@ -218,23 +232,9 @@ def main() -> int:
         es = [source(h) for h in ex]
         as_ = [source(h) for h in ap_]
         # distinct source places of the exact top-10 (same pool utterance, overlapping offsets)
-        places = []
-        for j, a, b in es:
-            for p in places:
-                if p[0] == j and ov(a, b, p[1], p[2]):
-                    p[1], p[2] = min(a, p[1]), max(b, p[2])
-                    break
-            else:
-                places.append([j, a, b])
-        recs = []        # distinct recordings, any variant, overlapping as-recorded seconds
-        for j, a, b in es:
-            nm, a2, b2 = str(names[j]), rec_time(j, a), rec_time(j, b)
-            for p in recs:
-                if p[0] == nm and ov(a2, b2, p[1], p[2]):
-                    p[1], p[2] = min(a2, p[1]), max(b2, p[2])
-                    break
-            else:
-                recs.append([nm, a2, b2])
+        places = distinct(es)
+        # distinct recordings, any variant, overlapping as-recorded seconds
+        recs = distinct([(str(names[j]), rec_time(j, a), rec_time(j, b)) for j, a, b in es])
         hit_rec = overlap_recall(ex, ap_)
         f_hit = [any(x.file == e.file and ov(x.start, x.end, e.start, e.end) for x in ap_) for e in ex]
         f_pl = [any(ja == j and ov(a2, b2, a, b) for ja, a2, b2 in as_) for j, a, b in es]
