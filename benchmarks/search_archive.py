@@ -324,10 +324,12 @@ def templates(q):
     return each[0] if len(each) == 1 else each
 
 
-def open_index(path):
+def open_index(path, model=None):
+    """An index of one space or of both, opened with ``model`` (a model folder; default: the
+    shipped one), which must be the model its rows were made with."""
     from kws.search.fusion import PairedIndex, is_pair
 
-    return PairedIndex(path) if is_pair(path) else ArchiveIndex(path)
+    return PairedIndex(path, model=model) if is_pair(path) else ArchiveIndex(path, model=model)
 
 
 def overlap_recall(exact, approx) -> float:

@@ -1,7 +1,7 @@
 """Whether the recall@10 an index of both spaces loses at scale is lost to other copies of the same place.
 
     python benchmarks/search_copies.py --index /scratch/archive-both-fs64-c4d256s1-1000h \\
-        --exact "/scratch/exact-...json" --queries q-both-text.npz --pool pool.npz
+        --exact "/scratch/exact-...json" --queries q-both-text.npz --pool pool.npz [--model PREV]
 
 The index, the exact hits and the queries of ``search_archive.py scale --vectors both`` (1,000 h:
 the pool's real recordings and their synthetic replicas): ``--exact`` is the exact scan's cache
@@ -108,6 +108,8 @@ def main() -> int:
     ap.add_argument("--pool", type=Path, required=True, help="pool.npz (search_archive.py pool)")
     ap.add_argument("--approx", type=Path, default=None,
                     help="cache of the approximate hits (JSON): read if it exists, else computed and written")
+    ap.add_argument("--model", default=None,
+                    help="the model folder the index was made with (default: the shipped model)")
     ap.add_argument("--minutes", type=float, default=10.0,
                     help="length of a synthetic recording, as synthetic_files (default 10)")
     args = ap.parse_args()
@@ -121,7 +123,7 @@ def main() -> int:
     exact = [[Hit(**h) for h in q] for q in json.loads(args.exact.read_text())["hits"]]
     words = [str(q[1]) for q in qs]
 
-    ix = open_index(args.index)
+    ix = open_index(args.index, model=args.model)
     # ---- approximate top-10, the index's defaults (search_archive.query_process, setting 'defaults')
     if args.approx is not None and args.approx.exists():
         approx = [[Hit(**h) for h in q] for q in json.loads(args.approx.read_text())]
