@@ -387,3 +387,41 @@ def test_sound_alike_runs_cross_word_boundaries_and_never_hold_the_word():
     for segs in in_sentences:
         for src, ln, *_ in segs:          # no batch word's occurrence inside a negative
             assert not (batch_occ & (d.occ_start < src + ln) & (d.occ_end > src)).any()
+
+
+def test_other_synthesisers_renderings_are_queries_never_templates():
+    d = _synthetic_data(n_words=6, per_word=4)
+    d.iso_alt = np.zeros(d.iso_off.size, bool)
+    d.iso_alt[2::4] = True                      # one rendering of each word by another synthesiser
+    d.iso_alt[3::4] = True                      # and a second one
+    cfg = config.TrainConfig(words_per_batch=4, item_s=3.0, p_query=(0.0, 0.0, 0.0, 1.0), negatives=0.0)
+    b = batches.Batcher(d, cfg, np.full(d.iso_off.size, 12), np.random.default_rng(0))
+    alt_off = set(d.iso_off[d.iso_alt].tolist())
+    for _ in range(5):
+        prep = b.prepare()
+        assert not d.iso_alt[prep["templates"]].any()
+        for k, w in enumerate(prep["words"]):
+            for q in range(cfg.queries_per_word):
+                segs = prep["segments"][k * cfg.queries_per_word + q]
+                word_seg = [s for s in segs if s[0] in alt_off]
+                assert len(word_seg) == 1
+                assert d.iso_word[d.iso_off == word_seg[0][0]][0] == w
+    # three weights (no other synthesiser's renderings asked for): never one of them
+    b3 = batches.Batcher(d, config.TrainConfig(words_per_batch=4, item_s=3.0, negatives=0.0),
+                         np.full(d.iso_off.size, 12), np.random.default_rng(1))
+    for _ in range(5):
+        for segs in b3.prepare()["segments"]:
+            assert not any(s[0] in alt_off for s in segs)
+    with pytest.raises(SystemExit):
+        config.TrainConfig.from_dict({"p_query": [1, 1]})
+
+
+def test_moving_average_of_the_weights():
+    from kws.train.head import ema_update
+
+    a, b = _random_head(seed=0), _random_head(seed=1)
+    before = {k: t.clone() for k, t in a.state_dict().items()}
+    ema_update(a, b, 0.9)
+    for k, t in a.state_dict().items():
+        want = 0.9 * before[k] + 0.1 * b.state_dict()[k] if t.is_floating_point() else b.state_dict()[k]
+        assert torch.allclose(t, want, atol=1e-6), k

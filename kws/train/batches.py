@@ -20,7 +20,10 @@ class Batcher:
         W = len(data.words)
         ok_tpl = (tpl_count - 2 * TRIM) >= MIN_LENGTH
         ok_len = data.iso_len <= cfg.max_word_s * SR
-        self.iso_by_word = _group(data.iso_word[ok_tpl & ok_len], np.flatnonzero(ok_tpl & ok_len), W)
+        alt = data.iso_alt if data.iso_alt is not None else np.zeros(data.iso_off.size, bool)
+        # Kokoro's renderings: templates and queries; another synthesiser's: queries alone
+        self.iso_by_word = _group(data.iso_word[ok_tpl & ok_len & ~alt], np.flatnonzero(ok_tpl & ok_len & ~alt), W)
+        self.alt_by_word = _group(data.iso_word[ok_len & alt], np.flatnonzero(ok_len & alt), W)
         okw = (data.occ_end - data.occ_start) <= cfg.max_word_s * SR
         self.occ_by_word = _group(data.occ_word[okw], np.flatnonzero(okw), W)
         rk = (data.rocc_word >= 0) & ((data.rocc_end - data.rocc_start) <= cfg.max_word_s * SR) & \
@@ -28,7 +31,8 @@ class Batcher:
         self.rocc_by_word = _group(data.rocc_word[rk], np.flatnonzero(rk), W)
         Nt = cfg.templates_per_word
         self.eligible = np.array([w for w in range(W) if len(self.iso_by_word[w]) >= Nt and
-                                  (len(self.iso_by_word[w]) > Nt or len(self.occ_by_word[w]) or len(self.rocc_by_word[w]))])
+                                  (len(self.iso_by_word[w]) > Nt or len(self.occ_by_word[w]) or
+                                   len(self.rocc_by_word[w]) or len(self.alt_by_word[w]))])
         if len(self.eligible) < 2:
             raise ValueError("fewer than two words have enough renderings to train on")
         # in spelling order, neighbours share their beginning (compute, computer, computing)
@@ -110,28 +114,33 @@ class Batcher:
         segs: List[list] = []          # per item: list of (src, length, dst, speed, gain)
         target: List[Tuple[int, int]] = []
         labels: List[int] = []
-        pq = np.array(cfg.p_query, dtype=np.float64)
+        pq = np.zeros(4)
+        pq[:len(cfg.p_query)] = cfg.p_query
         for k, w in enumerate(words):
             iso = self.iso_by_word[w]
             pick = rng.permutation(iso)
             tpl[k] = pick[:Nt]
             spare = list(pick[Nt:])
             for _ in range(Nq):
-                avail = np.array([len(spare) > 0, len(self.occ_by_word[w]) > 0, len(self.rocc_by_word[w]) > 0])
+                avail = np.array([len(spare) > 0, len(self.occ_by_word[w]) > 0, len(self.rocc_by_word[w]) > 0,
+                                  len(self.alt_by_word[w]) > 0])
                 p = pq * avail
                 if p.sum() == 0:           # only the template renderings: reuse one of them
                     spare = list(pick[:Nt])
-                    p = pq * np.array([1, 0, 0])
-                kind = int(rng.choice(3, p=p / p.sum()))
+                    p = np.array([1.0, 0, 0, 0])
+                kind = int(rng.choice(4, p=p / p.sum()))
                 if kind == 0:
                     r = spare.pop(int(rng.integers(0, len(spare))))
                     s, t = self._word_alone(int(d.iso_off[r]), int(d.iso_len[r]), batch)
                 elif kind == 1:
                     o = int(rng.choice(self.occ_by_word[w]))
                     s, t = self._in_sentence(d.occ_start[o], d.occ_end[o], d.occ_sentence[o], False, batch)
-                else:
+                elif kind == 2:
                     o = int(rng.choice(self.rocc_by_word[w]))
                     s, t = self._in_sentence(d.rocc_start[o], d.rocc_end[o], d.rocc_file[o], True, batch)
+                else:                      # another synthesiser's voice
+                    r = int(rng.choice(self.alt_by_word[w]))
+                    s, t = self._word_alone(int(d.iso_off[r]), int(d.iso_len[r]), batch)
                 segs.append(s), target.append(t), labels.append(k)
         n_neg = int(round(cfg.negatives * K * Nq))
         n_alike = int(round(cfg.sound_alike * n_neg)) if self.alike is not None else 0

@@ -21,6 +21,8 @@ class Variant:
     trim_end: int = TRIM            # template vectors dropped at the end (export.model --trim-end the same)
     teacher: Optional[str] = None   # a head's checkpoint (e.g. from-onnx of the shipped head) whose scores
     alpha_kd: float = 0.0           # between clean templates this head learns to keep (kws.train.losses)
+    ema: float = 0.0                # > 0: validate and keep an exponential moving average of the weights
+                                    # (this decay a step) instead of the weights themselves
 
     @classmethod
     def from_dict(cls, d: dict) -> "Variant":
@@ -47,7 +49,8 @@ class TrainConfig:
     item_s: float = 4.0                     # every item padded to this (fixed shapes)
     max_word_s: float = 1.6
     template_max: int = 22                  # template vectors kept at most (the last ones)
-    p_query: Tuple[float, float, float] = (0.35, 0.35, 0.3)   # word alone / in a sentence / real
+    # word alone / in a sentence / real [/ another synthesiser's rendering alone, a fourth weight]
+    p_query: Tuple[float, ...] = (0.35, 0.35, 0.3)
     p_context: Tuple[float, float, float] = (0.3, 0.35, 0.35)  # silence / rendered sentence / real speech
     p_negative: Tuple[float, float, float, float] = (0.3, 0.2, 0.25, 0.25)  # prefix, suffix, speech, noise only
     cluster: float = 0.5                    # share of the batch's words drawn as neighbours, four at a time
@@ -86,6 +89,8 @@ class TrainConfig:
         d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
         if d.get("neighbours", "sound") not in ("sound", "spelling"):
             raise SystemExit(f"neighbours: 'sound' or 'spelling', not {d['neighbours']!r}")
+        if len(d.get("p_query", (1, 1, 1))) not in (3, 4):
+            raise SystemExit(f"p_query: three or four weights, not {d['p_query']!r}")
         if not 0.0 <= float(d.get("sound_alike", 0.0)) <= 1.0:
             raise SystemExit(f"sound_alike: a share from 0 to 1, not {d['sound_alike']!r}")
         return cls(variants=variants, **d)

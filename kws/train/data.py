@@ -46,6 +46,9 @@ class Data:
     noise: Optional[torch.Tensor] = None
     music: Optional[torch.Tensor] = None
     rooms: Optional[torch.Tensor] = None
+    # per word rendering: made by another synthesiser (a query, never a template;
+    # kws.corpus.other_voices); None: all are Kokoro's
+    iso_alt: Optional[np.ndarray] = None
 
 
 def _decode(path: str) -> np.ndarray:
@@ -107,12 +110,20 @@ def load_data(cfg: TrainConfig, device, workers: int = 0) -> Tuple[Data, dict]:
              occ_word=z["occ_word"], occ_start=z["occ_start"], occ_end=z["occ_end"],
              real_off=a(real_off), real_len=a(real_len), rocc_file=a(rocc["file"]), rocc_word=a(rocc["word"]),
              rocc_start=a(rocc["start"]), rocc_end=a(rocc["end"]), talk_off=a(talk_off), talk_len=a(talk_len),
-             noise=audio_file(cfg.noise), music=audio_file(cfg.music), rooms=rooms)
+             noise=audio_file(cfg.noise), music=audio_file(cfg.music), rooms=rooms,
+             iso_alt=alt_renderings(z["iso_voice"]) if "iso_voice" in z.files else None)
     stats = {"words": len(words), "word_renderings": int(d.iso_off.size), "sentences": int(d.sen_off.size),
              "sentence_words": int(d.occ_word.size), "real_sentences": len(real_off),
              "real_words": int((d.rocc_word >= 0).sum()), "real_word_types": int(np.unique(d.rocc_word[d.rocc_word >= 0]).size),
-             "speech_hours": float(sum(talk_len) / SR / 3600), "tts_hours": float(tts.size / SR / 3600)}
+             "speech_hours": float(sum(talk_len) / SR / 3600), "tts_hours": float(tts.size / SR / 3600),
+             "other_voice_renderings": int(d.iso_alt.sum()) if d.iso_alt is not None else 0}
     return d, stats
+
+
+def alt_renderings(voices) -> np.ndarray:
+    """Which renderings another synthesiser made: their voice names hold a ``:``
+    (``espeak-ng:en-us+m3:s170:p50``; Kokoro's read ``af_heart``, ``am_adam*0.4+bf_emma@1.1``)."""
+    return np.array([":" in str(v) for v in voices], dtype=bool)
 
 
 @torch.no_grad()

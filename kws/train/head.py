@@ -32,7 +32,9 @@ word's score is the best of its templates. Then:
 
 Several heads (``variants``) train on the same batches at once, each with its own optimiser: the
 backbone, the augmentation and the batches are shared; every ``eval_minutes`` each is measured on
-the validation set (tuning half of ../shared/data, kws.train.head_eval) and its best weights kept.
+the validation set (tuning half of ../shared/data, kws.train.head_eval) and its best weights kept
+(with ``ema`` > 0 in a variant: the moving average of its weights is what is measured and kept).
+Word renderings by other synthesisers (kws.corpus.other_voices) are queries only, never templates.
 
 Modules: kws.train.net (the network and the matcher's score), config, data, batches, augment,
 losses, validation; this one holds the loop, the export and the command line.
@@ -40,6 +42,7 @@ losses, validation; this one holds the loop, the export and the command line.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import re
@@ -114,6 +117,13 @@ def lr_factor(frac: float, warmup: float) -> float:
     return 0.5 * (1 + math.cos(math.pi * min(1.0, (frac - warmup) / max(1e-9, 1 - warmup))))
 
 
+@torch.no_grad()
+def ema_update(avg: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """``avg <- decay x avg + (1 - decay) x model``, tensor by tensor (integer buffers copied)."""
+    for a, t in zip(avg.state_dict().values(), model.state_dict().values()):
+        a.lerp_(t, 1.0 - decay) if a.is_floating_point() else a.copy_(t)
+
+
 def train(cfg: TrainConfig, device=None, log=print) -> dict:
     from kws.enroll.phonemes import TOKENS
     from kws.train.backbone import TorchBackbone
@@ -141,7 +151,7 @@ def train(cfg: TrainConfig, device=None, log=print) -> dict:
     feed = Prefetcher(batcher)
     aug = Augment(data, cfg, g, rng)
     val = load_val(cfg.val) if cfg.val else None
-    heads, params, opts = [], [], []
+    heads, params, opts, emas = [], [], [], []
     for v in cfg.variants:
         h = HeadNet(v.head, mean, std, scale).to(device)
         p = LossParams(v.head.dim, v.alpha_clap > 0, len(TOKENS)).to(device)
@@ -151,6 +161,7 @@ def train(cfg: TrainConfig, device=None, log=print) -> dict:
             if ck.get("loss"):          # a head imported from its graph (from-onnx) has none: fresh
                 p.load_state_dict(ck["loss"])
         heads.append(h), params.append(p)
+        emas.append(copy.deepcopy(h).requires_grad_(False) if v.ema > 0 else None)
         opts.append(torch.optim.AdamW(list(h.parameters()) + list(p.parameters()), lr=v.lr,
                                       weight_decay=cfg.weight_decay))
     teachers = {}                   # a teacher head per checkpoint named by a variant (alpha_kd > 0)
@@ -196,7 +207,7 @@ def train(cfg: TrainConfig, device=None, log=print) -> dict:
         logs = {}
         with torch.no_grad():
             taught = {k: template_scores(apply_head(t, t_raw), t_n, lmax) for k, t in teachers.items()}
-        for h, p, o, v in zip(heads, params, opts, cfg.variants):
+        for h, p, o, v, ema in zip(heads, params, opts, cfg.variants, emas):
             for grp in o.param_groups:
                 grp["lr"] = v.lr * lr_factor(frac, cfg.warmup)
             loss, parts = batch_loss(h, p, t_raw, t_n, q_raw, labels, K, Nt, lmax,
@@ -206,6 +217,8 @@ def train(cfg: TrainConfig, device=None, log=print) -> dict:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(list(h.parameters()) + list(p.parameters()), 5.0)
             o.step()
+            if ema is not None:             # the moving average: validated and kept instead (Variant.ema)
+                ema_update(ema, h, v.ema)
             logs[v.name] = {k: round(x, 4) for k, x in parts.items()}
         step += 1
         if step % 50 == 0 or step == 1:
@@ -215,6 +228,7 @@ def train(cfg: TrainConfig, device=None, log=print) -> dict:
         if time.time() >= next_eval or last:
             next_eval = time.time() + cfg.eval_minutes * 60
             for i, (h, p, v) in enumerate(zip(heads, params, cfg.variants)):
+                h = emas[i] if emas[i] is not None else h
                 r = validate(h, val, device, trim_end=v.trim_end) if val is not None else {"score": float("nan")}
                 history.append({"step": step, "variant": v.name, "val": r})
                 log(json.dumps({"step": step, "variant": v.name, "val": r}))

@@ -1,0 +1,203 @@
+"""The corpus's words spoken by other synthesisers (espeak-ng, flite): queries for the head's
+training, never templates (a typed keyword's templates are Kokoro's).
+
+    python -m kws.corpus.other_voices --like /work/corpus/kcorpus-shards/shard-0-of-16 \\
+        --out /work/corpus/other-voices [--per-word 3] [--workers 2] [--seed 0]
+
+Kokoro's 28 voices are what the templates are made of; people are not Kokoro. Renderings of the
+same words by two synthesisers built another way (espeak-ng: formant synthesis, seven English
+accents x 30 voice variants; flite: four diphone/cluster voices), at random speeds and pitches,
+teach the head to match a word across very different voices. ``--like`` names any packed Kokoro
+shard (kws.corpus.kokoro_corpus pack): the vocabulary is read from it, so the shard written here
+joins the Kokoro shards in ``kws.corpus.kokoro_corpus unpack`` with the same word ids. Its
+renderings' voices read ``espeak-ng:VOICE+VARIANT:sSPEED:pPITCH`` or ``flite:VOICE:dSTRETCH``;
+a voice with a ``:`` marks a rendering the training uses as a query only
+(``kws.train.data.Data.iso_alt``).
+
+Both synthesisers are GPL-licensed or older free programs; they are called as programs (never
+imported) and only here, when a training corpus is made: the package never runs them.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+import numpy as np
+
+from kws.corpus.kokoro_corpus import PACK_FORMAT, SR, write_opus
+
+ESPEAK_VOICES = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd", "en-029")
+ESPEAK_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5",
+                   "klatt", "klatt2", "klatt3", "klatt4", "klatt6", "Andy", "Annie", "Alex", "Andrea",
+                   "Belinda", "David", "Ed", "Gene", "Lee", "Linda", "Mike", "Paul", "Steph")
+FLITE_VOICES = ("awb", "kal16", "rms", "slt")
+SPEED_WPM = (125, 210)          # espeak-ng words a minute (its default 175)
+PITCH = (25, 75)                # espeak-ng pitch (0-99, default 50)
+STRETCH = (0.8, 1.25)           # flite duration_stretch (1 = its default speed)
+CHUNK_S = 600.0
+
+
+def engines() -> List[str]:
+    """The synthesisers found on PATH, of espeak-ng and flite."""
+    return [e for e in ("espeak-ng", "flite") if shutil.which(e)]
+
+
+def command(engine: str, text: str, rng: random.Random) -> Tuple[List[str], str]:
+    """The program's command line for ``text`` in a random voice (``{wav}``: the file it writes,
+    where it writes one), and the voice's name."""
+    if engine == "espeak-ng":
+        v, var = rng.choice(ESPEAK_VOICES), rng.choice(ESPEAK_VARIANTS)
+        s, p = rng.randint(*SPEED_WPM), rng.randint(*PITCH)
+        return (["espeak-ng", "-v", f"{v}+{var}", "-s", str(s), "-p", str(p), "--stdout", text],
+                f"espeak-ng:{v}+{var}:s{s}:p{p}")
+    if engine == "flite":
+        v, d = rng.choice(FLITE_VOICES), round(rng.uniform(*STRETCH), 3)
+        return (["flite", "-voice", v, "--setf", f"duration_stretch={d}", "-t", text, "-o", "{wav}"],
+                f"flite:{v}:d{d}")
+    raise ValueError(f"unknown synthesiser {engine!r}: espeak-ng or flite")
+
+
+def speak(engine: str, text: str, rng: random.Random) -> Tuple[np.ndarray, str]:
+    """``text`` spoken by ``engine`` in a random voice: 16 kHz float32 trimmed as Kokoro's words
+    are (kws.spot.templates' silence trim), and the voice's name."""
+    import soundfile as sf
+
+    from kws.audio.io import resample, trim_silence
+    from kws.spot.templates import TRIM_TOP_DB
+
+    cmd, voice = command(engine, text, rng)
+    with tempfile.TemporaryDirectory() as tmp:      # flite writes a file only
+        wav = os.path.join(tmp, "out.wav")
+        cmd = [wav if c == "{wav}" else c for c in cmd]
+        out = subprocess.run(cmd, capture_output=True, timeout=60)
+        raw = Path(wav).read_bytes() if os.path.exists(wav) else out.stdout
+    if out.returncode != 0 or len(raw) < 100:
+        raise RuntimeError(f"{' '.join(cmd)}: exit {out.returncode}: {out.stderr.decode(errors='replace')[:200]}")
+    x, sr = sf.read(io.BytesIO(raw), dtype="float32", always_2d=False)
+    if x.ndim > 1:
+        x = x.mean(axis=1)
+    if sr != SR:
+        x = resample(x, sr, SR)
+    peak = float(np.abs(x).max()) if x.size else 0.0
+    if peak > 0:
+        x = x * (0.5 / peak)           # the level Kokoro's renderings come at; training draws its own
+    return trim_silence(x, top_db=TRIM_TOP_DB, margin_s=0.0), voice
+
+
+def _job(job):
+    i, word, engine, seed = job
+    try:
+        x, voice = speak(engine, word, random.Random(seed))
+    except Exception as exc:          # a word the program cannot say: skipped, counted
+        return i, None, None, repr(exc)
+    return i, np.round(np.clip(x, -1, 1) * 32767).astype(np.int16), voice, None
+
+
+def render(like: Path, out: Path, per_word: int = 3, workers: int = 0, seed: int = 0,
+           only: Optional[List[str]] = None, limit: int = 0, quiet: bool = False) -> dict:
+    """Every word of ``like``'s vocabulary ``per_word`` times, the synthesisers taking turns, packed
+    as a shard (Ogg/Opus chunks + index.json) into ``out``."""
+    from multiprocessing import Pool
+
+    from kws.progress import progress
+
+    ix_path = like / "index.json"
+    if not ix_path.is_file():
+        raise SystemExit(f"--like {like}: no index.json (a packed shard of kws.corpus.kokoro_corpus)")
+    ix = json.loads(ix_path.read_text())
+    if ix.get("format") != PACK_FORMAT:
+        raise SystemExit(f"--like {like}: not a packed Kokoro corpus (format {ix.get('format')!r})")
+    have = engines()
+    use = [e for e in (only or have)]
+    missing = [e for e in use if e not in have]
+    if missing or not use:
+        raise SystemExit(f"not found on PATH: {', '.join(missing or ['espeak-ng', 'flite'])} "
+                         "(apt-get install espeak-ng flite)")
+    if per_word < 1:
+        raise SystemExit(f"--per-word must be at least 1, not {per_word}")
+    words = ix["words"]
+    rng = random.Random(seed)
+    jobs = []
+    for w, word in enumerate(words[:limit] if limit else words):
+        first = rng.randrange(len(use))
+        for k in range(per_word):
+            jobs.append((w, word, use[(first + k) % len(use)], rng.getrandbits(32)))
+    t0 = time.time()
+    results: List[Tuple[int, np.ndarray, str]] = []
+    failed: List[str] = []
+    with Pool(workers or os.cpu_count() or 1) as pool:
+        for w, pcm, voice, err in progress(pool.imap(_job, jobs, chunksize=16), total=len(jobs),
+                                           desc="other voices", quiet=quiet):
+            if pcm is None or pcm.size < 0.1 * SR:
+                failed.append(f"{words[w]}: {err or 'too short'}")
+                continue
+            results.append((w, pcm, voice))
+    seconds = time.time() - t0
+    out.mkdir(parents=True, exist_ok=True)
+    iso = {"chunk": [], "start": [], "len": [], "word": [], "voice": []}
+    chunks, parts, pos, limit_s = [], [], 0, int(CHUNK_S * SR)
+
+    def flush():
+        nonlocal parts, pos
+        if parts:
+            name = f"chunk-{len(chunks):04d}.ogg"
+            write_opus(out / name, np.concatenate(parts).astype(np.float32) / 32767.0)
+            chunks.append({"file": name, "samples": pos})
+            parts, pos = [], 0
+
+    for w, pcm, voice in results:
+        if pos and pos + pcm.size > limit_s:
+            flush()
+        iso["chunk"].append(len(chunks)), iso["start"].append(pos), iso["len"].append(int(pcm.size))
+        iso["word"].append(int(w)), iso["voice"].append(voice)
+        parts.append(pcm)
+        pos += pcm.size
+    flush()
+    hours = sum(c["samples"] for c in chunks) / SR / 3600
+    stats = {"shard": f"other-voices-{seed}", "engines": use, "per_word": per_word, "seed": seed,
+             "jobs": len(jobs), "word_renderings": len(results), "failed": len(failed),
+             "failed_examples": failed[:10], "hours": round(hours, 3), "seconds": round(seconds, 1),
+             "renderings_per_s": round(len(jobs) / max(seconds, 1e-9), 1), "workers": workers or os.cpu_count(),
+             "complete": True}
+    index = {"format": PACK_FORMAT, "version": 1, "sample_rate": SR, "stats": stats,
+             "words": words, "phonemes": ix["phonemes"], "chunks": chunks, "iso": iso,
+             "sen": {"chunk": [], "start": [], "len": [], "voice": []},
+             "occ": {"sentence": [], "word": [], "start": [], "end": []}}
+    (out / "index.json").write_text(json.dumps(index, ensure_ascii=False, separators=(",", ":")))
+    (out / "DONE").write_text("")
+    return {k: v for k, v in stats.items() if k != "failed_examples"} | \
+        {"bytes": sum((out / c["file"]).stat().st_size for c in chunks)}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m kws.corpus.other_voices", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--like", type=Path, required=True, help="a packed Kokoro shard: its vocabulary")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--per-word", type=int, default=3)
+    ap.add_argument("--engines", default="", help="comma-separated (default: espeak-ng,flite, those found)")
+    ap.add_argument("--workers", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--limit", type=int, default=0, help="only the first N words (a trial)")
+    ap.add_argument("--quiet", action="store_true")
+    args = ap.parse_args(argv)
+    if args.out.exists() and any(args.out.iterdir()):
+        raise SystemExit(f"--out {args.out}: exists and is not empty")
+    only = [e for e in args.engines.split(",") if e] or None
+    print(json.dumps(render(args.like, args.out, args.per_word, args.workers, args.seed, only,
+                            args.limit, args.quiet)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
