@@ -428,7 +428,7 @@ def test_js_matches_the_conformance_file(demo_page):
     d = np.abs(got - want)
     assert got.shape == want.shape and d.max() < 0.01 and np.mean(d > TOL) < 0.01, (d.max(), np.mean(d > TOL))
     np.testing.assert_allclose(r["scores"], np.array(doc["scores"])[doc["unscored"]:], atol=0.002)
-    check_events(r["events"], doc["events"])
+    check_events(r["events"], doc["events"], score_tol=0.002)     # an event's score is one of them
 
 
 @requires_browser
