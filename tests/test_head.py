@@ -425,3 +425,41 @@ def test_moving_average_of_the_weights():
     for k, t in a.state_dict().items():
         want = 0.9 * before[k] + 0.1 * b.state_dict()[k] if t.is_floating_point() else b.state_dict()[k]
         assert torch.allclose(t, want, atol=1e-6), k
+
+
+def test_other_voices_shard_joins_the_kokoro_corpus(tmp_path, monkeypatch):
+    """kws.corpus.other_voices writes a shard that kokoro_corpus.unpack reads with the same word
+    ids, every rendering marked as another synthesiser's (never a template)."""
+    import random
+
+    from kws.corpus import kokoro_corpus, other_voices
+
+    like = tmp_path / "like"
+    like.mkdir()
+    words = ["apple", "banana", "cherry"]
+    (like / "index.json").write_text(json.dumps({"format": kokoro_corpus.PACK_FORMAT, "words": words,
+                                                 "phonemes": ["ap", "ba", "ch"]}))
+
+    def speak(engine, text, rng):
+        n = 1600 + 800 * words.index(text)
+        return (0.3 * np.sin(np.arange(n) * 0.1)).astype(np.float32), f"{engine}:test:{rng.randint(0, 9)}"
+
+    monkeypatch.setattr(other_voices, "speak", speak)
+    monkeypatch.setattr(other_voices, "engines", lambda: ["espeak-ng", "flite"])
+    stats = other_voices.render(like, tmp_path / "out", per_word=2, workers=1, quiet=True)
+    assert stats["word_renderings"] == 6 and stats["failed"] == 0
+    got = kokoro_corpus.unpack([tmp_path / "out"], tmp_path / "corpus")
+    assert got["word_renderings"] == 6 and got["sentences"] == 0
+    z = np.load(tmp_path / "corpus" / "index.npz")
+    assert list(z["words"]) == words and sorted(z["iso_word"].tolist()) == [0, 0, 1, 1, 2, 2]
+    assert tdata.alt_renderings(z["iso_voice"]).all()
+    assert not tdata.alt_renderings(["af_heart@1.0", "am_adam*0.4+bf_emma@1.1"]).any()
+    # the two synthesisers take turns for a word
+    engines = {(int(w), str(v).split(":")[0]) for w, v in zip(z["iso_word"], z["iso_voice"])}
+    assert len(engines) == 6
+    # a command line names its voice; a synthesiser not on PATH is a clear error
+    cmd, voice = other_voices.command("espeak-ng", "apple", random.Random(0))
+    assert cmd[0] == "espeak-ng" and voice.startswith("espeak-ng:") and cmd[-1] == "apple"
+    monkeypatch.setattr(other_voices, "engines", lambda: [])
+    with pytest.raises(SystemExit, match="not found on PATH"):
+        other_voices.render(like, tmp_path / "out2", quiet=True)
