@@ -29,7 +29,7 @@ H=.hc
 CHUNK_MB=${CHUNK_MB:-33}
 CONFIG=${CONFIG:-configs/head-scale.json}
 SHARDS=${SHARDS:-/work/corpus/kcorpus-shards}
-OTHER=${OTHER:-/work/corpus/other-voices}
+OTHER=${OTHER:-/work/corpus/other-voices}   # one or more folders, separated by spaces
 DATA=${DATA:-../shared/data}
 export PYTHONPATH=$B/site:$B/code PYTHONUNBUFFERED=1
 phase=${1:?phase: gather | chunks | stage N | start SEC | watch SEC | collect}
@@ -52,11 +52,12 @@ gather)
   for d in "$SHARDS"/shard-*-of-*; do
     [ -f "$d/DONE" ] && [ ! -d $H/stage/shards/$(basename "$d") ] && cp -r "$d" $H/stage/shards/
   done
-  # the words in other synthesisers' voices (queries only), when rendered:
-  #   python -m kws.corpus.other_voices --like $SHARDS/shard-0-of-16 --out $OTHER --per-word 4
-  if [ -f "$OTHER/DONE" ] && [ ! -d $H/stage/shards/shard-other-voices ]; then
-    cp -r "$OTHER" $H/stage/shards/shard-other-voices
-  fi
+  # the words in other synthesisers' voices (queries only), each folder rendered with its own --seed:
+  #   python -m kws.corpus.other_voices --like $SHARDS/shard-0-of-16 --out $OTHER --per-word 4 [--seed 1]
+  for d in $OTHER; do
+    n=$(basename "$d")
+    [ -f "$d/DONE" ] && [ ! -d $H/stage/shards/shard-$n ] && cp -r "$d" $H/stage/shards/shard-$n
+  done
   [ -d $H/whl ] && cp -rn $H/whl $H/stage/
   du -sh $H/stage; ls $H/stage/shards
   ;;

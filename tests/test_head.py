@@ -460,6 +460,10 @@ def test_other_voices_shard_joins_the_kokoro_corpus(tmp_path, monkeypatch):
     # a command line names its voice; a synthesiser not on PATH is a clear error
     cmd, voice = other_voices.command("espeak-ng", "apple", random.Random(0))
     assert cmd[0] == "espeak-ng" and voice.startswith("espeak-ng:") and cmd[-1] == "apple"
+    cmd, voice = other_voices.command("festival", "apple", random.Random(0))
+    assert cmd[0] == "text2wave" and voice.split(":")[1] in other_voices.FESTIVAL_VOICES
+    with pytest.raises(ValueError):
+        other_voices.command("say", "apple", random.Random(0))
     monkeypatch.setattr(other_voices, "engines", lambda: [])
     with pytest.raises(SystemExit, match="not found on PATH"):
         other_voices.render(like, tmp_path / "out2", quiet=True)

@@ -1,20 +1,22 @@
-"""The corpus's words spoken by other synthesisers (espeak-ng, flite): queries for the head's
-training, never templates (a typed keyword's templates are Kokoro's).
+"""The corpus's words spoken by other synthesisers (espeak-ng, flite, festival): queries for the
+head's training, never templates (a typed keyword's templates are Kokoro's).
 
     python -m kws.corpus.other_voices --like /work/corpus/kcorpus-shards/shard-0-of-16 \\
-        --out /work/corpus/other-voices [--per-word 3] [--workers 2] [--seed 0]
+        --out /work/corpus/other-voices [--per-word 3] [--workers 2] [--seed 0] [--engines festival]
 
 Kokoro's 28 voices are what the templates are made of; people are not Kokoro. Renderings of the
 same words by two synthesisers built another way (espeak-ng: formant synthesis, seven English
-accents x 30 voice variants; flite: four diphone/cluster voices), at random speeds and pitches,
+accents x 30 voice variants; flite: four diphone/cluster voices; festival: two diphone voices
+and an HMM voice), at random speeds and pitches,
 teach the head to match a word across very different voices. ``--like`` names any packed Kokoro
 shard (kws.corpus.kokoro_corpus pack): the vocabulary is read from it, so the shard written here
 joins the Kokoro shards in ``kws.corpus.kokoro_corpus unpack`` with the same word ids. Its
-renderings' voices read ``espeak-ng:VOICE+VARIANT:sSPEED:pPITCH`` or ``flite:VOICE:dSTRETCH``;
+renderings' voices read ``espeak-ng:VOICE+VARIANT:sSPEED:pPITCH``, ``flite:VOICE:dSTRETCH`` or
+``festival:VOICE:dSTRETCH``;
 a voice with a ``:`` marks a rendering the training uses as a query only
 (``kws.train.data.Data.iso_alt``).
 
-Both synthesisers are GPL-licensed or older free programs; they are called as programs (never
+The synthesisers are GPL-licensed or older free programs; they are called as programs (never
 imported) and only here, when a training corpus is made: the package never runs them.
 """
 from __future__ import annotations
@@ -41,15 +43,17 @@ ESPEAK_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "
                    "klatt", "klatt2", "klatt3", "klatt4", "klatt6", "Andy", "Annie", "Alex", "Andrea",
                    "Belinda", "David", "Ed", "Gene", "Lee", "Linda", "Mike", "Paul", "Steph")
 FLITE_VOICES = ("awb", "kal16", "rms", "slt")
+FESTIVAL_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")   # Debian's festvox-* packages
 SPEED_WPM = (125, 210)          # espeak-ng words a minute (its default 175)
 PITCH = (25, 75)                # espeak-ng pitch (0-99, default 50)
-STRETCH = (0.8, 1.25)           # flite duration_stretch (1 = its default speed)
+STRETCH = (0.8, 1.25)           # flite duration_stretch, festival Duration_Stretch (1 = its default speed)
+PROGRAMS = {"espeak-ng": "espeak-ng", "flite": "flite", "festival": "text2wave"}
 CHUNK_S = 600.0
 
 
 def engines() -> List[str]:
-    """The synthesisers found on PATH, of espeak-ng and flite."""
-    return [e for e in ("espeak-ng", "flite") if shutil.which(e)]
+    """The synthesisers found on PATH, of espeak-ng, flite and festival (its text2wave)."""
+    return [e for e, prog in PROGRAMS.items() if shutil.which(prog)]
 
 
 def command(engine: str, text: str, rng: random.Random) -> Tuple[List[str], str]:
@@ -64,7 +68,11 @@ def command(engine: str, text: str, rng: random.Random) -> Tuple[List[str], str]
         v, d = rng.choice(FLITE_VOICES), round(rng.uniform(*STRETCH), 3)
         return (["flite", "-voice", v, "--setf", f"duration_stretch={d}", "-t", text, "-o", "{wav}"],
                 f"flite:{v}:d{d}")
-    raise ValueError(f"unknown synthesiser {engine!r}: espeak-ng or flite")
+    if engine == "festival":            # the text on standard input
+        v, d = rng.choice(FESTIVAL_VOICES), round(rng.uniform(*STRETCH), 3)
+        return (["text2wave", "-eval", f"(voice_{v})", "-eval", f"(Parameter.set 'Duration_Stretch {d})",
+                 "-o", "{wav}"], f"festival:{v}:d{d}")
+    raise ValueError(f"unknown synthesiser {engine!r}: espeak-ng, flite or festival")
 
 
 def speak(engine: str, text: str, rng: random.Random) -> Tuple[np.ndarray, str]:
@@ -79,7 +87,8 @@ def speak(engine: str, text: str, rng: random.Random) -> Tuple[np.ndarray, str]:
     with tempfile.TemporaryDirectory() as tmp:      # flite writes a file only
         wav = os.path.join(tmp, "out.wav")
         cmd = [wav if c == "{wav}" else c for c in cmd]
-        out = subprocess.run(cmd, capture_output=True, timeout=60)
+        stdin = text.encode() if engine == "festival" else None
+        out = subprocess.run(cmd, capture_output=True, timeout=60, input=stdin)
         raw = Path(wav).read_bytes() if os.path.exists(wav) else out.stdout
     if out.returncode != 0 or len(raw) < 100:
         raise RuntimeError(f"{' '.join(cmd)}: exit {out.returncode}: {out.stderr.decode(errors='replace')[:200]}")
@@ -121,8 +130,9 @@ def render(like: Path, out: Path, per_word: int = 3, workers: int = 0, seed: int
     use = [e for e in (only or have)]
     missing = [e for e in use if e not in have]
     if missing or not use:
-        raise SystemExit(f"not found on PATH: {', '.join(missing or ['espeak-ng', 'flite'])} "
-                         "(apt-get install espeak-ng flite)")
+        raise SystemExit(f"not found on PATH: {', '.join(missing or list(PROGRAMS))} "
+                         "(apt-get install espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k "
+                         "festvox-us-slt-hts)")
     if per_word < 1:
         raise SystemExit(f"--per-word must be at least 1, not {per_word}")
     words = ix["words"]
@@ -185,7 +195,8 @@ def main(argv=None) -> int:
     ap.add_argument("--like", type=Path, required=True, help="a packed Kokoro shard: its vocabulary")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--per-word", type=int, default=3)
-    ap.add_argument("--engines", default="", help="comma-separated (default: espeak-ng,flite, those found)")
+    ap.add_argument("--engines", default="espeak-ng,flite",
+                    help="comma-separated, of espeak-ng, flite and festival (default: espeak-ng,flite)")
     ap.add_argument("--workers", type=int, default=0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, default=0, help="only the first N words (a trial)")
