@@ -49,7 +49,7 @@ import random
 import sys
 import time
 from pathlib import Path
-from typing import List, Tuple
+from typing import Iterable, List, Tuple
 
 import numpy as np
 
@@ -372,6 +372,33 @@ def read_opus(path: Path) -> np.ndarray:
     return x
 
 
+def write_chunks(out: Path, pieces: Iterable[np.ndarray],
+                 chunk_s: float = 600.0) -> Tuple[List[dict], List[Tuple[int, int]]]:
+    """int16 pieces (renderings) back to back in Ogg/Opus chunk files of ``chunk_s`` seconds at
+    most (a piece is never split; one longer than that has a chunk of its own): index.json's
+    ``chunks`` and each piece's (chunk, start in samples)."""
+    chunks: List[dict] = []
+    where: List[Tuple[int, int]] = []
+    parts: List[np.ndarray] = []
+    pos, limit = 0, int(chunk_s * SR)
+
+    def flush():
+        if parts:
+            name = f"chunk-{len(chunks):04d}.ogg"
+            write_opus(out / name, np.concatenate(parts).astype(np.float32) / 32767.0)
+            chunks.append({"file": name, "samples": pos})
+
+    for x in pieces:
+        if pos and pos + x.size > limit:
+            flush()
+            parts, pos = [], 0
+        where.append((len(chunks), pos))
+        parts.append(np.asarray(x))
+        pos += x.size
+    flush()
+    return chunks, where
+
+
 def pack(src: Path, out: Path, chunk_s: float = 600.0) -> dict:
     """A rendered folder (audio.npy, index.npz, stats.json) as Ogg/Opus chunks + index.json."""
     z = np.load(src / "index.npz")
@@ -384,25 +411,10 @@ def pack(src: Path, out: Path, chunk_s: float = 600.0) -> dict:
            "len": z["iso_len"].tolist(), "word": z["iso_word"].tolist(), "voice": [str(v) for v in z["iso_voice"]]}
     sen = {"chunk": [0] * z["sen_off"].size, "start": [0] * z["sen_off"].size,
            "len": z["sen_len"].tolist(), "voice": [str(v) for v in z["sen_voice"]]}
-    chunks: List[dict] = []
-    limit = int(chunk_s * SR)
-    i = 0
-    while i < len(rend):
-        j, n = i, 0
-        while j < len(rend) and (j == i or n + rend[j][1] <= limit):
-            n += rend[j][1]
-            j += 1
-        k = len(chunks)
-        parts, pos = [], 0
-        for off, ln, kind, r in rend[i:j]:
-            d = iso if kind == "iso" else sen
-            d["chunk"][r], d["start"][r] = k, pos
-            parts.append(np.asarray(audio[off:off + ln], np.float32) / 32767.0)
-            pos += ln
-        name = f"chunk-{k:04d}.ogg"
-        write_opus(out / name, np.concatenate(parts))
-        chunks.append({"file": name, "samples": pos})
-        i = j
+    chunks, where = write_chunks(out, (audio[off:off + ln] for off, ln, _, _ in rend), chunk_s)
+    for (_, _, kind, r), (k, pos) in zip(rend, where):
+        d = iso if kind == "iso" else sen
+        d["chunk"][r], d["start"][r] = k, pos
     sen_off = z["sen_off"]
     occ = {"sentence": z["occ_sentence"].tolist(), "word": z["occ_word"].tolist(),
            "start": (z["occ_start"] - sen_off[z["occ_sentence"]]).tolist() if z["occ_start"].size else [],

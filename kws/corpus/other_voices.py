@@ -36,7 +36,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from kws.corpus.kokoro_corpus import PACK_FORMAT, SR, write_opus
+from kws.corpus.kokoro_corpus import PACK_FORMAT, SR, write_chunks
 
 ESPEAK_VOICES = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd", "en-029")
 ESPEAK_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5",
@@ -127,7 +127,7 @@ def render(like: Path, out: Path, per_word: int = 3, workers: int = 0, seed: int
     if ix.get("format") != PACK_FORMAT:
         raise SystemExit(f"--like {like}: not a packed Kokoro corpus (format {ix.get('format')!r})")
     have = engines()
-    use = [e for e in (only or have)]
+    use = list(only or have)
     missing = [e for e in use if e not in have]
     if missing or not use:
         raise SystemExit(f"not found on PATH: {', '.join(missing or list(PROGRAMS))} "
@@ -154,25 +154,10 @@ def render(like: Path, out: Path, per_word: int = 3, workers: int = 0, seed: int
             results.append((w, pcm, voice))
     seconds = time.time() - t0
     out.mkdir(parents=True, exist_ok=True)
-    iso = {"chunk": [], "start": [], "len": [], "word": [], "voice": []}
-    chunks, parts, pos, limit_s = [], [], 0, int(CHUNK_S * SR)
-
-    def flush():
-        nonlocal parts, pos
-        if parts:
-            name = f"chunk-{len(chunks):04d}.ogg"
-            write_opus(out / name, np.concatenate(parts).astype(np.float32) / 32767.0)
-            chunks.append({"file": name, "samples": pos})
-            parts, pos = [], 0
-
-    for w, pcm, voice in results:
-        if pos and pos + pcm.size > limit_s:
-            flush()
-        iso["chunk"].append(len(chunks)), iso["start"].append(pos), iso["len"].append(int(pcm.size))
-        iso["word"].append(int(w)), iso["voice"].append(voice)
-        parts.append(pcm)
-        pos += pcm.size
-    flush()
+    chunks, where = write_chunks(out, (pcm for _, pcm, _ in results), CHUNK_S)
+    iso = {"chunk": [k for k, _ in where], "start": [s for _, s in where],
+           "len": [int(pcm.size) for _, pcm, _ in results], "word": [int(w) for w, _, _ in results],
+           "voice": [voice for _, _, voice in results]}
     hours = sum(c["samples"] for c in chunks) / SR / 3600
     stats = {"shard": f"other-voices-{seed}", "engines": use, "per_word": per_word, "seed": seed,
              "jobs": len(jobs), "word_renderings": len(results), "failed": len(failed),

@@ -22,7 +22,8 @@ class Batcher:
         ok_len = data.iso_len <= cfg.max_word_s * SR
         alt = data.iso_alt if data.iso_alt is not None else np.zeros(data.iso_off.size, bool)
         # Kokoro's renderings: templates and queries; another synthesiser's: queries alone
-        self.iso_by_word = _group(data.iso_word[ok_tpl & ok_len & ~alt], np.flatnonzero(ok_tpl & ok_len & ~alt), W)
+        tpl_ok = ok_tpl & ok_len & ~alt
+        self.iso_by_word = _group(data.iso_word[tpl_ok], np.flatnonzero(tpl_ok), W)
         self.alt_by_word = _group(data.iso_word[ok_len & alt], np.flatnonzero(ok_len & alt), W)
         okw = (data.occ_end - data.occ_start) <= cfg.max_word_s * SR
         self.occ_by_word = _group(data.occ_word[okw], np.flatnonzero(okw), W)
