@@ -6,7 +6,7 @@
 #
 #   on the CPU machine
 #     scripts/corpus_device.sh prepare          # .hc/kc1 .. .hc/kcN: the Kokoro model in parts, wheels
-#   on the GPU machine, one call a part, back to back (the machine keeps /tmp between calls)
+#   on the GPU machine, one command a part, back to back (the machine keeps /tmp between them)
 #     bash scripts/corpus_device.sh stage 1     # ... and 2 .. N   (carry .hc/kcN)
 #     SHARDS="0 1 2 3 4 5 6 7" WORKERS=2 MINUTES=20 bash scripts/corpus_device.sh start 540
 #     bash scripts/corpus_device.sh watch 540   # progress after 540 s (repeat)

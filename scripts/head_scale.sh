@@ -9,7 +9,7 @@
 #     scripts/head_scale.sh gather        # .hc/stage: wheels, rooms, noise, music, speech, val, shards
 #     scripts/head_scale.sh chunks        # .hc/c1 .. .hc/cN, each at most CHUNK_MB (33): a chunk travels
 #                                         # with the tracked tree (30.7 MB) in 64 MiB, so at most about 36
-#   on the GPU machine, one call a chunk, back to back (the machine keeps /tmp between calls)
+#   on the GPU machine, one command a chunk, back to back (the machine keeps /tmp between them)
 #     bash scripts/head_scale.sh stage 1  # ... and 2 .. N
 #     MINUTES=16 bash scripts/head_scale.sh start 60   # unpacks the corpus, starts training, waits 60 s
 #     bash scripts/head_scale.sh watch 540             # progress after 540 s (repeat)
