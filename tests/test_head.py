@@ -416,6 +416,32 @@ def test_other_synthesisers_renderings_are_queries_never_templates():
         config.TrainConfig.from_dict({"p_query": [1, 1]})
 
 
+def test_template_vectors_skip_other_synthesisers_renderings():
+    """Another synthesiser's rendering is never a template: no vectors computed, none counted; the
+    others' vectors are what the backbone gives for each rendering alone, padded with silence."""
+    from kws.model.backbone import DIM, VEC_HOP, VEC_SPAN, num_vectors
+    from kws.spot.templates import PAD_S
+
+    class Frames(torch.nn.Module):              # a stand-in backbone: each vector the mean of its window
+        def forward(self, wav):
+            n = (wav.shape[1] - VEC_SPAN) // VEC_HOP + 1
+            win = torch.stack([wav[:, i * VEC_HOP:i * VEC_HOP + VEC_SPAN].mean(1) for i in range(n)], 1)
+            return win[:, :, None] * torch.arange(1, DIM + 1, dtype=wav.dtype)
+
+    d = _synthetic_data(n_words=4, per_word=3)
+    d.iso_alt = np.zeros(d.iso_off.size, bool)
+    d.iso_alt[1::3] = True
+    raw, n = tdata.template_vectors(d, Frames(), torch.device("cpu"), batch=2)
+    n = n.numpy()
+    assert (n[d.iso_alt] == 0).all() and not raw[torch.from_numpy(d.iso_alt)].any()
+    pad = int(PAD_S * tdata.SR)
+    for i in np.flatnonzero(~d.iso_alt):
+        a = d.buffer[d.iso_off[i]:d.iso_off[i] + d.iso_len[i]].float() / 32768.0
+        wav = torch.cat([torch.zeros(pad), a, torch.zeros(pad)])[None]
+        assert n[i] == num_vectors(wav.shape[1])
+        torch.testing.assert_close(raw[i, :n[i]], Frames()(wav)[0, :n[i]])
+
+
 def test_moving_average_of_the_weights():
     from kws.train.head import ema_update
 

@@ -129,14 +129,17 @@ def alt_renderings(voices) -> np.ndarray:
 @torch.no_grad()
 def template_vectors(data: Data, backbone, device, batch: int = 512) -> Tuple[torch.Tensor, torch.Tensor]:
     """Raw vectors of every word rendering as a template source (kws.spot.templates.source_vectors:
-    trimmed audio padded with PAD_S of silence): [n_iso, F, 96] and the vector count of each."""
+    trimmed audio padded with PAD_S of silence): [n_iso, F, 96] and the vector count of each.
+    Other synthesisers' renderings (``data.iso_alt``) are never templates: their rows stay zero and
+    count no vectors, so neither the batches nor the head's input standardisation use them."""
     pad = int(PAD_S * SR)
     lens = data.iso_len + 2 * pad
     n = np.array([num_vectors(int(x)) for x in lens])
+    alt = data.iso_alt if data.iso_alt is not None else np.zeros(len(lens), bool)
+    n[alt] = 0
     F_ = int(n.max())
     out = torch.zeros(len(lens), F_, DIM, device=device)
-    L_all = VEC_SPAN + (F_ - 1) * VEC_HOP
-    order = np.argsort(lens)
+    order = np.flatnonzero(~alt)[np.argsort(lens[~alt], kind="stable")]
     for s in range(0, len(order), batch):
         ids = order[s:s + batch]
         Lb = int(lens[ids].max())
@@ -149,7 +152,6 @@ def template_vectors(data: Data, backbone, device, batch: int = 512) -> Tuple[to
         wav = torch.where(valid, data.buffer[src].float() / 32768.0, torch.zeros((), device=device))
         v = backbone(wav)
         out[torch.from_numpy(ids).to(device), : v.shape[1]] = v[:, :F_]
-    del L_all
     return out, torch.from_numpy(n).to(device)
 
 
