@@ -21,13 +21,25 @@ evaluation uses another package's music (warzone2100-music), the other half of t
 another split of the talk, never these.
 
 The folder (kws.model.model) gets ``backbone.onnx``, ``backbone_mel.npz`` and ``NOTICE.backbone`` (taken
-from ``--backbone``, default: already there), ``head.onnx`` when ``--head`` names a folder with
+from ``--backbone``, default: already there), ``backbone_step.onnx`` (the network's step graph for
+streams: from ``--backbone`` where it is there, else made from backbone.onnx; checked against it
+either way), ``head.onnx`` when ``--head`` names a folder with
 ``head.onnx`` and ``head.json`` (context, dim; its ``check.npz`` too, as ``head_check.npz``), the
 background bank ``background.npz`` (kws.enroll.background: the head's vectors of about 11 hours of audio
 that holds no keyword, coded as principal components at one step) and, for the shipped model, the demo keywords' store
 (kws/assets/demo, kws.enroll.demo). The bank's front-end vectors are kept in ``--raw-cache``
 (runs/bank-raw.npz), so ``--reuse-background`` makes the bank again for a new head in seconds.
 The run is deterministic: run again, it gives the same files.
+
+    python -m export.model --add-step --out kws/assets/model
+
+adds only the step graph to a folder made before there was one (an older kws/assets/model or
+runs/model-*): writes ``backbone_step.onnx`` from its backbone.onnx (export.backbone.step_network,
+checked against it) and enters it in the manifest (``frontend.step_network`` and ``files``),
+nothing else. Folders without it still work: streams then run backbone.onnx on each vector's
+whole window. The model id leaves the step graph out: it gives the same vectors as backbone.onnx
+(export.backbone.check_step), so keywords and scores do not depend on it, and adding it keeps the
+id and every keyword store made for it.
 """
 from __future__ import annotations
 
@@ -42,6 +54,7 @@ import numpy as np
 
 from kws.checksum import sha256_file
 from kws.corpus.real import DEFAULT_DATA
+from kws.model.backbone import STEP_FILE
 from kws.model.model import FORMAT, FORMAT_VERSION, ModelError, default_model_path, read_manifest
 from kws.progress import progress
 from kws.spot.templates import PAD_S, TRIM
@@ -133,6 +146,47 @@ def _old_manifest(out_dir: Path) -> dict:
         return {}
 
 
+def ensure_step(out_dir: Path) -> dict:
+    """``out_dir/backbone_step.onnx``: made from its backbone.onnx where missing (needs the onnx
+    package), and checked against backbone.onnx (export.backbone.check_step: SystemExit if the
+    stepped vectors differ); NOTICE.backbone names it."""
+    from export.backbone import NOTICE, check_step, write_step
+
+    if not (out_dir / STEP_FILE).exists():
+        return write_step(out_dir)
+    (out_dir / "NOTICE.backbone").write_text(NOTICE)
+    return check_step(out_dir)
+
+
+def _digest(path: Path) -> dict:
+    return {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+
+
+def _after(d: dict, key: str, new_key: str, value) -> dict:
+    """``d`` with ``new_key: value`` right after ``key`` (at the end when ``key`` is not there)."""
+    out = {}
+    for k, v in d.items():
+        if k != new_key:
+            out[k] = v
+        if k == key:
+            out[new_key] = value
+    out.setdefault(new_key, value)
+    return out
+
+
+def add_step(out_dir: Path) -> dict:
+    """Add the step graph to a model folder and its manifest, where ``write`` puts it; the
+    folder's other files and its model id stay as they were. Returns the check's numbers
+    (export.backbone.check_step)."""
+    manifest = read_manifest(out_dir)
+    report = ensure_step(out_dir)
+    manifest["frontend"] = _after(manifest["frontend"], "constants", "step_network", STEP_FILE)
+    manifest["files"] = _after(manifest["files"], manifest["frontend"]["constants"], STEP_FILE,
+                               _digest(out_dir / STEP_FILE))
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return report
+
+
 def write(out_dir: Path, data: Path, music: Sequence[Path] = (), head: Optional[Path] = None,
           backbone: Optional[Path] = None, seed: int = 0, quiet: bool = False, no_head: bool = False,
           reuse_background: bool = False, pad_s: float = PAD_S, trim: int = TRIM, int8: bool = False,
@@ -142,9 +196,13 @@ def write(out_dir: Path, data: Path, music: Sequence[Path] = (), head: Optional[
     if backbone is not None and Path(backbone).resolve() != out_dir.resolve():
         for name in BACKBONE_FILES:
             shutil.copy2(Path(backbone) / name, out_dir / name)
+        (out_dir / STEP_FILE).unlink(missing_ok=True)
+        if (Path(backbone) / STEP_FILE).exists():
+            shutil.copy2(Path(backbone) / STEP_FILE, out_dir / STEP_FILE)
     for name in BACKBONE_FILES:
         if not (out_dir / name).exists():
             raise SystemExit(f"{out_dir / name} is missing: give --backbone DIR (python -m export.backbone makes it)")
+    ensure_step(out_dir)
     old = _old_manifest(out_dir)
     head_meta = old.get("head") if head is None and not no_head else None
     if head is not None:
@@ -186,24 +244,26 @@ def write(out_dir: Path, data: Path, music: Sequence[Path] = (), head: Optional[
         room_meta = write_rooms(out_dir, rooms, room_rt60, room_count, seed)
     if not room_meta:
         (out_dir / ROOMS_FILE).unlink(missing_ok=True)
-    files = ["backbone.onnx", "backbone_mel.npz", "background.npz"] + (["head.onnx"] if head_meta else [])
+    files = ["backbone.onnx", "backbone_mel.npz", STEP_FILE, "background.npz"] + (["head.onnx"] if head_meta else [])
     files += [ROOMS_FILE] if room_meta else []
     if head_meta and (out_dir / "head_check.npz").exists():
         files.append("head_check.npz")
-    digests = {n: {"sha256": sha256_file(out_dir / n), "bytes": (out_dir / n).stat().st_size} for n in files}
-    # the id names the space keywords live in: front end, head, and how templates are cut
+    digests = {n: _digest(out_dir / n) for n in files}
+    # the id names the space keywords live in: front end, head, and how templates are cut (not the
+    # bank, nor the step graph, which gives backbone.onnx's vectors: models made before it keep their id)
     cutting = {"pad_s": pad_s, "trim": trim}
     if trim_end is not None and trim_end != trim:
         cutting["trim_end"] = trim_end          # (absent when equal: the ids of such models stay as they were)
     if room_meta:
         cutting["rooms"] = room_meta
-    ident = hashlib.sha256(json.dumps({**{n: digests[n]["sha256"] for n in files if n != "background.npz"},
+    ident = hashlib.sha256(json.dumps({**{n: digests[n]["sha256"] for n in files
+                                          if n not in ("background.npz", STEP_FILE)},
                                        **cutting}, sort_keys=True).encode()).hexdigest()[:12]
     manifest = {
         "format": FORMAT, "format_version": FORMAT_VERSION,
         "model_id": f"tpl-{ident}",
         "frontend": {"kind": "speech_embedding", "network": "backbone.onnx", "constants": "backbone_mel.npz",
-                     "vector_hop_s": 0.08, "vector_span_s": 0.782},
+                     "step_network": STEP_FILE, "vector_hop_s": 0.08, "vector_span_s": 0.782},
         "head": head_meta,
         "templates": cutting,
         "background": dict(file="background.npz", **bank),
@@ -246,8 +306,15 @@ def main(argv=None) -> int:
     ap.add_argument("--room-rt60", default="0.3,0.9", help="the rooms' RT60 from,to (s)")
     ap.add_argument("--room-count", type=int, default=28, help="rooms kept (0: none, typed keywords without room copies)")
     ap.add_argument("--backbone", type=Path, help="a folder with the front end's files (default: --out)")
+    ap.add_argument("--add-step", action="store_true",
+                    help=f"only add {STEP_FILE} (the network's step graph for streams) to the --out folder "
+                         "and its manifest; its other files and its model id stay as they were")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
+    if args.add_step:
+        report = add_step(args.out)
+        print(json.dumps({"model_id": read_manifest(args.out)["model_id"], "step": report}, indent=2))
+        return 0
     m = write(args.out, args.data, args.music, args.head, args.backbone, quiet=args.quiet, no_head=args.no_head,
               reuse_background=args.reuse_background, pad_s=args.pad, trim=args.trim, int8=args.int8,
               trim_end=args.trim_end, rooms=args.rooms, room_count=args.room_count,

@@ -83,3 +83,39 @@ def test_templates_cut_with_fewer_vectors_at_the_end(copy):
     got = demo["keyword_templates"](demo["session"](str(copy / meta["file"])), int(meta["context"]), m2.trim,
                                     {"vectors": v.tolist(), "segments": [v.shape[0]]}, m2.trim_end)[0]
     np.testing.assert_allclose(got, after, atol=1e-5)
+
+
+def test_step_graph_is_checked_and_optional(copy):
+    """The manifest's frontend.step_network is checked like every file; a folder made before it
+    (no entry, no file) loads, keeps its model id and streams the same vectors on whole windows;
+    ``python -m export.model --add-step`` gives it the shipped manifest again."""
+    shipped = Model.load()
+    step = shipped.manifest["frontend"]["step_network"]
+    assert step in shipped.manifest["files"] and shipped.frontend.stream().stepped
+    f = copy / step
+    good = f.read_bytes()
+    f.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
+    with pytest.raises(ModelError, match="checksum mismatch"):
+        Model.load(copy)
+    f.unlink()
+    with pytest.raises(ModelError, match="missing"):
+        Model.load(copy)
+    mf = copy / "manifest.json"
+    doc = json.loads(mf.read_text())
+    del doc["frontend"]["step_network"], doc["files"][step]
+    mf.write_text(json.dumps(doc, indent=2) + "\n")
+    old = Model.load(copy)
+    assert old.model_id == shipped.model_id and not old.frontend.stream().stepped
+    t = np.arange(40000) / 16000
+    x = (0.3 * np.sin(2 * np.pi * 220 * t) * np.sin(np.pi * t)).astype(np.float32)
+    a, b = shipped.frontend.stream(), old.frontend.stream()
+    got = [(a.push(x[s:s + 800]), b.push(x[s:s + 800])) for s in range(0, x.size, 800)]
+    np.testing.assert_allclose(np.concatenate([g[0] for g in got]), np.concatenate([g[1] for g in got]),
+                               rtol=1e-5, atol=1e-5)
+    pytest.importorskip("onnx")
+    from export.model import add_step
+
+    add_step(copy)
+    assert mf.read_text() == (default_model_path() / "manifest.json").read_text()
+    assert (copy / step).read_bytes() == (default_model_path() / step).read_bytes()
+    assert Model.load(copy).frontend.stream().stepped

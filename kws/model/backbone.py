@@ -13,8 +13,18 @@ the model's NOTICE.backbone):
   network applied to mel frames ``[8j, 8j + 76)``, i.e. samples ``[1280 j, 1280 j + 12512)``.
 
 Because the network's three time poolings have stride 2, running it over ``76 + 8(n-1)`` frames
-gives exactly the ``n`` vectors that running it ``n`` times on 76-frame windows gives: the stream
-computes only the new frames' share of the work.
+gives exactly the ``n`` vectors that running it ``n`` times on 76-frame windows gives.
+
+Streams (:class:`StreamingBackbone`) run the network's step graph where the model folder has one
+(``backbone_step.onnx``, made by ``python -m export.backbone --step DIR`` or ``python -m
+export.model --add-step``): the network has no padding along time, so each of its convolutions
+with a time kernel of 3 needs only the last 2 rows of its input from the step before (kept as a
+state) besides the rows of the 8 new mel frames, and a step of 8 frames keeps the poolings on the
+rows they pair over the whole recording. Each 80 ms vector then costs the network's work on its 8
+new frames instead of on its whole 76-frame window, and the vectors are the offline ones (equal in
+the tests). ``python benchmarks/profile_detector.py`` on a 2-core x86-64 CPU, one thread: the
+front end costs 0.31-0.38 ms of CPU a vector (log-mel included) against 1.06-1.07 ms running the
+network on each vector's window, which folders without the step graph still do.
 """
 from __future__ import annotations
 
@@ -36,6 +46,7 @@ VEC_SPAN = MEL_HOP * (CONTEXT - 1) + MEL_WIN        # 12512 samples = 0.782 s
 DIM = 96
 PCM_SCALE = 32768.0
 LOG_FLOOR = 1e-10
+STEP_FILE = "backbone_step.onnx"   # the network's step graph for streaming, where a model folder has it
 
 
 def num_mel_frames(n_samples: int) -> int:
@@ -55,10 +66,12 @@ def vector_span(first: int, count: int) -> tuple:
 
 @dataclass(frozen=True)
 class BackboneFiles:
-    """Where a model folder keeps the front end: the ONNX network and the mel constants."""
+    """Where a model folder keeps the front end: the ONNX network, the mel constants and, where
+    the folder has it, the network's step graph for streaming."""
 
     network: Path            # ONNX: mel [B, T, 32] -> vectors [B, 1 + (T-76)//8, 96]
     constants: Path          # npz: window (512,), melW (257, 32)
+    step: Optional[Path] = None   # ONNX step graph (backbone_step.onnx); None: streams run ``network``
 
 
 class Backbone:
@@ -71,6 +84,7 @@ class Backbone:
         if self.window.shape != (MEL_WIN,) or self.melW.shape != (MEL_WIN // 2 + 1, N_MELS):
             raise ValueError(f"{files.constants}: not speech-embedding front-end constants")
         self._path = str(files.network)
+        self._step_path = str(files.step) if files.step is not None else None
         self._threads = threads
 
     # ---- mel
@@ -104,15 +118,63 @@ class Backbone:
         return self.vectors_from_mel(self.mel(audio))
 
 
+class _Step:
+    """The step graph (export/backbone.py, ``step_network``): new mel frames and the states of the
+    step before -> the new vectors and states. A stream starts with zero states and ``lead`` frames
+    of zeros before its first frame, and drops the first ``skip`` vectors it gives."""
+
+    def __init__(self, path: str, threads: Optional[int]):
+        self.sess = _session(path, threads)
+        meta = self.sess.get_modelmeta().custom_metadata_map
+        try:
+            self.lead, self.skip = int(meta["kws_lead_frames"]), int(meta["kws_skip_vectors"])
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f"{path}: not a backbone step graph (no kws_lead_frames / kws_skip_vectors)") from exc
+        ins = self.sess.get_inputs()
+        if ins[0].name != "mel":
+            raise ValueError(f"{path}: not a backbone step graph (first input {ins[0].name!r})")
+        self.shapes = {i.name: [1] + [int(d) for d in i.shape[1:]] for i in ins[1:]}
+        self.outputs = ["vectors"] + [f"{n}_next" for n in self.shapes]
+
+    def zero_states(self) -> dict:
+        return {n: np.zeros(shape, np.float32) for n, shape in self.shapes.items()}
+
+    def run(self, mel: np.ndarray, states: dict, max_vectors: int = 256):
+        """(8n, 32) mel -> (n, 96) vectors and the new states, in blocks of at most ``max_vectors``."""
+        n = mel.shape[0] // STRIDE
+        out = []
+        for s in range(0, n, max_vectors):
+            k = min(max_vectors, n - s)
+            res = self.sess.run(self.outputs, {"mel": mel[None, STRIDE * s: STRIDE * (s + k)], **states})
+            out.append(res[0][0])
+            states = dict(zip(self.shapes, res[1:]))
+        return (out[0] if len(out) == 1 else np.concatenate(out)), states
+
+
 @dataclass
 class StreamingBackbone:
     """Push PCM chunks of any size, get the vectors the offline computation gives, as soon as
-    their last sample has arrived. Keeps under one vector's span of samples and frames."""
+    their last sample has arrived. Keeps under one vector's span of samples and frames.
+
+    With the model's step graph (``BackboneFiles.step``), each 80 ms vector costs the network's
+    work on its 8 new mel frames only: the rows the step graph keeps from the step before
+    (its states) stand for the rest of the vector's 76 frames. Without it, each vector runs the
+    network over its whole 76-frame window."""
 
     backbone: Backbone
     _pending: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32), repr=False)
     _mel: np.ndarray = field(default_factory=lambda: np.zeros((0, N_MELS), dtype=np.float32), repr=False)
     vectors_emitted: int = 0
+
+    def __post_init__(self):
+        path = self.backbone._step_path
+        self._step = _Step(path, self.backbone._threads) if path is not None else None
+        self.reset()
+
+    @property
+    def stepped(self) -> bool:
+        """Whether vectors come from the step graph (else from the network over whole windows)."""
+        return self._step is not None
 
     def push(self, chunk: np.ndarray) -> np.ndarray:
         chunk = np.asarray(chunk, dtype=np.float32).reshape(-1)
@@ -122,6 +184,8 @@ class StreamingBackbone:
             frames = self.backbone.mel_frames(buf, 0, n)
             self._mel = np.concatenate([self._mel, frames]) if self._mel.size else frames
         self._pending = buf[n * MEL_HOP:].copy()
+        if self._step is not None:
+            return self._push_steps()
         if self._mel.shape[0] < CONTEXT:
             return np.zeros((0, DIM), dtype=np.float32)
         k = 1 + (self._mel.shape[0] - CONTEXT) // STRIDE
@@ -130,10 +194,27 @@ class StreamingBackbone:
         self.vectors_emitted += k
         return out
 
+    def _push_steps(self) -> np.ndarray:
+        k = self._mel.shape[0] // STRIDE
+        if k == 0:
+            return np.zeros((0, DIM), dtype=np.float32)
+        out, self._states = self._step.run(self._mel[: STRIDE * k], self._states)
+        self._mel = self._mel[STRIDE * k:].copy()
+        if self._skip:
+            drop = min(self._skip, out.shape[0])
+            out, self._skip = out[drop:], self._skip - drop
+        self.vectors_emitted += out.shape[0]
+        return out
+
     def reset(self) -> None:
         self._pending = np.zeros(0, dtype=np.float32)
-        self._mel = np.zeros((0, N_MELS), dtype=np.float32)
         self.vectors_emitted = 0
+        if self._step is None:
+            self._mel = np.zeros((0, N_MELS), dtype=np.float32)
+            return
+        self._mel = np.zeros((self._step.lead, N_MELS), dtype=np.float32)
+        self._states = self._step.zero_states()
+        self._skip = self._step.skip
 
 
 _SESSIONS: dict = {}
@@ -153,6 +234,8 @@ def _session(path: str, threads: Optional[int] = None):
 
 
 def as_files(folder: Union[str, os.PathLike], network: str = "backbone.onnx",
-             constants: str = "backbone_mel.npz") -> BackboneFiles:
+             constants: str = "backbone_mel.npz", step: Optional[str] = STEP_FILE) -> BackboneFiles:
+    """A folder's front-end files; its step graph where the folder has one (``step=None``: never)."""
     folder = Path(folder)
-    return BackboneFiles(folder / network, folder / constants)
+    has_step = step is not None and (folder / step).is_file()
+    return BackboneFiles(folder / network, folder / constants, folder / step if has_step else None)

@@ -17,10 +17,11 @@ SAMPLE_RATE = 16000
 class BackboneFrontend:
     kind = "speech_embedding"
 
-    def __init__(self, network, constants):
+    def __init__(self, network, constants, step=None):
         from kws.model.backbone import DIM, VEC_HOP, VEC_SPAN, Backbone, BackboneFiles
 
-        self._bb = Backbone(BackboneFiles(network, constants))
+        # step: the network's step graph (backbone_step.onnx) streams use, or None: whole windows
+        self._bb = Backbone(BackboneFiles(network, constants, step))
         self.dim = DIM              # values in a vector
         self.hop = VEC_HOP          # samples from one vector to the next
         self.span = VEC_SPAN        # samples one vector sees

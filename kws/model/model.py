@@ -6,6 +6,8 @@ A model is a folder::
                          sha256 and size of every file
     backbone.onnx        the speech-embedding network (kws.model.backbone; Google, Apache-2.0,
     backbone_mel.npz     NOTICE.backbone) and its mel constants
+    backbone_step.onnx   optional (manifest: frontend.step_network): the same network as a step
+                         graph, which streams use (the same vectors, a quarter of the work)
     head.onnx            optional: a learned head on the vectors (kws.model.head)
     rooms.npz            optional: room impulse responses typed keywords are also rendered through
     background.npz       hours of front-end vectors of speech, babble, music and noise that hold
@@ -101,6 +103,8 @@ class Model:
     def _files(manifest: dict) -> list:
         fe = manifest["frontend"]
         names = [fe["network"], fe["constants"], manifest["background"]["file"]]
+        if fe.get("step_network"):
+            names.append(fe["step_network"])
         if manifest.get("head"):
             names.append(manifest["head"]["file"])
         rooms = manifest.get("templates", {}).get("rooms")
@@ -119,7 +123,8 @@ class Model:
             from kws.model.frontend import BackboneFrontend
 
             fe = self.manifest["frontend"]
-            self._frontend = BackboneFrontend(self.path / fe["network"], self.path / fe["constants"])
+            step = self.path / fe["step_network"] if fe.get("step_network") else None
+            self._frontend = BackboneFrontend(self.path / fe["network"], self.path / fe["constants"], step)
         return self._frontend
 
     @property
