@@ -218,3 +218,39 @@ def test_one_sentence_rendered(tmp_path):
     assert [w for w, _, _ in words] == ["the", "cat", "sat", "down"]
     assert all(0 <= a < b <= audio.size for _, a, b in words)
     assert all(words[i][2] <= words[i + 1][1] for i in range(3))
+
+
+def test_talk_in_other_synthesisers_voices(tmp_path, monkeypatch):
+    """kws.corpus.other_voices --texts: sentences of one split only, each spoken once and followed
+    by a pause, until the hours asked for; the files hold exactly what the index lists."""
+    from kws.audio.io import load_audio
+    from kws.corpus import other_voices
+
+    texts = tmp_path / "texts.json"
+    held = [f"held out sentence {i}" for i in range(40)]
+    texts.write_text(json.dumps({"bank": ["a bank sentence"] * 5, "heldout": held}))
+
+    def speak(engine, text, rng):
+        n = 4000 + 400 * int(text.split()[-1])
+        return (0.3 * np.sin(np.arange(n) * 0.05)).astype(np.float32), f"{engine}:test"
+
+    monkeypatch.setattr(other_voices, "speak", speak)
+    monkeypatch.setattr(other_voices, "engines", lambda: ["espeak-ng", "flite"])
+    hours = 30 / 3600
+    stats = other_voices.talk(texts, "heldout", hours, tmp_path / "out", workers=1, quiet=True)
+    ix = json.loads((tmp_path / "out" / "index.json").read_text())
+    said = ix["sentences"]
+    assert stats["complete"] and stats["sentences"] == len(said) < len(held)
+    assert all(s["text"] in held for s in said) and len({s["text"] for s in said}) == len(said)
+    total = sum(s["len"] for s in said)
+    assert total >= hours * 3600 * 16000 > total - said[-1]["len"]      # stopped once there
+    for s in said:                      # the sentence's audio and a pause of 0.2-0.8 s
+        spoken = 4000 + 400 * int(s["text"].split()[-1])
+        assert 0.2 * 16000 <= s["len"] - spoken <= 0.8 * 16000
+        assert s["voice"].split(":")[0] in ("espeak-ng", "flite")
+    audio = load_audio(tmp_path / "out" / ix["chunks"][0]["file"])
+    assert abs(audio.size - ix["chunks"][0]["samples"]) < 0.05 * 16000
+    with pytest.raises(SystemExit, match="split"):
+        other_voices.talk(texts, "test", hours, tmp_path / "out2", workers=1, quiet=True)
+    with pytest.raises(SystemExit, match="not empty"):
+        other_voices.main(["--texts", str(texts), "--out", str(tmp_path / "out"), "--hours", "0.01"])

@@ -16,6 +16,13 @@ renderings' voices read ``espeak-ng:VOICE+VARIANT:sSPEED:pPITCH``, ``flite:VOICE
 a voice with a ``:`` marks a rendering the training uses as a query only
 (``kws.train.data.Data.iso_alt``).
 
+The same synthesisers also speak talk: ``--texts`` (kws.corpus.kokoro_talk's texts) renders
+sentences of one split one after another, with pauses, until ``--hours`` of audio, e.g. held-out
+background for the thresholds' measurements (benchmarks/threshold_targets.py ``--talk``):
+
+    python -m kws.corpus.other_voices --texts talk-texts.json.xz --split heldout --hours 6 \
+        --out talk-heldout-other [--workers 2] [--seed 3]
+
 The synthesisers are GPL-licensed or older free programs; they are called as programs (never
 imported) and only here, when a training corpus is made: the package never runs them.
 """
@@ -49,6 +56,7 @@ PITCH = (25, 75)                # espeak-ng pitch (0-99, default 50)
 STRETCH = (0.8, 1.25)           # flite duration_stretch, festival Duration_Stretch (1 = its default speed)
 PROGRAMS = {"espeak-ng": "espeak-ng", "flite": "flite", "festival": "text2wave"}
 CHUNK_S = 600.0
+PAUSE_S = (0.2, 0.8)          # silence after each sentence of talk
 
 
 def engines() -> List[str]:
@@ -112,6 +120,86 @@ def _job(job):
     return i, np.round(np.clip(x, -1, 1) * 32767).astype(np.int16), voice, None
 
 
+def _usable(only: Optional[List[str]]) -> List[str]:
+    """The synthesisers asked for (all found, without ``only``), or exit saying which are missing."""
+    have = engines()
+    use = list(only or have)
+    missing = [e for e in use if e not in have]
+    if missing or not use:
+        raise SystemExit(f"not found on PATH: {', '.join(missing or list(PROGRAMS))} "
+                         "(apt-get install espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k "
+                         "festvox-us-slt-hts)")
+    return use
+
+
+def _sentence_job(job):
+    i, text, engine, seed = job
+    rng = random.Random(seed)
+    try:
+        x, voice = speak(engine, text, rng)
+    except Exception as exc:          # a sentence the program cannot say: skipped, counted
+        return i, None, None, repr(exc)
+    pause = np.zeros(int(rng.uniform(*PAUSE_S) * SR), np.float32)
+    x = np.concatenate([x, pause])
+    return i, np.round(np.clip(x, -1, 1) * 32767).astype(np.int16), voice, None
+
+
+def talk(texts: Path, split: str, hours: float, out: Path, workers: int = 0, seed: int = 0,
+         only: Optional[List[str]] = None, quiet: bool = False) -> dict:
+    """Sentences of one split of kws.corpus.kokoro_talk's texts (``heldout``: never in the model's
+    bank) spoken one after another by the synthesisers in random voices, with pauses, until
+    ``hours`` of audio: Ogg/Opus files of 10 minutes (``chunk-NNNN.ogg``) and index.json. Background
+    for measuring thresholds on speech no Kokoro voice and no bank ever said."""
+    from multiprocessing import Pool
+
+    from kws.corpus.kokoro_talk import load_texts
+    from kws.progress import progress
+
+    use = _usable(only)
+    if hours <= 0:
+        raise SystemExit(f"--hours must be above 0, not {hours}")
+    t = load_texts(texts)
+    if split not in ("bank", "heldout") or split not in t:
+        raise SystemExit(f"--split {split!r}: bank or heldout")
+    sentences = list(t[split])
+    rng = random.Random(seed)
+    rng.shuffle(sentences)
+    jobs = [(i, s, rng.choice(use), rng.getrandbits(32)) for i, s in enumerate(sentences)]
+    goal = int(hours * 3600 * SR)
+    t0 = time.time()
+    pieces: List[np.ndarray] = []
+    voices: List[str] = []
+    said: List[int] = []
+    failed: List[str] = []
+    total = 0
+    with Pool(workers or os.cpu_count() or 1) as pool:
+        for i, pcm, voice, err in progress(pool.imap(_sentence_job, jobs, chunksize=8), total=len(jobs),
+                                           desc="other voices, talk", quiet=quiet):
+            if pcm is None:
+                failed.append(f"{sentences[i][:40]}: {err}")
+                continue
+            pieces.append(pcm)
+            voices.append(voice)
+            said.append(i)
+            total += pcm.size
+            if total >= goal:
+                pool.terminate()
+                break
+    seconds = time.time() - t0
+    out.mkdir(parents=True, exist_ok=True)
+    chunks, where = write_chunks(out, pieces, CHUNK_S)
+    stats = {"split": split, "engines": use, "seed": seed, "sentences": len(pieces), "failed": len(failed),
+             "failed_examples": failed[:10], "hours": round(total / SR / 3600, 3), "seconds": round(seconds, 1),
+             "sentences_per_s": round(len(pieces) / max(seconds, 1e-9), 1), "complete": total >= goal}
+    index = {"format": "kws-other-talk", "version": 1, "sample_rate": SR, "stats": stats, "chunks": chunks,
+             "sentences": [{"text": sentences[i], "voice": v, "chunk": c, "start": st, "len": int(p.size)}
+                           for i, v, (c, st), p in zip(said, voices, where, pieces)]}
+    (out / "index.json").write_text(json.dumps(index, ensure_ascii=False, separators=(",", ":")))
+    (out / "DONE").write_text("")
+    return {k: v for k, v in stats.items() if k != "failed_examples"} | \
+        {"bytes": sum((out / c["file"]).stat().st_size for c in chunks)}
+
+
 def render(like: Path, out: Path, per_word: int = 3, workers: int = 0, seed: int = 0,
            only: Optional[List[str]] = None, limit: int = 0, quiet: bool = False) -> dict:
     """Every word of ``like``'s vocabulary ``per_word`` times, the synthesisers taking turns, packed
@@ -126,13 +214,7 @@ def render(like: Path, out: Path, per_word: int = 3, workers: int = 0, seed: int
     ix = json.loads(ix_path.read_text())
     if ix.get("format") != PACK_FORMAT:
         raise SystemExit(f"--like {like}: not a packed Kokoro corpus (format {ix.get('format')!r})")
-    have = engines()
-    use = list(only or have)
-    missing = [e for e in use if e not in have]
-    if missing or not use:
-        raise SystemExit(f"not found on PATH: {', '.join(missing or list(PROGRAMS))} "
-                         "(apt-get install espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k "
-                         "festvox-us-slt-hts)")
+    use = _usable(only)
     if per_word < 1:
         raise SystemExit(f"--per-word must be at least 1, not {per_word}")
     words = ix["words"]
@@ -177,9 +259,13 @@ def render(like: Path, out: Path, per_word: int = 3, workers: int = 0, seed: int
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m kws.corpus.other_voices", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--like", type=Path, required=True, help="a packed Kokoro shard: its vocabulary")
+    what = ap.add_mutually_exclusive_group(required=True)
+    what.add_argument("--like", type=Path, help="a packed Kokoro shard: its vocabulary, each word alone")
+    what.add_argument("--texts", type=Path, help="kws.corpus.kokoro_talk's texts: talk, sentence after sentence")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--per-word", type=int, default=3)
+    ap.add_argument("--split", default="heldout", help="with --texts: heldout (default) or bank")
+    ap.add_argument("--hours", type=float, default=6.0, help="with --texts: hours of talk (default 6)")
     ap.add_argument("--engines", default="espeak-ng,flite",
                     help="comma-separated, of espeak-ng, flite and festival (default: espeak-ng,flite)")
     ap.add_argument("--workers", type=int, default=0)
@@ -190,6 +276,12 @@ def main(argv=None) -> int:
     if args.out.exists() and any(args.out.iterdir()):
         raise SystemExit(f"--out {args.out}: exists and is not empty")
     only = [e for e in args.engines.split(",") if e] or None
+    if args.texts:
+        if not args.texts.is_file():
+            raise SystemExit(f"--texts {args.texts}: no such file")
+        print(json.dumps(talk(args.texts, args.split, args.hours, args.out, args.workers, args.seed, only,
+                              args.quiet)))
+        return 0
     print(json.dumps(render(args.like, args.out, args.per_word, args.workers, args.seed, only,
                             args.limit, args.quiet)))
     return 0
