@@ -30,6 +30,7 @@ CHUNK_MB=${CHUNK_MB:-33}
 CONFIG=${CONFIG:-configs/head-scale.json}
 SHARDS=${SHARDS:-/work/corpus/kcorpus-shards}
 OTHER=${OTHER:-/work/corpus/other-voices}   # one or more folders, separated by spaces
+OTHER_TALK=${OTHER_TALK:-}                  # talk in other synthesisers' voices (other_voices --texts --split bank)
 DATA=${DATA:-../shared/data}
 export PYTHONPATH=$B/site:$B/code PYTHONUNBUFFERED=1
 phase=${1:?phase: gather | chunks | stage N | start SEC | watch SEC | collect}
@@ -58,6 +59,11 @@ gather)
     n=$(basename "$d")
     [ -f "$d/DONE" ] && [ ! -d $H/stage/shards/shard-$n ] && cp -r "$d" $H/stage/shards/shard-$n
   done
+  # their talk, context and speech negatives (p_context's fourth weight):
+  #   python -m kws.corpus.other_voices --texts talk-texts.json.xz --split bank --hours 3 --out $OTHER_TALK
+  if [ -n "$OTHER_TALK" ] && [ -f "$OTHER_TALK/DONE" ] && [ ! -d $H/stage/other-talk ]; then
+    cp -r "$OTHER_TALK" $H/stage/other-talk
+  fi
   [ -d $H/whl ] && cp -rn $H/whl $H/stage/
   du -sh $H/stage; ls $H/stage/shards
   ;;
@@ -114,17 +120,18 @@ start)
   [ -f $B/kcorpus/stats.json ] || python3 -m kws.corpus.kokoro_corpus unpack $B/stage/shards/shard-* --out $B/kcorpus
   cat $B/kcorpus/stats.json; echo
   music=$(ls $B/stage/music/*.ogg | python3 -c "import json, sys; print(json.dumps([l.strip() for l in sys.stdin]))")
-  init=()
+  args=()                                  # key=value settings of the run beside CONFIG's
   if [ -n "${INIT:-}" ]; then
     i=0
     for v in $(python3 -c "import json; print(' '.join(v['name'] for v in json.load(open('$CONFIG'))['variants']))"); do
-      [ -f "$ROOT/$INIT/$v/last.pt" ] && init+=("variants.$i.init=$ROOT/$INIT/$v/last.pt"); i=$((i + 1))
+      [ -f "$ROOT/$INIT/$v/last.pt" ] && args+=("variants.$i.init=$ROOT/$INIT/$v/last.pt"); i=$((i + 1))
     done
   fi
+  if [ -d $B/stage/other-talk ]; then args+=("other_talk=$B/stage/other-talk"); fi
   mkdir -p $B/run
   setsid nohup python3 -m kws.train.head train "$CONFIG" minutes="${MINUTES:-16}" corpus=$B/kcorpus \
     speech=$B/stage/speech noise=$B/stage/noise.ogg music="$music" rooms=$B/stage/rooms.npz \
-    val=$B/stage/val.npy out=$B/run "${init[@]}" ${TRAIN_ARGS:-} > $B/train.log 2>&1 < /dev/null &
+    val=$B/stage/val.npy out=$B/run "${args[@]}" ${TRAIN_ARGS:-} > $B/train.log 2>&1 < /dev/null &
   sleep "${2:-60}"; progress
   ;;
 watch)

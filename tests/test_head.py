@@ -493,3 +493,56 @@ def test_other_voices_shard_joins_the_kokoro_corpus(tmp_path, monkeypatch):
     monkeypatch.setattr(other_voices, "engines", lambda: [])
     with pytest.raises(SystemExit, match="not found on PATH"):
         other_voices.render(like, tmp_path / "out2", quiet=True)
+
+
+def test_other_synthesisers_talk_as_context_and_speech_negatives(tmp_path, monkeypatch):
+    """Talk of kws.corpus.other_voices --texts joins the training data (its sentences' vocabulary
+    words read from their texts) and, with a fourth p_context weight, gives the context around
+    words and the speech negatives: never a sentence whose text holds a batch word."""
+    from kws.corpus import kokoro_corpus, other_voices
+
+    like = tmp_path / "like"
+    like.mkdir()
+    words = ["apple", "banana", "cherry", "date", "elder", "fig"]
+    (like / "index.json").write_text(json.dumps({"format": kokoro_corpus.PACK_FORMAT, "words": words,
+                                                 "phonemes": ["x"] * len(words)}))
+
+    def speak(engine, text, rng):
+        n = 2400 + 1600 * len(text.split())
+        return (0.3 * np.sin(np.arange(n) * 0.1)).astype(np.float32), f"{engine}:test"
+
+    monkeypatch.setattr(other_voices, "speak", speak)
+    monkeypatch.setattr(other_voices, "engines", lambda: ["espeak-ng"])
+    other_voices.render(like, tmp_path / "shard", per_word=3, workers=1, quiet=True)
+    kokoro_corpus.unpack([tmp_path / "shard"], tmp_path / "corpus")
+    texts = tmp_path / "texts.json"
+    held = [f"the {a} and the {b} went out" for a in words for b in words if a < b]
+    texts.write_text(json.dumps({"bank": held, "heldout": []}))
+    other_voices.talk(texts, "bank", 1.0, tmp_path / "talk", workers=1, quiet=True)
+    cfg = config.TrainConfig(corpus=str(tmp_path / "corpus"), other_talk=str(tmp_path / "talk"))
+    d, stats = tdata.load_data(cfg, torch.device("cpu"), workers=1)
+    assert stats["other_talk_sentences"] == len(held) == d.alt_sen_off.size
+    ix = json.loads((tmp_path / "talk" / "index.json").read_text())
+    for s, off, ln, ws in zip(ix["sentences"], d.alt_sen_off, d.alt_sen_len, d.alt_sen_words):
+        assert sorted(words[w] for w in ws) == sorted({w for w in s["text"].split() if w in words})
+        assert ln == s["len"] and off + ln <= d.buffer.numel()
+    # every rendering is another synthesiser's here: give the batches Kokoro templates to draw
+    d.iso_alt = np.zeros(d.iso_off.size, bool)
+    cfg = config.TrainConfig(words_per_batch=2, item_s=3.0, negatives=1.0, cluster=0.0,
+                             p_context=(0.0, 0.0, 0.0, 1.0), p_negative=(0.0, 0.0, 1.0, 0.0))
+    b = batches.Batcher(d, cfg, np.full(d.iso_off.size, 12), np.random.default_rng(0))
+    ends = d.alt_sen_off + d.alt_sen_len
+    seen = 0
+    for _ in range(6):
+        prep = b.prepare()
+        batch = set(prep["words"].tolist())
+        for segs, lab in zip(prep["segments"], prep["labels"]):
+            for src, ln, *_ in segs:
+                f = np.flatnonzero((d.alt_sen_off <= src) & (src + ln <= ends))
+                if lab == -1 or f.size:
+                    assert f.size == 1, "a context or speech negative from the other synthesisers' talk"
+                    assert not set(d.alt_sen_words[f[0]].tolist()) & batch
+                    seen += 1
+    assert seen
+    with pytest.raises(SystemExit):
+        config.TrainConfig.from_dict({"p_context": [1, 1]})

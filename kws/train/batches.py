@@ -48,6 +48,12 @@ class Batcher:
         self.sen_occ = _group(data.occ_sentence, np.arange(data.occ_sentence.size), data.sen_off.size)
         self.real_occ = _group(data.rocc_file, np.arange(data.rocc_file.size), data.real_off.size)
         self.item = int(cfg.item_s * SR)
+        # the context's sources (silence, rendered sentence, real speech, other synthesisers' talk);
+        # the fourth only where the config weighs it and the data has that talk
+        pc = np.array(cfg.p_context, float)
+        if pc.size == 4 and (pc[3] <= 0 or data.alt_sen_off is None or data.alt_sen_off.size == 0):
+            pc = pc[:3]
+        self.p_context = pc / pc.sum()
 
     # ---------------------------------------------------------------- words
     def draw_words(self) -> np.ndarray:
@@ -80,12 +86,20 @@ class Batcher:
         ``want`` samples long at most, or (0, 0) for silence. ``side`` 0: before the target (the
         piece's end is used), 1: after it. ``speech``: never silence."""
         cfg, rng, d = self.cfg, self.rng, self.d
-        kind = rng.choice(3, p=np.array(cfg.p_context) / sum(cfg.p_context))
+        pc = self.p_context
+        kind = rng.choice(pc.size, p=pc)
         if speech and kind == 0:
-            kind = int(rng.integers(1, 3))
+            kind = int(rng.integers(1, 3)) if pc.size == 3 else int(rng.choice(3, p=pc[1:] / pc[1:].sum())) + 1
         if kind == 0 or want < 800:
             return 0, 0
         for _ in range(4):
+            if kind == 3:                  # another synthesiser's talk: a sentence whose text holds no batch word
+                f = int(rng.integers(0, d.alt_sen_off.size))
+                if np.isin(d.alt_sen_words[f], list(batch)).any():
+                    continue
+                off, ln = int(d.alt_sen_off[f]), int(d.alt_sen_len[f])
+                piece = min(want, ln)
+                return off + int(rng.integers(0, ln - piece + 1)), piece
             if kind == 1 and d.sen_off.size:
                 f = int(rng.integers(0, d.sen_off.size))
                 off, ln = int(d.sen_off[f]), int(d.sen_len[f])

@@ -34,6 +34,7 @@ class Variant:
 class TrainConfig:
     corpus: str = "/tmp/kcorpus"            # kws.corpus.kokoro_corpus output
     speech: Optional[str] = None            # stage-speech output (scripts/head_scale.sh gather): index.json + audio
+    other_talk: Optional[str] = None        # kws.corpus.other_voices --texts output: talk in other synthesisers' voices
     backbone: str = "kws/assets/model"            # a folder with backbone.onnx + backbone_mel.npz
     noise: Optional[str] = None
     music: Optional[Union[str, List[str]]] = None   # one file or several (joined)
@@ -51,7 +52,9 @@ class TrainConfig:
     template_max: int = 22                  # template vectors kept at most (the last ones)
     # word alone / in a sentence / real [/ another synthesiser's rendering alone, a fourth weight]
     p_query: Tuple[float, ...] = (0.35, 0.35, 0.3)
-    p_context: Tuple[float, float, float] = (0.3, 0.35, 0.35)  # silence / rendered sentence / real speech
+    # silence / rendered sentence / real speech [/ other synthesisers' talk (other_talk), a fourth weight];
+    # the context around words, and the speech of speech negatives
+    p_context: Tuple[float, ...] = (0.3, 0.35, 0.35)
     p_negative: Tuple[float, float, float, float] = (0.3, 0.2, 0.25, 0.25)  # prefix, suffix, speech, noise only
     cluster: float = 0.5                    # share of the batch's words drawn as neighbours, four at a time
     neighbours: str = "sound"               # "sound": a word and three closest in phonemes; "spelling": four in a row
@@ -89,8 +92,9 @@ class TrainConfig:
         d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
         if d.get("neighbours", "sound") not in ("sound", "spelling"):
             raise SystemExit(f"neighbours: 'sound' or 'spelling', not {d['neighbours']!r}")
-        if len(d.get("p_query", (1, 1, 1))) not in (3, 4):
-            raise SystemExit(f"p_query: three or four weights, not {d['p_query']!r}")
+        for key in ("p_query", "p_context"):
+            if len(d.get(key, (1, 1, 1))) not in (3, 4):
+                raise SystemExit(f"{key}: three or four weights, not {d[key]!r}")
         if not 0.0 <= float(d.get("sound_alike", 0.0)) <= 1.0:
             raise SystemExit(f"sound_alike: a share from 0 to 1, not {d['sound_alike']!r}")
         return cls(variants=variants, **d)

@@ -49,6 +49,11 @@ class Data:
     # per word rendering: made by another synthesiser (a query, never a template;
     # kws.corpus.other_voices); None: all are Kokoro's
     iso_alt: Optional[np.ndarray] = None
+    # other synthesisers' talk (kws.corpus.other_voices --texts): each sentence's place and the
+    # vocabulary words its text holds (context and speech negatives free of batch words)
+    alt_sen_off: Optional[np.ndarray] = None
+    alt_sen_len: Optional[np.ndarray] = None
+    alt_sen_words: Optional[List[np.ndarray]] = None
 
 
 def _decode(path: str) -> np.ndarray:
@@ -85,6 +90,9 @@ def load_data(cfg: TrainConfig, device, workers: int = 0) -> Tuple[Data, dict]:
                     rocc["file"].append(f_id), rocc["word"].append(wid.get(w.lower(), -1))
                     rocc["start"].append(pos + s_i), rocc["end"].append(pos + e_i)
             pos += a.size
+    alt_off, alt_len, alt_words = [], [], []
+    if cfg.other_talk:
+        pos = _other_talk(Path(cfg.other_talk), wid, parts, pos, alt_off, alt_len, alt_words, workers)
     if not talk_off:          # no real speech: the rendered sentences stand in for it
         talk_off, talk_len = list(z["sen_off"]), list(z["sen_len"])
     buffer = torch.from_numpy(np.concatenate(parts)).to(device)
@@ -111,13 +119,47 @@ def load_data(cfg: TrainConfig, device, workers: int = 0) -> Tuple[Data, dict]:
              real_off=a(real_off), real_len=a(real_len), rocc_file=a(rocc["file"]), rocc_word=a(rocc["word"]),
              rocc_start=a(rocc["start"]), rocc_end=a(rocc["end"]), talk_off=a(talk_off), talk_len=a(talk_len),
              noise=audio_file(cfg.noise), music=audio_file(cfg.music), rooms=rooms,
-             iso_alt=alt_renderings(z["iso_voice"]) if "iso_voice" in z.files else None)
+             iso_alt=alt_renderings(z["iso_voice"]) if "iso_voice" in z.files else None,
+             alt_sen_off=a(alt_off), alt_sen_len=a(alt_len), alt_sen_words=alt_words)
     stats = {"words": len(words), "word_renderings": int(d.iso_off.size), "sentences": int(d.sen_off.size),
              "sentence_words": int(d.occ_word.size), "real_sentences": len(real_off),
              "real_words": int((d.rocc_word >= 0).sum()), "real_word_types": int(np.unique(d.rocc_word[d.rocc_word >= 0]).size),
              "speech_hours": float(sum(talk_len) / SR / 3600), "tts_hours": float(tts.size / SR / 3600),
-             "other_voice_renderings": int(d.iso_alt.sum()) if d.iso_alt is not None else 0}
+             "other_voice_renderings": int(d.iso_alt.sum()) if d.iso_alt is not None else 0,
+             "other_talk_sentences": len(alt_off), "other_talk_hours": float(sum(alt_len) / SR / 3600)}
     return d, stats
+
+
+def _other_talk(folder: Path, wid: dict, parts: list, pos: int, off: list, ln: list, words: list,
+                workers: int = 0) -> int:
+    """Append the talk of ``folder`` (kws.corpus.other_voices --texts: Ogg chunks and index.json
+    with each sentence's text, chunk and place) to ``parts`` from sample ``pos`` on; each sentence's
+    offset, length and vocabulary word ids go to ``off``, ``ln`` and ``words``. Returns the new end."""
+    from multiprocessing import Pool
+
+    from kws.corpus.kokoro_talk import tokens_of
+
+    ix_path = folder / "index.json"
+    if not ix_path.is_file():
+        raise SystemExit(f"other_talk {folder}: no index.json (made by python -m kws.corpus.other_voices --texts)")
+    ix = json.loads(ix_path.read_text())
+    if ix.get("format") != "kws-other-talk":
+        raise SystemExit(f"other_talk {folder}: not talk of kws.corpus.other_voices (format {ix.get('format')!r})")
+    with Pool(workers or os.cpu_count() or 1) as pool:
+        audio = pool.map(_decode, [str(folder / c["file"]) for c in ix["chunks"]])
+    starts = []
+    for a in audio:
+        starts.append(pos)
+        parts.append(a)
+        pos += a.size
+    for s in ix["sentences"]:
+        c = int(s["chunk"])
+        n = min(int(s["len"]), audio[c].size - int(s["start"]))
+        if n < 0.3 * SR:
+            continue
+        off.append(starts[c] + int(s["start"])), ln.append(n)
+        words.append(np.array(sorted({wid[w] for w, _ in tokens_of(s["text"]) if w in wid}), np.int64))
+    return pos
 
 
 def alt_renderings(voices) -> np.ndarray:
