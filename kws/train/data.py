@@ -1,6 +1,6 @@
 """The head training's audio: the Kokoro corpus (with other synthesisers' words), the real speech,
-other synthesisers' talk, noise, music and rooms in one buffer on the device (:func:`load_data`), the templates' raw vectors, and the staging of the real
-speech (:func:`stage_speech`)."""
+other synthesisers' talk, noise, music and rooms in one buffer on the device (:func:`load_data`),
+the templates' raw vectors, and the staging of the real speech (:func:`stage_speech`)."""
 from __future__ import annotations
 
 import json
