@@ -57,6 +57,7 @@ STRETCH = (0.8, 1.25)           # flite duration_stretch, festival Duration_Stre
 PROGRAMS = {"espeak-ng": "espeak-ng", "flite": "flite", "festival": "text2wave"}
 CHUNK_S = 600.0
 PAUSE_S = (0.2, 0.8)          # silence after each sentence of talk
+TALK_FORMAT = "kws-other-talk"  # index.json of talk (--texts); kws.train.data reads it
 
 
 def engines() -> List[str]:
@@ -112,11 +113,16 @@ def speak(engine: str, text: str, rng: random.Random) -> Tuple[np.ndarray, str]:
 
 
 def _job(job):
-    i, word, engine, seed = job
+    """One text spoken (``pause``: followed by 0.2-0.8 s of silence, as talk) -> (i, int16 audio,
+    voice, None), or (i, None, None, the error) for a text the program cannot say."""
+    i, text, engine, seed, pause = job
+    rng = random.Random(seed)
     try:
-        x, voice = speak(engine, word, random.Random(seed))
-    except Exception as exc:          # a word the program cannot say: skipped, counted
+        x, voice = speak(engine, text, rng)
+    except Exception as exc:          # skipped, counted
         return i, None, None, repr(exc)
+    if pause:
+        x = np.concatenate([x, np.zeros(int(rng.uniform(*PAUSE_S) * SR), np.float32)])
     return i, np.round(np.clip(x, -1, 1) * 32767).astype(np.int16), voice, None
 
 
@@ -130,18 +136,6 @@ def _usable(only: Optional[List[str]]) -> List[str]:
                          "(apt-get install espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k "
                          "festvox-us-slt-hts)")
     return use
-
-
-def _sentence_job(job):
-    i, text, engine, seed = job
-    rng = random.Random(seed)
-    try:
-        x, voice = speak(engine, text, rng)
-    except Exception as exc:          # a sentence the program cannot say: skipped, counted
-        return i, None, None, repr(exc)
-    pause = np.zeros(int(rng.uniform(*PAUSE_S) * SR), np.float32)
-    x = np.concatenate([x, pause])
-    return i, np.round(np.clip(x, -1, 1) * 32767).astype(np.int16), voice, None
 
 
 def talk(texts: Path, split: str, hours: float, out: Path, workers: int = 0, seed: int = 0,
@@ -164,7 +158,7 @@ def talk(texts: Path, split: str, hours: float, out: Path, workers: int = 0, see
     sentences = list(t[split])
     rng = random.Random(seed)
     rng.shuffle(sentences)
-    jobs = [(i, s, rng.choice(use), rng.getrandbits(32)) for i, s in enumerate(sentences)]
+    jobs = [(i, s, rng.choice(use), rng.getrandbits(32), True) for i, s in enumerate(sentences)]
     goal = int(hours * 3600 * SR)
     t0 = time.time()
     pieces: List[np.ndarray] = []
@@ -173,7 +167,7 @@ def talk(texts: Path, split: str, hours: float, out: Path, workers: int = 0, see
     failed: List[str] = []
     total = 0
     with Pool(workers or os.cpu_count() or 1) as pool:
-        for i, pcm, voice, err in progress(pool.imap(_sentence_job, jobs, chunksize=8), total=len(jobs),
+        for i, pcm, voice, err in progress(pool.imap(_job, jobs, chunksize=8), total=len(jobs),
                                            desc="other voices, talk", quiet=quiet):
             if pcm is None:
                 failed.append(f"{sentences[i][:40]}: {err}")
@@ -191,7 +185,7 @@ def talk(texts: Path, split: str, hours: float, out: Path, workers: int = 0, see
     stats = {"split": split, "engines": use, "seed": seed, "sentences": len(pieces), "failed": len(failed),
              "failed_examples": failed[:10], "hours": round(total / SR / 3600, 3), "seconds": round(seconds, 1),
              "sentences_per_s": round(len(pieces) / max(seconds, 1e-9), 1), "complete": total >= goal}
-    index = {"format": "kws-other-talk", "version": 1, "sample_rate": SR, "stats": stats, "chunks": chunks,
+    index = {"format": TALK_FORMAT, "version": 1, "sample_rate": SR, "stats": stats, "chunks": chunks,
              "sentences": [{"text": sentences[i], "voice": v, "chunk": c, "start": st, "len": int(p.size)}
                            for i, v, (c, st), p in zip(said, voices, where, pieces)]}
     (out / "index.json").write_text(json.dumps(index, ensure_ascii=False, separators=(",", ":")))
@@ -223,7 +217,7 @@ def render(like: Path, out: Path, per_word: int = 3, workers: int = 0, seed: int
     for w, word in enumerate(words[:limit] if limit else words):
         first = rng.randrange(len(use))
         for k in range(per_word):
-            jobs.append((w, word, use[(first + k) % len(use)], rng.getrandbits(32)))
+            jobs.append((w, word, use[(first + k) % len(use)], rng.getrandbits(32), False))
     t0 = time.time()
     results: List[Tuple[int, np.ndarray, str]] = []
     failed: List[str] = []
