@@ -12,7 +12,8 @@
 #   on the GPU machine, one command a chunk, back to back (the machine keeps /tmp between them)
 #     bash scripts/head_scale.sh stage 1  # ... and 2 .. N
 #     MINUTES=16 bash scripts/head_scale.sh start 60   # unpacks the corpus, starts training, waits 60 s
-#     bash scripts/head_scale.sh watch 540             # progress after 540 s (repeat)
+#     bash scripts/head_scale.sh watch 540             # progress after 540 s; repeat back to back until
+#                                                      # the end, then collect
 #     bash scripts/head_scale.sh collect               # waits for the end: checkpoints + logs into $OUT
 #   to go on from a checkpoint brought back (runs/head-scale/<variant>/last.pt):
 #     INIT=runs/head-scale ... start ...   (each variant starts from its own last.pt, if carried)
