@@ -3,7 +3,8 @@ Chromium driven by Playwright for Python) with its microphone replaced by the sa
 (or, where it is played in real time, an excerpt of it that holds its three keywords).
 
 The page's detector (kws/web/kws.js) must give what ``python -m kws detect`` gives on the sample,
-its mel frames and vectors must equal Python's, its thresholds must learn the room as kws.spot.room's
+its mel frames and vectors must equal Python's (its stream through the model's step graph, and over
+whole windows for a model without it), its thresholds must learn the room as kws.spot.room's
 do (and what they learn must reach the store's room.json), and the page must edit the store. The browser tests
 skip, saying why, where Chromium or Playwright is missing (.ci/run installs both). The pages whose
 audio plays in real time are started together (the `plays` fixture), and the tests that leave a
@@ -156,6 +157,36 @@ def demo_server(tmp_path_factory, model):
     srv.server_close()
 
 
+@pytest.fixture(scope="module")
+def windows_model(tmp_path_factory, model):
+    """The shipped model without its step graph (no backbone_step.onnx, no frontend.step_network in
+    the manifest): a model folder whose streams run the backbone over whole windows, in Python and
+    in the page. The same model id (the step graph changes no vector)."""
+    from kws.model.model import Model
+
+    d = tmp_path_factory.mktemp("windows") / "model"
+    d.mkdir()
+    mf = json.loads((model.path / "manifest.json").read_text())
+    step = mf["frontend"].pop("step_network")
+    del mf["files"][step]
+    for f in mf["files"]:
+        (d / f).symlink_to(model.path / f)
+    (d / "manifest.json").write_text(json.dumps(mf))
+    m = Model.load(d)
+    assert model.frontend.stream().stepped and not m.frontend.stream().stepped
+    return m
+
+
+@pytest.fixture(scope="module")
+def windows_server(tmp_path_factory, windows_model):
+    """A server of the model without its step graph whose store holds the demo keywords."""
+    srv = _server(tmp_path_factory.mktemp("windows-web") / "store", windows_model)
+    srv.app.add_demo()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
 @pytest.fixture
 def empty_server(tmp_path, model):
     srv = _server(tmp_path / "store", model)
@@ -220,8 +251,18 @@ def test_api_answers_errors_as_readable_json(empty_server):
     for path in ("server.py", "../setup.cfg", "%2e%2e/setup.cfg", "model/background.npz", "api/nothing"):
         status, body, _ = _get(url + path)
         assert status == 404 and "error" in json.loads(body), path
-    status, body, _ = _get(url + "model/backbone.onnx")
-    assert status == 200 and body == (ROOT / "kws/assets/model/backbone.onnx").read_bytes()
+    for name in ("backbone.onnx", "backbone_step.onnx", "backbone_mel.npz", "head.onnx", "manifest.json"):
+        status, body, _ = _get(url + "model/" + name)
+        assert status == 200 and body == (ROOT / "kws/assets/model" / name).read_bytes(), name
+
+
+def test_api_serves_the_step_graph_only_where_the_model_has_it(windows_server, windows_model):
+    url = windows_server.url
+    status, body, _ = _get(url + "model/manifest.json")
+    assert status == 200 and "step_network" not in json.loads(body)["frontend"]
+    status, body, _ = _get(url + "model/backbone_step.onnx")
+    assert status == 404 and "no file 'backbone_step.onnx'" in json.loads(body)["error"]
+    assert _get(url + "model/backbone.onnx")[1] == (windows_model.path / "backbone.onnx").read_bytes()
 
 
 def test_api_rename_remove_and_export(empty_server, model):
@@ -339,59 +380,167 @@ def demo_page(shared_page):
     return shared_page
 
 
+@pytest.fixture(scope="module")
+def windows_page(browser, windows_server):
+    """A page of windows_server (the model without its step graph), loaded once."""
+    p = Page(browser, windows_server.url)
+    yield p
+    p.page.close()
+
+
+@pytest.fixture(params=["step", "windows"])
+def backbone_page(request):
+    """The shared page, whose model has the step graph (its streams run it), or windows_page, whose
+    model has not (whole windows); ``backbone`` says which. The test checks that it threw no error."""
+    p = request.getfixturevalue("shared_page" if request.param == "step" else "windows_page")
+    p.errors.clear()
+    p.backbone = request.param
+    return p
+
+
 def _check_events(got, want, shift=0.0):
     assert [e["keyword"] for e in got] == [e["keyword"] for e in want], (got, want)
     for g, w in zip(got, want):
         assert abs(g["start"] - shift - w["start"]) <= TOL_S and abs(g["end"] - shift - w["end"]) <= TOL_S, (g, w, shift)
 
 
+TOL_VEC = 1e-3       # JS vs Python, backbone vectors (values up to 85; seen: under 1e-4)
+
+
+def _divergence(got, want) -> float:
+    """The largest absolute difference of two sets of vectors (infinite where their shapes differ)."""
+    got, want = np.asarray(got, np.float32), np.asarray(want, np.float32)
+    return float(np.abs(got - want).max()) if got.shape == want.shape else float("inf")
+
+
+def _step_graph_facts(model):
+    """What kws.model.backbone reads of the model's step graph: lead, skip, the states' shapes."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(model.path / "backbone_step.onnx"), providers=["CPUExecutionProvider"])
+    meta = sess.get_modelmeta().custom_metadata_map
+    return {"lead": int(meta["kws_lead_frames"]), "skip": int(meta["kws_skip_vectors"]),
+            "states": [[i.name, [1] + list(i.shape[1:])] for i in sess.get_inputs()[1:]]}
+
+
+# the page's detector streams the sample: (chunk samples, vectors per run)
+STREAM_RUNS = [(1280, 3), (1000, 1), (16000, 8)]
+
+
 @requires_browser
-def test_js_mel_and_vectors_equal_python(demo_page, model):
+def test_js_mel_and_vectors_equal_python(backbone_page, model):
     """The page's front end: its mel frames and backbone vectors of the sample's samples (as Python
-    reads them) against Python's (onnxruntime on the CPU), offline and streamed in the detector's
-    80 ms chunks (after the silence a stream starts with)."""
+    reads them) against Python's (onnxruntime on the CPU), offline and streamed by the detector
+    (after the silence a stream starts with) in chunks of 1280, 1000 and 16000 samples at 3, 1 and 8
+    vectors per run: through the step graph on the shipped model's page, over whole windows on the
+    page of the model without it (``backbone_page``)."""
     from kws.audio.io import load_audio
     from kws.model.backbone import Backbone, as_files
+    from kws.spot.detector import PRIMED_VECTORS
 
     audio = load_audio(SAMPLE)
-    p = demo_page
-    r = p.page.evaluate("""async (b64) => {
+    p = backbone_page
+    r = p.page.evaluate("""async ([b64, runs]) => {
         const { loadModel, KeywordSpotter } = await import('./kws.js');
         const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
         const audio = new Float32Array(bytes.buffer);
         const model = await loadModel('model/');
         const mel = model.melFrontEnd.mel(audio);
         const vec = await model.vectors(audio);
-        // the stream: vectors as the detector computes them, 1280 samples at a time
-        const streamed = [];
-        const hs = model.headStream();
-        const s = new KeywordSpotter(await (await fetch('api/keywords')).json(), model, { vectorsPerRun: 3 });
-        const run = model.vectorsFromMel.bind(model);
-        model.vectorsFromMel = async (m, f) => { const r = await run(m, f); streamed.push(...r.data); return r; };
-        for (let i = 0; i < audio.length; i += 1280) await s.process(audio.subarray(i, i + 1280));
-        await s.flush();
-        model.vectorsFromMel = run;
-        return { n: audio.length, mel: Array.from(mel), vectors: Array.from(vec.data), count: vec.count, streamed };
-    }""", base64.b64encode(audio.astype("<f4").tobytes()).decode())
+        const doc = await (await fetch('api/keywords')).json();
+        const streams = [];
+        for (const [chunk, vpr] of runs) {
+            // the raw vectors as the detector computes them: what it gives its head
+            const s = new KeywordSpotter(doc, model, { vectorsPerRun: vpr });
+            const got = [], push = s.head.push.bind(s.head);
+            s.head.push = (d, n, dim) => { got.push(...d.subarray(0, n * dim)); return push(d, n, dim); };
+            const stepped = s.backbone.stepped;
+            for (let i = 0; i < audio.length; i += chunk) await s.process(audio.subarray(i, i + chunk));
+            await s.flush();
+            streams.push({ stepped, vectors: got });
+        }
+        const step = model.step && { lead: model.step.lead, skip: model.step.skip,
+                                     states: model.step.states.map(x => [x.name, x.dims]) };
+        return { n: audio.length, mel: Array.from(mel), vectors: Array.from(vec.data), count: vec.count,
+                 streams, step };
+    }""", [base64.b64encode(audio.astype("<f4").tobytes()).decode(), STREAM_RUNS])
     assert r["n"] == audio.size
+    assert r["step"] == (_step_graph_facts(model) if p.backbone == "step" else None)
     bb = Backbone(as_files(model.path))
     mel_py, vec_py = bb.mel(audio), bb(audio)
     mel_js = np.array(r["mel"], np.float32).reshape(-1, 32)
     vec_js = np.array(r["vectors"], np.float32).reshape(-1, 96)
-    streamed = np.array(r["streamed"], np.float32).reshape(-1, 96)
     assert mel_js.shape == mel_py.shape and vec_js.shape == vec_py.shape == (r["count"], 96)
     d_mel, d_vec = float(np.abs(mel_js - mel_py).max()), float(np.abs(vec_js - vec_py).max())
     # the detector's stream begins after the silence it starts with (kws.spot.detector.PRIMED_VECTORS)
-    from kws.spot.detector import PRIMED_VECTORS
-
     heard_py = bb(np.concatenate([np.zeros(PRIMED_VECTORS * 1280, np.float32), audio]))
-    assert streamed.shape == heard_py.shape
-    d_stream = float(np.abs(streamed - heard_py).max())
-    print(f"\nJS vs Python on the sample: mel max |diff| {d_mel:.2e} over {mel_py.size} values "
+    d_streams = []
+    for (chunk, vpr), st in zip(STREAM_RUNS, r["streams"]):
+        assert st["stepped"] == (p.backbone == "step")
+        d_streams.append(_divergence(np.array(st["vectors"], np.float32).reshape(-1, 96), heard_py))
+    print(f"\nJS vs Python on the sample ({p.backbone}): mel max |diff| {d_mel:.2e} over {mel_py.size} values "
           f"(range {mel_py.min():.1f} to {mel_py.max():.1f}); vectors {d_vec:.2e} over {vec_py.size} "
-          f"values; streamed vectors {d_stream:.2e}")
-    assert d_mel <= 1e-3 and d_vec <= 1e-3 and d_stream <= 1e-3
+          f"values; streamed vectors ({heard_py.shape[0]}) " + ", ".join(
+              f"{d:.2e} ({c} samples a chunk, {v} a run)" for (c, v), d in zip(STREAM_RUNS, d_streams)))
+    assert d_mel <= 1e-3 and d_vec <= TOL_VEC and max(d_streams) <= TOL_VEC, (d_mel, d_vec, d_streams)
     p.check()
+
+
+@requires_browser
+def test_js_step_stream_equals_whole_windows_and_a_broken_one_differs(demo_page, model):
+    """The page's BackboneStream over the step graph, fed mel frames in uneven blocks and run in
+    uneven batches, against the page's whole-window stream and Python's whole-window vectors. And
+    that this check catches a step stream that goes wrong: the same stream with its states dropped
+    between runs, started without its lead frames of zeros, or keeping the last vector it should
+    skip, differs from Python's by far more than the tolerance."""
+    from kws.audio.io import load_audio
+    from kws.model.backbone import Backbone, as_files
+
+    audio = load_audio(SAMPLE)
+    r = demo_page.page.evaluate("""async (b64) => {
+        const audio = new Float32Array(Uint8Array.from(atob(b64), c => c.charCodeAt(0)).buffer);
+        const model = kwsApp.model;
+        const frames = model.melFrontEnd.mel(audio).length / 32;
+        const blocks = [5, 8, 13, 1, 40, 3, 77, 16], batches = [1, 3, 2, 64, 4];
+        const stream = async (s, wrong) => {
+            if (wrong === 'no lead') s.frames = 0;
+            if (wrong === 'one skipped vector kept') s.skip -= 1;
+            const out = [];
+            let f = 0, b = 0;
+            const run = async (max) => {
+                const v = await s.run(max);
+                out.push(...v.data.subarray(0, v.count * v.dim));
+                if (wrong === 'states dropped') s.states = s.step.zeroStates();
+            };
+            while (f < frames) {
+                const k = Math.min(blocks[b % blocks.length], frames - f);
+                s.addFrames(model.melFrontEnd, audio.subarray(f * 160), k);
+                f += k;
+                while (s.ready >= 2) await run(batches[b % batches.length]);
+                b++;
+            }
+            while (s.ready > 0) await run(64);
+            return { stepped: s.stepped, vectors: out };
+        };
+        const res = { step: await stream(model.backboneStream()),
+                      windows: await stream(model.backboneStream({ stepGraph: false })) };
+        for (const wrong of ['states dropped', 'no lead', 'one skipped vector kept']) {
+            res[wrong] = await stream(model.backboneStream(), wrong);
+        }
+        return res;
+    }""", base64.b64encode(audio.astype("<f4").tobytes()).decode())
+    demo_page.check()
+    want = Backbone(as_files(model.path))(audio)
+    got = {k: np.array(v["vectors"], np.float32).reshape(-1, 96) for k, v in r.items()}
+    assert r["step"]["stepped"] and not r["windows"]["stepped"]
+    d = {k: _divergence(v, want) for k, v in got.items()}
+    between = _divergence(got["step"], got["windows"])
+    print(f"\npage's step stream vs Python's whole windows: {d['step']:.2e}; vs the page's whole windows: "
+          f"{between:.2e} over {want.size} values; broken step streams: "
+          + ", ".join(f"{k} {v:.3g}" for k, v in d.items() if k not in ("step", "windows")))
+    assert d["step"] <= TOL_VEC and d["windows"] <= TOL_VEC and between <= TOL_VEC, d
+    for wrong in ("states dropped", "no lead", "one skipped vector kept"):
+        assert d[wrong] > 100 * TOL_VEC, (wrong, d[wrong])
 
 
 @requires_browser
@@ -432,12 +581,23 @@ def test_js_matches_the_conformance_file(demo_page):
 
 
 @requires_browser
-def test_page_detects_the_sample_as_python_does(demo_page, demo_server, python_events):
+def test_page_detects_the_sample_as_python_does(backbone_page, python_events, tmp_path, request):
     """"Analyse at full speed" on the sample: the same events as python -m kws detect (the scores
-    too); then a screenshot."""
+    too), the detector's backbone streamed through the step graph (the shipped model) and over
+    whole windows (the model without it, where Python's detector gives the same events); then a
+    screenshot."""
     from kws.audio.io import load_audio
 
-    p = demo_page
+    p = backbone_page
+    assert p.page.evaluate("kwsApp.model.step !== null && kwsApp.spotter.backbone.stepped") == (p.backbone == "step")
+    if p.backbone == "windows":
+        from kws.spot.detector import Detector, DetectorConfig
+
+        wm = request.getfixturevalue("windows_model")
+        assert not wm.frontend.stream().stepped
+        windows_events = [e.to_dict() for e in Detector(request.getfixturevalue("demo"), wm, DetectorConfig(vad=False))
+                          .detect(load_audio(SAMPLE))]
+        assert windows_events == python_events
     assert p.page.locator("#keywords tbody tr").count() == 3
     # the page reads a 16-bit WAV as Python does (the browser's own decoder scales by 1/32767)
     b64 = p.page.evaluate("""async () => {
@@ -454,8 +614,8 @@ def test_page_detects_the_sample_as_python_does(demo_page, demo_server, python_e
         assert abs(g["start"] - w["start"]) < 1e-3 and abs(g["score"] - w["score"]) < 1e-3, (g, w)
     rtf = float(p.page.inner_text("#rtf"))
     assert 0 < rtf < 0.5, rtf                 # keeps up with real time, with room to spare
-    shot = os.environ.get("KWS_WEB_SCREENSHOT")
-    p.page.screenshot(path=shot or str(Path(demo_server.app.store).parent / "web.png"))
+    shot = os.environ.get("KWS_WEB_SCREENSHOT") if p.backbone == "step" else None
+    p.page.screenshot(path=shot or str(tmp_path / "web.png"))
     p.check()
 
 
@@ -664,6 +824,27 @@ def test_errors_are_readable_messages_on_the_page(browser, empty_server, tmp_pat
     p.open()
     assert p.page.evaluate("document.body.dataset.ready") == "no-model"
     assert "backbone network (backbone.onnx) is missing" in " ".join(p.messages())
+    p.close()
+
+
+@requires_browser
+def test_step_graph_missing_runs_whole_windows_damaged_is_a_message(browser, demo_server, model):
+    """A server that answers 404 for the step graph the manifest names: the page runs whole windows
+    (as kws.model.backbone.as_files does for a folder without it); a step graph that is not one (the
+    whole network, without the step graph's metadata): a readable message."""
+    p = Page(browser, demo_server.url, wait=False)
+    p.page.route("**/model/backbone_step.onnx", lambda route: route.fulfill(status=404, body="{}"))
+    p.open()
+    assert p.page.evaluate("document.body.dataset.ready") == "yes", p.messages()
+    assert p.page.evaluate("kwsApp.model.step === null && !kwsApp.spotter.backbone.stepped")
+    p.close()
+
+    p = Page(browser, demo_server.url, wait=False)
+    p.page.route("**/model/backbone_step.onnx",
+                 lambda route: route.fulfill(status=200, body=(model.path / "backbone.onnx").read_bytes()))
+    p.open()
+    assert p.page.evaluate("document.body.dataset.ready") == "no-model"
+    assert "backbone_step.onnx: not a backbone step graph (no kws_lead_frames / kws_skip_vectors)" in " ".join(p.messages())
     p.close()
 
 

@@ -14,9 +14,14 @@
 // - the backbone's log-mel front end: 512-sample frames every 160 samples, the model's window and
 //   32-band mel matrix (backbone_mel.npz), power spectrum, log10(max(mel power, 1e-10)) + 2, audio
 //   scaled to 16-bit range;
-// - the backbone network (backbone.onnx, mel [1, T, 32] -> vectors [1, 1 + (T - 76) / 8, 96]) through
-//   onnxruntime-web, WebAssembly, one thread; one 96-d vector every 80 ms, computed exactly as the
-//   Python stream computes them, whatever the chunking;
+// - the backbone network through onnxruntime-web, WebAssembly, one thread; one 96-d vector every
+//   80 ms, computed exactly as the Python stream (kws.model.backbone.StreamingBackbone) computes
+//   them, whatever the chunking: where the manifest names the network's step graph
+//   (frontend.step_network, backbone_step.onnx) a stream runs it, 8 new mel frames a vector and the
+//   rows it needs from the step before kept as states (zero states and `kws_lead_frames` frames of
+//   zeros at the start, the first `kws_skip_vectors` vectors dropped: the graph's metadata);
+//   without it, the network (backbone.onnx, mel [1, T, 32] -> vectors [1, 1 + (T - 76) / 8, 96])
+//   over each vector's whole 76-frame window. Both give the same vectors;
 // - the model's head (head.onnx, causal context C, edge-padded start) when it has one; the vectors
 //   are unit-normalised;
 // - each keyword's templates (from `enroll export`): the score of a template of L vectors at stream
@@ -86,13 +91,14 @@ export function initOrt(wasmUrl = new URL('./ort/ort-wasm-simd-threaded.wasm.gz'
   return ortReady;
 }
 
-async function fetchBytes(url, what) {
+async function fetchBytes(url, what, optional = false) {
   let resp;
   try {
     resp = await fetch(url);
   } catch (e) {
     throw new KwsError(`the model's ${what} could not be loaded from ${url}: ${e.message}`);
   }
+  if (optional && resp.status === 404) return null;
   if (!resp.ok) {
     throw new KwsError(`the model's ${what} is missing: ${url} answered ${resp.status} ${resp.statusText}`.trim());
   }
@@ -237,10 +243,11 @@ export function numVectors(nSamples) {
 // ------------------------------------------------------------------ the model
 
 /**
- * Load a kws model folder (manifest.json, the backbone network and mel constants, the head if the
- * model has one) from `baseUrl`. Returns a Model; KwsError with a readable message otherwise.
+ * Load a kws model folder (manifest.json, the backbone network and mel constants, its step graph
+ * and head where the model has them) from `baseUrl`. Returns a Model; KwsError with a readable
+ * message otherwise. Option stepGraph: false leaves the step graph out (streams run whole windows).
  */
-export async function loadModel(baseUrl, { wasmUrl } = {}) {
+export async function loadModel(baseUrl, { wasmUrl, stepGraph = true } = {}) {
   const base = new URL(baseUrl, globalThis.document ? document.baseURI : globalThis.location.href);
   const manifestBytes = await fetchBytes(new URL('manifest.json', base), 'manifest (manifest.json)');
   let manifest;
@@ -263,11 +270,17 @@ export async function loadModel(baseUrl, { wasmUrl } = {}) {
   if (!c.window || !c.melW) throw new KwsError(`${fe.constants}: no window and melW arrays`);
   const opts = { executionProviders: ['wasm'], graphOptimizationLevel: 'all',
                  intraOpNumThreads: 1, interOpNumThreads: 1 };
-  let backbone, head = null;
+  let backbone, head = null, step = null;
   try {
     backbone = await ortLib.InferenceSession.create(net, opts);
   } catch (e) {
     throw new KwsError(`the backbone network ${fe.network} could not be loaded: ${e.message}`);
+  }
+  // the step graph, where the model has one: streams run it (a model folder without it, or a
+  // server that answers 404 for it: whole windows, as kws.model.backbone.as_files falls back)
+  if (fe.step_network && stepGraph !== false) {
+    const bytes = await fetchBytes(new URL(fe.step_network, base), `backbone step graph (${fe.step_network})`, true);
+    if (bytes) step = await StepNetwork.create(ortLib, bytes, opts, fe.step_network);
   }
   if (manifest.head) {
     const h = manifest.head;
@@ -281,15 +294,190 @@ export async function loadModel(baseUrl, { wasmUrl } = {}) {
   }
   const tpl = manifest.templates || {};
   return new Model(manifest, new MelFrontEnd(c.window.data, c.melW.data), backbone, head,
-                   tpl.pad_s ?? 0.6, tpl.trim ?? 2, tpl.trim_end ?? tpl.trim ?? 2);
+                   tpl.pad_s ?? 0.6, tpl.trim ?? 2, tpl.trim_end ?? tpl.trim ?? 2, step);
+}
+
+/** The custom metadata of an ONNX model (ModelProto.metadata_props, field 14): {key: value}. */
+export function onnxMetadata(bytes) {
+  const out = {};
+  let p = 0;
+  const varint = (end) => {
+    let v = 0, m = 1, b;
+    do {
+      if (p >= end) throw new KwsError('not an ONNX model (truncated)');
+      b = bytes[p++];
+      v += (b & 0x7f) * m;
+      m *= 128;
+    } while (b & 0x80);
+    return v;
+  };
+  const fields = (end, each) => {               // each(field, start, stop) for length-delimited ones
+    while (p < end) {
+      const key = varint(end), field = Math.floor(key / 8), wire = key % 8;
+      if (wire === 0) varint(end);
+      else if (wire === 1) p += 8;
+      else if (wire === 5) p += 4;
+      else if (wire === 2) {
+        const len = varint(end), start = p;
+        p += len;
+        if (p > end) throw new KwsError('not an ONNX model (truncated)');
+        each(field, start, p);
+      } else {
+        throw new KwsError(`not an ONNX model (wire type ${wire})`);
+      }
+    }
+  };
+  const text = (a, b) => new TextDecoder().decode(bytes.subarray(a, b));
+  fields(bytes.length, (field, a, b) => {
+    if (field !== 14) return;
+    const after = p;
+    let k = '', v = '';
+    p = a;
+    fields(b, (f, x, y) => { if (f === 1) k = text(x, y); else if (f === 2) v = text(x, y); });
+    p = after;
+    out[k] = v;
+  });
+  return out;
+}
+
+/**
+ * The backbone's step graph (kws.model.backbone._Step; export/backbone.py, step_network): the next
+ * 8n mel frames and the states of the step before -> the n new vectors and the next states. A
+ * stream starts with zero states and `lead` frames of zeros before its first frame, and drops the
+ * first `skip` vectors it gives.
+ */
+export class StepNetwork {
+  static async create(ortLib, bytes, opts, name = 'backbone_step.onnx') {
+    const meta = onnxMetadata(bytes);
+    const lead = Number(meta.kws_lead_frames), skip = Number(meta.kws_skip_vectors);
+    if (!Number.isInteger(lead) || !Number.isInteger(skip) || meta.kws_lead_frames === undefined ||
+        meta.kws_skip_vectors === undefined) {
+      throw new KwsError(`${name}: not a backbone step graph (no kws_lead_frames / kws_skip_vectors)`);
+    }
+    let session;
+    try {
+      session = await ortLib.InferenceSession.create(bytes, opts);
+    } catch (e) {
+      throw new KwsError(`the backbone step graph ${name} could not be loaded: ${e.message}`);
+    }
+    if (session.inputNames[0] !== 'mel') {
+      throw new KwsError(`${name}: not a backbone step graph (first input ${JSON.stringify(session.inputNames[0])})`);
+    }
+    const states = [];
+    for (const m of (session.inputMetadata || []).slice(1)) {
+      const dims = (m.shape || []).slice(1);
+      if (!dims.length || !dims.every(d => Number.isInteger(d) && d > 0)) {
+        throw new KwsError(`${name}: state ${m.name} has no fixed shape (${JSON.stringify(m.shape)})`);
+      }
+      states.push({ name: m.name, dims: [1, ...dims] });
+    }
+    if (states.length !== session.inputNames.length - 1) throw new KwsError(`${name}: the runtime gave no input shapes`);
+    return new StepNetwork(session, lead, skip, states);
+  }
+
+  constructor(session, lead, skip, states) {
+    this.session = session;
+    this.lead = lead;
+    this.skip = skip;
+    this.states = states;        // [{name, dims}]
+  }
+
+  zeroStates() {
+    const out = {};
+    for (const { name, dims } of this.states) {
+      out[name] = new ort.Tensor('float32', new Float32Array(dims.reduce((a, c) => a * c, 1)), dims);
+    }
+    return out;
+  }
+
+  /** (8n * 32) mel frames (the first `frames` rows of `mel`) and the states -> {data, count, dim, states}. */
+  async run(mel, frames, states) {
+    const n = Math.floor(frames / STRIDE);
+    const input = new ort.Tensor('float32', mel.slice(0, STRIDE * n * N_MELS), [1, STRIDE * n, N_MELS]);
+    const out = await this.session.run({ mel: input, ...states });
+    const next = {};
+    for (const { name } of this.states) next[name] = out[`${name}_next`];
+    const t = out.vectors;
+    return { data: t.data, count: t.dims[1], dim: t.dims[2], states: next };
+  }
+}
+
+/**
+ * kws.model.backbone.StreamingBackbone for the page: mel frames in (addFrames), the vectors they
+ * complete out (run), as the offline network gives them. With the model's step graph, each vector
+ * costs the network's work on its 8 new frames; without it, on its whole 76-frame window. Keeps
+ * under one vector's frames.
+ */
+export class BackboneStream {
+  /** Option stepGraph: false runs whole windows even where the model has the step graph. */
+  constructor(model, { stepGraph = true } = {}) {
+    this.model = model;
+    this.step = stepGraph ? model.step || null : null;
+    this.reset();
+  }
+
+  /** Whether vectors come from the step graph (else from the network over whole windows). */
+  get stepped() { return this.step !== null; }
+
+  reset() {
+    this.mel = new Float32Array(4096 * N_MELS);
+    this.frames = this.step ? this.step.lead : 0;   // the step graph's lead: frames of zeros
+    this.states = this.step ? this.step.zeroStates() : null;
+    this.skip = this.step ? this.step.skip : 0;
+    this.emitted = 0;
+  }
+
+  /** Append `count` mel frames of `audio` (Float32Array), the first at sample 0. */
+  addFrames(melFrontEnd, audio, count) {
+    const need = (this.frames + count) * N_MELS;
+    if (need > this.mel.length) {
+      const m = new Float32Array(Math.max(need, 2 * this.mel.length));
+      m.set(this.mel.subarray(0, this.frames * N_MELS));
+      this.mel = m;
+    }
+    melFrontEnd.frames(audio, 0, count, this.mel, this.frames);
+    this.frames += count;
+  }
+
+  /** Vectors the frames so far complete (not yet given). */
+  get ready() {
+    if (this.step) return Math.max(0, Math.floor(this.frames / STRIDE) - this.skip);
+    return this.frames < CONTEXT ? 0 : 1 + Math.floor((this.frames - CONTEXT) / STRIDE);
+  }
+
+  /** Compute up to `maxVectors` of the ready vectors: {data: Float32Array, count, dim}. */
+  async run(maxVectors = 64) {
+    const k = Math.min(this.ready, maxVectors);
+    if (k <= 0) return { data: new Float32Array(0), count: 0, dim: 96 };
+    if (!this.step) {
+      const r = await this.model.vectorsFromMel(this.mel, STRIDE * (k - 1) + CONTEXT);
+      this._consume(STRIDE * k);
+      this.emitted += r.count;
+      return r;
+    }
+    const steps = this.skip + k;
+    const r = await this.step.run(this.mel, STRIDE * steps, this.states);
+    this.states = r.states;
+    this._consume(STRIDE * steps);
+    const drop = Math.min(this.skip, r.count);
+    this.skip -= drop;
+    this.emitted += r.count - drop;
+    return { data: r.data.subarray(drop * r.dim), count: r.count - drop, dim: r.dim };
+  }
+
+  _consume(frames) {
+    this.mel.copyWithin(0, frames * N_MELS, this.frames * N_MELS);
+    this.frames -= frames;
+  }
 }
 
 export class Model {
-  constructor(manifest, mel, backbone, head, padS, trim, trimEnd = trim) {
+  constructor(manifest, mel, backbone, head, padS, trim, trimEnd = trim, step = null) {
     this.manifest = manifest;
     this.modelId = manifest.model_id;
     this.melFrontEnd = mel;
     this.backbone = backbone;
+    this.step = step;             // null (streams run whole windows) or a StepNetwork
     this.head = head;             // null (identity) or {session, context}
     this.padS = padS;
     this.trim = trim;
@@ -326,6 +514,9 @@ export class Model {
     for (const p of parts) { data.set(p, o); o += p.length; }
     return { data, count: n, dim };
   }
+
+  /** A new stream of the backbone: mel frames in, raw vectors out (the step graph where the model has it). */
+  backboneStream(options = {}) { return new BackboneStream(this, options); }
 
   /** A new stream through the head: push raw vectors, get unit matching vectors. */
   headStream() { return new HeadStream(this.head); }
@@ -735,7 +926,9 @@ function roundHalfEven(x) {
  * The detector. `keywords`: a keyword document (`python -m kws enroll export FILE`, or the page
  * server's /api/keywords, whose keywords carry their `room` entries); `model`: from loadModel().
  * Options: refractoryS (1 s), vectorsPerRun (how many 80 ms vectors the backbone computes per call
- * when streaming: more is cheaper, and later by that much; default 4), onScores(vectorIndex, time,
+ * when streaming: more is cheaper, and later by that much; default 4), stepGraph (true: the model's
+ * step graph where it has one; false: the network over each vector's whole window, the same
+ * vectors at more cost), onScores(vectorIndex, time,
  * scores) called with every keyword's score at each vector; and for the thresholds that learn the
  * room: adapt (true: ADAPT_DEFAULTS; false: the bank's thresholds; or some of ADAPT_DEFAULTS'
  * settings), onThresholds(thresholds) called after each update of them, roomSaveS (300) and
@@ -769,13 +962,15 @@ export class KeywordSpotter {
       throw new KwsError(`fire must be 'crossing' or 'peak', not ${JSON.stringify(this.fire)}`);
     }
     this.vectorsPerRun = Math.max(1, options.vectorsPerRun ?? 4);
+    this.stepGraph = options.stepGraph ?? true;
     this.maxPerRun = 64;
     this.onScores = options.onScores || null;
     this.onThresholds = options.onThresholds || null;
     this.onRoomSave = options.onRoomSave || null;
     this.roomSaveS = options.roomSaveS ?? 300;
     this._sinceSave = 0;
-    this.stats = { vectors: 0, samples: 0, busyMs: 0, melMs: 0, networkMs: 0, matchMs: 0 };
+    // networkMs: the backbone's and the head's time together (backboneMs + headMs)
+    this.stats = { vectors: 0, samples: 0, busyMs: 0, melMs: 0, networkMs: 0, backboneMs: 0, headMs: 0, matchMs: 0 };
     this._queue = Promise.resolve();
     this.reset();
   }
@@ -824,8 +1019,7 @@ export class KeywordSpotter {
   /** Forget the stream: the next chunk starts at time 0. */
   reset() {
     this.pending = new Float32Array(0);
-    this.mel = new Float32Array(4096 * N_MELS);
-    this.melFrames = 0;
+    this.backbone = this.model.backboneStream({ stepGraph: this.stepGraph });   // the step graph where the model has one
     this.head = this.model.headStream();
     this.matcher.reset();
     this.tracks = this.names.map(() => ({ prev: -2, prevSpan: [0, 0], rising: false, above: false, quietUntil: -1 }));
@@ -889,38 +1083,27 @@ export class KeywordSpotter {
       buf.set(this.pending); buf.set(chunk, this.pending.length);
     }
     const n = numMelFrames(buf.length);
-    if (n) {
-      this._growMel(this.melFrames + n);
-      this.model.melFrontEnd.frames(buf, 0, n, this.mel, this.melFrames);
-      this.melFrames += n;
-    }
+    if (n) this.backbone.addFrames(this.model.melFrontEnd, buf, n);
     const t1 = performance.now();
     this.stats.melMs += t1 - t0;
     this.pending = buf.slice(n * MEL_HOP);
     const events = [];
     for (;;) {
-      const avail = this.melFrames < CONTEXT ? 0 : 1 + Math.floor((this.melFrames - CONTEXT) / STRIDE);
+      const avail = this.backbone.ready;
       if (avail === 0 || (avail < this.vectorsPerRun && !final)) break;
-      const k = Math.min(avail, this.maxPerRun);
       const t2 = performance.now();
-      const raw = await this.model.vectorsFromMel(this.mel, STRIDE * (k - 1) + CONTEXT);
-      this.mel.copyWithin(0, STRIDE * k * N_MELS, this.melFrames * N_MELS);
-      this.melFrames -= STRIDE * k;
+      const raw = await this.backbone.run(this.maxPerRun);
+      const tb = performance.now();
       const v = await this.head.push(raw.data, raw.count, raw.dim);
       const t3 = performance.now();
+      this.stats.backboneMs += tb - t2;
+      this.stats.headMs += t3 - tb;
       this.stats.networkMs += t3 - t2;
       for (let i = 0; i < v.count; i++) events.push(...this._vector(v.data.subarray(i * v.dim, (i + 1) * v.dim)));
       this.stats.matchMs += performance.now() - t3;
     }
     this.stats.busyMs += performance.now() - t0;
     return events;
-  }
-
-  _growMel(frames) {
-    if (frames * N_MELS <= this.mel.length) return;
-    const m = new Float32Array(Math.max(frames, 2 * this.mel.length / N_MELS) * N_MELS);
-    m.set(this.mel.subarray(0, this.melFrames * N_MELS));
-    this.mel = m;
   }
 
   _vector(v) {

@@ -25,7 +25,8 @@ API (JSON in and out; an error is ``{"error": "readable message"}`` with a 4xx/5
     POST /api/rename                {"old", "new"}
     POST /api/remove                {"name"}
     POST /api/demo                  add the demo keywords (computer, jarvis, alexa)
-    GET  /model/FILE                the model's manifest, backbone network, mel constants, head
+    GET  /model/FILE                the model's manifest, backbone network, its step graph (where
+                                    the manifest names one), mel constants, head
     GET  /sample.wav                the bundled sample recording
 """
 from __future__ import annotations
@@ -352,6 +353,8 @@ class WebApp:
     def model_file(self, name: str) -> Path:
         m = self.model.manifest
         allowed = {"manifest.json", m["frontend"]["network"], m["frontend"]["constants"]}
+        if m["frontend"].get("step_network"):        # the network's step graph, which streams run
+            allowed.add(m["frontend"]["step_network"])
         if m.get("head"):
             allowed.add(m["head"]["file"])
         if name not in allowed:
