@@ -48,12 +48,12 @@ def main(argv=None) -> int:
     print(f"{len(files)} sentences, {hours:.2f} h of held-out read speech")
     renders = Renders(True)
     for m in models:
-        bank = TemplateBank.build([keyword_templates(m, k) for k in keywords(m, renders, words)])
+        bank = TemplateBank.build([keyword_templates(m, k) for k in keywords(m, renders, words)], soft_max=m.soft_max)
         found = [[] for _ in words]
         for f, v in zip(files, raw):
             if v.shape[0] == 0:
                 continue
-            s = bank.keyword_max(template_scores(bank, m.head(v)))
+            s = bank.keyword_scores(template_scores(bank, m.head(v)))
             for k in range(len(words)):
                 found[k] += [(float(p), f.stem) for p in peaks(s[:, k])]
         for k, w in enumerate(words):

@@ -151,7 +151,7 @@ def main() -> int:
     del raw
     hours = float(counts.sum()) * 0.08 / 3600
     ks = KeywordSet.load(args.cache, model.model_id)
-    banks = [TemplateBank.build([keyword_templates(model, ks[n])]) for n in ks.names]
+    banks = [TemplateBank.build([keyword_templates(model, ks[n])], soft_max=model.soft_max) for n in ks.names]
     both = dict(segments=counts, kinds=np.array(list(kinds)))
     steps = [float(s) for s in args.steps.split(",")]
 

@@ -112,7 +112,7 @@ def main() -> int:
     print(f"| head ({'learned' if model.manifest.get('head') else 'none: unit length only'}) | "
           f"{per_call_ms(lambda: head.push(raw[:1]), 300):.3f} |")
     for n in (1, 3, 10):
-        bank = TemplateBank.build(det.templates[:n])
+        bank = TemplateBank.build(det.templates[:n], soft_max=det.bank.soft_max)
         m = Matcher(bank)
         m.push(v)
         print(f"| template matching, {n} keyword(s), {bank.length.size} templates | "

@@ -147,8 +147,8 @@ def stream_scores(model: Model, ks: KeywordSet, stream: np.ndarray) -> np.ndarra
     detector's matcher up to float rounding; no VAD)."""
     from kws.spot.templates import TemplateBank, template_scores
 
-    bank = TemplateBank.build([keyword_templates(model, k) for k in ks])
-    return bank.keyword_max(template_scores(bank, model.vectors(stream)))
+    bank = TemplateBank.build([keyword_templates(model, k) for k in ks], soft_max=model.soft_max)
+    return bank.keyword_scores(template_scores(bank, model.vectors(stream)))
 
 
 def oracle(model: Model, ks: KeywordSet, scores: np.ndarray, planted, hours: float) -> Dict[str, Dict]:

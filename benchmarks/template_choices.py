@@ -107,13 +107,13 @@ def main() -> int:
         bank = TemplateBank.build(tpl)
         pk = [[] for _ in WAKEWORDS]
         for v in bg:
-            s = bank.keyword_max(template_scores(bank, unit(v)))
+            s = bank.keyword_scores(template_scores(bank, unit(v)))
             for k in range(len(WAKEWORDS)):
                 pk[k].append(peaks(s[:, k]))
         pk = [np.sort(np.concatenate(p))[::-1] for p in pk]
         cells = []
         for name, vs in conds.items():
-            sc = np.stack([bank.keyword_max(template_scores(bank, unit(v))).max(axis=0) for v in vs])
+            sc = np.stack([bank.keyword_scores(template_scores(bank, unit(v))).max(axis=0) for v in vs])
             c = condition(sc, ys, WAKEWORDS, pk, hours)
             cells.append(f"{c['eer']:.1%} / {c['miss_at_1fa']:.1%}")
         print(f"| {label} | " + " | ".join(cells) + " |", flush=True)

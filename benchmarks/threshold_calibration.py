@@ -35,7 +35,7 @@ from kws.spot.templates import TemplateBank, keyword_templates, template_scores 
 def keyword_peaks(bank, segments):
     out = [[] for _ in range(bank.keywords)]
     for v in segments:
-        s = bank.keyword_max(template_scores(bank, v))
+        s = bank.keyword_scores(template_scores(bank, v))
         for k in range(bank.keywords):
             out[k].append(peaks(s[:, k]))
     return [np.sort(np.concatenate(p))[::-1] for p in out]
@@ -59,7 +59,7 @@ def main() -> int:
     words = rng.sample([w for w in read_list("oov") if w.isalpha() and 4 <= len(w) <= 9], args.words)
     voices = rng.sample(kokoro.voices().names, args.voices)
     ks = [build_keyword(model, w, w, None, [], tune=False, progress=lambda line: None, voices=voices) for w in words]
-    bank = TemplateBank.build([keyword_templates(model, k) for k in ks])
+    bank = TemplateBank.build([keyword_templates(model, k) for k in ks], soft_max=model.soft_max)
     pk = [keyword_peaks(bank, h) for h in halves]
     pk_test = keyword_peaks(bank, test)
     print(f"{len(words)} typed keywords x {args.voices} voices; bank halves {hours[0]:.2f} / {hours[1]:.2f} h; "

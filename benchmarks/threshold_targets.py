@@ -123,7 +123,7 @@ def main(argv=None) -> int:
         for kw in ks:
             tpl = keyword_templates(model, kw)
             thr = calibrate(model, tpl, target).threshold
-            tb = TemplateBank.build([tpl])
+            tb = TemplateBank.build([tpl], soft_max=model.soft_max)
             per_kind = {}
             for kind, sub in by_kind.items():
                 p = keyword_peaks(tb, sub)[0]

@@ -47,7 +47,7 @@ from kws.enroll.phonemes import pronounce  # noqa: E402
 from kws.metrics import eer  # noqa: E402
 from kws.model.model import Model  # noqa: E402
 from kws.spot.events import REFRACTORY, peaks  # noqa: E402
-from kws.spot.templates import TemplateBank, cut, source_vectors, template_scores  # noqa: E402
+from kws.spot.templates import TemplateBank, combine, cut, source_vectors, template_scores  # noqa: E402
 
 CLIP_PAD_S = 1.0          # as kws.evaluate scores clips alone
 
@@ -96,12 +96,10 @@ def top_region(series: np.ndarray, level: float) -> np.ndarray:
     return out
 
 
-def clip_matrix(bank: TemplateBank, vectors: Sequence[np.ndarray]) -> np.ndarray:
-    out = np.full((len(vectors), bank.length.size), -1.0, np.float32)
-    for i, v in enumerate(vectors):
-        if v.shape[0]:
-            out[i] = template_scores(bank, v).max(axis=0)
-    return out
+def clip_matrix(bank: TemplateBank, vectors: Sequence[np.ndarray]) -> List[np.ndarray]:
+    """Each clip's (n, T) template scores (one row of -1 for an empty clip)."""
+    return [template_scores(bank, v) if v.shape[0] else np.full((1, bank.length.size), -1.0, np.float32)
+            for v in vectors]
 
 
 PHRASES = ("hey computer", "hey kitchen", "hey jarvis", "good morning", "hey snowboy", "hey toaster",
@@ -153,7 +151,8 @@ def phrases(data: Path, half: str, voices: Sequence[str], sizes: Sequence[int] =
             for o, a in utts:
                 if o.split(":", 1)[1] not in held:
                     continue
-                m = Matcher(TemplateBank.build([[t for t, to in zip(templates, kw.origins) if to != o]]))
+                m = Matcher(TemplateBank.build([[t for t, to in zip(templates, kw.origins) if to != o]],
+                                               soft_max=model.soft_max))
                 x = trim_silence(np.asarray(a, np.float32), top_db=TRIM_TOP_DB, margin_s=0.0)
                 for clip in (x, add_noise(x, 10.0, rng)):
                     v = source_vectors(model.vectors, clip, trim=False, pad_s=model.pad_s)
@@ -162,8 +161,9 @@ def phrases(data: Path, half: str, voices: Sequence[str], sizes: Sequence[int] =
             last = text.split()[-1]
             fire = "-"
             if last in real:
-                b = TemplateBank.build([templates])
-                hits = [float(template_scores(b, v).max()) >= kw.threshold for v in real[last] if v.shape[0]]
+                b = TemplateBank.build([templates], soft_max=model.soft_max)
+                hits = [float(b.keyword_scores(template_scores(b, v)).max()) >= kw.threshold
+                        for v in real[last] if v.shape[0]]
                 fire = f"{np.mean(hits):.1%} of {len(hits)}"
             t = kw.tuned_on
             top = next((n["text"] for n in t.get("neighbours", []) if n["kind"] in ("word", "prefix")), "-")
@@ -244,17 +244,19 @@ def main() -> int:
             print(f"  scored {w}: {kept.shape[0]} of the bank's rows reach {level:.3f} "
                   f"({time.time() - t0:.0f} s)", flush=True)
 
+    soft = model.soft_max           # a subset's keyword score combines its voices' as the model does
+
     def evaluate(cols: Sequence[int]) -> dict:
         cols = list(cols)
         per = {}
         for w, d in data.items():
-            pk = peaks(d["bank"][:, cols].max(axis=1))
+            pk = peaks(combine(d["bank"][:, cols], soft))
             tail = th.fit_tail(pk, bg.hours)
             if pk.size < th.TAIL_PEAKS or not tail.u >= d["level"]:
                 raise SystemExit(f"{w}: the tail reaches under the rows kept ({tail.u:.3f} < {d['level']:.3f})")
             thr = max(th.MIN_THRESHOLD, tail.threshold(th.DEFAULT_FA_PER_HOUR))
-            sc = d["clips"][:, cols].max(axis=1)
-            fa = float(np.sum(peaks(d["speech"][:, cols].max(axis=1)) >= thr)) / speech_h
+            sc = np.array([combine(c[:, cols], soft).max() for c in d["clips"]])
+            fa = float(np.sum(peaks(combine(d["speech"][:, cols], soft)) >= thr)) / speech_h
             per[w] = {"thr": thr, "recall": float(np.mean(sc[d["pos"]] >= thr)),
                       "eer": eer(sc, d["pos"])[0], "fa": fa}
         return {"per": per, "recall": float(np.mean([p["recall"] for p in per.values()])),

@@ -8,7 +8,8 @@ This is what a port to a device needs. For a 16 kHz mono 16-bit WAV it computes 
         -> head.onnx: context C vectors in, one unit vector out (the first vector repeated C-1 times before)
   keyword utterances (raw vectors) -> head.onnx -> `trim` vectors cut at the start, `trim_end` (default `trim`) at the end = the templates
   score of a template of L vectors at stream vector e: mean cosine along the diagonal ending at e;
-  a keyword's score: its best template's. A detection: the first vector of each stretch of the
+  a keyword's score: its best template's, or, where the manifest sets templates.soft_max (t), the
+  soft maximum of its templates' m + log(mean exp(t (s - m))) / t, m the best. A detection: the first vector of each stretch of the
   score at or above the keyword's threshold, more than 1 s after the previous detection (a
   stretch that begins sooner: its first vector past that), as kws.Detector with vad=False fires.
 
@@ -96,10 +97,15 @@ def template_scores(tpl, x):
     return out
 
 
-def keyword_scores(tpls, stream):
-    """A keyword's score at each stream vector (its best template's) and that template's length."""
+def keyword_scores(tpls, stream, soft_max=0.0):
+    """A keyword's score at each stream vector (its best template's, or with ``soft_max`` the soft
+    maximum of its templates') and the best template's length."""
     per_tpl = np.stack([template_scores(t, stream) for t in tpls], axis=1)   # (n, templates)
-    return per_tpl.max(axis=1), np.array([len(t) for t in tpls])[per_tpl.argmax(axis=1)]
+    best = per_tpl.max(axis=1)
+    if soft_max:
+        e = np.exp(soft_max * (per_tpl - best[:, None]))
+        best = (best + np.log(e.mean(axis=1)) / soft_max).astype(np.float32)
+    return best, np.array([len(t) for t in tpls])[per_tpl.argmax(axis=1)]
 
 
 def detections(s, threshold):
@@ -135,6 +141,7 @@ def main(model, keywords_json, wav_path):
     manifest = read_json(os.path.join(model, "manifest.json"))
     pad_s, trim = manifest["templates"]["pad_s"], manifest["templates"]["trim"]
     trim_end = manifest["templates"].get("trim_end", trim)
+    soft_max = float(manifest["templates"].get("soft_max", 0.0))
     inset, inset_end = pad_s - trim * HOP / SR, pad_s - trim_end * HOP / SR
     with wave.open(wav_path, "rb") as w:
         ok = w.getframerate() == SR and w.getnchannels() == 1 and w.getsampwidth() == 2
@@ -147,7 +154,7 @@ def main(model, keywords_json, wav_path):
     assert doc["model_id"] == manifest["model_id"], "keywords made for another model: export them again"
     results = {}
     for kw in doc["keywords"]:
-        score, lengths = keyword_scores(keyword_templates(hsess, context, trim, kw, trim_end), stream)
+        score, lengths = keyword_scores(keyword_templates(hsess, context, trim, kw, trim_end), stream, soft_max)
         score[:n0] = -np.inf                                                    # heard before the recording
         e = int(score.argmax())
         r = {"threshold": kw["threshold"], "best": float(score[e]),

@@ -191,7 +191,10 @@ def write(out_dir: Path, data: Path, music: Sequence[Path] = (), head: Optional[
           backbone: Optional[Path] = None, seed: int = 0, quiet: bool = False, no_head: bool = False,
           reuse_background: bool = False, pad_s: float = PAD_S, trim: int = TRIM, int8: bool = False,
           trim_end: Optional[int] = None, rooms: Optional[Path] = None, room_rt60: Tuple[float, float] = (0.3, 0.9),
-          room_count: int = 28, talk: Optional[Path] = None, household: Optional[Path] = None, raw_cache: Path = RAW_CACHE) -> dict:
+          room_count: int = 28, talk: Optional[Path] = None, household: Optional[Path] = None, raw_cache: Path = RAW_CACHE,
+          soft_max: float = 0.0) -> dict:
+    if not (soft_max >= 0 and soft_max < float("inf")):
+        raise ValueError(f"soft_max must be a finite number >= 0, not {soft_max!r}")
     out_dir.mkdir(parents=True, exist_ok=True)
     if backbone is not None and Path(backbone).resolve() != out_dir.resolve():
         for name in BACKBONE_FILES:
@@ -256,6 +259,8 @@ def write(out_dir: Path, data: Path, music: Sequence[Path] = (), head: Optional[
         cutting["trim_end"] = trim_end          # (absent when equal: the ids of such models stay as they were)
     if room_meta:
         cutting["rooms"] = room_meta
+    if soft_max:
+        cutting["soft_max"] = float(soft_max)   # how a keyword combines its templates' scores (0: the best; absent)
     ident = hashlib.sha256(json.dumps({**{n: digests[n]["sha256"] for n in files
                                           if n not in ("background.npz", STEP_FILE)},
                                        **cutting}, sort_keys=True).encode()).hexdigest()[:12]
@@ -305,6 +310,9 @@ def main(argv=None) -> int:
                     "each rendering through one of --room-count of its rooms (default: keep the model's)")
     ap.add_argument("--room-rt60", default="0.3,0.9", help="the rooms' RT60 from,to (s)")
     ap.add_argument("--room-count", type=int, default=28, help="rooms kept (0: none, typed keywords without room copies)")
+    ap.add_argument("--soft-max", type=float, default=0.0,
+                    help="a keyword's score: the soft maximum of its templates' at this sharpness "
+                         "(kws.spot.templates.combine; 0, the default: the best template's)")
     ap.add_argument("--backbone", type=Path, help="a folder with the front end's files (default: --out)")
     ap.add_argument("--add-step", action="store_true",
                     help=f"only add {STEP_FILE} (the network's step graph for streams) to the --out folder "
@@ -319,7 +327,7 @@ def main(argv=None) -> int:
               reuse_background=args.reuse_background, pad_s=args.pad, trim=args.trim, int8=args.int8,
               trim_end=args.trim_end, rooms=args.rooms, room_count=args.room_count,
               room_rt60=tuple(float(v) for v in args.room_rt60.split(",")),
-              talk=args.talk, household=args.household, raw_cache=args.raw_cache)
+              talk=args.talk, household=args.household, raw_cache=args.raw_cache, soft_max=args.soft_max)
     print(json.dumps({"model_id": m["model_id"], "background": m["background"]}, indent=2))
     return 0
 

@@ -247,22 +247,22 @@ class Vectors:
 
 def clip_scores(model: Model, ks: KeywordSet, raw: Sequence[np.ndarray]) -> np.ndarray:
     """(clips, K) each keyword's best score in each clip."""
-    bank = TemplateBank.build([keyword_templates(model, k) for k in ks])
+    bank = TemplateBank.build([keyword_templates(model, k) for k in ks], soft_max=model.soft_max)
     out = np.full((len(raw), len(ks)), -1.0, np.float32)
     for i, v in enumerate(raw):
         if v.shape[0]:
-            out[i] = bank.keyword_max(template_scores(bank, model.head(v))).max(axis=0)
+            out[i] = bank.keyword_scores(template_scores(bank, model.head(v))).max(axis=0)
     return out
 
 
 def background_peaks(model: Model, ks: KeywordSet, raw: Sequence[np.ndarray]) -> List[np.ndarray]:
     """Each keyword's score peaks over background recordings (what the detector fires on)."""
-    bank = TemplateBank.build([keyword_templates(model, k) for k in ks])
+    bank = TemplateBank.build([keyword_templates(model, k) for k in ks], soft_max=model.soft_max)
     out: List[List[np.ndarray]] = [[] for _ in ks]
     for v in raw:
         if v.shape[0] == 0:
             continue
-        s = bank.keyword_max(template_scores(bank, model.head(v)))
+        s = bank.keyword_scores(template_scores(bank, model.head(v)))
         for k in range(len(ks)):
             out[k].append(peaks(s[:, k]))
     return [np.sort(np.concatenate(p))[::-1] for p in out]

@@ -87,7 +87,7 @@ def build() -> tuple:
     raw = model.frontend.frames(np.concatenate([np.zeros(primed, np.float32), audio]))
     unscored = model.frontend.frames(np.zeros(primed, np.float32)).shape[0]
     vec = model.head(raw)
-    bank = TemplateBank.build([keyword_templates(model, k) for k in chosen])
+    bank = TemplateBank.build([keyword_templates(model, k) for k in chosen], soft_max=model.soft_max)
     scores = Matcher(bank).scores(vec)
     for i, k in enumerate(chosen):              # halfway between the two highest maxima (or -1)
         p = np.append(peaks(scores[unscored:, i], refractory=1, floor=-1.0), -1.0)      # every local maximum

@@ -50,3 +50,23 @@ def test_embedded_demo_matches_kws_without_importing_it(tmp_path):
     assert sorted(n for n, *_ in mine) == sorted(SPOKEN)
     for n, start, _, _ in mine:
         assert abs(start - SPOKEN[n]) < 0.3
+
+
+def test_embedded_demo_scores_keywords_as_kws_with_a_soft_maximum():
+    """The demo's keyword score (demos/embedded_match.py keyword_scores) against
+    kws.spot.templates, best template (soft_max 0) and soft maximum (a model's templates.soft_max)."""
+    import runpy
+
+    import numpy as np
+
+    from kws.spot.templates import TemplateBank, template_scores, unit
+
+    demo = runpy.run_path(str(DEMO))
+    rng = np.random.default_rng(5)
+    tpls = [unit(rng.normal(size=(n, 12))).astype(np.float32) for n in (3, 6, 4)]
+    x = unit(rng.normal(size=(25, 12))).astype(np.float32)
+    x[8:12] = tpls[2]
+    for soft in (0.0, 20.0):
+        bank = TemplateBank.build([tpls], soft_max=soft)
+        got, _ = demo["keyword_scores"](tpls, x, soft)
+        np.testing.assert_allclose(got, bank.keyword_scores(template_scores(bank, x))[:, 0], atol=1e-5)

@@ -75,7 +75,7 @@ def test_streamed_scores_are_the_templates_scores_of_the_whole_recording(model, 
     v, n0 = model.vectors(np.concatenate([silence, x])), model.vectors(silence).shape[0]
     assert len(seen) == v.shape[0] - n0 > 50
     np.testing.assert_allclose(np.stack(seen), Matcher(det.bank).scores(v)[n0:], atol=1e-5)
-    np.testing.assert_allclose(np.stack(seen), det.bank.keyword_max(template_scores(det.bank, v))[n0:], atol=1e-4)
+    np.testing.assert_allclose(np.stack(seen), det.bank.keyword_scores(template_scores(det.bank, v))[n0:], atol=1e-4)
     assert det.bank.keywords == 3 and det.bank.length.size == sum(len(k.segments) for k in det.keywords)
 
 
@@ -181,3 +181,37 @@ def test_a_keyword_said_at_the_start_of_a_stream_is_heard_as_later_on(model, sam
     later = [e for e in det.detect(sample[at - 5 * 16000:at + 2 * 16000]) if e.keyword == "jarvis"]
     assert len(alone) == len(later) == 1
     assert alone[0].start < 0.5 and abs(alone[0].score - later[0].score) < 0.05, (alone, later)
+
+
+def test_a_model_with_a_soft_maximum_scores_keywords_with_it(model, sample, tmp_path):
+    """A model whose manifest sets templates.soft_max (python -m export.model --soft-max T): the
+    detector's keyword score is the soft maximum of its templates' (kws.spot.templates.combine),
+    under the best template's and streamed as offline; the shipped model keeps the best."""
+    import json
+    import shutil
+
+    from kws.model.model import Model
+    from kws.spot.templates import TemplateBank, combine
+
+    assert model.soft_max == 0.0
+    soft = tmp_path / "model"
+    shutil.copytree(model.path, soft)
+    m = json.loads((soft / "manifest.json").read_text())
+    m["templates"] = dict(m["templates"], soft_max=20.0)
+    (soft / "manifest.json").write_text(json.dumps(m))
+    sm = Model.load(soft)
+    assert sm.soft_max == 20.0
+    det_max = Detector(demo_set(), model, DetectorConfig(vad=False))
+    det = Detector(demo_set(), sm, DetectorConfig(vad=False))
+    assert det.bank.soft_max == 20.0
+    clip = sample[int((SPOKEN["jarvis"] - 1.0) * 16000):int((SPOKEN["jarvis"] + 1.5) * 16000)]
+    v = sm.vectors(clip)
+    per = template_scores(det.bank, v)                                  # (n, templates)
+    k = det.keywords.names.index("jarvis")
+    want = combine(per[:, det.bank.owner == k], 20.0)
+    got = det.bank.keyword_scores(per)[:, k]
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    np.testing.assert_allclose(Matcher(det.bank).scores(v)[:, k], want, atol=1e-4)
+    best = TemplateBank.build(det.templates).keyword_scores(per)[:, k]
+    assert np.all(got <= best + 1e-6) and got.max() < best.max() - 1e-3
+    np.testing.assert_allclose(Matcher(det_max.bank).scores(v)[:, k], best, atol=1e-4)

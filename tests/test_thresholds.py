@@ -53,7 +53,7 @@ def _plain_keyword_peaks(bank, bg, refractory):
     for seg in bg.split():
         if seg.shape[0] == 0:
             continue
-        s = bank.keyword_max(template_scores(bank, seg))
+        s = bank.keyword_scores(template_scores(bank, seg))
         for k in range(bank.keywords):
             out[k].append(peaks(s[:, k], refractory))
     return [np.sort(np.concatenate(p))[::-1] if p else np.zeros(0) for p in out]

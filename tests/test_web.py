@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -578,6 +579,47 @@ def test_js_matches_the_conformance_file(demo_page):
     assert got.shape == want.shape and d.max() < 0.01 and np.mean(d > TOL) < 0.01, (d.max(), np.mean(d > TOL))
     np.testing.assert_allclose(r["scores"], np.array(doc["scores"])[doc["unscored"]:], atol=0.002)
     check_events(r["events"], doc["events"], score_tol=0.002)     # an event's score is one of them
+
+
+@pytest.mark.parametrize("soft_max", [0.0, 20.0])
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+def test_js_matcher_scores_as_python_does(soft_max, tmp_path):
+    """kws.js's Matcher (run by node) against kws.spot.templates.Matcher: two keywords of several
+    templates of different lengths, a stream of random unit vectors, the best template's score
+    (soft_max 0) and the soft maximum of the templates' (kws.spot.templates.combine)."""
+    from kws.spot.templates import Matcher, TemplateBank, unit
+
+    rng = np.random.default_rng(3)
+    kws_ = [[unit(rng.normal(size=(n, 16))).astype(np.float32) for n in lens] for lens in ((3, 5, 4), (6, 2))]
+    x = unit(rng.normal(size=(30, 16))).astype(np.float32)
+    x[10:15] = kws_[0][1]                            # one template planted: a high score there
+    want = Matcher(TemplateBank.build(kws_, soft_max=soft_max)).scores(x)
+    spec = {"softMax": soft_max, "dim": 16, "x": x.tolist(),
+            "keywords": [[t.tolist() for t in ts] for ts in kws_]}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    script = """
+const fs = require('fs');
+const spec = JSON.parse(fs.readFileSync(process.argv[1], 'utf8'));
+import(process.argv[2]).then(({ Matcher }) => {
+  const keywords = spec.keywords.map(ts => ({ templates: ts.map(t => ({ rows: Float32Array.from(t.flat()), length: t.length })) }));
+  const m = new Matcher(keywords, spec.dim, spec.softMax);
+  const out = [];
+  for (const v of spec.x) {
+    const sc = new Float64Array(keywords.length), best = new Int32Array(keywords.length);
+    m.push(Float64Array.from(v), sc, best);
+    out.push(Array.from(sc));
+  }
+  console.log(JSON.stringify(out));
+});
+"""
+    r = subprocess.run(["node", "-e", script, str(tmp_path / "spec.json"),
+                        (ROOT / "kws" / "web" / "kws.js").as_uri()], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    got = np.array(json.loads(r.stdout))
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    if soft_max:
+        best = Matcher(TemplateBank.build(kws_)).scores(x)
+        assert np.any(np.abs(got - best) > 1e-3)          # not the best template's score
 
 
 @requires_browser

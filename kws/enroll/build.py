@@ -533,7 +533,7 @@ def own_scores(model: Model, templates: Sequence[np.ndarray], audio: Sequence[np
     for i, x in enumerate(audio):
         own = range(len(templates)) if owners is None else owners
         others = [t for t, o in zip(templates, own) if o != i]
-        m = Matcher(TemplateBank.build([others]))
+        m = Matcher(TemplateBank.build([others], soft_max=model.soft_max))
         x = trim_silence(np.asarray(x, np.float32), top_db=TRIM_TOP_DB, margin_s=0.0)
         for clip in (x, add_noise(x, CHECK_SNR_DB, rng)):
             v = source_vectors(model.vectors, clip, trim=False, pad_s=model.pad_s)

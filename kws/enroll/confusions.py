@@ -296,10 +296,11 @@ def clip_scores(model, templates: Sequence[np.ndarray], owners: Sequence[str],
     (not trimmed: a word's faint start and end, and the near-silence Kokoro renders around a word,
     are what a microphone hears too; trimmed at 40 dB, a word alone scored up to 0.12 lower than
     in a stream), padded with the model's ``pad_s`` of silence, its vectors through
-    kws.spot.templates.Matcher; the templates whose owner is the clip's (its voice) left out.
+    kws.spot.templates.Matcher; the templates whose owner is the clip's (its voice) left out, the
+    others combined as the model combines a keyword's (kws.spot.templates.combine).
     ``clips``: (owner, audio)."""
     from kws.audio.io import SAMPLE_RATE
-    from kws.spot.templates import Matcher, TemplateBank
+    from kws.spot.templates import Matcher, TemplateBank, combine
 
     owners = np.asarray(list(owners))
     bank = TemplateBank.build([[t] for t in templates])                 # one column per template
@@ -323,7 +324,7 @@ def clip_scores(model, templates: Sequence[np.ndarray], owners: Sequence[str],
             continue
         s = matcher.scores(v)
         keep = owners != owner
-        out.append(float(s[:, keep if keep.any() else slice(None)].max()))
+        out.append(float(combine(s[:, keep if keep.any() else slice(None)], model.soft_max).max()))
     return np.array(out, np.float64)
 
 

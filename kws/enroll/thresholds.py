@@ -87,7 +87,7 @@ def run_scores(bank: TemplateBank, x: np.ndarray, starts: np.ndarray) -> np.ndar
 def keyword_series(bank: TemplateBank, bg: Background, chunk: int = CHUNK) -> np.ndarray:
     """(N, K) each keyword's score at every vector of the bank, every segment scored on its own
     (-1 where none of a keyword's templates fits in the segment yet): the numbers of
-    ``bank.keyword_max(template_scores(bank, segment))`` for each segment, up to float rounding,
+    ``bank.keyword_scores(template_scores(bank, segment))`` for each segment, up to float rounding,
     computed on runs of whole segments (one matrix product a run, not one a segment)."""
     seg = np.asarray(bg.segments, np.int64)
     ends = np.cumsum(seg)
@@ -100,7 +100,7 @@ def keyword_series(bank: TemplateBank, bg: Background, chunk: int = CHUNK) -> np
             j += 1
         a, b = int(starts[i]), int(ends[j - 1])
         if b > a:
-            out[a:b] = bank.keyword_max(run_scores(bank, bg.rows(a, b), starts[i:j] - a))
+            out[a:b] = bank.keyword_scores(run_scores(bank, bg.rows(a, b), starts[i:j] - a))
         i = j
     return out
 
@@ -174,7 +174,8 @@ def calibrate(model, templates: Sequence[np.ndarray], fa_per_hour: Optional[floa
     if not rate > 0:
         raise ValueError("the false-alarm rate must be > 0")
     bg = background(model)
-    tail = fit_tail(keyword_peaks(TemplateBank.build([list(templates)]), bg)[0], bg.speech_hours())
+    tail = fit_tail(keyword_peaks(TemplateBank.build([list(templates)], soft_max=model.soft_max), bg)[0],
+                    bg.speech_hours())
     t = max(MIN_THRESHOLD, tail.threshold(rate))
     return Calibration(float(t), tail.rate(t), tail)
 

@@ -157,6 +157,12 @@ class Model:
         return int(self.manifest.get("templates", {}).get("trim_end", self.trim))
 
     @property
+    def soft_max(self) -> float:
+        """How a keyword's score combines its templates' (kws.spot.templates.combine): 0 (absent
+        from the manifest), the best template's; else the soft maximum's sharpness."""
+        return float(self.manifest.get("templates", {}).get("soft_max", 0.0))
+
+    @property
     def rooms(self) -> Optional[np.ndarray]:
         """Room impulse responses (n, samples; 16 kHz) a typed keyword's renderings are also heard
         through, one room copy each (kws.spot.templates.room_copy); None for a model without."""

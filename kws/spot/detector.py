@@ -104,7 +104,7 @@ class Detector:
         self.keywords = keywords
         self.frontend = self.model.frontend
         self.templates = [keyword_templates(self.model, k) for k in keywords]
-        self.bank = TemplateBank.build(self.templates)
+        self.bank = TemplateBank.build(self.templates, soft_max=self.model.soft_max)
         self._names = keywords.names
         self._refractory = int(round(config.refractory_s * SAMPLE_RATE / self.frontend.hop))
         self.room_path = room

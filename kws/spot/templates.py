@@ -12,8 +12,12 @@ silence just around it. Both are the model's (its manifest's ``templates``; kws.
 ``PAD_S`` and ``TRIM``.
 
 **Score.** Template ``T`` (``L`` unit vectors) scored at stream vector ``e``: the mean cosine
-along the diagonal, ``s = (1/L) * sum_j cos(T[j], x[e - L + 1 + j])``; a keyword's score at ``e``
-is the best of its templates' (-1 until one of them fits in the stream). :class:`Matcher` keeps
+along the diagonal, ``s = (1/L) * sum_j cos(T[j], x[e - L + 1 + j])`` (-1 until it fits in the
+stream). A keyword's score at ``e`` combines its templates' (:func:`combine`): the best of them, or,
+in a model whose manifest sets ``templates.soft_max`` (``t``), their soft maximum
+``m + log(mean_i exp(t * (s_i - m))) / t`` (``m`` the best): a stretch that several voices'
+templates match scores higher than one that a single template matches (docs/evaluation.md
+measures it). :class:`Matcher` keeps
 the dot products of the last ``Lmax`` stream vectors with every template row, so each new
 vector costs one matrix-vector product over all templates of all keywords and a gather: the same
 numbers for the stream, whatever its chunking, and for a whole recording (:meth:`Matcher.scores`).
@@ -111,22 +115,42 @@ def keyword_templates(model, kw) -> List[np.ndarray]:
     return out
 
 
+def combine(scores: np.ndarray, soft_max: float = 0.0) -> np.ndarray:
+    """(..., T) scores of one keyword's T templates -> (...) the keyword's score: the best of them
+    (``soft_max`` 0), or their soft maximum ``m + log(mean(exp(soft_max * (s - m)))) / soft_max``
+    (``m`` the best), which lies between the mean and the best. ``-inf`` entries are no template
+    (left out of the mean)."""
+    s = np.asarray(scores, np.float32)
+    m = s.max(axis=-1)
+    if not soft_max:
+        return m
+    t = float(soft_max)
+    have = np.isfinite(s)
+    e = np.where(have, np.exp(t * (np.where(have, s, 0.0) - m[..., None])), 0.0)
+    return (m + np.log(e.sum(axis=-1) / np.maximum(have.sum(axis=-1), 1)) / t).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class TemplateBank:
     """Every template of K keywords, stacked for matching.
 
     ``rows`` (R, D): all template vectors, unit length; template ``t`` is
-    ``rows[start[t]:start[t] + length[t]]`` and belongs to keyword ``owner[t]``."""
+    ``rows[start[t]:start[t] + length[t]]`` and belongs to keyword ``owner[t]``; ``soft_max``: how
+    a keyword's score combines its templates' (:func:`combine`; the model's ``soft_max``)."""
 
     rows: np.ndarray
     start: np.ndarray
     length: np.ndarray
     owner: np.ndarray
     keywords: int
+    soft_max: float = 0.0
 
     @classmethod
-    def build(cls, templates: Sequence[Sequence[np.ndarray]]) -> "TemplateBank":
-        """``templates[k]``: keyword k's templates, each (L, D)."""
+    def build(cls, templates: Sequence[Sequence[np.ndarray]], soft_max: float = 0.0) -> "TemplateBank":
+        """``templates[k]``: keyword k's templates, each (L, D); ``soft_max``: the model's
+        (kws.model.model.Model.soft_max; 0: a keyword scores its best template's score)."""
+        if not (np.isfinite(soft_max) and soft_max >= 0):
+            raise ValueError(f"soft_max must be a finite number >= 0, not {soft_max!r}")
         rows, start, length, owner = [], [], [], []
         pos = 0
         for k, ts in enumerate(templates):
@@ -142,7 +166,7 @@ class TemplateBank:
                 owner.append(k)
                 pos += t.shape[0]
         return cls(np.ascontiguousarray(np.concatenate(rows)), np.array(start, np.int64),
-                   np.array(length, np.int64), np.array(owner, np.int64), len(templates))
+                   np.array(length, np.int64), np.array(owner, np.int64), len(templates), float(soft_max))
 
     @property
     def longest(self) -> int:
@@ -153,12 +177,11 @@ class TemplateBank:
         tpl = np.repeat(np.arange(self.length.size), self.length)
         return self.length[tpl], np.arange(self.rows.shape[0]) - self.start[tpl]
 
-    def keyword_max(self, tpl_scores: np.ndarray) -> np.ndarray:
-        """(n, T) template scores -> (n, K) best template of each keyword."""
+    def keyword_scores(self, tpl_scores: np.ndarray) -> np.ndarray:
+        """(n, T) template scores -> (n, K) each keyword's score (:func:`combine` of its templates')."""
         out = np.full((tpl_scores.shape[0], self.keywords), -1.0, np.float32)
         for k in range(self.keywords):
-            m = self.owner == k
-            out[:, k] = tpl_scores[:, m].max(axis=1)
+            out[:, k] = combine(tpl_scores[:, self.owner == k], self.soft_max)
         return out
 
 
@@ -206,7 +229,7 @@ class Matcher:
         tpl[:-1][self.bank.length > e + 1] = -1.0          # not yet in the stream
         cand = tpl[self._by_kw]                            # (K, Tmax)
         arg = cand.argmax(axis=1)
-        return cand[np.arange(cand.shape[0]), arg], self._by_kw[np.arange(cand.shape[0]), arg]
+        return combine(cand, self.bank.soft_max), self._by_kw[np.arange(cand.shape[0]), arg]
 
     def scores(self, vectors: np.ndarray) -> np.ndarray:
         """(n, K) scores of a whole recording's vectors, as streaming them from the start gives."""

@@ -168,28 +168,31 @@ def head_template(head, vectors: np.ndarray, trim_end: int = TRIM) -> np.ndarray
     return head(np.asarray(vectors, np.float32))[a:b]
 
 
-def template_bank(templates: Dict[str, List[np.ndarray]], words, head, trim_end: int = TRIM) -> TemplateBank:
-    return TemplateBank.build([[head_template(head, t, trim_end) for t in templates[w]] for w in words])
+def template_bank(templates: Dict[str, List[np.ndarray]], words, head, trim_end: int = TRIM,
+                  soft_max: float = 0.0) -> TemplateBank:
+    return TemplateBank.build([[head_template(head, t, trim_end) for t in templates[w]] for w in words],
+                              soft_max=soft_max)
 
 
 def evaluate(sets: dict, head: Callable[[np.ndarray], np.ndarray], wake_conditions=WAKE_CONDITIONS,
-             fsdd_conditions=FSDD_CONDITIONS, trim_end: int = TRIM) -> dict:
+             fsdd_conditions=FSDD_CONDITIONS, trim_end: int = TRIM, soft_max: float = 0.0) -> dict:
     """Wake words: mean EER and miss at 1 FA/h per condition; digits: 10-way accuracy and mean
     EER per condition. ``head`` maps raw (T, 96) vectors to unit vectors; templates are cut with
-    ``trim_end`` vectors dropped at their end."""
+    ``trim_end`` vectors dropped at their end; a keyword's score combines its templates' with
+    ``soft_max`` (kws.spot.templates.combine; 0: the best template's)."""
     from kws.metrics import eer, miss_at_false_alarm_rate
 
     res: dict = {}
-    bank = template_bank(sets["templates"], WAKE, head, trim_end)
+    bank = template_bank(sets["templates"], WAKE, head, trim_end, soft_max)
     hours = sum(v.shape[0] for v in sets["background"]) * 0.08 / 3600
     pk = {w: [] for w in WAKE}
     for v in sets["background"]:
-        s = bank.keyword_max(template_scores(bank, head(v.astype(np.float32))))
+        s = bank.keyword_scores(template_scores(bank, head(v.astype(np.float32))))
         for k, w in enumerate(WAKE):
             pk[w] += peaks(s[:, k]).tolist()
     labels = np.array(sets["wake_label"])
     for cond in wake_conditions:
-        sc = np.stack([bank.keyword_max(template_scores(bank, head(v.astype(np.float32)))).max(0)
+        sc = np.stack([bank.keyword_scores(template_scores(bank, head(v.astype(np.float32)))).max(0)
                        for v in sets["wake"][cond]])
         eers = [eer(sc[:, k], labels == w)[0] for k, w in enumerate(WAKE)]
         miss = [miss_at_false_alarm_rate(sc[labels == w, k], pk[w], hours, 1.0)[0]
@@ -197,10 +200,10 @@ def evaluate(sets: dict, head: Callable[[np.ndarray], np.ndarray], wake_conditio
         res[f"wake_{cond}"] = {"eer": float(np.mean(eers)), "miss_1fah": float(np.mean(miss)),
                                "per_word_eer": dict(zip(WAKE, map(float, eers))),
                                "per_word_miss": dict(zip(WAKE, map(float, miss)))}
-    dbank = template_bank(sets["templates"], DIGIT_WORDS, head, trim_end)
+    dbank = template_bank(sets["templates"], DIGIT_WORDS, head, trim_end, soft_max)
     dl = np.array(sets["fsdd_label"])
     for cond in fsdd_conditions:
-        sc = np.stack([dbank.keyword_max(template_scores(dbank, head(v.astype(np.float32)))).max(0)
+        sc = np.stack([dbank.keyword_scores(template_scores(dbank, head(v.astype(np.float32)))).max(0)
                        for v in sets["fsdd"][cond]])
         acc = float(np.mean(np.array(DIGIT_WORDS)[sc.argmax(1)] == dl))
         eers = [eer(sc[:, k], dl == w)[0] for k, w in enumerate(DIGIT_WORDS)]
@@ -280,6 +283,9 @@ def main(argv=None) -> int:
     r.add_argument("--json", type=Path, default=None)
     r.add_argument("--trim-end", type=int, default=TRIM,
                    help="template vectors dropped at the end (a head trained with its variant's trim_end)")
+    r.add_argument("--soft-max", type=float, action="append", default=None,
+                   help="how a keyword combines its templates' scores (kws.spot.templates.combine; 0: the "
+                        "best; 20: the shipped model's soft maximum); repeat to compare, one column each")
     args = ap.parse_args(argv)
     if args.cmd == "prepare":
         from kws.corpus.real import DEFAULT_DATA
@@ -297,10 +303,13 @@ def main(argv=None) -> int:
         if args.int8:
             models[f"head {h.name} int8"] = onnx_head(h, int8=True)
     results = {}
+    softs = args.soft_max or [0.0]
     for name, fn in models.items():
-        results[name] = evaluate(sets, fn, trim_end=args.trim_end)
-        print(f"{name}: done", file=sys.stderr, flush=True)
-    print(f"half {args.half}, {results['raw templates']['background_hours']:.2f} h of background speech, "
+        for soft in softs:
+            label = name if len(softs) == 1 else f"{name}, soft_max {soft:g}"
+            results[label] = evaluate(sets, fn, trim_end=args.trim_end, soft_max=soft)
+            print(f"{label}: done", file=sys.stderr, flush=True)
+    print(f"half {args.half}, {next(iter(results.values()))['background_hours']:.2f} h of background speech, "
           f"clips padded with {sets.get('pad_s', 0.6):g} s of silence")
     print(table(results))
     if args.json:

@@ -25,8 +25,9 @@
 // - the model's head (head.onnx, causal context C, edge-padded start) when it has one; the vectors
 //   are unit-normalised;
 // - each keyword's templates (from `enroll export`): the score of a template of L vectors at stream
-//   vector e is the mean cosine of its rows with vectors e-L+1 .. e; a keyword's score is its best
-//   template's (-1 until one fits);
+//   vector e is the mean cosine of its rows with vectors e-L+1 .. e (-1 until it fits); a keyword's
+//   score is its best template's, or, where the manifest sets templates.soft_max (t), the soft
+//   maximum of its templates' m + log(mean exp(t (s - m))) / t, m the best (kws.spot.templates.combine);
 // - a keyword fires as soon as its score reaches its threshold after being under it (option
 //   `fire: 'crossing'`, the default; a stretch above the threshold that begins within the
 //   refractory time, 1 s or 12 vectors, of an event fires where it first lies past it), or with
@@ -294,7 +295,7 @@ export async function loadModel(baseUrl, { wasmUrl, stepGraph = true } = {}) {
   }
   const tpl = manifest.templates || {};
   return new Model(manifest, new MelFrontEnd(c.window.data, c.melW.data), backbone, head,
-                   tpl.pad_s ?? 0.6, tpl.trim ?? 2, tpl.trim_end ?? tpl.trim ?? 2, step);
+                   tpl.pad_s ?? 0.6, tpl.trim ?? 2, tpl.trim_end ?? tpl.trim ?? 2, step, softMaxOf(tpl));
 }
 
 /** The custom metadata of an ONNX model (ModelProto.metadata_props, field 14): {key: value}. */
@@ -472,7 +473,7 @@ export class BackboneStream {
 }
 
 export class Model {
-  constructor(manifest, mel, backbone, head, padS, trim, trimEnd = trim, step = null) {
+  constructor(manifest, mel, backbone, head, padS, trim, trimEnd = trim, step = null, softMax = 0) {
     this.manifest = manifest;
     this.modelId = manifest.model_id;
     this.melFrontEnd = mel;
@@ -482,6 +483,7 @@ export class Model {
     this.padS = padS;
     this.trim = trim;
     this.trimEnd = trimEnd;       // vectors cut at a template's end (kws.spot.templates.cut)
+    this.softMax = softMax;       // how a keyword combines its templates' scores (0: the best)
   }
 
   /** (T * 32) mel frames -> Float32Array (n * 96) raw vectors, n = 1 + (T - 76) / 8. */
@@ -607,10 +609,21 @@ export function parseKeywords(doc, model) {
   return { keywords: out, dim };
 }
 
-/** kws.spot.templates.Matcher: every keyword's score at each new stream vector. */
-class Matcher {
-  constructor(keywords, dim) {
+/** The manifest's templates.soft_max: a finite number >= 0 (absent: 0, the best template). */
+function softMaxOf(tpl) {
+  const t = tpl.soft_max ?? 0;
+  if (typeof t !== 'number' || !(t >= 0) || !Number.isFinite(t)) {
+    throw new KwsError(`the model's templates.soft_max is ${JSON.stringify(t)}: a number >= 0 was expected`);
+  }
+  return t;
+}
+
+/** kws.spot.templates.Matcher: every keyword's score at each new stream vector (softMax: the
+ * model's, kws.spot.templates.combine). keywords: [{templates: [{rows: Float32Array (L * dim), length: L}]}]. */
+export class Matcher {
+  constructor(keywords, dim, softMax = 0) {
     this.dim = dim;
+    this.softMax = softMax;
     const starts = [], lengths = [], owners = [];
     let rows = 0;
     keywords.forEach((k, ki) => k.templates.forEach(t => {
@@ -626,6 +639,8 @@ class Matcher {
     this.K = keywords.length;
     this.cap = Math.max(...lengths);
     this.tplScore = new Float64Array(starts.length);
+    this.sum = new Float64Array(this.K);
+    this.count0 = Int32Array.from(keywords.map(k => k.templates.length));
     this.reset();
   }
 
@@ -660,8 +675,21 @@ class Matcher {
         for (let j = 0; j < L; j++) s += dots[((e - L + 1 + j) % cap) * R + st + j];
         s /= L;
       }
+      this.tplScore[t] = s;
       const k = this.owner[t];
       if (s > scores[k]) { scores[k] = s; best[k] = t; }
+    }
+    const tm = this.softMax;
+    if (tm > 0) {               // m + log(mean exp(t (s - m))) / t, in float32 as numpy computes it
+      const sum = this.sum;
+      sum.fill(0);
+      for (let t = 0; t < this.length.length; t++) {
+        const k = this.owner[t];
+        sum[k] += Math.exp(tm * (Math.fround(this.tplScore[t]) - Math.fround(scores[k])));
+      }
+      for (let k = 0; k < this.K; k++) {
+        scores[k] = Math.fround(Math.fround(scores[k]) + Math.log(sum[k] / this.count0[k]) / tm);
+      }
     }
   }
 }
@@ -955,7 +983,7 @@ export class KeywordSpotter {
     this.learns = this.room.entries.map(e => e !== null);
     this._learning = this.adapt.enabled && this.learns.some(Boolean);
     this.thresholds = this._learning ? this.room.current(this.bankThresholds) : this.bankThresholds.slice();
-    this.matcher = new Matcher(this.keywords, parsed.dim);
+    this.matcher = new Matcher(this.keywords, parsed.dim, model.softMax);
     this.refractory = roundHalfEven((options.refractoryS ?? 1.0) * SAMPLE_RATE / VEC_HOP);
     this.fire = options.fire ?? 'crossing';
     if (this.fire !== 'crossing' && this.fire !== 'peak') {
