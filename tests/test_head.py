@@ -546,3 +546,46 @@ def test_other_synthesisers_talk_as_context_and_speech_negatives(tmp_path, monke
     assert seen
     with pytest.raises(SystemExit):
         config.TrainConfig.from_dict({"p_context": [1, 1]})
+
+
+@pytest.mark.parametrize("soft_max", [0.0, 20.0])
+def test_training_validation_equals_the_clip_evaluation(soft_max):
+    """kws.train.validation.validate (torch, during training) gives kws.train.head_eval.evaluate's
+    numbers (numpy, as the detector scores) on the same sets, a keyword's templates combined the
+    same way (best, or the soft maximum a variant's soft_max asks for)."""
+    import torch
+
+    from kws.train.head_eval import DIGIT_WORDS, WAKE, evaluate, identity
+    from kws.train.validation import validate
+
+    rng = np.random.default_rng(11)
+    words = WAKE + DIGIT_WORDS
+    base = rng.normal(size=(8, 96)).astype(np.float32)        # words that sound alike: hard enough
+    proto = {w: base[:int(n)] + 0.7 * rng.normal(size=(int(n), 96)).astype(np.float32)
+             for w, n in zip(words, rng.integers(5, 9, size=len(words)))}
+    quiet = rng.normal(size=96).astype(np.float32)
+
+    def said(w, noise):
+        p = proto[w] + noise * rng.normal(size=proto[w].shape).astype(np.float32)
+        return np.concatenate([np.tile(quiet, (12, 1)), p, np.tile(quiet, (4, 1))]).astype(np.float32)
+
+    templates = {w: [said(w, 0.6)[8:-2] for _ in range(4)] for w in words}
+    wake_label = [w for w in WAKE for _ in range(12)]
+    fsdd_label = [w for w in DIGIT_WORDS for _ in range(3)]
+    background = []
+    for _ in range(6):                      # talk: random vectors, now and then a word
+        x = rng.normal(size=(200, 96)).astype(np.float32)
+        x[:12] = quiet
+        for at, w in zip((20, 80, 140), WAKE):
+            part = proto[w]                 # said as in a clip, the quiet around it too
+            x[at - 4:at + len(part) + 2] = said(w, 1.5)[8:-2]
+        background.append(x)
+    sets = {"templates": templates, "background": background, "wake_label": wake_label,
+            "wake": {"clean": [said(w, 1.5) for w in wake_label]},
+            "fsdd_label": fsdd_label, "fsdd": {"clean": [said(w, 1.5) for w in fsdd_label]}}
+    want = evaluate(sets, identity, wake_conditions=("clean",), fsdd_conditions=("clean",), soft_max=soft_max)
+    got = validate(None, sets, torch.device("cpu"), soft_max=soft_max)
+    for key in ("wake_clean", "digits_clean"):
+        for m, v in got[key].items():
+            assert v == pytest.approx(want[key][m], abs=1e-6), (key, m)
+    assert 0 < want["wake_clean"]["miss_1fah"] < 1, want               # neither all found nor none

@@ -19,6 +19,8 @@ class Variant:
     lr: float = 1e-3
     init: Optional[str] = None      # continue from this checkpoint's weights (head and loss parameters)
     trim_end: int = TRIM            # template vectors dropped at the end (export.model --trim-end the same)
+    soft_max: float = 0.0           # validated with a keyword's templates combined so (export.model --soft-max
+                                    # the same; kws.spot.templates.combine; 0: the best template's)
     teacher: Optional[str] = None   # a head's checkpoint (e.g. from-onnx of the shipped head) whose scores
     alpha_kd: float = 0.0           # between clean templates this head learns to keep (kws.train.losses)
     ema: float = 0.0                # > 0: validate and keep an exponential moving average of the weights

@@ -229,7 +229,8 @@ def train(cfg: TrainConfig, device=None, log=print) -> dict:
             next_eval = time.time() + cfg.eval_minutes * 60
             for i, (h, p, v) in enumerate(zip(heads, params, cfg.variants)):
                 h = emas[i] if emas[i] is not None else h
-                r = validate(h, val, device, trim_end=v.trim_end) if val is not None else {"score": float("nan")}
+                r = (validate(h, val, device, trim_end=v.trim_end, soft_max=v.soft_max) if val is not None
+                     else {"score": float("nan")})
                 history.append({"step": step, "variant": v.name, "val": r})
                 log(json.dumps({"step": step, "variant": v.name, "val": r}))
                 d = out / v.name

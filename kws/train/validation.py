@@ -23,8 +23,25 @@ def _pad_batch(seqs: List[np.ndarray], device) -> Tuple[torch.Tensor, torch.Tens
 
 
 @torch.no_grad()
-def validate(head: Optional[HeadNet], val: dict, device, lmax: int = 40, trim_end: int = TRIM) -> dict:
-    """kws.train.head_eval's measures computed on the device (``head`` None: raw templates)."""
+def keyword_scores(S: torch.Tensor, own: torch.Tensor, K: int, soft_max: float = 0.0) -> torch.Tensor:
+    """[..., nt] template scores -> [..., K] each keyword's (kws.spot.templates.combine): the best of
+    its templates' (``soft_max`` 0) or their soft maximum."""
+    if not soft_max:
+        W = torch.full(S.shape[:-1] + (K,), -2.0, device=S.device, dtype=S.dtype)
+        return W.scatter_reduce(-1, own.expand(S.shape[:-1] + own.shape), S, "amax")
+    out = []
+    for k in range(K):
+        s = S[..., own == k]
+        m = s.amax(-1, keepdim=True)
+        out.append(m[..., 0] + torch.log(torch.exp(soft_max * (s - m)).mean(-1)) / soft_max)
+    return torch.stack(out, -1)
+
+
+@torch.no_grad()
+def validate(head: Optional[HeadNet], val: dict, device, lmax: int = 40, trim_end: int = TRIM,
+             soft_max: float = 0.0) -> dict:
+    """kws.train.head_eval's measures computed on the device (``head`` None: raw templates), a
+    keyword's templates combined with ``soft_max`` (kws.spot.templates.combine)."""
     from kws.metrics import eer, miss_at_false_alarm_rate
     from kws.spot.events import peaks
     from kws.train.head_eval import DIGIT_WORDS, WAKE
@@ -43,10 +60,8 @@ def validate(head: Optional[HeadNet], val: dict, device, lmax: int = 40, trim_en
         out = []
         for s in range(0, len(seqs), 256):
             x, n = _pad_batch(seqs[s:s + 256], device)
-            S = score_series(T, L, run(x), n).amax(1)          # [b, nt]
-            Wk = torch.full((S.shape[0], K), -2.0, device=device)
-            Wk = Wk.scatter_reduce(1, own[None].expand(S.shape[0], -1), S, "amax")
-            out.append(Wk.cpu().numpy())
+            S = score_series(T, L, run(x), n)                  # [b, N, nt]
+            out.append(keyword_scores(S, own, K, soft_max).amax(1).cpu().numpy())
         return np.concatenate(out)
 
     res = {}
@@ -56,8 +71,7 @@ def validate(head: Optional[HeadNet], val: dict, device, lmax: int = 40, trim_en
     for v in val["background"]:
         x, n = _pad_batch([v], device)
         G = score_series(T, L, run(x), n)[0]                  # [N, nt]
-        Wk = torch.full((G.shape[0], len(WAKE)), -2.0, device=device)
-        Wk = Wk.scatter_reduce(1, own[None].expand(G.shape[0], -1), G, "amax").cpu().numpy()
+        Wk = keyword_scores(G, own, len(WAKE), soft_max).cpu().numpy()
         for k, w in enumerate(WAKE):
             pk[w] += peaks(Wk[:, k]).tolist()
     lab = np.array(val["wake_label"])
