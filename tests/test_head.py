@@ -548,15 +548,10 @@ def test_other_synthesisers_talk_as_context_and_speech_negatives(tmp_path, monke
         config.TrainConfig.from_dict({"p_context": [1, 1]})
 
 
-@pytest.mark.parametrize("soft_max", [0.0, 20.0])
-def test_training_validation_equals_the_clip_evaluation(soft_max):
-    """kws.train.validation.validate (torch, during training) gives kws.train.head_eval.evaluate's
-    numbers (numpy, as the detector scores) on the same sets, a keyword's templates combined the
-    same way (best, or the soft maximum a variant's soft_max asks for)."""
-    import torch
-
-    from kws.train.head_eval import DIGIT_WORDS, WAKE, evaluate, identity
-    from kws.train.validation import validate
+def _validation_sets() -> dict:
+    """Validation sets (kws.train.head_eval's layout, raw vectors) where words sound alike enough
+    that some are missed: 3 wake words and 10 digits, 4 templates each, talk with the wake words in it."""
+    from kws.train.head_eval import DIGIT_WORDS, WAKE
 
     rng = np.random.default_rng(11)
     words = WAKE + DIGIT_WORDS
@@ -580,12 +575,46 @@ def test_training_validation_equals_the_clip_evaluation(soft_max):
             part = proto[w]                 # said as in a clip, the quiet around it too
             x[at - 4:at + len(part) + 2] = said(w, 1.5)[8:-2]
         background.append(x)
-    sets = {"templates": templates, "background": background, "wake_label": wake_label,
+    return {"templates": templates, "background": background, "wake_label": wake_label,
             "wake": {"clean": [said(w, 1.5) for w in wake_label]},
             "fsdd_label": fsdd_label, "fsdd": {"clean": [said(w, 1.5) for w in fsdd_label]}}
+
+
+@pytest.mark.parametrize("soft_max", [0.0, 20.0])
+def test_training_validation_equals_the_clip_evaluation(soft_max):
+    """kws.train.validation.validate (torch, during training) gives kws.train.head_eval.evaluate's
+    numbers (numpy, as the detector scores) on the same sets, a keyword's templates combined the
+    same way (best, or the soft maximum a variant's soft_max asks for)."""
+    import torch
+
+    from kws.train.head_eval import evaluate, identity
+    from kws.train.validation import validate
+
+    sets = _validation_sets()
     want = evaluate(sets, identity, wake_conditions=("clean",), fsdd_conditions=("clean",), soft_max=soft_max)
     got = validate(None, sets, torch.device("cpu"), soft_max=soft_max)
     for key in ("wake_clean", "digits_clean"):
         for m, v in got[key].items():
             assert v == pytest.approx(want[key][m], abs=1e-6), (key, m)
     assert 0 < want["wake_clean"]["miss_1fah"] < 1, want               # neither all found nor none
+
+
+def test_validate_command_uses_the_checkpoints_variant(tmp_path, capsys):
+    """python -m kws.train.head validate CHECKPOINT --val FILE: the numbers of a training run's
+    validation, with the checkpoint's variant's trim_end and soft_max unless told otherwise."""
+    import torch
+
+    from kws.train.validation import validate
+
+    sets = _validation_sets()
+    np.save(tmp_path / "val.npy", sets, allow_pickle=True)
+    torch.manual_seed(0)
+    h = net.HeadNet(net.HeadConfig(context=2, hidden=32, layers=1, dim=16))
+    ck = tmp_path / "best.pt"
+    torch.save({"head": asdict(h.cfg), "state": h.state_dict(), "variant": {"trim_end": 3, "soft_max": 20.0}}, ck)
+    for extra, soft in (([], 20.0), (["--soft-max", "0"], 0.0)):
+        assert th.main(["validate", str(ck), "--val", str(tmp_path / "val.npy")] + extra) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert (out["trim_end"], out["soft_max"]) == (3, soft)
+        want = validate(th.load_head(str(ck)), sets, torch.device("cpu"), trim_end=3, soft_max=soft)
+        assert out["val"]["score"] == pytest.approx(want["score"], abs=1e-9)

@@ -431,6 +431,11 @@ def main(argv=None) -> int:
                         "but the validation ones, with word times, and LibriSpeech train-clean-100")
     sp.add_argument("--data", type=Path, default=None)
     sp.add_argument("--out", type=Path, required=True)
+    va = sub.add_parser("validate", help="a checkpoint's validation numbers, as a training run computes them")
+    va.add_argument("checkpoint")
+    va.add_argument("--val", type=Path, required=True, help="the validation file (val-file)")
+    va.add_argument("--trim-end", type=int, default=None, help="default: the checkpoint's variant's")
+    va.add_argument("--soft-max", type=float, default=None, help="default: the checkpoint's variant's")
     v = sub.add_parser("val-file", help="the compact validation file for a training run")
     v.add_argument("--sets", type=Path, required=True, help="kws.train.head_eval prepare folder")
     v.add_argument("--out", type=Path, required=True)
@@ -447,6 +452,16 @@ def main(argv=None) -> int:
         print(json.dumps(stage_speech(args.data, args.out)))
     elif args.cmd == "export":
         print(json.dumps(export(args.checkpoint, args.out, not args.no_int8, calibration=args.calibration)))
+    elif args.cmd == "validate":
+        from kws.spot.templates import TRIM
+
+        variant = torch.load(args.checkpoint, map_location="cpu", weights_only=False).get("variant") or {}
+        te = args.trim_end if args.trim_end is not None else int(variant.get("trim_end", TRIM))
+        soft = args.soft_max if args.soft_max is not None else float(variant.get("soft_max", 0.0))
+        dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        r = validate(load_head(args.checkpoint).to(dev).eval(), load_val(str(args.val)), dev, trim_end=te,
+                     soft_max=soft)
+        print(json.dumps({"trim_end": te, "soft_max": soft, "val": r}))
     else:
         from kws.train.head_eval import load_sets
 
