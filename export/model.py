@@ -57,7 +57,7 @@ from kws.corpus.real import DEFAULT_DATA
 from kws.model.backbone import STEP_FILE
 from kws.model.model import FORMAT, FORMAT_VERSION, ModelError, default_model_path, read_manifest
 from kws.progress import progress
-from kws.spot.templates import PAD_S, TRIM
+from kws.spot.templates import PAD_S, TRIM, check_soft_max
 
 BACKBONE_FILES = ("backbone.onnx", "backbone_mel.npz", "NOTICE.backbone")
 ROOMS_FILE = "rooms.npz"   # room impulse responses of typed keywords' room copies
@@ -193,8 +193,7 @@ def write(out_dir: Path, data: Path, music: Sequence[Path] = (), head: Optional[
           trim_end: Optional[int] = None, rooms: Optional[Path] = None, room_rt60: Tuple[float, float] = (0.3, 0.9),
           room_count: int = 28, talk: Optional[Path] = None, household: Optional[Path] = None, raw_cache: Path = RAW_CACHE,
           soft_max: float = 0.0) -> dict:
-    if not (soft_max >= 0 and soft_max < float("inf")):
-        raise ValueError(f"soft_max must be a finite number >= 0, not {soft_max!r}")
+    soft_max = check_soft_max(soft_max)
     out_dir.mkdir(parents=True, exist_ok=True)
     if backbone is not None and Path(backbone).resolve() != out_dir.resolve():
         for name in BACKBONE_FILES:
@@ -260,7 +259,7 @@ def write(out_dir: Path, data: Path, music: Sequence[Path] = (), head: Optional[
     if room_meta:
         cutting["rooms"] = room_meta
     if soft_max:
-        cutting["soft_max"] = float(soft_max)   # how a keyword combines its templates' scores (0: the best; absent)
+        cutting["soft_max"] = soft_max          # how a keyword combines its templates' scores (0: the best; absent)
     ident = hashlib.sha256(json.dumps({**{n: digests[n]["sha256"] for n in files
                                           if n not in ("background.npz", STEP_FILE)},
                                        **cutting}, sort_keys=True).encode()).hexdigest()[:12]

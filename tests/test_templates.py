@@ -10,6 +10,16 @@ def _unit_rows(rng, n, d=8):
     return unit(rng.normal(size=(n, d)).astype(np.float32))
 
 
+def _pushed_in_chunks(matcher, x, rng, most):
+    """The matcher's scores of ``x`` pushed in chunks of 0 to ``most - 1`` vectors."""
+    parts, pos = [], 0
+    while pos < x.shape[0]:
+        n = int(rng.integers(0, most))
+        parts.append(matcher.push(x[pos:pos + n]))
+        pos += n
+    return np.concatenate(parts)
+
+
 def test_score_is_the_mean_cosine_along_the_diagonal(rng):
     t = _unit_rows(rng, 3)
     x = _unit_rows(rng, 6)
@@ -64,13 +74,7 @@ def test_soft_max_keyword_score_streams_as_offline(rng):
     np.testing.assert_allclose(whole[:, 0], want, atol=1e-5)
     assert np.all(whole[:, 0] < m + 1e-7) and np.any(whole[:, 0] < m - 1e-3)
     np.testing.assert_allclose(whole[:, 1], Matcher(TemplateBank.build([[b]])).scores(x)[:, 0], atol=1e-6)
-    mt = Matcher(bank)
-    parts, pos = [], 0
-    while pos < x.shape[0]:
-        n = int(rng.integers(0, 7))
-        parts.append(mt.push(x[pos:pos + n]))
-        pos += n
-    np.testing.assert_array_equal(np.concatenate(parts), whole)
+    np.testing.assert_array_equal(_pushed_in_chunks(Matcher(bank), x, rng, 7), whole)
     np.testing.assert_allclose(bank.keyword_scores(template_scores(bank, x, block=8)), whole, atol=1e-5)
 
 
@@ -78,13 +82,7 @@ def test_streaming_any_chunking_equals_one_call(rng):
     bank = TemplateBank.build([[_unit_rows(rng, n) for n in (3, 5, 7)], [_unit_rows(rng, 4)]])
     x = _unit_rows(rng, 60)
     whole = Matcher(bank).scores(x)
-    m = Matcher(bank)
-    parts, pos = [], 0
-    while pos < x.shape[0]:
-        n = int(rng.integers(0, 9))
-        parts.append(m.push(x[pos:pos + n]))
-        pos += n
-    np.testing.assert_array_equal(np.concatenate(parts), whole)
+    np.testing.assert_array_equal(_pushed_in_chunks(Matcher(bank), x, rng, 9), whole)
 
 
 def test_batched_scores_equal_the_matcher(rng):

@@ -115,6 +115,14 @@ def keyword_templates(model, kw) -> List[np.ndarray]:
     return out
 
 
+def check_soft_max(soft_max: float) -> float:
+    """A soft maximum's sharpness (a model's ``templates.soft_max``), checked: a finite number
+    >= 0 (0: a keyword scores its best template's score)."""
+    if not (np.isfinite(soft_max) and soft_max >= 0):
+        raise ValueError(f"soft_max must be a finite number >= 0, not {soft_max!r}")
+    return float(soft_max)
+
+
 def combine(scores: np.ndarray, soft_max: float = 0.0) -> np.ndarray:
     """(..., T) scores of one keyword's T templates -> (...) the keyword's score: the best of them
     (``soft_max`` 0), or their soft maximum ``m + log(mean(exp(soft_max * (s - m)))) / soft_max``
@@ -149,8 +157,7 @@ class TemplateBank:
     def build(cls, templates: Sequence[Sequence[np.ndarray]], soft_max: float = 0.0) -> "TemplateBank":
         """``templates[k]``: keyword k's templates, each (L, D); ``soft_max``: the model's
         (kws.model.model.Model.soft_max; 0: a keyword scores its best template's score)."""
-        if not (np.isfinite(soft_max) and soft_max >= 0):
-            raise ValueError(f"soft_max must be a finite number >= 0, not {soft_max!r}")
+        soft_max = check_soft_max(soft_max)
         rows, start, length, owner = [], [], [], []
         pos = 0
         for k, ts in enumerate(templates):
@@ -166,7 +173,7 @@ class TemplateBank:
                 owner.append(k)
                 pos += t.shape[0]
         return cls(np.ascontiguousarray(np.concatenate(rows)), np.array(start, np.int64),
-                   np.array(length, np.int64), np.array(owner, np.int64), len(templates), float(soft_max))
+                   np.array(length, np.int64), np.array(owner, np.int64), len(templates), soft_max)
 
     @property
     def longest(self) -> int:
