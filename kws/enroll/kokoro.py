@@ -17,16 +17,33 @@ renderings as templates (kws.spot.templates). Three parts:
   here from kws's own pronunciation (CMUdict with stress, the offline G2P for other words;
   kws.enroll.phonemes) by :func:`misaki`: no phonemizer library, no GPL code.
 
-Run time: numpy and onnxruntime only. One rendering of a short keyword takes 0.6-0.8 s of one
-x86-64 core (a two-word phrase in all 28 voices: about 22 s; in the ten of ``--quick``: about 8 s);
-the session is made once per process (about 0.6 s). Two thirds of that is the decoder's ConvInteger
-layers, whose work grows with the audio rendered, silence included (about 40 % of a keyword's
-rendering). Tried, and not taken: other onnxruntime session options (graph optimisation levels,
-memory arena and pattern, denormals as zero: within 3 %), the decoder's convolutions in float (1.4x
-slower), its weights as int8 instead of uint8 (3x slower), one batch of several voices (the export
-takes one text at a time), and shorter silence before and after the word by capping the first and
-last tokens' durations (saves 10-30 %, but changes the rendering itself, the speech too: the capped
-rendering scored 0.39-0.98 against the uncapped one's template, as much as another voice).
+Run time: numpy and onnxruntime only. The session runs the model with its integer convolutions
+rewritten as integer matrix products (kws.enroll.kokoro_graph, done on the file's bytes when the
+session is made, 0.25-0.3 s): the same int32 sums, so the same audio to the bit, in about 0.56 of
+the time. ``taskset -c 1 python benchmarks/kokoro_speed.py --runs 5`` on a 2-core x86-64 CPU
+(AVX-512 VNNI) with the machine busy (load average 3): 0.58 s per rendering against 1.03 s with the
+convolutions as in the file (1.78x; 4 keywords x 4 voices, 1.7 s of audio each on average; max
+|audio difference| 0, durations equal); 0.49 s against 0.90 s (1.83x, ``taskset -c 0``, 3 runs)
+when it was quieter. ``enroll add 'hey toaster'`` (``taskset -c 1 python benchmarks/enroll_speed.py
+'hey toaster'``, cold, twice each): 19-23 CPU s against 29-33, of which rendering the phrase in all
+28 voices 14-17 s against 24-26. The session is made once per process (1.0 CPU s with the rewrite,
+0.6 s without; same peak memory, 340 MB). Time goes with the audio rendered, silence included
+(about 40 % of a keyword's rendering): a one-phoneme text (0.8 s of audio) takes 0.23-0.27 s
+(``--one-token``), so there is no fixed cost per call worth removing. Of a rendering (``--ops``,
+onnxruntime's profile by operator type, ms of 504): the matrix products 145, their im2col and
+transposes 64 (were ConvInteger 579 of 876); Sin, Mul, Add and Pow (the Snake activations, the
+AdaIN norms) 176, STFT 20, ConvTranspose 16. Tried, and not taken: other onnxruntime session
+options (graph optimisation levels, memory arena and pattern, denormals as zero: within 3 %), the
+decoder's convolutions in float (1.4x slower), its weights as int8 instead of uint8 in ConvInteger
+(3x slower), one batch of several voices (the export takes one text at a time), shorter silence
+before and after the word by capping the first and last tokens' durations (saves 10-30 %, but
+changes the rendering itself, the speech too: the capped rendering scored 0.39-0.98 against the
+uncapped one's template, as much as another voice), and, for the rewrite, the weights on the left
+of the product (activations as int8 on the right, im2col by Slice and Concat, no transposes: 1.2x
+slower than the Gather form for kernels of 7 and 11, the same for 3; ``benchmarks/kokoro_speed.py
+--one-conv``, 128 channels over 7560 frames: 7.8 and 12.6 ms against 6.5 and 10.5, ConvInteger 14.7
+and 24.8). The rest is mostly float work (the Snake activations, the STFT), left as it is: another
+formulation of it would change the audio's bits.
 kws.enroll.render_cache makes renderings on one thread per core and keeps them.
 
 **Timing.** The session also returns the model's per-token durations (the inner tensor
@@ -445,9 +462,21 @@ _sessions: Dict[Tuple[str, int], object] = {}
 _session_lock = threading.Lock()
 
 
+def session_bytes(path, as_matmuls: bool = True) -> bytes:
+    """The model file at ``path`` as the session reads it: with the per-token durations as a
+    second output and, unless ``as_matmuls`` is false, its integer convolutions as integer matrix
+    products (kws.enroll.kokoro_graph: the same audio to the bit, in 0.55-0.6 of the time)."""
+    data = Path(path).read_bytes()
+    if as_matmuls:
+        from kws.enroll.kokoro_graph import convs_as_matmuls
+
+        data, _ = convs_as_matmuls(data)
+    return add_graph_output(data, DURATIONS)
+
+
 def session(threads: int = 1, say: Say = None):
-    """The onnxruntime session of the model, with the per-token durations as a second output
-    (one per process and thread count)."""
+    """The onnxruntime session of the model (:func:`session_bytes`), with the per-token durations
+    as a second output (one per process and thread count)."""
     path = str(model_path(say))
     key = (path, threads)
     with _session_lock:
@@ -459,8 +488,8 @@ def session(threads: int = 1, say: Say = None):
             opts.inter_op_num_threads = 1
             opts.log_severity_level = 3
             try:
-                data = add_graph_output(Path(path).read_bytes(), DURATIONS)
-                _sessions[key] = ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
+                _sessions[key] = ort.InferenceSession(session_bytes(path), sess_options=opts,
+                                                      providers=["CPUExecutionProvider"])
             except Exception as exc:
                 raise KokoroError(f"{path}: onnxruntime cannot load the Kokoro model ({exc})") from None
     return _sessions[key]
