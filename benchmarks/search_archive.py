@@ -366,33 +366,45 @@ def query_process(args) -> int:
         for q in qs:
             ix.query(templates(q), top=10)
     for setting in args.settings.split(";"):
-        candidates, places = None, True
-        if setting.strip() in ("defaults", "judged"):   # what `kws search query` does: the index's defaults
+        candidates, places, source = None, True, None
+        setting = setting.strip()
+        if pair and setting.split(":")[0] in ("joint", "spaces"):    # an index of both: what proposes
+            source, _, rest = setting.partition(":")
+            vals = [int(v) if v else None for v in rest.split(",")] if rest else []
+            vals += [None] * (4 - len(vals))
+            nprobe, k, rescore, candidates = vals[:4]
+            step = spread = None
+        elif setting in ("defaults", "judged"):   # what `kws search query` does: the index's defaults
             nprobe = k = step = rescore = spread = None
-            places = setting.strip() == "defaults"   # judged: a pair's candidates as each space's events
+            places = setting == "defaults"   # judged: a pair's candidates as each space's events
+            source = None if places else "spaces"
         elif pair and "," not in setting:       # an index of both spaces: the candidates it takes
             nprobe = k = step = rescore = spread = None
             candidates = int(setting)
+            source = "spaces"
         else:
             vals = [int(v) for v in setting.split(",")]
             nprobe, k, step = vals[:3]
             conf = (ix.raw if pair else ix).config
             rescore = vals[3] if len(vals) > 3 else conf.rescore
             spread = vals[4] if len(vals) > 4 else conf.spread
+            source = "spaces" if pair else None
+        if pair and source is None:
+            source = "joint" if ix.joint is not None else "spaces"
         times, cpu, hits = [], [], []
         for q in qs:
             T = templates(q)
             c0, t0 = time.process_time(), time.perf_counter()
             if pair:
                 h = ix.query(T, top=10, candidates=candidates or 0, nprobe=nprobe, k=k, rescore=rescore,
-                             places=places)
+                             places=places, source=source)
             else:
                 h = ix.query(T, top=10, nprobe=nprobe, k=k, query_step=step, rescore=rescore, spread=spread)
             times.append(time.perf_counter() - t0)
             cpu.append(time.process_time() - c0)
             hits.append([x.to_dict() for x in h])
         res["settings"].append({"nprobe": nprobe, "k": k, "step": step, "rescore": rescore, "spread": spread,
-                                "candidates": candidates, "places": places,
+                                "candidates": candidates, "places": places, "source": source,
                                 "times": times, "cpu": cpu,
                                 "hits": hits})
     res["rss_after"] = rss()
@@ -442,6 +454,7 @@ def measure(ix_dir: Path, qs, args, label_hours: float, build: dict, results: li
     subprocess.run(cmd, check=True)
     r = json.loads(out.read_text())
     mb = ix.size_bytes() / 1e6
+    parts = ix.size_parts() if pair else None
     for st in r["settings"]:
         for kind in ("text", "example"):
             sel = [i for i, q in enumerate(qs) if q[0] == kind]
@@ -458,39 +471,63 @@ def measure(ix_dir: Path, qs, args, label_hours: float, build: dict, results: li
                    "median_cpu_ms": float(np.median(cs)), "p90_cpu_ms": float(np.percentile(cs, 90)),
                    "first_ms": st["times"][sel[0]] * 1000,
                    "mb_per_hour": mb / hours, "index_gb": mb / 1e3, "build_s": build.get("build_s"),
+                   "source": st.get("source"),
+                   "joint": ({"dim": ix.joint.config.listed_dim, "codec": ix.joint.config.codec}
+                             if pair and ix.joint is not None else None),
+                   # an index of both: the folder as the setting's lists need it (rows and those lists)
+                   "mb_per_hour_lists": (parts["rows"] + parts["joint_lists" if st.get("source") == "joint" else
+                                                         "space_lists"]) / 1e6 / hours if pair else mb / hours,
+                   "size_parts_mb": {k: v / 1e6 for k, v in parts.items()} if pair else None,
                    "exact_ms_per_query": exact_s / len(qs) * 1000, "open_s": r["open_s"],
                    "rss_mib": r["rss_after"]["VmRSS"], "rss_file_mib": r["rss_after"].get("RssFile"),
                    "rss_anon_mib": r["rss_after"].get("RssAnon"), "rss_peak_mib": r["rss_after"]["VmHWM"],
                    "build": build}
             results.append(row)
-            how = ("the index's defaults" + ("" if st.get("places", True) else ", candidates judged as events")
+            how = (f"{st.get('source')} lists nprobe {st['nprobe'] or 'dflt'} k {st['k'] or 'dflt'} rescore "
+                   f"{st['rescore'] or 'dflt'} places {st.get('candidates') or 'dflt'}"
+                   if st.get("source") == "joint" else
+                   "the index's defaults" + ("" if st.get("places", True) else ", candidates judged as events")
                    if st["nprobe"] is None and not st.get("candidates") else
                    f"{st['candidates']} candidates" if st.get("candidates") else
                    f"nprobe {st['nprobe']:3d} k {st['k']:4d} step {st['step']} rescore {st['rescore']} spread {st['spread']}")
             print(f"  {kind:7s} {how}: median {row['median_ms']:.1f} ms, "
-                  f"p90 {row['p90_ms']:.1f} ms (CPU {row['median_cpu_ms']:.1f}, {row['p90_cpu_ms']:.1f}), recall@10 {rec:.3f}; RSS {row['rss_mib']:.0f} MiB "
+                  f"p90 {row['p90_ms']:.1f} ms (CPU {row['median_cpu_ms']:.1f}, {row['p90_cpu_ms']:.1f}), recall@10 {rec:.3f}; "
+                  f"{row['mb_per_hour_lists']:.2f} MB/h; RSS {row['rss_mib']:.0f} MiB "
                   f"(file {row['rss_file_mib']:.0f}, peak {row['rss_peak_mib']:.0f})", flush=True)
 
 
 def _build_pair(ix_dir: Path, pool, head_pool, hours: float, args):
-    """An index of both spaces (kws.search.fusion, each with ArchiveConfig's defaults) of ``hours``
-    from the pool: the raw space's index (``--raw-index``: one that ``scale --vectors raw --keep``
-    left of the same volume, linked in, not built again), then the head's index of the same
-    recordings, row for row."""
+    """An index of both spaces (kws.search.fusion) of ``hours`` from the pool, its candidates
+    proposed by ``--pair-lists`` (joint lists, each space's own, or both to compare): the raw
+    space's index (``--raw-index``: one that ``scale --vectors raw --keep`` left of the same volume,
+    linked in, not built again), then the head's index of the same recordings, row for row, then
+    the joint lists."""
     import shutil
 
     from kws.search.fusion import PairedIndex, mark_pair
 
-    mark_pair(ix_dir)
+    from kws.search.fusion import NO_LISTS
+
+    resume = (ix_dir / "manifest.json").exists()      # a build that stopped: what it finished is kept
+    for part in ("head", "joint"):
+        if resume and (ix_dir / part).exists() and not (ix_dir / part / "manifest.json").exists():
+            shutil.rmtree(ix_dir / part)               # half-written
+    mark_pair(ix_dir, args.pair_lists)
     build = {}
-    if args.raw_index:
+    if args.raw_index and not resume:
         shutil.copytree(args.raw_index, ix_dir / "raw", copy_function=os.link)
         build["raw"] = json.loads((args.raw_index.parent / f"build-{args.raw_index.name[len('archive-'):]}.json")
                                   .read_text()) if args.raw_index.name.startswith("archive-") else {}
         print(f"  raw space: {args.raw_index} linked in", flush=True)
-    ix = PairedIndex(ix_dir)
+    ix = PairedIndex(ix_dir, joint_config=_joint_config(args))
     if not len(ix.raw.files):
         build["raw"] = ix.raw.add_rows(split_shards(volume(pool, hours, args.jitter), args.shards, hours), quiet=False)
+    elif resume:
+        print(f"  raw space: {ix.raw.rows} rows kept", flush=True)
+        build["raw"] = {}
+    if args.pair_lists == "joint" and not len(ix.head.files):
+        # the head's rows without lists of their own (the raw space's may have them: a build resumed)
+        ix.head = ArchiveIndex(ix_dir / "head", ArchiveConfig(vectors="head", min_list_rows=NO_LISTS))
     t1 = time.perf_counter()
     build["head"] = ix.head.add_rows(split_shards(volume(head_pool, hours, args.jitter, twin_dim=pool[0].shape[1]),
                                                   args.shards, hours), quiet=False)
@@ -498,11 +535,28 @@ def _build_pair(ix_dir: Path, pool, head_pool, hours: float, args):
     for k in ("raw", "head"):
         build[k].pop("shard_meta", None)
     build["build_s"] = build["raw"].get("build_s", 0.0) + build["head"]["build_s"]
+    if args.pair_lists != "spaces":
+        _add_joint(ix, build, args)
     ix = PairedIndex(ix_dir)
     if set(ix.raw.files) != set(ix.head.files):
         raise SystemExit(f"{ix_dir}: the two spaces hold other recordings")
     ix.build = build
     return ix
+
+
+def _joint_config(args):
+    from kws.search.joint import JointConfig
+
+    return JointConfig(listed_dim=args.joint_dim, codec=args.joint_codec)
+
+
+def _add_joint(ix, build: dict, args) -> None:
+    """The joint lists of every segment of an index of both spaces (added to one that has none)."""
+    t0 = time.perf_counter()
+    rep = ix.add_joint(_joint_config(args), quiet=False) if ix.joint is None else ix.joint.update(quiet=False)
+    rep["build_s"] = time.perf_counter() - t0
+    build["joint"] = rep
+    print(f"  joint lists: {rep['build_s']:.0f} s ({rep})", flush=True)
 
 
 def scale(args) -> int:
@@ -533,10 +587,20 @@ def scale(args) -> int:
         ix_dir = tmp_root / f"archive-{name}-{h:g}h"
         built = tmp_root / f"build-{name}-{h:g}h.json"
         print(f"\n== {h:g} h", flush=True)
-        if args.reuse and (ix_dir / "manifest.json").exists() and built.exists():
+        if both and args.reuse and (ix_dir / "manifest.json").exists() and not built.exists() and \
+                (ix_dir / "raw" / "manifest.json").exists() and not (ix_dir / "head" / "manifest.json").exists():
+            ix = _build_pair(ix_dir, pool, head_pool, h, args)       # the raw space finished: the rest
+            build = ix.build
+            built.write_text(json.dumps(build))
+        elif args.reuse and (ix_dir / "manifest.json").exists() and built.exists():
             ix = open_index(ix_dir)
             build = json.loads(built.read_text())
             print(f"  reusing {ix_dir}", flush=True)
+            if both and args.pair_lists != "spaces" and (ix.joint is None or
+                                                         len(ix.joint.segments()) < len(ix.raw.segments())):
+                _add_joint(ix, build, args)          # an index of both made without (all) joint lists
+                built.write_text(json.dumps(build))
+                ix = open_index(ix_dir)
         else:
             if ix_dir.exists():
                 import shutil
@@ -557,6 +621,8 @@ def scale(args) -> int:
         print(f"  built: {(ix.raw if both else ix).rows} rows, {ix.seconds / 3600:.1f} h, {ix.size_bytes() / 1e9:.2f} GB, "
               f"{build['build_s']:.0f} s ({ {k: round(v, 1) for k, v in build.items() if k.endswith('_s')} })",
               flush=True)
+        if args.build_only:
+            continue
         with tempfile.TemporaryDirectory(dir=tmp_root) as tmp:
             measure(ix_dir, qs, args, h, build, results, Path(tmp))
         if args.out:
@@ -810,19 +876,27 @@ def main() -> int:
     s.add_argument("--raw-index", type=Path, default=None,
                    help="with --vectors both and one size: the raw space's index of that volume that "
                         "--vectors raw --keep left (linked in, not built again)")
+    s.add_argument("--pair-lists", default="both", choices=("joint", "spaces", "both"),
+                   help="with --vectors both: what proposes the candidates, the joint lists (kws.search.joint; "
+                        "what kws search index makes), each space's own lists, or both (to compare; the default)")
+    s.add_argument("--joint-dim", type=int, default=384, help="dimensions of a joint list entry")
+    s.add_argument("--joint-codec", default="fs128", help="codes of a joint list entry (fsM)")
     s.add_argument("--listed-dim", type=int, default=ArchiveConfig.listed_dim,
                    help="dimensions of a listed entry (0: all)")
     s.add_argument("--codec", default=ArchiveConfig.codec, help="listed entries: fsM, sq8 or pqM (ArchiveConfig.codec)")
     s.add_argument("--settings", default=f"{ArchiveConfig.nprobe},{ArchiveConfig.k},1",
                    help="nprobe,k,query_step[,rescore[,spread]];... ('defaults': each query the index's own, "
-                        "as kws search query; for --vectors both also N: candidates a space, and "
-                        "'judged': the defaults with each space's candidates judged as events)")
+                        "as kws search query; for --vectors both also 'joint[:nprobe,k,rescore,places]': the joint "
+                        "lists (kws.search.joint; empty fields: JointConfig's defaults), 'spaces': each space's own "
+                        "lists with their defaults, N: those with N candidates a space, and "
+                        "'judged': each space's candidates judged as events)")
     s.add_argument("--warm", action="store_true", help="every query once, untimed, before the first setting "
                                                         "(else the first setting also maps the index's rows)")
     s.add_argument("--tmp", default=tempfile.gettempdir())
     s.add_argument("--keep", action="store_true", help="keep the indexes")
     s.add_argument("--reuse", action="store_true", help="use the indexes that --keep left in --tmp (made from the "
                                                          "same pool); exact hits are kept by rows and queries")
+    s.add_argument("--build-only", action="store_true", help="build (or finish building) the indexes, measure nothing")
     s.add_argument("--out", type=Path, default=None)
     t = sub.add_parser("std")
     t.add_argument("--data", type=Path, default=DEFAULT_DATA)

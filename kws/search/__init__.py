@@ -12,6 +12,8 @@ term or a recording of it as the detector matches keywords (``python -m kws sear
 - ``query``: how a query is answered (candidates from the inverted lists, exact scores, hits).
 - ``fusion``: an index of both spaces (:class:`~kws.search.fusion.PairedIndex`), a term's two
   scores of each place added.
+- ``joint``: the joint lists of an index of both spaces (entries of a raw window and the head's
+  window at the same place), which propose its candidates by about the fused score.
 - ``shards``: what the workers of an indexing run write.
 - ``dist``: where they run (this process, or a Dask cluster).
 """

@@ -468,32 +468,8 @@ class ArchiveIndex(ArchiveQueries):
         nlist = c.nlist or auto_nlist(total // c.stride, 1.0 if fast else 2.0)
         want = c.train_rows or max(20_000, 30 * nlist)
         z = self._sample(segs, want)
-        # uncentred PCA: inner products, and so the ranking, survive the projection
-        w, v = np.linalg.eigh(z.astype(np.float64).T @ z.astype(np.float64) / max(1, z.shape[0]))
-        P = v[:, ::-1][:, :c.listed_dim or c.context * self.dim]
-        if fast:     # turned at random: every 4-bit sub-quantizer gets an equal share of the variance
-            R = np.linalg.qr(np.random.default_rng(c.seed).standard_normal((P.shape[1], P.shape[1])))[0]
-            P = P @ R
-        P = np.ascontiguousarray(P, dtype=np.float32)
-        x = np.ascontiguousarray(z @ P)
-        d = P.shape[1]
-        nlist = max(1, min(nlist, x.shape[0] // 39 or 1))
-        km = faiss.Kmeans(d, nlist, niter=c.kmeans_iter, spherical=True, seed=c.seed,
-                          verbose=False, max_points_per_centroid=256)
-        with c_output_muted():           # FAISS warns of few training points on small archives
-            km.train(x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12))
-        cells = max(1, min(c.coarse_cells, nlist // 39 or 1))
-        top = faiss.IndexFlatIP(d)
-        quant = faiss.IndexIVFFlat(top, d, cells, faiss.METRIC_INNER_PRODUCT)
-        quant.cp.spherical = True
-        quant.cp.seed = c.seed
-        with c_output_muted():
-            quant.train(km.centroids)
-        quant.add(km.centroids)
-        quant.nprobe = min(c.coarse_probe, cells)
-        index = make_index(faiss, c.codec, quant, d, nlist)
-        with c_output_muted():
-            index.train(x)
+        index, P = trained_index(faiss, z, nlist, c.listed_dim or c.context * self.dim, c.codec, c.seed,
+                                 c.kmeans_iter, c.coarse_cells, c.coarse_probe)
         save_npy(self.root / name.replace(".faiss", ".proj.npy"), P)
         tmp = self.root / (name + ".tmp")
         faiss.write_index(index, str(tmp))
@@ -523,6 +499,42 @@ class ArchiveIndex(ArchiveQueries):
                 Path(b).unlink()
         save_npy(d / (ivf + ".crc.npy"), crcs)
         return ivf
+
+
+def trained_index(faiss, z: np.ndarray, nlist: int, listed_dim: int, codec: str, seed: int, kmeans_iter: int,
+                  coarse_cells: int, coarse_probe: int):
+    """An untrained-lists index trained on the sampled entries ``z`` (rows: entries before
+    projection): the uncentred PCA to ``listed_dim`` dimensions (turned at random for fast-scan
+    codes), ``nlist`` spherical k-means lists found through a two-level coarse quantizer
+    (``coarse_cells`` cells over the list centroids, ``coarse_probe`` searched), and the entries'
+    codec. Returns (index, projection)."""
+    # uncentred PCA: inner products, and so the ranking, survive the projection
+    w, v = np.linalg.eigh(z.astype(np.float64).T @ z.astype(np.float64) / max(1, z.shape[0]))
+    P = v[:, ::-1][:, :listed_dim]
+    if codec_kind(codec)[0] == "fs":  # turned at random: every 4-bit sub-quantizer gets an equal share of the variance
+        R = np.linalg.qr(np.random.default_rng(seed).standard_normal((P.shape[1], P.shape[1])))[0]
+        P = P @ R
+    P = np.ascontiguousarray(P, dtype=np.float32)
+    x = np.ascontiguousarray(z @ P)
+    d = P.shape[1]
+    nlist = max(1, min(nlist, x.shape[0] // 39 or 1))
+    km = faiss.Kmeans(d, nlist, niter=kmeans_iter, spherical=True, seed=seed,
+                      verbose=False, max_points_per_centroid=256)
+    with c_output_muted():           # FAISS warns of few training points on small archives
+        km.train(x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12))
+    cells = max(1, min(coarse_cells, nlist // 39 or 1))
+    top = faiss.IndexFlatIP(d)
+    quant = faiss.IndexIVFFlat(top, d, cells, faiss.METRIC_INNER_PRODUCT)
+    quant.cp.spherical = True
+    quant.cp.seed = seed
+    with c_output_muted():
+        quant.train(km.centroids)
+    quant.add(km.centroids)
+    quant.nprobe = min(coarse_probe, cells)
+    index = make_index(faiss, codec, quant, d, nlist)
+    with c_output_muted():
+        index.train(x)
+    return index, P
 
 
 def _stamp(path: Path) -> List[int]:

@@ -7,12 +7,18 @@ The two spaces are wrong about different places: on held-out read speech, adding
 best raw score to its best head score lowers the text-query EER below either space alone
 (docs/search.md). Here the scores are added where the term lies, not per utterance:
 
-- **candidates**: each space's best places (from its lists: the ends of the best approximate
-  score, :data:`PAIR_RESCORE` of them for a text, :data:`PAIR_SINGLE_RESCORE` for an example,
-  rescored exactly, and of those the best of their recording within a second), ``candidates``
-  of them per space (the raw space's alone find too few of the fused best: docs/search.md, *An
-  index of both spaces at 100 h*), each with :data:`MARGIN_S` either side (stretches of one
-  recording that overlap are joined); with ``exact``, every recording whole. They are not judged
+- **candidates** (format 2, the default): the joint lists (kws.search.joint: one list index whose
+  entries hold a raw window and the head's window at the same place) propose the ends of the best
+  approximate fused score; those are scored exactly (the fused score, both spaces' rows), the best
+  of their recording within a second are the places, and the :data:`JOINT_PLACES` best places,
+  with :data:`MARGIN_S` either side, are judged. Neither space has lists of its own (the folder
+  stays under 15 MB an hour). Format 1 (``lists="spaces"``, still read and appended to): each
+  space's best places from its own lists (the ends of the best approximate score,
+  :data:`PAIR_RESCORE` of them for a text, :data:`PAIR_SINGLE_RESCORE` for an example, rescored
+  exactly, and of those the best of their recording within a second), ``candidates`` of them per
+  space, each with :data:`MARGIN_S` either side: at 1,000 h the fused best places are too often in
+  neither space's list (docs/search.md, *An index of both spaces at 1,000 h*). Stretches of one
+  recording that overlap are joined; with ``exact``, every recording whole. They are not judged
   as events in their own space: the fused score judges them again;
 - **the fused score** at each end ``e`` of a candidate recording is the mean of the raw score
   there and the best head score among the ends whose term ends (each space's own estimate, its
@@ -32,12 +38,19 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from kws.errors import SearchIndexError, UsageError
+from kws.search.lists import sorted_unique
 from kws.search.query import Hit, stretch_peaks, top_hits
 from kws.search.rows import HOP_S, PAD_S, Space, Template
 from kws.spot.events import PEAK_FLOOR, REFRACTORY
 
 PAIR_KIND = "kws-archive-pair"
-PAIR_VERSION = 1
+# 2: joint lists (kws.search.joint) propose the candidates, each space's rows have no lists of their own;
+# 1: each space's own lists propose its places (this kws still reads and appends to such an index)
+PAIR_VERSION = 2
+PAIR_READS = (1, 2)
+NO_LISTS = 1 << 62     # a space's min_list_rows where the joint lists propose: it gets no lists of its own
+LIST_KINDS = ("joint", "spaces", "both")
+JOIN_ENDS = 3          # candidate ends of a recording this close are scored as one stretch
 ALIGN_S = 0.2        # the two spaces' term ends, at one place, at most this far apart
 REACH = 8            # ends either side of a raw end where the head's aligned end is looked for
 MARGIN_S = 1.5       # seconds scored either side of a candidate event (more than the event rule's 1 s)
@@ -47,6 +60,7 @@ MARGIN_S = 1.5       # seconds scored either side of a candidate event (more tha
 # in both spaces (docs/search.md, *An index of both spaces at 100 h*)
 PAIR_RESCORE = 1024
 PAIR_SINGLE_RESCORE = 4096
+JOINT_PLACES = 160     # places from the joint lists judged by the event rule (a term's, of all segments)
 EXACT_ROWS = 1 << 20   # rows of candidate stretches fused at once (an exact scan reads its archive so)
 
 
@@ -58,15 +72,19 @@ def is_pair(folder: Union[str, os.PathLike]) -> bool:
         return False
 
 
-def mark_pair(root: Union[str, os.PathLike]) -> None:
-    """Make ``root`` an index of both spaces: its manifest, written atomically (once)."""
+def mark_pair(root: Union[str, os.PathLike], lists: str = "joint") -> None:
+    """Make ``root`` an index of both spaces: its manifest, written atomically (once). ``lists``:
+    what proposes a query's candidates, ``joint`` (kws.search.joint; the default), ``spaces``
+    (each space's own lists, as format 1 did) or ``both`` (to compare the two)."""
+    if lists not in LIST_KINDS:
+        raise UsageError(f"lists must be one of {', '.join(LIST_KINDS)}, not {lists!r}")
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     mpath = root / "manifest.json"
     if not mpath.exists():
         tmp = mpath.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"kind": PAIR_KIND, "version": PAIR_VERSION, "spaces": ["raw", "head"]},
-                                  indent=1) + "\n")
+        tmp.write_text(json.dumps({"kind": PAIR_KIND, "version": PAIR_VERSION, "spaces": ["raw", "head"],
+                                   "lists": lists}, indent=1) + "\n")
         os.replace(tmp, mpath)
 
 
@@ -110,8 +128,12 @@ class PairedIndex:
     """An index of both spaces (module docstring). ``PairedIndex(root)`` opens one or prepares a
     new one; :meth:`add` indexes into both; :meth:`query` answers with the fused score."""
 
-    def __init__(self, root: Union[str, os.PathLike], verify: bool = False, model=None):
+    def __init__(self, root: Union[str, os.PathLike], verify: bool = False, model=None,
+                 lists: Optional[str] = None, joint_config=None):
+        """``lists`` (a new index only; see :func:`mark_pair`): ``joint`` by default;
+        ``joint_config``: kws.search.joint.JointConfig of a new index's joint lists."""
         from kws.search.archive import ArchiveConfig, ArchiveIndex
+        from kws.search.joint import JointLists
         from kws.search.rows import search_model
 
         self.root = Path(root)
@@ -120,21 +142,33 @@ class PairedIndex:
             if not is_pair(self.root):
                 raise SearchIndexError(f"{self.root} is an index of one space, not of both (--vectors both "
                                        "needs a new folder)")
-            version = json.loads(mpath.read_text()).get("version")
-            if version != PAIR_VERSION:
+            pm = json.loads(mpath.read_text())
+            version = pm.get("version")
+            if version not in PAIR_READS:
                 raise SearchIndexError(f"{self.root} is an index of both spaces of format version {version}; "
-                                       f"this kws reads version {PAIR_VERSION}: index the recordings again "
-                                       "into a new folder")
+                                       f"this kws reads versions {' and '.join(map(str, PAIR_READS))}: index the "
+                                       "recordings again into a new folder")
+            self.lists = pm.get("lists", "spaces")
         elif self.root.exists() and any(self.root.iterdir()):
             raise SearchIndexError(f"{self.root} has no manifest.json: a half-written or foreign index. "
                                    "Delete the folder and index again")
+        else:
+            self.lists = lists or "joint"
+            if self.lists not in LIST_KINDS:
+                raise UsageError(f"lists must be one of {', '.join(LIST_KINDS)}, not {self.lists!r}")
         model = search_model(model) if model is None or isinstance(model, (str, os.PathLike)) else model
+        own = {} if self.lists != "joint" else {"min_list_rows": NO_LISTS}
         self.raw = ArchiveIndex(self.root / "raw", None if (self.root / "raw" / "manifest.json").exists()
-                                else ArchiveConfig(vectors="raw"), verify=verify, model=model)
+                                else ArchiveConfig(vectors="raw", **own), verify=verify, model=model)
         self.head = ArchiveIndex(self.root / "head", None if (self.root / "head" / "manifest.json").exists()
-                                 else ArchiveConfig(vectors="head"), verify=verify, model=model)
+                                 else ArchiveConfig(vectors="head", **own), verify=verify, model=model)
         if self.raw.config.vectors != "raw" or self.head.config.vectors != "head":
             raise SearchIndexError(f"{self.root}: its raw/ and head/ indexes hold other spaces")
+        self.joint = None
+        if self.lists in ("joint", "both"):
+            jroot = self.root / "joint"
+            self.joint = JointLists(jroot, self.raw, self.head, None if (jroot / "manifest.json").exists()
+                                    else joint_config, verify=verify)
 
     @property
     def space_name(self) -> str:
@@ -158,26 +192,60 @@ class PairedIndex:
         return float(sum(f["seconds"] for f in self.files.values()))
 
     def size_bytes(self) -> int:
-        return self.raw.size_bytes() + self.head.size_bytes()
+        return self.raw.size_bytes() + self.head.size_bytes() + (self.joint.size_bytes() if self.joint else 0)
+
+    def size_parts(self) -> Dict[str, int]:
+        """Bytes on disk of the rows (both spaces' rows, hashes, metadata), of each space's own
+        lists (their quantizers included) and of the joint lists."""
+        out = {"rows": 0, "space_lists": 0, "joint_lists": self.joint.size_bytes() if self.joint else 0}
+        for ix in (self.raw, self.head):
+            for rel, c in (ix.manifest or {}).get("checksums", {}).items():
+                name = rel.rsplit("/", 1)[-1]
+                out["space_lists" if name.startswith(("ivf-", "trained-")) else "rows"] += int(c["size"])
+        return out
 
     def verify(self) -> dict:
+        import time
+
+        t0 = time.perf_counter()
         a, b = self.raw.verify(), self.head.verify()
-        return {"files": a["files"] + b["files"], "bytes": a["bytes"] + b["bytes"],
-                "seconds": a["seconds"] + b["seconds"]}
+        j = self.joint.verify() if self.joint else {"files": 0, "bytes": 0}
+        return {"files": a["files"] + b["files"] + j["files"], "bytes": a["bytes"] + b["bytes"] + j["bytes"],
+                "seconds": time.perf_counter() - t0}
 
     def add(self, paths, **kw) -> dict:
         """Index ``paths`` into both spaces (ArchiveIndex.add's arguments); the counts are the raw
         space's, rows and segment both spaces'."""
-        mark_pair(self.root)
+        mark_pair(self.root, self.lists)
         self._files_key = None
         a = self.raw.add(paths, **kw)
         b = self.head.add(paths, **kw)
+        if self.joint is not None:       # the new raw segment's joint lists (and any a run left unlisted)
+            j = self.joint.update(quiet=kw.get("quiet", True))
+            a = dict(a, joint=j, retrained=a["retrained"] or j["retrained"])
         out = dict(a)
         out["failed"] = sorted(set(a["failed"]) | set(b["failed"]))
         out["rows"] = a["rows"] + b["rows"]
         out["segment"] = [a["segment"], b["segment"]]
         out["retrained"] = bool(a["retrained"] or b["retrained"])
         return out
+
+    def add_joint(self, config=None, quiet: bool = True) -> dict:
+        """Give an index of both spaces that has none (format 1, each space's own lists) joint lists
+        of every segment as well (``lists`` becomes ``both``; kws.search.joint.JointConfig
+        ``config``); its rows and each space's lists stay as they are. Returns what was listed."""
+        from kws.search.joint import JointLists
+        from kws.search.shards import write_atomic
+
+        if self.joint is None:
+            self.joint = JointLists(self.root / "joint", self.raw, self.head, config)
+        rep = self.joint.update(quiet=quiet)
+        if self.lists != "both" and self.lists != "joint":
+            pm = json.loads((self.root / "manifest.json").read_text())
+            pm.update(version=PAIR_VERSION, lists="both")
+            write_atomic(self.root / "manifest.json", (json.dumps(pm, indent=1) + "\n").encode())
+            self.lists = "both"
+        return rep
 
     # ------------------------------------------------------------------ queries
     def file_scores(self, file: str, templates: Tuple[Sequence[Template], Sequence[Template]],
@@ -214,20 +282,30 @@ class PairedIndex:
     def query(self, templates: Tuple[Sequence[Template], Sequence[Template]], top: int = 10,
               exact: bool = False, per_file: Optional[int] = None, threshold: Optional[float] = None,
               nprobe: Optional[int] = None, candidates: int = 0, k: Optional[int] = None,
-              rescore: Optional[int] = None, places: bool = True) -> List[Hit]:
+              rescore: Optional[int] = None, places: bool = True, source: Optional[str] = None) -> List[Hit]:
         """The ``top`` best hits of a term by the fused score. ``templates``: (raw templates, head
-        templates) of the term; ``candidates`` (default max(64, 8 top)): places taken from each
-        space's lists (``places``: its best exactly rescored ends a second apart, of
-        :data:`PAIR_RESCORE` rescored for a term of several templates, :data:`PAIR_SINGLE_RESCORE`
-        for one; else its events, judged again around them); ``exact``: every file, every
-        position, :data:`EXACT_ROWS` rows at a time. ``nprobe``, ``k``, ``rescore``: each space's
-        list settings (kws.search.archive.ArchiveConfig; each index's own by default)."""
+        templates) of the term; ``exact``: every file, every position, :data:`EXACT_ROWS` rows at a
+        time. ``source``: what proposes the candidates, ``joint`` (the joint lists, where the index
+        has them: the default) or ``spaces`` (each space's own lists). ``candidates``: places
+        judged by the event rule (joint: of all, default :data:`JOINT_PLACES`; spaces: per space,
+        default max(64, 8 top)). ``nprobe``, ``k``, ``rescore``: the lists' settings (joint:
+        kws.search.joint.JointConfig, spaces: kws.search.archive.ArchiveConfig; the index's own by
+        default). ``places`` (spaces only): each space's best exactly rescored ends a second apart,
+        of :data:`PAIR_RESCORE` rescored for a term of several templates, :data:`PAIR_SINGLE_RESCORE`
+        for one; else its events, judged again around them."""
         raw_t, head_t = templates
         if not raw_t or not head_t:
             raise UsageError("a query needs at least one template in each space")
+        source = source or ("joint" if self.joint is not None else "spaces")
+        if source not in ("joint", "spaces"):
+            raise UsageError(f"source is joint or spaces, not {source!r}")
+        if source == "joint" and self.joint is None:
+            raise UsageError(f"{self.root} has no joint lists (an index of both spaces of format 1)")
         both = self.files
         if exact:
             spans = {f: [(0, None)] for f in both}
+        elif source == "joint":
+            spans = self._joint_spans(templates, candidates or JOINT_PLACES, nprobe, k, rescore)
         else:
             n = candidates or max(64, 8 * top)
             found: Dict[str, List[Tuple[float, float]]] = {}
@@ -262,6 +340,129 @@ class PairedIndex:
             return []
         return top_hits(files, np.concatenate(owner), np.concatenate(scores), np.concatenate(times),
                         top, per_file)
+
+    def _joint_spans(self, templates, n: int, nprobe: Optional[int], k: Optional[int],
+                     rescore: Optional[int]) -> Dict[str, List[Tuple[int, Optional[int]]]]:
+        """Candidate stretches from the joint lists: each raw segment's ends of the best approximate
+        fused score (kws.search.joint.JointLists.candidates), their fused score computed exactly,
+        of those the best of their recording within a second (places), and around the ``n`` best
+        places :data:`MARGIN_S` either side. A raw segment without joint lists (under
+        ``min_list_rows`` rows) gives its recordings whole."""
+        from kws.search.query import ArchiveQueries
+
+        raw_t, head_t = templates
+        both = self.files
+        spans: Dict[str, List[Tuple[int, Optional[int]]]] = {}
+        keys: List[str] = []
+        local: List[np.ndarray] = []
+        for rseg in self.raw.segments():
+            if self.joint.segment(rseg.entry["name"]) is None:
+                for i, key in enumerate(rseg.keys):
+                    if rseg.live[i] and key in both:
+                        spans[key] = [(0, None)]
+                continue
+            e, _ = self.joint.candidates(rseg, raw_t, head_t, nprobe, k, rescore)
+            e = ArchiveQueries._live_ends(rseg, np.sort(e))
+            if not e.size:
+                continue
+            f = rseg.file_of(e)
+            uf, inv = np.unique(f, return_inverse=True)
+            base = len(keys)
+            keys += [rseg.keys[i] for i in uf]
+            local.append(np.stack([inv.ravel() + base, e - rseg.file_first[f]], 1))
+        if not local:
+            return spans
+        fe = np.concatenate(local)
+        ok = np.array([keys[i] in both and keys[i] not in spans for i in range(len(keys))], bool)[fe[:, 0]]
+        fe = fe[ok]
+        if not fe.size:
+            return spans
+        fe = fe[np.lexsort((fe[:, 1], fe[:, 0]))]
+        owner, end = fe[:, 0], fe[:, 1]
+        sc, tm = self._fused_at(templates, keys, owner, end)
+        # places: no end of the recording within the refractory second scores higher (of equal, the first)
+        keep = np.ones(sc.size, bool)
+        for d in range(1, REFRACTORY + 1):
+            near = (owner[d:] == owner[:-d]) & (end[d:] - end[:-d] <= REFRACTORY)
+            keep[d:] &= ~(near & (sc[d:] <= sc[:-d]))
+            keep[:-d] &= ~(near & (sc[:-d] < sc[d:]))
+        p = np.flatnonzero(keep & (sc >= PEAK_FLOOR))
+        if p.size > n:
+            p = p[np.argpartition(-sc[p], n)[:n]]
+        found: Dict[str, List[Tuple[float, float]]] = {}
+        for i in p:
+            found.setdefault(keys[int(owner[i])], []).append((float(tm[i, 0]) - MARGIN_S, float(tm[i, 1]) + MARGIN_S))
+        for f, w in found.items():
+            spans[f] = _joined(w)
+        return spans
+
+    def _fused_at(self, templates, keys: List[str], owner: np.ndarray, end: np.ndarray
+                  ) -> Tuple[np.ndarray, np.ndarray]:
+        """The fused score (:func:`fuse`, exactly as :meth:`file_scores` gives it) at the ends
+        ``end`` of the recordings ``keys[owner]``, sorted by (owner, end), and the raw space's
+        (N, 2) seconds of the term there: each space's score at only the ends it needs (the raw
+        end, and the head's ends within :data:`REACH` of it), their rows read once each."""
+        from kws.search.query import ArchiveQueries
+        from kws.spot.templates import TemplateBank
+
+        raw_t, head_t = templates
+        out = np.full(end.size, -1.0)
+        times = np.zeros((end.size, 2), np.float32)
+        brt = TemplateBank.build([[T.vectors for T in raw_t]])
+        bht = TemplateBank.build([[T.vectors for T in head_t]])
+        self.raw._check_templates([raw_t])
+        self.head._check_templates([head_t])
+        st_r = np.array([T.start_s for T in raw_t])
+        en_r = np.array([T.end_s for T in raw_t])
+        en_h = np.array([T.end_s for T in head_t])
+        rsegs, hsegs = self.raw.segments(), self.head.segments()
+        # where each recording's rows are in each space: (segment, its first row there, rows)
+        rw = [self.raw._where(k) for k in keys]
+        hw = [self.head._where(k) for k in keys]
+        rseg_of = np.array([si for si, _ in rw], np.int64)
+        hseg_of = np.array([si for si, _ in hw], np.int64)
+        rfirst = np.array([rsegs[si].file_first[i] for si, i in rw], np.int64)
+        hfirst = np.array([hsegs[si].file_first[i] for si, i in hw], np.int64)
+        n_r = np.array([rsegs[si].file_n[i] for si, i in rw], np.int64)
+        n_h = np.array([hsegs[si].file_n[i] for si, i in hw], np.int64)
+        f = np.asarray(owner, np.int64)
+        end = np.asarray(end, np.int64)
+        # the raw score and its best template's term at each end
+        raw = np.full(end.size, -1.0)
+        which = np.zeros(end.size, np.int64)
+        for si in sorted_unique(rseg_of[f]):
+            m = rseg_of[f] == si
+            ids = rfirst[f[m]] + end[m]
+            sc, w = ArchiveQueries._score_ends(rsegs[si], brt, ids)
+            raw[m], which[m] = sc, w
+        t0 = (end - (brt.length[which] - 1)) * HOP_S - PAD_S
+        times[:, 0], times[:, 1] = t0 + st_r[which], t0 + en_r[which]       # float32, as span_scores
+        # the head's ends within REACH (inside the recording) whose term, by some head template,
+        # can end within ALIGN_S of the raw one's (the best template's must: fuse), scored once each
+        he = end[:, None] + np.arange(-REACH, REACH + 1)[None, :]
+        inside = (he >= 0) & (he < n_h[f][:, None])
+        lag = (bht.length - 1) * HOP_S + PAD_S - en_h                 # term end = e' HOP_S - lag
+        near = np.zeros(he.shape, bool)
+        for g in np.unique(np.round(lag, 6)):
+            near |= np.abs(he * HOP_S - g - times[:, 1:2]) <= ALIGN_S + 1e-3
+        inside &= near
+        head = np.full(he.shape, -1.0)
+        hend = np.zeros(he.shape)
+        for si in sorted_unique(hseg_of[f]):
+            m = (hseg_of[f] == si)[:, None] & inside
+            ids = (hfirst[f][:, None] + he)[m]
+            u, inv = np.unique(ids, return_inverse=True)
+            sc, w = ArchiveQueries._score_ends(hsegs[si], bht, u)
+            head[m] = sc[inv.ravel()]
+            # as kws.search.query span_scores gives it: float32 seconds
+            hend[m] = ((he[m] - (bht.length[w[inv.ravel()]] - 1)) * HOP_S - PAD_S
+                       + en_h[w[inv.ravel()]]).astype(np.float32)
+        ok = inside & (np.abs(hend - times[:, 1:2].astype(np.float64)) <= ALIGN_S)
+        ok &= head > -1.0
+        best = np.where(ok, head, -1.0).max(axis=1)
+        out = ((raw + best) / 2).astype(np.float32)
+        del n_r
+        return out, times
 
     def _rows(self, window: Tuple[str, int, Optional[int]]) -> int:
         f, a, b = window
