@@ -366,13 +366,14 @@ def query_process(args) -> int:
         for q in qs:
             ix.query(templates(q), top=10)
     for setting in args.settings.split(";"):
-        candidates, places, source = None, True, None
+        candidates, places, source, pairs = None, True, None, None
         setting = setting.strip()
         if pair and setting.split(":")[0] in ("joint", "spaces"):    # an index of both: what proposes
             source, _, rest = setting.partition(":")
-            vals = [int(v) if v else None for v in rest.split(",")] if rest else []
-            vals += [None] * (4 - len(vals))
-            nprobe, k, rescore, candidates = vals[:4]
+            vals = rest.split(",") if rest else []
+            vals += [""] * (5 - len(vals))
+            nprobe, k, rescore, candidates = [int(v) if v else None for v in vals[:4]]
+            pairs = vals[4] or None
             step = spread = None
         elif setting in ("defaults", "judged"):   # what `kws search query` does: the index's defaults
             nprobe = k = step = rescore = spread = None
@@ -397,14 +398,14 @@ def query_process(args) -> int:
             c0, t0 = time.process_time(), time.perf_counter()
             if pair:
                 h = ix.query(T, top=10, candidates=candidates or 0, nprobe=nprobe, k=k, rescore=rescore,
-                             places=places, source=source)
+                             places=places, source=source, pairs=pairs)
             else:
                 h = ix.query(T, top=10, nprobe=nprobe, k=k, query_step=step, rescore=rescore, spread=spread)
             times.append(time.perf_counter() - t0)
             cpu.append(time.process_time() - c0)
             hits.append([x.to_dict() for x in h])
         res["settings"].append({"nprobe": nprobe, "k": k, "step": step, "rescore": rescore, "spread": spread,
-                                "candidates": candidates, "places": places, "source": source,
+                                "candidates": candidates, "places": places, "source": source, "pairs": pairs,
                                 "times": times, "cpu": cpu,
                                 "hits": hits})
     res["rss_after"] = rss()
@@ -471,7 +472,7 @@ def measure(ix_dir: Path, qs, args, label_hours: float, build: dict, results: li
                    "median_cpu_ms": float(np.median(cs)), "p90_cpu_ms": float(np.percentile(cs, 90)),
                    "first_ms": st["times"][sel[0]] * 1000,
                    "mb_per_hour": mb / hours, "index_gb": mb / 1e3, "build_s": build.get("build_s"),
-                   "source": st.get("source"),
+                   "source": st.get("source"), "pairs": st.get("pairs"),
                    "joint": ({"dim": ix.joint.config.listed_dim, "codec": ix.joint.config.codec}
                              if pair and ix.joint is not None else None),
                    # an index of both: the folder as the setting's lists need it (rows and those lists)
@@ -484,8 +485,9 @@ def measure(ix_dir: Path, qs, args, label_hours: float, build: dict, results: li
                    "build": build}
             results.append(row)
             how = (f"{st.get('source')} lists nprobe {st['nprobe'] or 'dflt'} k {st['k'] or 'dflt'} rescore "
-                   f"{st['rescore'] or 'dflt'} places {st.get('candidates') or 'dflt'}"
-                   if st.get("source") == "joint" else
+                   f"{st['rescore'] or 'dflt'} places {st.get('candidates') or 'dflt'} pairs {st.get('pairs') or 'dflt'}"
+                   if st.get("source") == "joint" else "each space's own lists, their defaults"
+                   if st.get("source") == "spaces" and st["nprobe"] is None and not st.get("candidates") else
                    "the index's defaults" + ("" if st.get("places", True) else ", candidates judged as events")
                    if st["nprobe"] is None and not st.get("candidates") else
                    f"{st['candidates']} candidates" if st.get("candidates") else
@@ -525,9 +527,11 @@ def _build_pair(ix_dir: Path, pool, head_pool, hours: float, args):
     elif resume:
         print(f"  raw space: {ix.raw.rows} rows kept", flush=True)
         build["raw"] = {}
-    if args.pair_lists == "joint" and not len(ix.head.files):
+    if args.pair_lists == "joint" and not len(ix.head.files) and ix.head.config.min_list_rows != NO_LISTS:
         # the head's rows without lists of their own (the raw space's may have them: a build resumed)
         ix.head = ArchiveIndex(ix_dir / "head", ArchiveConfig(vectors="head", min_list_rows=NO_LISTS))
+        if ix.joint is not None:
+            ix.joint.head = ix.head
     t1 = time.perf_counter()
     build["head"] = ix.head.add_rows(split_shards(volume(head_pool, hours, args.jitter, twin_dim=pool[0].shape[1]),
                                                   args.shards, hours), quiet=False)
@@ -544,6 +548,31 @@ def _build_pair(ix_dir: Path, pool, head_pool, hours: float, args):
     return ix
 
 
+def _add_space_lists(ix, build: dict) -> None:
+    """Each space's own lists (as ArchiveIndex builds them) for its segments that have none: an
+    index of both built with joint lists only gets the lists of format 1 beside them, to compare
+    the two on the same rows."""
+    from kws.search.shards import import_faiss, write_atomic
+
+    for key, sp in (("raw", ix.raw), ("head", ix.head)):
+        m = json.loads(json.dumps(sp.manifest))
+        todo = [seg for seg in m["segments"] if not seg.get("ivf")]
+        if not todo:
+            continue
+        t0 = time.perf_counter()
+        faiss = import_faiss()
+        name = f"trained-{int(todo[0]['name'][4:]):04d}.faiss"
+        sp._train(m["segments"], name, faiss)
+        for seg in todo:
+            seg["trained"] = name
+            seg["ivf"] = sp._build_lists(seg, name, f"ivf-{int(seg['name'][4:]):04d}", faiss, 1, None, False)
+        m["trained"], m["trained_rows"] = name, sum(seg["rows"] for seg in m["segments"])
+        m["checksums"] = sp._checksums(m)
+        write_atomic(sp.root / "manifest.json", json.dumps(m, indent=1).encode())
+        build[f"{key}_lists_s"] = time.perf_counter() - t0
+        print(f"  {key} space: its own lists in {build[f'{key}_lists_s']:.0f} s", flush=True)
+
+
 def _joint_config(args):
     from kws.search.joint import JointConfig
 
@@ -556,6 +585,7 @@ def _add_joint(ix, build: dict, args) -> None:
     rep = ix.add_joint(_joint_config(args), quiet=False) if ix.joint is None else ix.joint.update(quiet=False)
     rep["build_s"] = time.perf_counter() - t0
     build["joint"] = rep
+    build["build_s"] = build.get("build_s", 0.0) + rep["build_s"]
     print(f"  joint lists: {rep['build_s']:.0f} s ({rep})", flush=True)
 
 
@@ -601,6 +631,11 @@ def scale(args) -> int:
                 _add_joint(ix, build, args)          # an index of both made without (all) joint lists
                 built.write_text(json.dumps(build))
                 ix = open_index(ix_dir)
+            if both and args.pair_lists == "both" and any(not seg.get("ivf") for sp in (ix.raw, ix.head)
+                                                          for seg in sp.manifest["segments"]):
+                _add_space_lists(ix, build)          # one made with joint lists only: format 1's lists beside
+                built.write_text(json.dumps(build))
+                ix = open_index(ix_dir)
         else:
             if ix_dir.exists():
                 import shutil
@@ -635,10 +670,13 @@ def scale(args) -> int:
           f"{'rec@10':>7} {'MB/h':>6} {'RSS MiB':>8} {'build s':>8}")
     for r in results:
         d = lambda v, w: f"{'dflt' if v is None else v:>{w}}"      # noqa: E731  (None: the index's defaults)
-        probe = (f"c{r['candidates']}" if r.get("candidates") else       # an index of both: its candidates
+        probe = (("j" if r.get("source") == "joint" else "") + (f"{r['nprobe']}" if r["nprobe"] else "") +
+                 (f"c{r['candidates']}" if r.get("candidates") else "") + ("i" if r.get("pairs") == "index" else "")
+                 or ("joint" if r.get("source") == "joint" else None)
+                 if r.get("source") == "joint" or r.get("candidates") else       # an index of both: its candidates
                  "judged" if not r.get("places", True) else r["nprobe"])
         print(f"{r['hours']:7.1f} {r['queries']:>8} {d(probe, 6)} {d(r['k'], 5)} {d(r['step'], 4)} {d(r['rescore'], 5)} {r['median_ms']:9.1f} "
-              f"{r['p90_ms']:7.1f} {r['median_cpu_ms']:7.1f} {r['p90_cpu_ms']:7.1f} {r['recall10']:7.3f} {r['mb_per_hour']:6.2f} {r['rss_mib']:8.0f} "
+              f"{r['p90_ms']:7.1f} {r['median_cpu_ms']:7.1f} {r['p90_cpu_ms']:7.1f} {r['recall10']:7.3f} {r['mb_per_hour_lists']:6.2f} {r['rss_mib']:8.0f} "
               f"{r['build_s']:8.0f}")
     return 0
 
@@ -886,8 +924,8 @@ def main() -> int:
     s.add_argument("--codec", default=ArchiveConfig.codec, help="listed entries: fsM, sq8 or pqM (ArchiveConfig.codec)")
     s.add_argument("--settings", default=f"{ArchiveConfig.nprobe},{ArchiveConfig.k},1",
                    help="nprobe,k,query_step[,rescore[,spread]];... ('defaults': each query the index's own, "
-                        "as kws search query; for --vectors both also 'joint[:nprobe,k,rescore,places]': the joint "
-                        "lists (kws.search.joint; empty fields: JointConfig's defaults), 'spaces': each space's own "
+                        "as kws search query; for --vectors both also 'joint[:nprobe,k,rescore,places,pairs]': the joint "
+                        "lists (kws.search.joint; empty fields: JointConfig's defaults; pairs: all or index), 'spaces': each space's own "
                         "lists with their defaults, N: those with N candidates a space, and "
                         "'judged': each space's candidates judged as events)")
     s.add_argument("--warm", action="store_true", help="every query once, untimed, before the first setting "

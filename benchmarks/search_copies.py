@@ -112,6 +112,12 @@ def main() -> int:
                     help="the model folder the index was made with (default: the shipped model)")
     ap.add_argument("--minutes", type=float, default=10.0,
                     help="length of a synthetic recording, as synthetic_files (default 10)")
+    ap.add_argument("--source", default=None, choices=("joint", "spaces"),
+                    help="what proposes the candidates (PairedIndex.query): the joint lists or each space's own "
+                         "(default: the index's default, the joint lists where it has them)")
+    ap.add_argument("--setting", default="",
+                    help="with --source joint: nprobe,k,rescore,places,pairs as search_archive.py's 'joint:' "
+                         "setting (empty fields: the defaults)")
     args = ap.parse_args()
 
     import faiss
@@ -129,7 +135,10 @@ def main() -> int:
         approx = [[Hit(**h) for h in q] for q in json.loads(args.approx.read_text())]
     else:
         t0 = time.perf_counter()
-        approx = [ix.query(templates(q), top=10, candidates=0, nprobe=None, k=None, rescore=None, places=True)
+        vals = (args.setting.split(",") if args.setting else []) + [""] * 5
+        nprobe, k, rescore, cands = [int(v) if v else None for v in vals[:4]]
+        approx = [ix.query(templates(q), top=10, candidates=cands or 0, nprobe=nprobe, k=k, rescore=rescore,
+                           places=True, source=args.source, pairs=vals[4] or None)
                   for q in qs]
         if args.approx is not None:
             args.approx.write_text(json.dumps([[h.to_dict() for h in q] for q in approx]))

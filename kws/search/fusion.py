@@ -282,7 +282,8 @@ class PairedIndex:
     def query(self, templates: Tuple[Sequence[Template], Sequence[Template]], top: int = 10,
               exact: bool = False, per_file: Optional[int] = None, threshold: Optional[float] = None,
               nprobe: Optional[int] = None, candidates: int = 0, k: Optional[int] = None,
-              rescore: Optional[int] = None, places: bool = True, source: Optional[str] = None) -> List[Hit]:
+              rescore: Optional[int] = None, places: bool = True, source: Optional[str] = None,
+              pairs: Optional[str] = None) -> List[Hit]:
         """The ``top`` best hits of a term by the fused score. ``templates``: (raw templates, head
         templates) of the term; ``exact``: every file, every position, :data:`EXACT_ROWS` rows at a
         time. ``source``: what proposes the candidates, ``joint`` (the joint lists, where the index
@@ -290,7 +291,7 @@ class PairedIndex:
         judged by the event rule (joint: of all, default :data:`JOINT_PLACES`; spaces: per space,
         default max(64, 8 top)). ``nprobe``, ``k``, ``rescore``: the lists' settings (joint:
         kws.search.joint.JointConfig, spaces: kws.search.archive.ArchiveConfig; the index's own by
-        default). ``places`` (spaces only): each space's best exactly rescored ends a second apart,
+        default; ``pairs``: JointConfig.pairs). ``places`` (spaces only): each space's best exactly rescored ends a second apart,
         of :data:`PAIR_RESCORE` rescored for a term of several templates, :data:`PAIR_SINGLE_RESCORE`
         for one; else its events, judged again around them."""
         raw_t, head_t = templates
@@ -305,7 +306,7 @@ class PairedIndex:
         if exact:
             spans = {f: [(0, None)] for f in both}
         elif source == "joint":
-            spans = self._joint_spans(templates, candidates or JOINT_PLACES, nprobe, k, rescore)
+            spans = self._joint_spans(templates, candidates or JOINT_PLACES, nprobe, k, rescore, pairs)
         else:
             n = candidates or max(64, 8 * top)
             found: Dict[str, List[Tuple[float, float]]] = {}
@@ -342,7 +343,7 @@ class PairedIndex:
                         top, per_file)
 
     def _joint_spans(self, templates, n: int, nprobe: Optional[int], k: Optional[int],
-                     rescore: Optional[int]) -> Dict[str, List[Tuple[int, Optional[int]]]]:
+                     rescore: Optional[int], pairs: Optional[str] = None) -> Dict[str, List[Tuple[int, Optional[int]]]]:
         """Candidate stretches from the joint lists: each raw segment's ends of the best approximate
         fused score (kws.search.joint.JointLists.candidates), their fused score computed exactly,
         of those the best of their recording within a second (places), and around the ``n`` best
@@ -361,7 +362,7 @@ class PairedIndex:
                     if rseg.live[i] and key in both:
                         spans[key] = [(0, None)]
                 continue
-            e, _ = self.joint.candidates(rseg, raw_t, head_t, nprobe, k, rescore)
+            e, _ = self.joint.candidates(rseg, raw_t, head_t, nprobe, k, rescore, pairs)
             e = ArchiveQueries._live_ends(rseg, np.sort(e))
             if not e.size:
                 continue
@@ -406,7 +407,6 @@ class PairedIndex:
         from kws.spot.templates import TemplateBank
 
         raw_t, head_t = templates
-        out = np.full(end.size, -1.0)
         times = np.zeros((end.size, 2), np.float32)
         brt = TemplateBank.build([[T.vectors for T in raw_t]])
         bht = TemplateBank.build([[T.vectors for T in head_t]])
@@ -417,14 +417,8 @@ class PairedIndex:
         en_h = np.array([T.end_s for T in head_t])
         rsegs, hsegs = self.raw.segments(), self.head.segments()
         # where each recording's rows are in each space: (segment, its first row there, rows)
-        rw = [self.raw._where(k) for k in keys]
-        hw = [self.head._where(k) for k in keys]
-        rseg_of = np.array([si for si, _ in rw], np.int64)
-        hseg_of = np.array([si for si, _ in hw], np.int64)
-        rfirst = np.array([rsegs[si].file_first[i] for si, i in rw], np.int64)
-        hfirst = np.array([hsegs[si].file_first[i] for si, i in hw], np.int64)
-        n_r = np.array([rsegs[si].file_n[i] for si, i in rw], np.int64)
-        n_h = np.array([hsegs[si].file_n[i] for si, i in hw], np.int64)
+        loc = self._locations(keys)
+        rseg_of, rfirst, hseg_of, hfirst, n_h = loc.T
         f = np.asarray(owner, np.int64)
         end = np.asarray(end, np.int64)
         # the raw score and its best template's term at each end
@@ -461,8 +455,25 @@ class PairedIndex:
         ok &= head > -1.0
         best = np.where(ok, head, -1.0).max(axis=1)
         out = ((raw + best) / 2).astype(np.float32)
-        del n_r
         return out, times
+
+    def _locations(self, keys: Sequence[str]) -> np.ndarray:
+        """(raw segment, the recording's first row there, head segment, its first row there, its
+        rows in the head space) of each recording that answers (kept while neither space's
+        manifest changes)."""
+        key = (id(self.raw.manifest), id(self.head.manifest))
+        if getattr(self, "_loc_key", None) != key:
+            self._loc, self._loc_key = {}, key
+        out = np.empty((len(keys), 5), np.int64)
+        for i, k in enumerate(keys):
+            v = self._loc.get(k)
+            if v is None:
+                (a, b), (c, d) = self.raw._where(k), self.head._where(k)
+                hs = self.head.segments()[c]
+                v = self._loc[k] = (a, int(self.raw.segments()[a].file_first[b]), c, int(hs.file_first[d]),
+                                    int(hs.file_n[d]))
+            out[i] = v
+        return out
 
     def _rows(self, window: Tuple[str, int, Optional[int]]) -> int:
         f, a, b = window

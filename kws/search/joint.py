@@ -78,6 +78,7 @@ class JointConfig:
     single_nprobe: int = 48
     single_k: int = 8192
     single_rescore: int = 4096
+    pairs: str = "all"             # the joint templates of a term: every (raw, head) pair, or ``index``: i with i
 
     def __post_init__(self):
         try:
@@ -92,7 +93,7 @@ class JointConfig:
 
     def build_part(self) -> dict:
         d = asdict(self)
-        for q in ("nprobe", "k", "rescore", "single_nprobe", "single_k", "single_rescore"):
+        for q in ("nprobe", "k", "rescore", "single_nprobe", "single_k", "single_rescore", "pairs"):
             d.pop(q)
         return d
 
@@ -104,12 +105,13 @@ def pair_shift(raw: Template, head: Template) -> int:
     return int(np.round((raw.end_s - head.end_s) / HOP_S))
 
 
-def joint_windows(raw_t: Sequence[Template], head_t: Sequence[Template], context: int = 4):
+def joint_windows(raw_t: Sequence[Template], head_t: Sequence[Template], context: int = 4, pairs: str = "all"):
     """The joint windows of every pair (raw template i, head template j) of a term (module
-    docstring), unprojected: (windows (n, context * (raw dim + head dim)), their pair index
-    (i * len(head_t) + j), the row ``j`` of the joint template where each starts (raw template
-    rows: 0 .. Lr - 1), and each pair's Lr). An entry at the raw row ``b + j`` (its window's
-    start) proposes the raw end ``b + Lr - 1``."""
+    docstring; ``pairs`` ``index``: only i == j, where both spaces have as many templates),
+    unprojected: (windows (n, context * (raw dim + head dim)), their pair index (i * len(head_t)
+    + j), the row ``j`` of the joint template where each starts (raw template rows: 0 .. Lr - 1),
+    and each pair's Lr). An entry at the raw row ``b + j`` (its window's start) proposes the raw
+    end ``b + Lr - 1``."""
     dr = raw_t[0].vectors.shape[1]
     dh = head_t[0].vectors.shape[1]
     out, owner, start, lr = [], [], [], []
@@ -117,6 +119,9 @@ def joint_windows(raw_t: Sequence[Template], head_t: Sequence[Template], context
         r = np.asarray(R.vectors, np.float32)
         Lr = r.shape[0]
         for j, H in enumerate(head_t):
+            lr.append(Lr)
+            if pairs == "index" and len(raw_t) == len(head_t) and i != j:
+                continue
             h = np.asarray(H.vectors, np.float32)
             Lh = h.shape[0]
             d = pair_shift(R, H)
@@ -139,7 +144,6 @@ def joint_windows(raw_t: Sequence[Template], head_t: Sequence[Template], context
                 out.append(np.concatenate([w[:, :dr].ravel(), w[:, dr:].ravel()]))
                 owner.append(i * len(head_t) + j)
                 start.append(s)
-            lr.append(Lr)
     return (np.stack(out).astype(np.float32), np.array(owner, np.int64), np.array(start, np.int64),
             np.array(lr, np.int64))
 
@@ -441,7 +445,8 @@ class JointLists:
 
     # ------------------------------------------------------------------ queries
     def candidates(self, rseg, raw_t: Sequence[Template], head_t: Sequence[Template], nprobe: Optional[int] = None,
-                   k: Optional[int] = None, rescore: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
+                   k: Optional[int] = None, rescore: Optional[int] = None, pairs: Optional[str] = None
+                   ) -> Tuple[np.ndarray, np.ndarray]:
         """The ``rescore`` ends of raw segment ``rseg`` with the best approximate fused score
         (:func:`approximate_ends`), from its joint lists: (segment row ids, approximate scores)."""
         s = self.segment(rseg.entry["name"])
@@ -451,11 +456,11 @@ class JointLists:
         k = k or (c.single_k if one else c.k)
         rescore = rescore or (c.single_rescore if one else c.rescore)
         lists = self.lists(s)
-        W, owner, start, lr = joint_windows(raw_t, head_t, c.context)
-        pairs = len(raw_t) * len(head_t)
-        kk = max(64, k // pairs)
+        W, owner, start, lr = joint_windows(raw_t, head_t, c.context, pairs or c.pairs)
+        n_pairs = len(raw_t) * len(head_t)
+        kk = max(64, k // len(np.unique(owner)))
         D, ids = lists.search(np.ascontiguousarray(W @ lists.proj), kk, nprobe)
-        e, approx = approximate_ends(D, ids, owner, start, lr, pairs)
+        e, approx = approximate_ends(D, ids, owner, start, lr, n_pairs)
         ok = (e >= 0) & (e < rseg.n)
         e, approx = e[ok], approx[ok]
         if e.size > rescore:
