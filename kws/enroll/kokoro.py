@@ -588,7 +588,7 @@ def word_spans(phonemes: str, durations: np.ndarray, n: Optional[int] = None) ->
 # rendered in all 28): ten, chosen for the shipped head on the tuning half of the real recordings
 # (benchmarks/voice_subset.py: greedily, for the recall of the typed wake words and digits at the
 # threshold the bank gives), to render a keyword in a third of the time of all 28 (enroll add of
-# a two-word phrase: 12 s of one core against 29). Checked once on the held-out half: wake words
+# a two-word phrase: 9 s of one core against 18). Checked once on the held-out half: wake words
 # found 91.8 % against 90.1 % with all 28, digits 48.7 % against 44.0 % (fewer templates also
 # raise the bank's peaks less), mean EER 6.9 % against 6.3 %, false alarms on real read speech
 # 5.7 an hour against 4.3 (pooled over the 13 words, 0.39 h). Phrases: 92.5 % of the renderings

@@ -1,7 +1,7 @@
 """Kokoro renderings and typed keywords kept on disk: a keyword typed again starts at once.
 
-Rendering a two-word keyword in Kokoro's 28 voices takes about 23 s of one core (the ten of
-``--quick``: about 8 s; kws.enroll.kokoro). What it gives depends only on the model and the
+Rendering a two-word keyword in Kokoro's 28 voices takes about 13 s of one core (the ten of
+``--quick``: about 4.5 s; kws.enroll.kokoro). What it gives depends only on the model and the
 input, so it is kept:
 
 - **renderings**: one file per rendering, ``renderings/<ab>/<sha256>.npz``: the 16 kHz audio and
