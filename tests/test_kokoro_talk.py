@@ -178,6 +178,14 @@ def test_corpus_pack_unpack_round_trip(tmp_path, rng):
     assert np.corrcoef(x, y)[0, 1] > 0.9
     with pytest.raises(ValueError, match="twice"):
         kc.unpack([tmp_path / "ps0", tmp_path / "ps0"], tmp_path / "u2")
+    # a folder that is no packed shard: said before anything is read
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no index.json"):
+        kc.unpack([tmp_path / "empty"], tmp_path / "u3")
+    (tmp_path / "empty" / "index.json").write_text('{"format": "kws-other-talk"}')
+    with pytest.raises(ValueError, match="'kws-other-talk', not 'kws-kokoro-corpus-opus'"):
+        kc.unpack([tmp_path / "empty"], tmp_path / "u3")
+    assert kc.read_index(tmp_path / "ps0")["format"] == kc.PACK_FORMAT
 
 
 def test_shards_split_the_plan():

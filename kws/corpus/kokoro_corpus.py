@@ -351,6 +351,20 @@ SR = 16000
 PACK_FORMAT = "kws-kokoro-corpus-opus"
 
 
+def read_index(folder: Path, fmt: str = PACK_FORMAT, made_by: str = "python -m kws.corpus.kokoro_corpus pack") -> dict:
+    """The index.json of a folder of Ogg/Opus chunks (a packed shard, or another synthesiser's
+    talk: ``fmt`` its format's name), checked to be of format ``fmt``; ValueError saying what the
+    folder lacks otherwise (``made_by``: the command that makes such a folder)."""
+    path = Path(folder) / "index.json"
+    if not path.is_file():
+        raise ValueError(f"{folder}: no index.json (made by {made_by})")
+    ix = json.loads(path.read_text())
+    if not isinstance(ix, dict) or ix.get("format") != fmt:
+        got = ix.get("format") if isinstance(ix, dict) else None
+        raise ValueError(f"{folder}: index.json of format {got!r}, not {fmt!r} (made by {made_by})")
+    return ix
+
+
 def write_opus(path: Path, audio: np.ndarray) -> None:
     """16 kHz mono Ogg/Opus (libsndfile's default bit rate: about 24 kbit/s), written whole to a
     temporary name first."""
@@ -438,9 +452,7 @@ def unpack(srcs: List[Path], out: Path) -> dict:
     acc = {k: [] for k in keys}
     shards, n_sen = [], 0
     for src in srcs:
-        ix = json.loads((src / "index.json").read_text())
-        if ix.get("format") != PACK_FORMAT:
-            raise ValueError(f"{src}: not a packed Kokoro corpus (index.json format {ix.get('format')!r})")
+        ix = read_index(src)
         if words is None:
             words, phs = ix["words"], ix["phonemes"]
         elif ix["words"] != words:

@@ -43,7 +43,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from kws.corpus.kokoro_corpus import PACK_FORMAT, SR, write_chunks
+from kws.corpus.kokoro_corpus import PACK_FORMAT, SR, read_index, write_chunks
 
 ESPEAK_VOICES = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd", "en-029")
 ESPEAK_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5",
@@ -202,12 +202,10 @@ def render(like: Path, out: Path, per_word: int = 3, workers: int = 0, seed: int
 
     from kws.progress import progress
 
-    ix_path = like / "index.json"
-    if not ix_path.is_file():
-        raise SystemExit(f"--like {like}: no index.json (a packed shard of kws.corpus.kokoro_corpus)")
-    ix = json.loads(ix_path.read_text())
-    if ix.get("format") != PACK_FORMAT:
-        raise SystemExit(f"--like {like}: not a packed Kokoro corpus (format {ix.get('format')!r})")
+    try:
+        ix = read_index(like)
+    except ValueError as exc:
+        raise SystemExit(f"--like: {exc}") from None
     use = _usable(only)
     if per_word < 1:
         raise SystemExit(f"--per-word must be at least 1, not {per_word}")

@@ -138,14 +138,13 @@ def _other_talk(folder: Path, wid: dict, parts: list, pos: int, off: list, ln: l
     from multiprocessing import Pool
 
     from kws.corpus.kokoro_talk import tokens_of
+    from kws.corpus.kokoro_corpus import read_index
     from kws.corpus.other_voices import TALK_FORMAT
 
-    ix_path = folder / "index.json"
-    if not ix_path.is_file():
-        raise SystemExit(f"other_talk {folder}: no index.json (made by python -m kws.corpus.other_voices --texts)")
-    ix = json.loads(ix_path.read_text())
-    if ix.get("format") != TALK_FORMAT:
-        raise SystemExit(f"other_talk {folder}: not talk of kws.corpus.other_voices (format {ix.get('format')!r})")
+    try:
+        ix = read_index(folder, TALK_FORMAT, "python -m kws.corpus.other_voices --texts")
+    except ValueError as exc:
+        raise SystemExit(f"other_talk: {exc}") from None
     with Pool(workers or os.cpu_count() or 1) as pool:
         audio = pool.map(_decode, [str(folder / c["file"]) for c in ix["chunks"]])
     starts = []
