@@ -223,9 +223,15 @@ def test_damaged_or_half_written_joint_lists_are_refused(recordings, tmp_path, m
     (root / "joint" / "trained-0000.proj.npy").unlink()                 # a file missing
     with pytest.raises(ArchiveDamaged, match="missing"):
         PairedIndex(root)
-    (root / "joint" / "manifest.json").unlink()                        # never finished
-    with pytest.raises(ArchiveDamaged, match="no manifest"):
-        PairedIndex(root)
+    # a first listing that never finished (no joint manifest, files left): no segment has joint lists,
+    # the recordings are scanned exactly, and the next index run lists them and removes the rest
+    (root / "joint" / "manifest.json").unlink()
+    ix = PairedIndex(root, joint_config=TINY)            # (its settings were in the manifest)
+    assert ix.joint.segments() == [] and [h.to_dict() for h in ix.query(ts, top=3)] == \
+        [h.to_dict() for h in ix.query(ts, top=3, exact=True)]
+    st = ix.add([recordings], workers=1, quiet=True)
+    assert st["indexed"] == 0 and st["joint"]["listed"] == ["seg-0000"]
+    assert [h.to_dict() for h in PairedIndex(root).query(ts, top=3)] == ref
 
 
 def test_an_index_of_both_made_before_gets_joint_lists_beside_its_own(recordings, tmp_path):

@@ -232,10 +232,9 @@ class JointLists:
             self.manifest = m
             self._check(full=verify)
         else:
-            if self.root.exists() and any(p.name != "manifest.json" for p in self.root.iterdir()) and \
-                    not config:
-                raise ArchiveDamaged(f"{self.root} has no manifest.json: half-written joint lists. Delete the "
-                                     "folder and index again")
+            # none yet, or a first listing that never finished (its manifest is written last): no
+            # segment has joint lists, so every recording is scanned exactly until update() lists
+            # them (and removes what was left)
             self.config = config or JointConfig()
 
     # ------------------------------------------------------------------ integrity
