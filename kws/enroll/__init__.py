@@ -4,6 +4,7 @@ store they are kept in. ``python -m kws.enroll`` is ``python -m kws enroll``.
 - ``build``: a keyword from its text, recordings or both (``kws.enroll_keyword``).
 - ``phonemes``, ``lexicon``, ``g2p``: text to phonemes (CMUdict, an offline G2P for other words).
 - ``kokoro``: Kokoro-82M, which speaks a typed keyword in its 28 voices (ten with ``--quick``).
+- ``kokoro_graph``: its integer convolutions as integer matrix products (the same audio, sooner).
 - ``render_cache``: renderings and typed keywords kept on disk; ``cachefiles``: the user cache
   folder they, the joined Kokoro model and the parsed dictionary are kept in.
 - ``confusions``: the words and prefixes a phrase must not fire on.

@@ -18,32 +18,13 @@ renderings as templates (kws.spot.templates). Three parts:
   kws.enroll.phonemes) by :func:`misaki`: no phonemizer library, no GPL code.
 
 Run time: numpy and onnxruntime only. The session runs the model with its integer convolutions
-rewritten as integer matrix products (kws.enroll.kokoro_graph, done on the file's bytes when the
-session is made, 0.25-0.3 s): the same int32 sums, so the same audio to the bit, in about 0.56 of
-the time. ``taskset -c 1 python benchmarks/kokoro_speed.py --runs 5`` on a 2-core x86-64 CPU
-(AVX-512 VNNI) with the machine busy (load average 3): 0.58 s per rendering against 1.03 s with the
-convolutions as in the file (1.78x; 4 keywords x 4 voices, 1.7 s of audio each on average; max
-|audio difference| 0, durations equal); 0.49 s against 0.90 s (1.83x, ``taskset -c 0``, 3 runs)
-when it was quieter. ``enroll add 'hey toaster'`` (``taskset -c 1 python benchmarks/enroll_speed.py
-'hey toaster'``, cold, twice each): 19-23 CPU s against 29-33, of which rendering the phrase in all
-28 voices 14-17 s against 24-26. The session is made once per process (1.0 CPU s with the rewrite,
-0.6 s without; same peak memory, 340 MB). Time goes with the audio rendered, silence included
-(about 40 % of a keyword's rendering): a one-phoneme text (0.8 s of audio) takes 0.23-0.27 s
-(``--one-token``), so there is no fixed cost per call worth removing. Of a rendering (``--ops``,
-onnxruntime's profile by operator type, ms of 504): the matrix products 145, their im2col and
-transposes 64 (were ConvInteger 579 of 876); Sin, Mul, Add and Pow (the Snake activations, the
-AdaIN norms) 176, STFT 20, ConvTranspose 16. Tried, and not taken: other onnxruntime session
-options (graph optimisation levels, memory arena and pattern, denormals as zero: within 3 %), the
-decoder's convolutions in float (1.4x slower), its weights as int8 instead of uint8 in ConvInteger
-(3x slower), one batch of several voices (the export takes one text at a time), shorter silence
-before and after the word by capping the first and last tokens' durations (saves 10-30 %, but
-changes the rendering itself, the speech too: the capped rendering scored 0.39-0.98 against the
-uncapped one's template, as much as another voice), and, for the rewrite, the weights on the left
-of the product (activations as int8 on the right, im2col by Slice and Concat, no transposes: 1.2x
-slower than the Gather form for kernels of 7 and 11, the same for 3; ``benchmarks/kokoro_speed.py
---one-conv``, 128 channels over 7560 frames: 7.8 and 12.6 ms against 6.5 and 10.5, ConvInteger 14.7
-and 24.8). The rest is mostly float work (the Snake activations, the STFT), left as it is: another
-formulation of it would change the audio's bits.
+rewritten as integer matrix products (kws.enroll.kokoro_graph, on the file's bytes when the
+session is made, 0.25-0.3 s): the same int32 sums, so the same audio to the bit, 1.8 times as fast
+as the file's ConvInteger (about 0.5 s a rendering of a short keyword on one x86-64 core; a
+two-word phrase in all 28 voices about 13 s, in the ten of ``--quick`` about 4.5 s; the session,
+once per process, 1.0 s). Time goes with the audio rendered, silence included (about 40 % of a
+keyword's rendering). The measurements, and what was tried and not taken: docs/speed.md,
+*Rendering a typed keyword* (``benchmarks/kokoro_speed.py``).
 kws.enroll.render_cache makes renderings on one thread per core and keeps them.
 
 **Timing.** The session also returns the model's per-token durations (the inner tensor
