@@ -1,6 +1,6 @@
 """python -m kws enroll (also python -m kws.enroll): add keywords, by text or recordings, check,
 list, remove, rename, test, export and import them. A typed keyword is rendered by Kokoro in
-all 28 of its voices (--quick: in ten chosen by measurement, about 2.4 times as fast, at some
+all 28 of its voices (--quick: in ten chosen by measurement, about twice as fast, at some
 cost in false alarms and in phrases firing on their own words); each keyword's threshold is set
 for a false-alarm rate, 1 an hour by default, and raised where a phrase's own words or prefixes
 (or words given with --not) would fire it (kws.enroll.build, kws.enroll.thresholds,
@@ -379,8 +379,8 @@ def model_arguments(p: argparse.ArgumentParser, top: bool) -> None:
                    help="model folder (default: the one shipped in the package)")
 
 
-QUICK_HELP = ("render the text in ten Kokoro voices chosen by measurement instead of all 28: about 2.4x "
-              "faster (a new two-word phrase: 12 s of one core instead of 29); measured costs: about a "
+QUICK_HELP = ("render the text in ten Kokoro voices chosen by measurement instead of all 28: about 2x "
+              "faster (a new two-word phrase: 9 s of one core instead of 18); measured costs: about a "
               "third more false alarms on real speech, and 'hey jarvis' / 'ok jarvis' fired on 2-2.5 %% "
               "of real 'jarvis' said alone (never with all 28)")
 
