@@ -60,7 +60,7 @@ MARGIN_S = 1.5       # seconds scored either side of a candidate event (more tha
 # in both spaces (docs/search.md, *An index of both spaces at 100 h*)
 PAIR_RESCORE = 1024
 PAIR_SINGLE_RESCORE = 4096
-JOINT_PLACES = 160     # places from the joint lists judged by the event rule (a term's, of all segments)
+JOINT_PLACES = 80      # places from the joint lists judged by the event rule (a term's, of all segments)
 EXACT_ROWS = 1 << 20   # rows of candidate stretches fused at once (an exact scan reads its archive so)
 
 

@@ -20,8 +20,9 @@ raw, one head) is one joint template over the rows ``b + j``, ``j`` from ``min(0
 (as few as cover it, spread evenly), every row weighted by 1 / (its template's length x the
 windows that hold it), the windows' inner products with the entries at ``b + j`` add up to
 exactly raw score(e) + head score(e + d + Lh - Lr) (:func:`joint_windows`; before projection and
-coding). Every pair of a raw and a head template of the term is such a joint template (a text
-query of 4 voices in each space: 16), and an end's approximate fused score is its best pair's.
+coding). A term's i-th raw template with its i-th head template is such a joint template (a text
+query of 4 voices in each space: 4; ``pairs="all"``: every pair, 16), and an end's approximate
+fused score is its best pair's.
 
 **Lists and files.** ``joint/`` in the index folder: ``manifest.json`` (written last and
 atomically, naming both spaces, every joint segment and every file's size and sha256),
@@ -70,15 +71,17 @@ class JointConfig:
     min_list_rows: int = 20_000    # smaller raw segments get no joint lists: scanned exactly
     seed: int = 0
     # query defaults: lists scanned by each joint window, entries kept by all of a term's windows
-    # together (each window at least 64), ends of the best approximate fused score scored exactly
+    # together (k / joint templates each, at least 64), ends of the best approximate fused score
+    # scored exactly; measured at 1,000 h (docs/search.md, *An index of both spaces at 1,000 h*)
     nprobe: int = 12
-    k: int = 8192
-    rescore: int = 2048
+    k: int = 16384
+    rescore: int = 1536
     # a term of one template in each space (a recorded example): one joint template
     single_nprobe: int = 48
     single_k: int = 8192
     single_rescore: int = 4096
-    pairs: str = "all"             # the joint templates of a term: every (raw, head) pair, or ``index``: i with i
+    pairs: str = "index"           # the joint templates of a term: ``index``, its i-th raw template with its
+                                   # i-th head template (where both spaces have as many), or ``all`` pairs
 
     def __post_init__(self):
         try:
@@ -225,7 +228,8 @@ class JointLists:
             if (m.get("raw_space"), m.get("head_space")) != (raw.space_name, head.space_name):
                 raise SearchIndexError(f"{self.root}: joint lists of {m.get('raw_space')} + {m.get('head_space')}, "
                                        f"not of this index's spaces: index the recordings again into a new folder")
-            stored = JointConfig(**m["config"])
+            # its build settings; the query defaults are this kws's (they are not what was built)
+            stored = JointConfig(**{k: v for k, v in m["config"].items() if k in JointConfig().build_part()})
             if config is not None and config.build_part() != stored.build_part():
                 raise SearchIndexError(f"{self.root} was built with {stored}; use another folder for {config}")
             self.config = config or stored
