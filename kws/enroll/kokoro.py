@@ -378,63 +378,23 @@ def _verified(path: Path) -> None:
 # ONNX files are protocol buffers: ModelProto.graph is field 7, GraphProto.output field 12, a
 # ValueInfoProto has its name in field 1 and its TypeProto in field 2 (tensor_type: field 1, whose
 # elem_type is field 1; 1 = float). Appending one more ``output`` to the graph's bytes is all it
-# takes to have onnxruntime return an inner tensor; no onnx package needed at run time.
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def _read_varint(buf, i: int) -> Tuple[int, int]:
-    n, shift = 0, 0
-    while True:
-        b = buf[i]
-        i += 1
-        n |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return n, i
-        shift += 7
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
+# takes to have onnxruntime return an inner tensor; no onnx package needed at run time (the
+# protocol buffer reading and writing is kws.enroll.kokoro_graph's).
 def add_graph_output(model: bytes, name: str, elem_type: int = 1) -> bytes:
     """The serialized ONNX ``model`` with the inner tensor ``name`` (of ONNX element type
     ``elem_type``, 1 = float) as one more graph output."""
-    info = _field(1, name.encode()) + _field(2, _field(1, _varint(1 << 3) + _varint(elem_type)))
+    from kws.enroll.kokoro_graph import GraphFormatError, field_bytes, fields, varint
+
+    info = field_bytes(1, name.encode()) + field_bytes(2, field_bytes(1, varint(1 << 3) + varint(elem_type)))
+    output = field_bytes(12, info)
     view = memoryview(model)
-    i = 0
-    while i < len(view):
-        start = i
-        key, i = _read_varint(view, i)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            _, i = _read_varint(view, i)
-        elif wire == 1:
-            i += 8
-        elif wire == 5:
-            i += 4
-        elif wire == 2:
-            n, j = _read_varint(view, i)
-            if number == 7:
-                graph_len = n + len(_field(12, info))
-                out = bytearray(view[:start])
-                out += _varint(7 << 3 | 2) + _varint(graph_len)
-                out += view[j:j + n]
-                out += _field(12, info)
-                out += view[j + n:]
-                return bytes(out)
-            i = j + n
-        else:
-            break
+    try:
+        for number, wire, value, start, end in fields(view):
+            if number == 7 and wire == 2:
+                return b"".join([view[:start], varint(7 << 3 | 2), varint(len(value) + len(output)),
+                                 value, output, view[end:]])
+    except GraphFormatError:
+        pass
     raise KokoroError("not an ONNX model (no graph found)")
 
 
