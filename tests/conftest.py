@@ -92,6 +92,21 @@ def kws_command(voices=VOICES):
     return [sys.executable, "-c", code]
 
 
+@pytest.fixture
+def recordings(tmp_path):
+    """A folder of four recordings r0.wav .. r3.wav cut from the bundled sample (20.7 s of
+    speech, overlapping by 1 s), as search indexes them (tests/test_search_*.py)."""
+    from kws.audio.io import load_audio, write_wav
+    from kws.enroll.demo import sample_recording
+
+    x = load_audio(sample_recording())
+    d = tmp_path / "rec"
+    d.mkdir()
+    for i, (a, b) in enumerate(((0, 6), (5, 11), (10, 16), (14, 20.6))):
+        write_wav(d / f"r{i}.wav", x[int(a * 16000):int(b * 16000)])
+    return d
+
+
 @pytest.fixture(scope="session")
 def model():
     from kws.model.model import Model

@@ -35,17 +35,6 @@ def _sample():
     return load_audio(sample_recording())
 
 
-@pytest.fixture
-def recordings(tmp_path):
-    """Four recordings cut from the bundled sample (20.7 s of speech)."""
-    x = _sample()
-    d = tmp_path / "rec"
-    d.mkdir()
-    for i, (a, b) in enumerate(((0, 6), (5, 11), (10, 16), (14, 20.6))):
-        write_wav(d / f"r{i}.wav", x[int(a * 16000):int(b * 16000)])
-    return d
-
-
 def test_scores_and_hits_are_the_detectors(rng):
     """A term scores as the detector's matcher scores a keyword (best template, -1 until one
     fits), stretch by stretch; its hits are the events of kws.spot.events' rule."""

@@ -102,22 +102,6 @@ def test_approximate_fused_score_of_the_proposed_ends():
     assert s3[list(e3).index(18)] == pytest.approx(0.95)
 
 
-def _sample():
-    from kws.enroll.demo import sample_recording
-
-    return load_audio(sample_recording())
-
-
-@pytest.fixture
-def recordings(tmp_path):
-    x = _sample()
-    d = tmp_path / "rec"
-    d.mkdir()
-    for i, (a, b) in enumerate(((0, 6), (5, 11), (10, 16), (14, 20.6))):
-        write_wav(d / f"r{i}.wav", x[int(a * 16000):int(b * 16000)])
-    return d
-
-
 def _clip_templates(ix, x):
     return ([template_from_audio(x, "clip", space=ix.raw.space)], [template_from_audio(x, "clip", space=ix.head.space)])
 
