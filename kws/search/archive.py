@@ -57,8 +57,8 @@ from kws.search.dist import cluster_workers, run_jobs
 from kws.search.query import ArchiveQueries, Segment
 from kws.search.rows import DEFAULT_SPACE, SPACES, Space
 from kws.search.lists import c_output_muted, codec_kind, context_vectors, make_index, merge_blocks, write_lists
-from kws.search.shards import (add_shard_entries, add_shard_to_block, audio_files, embed_shard,
-                               import_faiss, read_rows, save_npy, write_atomic, write_shard)
+from kws.search.shards import (SMALL_FILE, add_shard_entries, add_shard_to_block, audio_files, check_files,
+                               embed_shard, import_faiss, read_rows, save_npy, write_atomic, write_shard)
 
 # 3: lists of fast-scan codes (codec fsM) inside the index file, memory-mapped (kws.search.lists); an index of
 # another codec is written as version 2, which this kws reads and appends to as before.
@@ -66,7 +66,6 @@ from kws.search.shards import (add_shard_entries, add_shard_to_block, audio_file
 # hits as the detector's (kws.search.query). Version 1 held whitened front-end rows only.
 ARCHIVE_VERSION = 3
 READS = (2, 3)
-SMALL_FILE = 64 << 20           # files up to this size get their sha256 checked at every open
 
 
 @dataclass(frozen=True)
@@ -195,17 +194,7 @@ class ArchiveIndex(ArchiveQueries):
         return self.manifest["checksums"] if self.manifest else {}
 
     def _check(self, full: bool = False) -> None:
-        for rel, c in self._listed().items():
-            p = self.root / rel
-            try:
-                size = p.stat().st_size
-            except FileNotFoundError:
-                raise ArchiveDamaged(f"{p} is missing: the index is incomplete; rebuild it") from None
-            if size != c["size"]:
-                raise ArchiveDamaged(f"{p}: {size} bytes, the manifest says {c['size']} "
-                                     "(half-written or damaged): rebuild the index")
-            if (full or size <= SMALL_FILE) and sha256_file(p) != c["sha256"]:
-                raise ArchiveDamaged(f"{p} does not match its sha256 (damaged): rebuild the index")
+        check_files(self.root, self._listed(), full, SMALL_FILE)
 
     def verify(self) -> dict:
         """sha256 of every file of the index and CRC-32 of every list. Raises ArchiveDamaged."""

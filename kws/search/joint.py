@@ -48,11 +48,10 @@ from kws.checksum import sha256_file
 from kws.errors import ArchiveDamaged, SearchIndexError, UsageError
 from kws.search.lists import Lists, codec_kind, sorted_unique, window_starts, write_lists
 from kws.search.rows import HOP_S, ROW_SCALE, Template
-from kws.search.shards import save_npy, write_atomic
+from kws.search.shards import SMALL_FILE, check_files, save_npy, write_atomic
 
 JOINT_KIND = "kws-archive-joint"
 JOINT_VERSION = 1
-SMALL_FILE = 64 << 20       # files up to this size get their sha256 checked at every open
 BATCH = 1 << 16             # entries made and listed at once
 
 
@@ -243,17 +242,7 @@ class JointLists:
 
     # ------------------------------------------------------------------ integrity
     def _check(self, full: bool = False) -> None:
-        for rel, c in (self.manifest or {}).get("checksums", {}).items():
-            p = self.root / rel
-            try:
-                size = p.stat().st_size
-            except FileNotFoundError:
-                raise ArchiveDamaged(f"{p} is missing: the index is incomplete; rebuild it") from None
-            if size != c["size"]:
-                raise ArchiveDamaged(f"{p}: {size} bytes, the manifest says {c['size']} "
-                                     "(half-written or damaged): rebuild the index")
-            if (full or size <= SMALL_FILE) and sha256_file(p) != c["sha256"]:
-                raise ArchiveDamaged(f"{p} does not match its sha256 (damaged): rebuild the index")
+        check_files(self.root, (self.manifest or {}).get("checksums", {}), full, SMALL_FILE)
         raw_rows = {s["name"]: s["rows"] for s in (self.raw.manifest or {}).get("segments", [])}
         for s in (self.manifest or {}).get("segments", []):
             if raw_rows.get(s["name"]) != s["rows"]:

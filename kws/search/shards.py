@@ -16,7 +16,8 @@ from typing import Iterable, List, Tuple, Union
 
 import numpy as np
 
-from kws.errors import MissingExtra, SearchIndexError
+from kws.checksum import sha256_file
+from kws.errors import ArchiveDamaged, MissingExtra, SearchIndexError
 from kws.search.rows import row_hash
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif")
@@ -51,6 +52,26 @@ def import_faiss():
     if threads:
         faiss.omp_set_num_threads(max(1, int(threads)))
     return faiss
+
+
+SMALL_FILE = 64 << 20           # files up to this size get their sha256 checked at every open
+
+
+def check_files(root: Path, checksums: dict, full: bool = False, small: int = SMALL_FILE) -> None:
+    """Every file an index's manifest lists (``checksums``: path relative to ``root`` -> its
+    ``size`` and ``sha256``) is there at its size, and, where ``full`` or at most ``small`` bytes,
+    matches its sha256. Raises ArchiveDamaged saying which file and what to do."""
+    for rel, c in checksums.items():
+        p = root / rel
+        try:
+            size = p.stat().st_size
+        except FileNotFoundError:
+            raise ArchiveDamaged(f"{p} is missing: the index is incomplete; rebuild it") from None
+        if size != c["size"]:
+            raise ArchiveDamaged(f"{p}: {size} bytes, the manifest says {c['size']} "
+                                 "(half-written or damaged): rebuild the index")
+        if (full or size <= small) and sha256_file(p) != c["sha256"]:
+            raise ArchiveDamaged(f"{p} does not match its sha256 (damaged): rebuild the index")
 
 
 def write_atomic(path: Path, data: bytes) -> None:
