@@ -115,14 +115,16 @@ _TIMED = r"""
 import sys, time, json
 t0 = time.perf_counter()
 from kws.search.archive import ArchiveIndex
+from kws.search.fusion import PairedIndex, is_pair, query_templates
 from kws.search.terms import templates_from_text
-ix = ArchiveIndex(sys.argv[1])
+ix = PairedIndex(sys.argv[1]) if is_pair(sys.argv[1]) else ArchiveIndex(sys.argv[1])
 t1 = time.perf_counter()
-ts = templates_from_text(sys.argv[2], space=ix.space)
+ts = query_templates(ix, lambda s: templates_from_text(sys.argv[2], space=s))
 t2 = time.perf_counter()
 ix.query(ts, top=10)
 t3 = time.perf_counter()
-print(json.dumps({"open_s": t1 - t0, "templates_s": t2 - t1, "search_s": t3 - t2, "templates": len(ts)}))
+n = sum(map(len, ts)) if isinstance(ix, PairedIndex) else len(ts)
+print(json.dumps({"open_s": t1 - t0, "templates_s": t2 - t1, "search_s": t3 - t2, "templates": n}))
 """
 
 

@@ -125,6 +125,19 @@ def test_joint_lists_find_the_exact_hits_append_and_are_checked(recordings, tmp_
     assert exact[0].file.endswith("r2.wav") and abs(exact[0].start - 2.3) < 0.25
     got = ix.query(ts, top=3)
     assert [(h.file, h.start, round(h.score, 5)) for h in got] == [(h.file, h.start, round(h.score, 5)) for h in exact]
+    # a term of one template in each space (an example) is looked up with JointConfig's single_*, one of
+    # several with the others (k shared by its joint templates)
+    from kws.search.lists import Lists
+
+    seen, search = [], Lists.search
+    monkeypatch.setattr(Lists, "search",
+                        lambda self, Q, k, nprobe: seen.append((k, nprobe)) or search(self, Q, k, nprobe))
+    y = load_audio(files[2])[int(2.2 * 16000):int(4.3 * 16000)]
+    ix.query(ts, top=3)
+    ix.query(tuple(a + b for a, b in zip(ts, _clip_templates(ix, y))), top=3)
+    c = ix.joint.config
+    assert c.single_nprobe != c.nprobe and seen == [(c.single_k, c.single_nprobe), (c.k // 2, c.nprobe)]
+    monkeypatch.setattr(Lists, "search", search)
     # the best proposed end is the exact best place
     rseg = ix.raw.segments()[0]
     e, approx = ix.joint.candidates(rseg, *ts, nprobe=8, k=4096)

@@ -4,10 +4,12 @@
     python -m kws search query DIR "term"                   # or --example clip.wav
     python -m kws search verify DIR                         # sha256 of every file of an archive
 
-The index (kws.search.archive) holds the model's vectors of every recording on disk: by default its
-front end's, whitened (the raw space), with --vectors head its head's (what the detector matches),
-or with --vectors both the two, a term scored in each and the scores added (kws.search.fusion). A term is searched by templates, Kokoro renderings of its text
-or a recorded example, scored as the detector scores a keyword, by the detector's event rule.
+The index holds the model's vectors of every recording on disk: by default both its front end's,
+whitened (the raw space), and its head's, a term scored in each and the scores added, its
+candidates from joint lists of both (kws.search.fusion, kws.search.joint); with --vectors raw or
+--vectors head one space only (kws.search.archive). A term is searched by templates, Kokoro
+renderings of its text or a recorded example, scored as the detector scores a keyword, by the
+detector's event rule.
 
 How the index works, its speed and quality: docs/search.md.
 """
@@ -36,10 +38,10 @@ def add_parser(sub) -> None:
     ix.add_argument("--address", help="a running Dask scheduler, e.g. tcp://10.0.0.5:8786")
     ix.add_argument("--quiet", action="store_true", help="no progress bar")
     ix.add_argument("--vectors", choices=("raw", "head", "both"), default=None,
-                    help="a new index's rows: the model's whitened front-end vectors (raw, the default; "
-                         "better for search by example, docs/search.md), its head's (head: what the "
-                         "detector scores), or both, queried with the two scores added (both: the best "
-                         "by text, twice the disk and indexing time). An existing index keeps its own")
+                    help="a new index's rows: both spaces, queried with the two scores added (both, the "
+                         "default: the best by text, docs/search.md), the model's "
+                         "whitened front-end vectors only (raw: half the disk, a faster build), or its "
+                         "head's only (head: what the detector scores). An existing index keeps its own")
     ix.set_defaults(run=run_index, interrupted="interrupted; the index is as it was before this run")
     q = cmds.add_parser("query", help="find a term (text or --example) in an index",
                         description="Ranked hits (file, start, end, score) for a term or an example "
@@ -88,7 +90,7 @@ def run_index(args) -> int:
         from kws.search.dist import default_workers
 
         workers = default_workers()
-    if is_pair(args.index) or (args.vectors == "both" and not is_index(args.index)):
+    if is_pair(args.index) or (args.vectors in (None, "both") and not is_index(args.index)):
         if args.vectors not in (None, "both"):
             raise UsageError(f"{args.index} holds rows of both spaces; --vectors {args.vectors} needs a new folder")
         idx = PairedIndex(args.index)

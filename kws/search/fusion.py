@@ -1,7 +1,7 @@
-"""Searching in both spaces at once (``kws search index --vectors both``): one folder holding the
-same recordings as rows of the raw space (``raw/``) and of the head's (``head/``), each an
-:class:`~kws.search.archive.ArchiveIndex`, and a term scored in each, the two scores of each place
-added.
+"""Searching in both spaces at once (what ``kws search index`` makes by default, ``--vectors both``):
+one folder holding the same recordings as rows of the raw space (``raw/``) and of the head's
+(``head/``), each an :class:`~kws.search.archive.ArchiveIndex`, and a term scored in each, the two
+scores of each place added.
 
 The two spaces are wrong about different places: on held-out read speech, adding an utterance's
 best raw score to its best head score lowers the text-query EER below either space alone

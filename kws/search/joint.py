@@ -75,10 +75,11 @@ class JointConfig:
     nprobe: int = 12
     k: int = 16384
     rescore: int = 1536
-    # a term of one template in each space (a recorded example): one joint template
+    # a term of one template in each space (a recorded example): one joint template, so each of its
+    # windows keeps k entries; measured at 100 h (docs/search.md, *Query by example with joint lists (100 h)*)
     single_nprobe: int = 48
     single_k: int = 8192
-    single_rescore: int = 4096
+    single_rescore: int = 1536
     pairs: str = "index"           # the joint templates of a term: ``index``, its i-th raw template with its
                                    # i-th head template (where both spaces have as many), or ``all`` pairs
 

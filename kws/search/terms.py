@@ -32,7 +32,7 @@ VOICES = ("af_sky", "bm_daniel", "bm_fable", "bm_george", "af_sarah", "am_michae
           "bf_alice", "am_eric", "af_river", "am_liam", "am_adam", "af_alloy", "am_santa", "am_onyx",
           "am_echo", "bf_lily", "af_jessica", "bm_lewis", "af_nicole", "af_nova", "af_heart", "af_aoede",
           "af_kore", "am_fenrir", "af_bella", "am_puck", "bf_emma")
-# The raw space (the default), measured with the model tpl-1652d7b068c2 (shipped then; `tune --vectors
+# The raw space, measured with the model tpl-1652d7b068c2 (shipped then; `tune --vectors
 # raw`): its first 4 gave 18.91 % on the tuning speakers against 20.52 % for the head's first 4.
 RAW_VOICES = ("bm_daniel", "bm_lewis", "am_adam", "bf_alice", "am_liam", "bf_emma", "af_sky", "af_nova",
               "bf_lily", "am_eric", "bm_fable", "bm_george", "af_river", "am_michael", "af_alloy", "am_echo",
