@@ -404,7 +404,15 @@ def test_migrate_a_store_of_another_model_keeps_its_utterances(tmp_path, capsys,
     assert "migrated 2 keyword(s) (jarvis, mine)" in capsys.readouterr().out
     got = KeywordSet.load(d, model.model_id)
     want = demo_set(["jarvis"])["jarvis"]
-    assert got["jarvis"].threshold == pytest.approx(want.threshold, abs=1e-6)    # the same model in effect
+    # the same model in effect: the threshold this model's bank gives the same templates now; the
+    # demo store's was computed when it was made, and with numpy 2.4.6 and onnxruntime 1.32.0 the
+    # same calibration gives 0.444956 against its 0.444594
+    from kws.enroll import thresholds as th
+    from kws.spot.templates import keyword_templates
+
+    now = th.calibrate(model, keyword_templates(model, want), want.tuned_on["target_per_hour"]).threshold
+    assert got["jarvis"].threshold == pytest.approx(now, abs=1e-6)
+    assert got["jarvis"].threshold == pytest.approx(want.threshold, abs=2e-3)
     np.testing.assert_array_equal(got["jarvis"].vectors, want.vectors)
     mine = got["mine"]
     # the target is kept; the threshold never promises more false alarms than it (a floor may hold it higher)
