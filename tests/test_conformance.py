@@ -8,11 +8,16 @@ import sys
 import numpy as np
 import pytest
 
+from kws.model.graph_bytes import signed_products_exact
 from tests import make_conformance as mc
 from tests.conftest import ROOT
 
 DEMO = ROOT / "demos" / "embedded_match.py"
-TOL = 1e-4                       # scores and unit vectors
+# scores and unit vectors: the file is made on an x86-64 CPU with VNNI, where onnxruntime's int8
+# products are exact; on one without (AVX2 alone) its quantised kernels round a value here and there
+# to the next step of the head's int8 output (and the embedded demo, which keeps the graph's int8
+# weights, saturates sums: kws.model.graph_bytes), so there the numbers agree to one such step
+TOL = 1e-4 if signed_products_exact() else 0.02
 TOL_RAW = 1e-3                   # the front end's raw vectors (values up to about 80)
 
 

@@ -16,106 +16,27 @@ weights are a uint8 initializer (84 of the 87; the three strided ones stay) by::
 with ``W'`` the weights less 128 as int8 (and their zero point less 128), laid out as
 (kernel tap x input channel, output channel). ``(w - z_w) == ((w - 128) - (z_w - 128))`` and the
 padding is the activations' zero point as before, so every int32 sum is the one ``ConvInteger``
-gives: the audio is the same to the bit. The rest of the graph is copied as it is; the weights
-only the rewritten convolutions read are left out.
+gives: the audio is the same to the bit. On a CPU without VNNI onnxruntime's uint8 x int8 product
+saturates, so there the weights stay uint8 (:func:`kws.model.graph_bytes.signed_products_exact`;
+exact, and about as fast as ``ConvInteger`` there). The rest of the graph is copied as it is; the
+weights only the rewritten convolutions read are left out.
 
-It works on the serialized model (protocol buffer bytes) with numpy only, as kws's run time has
-no onnx package: ModelProto.graph is field 7 and opset_import field 8; GraphProto.node is field 1,
-initializer 5, input 11, output 12; NodeProto has input 1, output 2, name 3, op_type 4,
-attribute 5, domain 7; AttributeProto name 1, i 3, s 4, g 6, ints 8, graphs 11, type 20;
-TensorProto dims 1, data_type 2, int32_data 5, name 8, raw_data 9, data_location 14. The result is
-the same bytes for the same model (kws.enroll.kokoro checks the model's sha256 first).
+It works on the serialized model (protocol buffer bytes) with numpy only
+(:mod:`kws.model.graph_bytes`). The result is the same bytes for the same model and CPU kind
+(kws.enroll.kokoro checks the model's sha256 first).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional, Set, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 import numpy as np
 
-UINT8, INT8, INT64 = 2, 3, 7          # TensorProto element types
+from kws.model.graph_bytes import (INT8, INT64, UINT8, GraphFormatError, _int_field, _ints,  # noqa: F401
+                                    _signed, field_bytes, fields, read_varint, signed_products_exact, varint)
+
 _ATTR_INT, _ATTR_INTS = 2, 7          # AttributeProto.type
 _MIN_OPSET = 15                       # Shape(start, end), Squeeze/Unsqueeze axes as inputs
-
-
-class GraphFormatError(ValueError):
-    """Bytes that are not an ONNX model as this module reads them."""
-
-
-# ----------------------------------------------------------------------------- protocol buffers
-def varint(n: int) -> bytes:
-    n &= (1 << 64) - 1                  # negative int64: ten bytes of two's complement
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def read_varint(buf, i: int) -> Tuple[int, int]:
-    n, shift = 0, 0
-    while True:
-        if i >= len(buf):
-            raise GraphFormatError("a varint runs past the end")
-        b = buf[i]
-        i += 1
-        n |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return n, i
-        shift += 7
-
-
-def _signed(n: int) -> int:
-    return n - (1 << 64) if n >= 1 << 63 else n
-
-
-def fields(buf) -> Iterator[Tuple[int, int, object, int, int]]:
-    """The fields of one message: (number, wire type, value, start, end), the value an int
-    (varint), a memoryview (length-delimited) or bytes (fixed width); [start, end) is the whole
-    field, key included."""
-    view = memoryview(buf)
-    i = 0
-    while i < len(view):
-        start = i
-        key, i = read_varint(view, i)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            value, i = read_varint(view, i)
-        elif wire == 1:
-            value, i = bytes(view[i:i + 8]), i + 8
-        elif wire == 5:
-            value, i = bytes(view[i:i + 4]), i + 4
-        elif wire == 2:
-            n, j = read_varint(view, i)
-            value, i = view[j:j + n], j + n
-        else:
-            raise GraphFormatError(f"wire type {wire} (field {number})")
-        if i > len(view):
-            raise GraphFormatError(f"field {number} runs past the end")
-        yield number, wire, value, start, i
-
-
-def _ints(wire: int, value) -> List[int]:
-    """A repeated int64 field's values, packed or not."""
-    if wire == 0:
-        return [_signed(value)]
-    out, view, i = [], value, 0
-    while i < len(view):
-        n, i = read_varint(view, i)
-        out.append(_signed(n))
-    return out
-
-
-def field_bytes(number: int, payload: bytes) -> bytes:
-    return varint(number << 3 | 2) + varint(len(payload)) + payload
-
-
-def _int_field(number: int, n: int) -> bytes:
-    return varint(number << 3) + varint(n)
 
 
 # ----------------------------------------------------------------------------- reading
@@ -243,18 +164,23 @@ def _conv_plan(node: Node, weights: Dict[str, np.ndarray]) -> Optional[Tuple[np.
     return w, z, dil[0], pads[0], pads[1]
 
 
-def int8_weights(w: np.ndarray) -> np.ndarray:
-    """uint8 convolution weights (out, in, taps) less 128, as the int8 right-hand matrix of the
-    product: row ``tap * in + channel``, one column per output channel."""
+def weight_matrix(w: np.ndarray) -> np.ndarray:
+    """uint8 convolution weights (out, in, taps) as the right-hand matrix of the product: row
+    ``tap * in + channel``, one column per output channel."""
     m, c, k = w.shape
     t = np.ascontiguousarray(w.reshape(m, c * k).T)                  # (in x taps, out)
-    t = np.ascontiguousarray(t.reshape(c, k, m).transpose(1, 0, 2)).reshape(k * c, m)
-    return (t ^ np.uint8(0x80)).view(np.int8)                        # w ^ 0x80 as int8 is w - 128
+    return np.ascontiguousarray(t.reshape(c, k, m).transpose(1, 0, 2)).reshape(k * c, m)
+
+
+def int8_weights(w: np.ndarray) -> np.ndarray:
+    """:func:`weight_matrix` less 128, as int8."""
+    return (weight_matrix(w) ^ np.uint8(0x80)).view(np.int8)          # w ^ 0x80 as int8 is w - 128
 
 
 class _Rewriter:
-    def __init__(self, taken: Set[str]):
+    def __init__(self, taken: Set[str], signed: bool):
         self.taken = taken
+        self.signed = signed
         self.inits: List[bytes] = []
         self.made: Dict[str, str] = {}
 
@@ -277,8 +203,12 @@ class _Rewriter:
         x = node.inputs[0]
         xz = node.inputs[2] if len(node.inputs) > 2 else ""
         key = f"kws_convmm/{node.inputs[1]}"
-        w8 = self.const(key + "/w_int8", int8_weights(w))
-        z8 = self.const(key + "/w_zero_point_int8", np.array(z - 128, np.int8))
+        if self.signed:
+            w8 = self.const(key + "/w_int8", int8_weights(w))
+            z8 = self.const(key + "/w_zero_point_int8", np.array(z - 128, np.int8))
+        else:
+            w8 = self.const(key + "/w_uint8", weight_matrix(w))
+            z8 = self.const(key + "/w_zero_point_uint8", np.array(z, np.uint8))
         out: List[bytes] = []
 
         def add(op: str, inputs: List[str], suffix: str, **attrs) -> str:
@@ -323,9 +253,9 @@ def _opset(model) -> int:
     return 0
 
 
-def rewrite_graph(graph) -> Tuple[List[object], int]:
+def rewrite_graph(graph, signed: bool = False) -> Tuple[List[object], int]:
     """A GraphProto's bytes, in pieces to join, with its integer convolutions as integer matrix
-    products, and how many were rewritten."""
+    products (int8 weights if ``signed``, else uint8), and how many were rewritten."""
     entries = list(fields(graph))
     nodes: Dict[int, Node] = {}
     weights: Dict[str, np.ndarray] = {}
@@ -351,7 +281,7 @@ def rewrite_graph(graph) -> Tuple[List[object], int]:
     plans = {k: plan for k, node in nodes.items() if (plan := _conv_plan(node, weights)) is not None}
     if not plans:
         return [graph], 0
-    rw = _Rewriter(taken)
+    rw = _Rewriter(taken, signed)
     # initializers only the rewritten convolutions read are left out (not where a subgraph may read them)
     uses: Dict[str, int] = {}
     for node in nodes.values():
@@ -381,16 +311,19 @@ def rewrite_graph(graph) -> Tuple[List[object], int]:
     return pieces, len(plans)
 
 
-def convs_as_matmuls(model: bytes) -> Tuple[bytes, int]:
+def convs_as_matmuls(model: bytes, signed: Optional[bool] = None) -> Tuple[bytes, int]:
     """The serialized ONNX ``model`` with its integer convolutions (``ConvInteger`` of stride 1,
     one group, uint8 initializer weights) as integer matrix products giving the same int32 sums,
-    and how many were rewritten (0: ``model`` as it was, e.g. for an opset before 15)."""
+    and how many were rewritten (0: ``model`` as it was, e.g. for an opset before 15). The weights
+    become int8 where ``signed`` (default: :func:`signed_products_exact`), else stay uint8."""
+    if signed is None:
+        signed = signed_products_exact()
     if _opset(model) < _MIN_OPSET:
         return model, 0
     view = memoryview(model)
     for number, _, value, start, end in fields(model):
         if number == 7:
-            pieces, n = rewrite_graph(value)
+            pieces, n = rewrite_graph(value, signed)
             if not n:
                 return model, 0
             size = sum(len(b) for b in pieces)

@@ -35,6 +35,8 @@ from typing import Optional, Union
 
 import numpy as np
 
+from kws.model.graph_bytes import exact_int8, signed_products_exact
+
 SAMPLE_RATE = 16000
 MEL_HOP = 160             # samples between mel frames (10 ms)
 MEL_WIN = 512             # samples per mel frame (FFT size too)
@@ -229,7 +231,10 @@ def _session(path: str, threads: Optional[int] = None):
         opts.intra_op_num_threads = threads or int(os.environ.get("KWS_THREADS", "1"))
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
-        _SESSIONS[key] = ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
+        model = Path(path).read_bytes()
+        if not signed_products_exact():       # int8 weights as uint8: the same numbers on every CPU
+            model, _ = exact_int8(model)
+        _SESSIONS[key] = ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
     return _SESSIONS[key]
 
 
