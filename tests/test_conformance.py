@@ -14,9 +14,9 @@ from tests.conftest import ROOT
 
 DEMO = ROOT / "demos" / "embedded_match.py"
 # scores and unit vectors: the file is made on an x86-64 CPU with VNNI, where onnxruntime's int8
-# products are exact; on one without (AVX2 alone) its quantised kernels round a value here and there
-# to the next step of the head's int8 output (and the embedded demo, which keeps the graph's int8
-# weights, saturates sums: kws.model.graph_bytes), so there the numbers agree to one such step
+# products are exact; on one without (AVX2 alone) kws and the embedded demo make the head's weights
+# uint8 (kws.model.graph_bytes), and an activation here and there still rounds to the next int8
+# step, so there the numbers agree to one step of the head's output
 TOL = 1e-4 if signed_products_exact() else 0.02
 TOL_RAW = 1e-3                   # the front end's raw vectors (values up to about 80)
 
