@@ -6,7 +6,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from kws.enroll import kokoro
-from kws.enroll.kokoro_graph import convs_as_matmuls, int8_weights, signed_products_exact, weight_matrix
+from kws.enroll.kokoro_graph import convs_as_matmuls, int8_weights, weight_matrix
+from kws.model.graph_bytes import signed_products_exact
 
 C = 6
 
@@ -106,13 +107,13 @@ def test_int8_weights_are_the_uint8_ones_less_128_tap_major():
 
 
 def test_int8_weights_only_where_the_cpu_has_vnni(tmp_path):
-    f = tmp_path / "cpuinfo"
-    f.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n")
-    assert not signed_products_exact(str(f))
-    f.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_vnni\n")
-    assert signed_products_exact(str(f))
-    f.write_text("flags\t\t: avx2 avx_vnni\n")
-    assert signed_products_exact(str(f))
+    # one file each: the answer is kept per file (the CPU does not change while kws runs)
+    cases = {"avx2": ("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n", False),
+             "avx512": ("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_vnni\n", True),
+             "avx_vnni": ("flags\t\t: avx2 avx_vnni\n", True)}
+    for name, (text, exact) in cases.items():
+        (tmp_path / name).write_text(text)
+        assert signed_products_exact(str(tmp_path / name)) is exact
     assert not signed_products_exact(str(tmp_path / "missing"))
 
 

@@ -379,11 +379,11 @@ def _verified(path: Path) -> None:
 # ValueInfoProto has its name in field 1 and its TypeProto in field 2 (tensor_type: field 1, whose
 # elem_type is field 1; 1 = float). Appending one more ``output`` to the graph's bytes is all it
 # takes to have onnxruntime return an inner tensor; no onnx package needed at run time (the
-# protocol buffer reading and writing is kws.enroll.kokoro_graph's).
+# protocol buffer reading and writing is kws.model.graph_bytes's).
 def add_graph_output(model: bytes, name: str, elem_type: int = 1) -> bytes:
     """The serialized ONNX ``model`` with the inner tensor ``name`` (of ONNX element type
     ``elem_type``, 1 = float) as one more graph output."""
-    from kws.enroll.kokoro_graph import GraphFormatError, field_bytes, fields, varint
+    from kws.model.graph_bytes import GraphFormatError, field_bytes, fields, varint
 
     info = field_bytes(1, name.encode()) + field_bytes(2, field_bytes(1, varint(1 << 3) + varint(elem_type)))
     output = field_bytes(12, info)

@@ -32,8 +32,8 @@ from typing import Dict, List, Optional, Set, Tuple
 
 import numpy as np
 
-from kws.model.graph_bytes import (INT8, INT64, UINT8, GraphFormatError, _int_field, _ints,  # noqa: F401
-                                    _signed, field_bytes, fields, read_varint, signed_products_exact, varint)
+from kws.model.graph_bytes import (INT8, INT64, UINT8, GraphFormatError, _int_field, _ints, _signed, field_bytes,
+                                    fields, signed_products_exact, varint)
 
 _ATTR_INT, _ATTR_INTS = 2, 7          # AttributeProto.type
 _MIN_OPSET = 15                       # Shape(start, end), Squeeze/Unsqueeze axes as inputs

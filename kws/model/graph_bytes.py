@@ -15,6 +15,7 @@ once dequantised, multiplied by onnxruntime's exact uint8 x uint8 kernels.
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Dict, Iterator, List, Set, Tuple
 
 import numpy as np
@@ -102,7 +103,6 @@ def _int_field(number: int, n: int) -> bytes:
     return varint(number << 3) + varint(n)
 
 
-
 def _tensor_parts(buf) -> Tuple[str, int, bool]:
     """An initializer's name, element type, and whether its values are in the file (raw bytes or
     int32_data), not in external data."""
@@ -182,6 +182,7 @@ def exact_int8(model: bytes) -> Tuple[bytes, int]:
     raise GraphFormatError("not an ONNX model (no graph found)")
 
 
+@lru_cache(maxsize=None)
 def signed_products_exact(cpuinfo: str = "/proc/cpuinfo") -> bool:
     """Whether onnxruntime's uint8 x int8 matrix product gives exact int32 sums here: on an x86-64
     CPU with VNNI (AVX-512 VNNI or AVX-VNNI) it does; with AVX2 alone it adds pairs of products in
