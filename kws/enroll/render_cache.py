@@ -364,7 +364,8 @@ def dist_version(name: str) -> str:
     """An installed distribution's version, as ``importlib.metadata.version`` gives it ('?' where
     none is installed): read from the ``Version:`` line of the first ``NAME-*.dist-info/METADATA``
     on ``sys.path``, which needs no import of importlib.metadata (about 30 ms of a text query's
-    start on an AMD EPYC core); importlib.metadata only where no such folder is found."""
+    start on an AMD EPYC core); importlib.metadata only where no such folder is found, or an
+    ``.egg-info`` of the name comes first."""
     want = name.lower().replace("-", "_").replace(".", "_")
     for entry in sys.path:
         try:
@@ -372,8 +373,10 @@ def dist_version(name: str) -> str:
         except OSError:
             continue
         for n in names:
-            if not n.endswith(".dist-info") or n.split("-", 1)[0].lower().replace(".", "_") != want:
+            if not n.endswith((".dist-info", ".egg-info")) or n.split("-", 1)[0].lower().replace(".", "_") != want:
                 continue
+            if n.endswith(".egg-info"):      # (another layout first on the path: as importlib.metadata reads it)
+                return _metadata_version(name)
             try:
                 with open(os.path.join(entry or ".", n, "METADATA"), encoding="utf-8", errors="replace") as f:
                     for line in f:
@@ -383,6 +386,10 @@ def dist_version(name: str) -> str:
                             break
             except OSError:
                 pass
+    return _metadata_version(name)
+
+
+def _metadata_version(name: str) -> str:
     try:
         from importlib.metadata import version
 
