@@ -14,11 +14,12 @@ spread voices kws searched with before, all 28, and what one more template costs
 head of a rendering, median ms).
 
 **start**: how long a text query of a term rendered before takes to start searching, in fresh
-processes (the render cache warm, nothing else): the term's templates (its phonemes and
-renderings from the render cache, the front end and head) after the index is open, and the whole
-``python -m kws search query`` command until its search starts (interpreter, imports, model and
-index included). Median of ``--runs``. The first process (not counted) fills the render cache
-with the term's phonemes, renderings and templates. ``--bytecode DIR``: the processes keep and
+processes (the render cache warm, nothing else): the term's templates (from the render cache)
+after the index is open, and the whole ``python -m kws search query`` command until its search
+starts (interpreter, imports, model and index included), with that command's CPU time (user and
+system, its search included: what other jobs on the core do not lengthen). Median of
+``--runs``. The first process (not counted) fills the render cache with the term's phonemes,
+renderings and templates. ``--bytecode DIR``: the processes keep and
 read Python's compiled bytecode in DIR (``PYTHONPYCACHEPREFIX``, ``PYTHONDONTWRITEBYTECODE``
 unset), as an installed kws has it; without it they run as the environment says (with
 ``PYTHONDONTWRITEBYTECODE`` set, every module of a checkout is compiled again at each start).
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -142,27 +144,31 @@ def start(args) -> int:
                    capture_output=True)
     subprocess.run([sys.executable, "-m", "kws", "search", "query", str(args.index), args.term, "--top", "1"],
                    check=True, env=env, capture_output=True)      # (and the command's bytecode, if kept)
-    runs, cli = [], []
+    runs, cli, cpu = [], [], []
     for _ in range(args.runs):
         r = subprocess.run([sys.executable, "-c", _TIMED, str(args.index), args.term], check=True, env=env,
                            capture_output=True, text=True)
         runs.append(json.loads(r.stdout.splitlines()[-1]))
-        t0 = time.perf_counter()
+        t0, u0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
         r = subprocess.run([sys.executable, "-m", "kws", "search", "query", str(args.index), args.term, "--top", "1"],
                            check=True, env=env, capture_output=True, text=True)
         wall = time.perf_counter() - t0
+        u1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append(u1.ru_utime - u0.ru_utime + u1.ru_stime - u0.ru_stime)
         line = next(x for x in r.stdout.splitlines() if "search" in x and "templates" in x)
         search_ms = float(line.split("search ")[1].split(" ms")[0])
         cli.append(wall - search_ms / 1000)
     med = {k: float(np.median([r[k] for r in runs])) for k in ("open_s", "templates_s", "search_s")}
     print(f"'{args.term}' rendered before, {runs[0]['templates']} templates, median of {args.runs} fresh processes: "
           f"templates {med['templates_s'] * 1000:.0f} ms after the index is open (open {med['open_s'] * 1000:.0f} ms, "
-          f"imports included); the command until its search starts {np.median(cli) * 1000:.0f} ms; "
+          f"imports included); the command until its search starts {np.median(cli) * 1000:.0f} ms "
+          f"(the whole command's CPU time {np.median(cpu) * 1000:.0f} ms, its search included); "
           f"search {med['search_s'] * 1000:.0f} ms"
           f"{'' if args.bytecode is None else ' (bytecode kept in ' + str(args.bytecode) + ')'}")
     if args.out:
         args.out.write_text(json.dumps({"term": args.term, "runs": runs, "cli_until_search_s": cli, "median": med,
-                                        "cli_median_s": float(np.median(cli))}, indent=1))
+                                        "cli_median_s": float(np.median(cli)), "cli_cpu_s": cpu,
+                                        "cli_cpu_median_s": float(np.median(cpu))}, indent=1))
     return 0
 
 
