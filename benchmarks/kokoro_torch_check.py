@@ -90,6 +90,43 @@ def vec_cos(model, a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(np.sum(va[:n] * vb[:n], axis=1)))
 
 
+def generator_alone(tm, ids: np.ndarray, style: np.ndarray) -> tuple:
+    """The decoder's generator of ``tm`` run on onnxruntime's own inputs to it (the output of
+    decode.3 and the F0 curve), with its own STFT of the source and with onnxruntime's: mel |dB diff|
+    of each against onnxruntime's audio."""
+    import onnx
+    import onnxruntime as ort
+    import torch
+    from kws.enroll import kokoro
+
+    names = ["/encoder/F0_proj/Conv_output_0", "/decoder/decoder/decode.3/Div_4_output_0",
+             "/decoder/decoder/generator/Concat_3_output_0"]
+    mo = onnx.load(str(kokoro.model_path()))
+    for n in names:
+        mo.graph.output.append(onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None))
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    sess = ort.InferenceSession(mo.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    out = sess.run(None, {"tokens": ids[None], "style": style[None].astype(np.float32),
+                          "speed": np.array([1.0], np.float32)})
+    audio, f0, x, spec = out[0].ravel(), torch.from_numpy(out[1]).reshape(1, -1), torch.from_numpy(out[2]), \
+        torch.from_numpy(out[3])
+    g = tm.decoder.generator
+    s = torch.from_numpy(style[None, :128].astype(np.float32))
+    res = []
+    with torch.no_grad():
+        for use_ort_stft in (False, True):
+            if use_ort_stft:
+                g.stft = lambda h, n: (spec[:, :11], spec[:, 11:])
+            try:
+                a = g(x, s, f0, torch.tensor([f0.shape[1]]))[0, :audio.size].numpy()
+            finally:
+                if "stft" in g.__dict__:
+                    del g.stft
+            res.append(mel_diff(audio, a))
+    return tuple(res)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--voices", type=int, default=4)
@@ -137,8 +174,20 @@ def main(argv=None) -> int:
     print(f"log-mel |dB diff|: torch vs onnxruntime mean {np.mean([r['db'] for r in rows]):.2f} "
           f"(max {np.max([r['db'] for r in rows]):.2f}); reference (style 2 % to another voice) mean "
           f"{np.mean([r['rdb'] for r in rows]):.2f}")
+    same = [r for r in rows if r["nd"] == 0]
+    print(f"  renderings with the same durations ({len(same)}): torch vs onnxruntime mean "
+          f"{np.mean([r['db'] for r in same]):.2f}, reference {np.mean([r['rdb'] for r in same]):.2f}")
     print(f"front-end vector cosine: torch vs onnxruntime mean {np.mean([r['cos'] for r in rows]):.4f} "
           f"(min {np.min([r['cos'] for r in rows]):.4f}); reference mean {np.mean([r['rcos'] for r in rows]):.4f}")
+
+    # where the difference comes from: the generator alone on onnxruntime's inputs to it
+    iso = []
+    for ph in phon[:4]:
+        ids = kokoro.tokens(ph)
+        iso.append(generator_alone(tm, ids, v.style(voices[0], ids.size - 2)))
+    print(f"generator alone on onnxruntime's decoder output and F0 ({len(iso)} words, {voices[0]}): mel |dB diff| "
+          f"{np.mean([i[0] for i in iso]):.2f} with its own STFT of the source, "
+          f"{np.mean([i[1] for i in iso]):.2f} with onnxruntime's STFT output")
 
     # time: one rendering of a 2-word phrase and of the sentence, one thread each way
     for ph in (phon[6], phon[-1]):
@@ -161,13 +210,14 @@ def main(argv=None) -> int:
     styles = [v.style(voices[i % len(voices)], x.size - 2) for i, x in enumerate(ids_l)]
     speeds = [0.8 + 0.05 * i for i in range(len(ids_l))]
     batch = tm.synthesize_batch(ids_l, styles, speeds)
-    worst, dd = 0.0, 0
+    worst, dd, mels = 0.0, 0, []
     for x, s, sp, (ab, db) in zip(ids_l, styles, speeds, batch):
         a1, d1 = tm.synthesize_timed(x, s, sp)
         dd += int(np.sum(d1 != db))
         worst = max(worst, float(np.max(np.abs(a1 - ab))) if a1.size == ab.size else float("inf"))
+        mels.append(mel_diff(a1, ab))
     print(f"batch of {len(ids_l)} (speeds 0.8-1.2) against each row alone: durations differ on {dd} tokens, "
-          f"max |audio difference| {worst:.2e}")
+          f"max |audio difference| {worst:.2e}, log-mel |dB diff| mean {np.mean(mels):.2f} (max {np.max(mels):.2f})")
     return 0
 
 
