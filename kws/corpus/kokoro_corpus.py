@@ -2,6 +2,7 @@
 
     python -m kws.corpus.kokoro_corpus --out /tmp/kcorpus --workers 16 [--words 2500]
         [--made-up 0] [--per-word 4] [--sentences 3000] [--max-minutes 6] [--seed 0] [--shard I/N]
+        [--device cuda --batch 32]
     python -m kws.corpus.kokoro_corpus pack /tmp/kcorpus --out shard-0-of-16      # Ogg/Opus chunks
     python -m kws.corpus.kokoro_corpus unpack shard-0-of-16 shard-1-of-16 ... --out /tmp/kcorpus
 
@@ -22,7 +23,12 @@ than three phonemes.
 
 Jobs are interleaved (a round of words alone, a share of the sentences, the next round ...), so a
 run cut short by ``--max-minutes`` still covers the vocabulary evenly. The renderings run in
-``--workers`` processes of one onnxruntime thread each.
+``--workers`` processes of one onnxruntime thread each, or, with ``--device cpu|cuda`` (alias
+``--torch``), in one process through the PyTorch port of the same model file
+(kws.corpus.kokoro_render.TorchRenderer: windows of 8 x ``--batch`` jobs, each sorted by token
+length and rendered ``--batch`` at a time; ``--workers`` is then torch's CPU threads). The plan,
+the trimming, the word times and the files are the same either way; stats.json's ``renderer``
+says which made them (``onnxruntime``, ``torch cuda``).
 
 **Shards.** ``--shard I/N`` renders only shard ``I`` (0-based) of ``N`` of the same plan (the same
 other arguments): the words alone of the words whose index is ``I`` modulo ``N`` (all their
@@ -49,13 +55,13 @@ import random
 import sys
 import time
 from pathlib import Path
-from typing import Iterable, List, Tuple
+from typing import Iterable, List, Optional, Tuple
 
 import numpy as np
 
-FRAME_24K = 600                 # output samples of Kokoro per duration frame (24 kHz)
-FRAME_16K = FRAME_24K * 16000 // 24000
-DURATIONS = "/encoder/Clip_output_0"    # the model's per-token durations (frames), after rounding
+from kws.corpus.kokoro_render import (DURATIONS, FRAME_16K, FRAME_24K, _init_worker,  # noqa: F401
+                                      add_torch_args, render_with_durations, renderer_name,
+                                      word_spans)
 SPEED = (0.8, 1.2)
 BLEND = 0.5                     # share of renderings by a blend of two voices
 MIN_PHONES = 3
@@ -150,58 +156,26 @@ def phonemes_of(words: List[str]) -> Tuple[List[str], List[str]]:
     return kept, phs
 
 
-# ----------------------------------------------------------------------------- workers
-_SESSION = None
-
-
-def _init_worker(model_path: str) -> None:
-    global _SESSION
-    import onnx
-    import onnxruntime as ort
-
-    m = onnx.load(model_path)
-    m.graph.output.append(onnx.helper.make_tensor_value_info(DURATIONS, onnx.TensorProto.FLOAT, None))
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    _SESSION = ort.InferenceSession(m.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-
-
-def render_with_durations(phonemes: str, rendering) -> Tuple[np.ndarray, np.ndarray]:
-    """16 kHz audio and each token's duration in 16 kHz samples (the first and last are the
-    model's boundary tokens: leading and trailing silence)."""
-    from kws.enroll import kokoro
-    from kws.audio.io import resample
-
-    ids = kokoro.tokens(phonemes)
-    style = rendering.style(kokoro.voices(), ids.size - 2)
-    audio, dur = _SESSION.run(None, {"tokens": ids[None], "style": style.reshape(1, -1).astype(np.float32),
-                                     "speed": np.array([rendering.speed], np.float32)})
-    audio = resample(np.asarray(audio, np.float32).reshape(-1), 24000, 16000)
-    return audio.astype(np.float32), np.asarray(dur, np.float64).reshape(-1) * FRAME_16K
-
-
-def word_spans(phonemes: str, dur: np.ndarray) -> List[Tuple[int, int]]:
-    """[start, end) samples of each space-separated word of ``phonemes`` from token durations."""
-    ends = np.cumsum(dur)
-    spans, pos = [], 1                       # token 0 is the start token
-    for w in phonemes.split(" "):
-        first, last = pos, pos + len(w) - 1
-        spans.append((int(round(ends[first - 1])), int(round(ends[last]))))
-        pos = last + 2                       # skip the space token
-    return spans
-
-
 def _job(job):
+    """One job rendered by the worker's onnxruntime session, then :func:`_finish`."""
+    try:
+        res = render_with_durations(job[3], job[2])
+    except Exception as exc:                 # a text the voices cannot cover: skipped
+        res = exc
+    return _finish(job, res)
+
+
+def _finish(job, res):
+    """(kind, payload, rendering, int16 audio or None, word spans or why it was skipped) of a
+    job from its rendering (16 kHz audio and token durations) or the exception it raised: a word
+    alone trimmed of silence, a sentence's words placed by the durations."""
     from kws.audio.io import trim_silence
     from kws.spot.templates import TRIM_TOP_DB
 
     kind, payload, r, phonemes = job
-    try:
-        audio, dur = render_with_durations(phonemes, r)
-    except Exception as exc:                 # a text the voices cannot cover: skip it
-        return kind, payload, r, None, repr(exc)
+    if isinstance(res, Exception):
+        return kind, payload, r, None, repr(res)
+    audio, dur = res
     if kind == "word":
         audio = trim_silence(audio, top_db=TRIM_TOP_DB, margin_s=0.0)
         return kind, payload, r, _pcm(audio), None
@@ -279,7 +253,13 @@ def parse_shard(text: str) -> Tuple[int, int]:
 
 def build(out: Path, n_words: int = 2500, per_word: int = 4, sentences: int = 3000,
           workers: int = 0, seed: int = 0, max_minutes: float = 1e9, quiet: bool = False,
-          made_up: int = 0, shard: Tuple[int, int] = (0, 1)) -> dict:
+          made_up: int = 0, shard: Tuple[int, int] = (0, 1), device: Optional[str] = None,
+          batch: int = 32) -> dict:
+    """Render the plan (its shard) into ``out``: with ``workers`` onnxruntime processes, or, with
+    ``device`` (``cpu``, ``cuda``), through kws.corpus.kokoro_render.TorchRenderer in batches of
+    ``batch`` (``workers`` then sets torch's CPU threads; 0: torch's default). The same jobs,
+    files and index either way; stats.json's ``renderer`` says which rendered it."""
+    from contextlib import ExitStack
     from multiprocessing import get_context
 
     from kws.enroll import kokoro
@@ -291,7 +271,8 @@ def build(out: Path, n_words: int = 2500, per_word: int = 4, sentences: int = 30
     if shard[1] > 1:
         jobs = shard_jobs(jobs, *shard)
     model = str(kokoro.model_path())
-    workers = workers or os.cpu_count() or 1
+    if not device:
+        workers = workers or os.cpu_count() or 1
     out.mkdir(parents=True, exist_ok=True)
     pcm: List[np.ndarray] = []
     pos = 0
@@ -300,8 +281,18 @@ def build(out: Path, n_words: int = 2500, per_word: int = 4, sentences: int = 30
     occ = {"sentence": [], "word": [], "start": [], "end": []}
     skipped, done = 0, 0
     deadline = t0 + max_minutes * 60
-    with get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(model,)) as pool:
-        for kind, payload, r, audio, extra in pool.imap(_job, jobs, chunksize=4):
+    torch_r = pool = None
+    with ExitStack() as stack:
+        if device:
+            from kws.corpus.kokoro_render import TorchRenderer, render_ahead
+
+            torch_r = TorchRenderer(device, batch, threads=workers, model_path=model)
+            results = render_ahead(jobs, torch_r, lambda j: [(j[3], j[2])], lambda j, res: _finish(j, res[0]))
+        else:
+            pool = stack.enter_context(get_context("spawn").Pool(workers, initializer=_init_worker,
+                                                                 initargs=(model,)))
+            results = pool.imap(_job, jobs, chunksize=4)
+        for kind, payload, r, audio, extra in results:
             done += 1
             if audio is None or audio.size < 1600:
                 skipped += 1
@@ -323,7 +314,8 @@ def build(out: Path, n_words: int = 2500, per_word: int = 4, sentences: int = 30
             if not quiet and (done % 500 == 0 or done in (16, 100)):
                 print(f"rendered {done}/{len(jobs)} in {time.time() - t0:.0f} s", flush=True)
             if time.time() > deadline:
-                pool.terminate()
+                if pool is not None:
+                    pool.terminate()
                 break
     audio = np.concatenate(pcm) if pcm else np.zeros(0, np.int16)
     np.save(out / "audio.npy", audio)
@@ -337,6 +329,7 @@ def build(out: Path, n_words: int = 2500, per_word: int = 4, sentences: int = 30
              "word_renderings": len(iso["off"]), "sentences": len(sen["off"]),
              "sentence_words": len(occ["word"]), "hours": round(audio.size / 16000 / 3600, 3),
              "seconds": round(time.time() - t0, 1), "workers": workers, "seed": seed,
+             "renderer": renderer_name(device), **({"torch": torch_r.stats()} if torch_r else {}),
              "complete": done == len(jobs), "shard": f"{shard[0]}/{shard[1]}", "plan_jobs": all_jobs,
              "args": {"words": n_words, "made_up": made_up, "per_word": per_word, "sentences": sentences,
                       "seed": seed},
@@ -525,9 +518,11 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-minutes", type=float, default=1e9)
     ap.add_argument("--shard", type=parse_shard, default=(0, 1), help="I/N: render shard I of N")
+    add_torch_args(ap)
     args = ap.parse_args(argv)
     print(json.dumps(build(args.out, args.words, args.per_word, args.sentences, args.workers,
-                           args.seed, args.max_minutes, made_up=args.made_up, shard=args.shard)))
+                           args.seed, args.max_minutes, made_up=args.made_up, shard=args.shard,
+                           device=args.device, batch=args.batch)))
     return 0
 
 

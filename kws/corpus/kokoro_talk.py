@@ -32,10 +32,13 @@ about 0.1 s, enough to find the stretch a word is in, not its exact edges.
 Which sentences, voices, speeds and pauses file ``i`` gets depends only on the texts, the split,
 ``--seed`` and ``i`` (not on ``--hours`` or the workers), so a longer run repeats the files of a
 shorter one and a run continues where one stopped (existing files are kept). Each file is
-rendered by one worker process (one onnxruntime thread) and written as it is finished, Ogg/Opus
+rendered by one worker process (one onnxruntime thread), or, with ``--device cpu|cuda --batch N``,
+by the PyTorch port in one process (the pieces of a group of files rendered ahead in batches of
+similar length; the same files), and written as it is finished, Ogg/Opus
 16 kHz mono (about 24 kbit/s), with its entry in ``index.jsonl``; ``index.json`` (rewritten after
 every file) holds for each file its sentences (text, voice, speed, start and end in samples) and
-their words (word, start, end in samples), and the seed, split and texts it was made from.
+their words (word, start, end in samples), the renderer (``onnxruntime`` or ``torch cuda``), and
+the seed, split and texts it was made from.
 """
 from __future__ import annotations
 
@@ -56,6 +59,8 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from kws.corpus.kokoro_corpus import read_opus, write_opus  # noqa: F401  (the talk's file format)
+from kws.corpus.kokoro_render import (TRIM_DB, TRIM_MARGIN_S, add_torch_args,  # noqa: F401
+                                      piece_word_tokens, trim_bounds, word_times)
 
 SR = 16000
 SPEED = (0.85, 1.15)
@@ -70,8 +75,6 @@ SECONDS_PER_TOKEN = 0.058       # speech per phoneme token at speed 1 (to plan f
 MIN_WORDS, MAX_WORDS = 3, 30
 MAX_GUESSED = 1                 # words per sentence the fallback G2P may pronounce
 HELDOUT_SHARE = 0.4
-TRIM_DB = 40.0
-TRIM_MARGIN_S = 0.02
 SKIP_FILES = {"ascii-art", "translate-me"}
 WAKE = ("alexa", "computer", "jarvis", "snowboy", "porcupine")
 ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "jr", "sr", "vs", "etc", "prof", "lt", "capt", "col",
@@ -274,52 +277,6 @@ def sentence_phonemes(sentence: str, max_chars: int) -> Tuple[List[str], List[Li
             [toks[b - 1][1] for a, b in pieces], words)
 
 
-def piece_word_tokens(phonemes: str) -> List[Tuple[int, int]]:
-    """First and last token index (ids: token 0 is the start token) of each word of a piece's
-    phoneme string, punctuation left out."""
-    out, pos = [], 1
-    for w in phonemes.split(" "):
-        core = w.rstrip(".,!?")
-        out.append((pos, pos + len(core) - 1))
-        pos += len(w) + 1
-    return out
-
-
-def trim_bounds(x: np.ndarray, top_db: float = TRIM_DB, margin_s: float = TRIM_MARGIN_S) -> Tuple[int, int]:
-    """[start, end) of ``x`` without leading and trailing parts ``top_db`` under its loudest 10 ms."""
-    hop = SR // 100
-    n = x.size // hop
-    if n == 0:
-        return 0, x.size
-    e = (x[: n * hop].reshape(n, hop).astype(np.float64) ** 2).mean(axis=1) + 1e-12
-    db = 10 * np.log10(e)
-    on = np.nonzero(db > db.max() - top_db)[0]
-    m = int(margin_s * SR)
-    return max(0, int(on[0]) * hop - m), min(x.size, (int(on[-1]) + 1) * hop + m)
-
-
-def word_times(phonemes: str, dur: np.ndarray, a: int, b: int) -> List[Tuple[int, int]]:
-    """Each word's [start, end) in the piece's audio cut to [a, b) (:func:`trim_bounds`).
-
-    Kokoro's predicted durations place the words 0.1-0.2 s later than they sound (measured on
-    rendered sentences: the first phoneme starts about 5 frames of 25 ms before its predicted
-    start, the last one ends as much before its predicted end), so the predicted span from the
-    first word's start to the last word's end is stretched onto the sound's span, [a, b) less the
-    trimming margin, and each word is placed within it by its predicted times."""
-    ends = np.cumsum(dur)
-    toks = piece_word_tokens(phonemes)
-    p0, p1 = float(ends[toks[0][0] - 1]), float(ends[toks[-1][1]])
-    m = int(TRIM_MARGIN_S * SR)
-    s0, s1 = a + m, max(a + m + 1, b - m)
-    scale = (s1 - s0) / max(p1 - p0, 1.0)
-    out = []
-    for first, last in toks:
-        ws = s0 + (ends[first - 1] - p0) * scale - a
-        we = s0 + (ends[last] - p0) * scale - a
-        out.append((int(max(0, min(round(ws), b - a))), int(max(0, min(round(we), b - a)))))
-    return out
-
-
 # ----------------------------------------------------------------------------- plan
 def voice_name(r) -> str:
     return r.voice if r.other is None else f"{r.voice}*{r.t}+{r.other}"
@@ -367,13 +324,16 @@ def plan_files(sentences: List[str], n_files: int, seed: int, split: str, names:
 
 
 # ----------------------------------------------------------------------------- rendering
-def render_sentence(s: dict, rendering) -> Tuple[np.ndarray, List[Tuple[str, int, int]], int]:
-    """One sentence: its 16 kHz audio (pieces trimmed and joined) and its words' [start, end)."""
-    from kws.corpus.kokoro_corpus import render_with_durations
+def render_sentence(s: dict, rendering, synth=None) -> Tuple[np.ndarray, List[Tuple[str, int, int]], int]:
+    """One sentence: its 16 kHz audio (pieces trimmed and joined) and its words' [start, end).
+    ``synth(phonemes, rendering)`` renders a piece (16 kHz audio, token durations in samples;
+    default: the worker's onnxruntime session)."""
+    from kws.corpus.kokoro_render import render_with_durations
 
+    synth = synth or render_with_durations
     parts, words, pos, n = [], [], 0, 0
     for k, (ph, idx) in enumerate(zip(s["pieces"], s["piece_words"])):
-        audio, dur = render_with_durations(ph, rendering)
+        audio, dur = synth(ph, rendering)
         n += 1
         a, b = trim_bounds(audio)
         for w, (ws, we) in zip([s["words"][wi] for wi in idx], word_times(ph, dur, a, b)):
@@ -387,8 +347,23 @@ def render_sentence(s: dict, rendering) -> Tuple[np.ndarray, List[Tuple[str, int
     return np.concatenate(parts).astype(np.float32), words, n
 
 
-def render_file(job: Tuple[dict, str]) -> dict:
-    """Render one planned file into the folder ``job[1]``; its index entry."""
+def sentence_rendering(f: dict, s: dict):
+    """The kws.enroll.kokoro.Rendering of sentence ``s`` of planned file ``f``."""
+    from kws.enroll.kokoro import Rendering
+
+    a, b, t = f["voice"]
+    return Rendering(a, s["speed"], b, t) if b else Rendering(a, s["speed"])
+
+
+def file_pieces(f: dict) -> List[Tuple[str, object]]:
+    """(phonemes, rendering) of every piece of a planned file, in the order :func:`render_file`
+    renders them (what a batched renderer renders ahead for it)."""
+    return [(ph, sentence_rendering(f, s)) for s in f["sentences"] for ph in s["pieces"]]
+
+
+def render_file(job: Tuple[dict, str], synth=None) -> dict:
+    """Render one planned file into the folder ``job[1]``; its index entry. ``synth``: as
+    :func:`render_sentence`'s."""
     from kws.enroll.kokoro import Rendering
 
     f, out = job
@@ -398,12 +373,12 @@ def render_file(job: Tuple[dict, str]) -> dict:
     pos = parts[0].size
     sents, renders = [], 0
     for s in f["sentences"]:
-        r = Rendering(a, s["speed"], b, t) if b else Rendering(a, s["speed"])
+        r = sentence_rendering(f, s)
         if s["pause"]:
             g = int(round(s["pause"] * SR))
             parts.append(np.zeros(g, np.float32))
             pos += g
-        audio, words, n = render_sentence(s, r)
+        audio, words, n = render_sentence(s, r, synth)
         renders += n
         sents.append({"text": s["text"], "voice": voice_name(r), "speed": s["speed"],
                       "start": pos, "end": pos + audio.size,
@@ -444,11 +419,17 @@ def write_index(out: Path, meta: dict) -> dict:
 
 def render(texts_path: Path, split: str, hours: float, seed: int, out: Path, workers: int = 0,
            max_minutes: float = 1e9, n_files: int = 0, quiet: bool = False,
-           file_s: float = FILE_S, skip: Sequence[Path] = ()) -> dict:
+           file_s: float = FILE_S, skip: Sequence[Path] = (), device: Optional[str] = None,
+           batch: int = 32) -> dict:
+    """Render the files of the plan not yet in ``out``: in ``workers`` onnxruntime processes, or,
+    with ``device``, through kws.corpus.kokoro_render.TorchRenderer (pieces of several files
+    rendered ahead in batches: kws.corpus.kokoro_render.render_ahead; then
+    ``workers`` sets torch's CPU threads). Each file's entry and stats.json name the renderer."""
+    from contextlib import ExitStack
     from multiprocessing import get_context
 
+    from kws.corpus.kokoro_render import _init_worker, renderer_name
     from kws.enroll import kokoro
-    from kws.corpus.kokoro_corpus import _init_worker
 
     t0 = time.time()
     texts = load_texts(texts_path)
@@ -471,19 +452,32 @@ def render(texts_path: Path, split: str, hours: float, seed: int, out: Path, wor
         done |= {e["file"] for e in load_texts(k)["files"]}
     plan = [f for f in plan_files(sentences, n_files, seed, split, v.names, v.max_tokens - 2, file_s=file_s)
             if f["file"] not in done]
-    workers = max(1, min(workers or os.cpu_count() or 1, len(plan) or 1))
+    if not device:
+        workers = max(1, min(workers or os.cpu_count() or 1, len(plan) or 1))
+    name = renderer_name(device)
     if not quiet:
         print(f"{split}: {len(plan)} files to render ({len(done)} there), {len(sentences)} sentences, "
-              f"{workers} workers", flush=True)
+              f"{name}, {workers} {'threads' if device else 'workers'}", flush=True)
     deadline = t0 + max_minutes * 60
     audio_s = renders = 0.0
     n = 0
+    torch_r = pool = None
     if plan:
-        ctx = get_context("spawn")
-        with ctx.Pool(workers, initializer=_init_worker, initargs=(str(kokoro.model_path()),)) as pool:
+        with ExitStack() as stack:
+            if device:
+                from kws.corpus.kokoro_render import TorchRenderer, render_ahead, replay
+
+                torch_r = TorchRenderer(device, batch, threads=workers, model_path=kokoro.model_path())
+                entries = render_ahead(plan, torch_r, file_pieces,
+                                       lambda f, res: render_file((f, str(out)), replay(res)))
+            else:
+                pool = stack.enter_context(get_context("spawn").Pool(
+                    workers, initializer=_init_worker, initargs=(str(kokoro.model_path()),)))
+                entries = pool.imap_unordered(render_file, [(f, str(out)) for f in plan])
             t1 = time.time()
             with open(out / "index.jsonl", "a") as jl:
-                for e in pool.imap_unordered(render_file, [(f, str(out)) for f in plan]):
+                for e in entries:
+                    e["renderer"] = name
                     jl.write(json.dumps(e, separators=(",", ":")) + "\n")
                     jl.flush()
                     n += 1
@@ -495,12 +489,14 @@ def render(texts_path: Path, split: str, hours: float, seed: int, out: Path, wor
                         print(f"{split}: {n}/{len(plan)} files, {audio_s / 3600:.3f} h in {el:.0f} s: "
                               f"{audio_s / el:.1f} audio-s/s, {renders / el:.2f} renderings/s", flush=True)
                     if time.time() > deadline:
-                        pool.terminate()
+                        if pool is not None:
+                            pool.terminate()
                         break
     index = write_index(out, meta)
     el = time.time() - t0
     stats = {"split": split, "files": index["files_n"], "hours": index["hours"], "new_files": n,
              "new_hours": round(audio_s / 3600, 4), "seconds": round(el, 1), "workers": workers,
+             "renderer": name, **({"torch": torch_r.stats()} if torch_r else {}),
              "audio_s_per_s": round(audio_s / el, 2) if el else 0.0,
              "renderings_per_s": round(renders / el, 2) if el else 0.0, "complete": n == len(plan)}
     (out / "stats.json").write_text(json.dumps(stats))
@@ -526,6 +522,7 @@ def main(argv=None) -> int:
     r.add_argument("--file-seconds", type=float, default=FILE_S)
     r.add_argument("--skip", type=Path, action="append", default=[],
                    help="index.json (or .json.xz) of files of this split rendered elsewhere: not rendered again")
+    add_torch_args(r)
     i = sub.add_parser("index", help="write index.json from index.jsonl (and other index files' entries)")
     i.add_argument("folder", type=Path)
     i.add_argument("--add", type=Path, action="append", default=[],
@@ -537,7 +534,8 @@ def main(argv=None) -> int:
         print(json.dumps({k: texts[k] for k in ("quotes", "sentences_seen", "counts", "words")}))
     elif args.cmd == "render":
         print(json.dumps(render(args.texts, args.split, args.hours, args.seed, args.out, args.workers,
-                                args.max_minutes, args.files, file_s=args.file_seconds, skip=args.skip)))
+                                args.max_minutes, args.files, file_s=args.file_seconds, skip=args.skip,
+                                device=args.device, batch=args.batch)))
     else:
         old = json.loads((args.folder / "index.json").read_text()) if (args.folder / "index.json").exists() else {}
         jl = args.folder / "index.jsonl"
