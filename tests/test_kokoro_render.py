@@ -26,18 +26,30 @@ def test_batched_pieces_as_onnxruntime():
     from kws.enroll import kokoro
 
     kr._init_worker(str(kokoro.model_path()))
-    items = [("kˈæt", kokoro.Rendering("af_heart", 1.1)),
-             ("ðə kˈæt sˈæt dˈWn", kokoro.Rendering("am_adam", 0.9, "bf_emma", 0.4)),
-             ("x" * 600, kokoro.Rendering("af_heart"))]             # too long for the voices
+    items = [("ðə kˈæt sˈæt dˈWn", kokoro.Rendering("am_adam", 0.9, "bf_emma", 0.4)),
+             ("kˈæt", kokoro.Rendering("af_heart", 1.1)),
+             ("x" * 600, kokoro.Rendering("af_heart")),            # too long for the voices
+             ("dˈɔɡ", kokoro.Rendering("bf_emma", 1.0))]
     r = kr.TorchRenderer("cpu", batch=2, threads=1)
     got = r.render(items)
     assert isinstance(got[2], Exception)
-    assert r.stats()["forwards"] == 1                               # both in one batch
-    for (ph, rend), (a, d) in zip(items[:2], got[:2]):
+    assert r.stats()["forwards"] == 2                               # the two words, then the sentence
+    for (ph, rend), (a, d) in zip(items[:2] + items[3:], got[:2] + got[3:]):
         a0, d0 = kr.render_with_durations(ph, rend)
         assert a.dtype == np.float32 and d.shape == d0.shape
         assert np.abs(d - d0).max() <= FRAME and a.size == int(d.sum())
         assert abs(a.size - a0.size) <= 3 * FRAME
+
+
+def test_batches_of_similar_length():
+    from kws.corpus import kokoro_render as kr
+
+    r = kr.TorchRenderer.__new__(kr.TorchRenderer)
+    r.batch = 3
+    rows = [(k, np.zeros(n), None, sp) for k, (n, sp) in enumerate([(10, 1.0), (40, 1.0), (12, 1.0), (13, 1.0),
+                                                                    (9, 1.0), (42, 1.0), (90, 1.2)])]
+    got = [[x[0] for x in b] for b in r.batches(rows)]
+    assert got == [[4, 0], [2, 3], [1, 5], [6]]     # by tokens / speed, 3 at most, 1.3 x at most
 
 
 def _spans(z):

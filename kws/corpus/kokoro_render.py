@@ -5,8 +5,9 @@
   process (:func:`_init_worker`, then :func:`render_with_durations`); the model's per-token
   durations are read out of the graph (:data:`DURATIONS`).
 - **torch** (``--device cpu|cuda``): the PyTorch port of the same file (kws.corpus.kokoro_torch)
-  in one process, :class:`TorchRenderer`: a window of renderings is sorted by token length and
-  rendered ``batch`` rows at a time, so rows of a batch pad little.
+  in one process, :class:`TorchRenderer`: a window of renderings is sorted by token length (over
+  the speed) and rendered ``batch`` rows at a time, a batch closed early rather than pad a row
+  beyond :data:`MAX_STRETCH`, so rows of a batch pad little.
 
 Both give the 24 kHz audio and frame durations to :func:`to_16k`; the corpus and the talk do the
 rest (trimming; word times from the durations: :func:`word_spans`, :func:`word_times`; Ogg/Opus)
@@ -26,6 +27,8 @@ ONNXRUNTIME = "onnxruntime"
 SR = 16000
 TRIM_DB = 40.0                  # the talk's pieces: trimmed of what is this far under their loudest 10 ms
 TRIM_MARGIN_S = 0.02
+
+MAX_STRETCH = 1.3               # a torch batch's longest row at most this times its shortest (tokens / speed)
 
 Rendered = Tuple[np.ndarray, np.ndarray]
 
@@ -183,11 +186,21 @@ class TorchRenderer:
                 ready.append((k, ids, r.style(v, ids.size - 2), float(r.speed)))
             except Exception as exc:
                 out[k] = exc
-        ready.sort(key=lambda x: x[1].size)              # similar lengths share a batch
-        for i in range(0, len(ready), self.batch):
-            rows = ready[i:i + self.batch]
+        for rows in self.batches(ready):
             for k, res in zip([x[0] for x in rows], self._forward(rows)):
                 out[k] = res if isinstance(res, Exception) else to_16k(*res)
+        return out
+
+    def batches(self, ready: list) -> list:
+        """(k, ids, style, speed) rows in batches of at most ``batch`` of similar length: sorted
+        by tokens / speed (about the frames they get), a batch closed early where a row would be
+        more than :data:`MAX_STRETCH` times its first row's (the shorter rows would be padded)."""
+        key = lambda x: x[1].size / x[3]                 # noqa: E731
+        out: list = []
+        for x in sorted(ready, key=key):
+            if not out or len(out[-1]) >= self.batch or key(x) > MAX_STRETCH * key(out[-1][0]):
+                out.append([])
+            out[-1].append(x)
         return out
 
     def _forward(self, rows) -> list:
