@@ -1,6 +1,7 @@
 """Thresholds that learn the room (kws.spot.room), measured on held-out speech streamed as deployed.
 
     python benchmarks/room_thresholds.py --data ../shared/data [--music eval-music.ogg] [--out room-report]
+    python benchmarks/room_thresholds.py --data ../shared/data --music eval-music.ogg --offline --seeds 0,1,2,3
 
 The place: real read speech of speakers never trained on (LibriSpeech test-other and the held-out
 half of the speechocean762 speakers, shuffled, back to back), with the held-out wake-word clips
@@ -21,13 +22,24 @@ detector: minutes instead of an hour for all conditions, and settings can be com
 Beside the bank's and the learnt thresholds, a third column ("fit first") is the ceiling of
 learning from the stream's first ``--settle`` minutes: thresholds fitted to all of each keyword's
 peaks there (the planted wake-word clips left out, which only the benchmark can do), bounded as the
-learning is, used from then on.
+learning is, used from then on. With ``--offline`` a fourth ("room, own unseen") learns as the
+room does but is never shown a wake word's peaks at its own planted clips: how much the
+learning is moved by the keyword's own missed utterances, which it cannot tell from background.
 
 Printed: false alarms an hour pooled over the 43 keywords and per keyword, after ``--settle``
 minutes (45) and before; the share of keywords above 3 an hour; wake words found; each keyword's
 threshold at 10, 30 and 60 minutes against the threshold that gives 1 false alarm an hour on
 the whole stream (read off its score peaks afterwards: the best a threshold could do there), and
-the recall that threshold would give. The keyword list and the enrolled keywords are kept in
+the recall that threshold would give.
+
+One stream holds 20 to 28 clips of each wake word after 45 minutes, so one clip is about 4 points of
+recall. ``--seeds`` draws several streams (the speech in another order, other clips planted; the
+same keywords) and pools them: each wake word's clips after settling found with the bank's, the
+learnt and the fitted thresholds, against the best threshold of 1 false alarm an hour after
+settling in each stream (the same clips, so the difference in points is paired clip by clip and
+printed with its 95 % interval), and false alarms an hour pooled over all streams' hours.
+
+The keyword list and the enrolled keywords are kept in
 ``--cache`` (a keyword store) so a second run renders nothing; the thresholds are set again on
 the model's bank at every run.
 """
@@ -151,20 +163,38 @@ def stream_scores(model: Model, ks: KeywordSet, stream: np.ndarray) -> np.ndarra
     return bank.keyword_scores(template_scores(bank, model.vectors(stream)))
 
 
-def oracle(model: Model, ks: KeywordSet, scores: np.ndarray, planted, hours: float) -> Dict[str, Dict]:
+def oracle(model: Model, ks: KeywordSet, scores: np.ndarray, planted, hours: float,
+           settle_s: float = 0.0) -> Dict[str, Dict]:
     """Per keyword: the threshold of 1 false alarm an hour on this stream and its recall (score
-    peaks of the whole stream, no VAD), read off afterwards."""
+    peaks of the whole stream, no VAD), read off afterwards. With ``settle_s``, also the same for
+    the stream after ``settle_s`` alone (``after``: its background hours, its planted clips, each
+    clip found or not), which is what the thresholds learnt by then are held against."""
     hop = model.frontend.hop / 16000
+    cut = int(settle_s / hop)
+    planted_after_s = sum(b - a for _, a, b in planted if a >= settle_s)
+    hours_after = max(1e-9, (scores.shape[0] - cut) * hop / 3600 - planted_after_s / 3600)
     out = {}
     for k, kw in enumerate(ks):
         s = scores[:, k]
-        bg = peaks(np.where(_outside_planted(s.size, planted, hop, kw.name), s, -1.0))
-        m = max(1, int(round(hours)))
-        t = float(bg[m - 1]) if bg.size >= m else float(bg[-1]) if bg.size else 0.0
-        t = t + 1e-4
+        masked = np.where(_outside_planted(s.size, planted, hop, kw.name), s, -1.0)
         pos = [float(s[int((a - 0.2) / hop):int((b + 1.2) / hop) + 1].max()) for w, a, b in planted if w == kw.name]
+        t = _threshold_at(peaks(masked), hours)
         out[kw.name] = {"threshold": t, "recall": float(np.mean(np.array(pos) >= t)) if pos else None}
+        if settle_s > 0:
+            ta = _threshold_at(peaks(masked[cut:]), hours_after)
+            found = [bool(p >= ta) for p, (w, a, _) in zip(pos, [x for x in planted if x[0] == kw.name])
+                     if a >= settle_s]
+            out[kw.name]["after"] = {"threshold": ta, "found": found, "hours": hours_after}
     return out
+
+
+def _threshold_at(bg: np.ndarray, hours: float, rate: float = 1.0) -> float:
+    """Just above the background peak that leaves ``rate`` false alarms an hour (rounded to a
+    count, at least one) above it."""
+    bg = bg[bg > -1]
+    m = max(1, int(round(rate * hours)))
+    t = float(bg[m - 1]) if bg.size >= m else float(bg[-1]) if bg.size else 0.0
+    return t + 1e-4
 
 
 def _outside_planted(n: int, planted, hop: float, word=None) -> np.ndarray:
@@ -189,10 +219,12 @@ class _Ev:
         self.keyword, self.start, self.end = keyword, start, end
 
 
-def replay(model: Model, ks: KeywordSet, S: np.ndarray, cfg: AdaptConfig):
+def replay(model: Model, ks: KeywordSet, S: np.ndarray, cfg: AdaptConfig, planted=None):
     """Events and thresholds each minute from each keyword's score series (``S``, from
     :func:`stream_scores`) replayed through kws.spot.room.Room (``cfg.enabled`` False: the bank's
-    thresholds)."""
+    thresholds). With ``planted``, a keyword's peaks at its own planted clips are never shown to
+    the room (only a benchmark knows where they are): what the learning would do if a wake word's
+    missed utterances did not count as background."""
     from kws.spot.room import Room, new_entry
 
     hop = model.frontend.hop / 16000
@@ -201,6 +233,7 @@ def replay(model: Model, ks: KeywordSet, S: np.ndarray, cfg: AdaptConfig):
     for k, kw in enumerate(ks):
         room = Room([new_entry(model, kw, config=cfg)], cfg)
         idx, s = _peak_indices(S[:, k]), S[:, k]
+        seen = _outside_planted(s.size, planted, hop, kw.name) if planted is not None else np.ones(s.size, bool)
         thr = float(room.current()[0])
         j = 0
         hist = []
@@ -210,7 +243,7 @@ def replay(model: Model, ks: KeywordSet, S: np.ndarray, cfg: AdaptConfig):
                 i = idx[j]
                 if s[i] >= thr:
                     events.append(_Ev(kw.name, i * hop - 0.5, i * hop))
-                elif cfg.enabled:
+                elif cfg.enabled and seen[i]:
                     room.observe(0, float(s[i]))
                 j += 1
             if cfg.enabled:
@@ -263,10 +296,10 @@ def summarise(name: str, ks: KeywordSet, events, thr_t, planted, stream_s: float
     for kw in ks:
         before = sum(1 for e in fa if e.keyword == kw.name and e.start < cut)
         after = sum(1 for e in fa if e.keyword == kw.name and e.start >= cut)
-        per[kw.name] = {"fa_before": before / h_before, "fa_after": after / h_after}
+        per[kw.name] = {"fa_before": before / h_before, "fa_after": after / h_after, "count_after": after}
     recall = {w: float(np.mean([f for f, (ww, _, _) in zip(found, planted) if ww == w])) for w in WAKE}
-    recall_after = {w: float(np.mean([f for f, (ww, a, _) in zip(found, planted) if ww == w and a >= cut]))
-                    for w in WAKE}
+    found_after = {w: [bool(f) for f, (ww, a, _) in zip(found, planted) if ww == w and a >= cut] for w in WAKE}
+    recall_after = {w: float(np.mean(f)) if f else float("nan") for w, f in found_after.items()}
     at = {}
     for minute in (10, 30, 60):
         snap = [d for t, d in thr_t if t <= minute * 60]
@@ -276,10 +309,118 @@ def summarise(name: str, ks: KeywordSet, events, thr_t, planted, stream_s: float
     return {"name": name, "hours": h_all, "per_keyword": per,
             "pooled_fa_after": float(after.mean()), "pooled_fa_before": float(np.mean([per[n]["fa_before"] for n in ks.names])),
             "share_above_3_after": float(np.mean(after > 3)), "max_fa_after": float(after.max()),
-            "recall": recall, "recall_after": recall_after,
+            "recall": recall, "recall_after": recall_after, "found_after": found_after, "hours_after": h_after,
             "threshold_error": {m: {"mean_abs": float(np.mean(np.abs(list(d.values())))),
                                     "mean": float(np.mean(list(d.values())))} for m, d in at.items()},
             "final_thresholds": thr_t[-1][1] if thr_t else {}}
+
+
+def run_seed(args, model: Model, ks: KeywordSet, names: Sequence[str], seed: int) -> Dict:
+    """One stream (speech order and planted clips drawn with ``seed``) in every condition."""
+    bg, clips, labels = place(args.data, seed, args.clip_every)
+    stream, planted = planted_stream(bg, clips, labels, seed)
+    total_s = stream.size / 16000
+    print(f"\nseed {seed}: stream {total_s / 3600:.2f} h, {len(planted)} wake words planted", flush=True)
+    conds = {}
+    if "clean" in names:
+        conds["clean"] = stream
+    bab = babble(args.data, 6, 300.0, seed=1) if ({"babble", "change"} & set(names)) else None
+    if "babble" in names:
+        conds["babble 10 dB"] = over(stream, bab, 10)
+    if "music" in names and args.music:
+        conds["music 10 dB"] = over(stream, load_audio(args.music), 10)
+    if "change" in names:
+        conds["clean, then babble 10 dB"] = over(stream, bab, 10, start_s=total_s / 2)
+    out = {"stream_hours": total_s / 3600, "planted": len(planted), "conditions": {}}
+    for cname, s in conds.items():
+        t0 = time.time()
+        S = stream_scores(model, ks, s)
+        best = oracle(model, ks, S, planted, (total_s - sum(b - a for _, a, b in planted)) / 3600,
+                      settle_s=args.settle * 60)
+        rows = {}
+        for label, ad in (("bank", AdaptConfig(enabled=False)),
+                          ("room", AdaptConfig(bound=args.bound, window=args.window))):
+            if args.offline:
+                ev, thr_t = replay(model, ks, S, ad)
+            else:
+                ev, thr_t = run_stream(Detector(ks, model, DetectorConfig(adapt=ad)), s, planted)
+            rows[label] = summarise(label, ks, ev, thr_t, planted, total_s, args.settle, best)
+        ev, thr_t = fitted_first(model, ks, S, planted, args.settle * 60, args.bound)
+        rows["first"] = summarise("first", ks, ev, thr_t, planted, total_s, args.settle, best)
+        if args.offline:
+            ev, thr_t = replay(model, ks, S, AdaptConfig(bound=args.bound, window=args.window), planted)
+            rows["room_blind"] = summarise("room_blind", ks, ev, thr_t, planted, total_s, args.settle, best)
+        rows["best"] = {n: best[n] for n in ks.names}
+        out["conditions"][cname] = rows
+        b, r, f = rows["bank"], rows["room"], rows["first"]
+        print(f"\n== seed {seed}, {cname} ({time.time() - t0:.0f} s)")
+        print(f"{'':28s} {'bank':>10s} {'room':>10s} {'fit first':>10s}")
+        print(f"{'pooled FA/h after settle':28s} {b['pooled_fa_after']:10.2f} {r['pooled_fa_after']:10.2f} {f['pooled_fa_after']:10.2f}")
+        print(f"{'keywords > 3 FA/h after':28s} {b['share_above_3_after']:10.1%} {r['share_above_3_after']:10.1%} {f['share_above_3_after']:10.1%}")
+        print(f"{'worst keyword FA/h after':28s} {b['max_fa_after']:10.2f} {r['max_fa_after']:10.2f} {f['max_fa_after']:10.2f}")
+        for w in WAKE:
+            fa = best[w]["after"]["found"]
+            print(f"{'found ' + w + ' (after settle)':28s} {b['recall_after'][w]:10.1%} {r['recall_after'][w]:10.1%}"
+                  f" {f['recall_after'][w]:10.1%}   best at 1 FA/h {best[w]['recall']:.1%}"
+                  f" (after settle: {np.mean(fa) if fa else float('nan'):.1%} of {len(fa)})")
+        for m, e in r["threshold_error"].items():
+            print(f"{'|thr - best| at ' + str(m) + ' min':28s} {b['threshold_error'].get(m, {}).get('mean_abs', float('nan')):10.3f} {e['mean_abs']:10.3f}")
+    return out
+
+
+def pooled(runs: Dict[str, Dict], names: Sequence[str]) -> Dict:
+    """The seeds together, condition by condition: false alarms an hour after settling pooled
+    over the keywords (each keyword's counts over all seeds' hours), the share of keywords above 3
+    an hour (each seed's place on its own, averaged), and each wake word's clips after settling
+    found with each way of setting thresholds, against the best threshold of 1 false alarm an hour
+    after settling in each seed's stream (the same clips: the difference is paired clip by clip)."""
+    out = {}
+    conds = sorted({c for r in runs.values() for c in r["conditions"]}, key=list(CONDITION_ORDER).index)
+    for c in conds:
+        rs = [r["conditions"][c] for r in runs.values() if c in r["conditions"]]
+        row = {}
+        for label in [x for x in LABELS if all(x in r for r in rs)]:
+            hours = sum(r[label]["hours_after"] for r in rs)
+            rate = {n: sum(r[label]["per_keyword"][n]["count_after"] for r in rs) / hours for n in names}
+            found = {w: sum((r[label]["found_after"][w] for r in rs), []) for w in WAKE}
+            best = {w: sum((r["best"][w]["after"]["found"] for r in rs), []) for w in WAKE}
+            rec = {}
+            for w in WAKE:
+                d = np.array(found[w], float) - np.array(best[w], float)
+                half = 1.96 * float(d.std(ddof=1)) / np.sqrt(d.size) if d.size > 1 else float("nan")
+                rec[w] = {"found": int(sum(found[w])), "clips": len(found[w]), "best_found": int(sum(best[w])),
+                          "points_below_best": float(-d.mean() * 100) if d.size else float("nan"),
+                          "ci95_points": half * 100}
+            row[label] = {"hours_after": hours, "pooled_fa_after": float(np.mean(list(rate.values()))),
+                          "max_fa_after": float(max(rate.values())),
+                          "share_above_3_after": float(np.mean([r[label]["share_above_3_after"] for r in rs])),
+                          "wake_words": rec}
+        out[c] = row
+    return out
+
+
+CONDITION_ORDER = ("clean", "babble 10 dB", "music 10 dB", "clean, then babble 10 dB")
+LABELS = ("bank", "room", "first", "room_blind")
+
+
+def print_pooled(p: Dict, seeds: Sequence[int]) -> None:
+    print(f"\n== all {len(seeds)} streams (seeds {','.join(map(str, seeds))}) together, after settling")
+    for c, row in p.items():
+        print(f"\n{c} ({row['bank']['hours_after']:.2f} h)")
+        ks_ = [k for k in LABELS if k in row]
+        heads = {"bank": "bank", "room": "room", "first": "fit first", "room_blind": "room, own unseen"}
+        print(f"{'':34s}" + "".join(f" {heads[k]:>16s}" for k in ks_))
+        print(f"{'pooled FA/h':34s}" + "".join(f" {row[k]['pooled_fa_after']:16.2f}" for k in ks_))
+        print(f"{'keywords > 3 FA/h (mean share)':34s}" + "".join(f" {row[k]['share_above_3_after']:16.1%}" for k in ks_))
+        print(f"{'worst keyword FA/h':34s}" + "".join(f" {row[k]['max_fa_after']:16.2f}" for k in ks_))
+        for w in WAKE:
+            cells = []
+            for k in ks_:
+                e = row[k]["wake_words"][w]
+                cells.append(f"{e['found']}/{e['clips']} {e['points_below_best']:+.1f}+-{e['ci95_points']:.1f}")
+            e = row["bank"]["wake_words"][w]
+            print(f"{w + ' found, points below best':34s}" + "".join(f" {x:>16s}" for x in cells)
+                  + f"   best {e['best_found']}/{e['clips']}")
 
 
 def main(argv=None) -> int:
@@ -295,59 +436,23 @@ def main(argv=None) -> int:
     ap.add_argument("--bound", type=float, default=AdaptConfig.bound)
     ap.add_argument("--window", type=float, default=AdaptConfig.window)
     ap.add_argument("--offline", action="store_true", help="replay score series through kws.spot.room (fast)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", default="0", help="streams to draw (comma-separated seeds); several are pooled")
     args = ap.parse_args(argv)
     model = Model.load(args.model) if args.model else Model.load()
     texts = list(WAKE) + word_list()
     print(f"model {model.model_id}; {len(texts)} keywords", flush=True)
     ks = enrolled(model, texts, args.cache)
-    bg, clips, labels = place(args.data, args.seed, args.clip_every)
-    stream, planted = planted_stream(bg, clips, labels, args.seed)
-    total_s = stream.size / 16000
-    print(f"stream {total_s / 3600:.2f} h, {len(planted)} wake words planted", flush=True)
-    conds = {}
+    seeds = [int(x) for x in str(args.seeds).split(",") if x.strip()]
     names = args.conditions.split(",")
-    if "clean" in names:
-        conds["clean"] = stream
-    bab = babble(args.data, 6, 300.0, seed=1) if ({"babble", "change"} & set(names)) else None
-    if "babble" in names:
-        conds["babble 10 dB"] = over(stream, bab, 10)
-    if "music" in names and args.music:
-        conds["music 10 dB"] = over(stream, load_audio(args.music), 10)
-    if "change" in names:
-        conds["clean, then babble 10 dB"] = over(stream, bab, 10, start_s=total_s / 2)
     report = {"model": model.model_id, "mode": "offline replay" if args.offline else "detector, streamed",
-              "keywords": texts, "stream_hours": total_s / 3600,
-              "planted": len(planted), "settle_minutes": args.settle, "conditions": {}}
+              "keywords": texts, "seeds": seeds, "settle_minutes": args.settle, "runs": {}}
     args.out.mkdir(parents=True, exist_ok=True)
-    for cname, s in conds.items():
-        t0 = time.time()
-        S = stream_scores(model, ks, s)
-        best = oracle(model, ks, S, planted, (total_s - sum(b - a for _, a, b in planted)) / 3600)
-        rows = {}
-        for label, ad in (("bank", AdaptConfig(enabled=False)),
-                          ("room", AdaptConfig(bound=args.bound, window=args.window))):
-            if args.offline:
-                ev, thr_t = replay(model, ks, S, ad)
-            else:
-                ev, thr_t = run_stream(Detector(ks, model, DetectorConfig(adapt=ad)), s, planted)
-            rows[label] = summarise(label, ks, ev, thr_t, planted, total_s, args.settle, best)
-        ev, thr_t = fitted_first(model, ks, S, planted, args.settle * 60, args.bound)
-        rows["first"] = summarise("first", ks, ev, thr_t, planted, total_s, args.settle, best)
-        rows["best"] = {n: best[n] for n in ks.names}
-        report["conditions"][cname] = rows
-        b, r, f = rows["bank"], rows["room"], rows["first"]
-        print(f"\n== {cname} ({time.time() - t0:.0f} s)")
-        print(f"{'':28s} {'bank':>10s} {'room':>10s} {'fit first':>10s}")
-        print(f"{'pooled FA/h after settle':28s} {b['pooled_fa_after']:10.2f} {r['pooled_fa_after']:10.2f} {f['pooled_fa_after']:10.2f}")
-        print(f"{'keywords > 3 FA/h after':28s} {b['share_above_3_after']:10.1%} {r['share_above_3_after']:10.1%} {f['share_above_3_after']:10.1%}")
-        print(f"{'worst keyword FA/h after':28s} {b['max_fa_after']:10.2f} {r['max_fa_after']:10.2f} {f['max_fa_after']:10.2f}")
-        for w in WAKE:
-            print(f"{'found ' + w + ' (after settle)':28s} {b['recall_after'][w]:10.1%} {r['recall_after'][w]:10.1%}"
-                  f" {f['recall_after'][w]:10.1%}   best at 1 FA/h {best[w]['recall']:.1%}")
-        for m, e in r["threshold_error"].items():
-            print(f"{'|thr - best| at ' + str(m) + ' min':28s} {b['threshold_error'].get(m, {}).get('mean_abs', float('nan')):10.3f} {e['mean_abs']:10.3f}")
+    for seed in seeds:
+        report["runs"][str(seed)] = run_seed(args, model, ks, names, seed)
+        report["pooled"] = pooled(report["runs"], ks.names)
         (args.out / "report.json").write_text(json.dumps(report, indent=1))
+    if len(seeds) > 1:
+        print_pooled(report["pooled"], seeds)
     print(f"\nreport: {args.out / 'report.json'}")
     return 0
 
