@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from kws.corpus import kokoro_render as kr
 from kws.corpus import kokoro_talk as kt
 
 FORTUNE = """A day for firm decisions!!!!!  Or is it?
@@ -83,7 +84,7 @@ def test_long_sentences_are_split_at_a_comma():
     assert marks[0] == "," and pieces[0].endswith(",") and marks[-1] == "."
     assert sum(len(w) for w in piece_words) == len(words) == 23
     # the word tokens of a piece (punctuation left out)
-    assert kt.piece_word_tokens("ab, cde f.") == [(1, 2), (5, 7), (9, 9)]
+    assert kr.piece_word_tokens("ab, cde f.") == [(1, 2), (5, 7), (9, 9)]
 
 
 def test_plan_is_deterministic_and_prefix_stable():
@@ -102,7 +103,7 @@ def test_word_times_stretch_onto_the_sound():
     ph = "ab cd"                           # tokens: start, a, b, space, c, d, end
     dur = np.array([10, 2, 2, 1, 2, 2, 10], float)
     # predicted: ab [10, 14), cd [15, 19); the sound is [4, 18) of the piece
-    m = int(kt.TRIM_MARGIN_S * kt.SR)
+    m = int(kr.TRIM_MARGIN_S * kt.SR)
     a, b = 4 - m, 18 + m
     t = kt.word_times(ph, dur, a, b)                   # in the audio cut to [a, b)
     assert t[0][0] == 4 - a and t[-1][1] == 18 - a     # the first word starts, the last ends with the sound

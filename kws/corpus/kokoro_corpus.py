@@ -59,8 +59,7 @@ from typing import Iterable, List, Optional, Tuple
 
 import numpy as np
 
-from kws.corpus.kokoro_render import (DURATIONS, FRAME_16K, FRAME_24K, _init_worker,  # noqa: F401
-                                      add_torch_args, render_with_durations, renderer_name,
+from kws.corpus.kokoro_render import (_init_worker, add_torch_args, render_with_durations, renderer_name,
                                       word_spans)
 SPEED = (0.8, 1.2)
 BLEND = 0.5                     # share of renderings by a blend of two voices

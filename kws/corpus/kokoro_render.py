@@ -3,7 +3,7 @@
 
 - **onnxruntime** (the default): the int8 ONNX file, one session of one thread in each worker
   process (:func:`_init_worker`, then :func:`render_with_durations`); the model's per-token
-  durations are read out of the graph (:data:`DURATIONS`).
+  durations are read out of the graph (kws.enroll.kokoro.session_bytes).
 - **torch** (``--device cpu|cuda``): the PyTorch port of the same file (kws.corpus.kokoro_torch)
   in one process, :class:`TorchRenderer`: a window of renderings is sorted by token length (over
   the speed) and rendered ``batch`` rows at a time, a batch closed early rather than pad a row
@@ -20,9 +20,8 @@ from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-FRAME_24K = 600                 # output samples of Kokoro per duration frame (24 kHz)
-FRAME_16K = FRAME_24K * 16000 // 24000
-DURATIONS = "/encoder/Clip_output_0"    # the model's per-token durations (frames), after rounding
+from kws.enroll.kokoro import FRAME_16K
+
 ONNXRUNTIME = "onnxruntime"
 SR = 16000
 TRIM_DB = 40.0                  # the talk's pieces: trimmed of what is this far under their loudest 10 ms
@@ -120,17 +119,19 @@ _SESSION = None
 
 
 def _init_worker(model_path: str) -> None:
+    """The worker's session: the model file as kws.enroll.kokoro.session_bytes gives it (the
+    durations as a second output, the integer convolutions as matrix products: the same audio
+    to the bit)."""
     global _SESSION
-    import onnx
     import onnxruntime as ort
 
-    m = onnx.load(model_path)
-    m.graph.output.append(onnx.helper.make_tensor_value_info(DURATIONS, onnx.TensorProto.FLOAT, None))
+    from kws.enroll.kokoro import session_bytes
+
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
-    _SESSION = ort.InferenceSession(m.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    _SESSION = ort.InferenceSession(session_bytes(model_path), opts, providers=["CPUExecutionProvider"])
 
 
 def render_with_durations(phonemes: str, rendering) -> Rendered:

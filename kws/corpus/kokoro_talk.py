@@ -59,8 +59,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from kws.corpus.kokoro_corpus import read_opus, write_opus  # noqa: F401  (the talk's file format)
-from kws.corpus.kokoro_render import (TRIM_DB, TRIM_MARGIN_S, add_torch_args,  # noqa: F401
-                                      piece_word_tokens, trim_bounds, word_times)
+from kws.corpus.kokoro_render import add_torch_args, trim_bounds, word_times
 
 SR = 16000
 SPEED = (0.85, 1.15)

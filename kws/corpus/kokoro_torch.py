@@ -58,9 +58,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-SAMPLE_RATE = 24000
-FRAME_24K = 600           # output samples per duration frame
-STYLE_DIM = 256
+from kws.enroll.kokoro import FRAME_24K, SAMPLE_RATE, STYLE_DIM
+
 N_TOKENS = 178
 HIDDEN = 512
 MAX_DUR = 50
