@@ -177,21 +177,20 @@ def oracle(model: Model, ks: KeywordSet, scores: np.ndarray, planted, hours: flo
     for k, kw in enumerate(ks):
         s = scores[:, k]
         masked = np.where(_outside_planted(s.size, planted, hop, kw.name), s, -1.0)
-        pos = [float(s[int((a - 0.2) / hop):int((b + 1.2) / hop) + 1].max()) for w, a, b in planted if w == kw.name]
+        mine = [(a, b) for w, a, b in planted if w == kw.name]
+        pos = [float(s[int((a - 0.2) / hop):int((b + 1.2) / hop) + 1].max()) for a, b in mine]
         t = _threshold_at(peaks(masked), hours)
         out[kw.name] = {"threshold": t, "recall": float(np.mean(np.array(pos) >= t)) if pos else None}
         if settle_s > 0:
             ta = _threshold_at(peaks(masked[cut:]), hours_after)
-            found = [bool(p >= ta) for p, (w, a, _) in zip(pos, [x for x in planted if x[0] == kw.name])
-                     if a >= settle_s]
+            found = [bool(p >= ta) for p, (a, _) in zip(pos, mine) if a >= settle_s]
             out[kw.name]["after"] = {"threshold": ta, "found": found, "hours": hours_after}
     return out
 
 
 def _threshold_at(bg: np.ndarray, hours: float, rate: float = 1.0) -> float:
-    """Just above the background peak that leaves ``rate`` false alarms an hour (rounded to a
-    count, at least one) above it."""
-    bg = bg[bg > -1]
+    """Just above the background peak (``bg``: kws.spot.events.peaks, highest first) that leaves
+    ``rate`` false alarms an hour (rounded to a count, at least one) above it."""
     m = max(1, int(round(rate * hours)))
     t = float(bg[m - 1]) if bg.size >= m else float(bg[-1]) if bg.size else 0.0
     return t + 1e-4
@@ -400,7 +399,7 @@ def pooled(runs: Dict[str, Dict], names: Sequence[str]) -> Dict:
 
 
 CONDITION_ORDER = ("clean", "babble 10 dB", "music 10 dB", "clean, then babble 10 dB")
-LABELS = ("bank", "room", "first", "room_blind")
+LABELS = {"bank": "bank", "room": "room", "first": "fit first", "room_blind": "room, own unseen"}   # rows: headings
 
 
 def print_pooled(p: Dict, seeds: Sequence[int]) -> None:
@@ -408,8 +407,7 @@ def print_pooled(p: Dict, seeds: Sequence[int]) -> None:
     for c, row in p.items():
         print(f"\n{c} ({row['bank']['hours_after']:.2f} h)")
         ks_ = [k for k in LABELS if k in row]
-        heads = {"bank": "bank", "room": "room", "first": "fit first", "room_blind": "room, own unseen"}
-        print(f"{'':34s}" + "".join(f" {heads[k]:>16s}" for k in ks_))
+        print(f"{'':34s}" + "".join(f" {LABELS[k]:>16s}" for k in ks_))
         print(f"{'pooled FA/h':34s}" + "".join(f" {row[k]['pooled_fa_after']:16.2f}" for k in ks_))
         print(f"{'keywords > 3 FA/h (mean share)':34s}" + "".join(f" {row[k]['share_above_3_after']:16.1%}" for k in ks_))
         print(f"{'worst keyword FA/h':34s}" + "".join(f" {row[k]['max_fa_after']:16.2f}" for k in ks_))

@@ -18,6 +18,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from kws.checksum import sha256_file
 from kws.errors import UsageError
 from kws.search.rows import Space, Template
 
@@ -68,8 +69,7 @@ def _file_sha(path) -> str:
     p = str(path)
     if p not in _stamps:
         try:
-            with open(p, "rb") as f:
-                _stamps[p] = hashlib.sha256(f.read()).hexdigest()
+            _stamps[p] = sha256_file(p)
         except OSError:
             _stamps[p] = "?"
     return _stamps[p]
