@@ -20,7 +20,7 @@ NAMES = ["am_adam", "bf_alice"]               # two voices, both spaces: two ren
 
 @pytest.fixture
 def no_templates():
-    """The render cache as the session has it (renderings kept), without template entries."""
+    """The render cache as the test module has it (renderings kept), without template entries."""
     def clear():
         r = render_cache.root()
         if r is not None:
